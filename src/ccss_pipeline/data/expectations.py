@@ -1,0 +1,651 @@
+"""Great Expectations 1.x suites and the data-validation gate of the raw tables and of the split.
+
+A raw source is a dict of pandas DataFrames: ``"log"`` (one row per impression) and optional side tables
+named in ``schema.side_tables``. Each table has a human-readable origin (the file it came from) so that
+every error names the file to fix.
+
+Public API
+----------
+- :func:`build_table_suite` — the GX ``ExpectationSuite`` of one raw table (suites as code).
+- :func:`validate_source` — runs every table's suite and returns a :class:`ValidationReport`.
+- :func:`validate_splits` — checks of the time-ordered train / validation / test split.
+- :func:`raise_if_failed` — raises :class:`DataValidationError` with ONE message listing every failure.
+
+Notes on GX 1.x behaviour relied upon here
+------------------------------------------
+- ``ExpectColumnValuesToBeBetween`` ignores missing values: NaN passes it. NaN is therefore caught by a
+  separate ``ExpectColumnValuesToNotBeNull`` ("values finite (no NaN)"), while ±inf is caught by a between
+  with the finite float bounds ``±numpy.finfo(float).max`` ("values finite (no ±inf)").
+- An expectation on a missing column *errors* (``exception_info`` set, ``success`` False, empty
+  ``result``) instead of failing. Suites here only add column-level expectations for columns present in
+  the frame and an ``ExpectColumnToExist`` for the others; an errored result is still reported as a
+  failure ("column exists" when the column is absent, the GX error message otherwise), never a crash.
+- Timestamps are validated on a derived column ``<timestamp>__epoch_ms`` (float milliseconds since the
+  epoch, NaN where unparseable) added by :func:`prepare_table` before validation: not-null on it means
+  "timestamp parseable" and a between with ``cfg.timestamp_min`` / ``cfg.timestamp_max`` converted to epoch
+  milliseconds means "timestamp in range". Offending examples are read back from the raw column through
+  GX's ``partial_unexpected_index_list``.
+- Split ordering: ``max(train time) <= min(validation time)`` and ``max(validation time) <= min(test
+  time)``. Ties at a boundary are allowed by default (events with the same timestamp are simultaneous, not
+  future information, and a split by event order may put them on either side); ``allow_ties=False``
+  demands strict ``<``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ["GX_ANALYTICS_ENABLED"] = "False"
+
+import great_expectations as gx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from great_expectations.core import ExpectationSuite  # noqa: E402
+
+from ccss_pipeline.config import SchemaConfig, ValidationConfig  # noqa: E402
+
+__all__ = [
+    "DataValidationError",
+    "ExpectationOutcome",
+    "Failure",
+    "ValidationReport",
+    "build_table_suite",
+    "prepare_table",
+    "raise_if_failed",
+    "timestamp_epoch_column",
+    "validate_source",
+    "validate_splits",
+]
+
+LOG_TABLE = "log"
+
+# Readable rule names (used in messages, reports and tests).
+RULE_EXISTS = "column exists"
+RULE_TABLE_PRESENT = "table present"
+RULE_ROWS = "row count >= 1"
+RULE_LABEL_SET = "label in {0, 1}"
+RULE_LABEL_NOT_NULL = "label not null"
+RULE_ID_NOT_NULL = "id not null"
+RULE_NUMERIC_DTYPE = "numeric dtype"
+RULE_FINITE_NAN = "values finite (no NaN)"
+RULE_FINITE_INF = "values finite (no ±inf)"
+RULE_COUNT = "count >= 0"
+RULE_TS_PARSEABLE = "timestamp parseable"
+RULE_TS_RANGE = "timestamp in range"
+RULE_UNIQUE_KEY = "unique key"
+RULE_DUP_IMPRESSIONS = "no duplicated impressions"
+RULE_BOTH_CLASSES = "both classes present"
+RULE_SPLIT_NOT_EMPTY = "split not empty"
+RULE_TIME_ORDER = "time order (no leakage)"
+
+_FMAX = float(np.finfo(np.float64).max)
+
+# dtype names (non-object columns) and per-value type names (object columns) that count as numeric.
+_NUMERIC_TYPES = [
+    *(f"int{b}" for b in (8, 16, 32, 64)),
+    *(f"uint{b}" for b in (8, 16, 32, 64)),
+    *(f"Int{b}" for b in (8, 16, 32, 64)),
+    *(f"UInt{b}" for b in (8, 16, 32, 64)),
+    "float16", "float32", "float64", "Float32", "Float64",
+    "bool", "boolean", "int", "float",
+    *(f"{t}[pyarrow]" for t in ("int8", "int16", "int32", "int64", "float", "double", "bool")),
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Report structures
+# --------------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain-Python, strict-JSON version of a value (numpy scalars, NaN/inf, timestamps, dicts)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if value is pd.NaT:
+        return "NaT"
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return str(pd.Timestamp(value))
+    return str(value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + ")"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed expectation: which file, table, column, rule, how many rows and a few examples."""
+
+    dataset: str
+    table: str
+    column: str | None
+    rule: str
+    unexpected_count: int | None = None
+    examples: list[Any] = field(default_factory=list)
+    detail: str = ""
+
+    def line(self) -> str:
+        col = f"column '{self.column}'" if self.column else "table"
+        parts = [f"{self.dataset} [table '{self.table}'], {col}: {self.rule} failed"]
+        if self.unexpected_count is not None:
+            parts.append(f" for {self.unexpected_count} row(s)")
+        if self.examples:
+            parts.append("; e.g. " + ", ".join(_fmt(v) for v in self.examples))
+        if self.detail:
+            parts.append(f" ({self.detail})")
+        return "".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One evaluated expectation (passed or failed), for the report's statistics."""
+
+    dataset: str
+    table: str
+    column: str | None
+    rule: str
+    expectation_type: str
+    success: bool
+    unexpected_count: int | None = None
+    observed_value: Any = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass
+class TableStats:
+    dataset: str
+    table: str
+    rows: int
+    columns: int
+
+
+@dataclass
+class ValidationReport:
+    """Result of a validation gate; ``success`` is True iff there is no failure."""
+
+    success: bool
+    failures: list[Failure] = field(default_factory=list)
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    tables: dict[str, TableStats] = field(default_factory=dict)
+    title: str = "Data validation"
+
+    def to_dict(self) -> dict[str, Any]:
+        tables: dict[str, Any] = {}
+        for name, st in self.tables.items():
+            outs = [o for o in self.outcomes if o.table == name]
+            tables[name] = {
+                "dataset": st.dataset,
+                "rows": st.rows,
+                "columns": st.columns,
+                "evaluated": len(outs),
+                "failed": sum(not o.success for o in outs),
+                "expectations": [o.to_dict() for o in outs],
+            }
+        out = {
+            "title": self.title,
+            "success": self.success,
+            "n_failures": len(self.failures),
+            "failures": [f.to_dict() for f in self.failures],
+            "tables": tables,
+        }
+        json.dumps(out, allow_nan=False)  # guarantee: strict JSON
+        return out
+
+    def error_message(self) -> str:
+        if self.success:
+            return f"{self.title}: PASSED"
+        datasets = sorted({f.dataset for f in self.failures})
+        head = (
+            f"{self.title} FAILED: {len(self.failures)} expectation(s) failed in "
+            f"{len(datasets)} dataset(s) ({', '.join(datasets)}):"
+        )
+        return "\n".join([head, *(f"  - {f.line()}" for f in self.failures)])
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title} report", "", f"**Result: {'PASSED' if self.success else 'FAILED'}** "
+                 f"({len(self.outcomes)} expectations evaluated, {len(self.failures)} failed)", ""]
+        for name, st in self.tables.items():
+            lines += [f"## {name} — `{st.dataset}`", "", f"{st.rows} rows, {st.columns} columns", "",
+                      "| column | rule | expectation | result | unexpected |", "|---|---|---|---|---|"]
+            for o in (o for o in self.outcomes if o.table == name):
+                res = "PASS" if o.success else ("ERROR" if o.error else "FAIL")
+                unexp = "" if o.unexpected_count is None else str(o.unexpected_count)
+                lines.append(f"| {o.column or '(table)'} | {_md(o.rule)} | `{o.expectation_type}` | {res} "
+                             f"| {unexp} |")
+            lines.append("")
+        if self.failures:
+            lines += ["## Failures", ""] + [f"- {_md(f.line())}" for f in self.failures] + [""]
+        return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+class DataValidationError(ValueError):
+    """Raised when a validation gate fails; the message lists every failed expectation."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(report.error_message())
+
+
+def raise_if_failed(report: ValidationReport) -> ValidationReport:
+    """Raise :class:`DataValidationError` if the report failed; return it unchanged otherwise."""
+    if not report.success:
+        raise DataValidationError(report)
+    return report
+
+
+# --------------------------------------------------------------------------------------------------
+# GX context (one ephemeral context per process, created lazily; datasources are per call and removed)
+# --------------------------------------------------------------------------------------------------
+
+_CONTEXT: Any = None
+_LOCK = threading.RLock()
+
+
+def _context() -> Any:
+    global _CONTEXT
+    with _LOCK:
+        if _CONTEXT is None:
+            ctx = gx.get_context(mode="ephemeral")
+            try:
+                from great_expectations.data_context.types.base import ProgressBarsConfig
+
+                ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+            except Exception:  # pragma: no cover - cosmetic only
+                pass
+            _CONTEXT = ctx
+        return _CONTEXT
+
+
+def _run_suites(jobs: list[tuple[str, pd.DataFrame, ExpectationSuite]], max_examples: int) -> dict[str, Any]:
+    """Validate each (table, frame, suite) with GX; returns table -> ExpectationSuiteValidationResult."""
+    results: dict[str, Any] = {}
+    with _LOCK:
+        ctx = _context()
+        ds_name = f"ccss_{uuid.uuid4().hex}"
+        ds = ctx.data_sources.add_pandas(ds_name)
+        try:
+            for table, frame, suite in jobs:
+                asset = ds.add_dataframe_asset(name=table)
+                bd = asset.add_batch_definition_whole_dataframe(f"{table}_whole")
+                batch = bd.get_batch(batch_parameters={"dataframe": frame})
+                results[table] = batch.validate(
+                    suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": max_examples}
+                )
+        finally:
+            ctx.data_sources.delete(ds_name)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Suites
+# --------------------------------------------------------------------------------------------------
+
+
+def timestamp_epoch_column(timestamp: str) -> str:
+    """Name of the derived epoch-milliseconds column validated in place of the raw timestamp."""
+    return f"{timestamp}__epoch_ms"
+
+
+def _epoch_ms_bound(value: str) -> float:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return float((ts - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))
+
+
+def _to_epoch_ms(series: pd.Series, unit: str) -> pd.Series:
+    """Raw timestamps -> float epoch milliseconds, NaN where missing or unparseable."""
+    if unit in ("ms", "s"):
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+            return pd.Series(np.nan, index=series.index, dtype="float64")
+        num = pd.to_numeric(series, errors="coerce").astype("float64")
+        return num * 1000.0 if unit == "s" else num
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_datetime64_any_dtype(series):
+        return pd.Series(np.nan, index=series.index, dtype="float64")
+    dt = pd.to_datetime(series, errors="coerce", utc=True)
+    if int(dt.isna().sum()) > int(series.isna().sum()):  # inferred format did not fit every row
+        try:
+            dt = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+        except (TypeError, ValueError):  # pragma: no cover
+            pass
+    naive = dt.dt.tz_localize(None)
+    return ((naive - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1)).astype("float64")
+
+
+def _table_key_columns(table_name: str, schema: SchemaConfig) -> list[str]:
+    if table_name == LOG_TABLE:
+        return [c for c in (schema.user, schema.item, schema.label, schema.timestamp) if c]
+    side = schema.side_tables.get(table_name)
+    return [side.key] if side else []
+
+
+def _E(cls: Any, rule: str, report_column: str | None, /, **kwargs: Any) -> Any:
+    """A GX expectation tagged with its readable rule and the column to name in messages."""
+    meta = {"rule": rule, "column": report_column}
+    if "meta" in kwargs:
+        meta.update(kwargs.pop("meta"))
+    return cls(meta=meta, **kwargs)
+
+
+def build_table_suite(
+    table_name: str,
+    frame_columns: Iterable[str],
+    schema: SchemaConfig,
+    cfg: ValidationConfig,
+    *,
+    all_columns: Mapping[str, Iterable[str]] | None = None,
+) -> ExpectationSuite:
+    """The GX expectation suite of one raw table (``"log"`` or a side table of ``schema.side_tables``).
+
+    ``frame_columns`` are the table's columns; ``all_columns`` (table -> columns, every table of the
+    source) lets the log suite report a schema numerical/categorical column found in *no* table (a column
+    present in some side table is checked there). Without it, the log alone is searched.
+    Validate the suite on :func:`prepare_table` (it adds the derived timestamp column).
+    """
+    _context()  # GX needs an active context to add expectations to a suite
+    E = gx.expectations
+    cols = list(frame_columns)
+    present = set(cols)
+    suite = ExpectationSuite(name=f"ccss_raw_{table_name}")
+    add = suite.add_expectation
+
+    add(_E(E.ExpectTableRowCountToBeBetween, RULE_ROWS, None, min_value=1))
+
+    # required columns of this table
+    required = _table_key_columns(table_name, schema)
+    for col in required:
+        add(_E(E.ExpectColumnToExist, RULE_EXISTS, col, column=col))
+
+    # schema feature columns: checked where present; a column in no table is reported against the log
+    searched = dict(all_columns or {table_name: cols})
+    searched[table_name] = cols
+    feature_cols = [n.name for n in schema.numerical] + list(schema.categorical)
+    if table_name == LOG_TABLE:
+        for col in feature_cols:
+            if not any(col in set(c) for c in searched.values()):
+                add(_E(E.ExpectColumnToExist, RULE_EXISTS, col, column=col,
+                       meta={"detail": f"not found in any of the tables searched: {', '.join(searched)}"}))
+
+    if table_name == LOG_TABLE:
+        for col in (schema.user, schema.item):
+            if col in present:
+                add(_E(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, col, column=col))
+        if schema.label in present:
+            add(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, schema.label, column=schema.label))
+            add(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, schema.label, column=schema.label,
+                   value_set=[0, 1]))
+        ts = schema.timestamp
+        if ts and ts in present:
+            derived = timestamp_epoch_column(ts)
+            meta = {"source_column": ts, "unit": schema.timestamp_unit}
+            if schema.timestamp_unit in ("ms", "s"):
+                add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, ts, column=ts,
+                       type_list=_NUMERIC_TYPES))
+            add(_E(E.ExpectColumnValuesToNotBeNull, RULE_TS_PARSEABLE, ts, column=derived,
+                   meta={**meta, "detail": f"unit {schema.timestamp_unit}"}))
+            add(_E(E.ExpectColumnValuesToBeBetween, RULE_TS_RANGE, ts, column=derived,
+                   min_value=_epoch_ms_bound(cfg.timestamp_min), max_value=_epoch_ms_bound(cfg.timestamp_max),
+                   meta={**meta, "detail": f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]"}))
+        keys = [c for c in (schema.user, schema.item, ts) if c]
+        if ts and all(c in present for c in keys):
+            frac = float(getattr(cfg, "max_duplicate_impression_fraction", 0.0))
+            extra: dict[str, Any] = {"mostly": 1.0 - frac} if frac > 0 else {}
+            add(_E(E.ExpectCompoundColumnsToBeUnique, RULE_DUP_IMPRESSIONS, ", ".join(keys), column_list=keys,
+                   meta={"detail": f"at most {frac:.2%} of rows may be duplicated"} if frac else {}, **extra))
+    elif table_name in schema.side_tables:
+        key = schema.side_tables[table_name].key
+        if key in present:
+            add(_E(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, key, column=key))
+            add(_E(E.ExpectColumnValuesToBeUnique, RULE_UNIQUE_KEY, key, column=key))
+
+    for num in schema.numerical:
+        col = num.name
+        if col not in present or col in required:
+            continue
+        add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, col, column=col, type_list=_NUMERIC_TYPES))
+        add(_E(E.ExpectColumnValuesToNotBeNull, RULE_FINITE_NAN, col, column=col))
+        add(_E(E.ExpectColumnValuesToBeBetween, RULE_FINITE_INF, col, column=col, min_value=-_FMAX,
+               max_value=_FMAX))
+        if num.count:
+            add(_E(E.ExpectColumnValuesToBeBetween, RULE_COUNT, col, column=col, min_value=0))
+    return suite
+
+
+def prepare_table(table_name: str, frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
+    """The frame GX validates: the raw one plus the derived epoch-ms timestamp column (log only)."""
+    frame = frame.reset_index(drop=True)  # GX reports index labels: make them unique row positions
+    ts = schema.timestamp
+    if table_name == LOG_TABLE and ts and ts in frame.columns:
+        return frame.assign(**{timestamp_epoch_column(ts): _to_epoch_ms(frame[ts], schema.timestamp_unit)})
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Result parsing
+# --------------------------------------------------------------------------------------------------
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    out = []
+    for v in values:
+        key = repr(v)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
+def _error_message(exc_info: Any) -> str | None:
+    """The GX error message of an errored expectation, None if it ran."""
+    if not exc_info:
+        return None
+    if isinstance(exc_info, dict) and "raised_exception" in exc_info:
+        return (exc_info.get("exception_message") or "error") if exc_info.get("raised_exception") else None
+    if isinstance(exc_info, dict):  # keyed by metric id
+        for info in exc_info.values():
+            if isinstance(info, dict) and info.get("raised_exception"):
+                return str(info.get("exception_message") or "error")
+    return None
+
+
+def _collect(
+    dataset: str,
+    table: str,
+    frame: pd.DataFrame,
+    validation: Any,
+    max_examples: int,
+    report: ValidationReport,
+) -> None:
+    for res in validation.results:
+        conf = res.expectation_config
+        meta = dict(conf.meta or {})
+        kwargs = conf.kwargs
+        gx_col = kwargs.get("column")
+        column = meta.get("column") or gx_col or (", ".join(kwargs.get("column_list", [])) or None)
+        rule = meta.get("rule") or conf.type
+        result = dict(res.result or {})
+        err = _error_message(res.exception_info)
+        unexpected = result.get("unexpected_count")
+        observed = result.get("observed_value")
+        success = bool(res.success) and err is None
+        report.outcomes.append(ExpectationOutcome(
+            dataset=dataset, table=table, column=column, rule=rule, expectation_type=conf.type,
+            success=success, unexpected_count=unexpected, observed_value=observed, error=err))
+        if success:
+            continue
+        detail = str(meta.get("detail", ""))
+        examples: list[Any] = []
+        if err is not None:
+            needed = [gx_col] if gx_col else list(kwargs.get("column_list", []))
+            missing = [c for c in needed if c not in frame.columns]
+            if missing:
+                rule, detail = RULE_EXISTS, f"column missing, so '{meta.get('rule', conf.type)}' not evaluated"
+                column = ", ".join(missing) if not meta.get("source_column") else column
+            else:
+                detail = f"could not be evaluated: {err.splitlines()[0][:200]}"
+        else:
+            src = meta.get("source_column")
+            idx = result.get("partial_unexpected_index_list")
+            if src and src in frame.columns and idx and frame.index.is_unique:  # derived column: raw values
+                examples = [frame.at[i, src] for i in idx if not isinstance(i, dict) and i in frame.index]
+            else:
+                examples = list(result.get("partial_unexpected_list") or [])
+            examples = _distinct(examples)
+            if conf.type == "expect_column_values_to_be_in_type_list" and unexpected is None:
+                detail = f"observed dtype {observed}"
+            elif conf.type == "expect_table_row_count_to_be_between":
+                detail = f"observed {observed} rows"
+            elif conf.type == "expect_column_to_exist" and not detail:
+                detail = "column missing"
+            elif conf.type == "expect_column_distinct_values_to_contain_set":
+                detail = f"observed values {observed}"
+        report.failures.append(Failure(dataset=dataset, table=table, column=column, rule=rule,
+                                       unexpected_count=unexpected, examples=examples[:max_examples],
+                                       detail=detail))
+
+
+# --------------------------------------------------------------------------------------------------
+# Gates
+# --------------------------------------------------------------------------------------------------
+
+
+def validate_source(
+    tables: Mapping[str, pd.DataFrame],
+    origins: Mapping[str, str],
+    schema: SchemaConfig,
+    cfg: ValidationConfig | None = None,
+) -> ValidationReport:
+    """Run every raw table's suite (the log and the side tables of the schema) and report all failures.
+
+    Tables not named by the schema (neither ``"log"`` nor in ``schema.side_tables``) are ignored; a missing
+    log or a missing *required* side table is a "table present" failure.
+    """
+    cfg = cfg or ValidationConfig()
+    report = ValidationReport(success=True, title="Raw data validation")
+    names = [LOG_TABLE, *schema.side_tables]
+    for name in names:
+        if name not in tables and (name == LOG_TABLE or schema.side_tables[name].required):
+            report.failures.append(Failure(dataset=origins.get(name, name), table=name, column=None,
+                                           rule=RULE_TABLE_PRESENT, detail="table not loaded"))
+    present = {n: tables[n] for n in names if n in tables}
+    all_columns = {n: [str(c) for c in f.columns] for n, f in present.items()}
+    jobs, frames = [], {}
+    for name, frame in present.items():
+        suite = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns)
+        prepared = prepare_table(name, frame, schema)
+        frames[name] = prepared
+        jobs.append((name, prepared, suite))
+        report.tables[name] = TableStats(dataset=origins.get(name, name), table=name, rows=len(frame),
+                                         columns=frame.shape[1])
+    for name, validation in _run_suites(jobs, cfg.max_offending_values).items():
+        _collect(origins.get(name, name), name, frames[name], validation, cfg.max_offending_values, report)
+    report.success = not report.failures
+    return report
+
+
+def _comparable_time(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    return pd.to_datetime(series, errors="coerce")
+
+
+def validate_splits(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    label_col: str,
+    time_col: str | None,
+    origins: Mapping[str, str] | None = None,
+    *,
+    allow_ties: bool = True,
+    max_offending_values: int = 5,
+) -> ValidationReport:
+    """Checks after the time-ordered split, all reported as :class:`Failure` s.
+
+    GX: every split non-empty, label present / not null / in {0, 1}, both classes present in train.
+    pandas (cross-table): ``max(train[time]) <= min(validation[time])`` and
+    ``max(validation[time]) <= min(test[time])``; ties at a boundary are allowed unless
+    ``allow_ties=False`` (then strict ``<``). Ordering is not checked against an empty split.
+    """
+    origins = dict(origins or {})
+    _context()
+    E = gx.expectations
+    splits = {"train": train, "validation": validation, "test": test}
+    report = ValidationReport(success=True, title="Split validation")
+    jobs = []
+    for name, frame in splits.items():
+        suite = ExpectationSuite(name=f"ccss_split_{name}")
+        suite.add_expectation(_E(E.ExpectTableRowCountToBeBetween, RULE_SPLIT_NOT_EMPTY, None, min_value=1))
+        suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, label_col, column=label_col))
+        if time_col:
+            suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, time_col, column=time_col))
+        if label_col in frame.columns:
+            suite.add_expectation(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, label_col,
+                                     column=label_col))
+            suite.add_expectation(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col,
+                                     value_set=[0, 1]))
+            if name == "train" and len(frame):
+                suite.add_expectation(_E(E.ExpectColumnDistinctValuesToContainSet, RULE_BOTH_CLASSES, label_col,
+                                         column=label_col, value_set=[0, 1]))
+        jobs.append((name, frame, suite))
+        report.tables[name] = TableStats(dataset=origins.get(name, name), table=name, rows=len(frame),
+                                         columns=frame.shape[1])
+    for name, res in _run_suites(jobs, max_offending_values).items():
+        _collect(origins.get(name, name), name, splits[name], res, max_offending_values, report)
+
+    if time_col:
+        order = [("train", "validation"), ("validation", "test")]
+        for early, late in order:
+            a, b = splits[early], splits[late]
+            if not len(a) or not len(b) or time_col not in a.columns or time_col not in b.columns:
+                continue
+            ta, tb = _comparable_time(a[time_col]), _comparable_time(b[time_col])
+            boundary = ta.max()
+            mask = ((tb < boundary) if allow_ties else (tb <= boundary)).to_numpy()
+            bad = b[time_col][mask]
+            op = "<=" if allow_ties else "<"
+            rule = f"{RULE_TIME_ORDER}: max({early}) {op} min({late})"
+            ok = bad.empty
+            report.outcomes.append(ExpectationOutcome(
+                dataset=origins.get(late, late), table=late, column=time_col, rule=rule,
+                expectation_type="pandas:time_order", success=ok, unexpected_count=int(len(bad)),
+                observed_value={"max_" + early: boundary, "min_" + late: tb.min()}))
+            if not ok:
+                report.failures.append(Failure(
+                    dataset=origins.get(late, late), table=late, column=time_col, rule=rule,
+                    unexpected_count=int(len(bad)), examples=_distinct(list(bad))[:max_offending_values],
+                    detail=f"max({early})={boundary}, min({late})={tb.min()}: {late} rows "
+                           f"{'before' if allow_ties else 'at or before'} the end of {early}"))
+    report.success = not report.failures
+    return report

@@ -1,0 +1,77 @@
+"""Join a validated source bundle into one time-ordered interaction table with canonical columns.
+
+Canonical columns: ``user``, ``item``, ``label`` (int8), ``event_ts`` (int64 ms since the epoch, or
+the row order when the source has no timestamp), every schema categorical and numerical column, and
+``oracle_prob`` when the source knows the true click probability. Rows are sorted by ``event_ts``
+(stable), which every leak-free feature relies on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ccss_pipeline.config import SchemaConfig
+from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
+
+USER, ITEM = "user", "item"
+
+
+def to_epoch_ms(values: pd.Series, unit: str) -> np.ndarray:
+    """Timestamps as int64 milliseconds since the epoch (``ms``, ``s`` or parseable ``datetime``)."""
+    if unit == "ms":
+        return pd.to_numeric(values, errors="raise").to_numpy(np.int64)
+    if unit == "s":
+        return (pd.to_numeric(values, errors="raise").to_numpy(np.float64) * 1000).astype(np.int64)
+    parsed = pd.to_datetime(values, errors="raise", utc=True)
+    return (parsed.astype("datetime64[ns, UTC]").astype("int64") // 1_000_000).to_numpy(np.int64)
+
+
+def join_tables(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.DataFrame:
+    """Left-join the side tables onto the log by their keys; the log wins on shared column names."""
+    log = bundle["log"]
+    wanted = set(schema.categorical) | {n.name for n in schema.numerical}
+    frame = log[[c for c in log.columns if c in wanted or c in _log_core(schema)]].copy()
+    for name, side in schema.side_tables.items():
+        if name not in bundle:
+            continue
+        table = bundle[name]
+        columns = [c for c in table.columns if c in wanted and c not in frame.columns]
+        if columns:
+            frame = frame.merge(table[[side.key, *columns]], on=side.key, how="left", validate="many_to_one")
+    missing = sorted(wanted - set(frame.columns))
+    if missing:
+        raise KeyError(f"columns declared in the schema are in no table: {missing}")
+    return frame
+
+
+def _log_core(schema: SchemaConfig) -> set[str]:
+    core = {schema.user, schema.item, schema.label, ORACLE_COLUMN}
+    if schema.timestamp:
+        core.add(schema.timestamp)
+    return core
+
+
+def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.DataFrame:
+    """The canonical, time-sorted interaction table of a validated bundle."""
+    joined = join_tables(bundle, schema)
+    out = pd.DataFrame(
+        {
+            USER: joined[schema.user].to_numpy(),
+            ITEM: joined[schema.item].to_numpy(),
+            LABEL_COLUMN: pd.to_numeric(joined[schema.label]).to_numpy(np.int8),
+            TIME_COLUMN: (
+                to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit)
+                if schema.timestamp
+                else np.arange(len(joined), dtype=np.int64)
+            ),
+        }
+    )
+    for name in schema.categorical:
+        out[name] = joined[name].to_numpy()
+    for num in schema.numerical:
+        out[num.name] = pd.to_numeric(joined[num.name], errors="coerce").to_numpy(np.float64)
+    if ORACLE_COLUMN in joined.columns:
+        out[ORACLE_COLUMN] = joined[ORACLE_COLUMN].to_numpy(np.float64)
+    out[GROUP_COLUMN] = out[USER]
+    return out.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)

@@ -1,0 +1,80 @@
+"""Leak-free numerical features from the log itself (spec: a video's prior click-through, a user's activity).
+
+Every value of a row is computed from events *strictly earlier* than the row's timestamp: group-wise
+cumulative sums made exclusive (shifted by one), and rows that share an entity and a timestamp all
+take the value of the first of them, so no row ever sees its own label or a simultaneous one.
+Fully vectorized over the sorted table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ccss_pipeline.config import LogFeature
+from ccss_pipeline.data.interactions import ITEM, USER
+from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
+
+_DAY_MS = 86_400_000
+
+
+def _strictly_before(frame: pd.DataFrame, key: str, exclusive: np.ndarray) -> np.ndarray:
+    """Replace each row's exclusive cumulative value by that of the first row with the same key and time."""
+    tied = pd.Series(exclusive).groupby([frame[key].to_numpy(), frame[TIME_COLUMN].to_numpy()], sort=False)
+    return tied.transform("first").to_numpy()
+
+
+def _entity_counts(frame: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(impressions, clicks) of the row's entity strictly before the row."""
+    grouped = frame.groupby(key, sort=False)
+    impressions = grouped.cumcount().to_numpy(np.float64)
+    clicks = grouped[LABEL_COLUMN].cumsum().to_numpy(np.float64) - frame[LABEL_COLUMN].to_numpy(np.float64)
+    return _strictly_before(frame, key, impressions), _strictly_before(frame, key, clicks)
+
+
+def _global_prior(frame: pd.DataFrame) -> np.ndarray:
+    """Click rate of all events strictly before each row (Laplace-smoothed), the shrinkage target."""
+    labels = frame[LABEL_COLUMN].to_numpy(np.float64)
+    ts = frame[TIME_COLUMN].to_numpy()
+    clicks = np.cumsum(labels) - labels
+    seen = np.arange(len(labels), dtype=np.float64)
+    first_of_time = pd.Series(np.arange(len(ts))).groupby(ts, sort=False).transform("first").to_numpy()
+    return (clicks[first_of_time] + 1.0) / (seen[first_of_time] + 2.0)
+
+
+def _active_days(frame: pd.DataFrame, key: str) -> np.ndarray:
+    """Distinct calendar days (UTC) with an event of the entity before the row's day."""
+    day = frame[TIME_COLUMN].to_numpy() // _DAY_MS
+    first_of_day = ~pd.DataFrame({"k": frame[key].to_numpy(), "d": day}).duplicated()
+    days_so_far = pd.Series(first_of_day.to_numpy(np.int64)).groupby(frame[key].to_numpy(), sort=False).cumsum()
+    # days_so_far counts the row's own day once that day has started: subtract it.
+    return days_so_far.to_numpy(np.float64) - 1.0
+
+
+def add_log_features(interactions: pd.DataFrame, features: list[LogFeature]) -> pd.DataFrame:
+    """Append the requested leak-free features to a time-sorted interaction table (returns a copy)."""
+    frame = interactions.copy()
+    if not frame[TIME_COLUMN].is_monotonic_increasing:
+        raise ValueError(f"interactions must be sorted by '{TIME_COLUMN}' before computing log features")
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    prior: np.ndarray | None = None
+    for feat in features:
+        key = USER if feat.entity == "user" else ITEM
+        if feat.stat == "active_days":
+            frame[feat.name] = _active_days(frame, key)
+            continue
+        if key not in cache:
+            cache[key] = _entity_counts(frame, key)
+        impressions, clicks = cache[key]
+        if feat.stat == "impressions":
+            frame[feat.name] = impressions
+        elif feat.stat == "clicks":
+            frame[feat.name] = clicks
+        else:  # smoothed_ctr
+            if prior is None:
+                prior = _global_prior(frame)
+            k = feat.prior_strength
+            frame[feat.name] = (clicks + k * prior) / (impressions + k) if k > 0 else np.divide(
+                clicks, impressions, out=prior.copy(), where=impressions > 0
+            )
+    return frame

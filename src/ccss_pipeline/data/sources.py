@@ -1,0 +1,148 @@
+"""Readers of the three raw sources, each returning the same bundle of tables.
+
+A *source bundle* is a dict of DataFrames: ``log`` (one row per impression, required) and optional side
+tables (``users``, ``videos``) that the schema joins by key. Each frame carries the file(s) it came from
+in ``frame.attrs["origin"]`` so every validation message can name the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+from pathlib import Path
+
+import pandas as pd
+
+from ccss_pipeline.data import synthetic
+
+ORIGIN = "origin"
+
+
+class SourceError(ValueError):
+    """A raw file cannot be read as the layout it claims to be; the message names the file."""
+
+
+def with_origin(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+    frame.attrs[ORIGIN] = origin
+    return frame
+
+
+def origin_of(frame: pd.DataFrame, default: str) -> str:
+    return str(frame.attrs.get(ORIGIN, default))
+
+
+def _sniff_separator(path: Path) -> str:
+    """Tab for .tsv files, otherwise what the first line says (comma, tab or semicolon)."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        head = fh.readline()
+    try:
+        return csv.Sniffer().sniff(head, delimiters=",\t;").delimiter
+    except csv.Error:
+        return ","
+
+
+def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+    """Read one CSV/TSV/parquet file strictly: bad bytes, truncation or emptiness fail naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: file is empty (0 bytes)")
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(
+                path,
+                sep=sep or _sniff_separator(path),
+                encoding="utf-8",
+                encoding_errors="strict",
+                on_bad_lines="error",
+                low_memory=False,
+            )
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise SourceError(f"{path}: no columns to parse (empty or header-only file)") from exc
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise SourceError(f"{path}: cannot be parsed as a table: {exc}") from exc
+    if frame.shape[1] <= 1 and path.suffix.lower() != ".parquet":
+        raise SourceError(
+            f"{path}: only one column ({list(frame.columns)!r}) was found — wrong delimiter? "
+            "Expected comma- or tab-separated values with a header row"
+        )
+    return with_origin(frame, str(path))
+
+
+def _read_many(paths: list[Path]) -> pd.DataFrame:
+    frames = [read_table(p) for p in paths]
+    columns = [tuple(f.columns) for f in frames]
+    if len(set(columns)) > 1:
+        detail = "; ".join(f"{p.name}: {len(c)} columns" for p, c in zip(paths, columns, strict=True))
+        raise SourceError(f"log files disagree on their columns ({detail})")
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return with_origin(frame, ", ".join(str(p) for p in paths))
+
+
+def _glob(directory: Path, patterns: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for pattern in patterns:
+        found.extend(Path(p) for p in sorted(glob.glob(str(directory / pattern))))
+    return list(dict.fromkeys(found))
+
+
+def read_kuairand(
+    directory: str | Path,
+    log_patterns: tuple[str, ...] = ("log_standard_*.csv", "log_*.tsv"),
+    user_patterns: tuple[str, ...] = ("user_features_*.csv",),
+    video_basic_patterns: tuple[str, ...] = ("video_features_basic_*.csv",),
+    video_statistic_patterns: tuple[str, ...] = ("video_features_statistic_*.csv",),
+) -> dict[str, pd.DataFrame]:
+    """Read the official KuaiRand layout: any number of logs, the user table, the video tables if present."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SourceError(f"{directory}: KuaiRand data folder not found (put the KuaiRand 'data/' files there)")
+    logs = _glob(directory, list(log_patterns))
+    if not logs:
+        raise SourceError(f"{directory}: no log file matches any of {list(log_patterns)}")
+    bundle = {"log": _read_many(logs)}
+    users = _glob(directory, list(user_patterns))
+    if users:
+        bundle["users"] = _read_many(users[:1])
+    basic = _glob(directory, list(video_basic_patterns))
+    stats = _glob(directory, list(video_statistic_patterns))
+    if basic or stats:
+        bundle["videos"] = _merge_video_tables(
+            _read_many(basic[:1]) if basic else None, _read_many(stats[:1]) if stats else None
+        )
+    return bundle
+
+
+def _merge_video_tables(basic: pd.DataFrame | None, stats: pd.DataFrame | None) -> pd.DataFrame:
+    """One video table: basic features, plus statistics where present (stats win on shared names)."""
+    if basic is None or stats is None:
+        return basic if basic is not None else stats  # type: ignore[return-value]
+    origin = f"{origin_of(basic, 'video basic')}, {origin_of(stats, 'video statistic')}"
+    for name, table in (("basic", basic), ("statistic", stats)):
+        if "video_id" not in table.columns:
+            raise SourceError(f"{origin_of(table, name)}: video table lacks its key column 'video_id'")
+    shared = [c for c in stats.columns if c in basic.columns and c != "video_id"]
+    merged = basic.drop(columns=shared).merge(stats, on="video_id", how="outer")
+    return with_origin(merged, origin)
+
+
+def read_own_table(filepath: str | Path, side_tables: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
+    """A user's own log (CSV/TSV/parquet) and optional side tables given as name -> file."""
+    bundle = {"log": read_table(filepath)}
+    for name, path in (side_tables or {}).items():
+        bundle[name] = read_table(path)
+    return bundle
+
+
+def synthetic_bundle(cfg: synthetic.SyntheticConfig) -> dict[str, pd.DataFrame]:
+    """The embedded default: generated, with ``attrs`` naming the generator and its seed."""
+    tables = synthetic.generate(cfg)
+    origin = f"synthetic generator (seed={cfg.seed}, users={cfg.n_users}, videos={cfg.n_videos}, days={cfg.n_days})"
+    return {name: with_origin(frame, f"{origin}: {name}") for name, frame in tables.items()}

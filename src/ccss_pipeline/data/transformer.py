@@ -1,0 +1,132 @@
+"""Fit the train-only transforms (spec §2) into a :class:`FeatureSpec`, and apply it to any split.
+
+The fitted spec is the one owner of scaling, bucketing and vocabularies: the model input, the
+counterfactual synthesizer and the evaluation all read it, so a moved value, its dense value and its
+bucket id never disagree. Fitting sees the training split only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ccss_pipeline.config import FeatureConfig, SchemaConfig
+from ccss_pipeline.spec import (
+    GROUP_COLUMN,
+    LABEL_COLUMN,
+    ORACLE_COLUMN,
+    TIME_COLUMN,
+    CategoricalFeature,
+    FeatureSpec,
+    NumericalFeature,
+)
+
+#: Standardized dense values are clipped here so a 1e12 outlier cannot blow up a forward pass.
+DENSE_CLIP = 10.0
+
+
+def apply_transform(values: np.ndarray, transform: str) -> np.ndarray:
+    """``log1p`` is applied symmetrically (sign · log1p|x|), equal to log1p for the usual x ≥ 0."""
+    values = np.asarray(values, dtype=np.float64)
+    if transform == "log1p":
+        return np.sign(values) * np.log1p(np.abs(values))
+    return values
+
+
+def _fit_numerical(name: str, values: np.ndarray, direction: int, transform: str, n_buckets: int) -> NumericalFeature:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ValueError(f"numerical feature '{name}' has no finite value in the training split")
+    t = apply_transform(finite, transform)
+    mean, std = float(t.mean()), float(t.std())
+    std = std if std > 1e-12 else 1.0
+    quantiles = np.quantile(finite, np.linspace(0, 1, n_buckets + 1)[1:-1], method="linear")
+    boundaries = np.unique(quantiles)  # duplicate edges merged
+    bucket = np.searchsorted(boundaries, finite, side="right")
+    centres = _bucket_medians(finite, bucket, boundaries)
+    centres_dense = np.clip((apply_transform(centres, transform) - mean) / std, -DENSE_CLIP, DENSE_CLIP)
+    return NumericalFeature(
+        name=name,
+        direction=int(direction),
+        transform=transform,
+        mean=mean,
+        std=std,
+        boundaries=boundaries.tolist(),
+        centres=centres.tolist(),
+        centres_dense=centres_dense.tolist(),
+    )
+
+
+def _bucket_medians(values: np.ndarray, bucket: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+    """Median training value per bucket; an empty bucket falls back to its edges' midpoint."""
+    n = len(boundaries) + 1
+    medians = pd.Series(values).groupby(bucket).median().reindex(range(n)).to_numpy()
+    if np.isnan(medians).any():
+        lo = np.concatenate([[values.min()], boundaries])
+        hi = np.concatenate([boundaries, [values.max()]])
+        medians = np.where(np.isnan(medians), (lo + hi) / 2.0, medians)
+    return medians
+
+
+def _fit_vocabulary(name: str, values: pd.Series, min_count: int) -> CategoricalFeature:
+    """Ids seen at least ``min_count`` times in train, by descending count then value (deterministic)."""
+    counts = values.dropna().astype(str).value_counts()
+    kept = counts[counts >= min_count]
+    order = sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))
+    vocabulary = [k for k, _ in order]
+    return CategoricalFeature(name=name, vocab_size=len(vocabulary) + 1, vocabulary=vocabulary)
+
+
+def categorical_columns(schema: SchemaConfig) -> list[str]:
+    """User and item ids first (they are always categorical inputs), then the schema's categoricals."""
+    return ["user", "item", *[c for c in schema.categorical if c not in (schema.user, schema.item)]]
+
+
+def fit_feature_spec(train: pd.DataFrame, schema: SchemaConfig, cfg: FeatureConfig) -> FeatureSpec:
+    """Fit every transform on the training split and return the spec that encodes them."""
+    categorical = [_fit_vocabulary(c, train[c], cfg.min_category_count) for c in categorical_columns(schema)]
+    numerical = [
+        _fit_numerical(f.name, train[f.name].to_numpy(np.float64), f.direction, f.transform, cfg.n_buckets)
+        for f in schema.all_numerical
+    ]
+    return FeatureSpec(
+        categorical=categorical,
+        numerical=numerical,
+        has_oracle=ORACLE_COLUMN in train.columns,
+        source=schema.source,
+    )
+
+
+def encode_numerical(values: np.ndarray, feature: NumericalFeature) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, bucket) of raw values; missing values go to the missing bucket with dense 0."""
+    values = np.asarray(values, dtype=np.float64)
+    missing = ~np.isfinite(values)
+    safe = np.where(missing, 0.0, values)
+    dense = np.clip((apply_transform(safe, feature.transform) - feature.mean) / feature.std, -DENSE_CLIP, DENSE_CLIP)
+    bucket = np.searchsorted(np.asarray(feature.boundaries), safe, side="right")
+    dense[missing] = 0.0
+    bucket[missing] = feature.missing_bucket
+    return dense.astype(np.float32), bucket.astype(np.int64)
+
+
+def encode_categorical(values: pd.Series, feature: CategoricalFeature) -> np.ndarray:
+    """Vocabulary index + 1; unseen or missing ids map to 0 (out of vocabulary)."""
+    index = pd.Index(feature.vocabulary)
+    codes = index.get_indexer(values.astype(str).where(values.notna(), None))
+    return (codes + 1).astype(np.int64)
+
+
+def to_model_input(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """The model-ready table of one split (columns documented in :mod:`ccss_pipeline.spec`)."""
+    out = {
+        LABEL_COLUMN: frame[LABEL_COLUMN].to_numpy(np.int8),
+        GROUP_COLUMN: frame[GROUP_COLUMN].to_numpy(),
+        TIME_COLUMN: frame[TIME_COLUMN].to_numpy(np.int64),
+    }
+    for cat in spec.categorical:
+        out[cat.column] = encode_categorical(frame[cat.name], cat)
+    for num in spec.numerical:
+        out[num.dense_column], out[num.bucket_column] = encode_numerical(frame[num.name].to_numpy(), num)
+    if ORACLE_COLUMN in frame.columns:
+        out[ORACLE_COLUMN] = frame[ORACLE_COLUMN].to_numpy(np.float64)
+    return pd.DataFrame(out)

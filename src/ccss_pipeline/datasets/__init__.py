@@ -1,0 +1,10 @@
+"""Kedro datasets of the project: raw-source readers and an atomic-write wrapper.
+
+Thin adapters: the reading and generating code lives in :mod:`ccss_pipeline.data.sources`, which works
+without Kedro.
+"""
+
+from ccss_pipeline.datasets.atomic import AtomicDataset
+from ccss_pipeline.datasets.sources import KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
+
+__all__ = ["AtomicDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]

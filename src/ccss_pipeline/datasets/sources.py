@@ -1,0 +1,89 @@
+"""Read-only Kedro datasets for the three raw sources; all return a source bundle (dict of tables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+from ccss_pipeline.data import sources
+from ccss_pipeline.data.synthetic import SyntheticConfig
+
+
+class _ReadOnlySource(AbstractDataset[None, dict[str, pd.DataFrame]]):
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"{type(self).__name__} is a raw source and read-only")
+
+    def _read(self) -> dict[str, pd.DataFrame]:
+        raise NotImplementedError
+
+    def load(self) -> dict[str, pd.DataFrame]:
+        try:
+            return self._read()
+        except sources.SourceError as exc:
+            raise DatasetError(str(exc)) from exc
+
+
+class SyntheticSourceDataset(_ReadOnlySource):
+    """The embedded default data: a seeded KuaiRand-shaped log generated on load (deterministic)."""
+
+    def __init__(self, metadata: dict[str, Any] | None = None, **generator: Any) -> None:
+        self._config = SyntheticConfig(**generator)
+        self.metadata = metadata
+
+    def _read(self) -> dict[str, pd.DataFrame]:
+        return sources.synthetic_bundle(self._config)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"generator": vars(self._config)}
+
+    def _exists(self) -> bool:
+        return True
+
+
+class KuaiRandSourceDataset(_ReadOnlySource):
+    """The official KuaiRand file layout in one folder (logs, user table, video tables if present)."""
+
+    def __init__(
+        self,
+        path: str,
+        log_patterns: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._path = Path(path)
+        self._log_patterns = tuple(log_patterns or ("log_standard_*.csv", "log_*.tsv"))
+        self.metadata = metadata
+
+    def _read(self) -> dict[str, pd.DataFrame]:
+        return sources.read_kuairand(self._path, log_patterns=self._log_patterns)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path), "log_patterns": list(self._log_patterns)}
+
+    def _exists(self) -> bool:
+        return self._path.is_dir()
+
+
+class TableSourceDataset(_ReadOnlySource):
+    """A user's own CSV/TSV/parquet log, with optional side tables (name -> file)."""
+
+    def __init__(
+        self,
+        filepath: str,
+        side_tables: dict[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = Path(filepath)
+        self._side_tables = dict(side_tables or {})
+        self.metadata = metadata
+
+    def _read(self) -> dict[str, pd.DataFrame]:
+        return sources.read_own_table(self._filepath, self._side_tables)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "side_tables": self._side_tables}
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()

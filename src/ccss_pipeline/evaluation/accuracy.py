@@ -1,0 +1,135 @@
+"""Accuracy metrics (spec §6): AUC, GAUC, LogLoss, and the oracle AUC on synthetic data.
+
+Also the curve tables (ROC, calibration) that DVC plots and :mod:`.plots` draw. No model code here:
+every function takes labels and probabilities as arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import log_loss, roc_auc_score, roc_curve
+
+_PROB_CLIP = 1e-7
+
+
+def _as_binary(label: np.ndarray) -> np.ndarray:
+    y = np.asarray(label).reshape(-1)
+    return (y > 0.5).astype(np.int8)
+
+
+def _auc_or_nan(y: np.ndarray, score: np.ndarray) -> float:
+    if y.size == 0 or y.min() == y.max():
+        return float("nan")
+    return float(roc_auc_score(y, score))
+
+
+def group_auc_table(label: np.ndarray, prob: np.ndarray, group: np.ndarray) -> pd.DataFrame:
+    """Per-group AUC, rank-based and vectorized (no Python loop over groups).
+
+    Within each group the scores are ranked with average ranks for ties; the group's AUC is the
+    Mann-Whitney statistic ``(sum of positive ranks - P(P+1)/2) / (P·N)`` — equal to
+    ``roc_auc_score`` on that group, ties included. Returns one row per group with columns
+    ``group, n, n_pos, auc`` (``auc`` NaN where the group holds a single class).
+    """
+    y = _as_binary(label)
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    g = np.asarray(group).reshape(-1)
+    if not (y.size == p.size == g.size):
+        raise ValueError(f"label, prob and group differ in length: {y.size}, {p.size}, {g.size}")
+    frame = pd.DataFrame({"g": g, "y": y, "p": p})
+    frame["r"] = frame.groupby("g", sort=False)["p"].rank(method="average")
+    frame["rpos"] = frame["r"] * frame["y"]
+    agg = frame.groupby("g", sort=True).agg(n=("y", "size"), n_pos=("y", "sum"), rank_pos=("rpos", "sum"))
+    n = agg["n"].to_numpy(np.float64)
+    n_pos = agg["n_pos"].to_numpy(np.float64)
+    n_neg = n - n_pos
+    valid = (n_pos > 0) & (n_neg > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = (agg["rank_pos"].to_numpy(np.float64) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    auc = np.where(valid, auc, np.nan)
+    return pd.DataFrame(
+        {"group": agg.index.to_numpy(), "n": agg["n"].to_numpy(np.int64), "n_pos": n_pos.astype(np.int64), "auc": auc}
+    )
+
+
+def gauc(label: np.ndarray, prob: np.ndarray, group: np.ndarray) -> tuple[float, int]:
+    """GAUC: per-user AUC averaged with impression weights; single-class users skipped.
+
+    Returns ``(gauc, n_groups_used)``; ``gauc`` is NaN when no user has both classes.
+    """
+    table = group_auc_table(label, prob, group)
+    used = table[table["auc"].notna()]
+    if used.empty:
+        return float("nan"), 0
+    w = used["n"].to_numpy(np.float64)
+    return float(np.sum(w * used["auc"].to_numpy()) / np.sum(w)), int(len(used))
+
+
+def accuracy_metrics(
+    label: np.ndarray,
+    prob: np.ndarray,
+    group: np.ndarray,
+    oracle: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """AUC, GAUC, LogLoss, row count and positive rate of one model on one split.
+
+    Keys: ``auc``, ``gauc``, ``logloss``, ``n_rows``, ``positive_rate``, ``mean_prob``,
+    ``gauc_groups`` (users with both classes), ``n_groups``; with ``oracle`` (the true click
+    probability of a synthetic generator) also ``oracle_auc`` (AUC of the oracle probability against
+    the label — the ceiling), ``oracle_logloss``, ``corr_oracle`` (Pearson of prob with oracle) and
+    ``auc_vs_oracle_ratio`` (= auc / oracle_auc). Values are plain Python floats/ints (JSON-ready).
+    """
+    y = _as_binary(label)
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    if y.size != p.size:
+        raise ValueError(f"label and prob differ in length: {y.size} vs {p.size}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("prob contains non-finite values")
+    pc = np.clip(p, _PROB_CLIP, 1 - _PROB_CLIP)
+    g_auc, n_used = gauc(y, p, group)
+    out: dict[str, Any] = {
+        "auc": _auc_or_nan(y, p),
+        "gauc": g_auc,
+        "logloss": float(log_loss(y, pc, labels=[0, 1])) if y.size else float("nan"),
+        "n_rows": int(y.size),
+        "positive_rate": float(y.mean()) if y.size else float("nan"),
+        "mean_prob": float(p.mean()) if y.size else float("nan"),
+        "gauc_groups": n_used,
+        "n_groups": int(pd.unique(np.asarray(group).reshape(-1)).size),
+    }
+    if oracle is not None:
+        o = np.asarray(oracle, dtype=np.float64).reshape(-1)
+        if o.size != y.size:
+            raise ValueError(f"oracle and label differ in length: {o.size} vs {y.size}")
+        out["oracle_auc"] = _auc_or_nan(y, o)
+        out["oracle_logloss"] = float(log_loss(y, np.clip(o, _PROB_CLIP, 1 - _PROB_CLIP), labels=[0, 1]))
+        out["corr_oracle"] = float(np.corrcoef(p, o)[0, 1]) if p.std() > 0 and o.std() > 0 else float("nan")
+        out["auc_vs_oracle_ratio"] = out["auc"] / out["oracle_auc"] if out["oracle_auc"] else float("nan")
+    return out
+
+
+def roc_curve_data(label: np.ndarray, prob: np.ndarray, max_points: int = 1000) -> pd.DataFrame:
+    """ROC curve as a DataFrame ``fpr, tpr, threshold`` (thinned to at most ``max_points`` rows,
+    first and last points kept; the infinite first threshold is written as 1.0 so it serializes)."""
+    y = _as_binary(label)
+    fpr, tpr, thr = roc_curve(y, np.asarray(prob, dtype=np.float64).reshape(-1))
+    if len(fpr) > max_points:
+        idx = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
+        fpr, tpr, thr = fpr[idx], tpr[idx], thr[idx]
+    thr = np.where(np.isfinite(thr), thr, 1.0)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
+
+
+def calibration_data(
+    label: np.ndarray, prob: np.ndarray, n_bins: int = 10, strategy: str = "quantile"
+) -> pd.DataFrame:
+    """Reliability diagram data: ``prob_pred`` (mean predicted) vs ``prob_true`` (observed rate) per bin."""
+    y = _as_binary(label)
+    prob_true, prob_pred = calibration_curve(
+        y, np.asarray(prob, dtype=np.float64).reshape(-1), n_bins=n_bins, strategy=strategy
+    )
+    return pd.DataFrame({"prob_pred": prob_pred, "prob_true": prob_true})

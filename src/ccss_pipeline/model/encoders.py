@@ -1,0 +1,63 @@
+"""Input encoding shared by every backbone (spec §2).
+
+All embedding tables (one per categorical feature, one per numerical bucket path with ``n_buckets + 1``
+rows, the last for missing values) live in a single ``nn.Embedding`` with per-field offsets, so a batch
+is embedded with one lookup. The encoded representation is ``fields`` (B, n_fields, d) — categorical
+fields first, then one bucket field per numerical feature — and ``dense`` (B, K).
+
+For CCSS (spec §4) O, F and C differ in one numerical feature only: :meth:`InputEncoder.swap` copies the
+already-encoded rows and replaces just the moved feature's bucket embedding and dense value, so the
+unchanged embeddings are computed once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ccss_pipeline.spec import FeatureSpec
+
+
+class InputEncoder(nn.Module):
+    """Embeds categorical ids and bucket ids; passes dense values through."""
+
+    def __init__(self, spec: FeatureSpec, embedding_dim: int, init_std: float = 1e-2) -> None:
+        super().__init__()
+        cat_sizes = [c.vocab_size for c in spec.categorical]
+        bkt_sizes = [n.n_buckets + 1 for n in spec.numerical]
+        sizes = cat_sizes + bkt_sizes
+        offsets = torch.tensor([0] + sizes[:-1], dtype=torch.long).cumsum(0) if sizes else torch.zeros(0, dtype=torch.long)
+        self.n_categorical = len(cat_sizes)
+        self.n_numerical = len(bkt_sizes)
+        self.n_fields = len(sizes)
+        self.embedding_dim = embedding_dim
+        self.table = nn.Embedding(max(sum(sizes), 1), embedding_dim)
+        # Small init matters: torch's default N(0, 1) costs ~0.05 AUC on CTR data.
+        nn.init.normal_(self.table.weight, mean=0.0, std=init_std)
+        self.register_buffer("cat_offsets", offsets[: self.n_categorical].clone(), persistent=False)
+        self.register_buffer("bkt_offsets", offsets[self.n_categorical :].clone(), persistent=False)
+
+    def forward(self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, M) ids, (B, K) dense, (B, K) buckets -> fields (B, M+K, d), dense (B, K)."""
+        idx = torch.cat([cat + self.cat_offsets, bucket + self.bkt_offsets], dim=1)
+        return self.table(idx), dense
+
+    def swap(
+        self,
+        fields: torch.Tensor,
+        dense: torch.Tensor,
+        rows: torch.Tensor,
+        feature: torch.Tensor,
+        new_bucket: torch.Tensor,
+        new_dense: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoded copies of ``rows`` with numerical ``feature`` moved to (new_bucket, new_dense).
+
+        Only the moved bucket embedding is looked up; everything else is reused from ``fields``.
+        """
+        n = rows.shape[0]
+        ar = torch.arange(n, device=fields.device)
+        emb = self.table(new_bucket + self.bkt_offsets[feature])
+        f = fields[rows].index_put((ar, feature + self.n_categorical), emb.to(fields.dtype))
+        d = dense[rows].index_put((ar, feature), new_dense.to(dense.dtype))
+        return f, d

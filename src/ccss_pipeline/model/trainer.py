@@ -1,0 +1,262 @@
+"""Training loop for baseline (λ = 0) and CCSS models, with early stopping and resumable checkpoints.
+
+Hot-path rules: data lives on the device as tensors (moved once); batches are index slices of a seeded
+permutation; no ``.item()`` inside the batch loop (the loss is accumulated on the device and synced once
+per epoch); pairs are gathered per batch from per-row lookup tensors with static shapes (rows without a
+pair are masked), so nothing forces a host sync on CUDA. bf16 autocast is used on CUDA only.
+
+Determinism/resume: each epoch's permutation (and pair redraw) is derived from (seed, epoch), and the
+checkpoint carries model, optimizer, best-so-far weights, history and the torch RNG state, so a killed
+and resumed CPU run ends with exactly the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
+from ccss_pipeline.model.backbones import CTRModel
+from ccss_pipeline.model.device import resolve_device, seed_everything
+from ccss_pipeline.model.losses import contrastive_loss, total_loss
+from ccss_pipeline.model.synthesis import PairLookup, PairTable, draw_pairs
+from ccss_pipeline.spec import FeatureSpec, ModelInputs
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best validation epoch's weights) and its per-epoch history."""
+
+    model: CTRModel
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_auc: float = float("nan")
+
+
+# ----------------------------------------------------------------------------------------- scoring
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def _logits_np(model: CTRModel, cat: np.ndarray, dense: np.ndarray, bucket: np.ndarray, batch_size: int,
+               device: torch.device | None = None) -> np.ndarray:
+    device = device or _model_device(model)
+    was_training = model.training
+    model.eval()
+    out = []
+    use_amp = device.type == "cuda"
+    for start in range(0, cat.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            z, _ = model(
+                torch.as_tensor(np.ascontiguousarray(cat[sl]), dtype=torch.long, device=device),
+                torch.as_tensor(np.ascontiguousarray(dense[sl]), dtype=torch.float32, device=device),
+                torch.as_tensor(np.ascontiguousarray(bucket[sl]), dtype=torch.long, device=device),
+            )
+        out.append(z.float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+
+def predict_logits(model: CTRModel, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
+    """Logits for every row (eval mode, no grad, batched)."""
+    return _logits_np(model, inputs.cat, inputs.dense, inputs.bucket, batch_size)
+
+
+def predict_proba(model: CTRModel, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
+    """Click probabilities for every row."""
+    return 1.0 / (1.0 + np.exp(-predict_logits(model, inputs, batch_size)))
+
+
+def logit_fn(model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
+             ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """A callable (cat, dense, bucket) -> logits; moves the model to ``device`` once."""
+    dev = resolve_device(device) if isinstance(device, str) else (device or _model_device(model))
+    model.to(dev)
+    return lambda cat, dense, bucket: _logits_np(model, cat, dense, bucket, batch_size, dev)
+
+
+def score_fn(model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
+             ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """A callable (cat, dense, bucket) -> probabilities, for fast evaluation (counterfactual sweeps)."""
+    f = logit_fn(model, device, batch_size)
+    return lambda cat, dense, bucket: 1.0 / (1.0 + np.exp(-f(cat, dense, bucket)))
+
+
+def safe_auc(label: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC, or NaN when only one class is present."""
+    if len(np.unique(label)) < 2:
+        return float("nan")
+    return float(roc_auc_score(label, score))
+
+
+# -------------------------------------------------------------------------------------- checkpoints
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _fingerprint(spec: FeatureSpec, *cfgs: object, extra: object = None) -> str:
+    payload = json.dumps([spec.to_dict(), [c.model_dump() for c in cfgs], extra], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _to_device(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
+
+
+# ------------------------------------------------------------------------------------------ training
+def train_model(
+    spec: FeatureSpec,
+    train: ModelInputs,
+    valid: ModelInputs,
+    backbone_cfg: BackboneConfig,
+    contrastive_cfg: ContrastiveConfig,
+    optim_cfg: OptimizerConfig,
+    pairs: PairTable | None = None,
+    checkpoint_dir: Path | str | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+    redraw_pairs_each_epoch: bool = False,
+    shapley_p: np.ndarray | None = None,
+) -> TrainResult:
+    """Train a CTRModel with BCE + λ·CCSS loss; early stopping on validation AUC, best weights restored.
+
+    ``pairs`` index ``train`` rows; with ``redraw_pairs_each_epoch`` they are redrawn each epoch from
+    ``shapley_p`` (seed derived from the run seed and epoch). λ = 0 or no pairs trains the plain baseline
+    (the F/C forward is skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
+    and may raise (e.g. ``optuna.TrialPruned``) to stop.
+    """
+    device = resolve_device(optim_cfg.device)
+    seed_everything(optim_cfg.seed)
+    model = CTRModel(spec, backbone_cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=optim_cfg.learning_rate, weight_decay=optim_cfg.weight_decay)
+
+    lam = float(contrastive_cfg.weight)
+    use_ccss = lam > 0 and (pairs is not None or redraw_pairs_each_epoch)
+    if redraw_pairs_each_epoch and use_ccss and shapley_p is None:
+        raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
+
+    n = len(train)
+    cat = _to_device(train.cat, torch.long, device)
+    dense = _to_device(train.dense, torch.float32, device)
+    bucket = _to_device(train.bucket, torch.long, device)
+    label = _to_device(train.label, torch.float32, device)
+    lookup = PairLookup(pairs, n, device) if use_ccss and pairs is not None else None
+
+    bs = optim_cfg.batch_size
+    n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction * bs))
+    use_amp = device.type == "cuda"
+
+    history: list[dict[str, float]] = []
+    best_auc, best_epoch, bad_epochs, start_epoch, stopped = -math.inf, 0, 0, 0, False
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    fp = _fingerprint(spec, backbone_cfg, contrastive_cfg, optim_cfg.model_copy(update={"max_epochs": 0}),
+                      extra=[n, len(pairs) if pairs is not None else None, redraw_pairs_each_epoch])
+    if ckpt_path is not None:
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt_path.exists():
+            ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+            if ck.get("fingerprint") != fp:
+                logger.warning("checkpoint %s belongs to a different configuration; starting fresh", ckpt_path)
+            else:
+                model.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["optimizer"])
+                best_state = ck["best_state"]
+                best_auc, best_epoch, bad_epochs = ck["best_auc"], ck["best_epoch"], ck["bad_epochs"]
+                start_epoch, stopped, history = ck["epoch"], ck["stopped"], list(ck["history"])
+                torch.set_rng_state(ck["rng_cpu"].cpu())
+                if device.type == "cuda" and "rng_cuda" in ck:
+                    torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
+                logger.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
+
+    for epoch in range(start_epoch + 1, optim_cfg.max_epochs + 1):
+        if stopped:
+            break
+        if use_ccss and redraw_pairs_each_epoch:
+            drawn = draw_pairs(train.bucket, train.dense, train.label, spec, shapley_p,
+                               seed=optim_cfg.seed * 100_003 + epoch)
+            lookup = PairLookup(drawn, n, device)
+        model.train()
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(optim_cfg.seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen).to(device)
+        loss_sum = torch.zeros((), device=device)
+        n_batches = 0
+        for start in range(0, n, bs):
+            idx = perm[start : start + bs]
+            c, d, b, y = cat[idx], dense[idx], bucket[idx], label[idx]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                if lookup is None:
+                    z_o, _ = model(c, d, b)
+                    loss = total_loss(z_o, y, None, 0.0)
+                else:
+                    p = min(n_pair_rows, idx.shape[0])
+                    rows = torch.arange(p, device=device)  # the permutation makes the first p rows random
+                    pidx = idx[:p]
+                    k = lookup.feature[pidx]
+                    z_o, z_f, z_c, h_o, h_f, h_c = model.forward_ofc(
+                        c, d, b, rows, k, lookup.f_bucket[pidx], lookup.f_dense[pidx],
+                        lookup.c_bucket[pidx], lookup.c_dense[pidx])
+                    lc = contrastive_loss(contrastive_cfg.loss, z_o[:p], z_f, z_c, h_o[:p], h_f, h_c, y[:p],
+                                          contrastive_cfg, mask=lookup.has_pair[pidx])
+                    loss = total_loss(z_o, y, lc, lam)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach().float()
+            n_batches += 1
+        mean_loss = float(loss_sum.item()) / max(n_batches, 1)
+        train_seconds = time.perf_counter() - t0
+
+        val_auc = safe_auc(valid.label, predict_logits(model, valid))
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch, "loss": mean_loss, "val_auc": val_auc,
+                  "samples_per_sec": n / max(train_seconds, 1e-9), "seconds": seconds}
+        history.append(record)
+        logger.info("epoch %d loss %.5f val_auc %.5f %.0f samples/s (%.1fs)",
+                    epoch, mean_loss, val_auc, record["samples_per_sec"], seconds)
+
+        score = val_auc if not math.isnan(val_auc) else -mean_loss
+        if score > best_auc:
+            best_auc, best_epoch, bad_epochs = score, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+            stopped = bad_epochs > optim_cfg.patience
+            if stopped:
+                logger.info("early stopping after epoch %d (best epoch %d)", epoch, best_epoch)
+
+        if ckpt_path is not None:
+            ck = {"fingerprint": fp, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                  "best_state": best_state, "best_auc": best_auc, "best_epoch": best_epoch,
+                  "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
+                  "rng_cpu": torch.get_rng_state()}
+            if device.type == "cuda":
+                ck["rng_cuda"] = torch.cuda.get_rng_state()
+            _atomic_save(ck, ckpt_path)
+        if on_epoch is not None:
+            on_epoch(epoch, val_auc)
+
+    model.load_state_dict(best_state)
+    model.eval()
+    best_val_auc = float(history[best_epoch - 1]["val_auc"]) if best_epoch and len(history) >= best_epoch else float("nan")
+    return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_auc=best_val_auc)

@@ -1,0 +1,1 @@
+"""One folder per Kedro pipeline; each exposes ``create_pipeline``."""

@@ -1,0 +1,56 @@
+"""Validation nodes: run the Great Expectations suites, save the report, then gate.
+
+The report is a node output of its own so Kedro saves it whether the data pass or not; the gate node
+that follows raises with every failed expectation listed, before any downstream dataset is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ccss_pipeline.config import SchemaConfig, ValidationConfig
+from ccss_pipeline.data.expectations import validate_source, validate_splits
+from ccss_pipeline.data.interactions import build_interactions
+from ccss_pipeline.data.sources import origin_of
+from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
+
+
+class ValidationGateError(ValueError):
+    """The data failed a validation gate; the message lists dataset, column, rule, count and examples."""
+
+
+def _report_outputs(report: Any) -> tuple[dict[str, Any], str]:
+    payload = report.to_dict()
+    payload["error_message"] = "" if report.success else report.error_message()
+    return payload, report.to_markdown()
+
+
+def gate(report: dict[str, Any]) -> None:
+    """Raise :class:`ValidationGateError` when a saved validation report failed."""
+    if not report.get("success", False):
+        raise ValidationGateError(report.get("error_message") or "data validation failed")
+
+
+def validate_raw_source(
+    raw_source: dict[str, pd.DataFrame], schema: SchemaConfig, data_validation: ValidationConfig
+) -> tuple[dict[str, Any], str]:
+    """Validate the log and each side table with its own expectation suite."""
+    origins = {name: origin_of(frame, name) for name, frame in raw_source.items()}
+    return _report_outputs(validate_source(raw_source, origins, schema, data_validation))
+
+
+def gate_and_join(raw_source: dict[str, pd.DataFrame], raw_validation_report: dict[str, Any], schema: SchemaConfig) -> pd.DataFrame:
+    """Stop the run if the raw data failed; otherwise join it into the canonical interaction table."""
+    gate(raw_validation_report)
+    return build_interactions(raw_source, schema)
+
+
+def validate_split(
+    train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame
+) -> tuple[dict[str, Any], str]:
+    """No empty split, train < validation < test in time, both classes in train."""
+    origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in ("train", "validation", "test")}
+    report = validate_splits(train, validation, test, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False)
+    return _report_outputs(report)

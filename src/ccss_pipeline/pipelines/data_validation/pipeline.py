@@ -1,0 +1,24 @@
+"""raw source → Great Expectations report (always saved) → gate → canonical interactions."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import gate_and_join, validate_raw_source
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                validate_raw_source,
+                inputs=["raw_source", "params:schema", "params:data_validation"],
+                outputs=["raw_validation_report", "raw_validation_report_md"],
+                name="validate_raw_source",
+            ),
+            Node(
+                gate_and_join,
+                inputs=["raw_source", "raw_validation_report", "params:schema"],
+                outputs="interactions",
+                name="gate_and_join_raw_tables",
+            ),
+        ]
+    )

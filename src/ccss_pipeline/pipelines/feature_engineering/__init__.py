@@ -1,0 +1,5 @@
+"""The feature_engineering pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

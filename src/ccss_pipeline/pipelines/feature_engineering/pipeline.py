@@ -1,0 +1,49 @@
+"""interactions → leak-free log features → time split (gated) → fitted spec → model-ready tables."""
+
+from kedro.pipeline import Node, Pipeline
+
+from ccss_pipeline.pipelines.data_validation.nodes import validate_split
+
+from .nodes import engineer_log_features, fit_features, make_model_input, split_interactions
+
+SPLITS = ("train", "validation", "test")
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                engineer_log_features,
+                inputs=["interactions", "params:schema"],
+                outputs="interactions_with_log_features",
+                name="engineer_log_features",
+            ),
+            Node(
+                split_interactions,
+                inputs=["interactions_with_log_features", "params:feature_engineering"],
+                outputs=[f"{s}_interactions" for s in SPLITS],
+                name="split_by_time",
+            ),
+            Node(
+                validate_split,
+                inputs=[f"{s}_interactions" for s in SPLITS],
+                outputs=["split_validation_report", "split_validation_report_md"],
+                name="validate_split",
+            ),
+            Node(
+                fit_features,
+                inputs=["train_interactions", "split_validation_report", "params:schema", "params:feature_engineering"],
+                outputs="feature_spec",
+                name="fit_feature_spec",
+            ),
+            *[
+                Node(
+                    make_model_input,
+                    inputs=[f"{s}_interactions", "feature_spec"],
+                    outputs=f"{s}_model_input",
+                    name=f"make_{s}_model_input",
+                )
+                for s in SPLITS
+            ],
+        ]
+    )

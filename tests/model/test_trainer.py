@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+
+from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
+from ccss_pipeline.model.device import resolve_device
+from ccss_pipeline.model.synthesis import directed_probabilities, draw_pairs
+from ccss_pipeline.model.trainer import predict_proba, score_fn, train_model
+from tests.model.conftest import make_inputs, violation_rate
+
+BB = BackboneConfig(hidden_units=[32, 16])
+
+
+@pytest.fixture(scope="module")
+def data(spec):
+    return make_inputs(spec, 3000, seed=2), make_inputs(spec, 1000, seed=3)
+
+
+def _pairs(spec, train, seed=0):
+    p = directed_probabilities(np.ones(len(spec.numerical)), spec)
+    return draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=seed)
+
+
+def _opt(**kw):
+    return OptimizerConfig(**({"batch_size": 256, "max_epochs": 3, "patience": 5, "device": "cpu", "seed": 7} | kw))
+
+
+def _same(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+
+
+def test_training_learns_and_is_deterministic(spec, data):
+    train, valid = data
+    pairs = _pairs(spec, train)
+    ccss = ContrastiveConfig(weight=1.0)
+    a = train_model(spec, train, valid, BB, ccss, _opt(), pairs)
+    b = train_model(spec, train, valid, BB, ccss, _opt(), pairs)
+    assert _same(a.model, b.model)
+    assert a.best_val_auc > 0.7
+    assert [h["epoch"] for h in a.history] == [1, 2, 3]
+    assert all(h["samples_per_sec"] > 0 and np.isfinite(h["loss"]) for h in a.history)
+    c = train_model(spec, train, valid, BB, ccss, _opt(seed=8), pairs)
+    assert not _same(a.model, c.model)
+
+
+def test_checkpoint_resume_identical(spec, data, tmp_path):
+    train, valid = data
+    pairs = _pairs(spec, train)
+    ccss = ContrastiveConfig(weight=1.0)
+    full = train_model(spec, train, valid, BB, ccss, _opt(), pairs)
+    first = train_model(spec, train, valid, BB, ccss, _opt(max_epochs=1), pairs, checkpoint_dir=tmp_path)
+    assert len(first.history) == 1 and (tmp_path / "checkpoint.pt").exists()
+    resumed = train_model(spec, train, valid, BB, ccss, _opt(), pairs, checkpoint_dir=tmp_path)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert _same(full.model, resumed.model)
+    assert resumed.best_epoch == full.best_epoch
+
+
+def test_on_epoch_callback_can_stop(spec, data):
+    train, valid = data
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def cb(epoch, auc):
+        seen.append((epoch, auc))
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), _opt(), None, on_epoch=cb)
+    assert seen and seen[0][0] == 1 and 0.5 < seen[0][1] <= 1.0
+
+
+def test_ccss_lowers_violation_rate(spec, data):
+    train, valid = data
+    opt = _opt(max_epochs=4, learning_rate=5e-3)
+    base = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt, None)
+    ccss = train_model(spec, train, valid, BB, ContrastiveConfig(weight=3.0, margin=0.02), opt,
+                       None, redraw_pairs_each_epoch=True,
+                       shapley_p=directed_probabilities(np.ones(len(spec.numerical)), spec))
+    v_base = violation_rate(score_fn(base.model, "cpu"), valid, spec)
+    v_ccss = violation_rate(score_fn(ccss.model, "cpu"), valid, spec)
+    assert v_base > 0.05
+    assert v_ccss < 0.5 * v_base, (v_base, v_ccss)
+    assert ccss.best_val_auc > base.best_val_auc - 0.03
+    p = predict_proba(ccss.model, valid)
+    assert p.shape == (len(valid),) and ((p > 0) & (p < 1)).all()
