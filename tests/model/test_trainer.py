@@ -79,9 +79,19 @@ def test_on_epoch_callback_can_stop(spec, data):
     assert seen and seen[0][0] == 1 and 0.5 < seen[0][1] <= 1.0
 
 
-def test_ccss_lowers_violation_rate(spec, data):
-    train, valid = data
-    opt = _opt(max_epochs=4, learning_rate=5e-3)
+def _weak_monotone(spec, n, seed):
+    """Weak monotone signal plus an interaction, so an unconstrained net's bucket path overfits noise."""
+    x = make_inputs(spec, n, seed)
+    d = x.dense
+    logit = 0.3 * (d[:, 0] - d[:, 1]) + np.where(x.cat[:, 1] % 2 == 0, 1.0, -1.0) * np.sin(2 * d[:, 2]) - 0.3
+    x.oracle = 1 / (1 + np.exp(-logit))
+    x.label = (np.random.default_rng(seed + 100).random(n) < x.oracle).astype(np.float32)
+    return x
+
+
+def test_ccss_lowers_violation_rate(spec):
+    train, valid = _weak_monotone(spec, 3000, 2), _weak_monotone(spec, 1000, 3)
+    opt = _opt(max_epochs=8, patience=10, learning_rate=5e-3)
     base = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt, None)
     ccss = train_model(spec, train, valid, BB, ContrastiveConfig(weight=3.0, margin=0.02), opt,
                        None, redraw_pairs_each_epoch=True,
@@ -89,7 +99,7 @@ def test_ccss_lowers_violation_rate(spec, data):
     v_base = violation_rate(score_fn(base.model, "cpu"), valid, spec)
     v_ccss = violation_rate(score_fn(ccss.model, "cpu"), valid, spec)
     assert v_base > 0.05
-    assert v_ccss < 0.5 * v_base, (v_base, v_ccss)
-    assert ccss.best_val_auc > base.best_val_auc - 0.03
+    assert v_ccss < 0.25 * v_base, (v_base, v_ccss)
+    assert ccss.best_val_auc > base.best_val_auc - 0.06
     p = predict_proba(ccss.model, valid)
     assert p.shape == (len(valid),) and ((p > 0) & (p < 1)).all()
