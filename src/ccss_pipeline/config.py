@@ -166,3 +166,84 @@ class ShapleyConfig(_Strict):
     epsilon: float = Field(1e-3, gt=0)  # floor on q_k so no drawable feature is never chosen
     seed: int = 0
     batch_size: int = Field(16384, ge=64)
+
+
+class PairsConfig(_Strict):
+    """Counterfactual pair materialization (``counterfactual_pairs`` in parameters)."""
+
+    warmup_epochs: int = Field(2, ge=1)  # the warm-up model Shapley importance is measured on
+    shapley: ShapleyConfig = ShapleyConfig()
+    seed: int = 11
+
+
+class SearchRange(_Strict):
+    """A float search range; ``log`` samples on a log scale."""
+
+    low: float
+    high: float
+    log: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError(f"search range needs low < high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scale search range needs low > 0, got {self.low}")
+        return self
+
+
+class PrunerConfig(_Strict):
+    """Optuna's MedianPruner on per-epoch validation AUC."""
+
+    enabled: bool = True
+    n_startup_trials: int = Field(2, ge=0)
+    n_warmup_steps: int = Field(1, ge=0)
+
+
+class SearchConfig(_Strict):
+    """The Optuna study over λ and margin (and τ for losses that have one)."""
+
+    n_trials: int = Field(6, ge=0)
+    timeout_s: float | None = Field(None, gt=0)
+    seed: int = 0
+    study_name: str = "ccss"
+    storage_path: str = "data/06_models/optuna.db"
+    max_epochs: int = Field(4, ge=1)  # per-trial budget; the final fit uses optimizer.max_epochs
+    weight: SearchRange = SearchRange(low=0.1, high=10.0)
+    margin: SearchRange = SearchRange(low=1e-3, high=0.1)
+    temperature: SearchRange = SearchRange(low=0.05, high=1.0)
+    learning_rate: SearchRange | None = None
+    max_violation: float | None = Field(None, ge=0, le=1)  # constraint on validation violation rate
+    violation_rows: int = Field(5000, ge=100)  # validation rows the violation rate is measured on
+    pruner: PrunerConfig = PrunerConfig()
+
+    @field_validator("storage_path")
+    @classmethod
+    def _inside_data(cls, value: str) -> str:
+        from pathlib import PurePosixPath
+
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts or not path.parts or path.parts[0] != "data":
+            raise ValueError(f"storage_path must be a relative path inside the project's data/ folder, got {value!r}")
+        return value
+
+
+class TrainingConfig(_Strict):
+    """The ``model_training`` parameters: backbones, shared budget, CCSS loss and the search."""
+
+    backbones: list[Literal["dnn", "wide_deep", "deepfm", "dcn_v2"]] = Field(default_factory=lambda: ["dnn"])
+    backbone: BackboneConfig = BackboneConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    contrastive: ContrastiveConfig = ContrastiveConfig()
+    redraw_pairs_each_epoch: bool = False
+    search: SearchConfig = SearchConfig()
+    checkpoint_dir: str = "data/06_models/checkpoints"
+
+    @field_validator("backbones")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("model_training.backbones must name at least one backbone")
+        if len(set(value)) != len(value):
+            raise ValueError(f"model_training.backbones lists a backbone twice: {value}")
+        return value

@@ -263,8 +263,17 @@ def test_non_numeric_dtype_caught():
     tables["log"]["price"] = ["1.5", "2", "x", "0", "3", "2"]
     report = validate_source(tables, ORIGINS, _schema(), CFG)
     f = _only(report, RULE_NUMERIC_DTYPE, "price")
-    assert f.dataset == LOG_FILE
+    assert f.dataset == LOG_FILE and "observed dtype" in f.detail
     assert "price" in report.error_message() and RULE_NUMERIC_DTYPE in report.error_message()
+    assert len(report.failures) == 1 and all(o.error is None for o in report.outcomes)  # no GX errors
+    # object column mixing numbers and a string: the string is the offending value
+    tables["log"]["price"] = pd.Series([1.5, 2, "x", 0, 3, 2], dtype=object)
+    report = validate_source(tables, ORIGINS, _schema(), CFG)
+    _assert_message(report, LOG_FILE, "price", RULE_NUMERIC_DTYPE, 1)
+    assert _only(report, RULE_NUMERIC_DTYPE).examples == ["x"]
+    # object column of plain numbers is fine
+    tables["log"]["price"] = pd.Series([1.5, 2, 7, 0, 3, 2], dtype=object)
+    assert validate_source(tables, ORIGINS, _schema(), CFG).success
 
 
 def test_null_ids_caught():
@@ -421,6 +430,6 @@ def test_one_class_in_train_and_bad_labels_caught():
     test.loc[0, "click"] = 2
     report = validate_splits(train, val, test, "click", "ts", SPLIT_ORIGINS)
     f = _only(report, RULE_BOTH_CLASSES)
-    assert f.dataset == "train.parquet" and f.column == "click"
+    assert f.dataset == "train.parquet" and f.column == "click" and "observed values {1}" in f.detail
     g = _only(report, RULE_LABEL_SET)
     assert g.dataset == "test.parquet" and g.unexpected_count == 1

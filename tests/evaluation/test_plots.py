@@ -73,3 +73,12 @@ def test_no_pyplot_state_leak(results):
     before = plt.get_fignums()
     plot_partial_dependence({k: r.curves for k, r in results.items()}, "down_feat", -1)
     assert plt.get_fignums() == before
+
+
+def test_pd_plot_skewed_centres_with_zero(results, tmp_path):
+    curves = results["CCSS"].curves.copy()
+    sub = curves["feature"] == "up_feat"
+    curves.loc[sub, "centre"] = [0, 1, 3, 10, 30, 100, 300, 1000]
+    fig = plot_partial_dependence({"CCSS": curves}, "up_feat", 1)
+    assert fig.axes[0].get_xscale() == "symlog"
+    _check_png(fig, tmp_path / "skew.png")

@@ -42,7 +42,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 
 import great_expectations as gx  # noqa: E402
@@ -364,18 +363,22 @@ def build_table_suite(
     cfg: ValidationConfig,
     *,
     all_columns: Mapping[str, Iterable[str]] | None = None,
+    non_numeric: Iterable[str] = (),
 ) -> ExpectationSuite:
     """The GX expectation suite of one raw table (``"log"`` or a side table of ``schema.side_tables``).
 
     ``frame_columns`` are the table's columns; ``all_columns`` (table -> columns, every table of the
     source) lets the log suite report a schema numerical/categorical column found in *no* table (a column
     present in some side table is checked there). Without it, the log alone is searched.
+    ``non_numeric`` names columns known to hold non-numeric values: they get only the "numeric dtype"
+    expectation (which fails), not the value checks that GX could not evaluate on strings.
     Validate the suite on :func:`prepare_table` (it adds the derived timestamp column).
     """
     _context()  # GX needs an active context to add expectations to a suite
     E = gx.expectations
     cols = list(frame_columns)
     present = set(cols)
+    skip_values = set(non_numeric)
     suite = ExpectationSuite(name=f"ccss_raw_{table_name}")
     add = suite.add_expectation
 
@@ -433,6 +436,8 @@ def build_table_suite(
         if col not in present or col in required:
             continue
         add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, col, column=col, type_list=_NUMERIC_TYPES))
+        if col in skip_values:
+            continue
         add(_E(E.ExpectColumnValuesToNotBeNull, RULE_FINITE_NAN, col, column=col))
         add(_E(E.ExpectColumnValuesToBeBetween, RULE_FINITE_INF, col, column=col, min_value=-_FMAX,
                max_value=_FMAX))
@@ -529,7 +534,8 @@ def _collect(
             elif conf.type == "expect_column_to_exist" and not detail:
                 detail = "column missing"
             elif conf.type == "expect_column_distinct_values_to_contain_set":
-                detail = f"observed values {observed}"
+                seen = sorted(map(_fmt, frame[gx_col].dropna().unique())) if gx_col in frame.columns else []
+                detail = f"observed values {{{', '.join(seen)}}}, expected {set(kwargs.get('value_set', []))}"
         report.failures.append(Failure(dataset=dataset, table=table, column=column, rule=rule,
                                        unexpected_count=unexpected, examples=examples[:max_examples],
                                        detail=detail))
@@ -562,7 +568,8 @@ def validate_source(
     all_columns = {n: [str(c) for c in f.columns] for n, f in present.items()}
     jobs, frames = [], {}
     for name, frame in present.items():
-        suite = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns)
+        suite = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
+                                  non_numeric=_non_numeric_columns(frame, [n.name for n in schema.numerical]))
         prepared = prepare_table(name, frame, schema)
         frames[name] = prepared
         jobs.append((name, prepared, suite))
@@ -572,6 +579,24 @@ def validate_source(
         _collect(origins.get(name, name), name, frames[name], validation, cfg.max_offending_values, report)
     report.success = not report.failures
     return report
+
+
+def _non_numeric_columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]:
+    """Columns among ``names`` holding values that are not numbers (strings, dates, ...)."""
+    out = []
+    for name in names:
+        if name not in frame.columns or isinstance(frame[name], pd.DataFrame):
+            continue
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col) or (
+            pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_datetime64_any_dtype(col)
+        ):
+            continue
+        if col.dtype == object and not col.map(lambda v: isinstance(v, (str, bytes)) or
+                                                 not isinstance(v, (int, float, np.number, type(None)))).any():
+            continue  # object column of plain numbers: checked value by value
+        out.append(name)
+    return out
 
 
 def _comparable_time(series: pd.Series) -> pd.Series:

@@ -3,7 +3,8 @@
 Canonical columns: ``user``, ``item``, ``label`` (int8), ``event_ts`` (int64 ms since the epoch, or
 the row order when the source has no timestamp), every schema categorical and numerical column, and
 ``oracle_prob`` when the source knows the true click probability. Rows are sorted by ``event_ts``
-(stable), which every leak-free feature relies on.
+(stable), which every leak-free feature relies on; repeated impressions (same user, item and
+timestamp) are collapsed to their first row.
 """
 
 from __future__ import annotations
@@ -74,4 +75,7 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) ->
     if ORACLE_COLUMN in joined.columns:
         out[ORACLE_COLUMN] = joined[ORACLE_COLUMN].to_numpy(np.float64)
     out[GROUP_COLUMN] = out[USER]
+    if schema.timestamp:
+        # Repeated impressions (same user, item and time) that the gate tolerated count once.
+        out = out.drop_duplicates(subset=[USER, ITEM, TIME_COLUMN], keep="first")
     return out.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)

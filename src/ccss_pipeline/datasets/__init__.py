@@ -5,6 +5,7 @@ without Kedro.
 """
 
 from ccss_pipeline.datasets.atomic import AtomicDataset
+from ccss_pipeline.datasets.models import ModelCollectionDataset
 from ccss_pipeline.datasets.sources import KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
 
-__all__ = ["AtomicDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]
+__all__ = ["AtomicDataset", "ModelCollectionDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]

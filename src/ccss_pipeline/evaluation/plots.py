@@ -50,8 +50,8 @@ def plot_partial_dependence(
 ) -> Figure:
     """PD curves (mean prediction per bucket centre) of one feature, one line per model, with the
     ICE q10–q90 band shaded. ``curves_by_model[label]`` is a ``MonotonicityResult.curves`` table;
-    x is the raw bucket centre. ``xscale``: None picks "log" when all centres are positive and span
-    more than two decades, else "linear"."""
+    x is the raw bucket centre. ``xscale``: None picks "log" (or "symlog" when a centre is 0) when
+    the non-negative centres span more than two decades, else "linear"."""
     fig, ax = _new_figure()
     all_x = []
     for i, (label, curves) in enumerate(curves_by_model.items()):
@@ -67,8 +67,14 @@ def plot_partial_dependence(
                             label=f"{label} ICE 10–90%")
     if xscale is None:
         xs = np.concatenate(all_x) if all_x else np.array([1.0])
-        xscale = "log" if xs.min() > 0 and xs.max() / xs.min() > 100 else "linear"
-    ax.set_xscale(xscale)
+        pos = xs[xs > 0]
+        skewed = xs.min() >= 0 and pos.size > 0 and pos.max() / pos.min() > 100
+        xscale = ("log" if xs.min() > 0 else "symlog") if skewed else "linear"
+    if xscale == "symlog":
+        xs = np.concatenate(all_x)
+        ax.set_xscale("symlog", linthresh=float(xs[xs > 0].min()))
+    else:
+        ax.set_xscale(xscale)
     arrow = "increasing" if direction > 0 else "decreasing" if direction < 0 else "no direction"
     ax.set_title(f"{feature} ({_direction_label(direction)}, expected {arrow})")
     ax.set_xlabel(f"{feature} (bucket centre, raw units)")

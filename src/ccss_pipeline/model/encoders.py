@@ -40,7 +40,11 @@ class InputEncoder(nn.Module):
     def forward(self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, M) ids, (B, K) dense, (B, K) buckets -> fields (B, M+K, d), dense (B, K)."""
         idx = torch.cat([cat + self.cat_offsets, bucket + self.bkt_offsets], dim=1)
-        return self.table(idx), dense
+        return self._lookup(idx), dense
+
+    def _lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        # index_select's backward (index_add) is ~2x faster on CPU than nn.Embedding's dense backward.
+        return self.table.weight.index_select(0, idx.reshape(-1)).view(*idx.shape, self.embedding_dim)
 
     def swap(
         self,
@@ -57,7 +61,7 @@ class InputEncoder(nn.Module):
         """
         n = rows.shape[0]
         ar = torch.arange(n, device=fields.device)
-        emb = self.table(new_bucket + self.bkt_offsets[feature])
+        emb = self._lookup(new_bucket + self.bkt_offsets[feature])
         f = fields[rows].index_put((ar, feature + self.n_categorical), emb.to(fields.dtype))
         d = dense[rows].index_put((ar, feature), new_dense.to(dense.dtype))
         return f, d

@@ -1,0 +1,69 @@
+"""A folder of trained models, one sub-folder each: ``model.pt`` (state_dict) + ``model.json``.
+
+No pickled modules: weights load with ``torch.load(..., weights_only=True)`` and the module is rebuilt
+from the JSON config by the node that needs it. The whole folder is written to a temporary sibling and
+swapped in, so a failed save never leaves a mix of old and new models.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from kedro.io import AbstractDataset, DatasetError
+
+from ccss_pipeline.datasets.atomic import _replace
+
+WEIGHTS, CONFIG = "model.pt", "model.json"
+
+
+class ModelCollectionDataset(AbstractDataset[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]):
+    """Saves/loads ``{name: {"config": dict, "state_dict": dict[str, Tensor]}}``."""
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        if not self._path.is_dir():
+            raise DatasetError(f"{self._path}: no trained models (run the model_training pipeline first)")
+        models = {}
+        for sub in sorted(p for p in self._path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if not (sub / WEIGHTS).is_file() or not (sub / CONFIG).is_file():
+                continue
+            models[sub.name] = {
+                "config": json.loads((sub / CONFIG).read_text()),
+                "state_dict": torch.load(sub / WEIGHTS, map_location="cpu", weights_only=True),
+            }
+        if not models:
+            raise DatasetError(f"{self._path}: no model sub-folder with {WEIGHTS} and {CONFIG}")
+        return models
+
+    def save(self, data: dict[str, dict[str, Any]]) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_name(f".{self._path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            for name, entry in data.items():
+                sub = tmp / name
+                sub.mkdir(parents=True)
+                state = {k: v.detach().cpu() for k, v in entry["state_dict"].items()}
+                torch.save(state, sub / WEIGHTS)
+                (sub / CONFIG).write_text(json.dumps(entry["config"], indent=2, sort_keys=True))
+            if self._path.exists() and not self._path.is_dir():
+                raise DatasetError(f"{self._path} exists and is not a folder")
+            if self._path.is_dir():
+                _replace(tmp, self._path)
+            else:
+                tmp.rename(self._path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _exists(self) -> bool:
+        return self._path.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

@@ -1,0 +1,5 @@
+"""The counterfactual_pairs pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

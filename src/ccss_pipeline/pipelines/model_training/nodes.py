@@ -1,0 +1,120 @@
+"""Training nodes: the Optuna search over λ and margin, then the final CCSS and baseline fits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances  # noqa: E402
+
+from ccss_pipeline.config import TrainingConfig  # noqa: E402
+from ccss_pipeline.model.persistence import spec_hash  # noqa: E402
+from ccss_pipeline.model.search import best_parameters, run_search, trials_table  # noqa: E402
+from ccss_pipeline.model.synthesis import PairTable  # noqa: E402
+from ccss_pipeline.model.trainer import train_model  # noqa: E402
+from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
+
+BASELINE, CCSS = "baseline", "ccss"
+
+
+def _inputs(train: pd.DataFrame, valid: pd.DataFrame, feature_spec: dict[str, Any]) -> tuple[FeatureSpec, ModelInputs, ModelInputs]:
+    spec = FeatureSpec.from_dict(feature_spec)
+    return spec, ModelInputs.from_frame(train, spec), ModelInputs.from_frame(valid, spec)
+
+
+def _message_figure(text: str) -> Figure:
+    fig = Figure(figsize=(6, 3))
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    return fig
+
+
+def _study_plots(study: optuna.Study) -> tuple[Figure, Figure]:
+    """Optuna's own matplotlib plots; a plot that needs more finished trials says so instead."""
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    history = plot_optimization_history(study).figure if finished else _message_figure("no completed trial yet")
+    if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
+        importance = plot_param_importances(study).figure
+    else:
+        importance = _message_figure("parameter importances need at least two completed trials")
+    for fig in (history, importance):
+        fig.set_size_inches(7, 4.5)
+        fig.tight_layout()
+    return history, importance
+
+
+def tune_contrastive_loss(
+    train_model_input: pd.DataFrame,
+    validation_model_input: pd.DataFrame,
+    feature_spec: dict[str, Any],
+    counterfactual_pairs: pd.DataFrame,
+    model_training: TrainingConfig,
+) -> tuple[dict[str, Any], pd.DataFrame, Figure, Figure]:
+    """Search λ and margin (τ where it applies) on the first backbone; resumable through SQLite."""
+    spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
+    study = run_search(spec, train, valid, PairTable.from_frame(counterfactual_pairs), model_training)
+    history, importance = _study_plots(study)
+    return best_parameters(study, model_training), trials_table(study), history, importance
+
+
+def train_final_models(
+    train_model_input: pd.DataFrame,
+    validation_model_input: pd.DataFrame,
+    feature_spec: dict[str, Any],
+    counterfactual_pairs: pd.DataFrame,
+    feature_importance: dict[str, Any],
+    best_params: dict[str, Any],
+    model_training: TrainingConfig,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per backbone: CCSS with the best parameters and its λ = 0 baseline under identical settings.
+
+    Each fit checkpoints every epoch under ``checkpoint_dir`` and resumes from it after a kill.
+    """
+    spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
+    pairs = PairTable.from_frame(counterfactual_pairs)
+    tuned = {k: best_params[k] for k in ("weight", "margin", "temperature")}
+    ccss = model_training.contrastive.model_copy(update=tuned)
+    baseline = model_training.contrastive.model_copy(update={"weight": 0.0})
+    optimizer = model_training.optimizer.model_copy(update={"learning_rate": best_params["learning_rate"]})
+    shapley_p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
+    models: dict[str, dict[str, Any]] = {}
+    history: dict[str, Any] = {}
+    for name in model_training.backbones:
+        backbone = model_training.backbone.model_copy(update={"name": name})
+        for variant, contrastive in ((BASELINE, baseline), (CCSS, ccss)):
+            key = f"{name}__{variant}"
+            result = train_model(
+                spec,
+                train,
+                valid,
+                backbone,
+                contrastive,
+                optimizer,
+                pairs=pairs if variant == CCSS else None,
+                checkpoint_dir=Path(model_training.checkpoint_dir) / key,
+                redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch and variant == CCSS,
+                shapley_p=shapley_p,
+            )
+            models[key] = {
+                "config": {
+                    "backbone": backbone.model_dump(),
+                    "variant": variant,
+                    "contrastive": contrastive.model_dump(),
+                    "optimizer": optimizer.model_dump(),
+                    "spec_hash": spec_hash(spec),
+                    "best_epoch": result.best_epoch,
+                    "best_val_auc": result.best_val_auc,
+                },
+                "state_dict": result.model.state_dict(),
+            }
+            history[key] = {"best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc, "epochs": result.history}
+    return models, history

@@ -1,0 +1,38 @@
+"""model-ready data + pairs → Optuna search (λ, margin) → final CCSS and baseline models."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import train_final_models, tune_contrastive_loss
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                tune_contrastive_loss,
+                inputs=[
+                    "train_model_input",
+                    "validation_model_input",
+                    "feature_spec",
+                    "counterfactual_pairs",
+                    "params:model_training",
+                ],
+                outputs=["best_params", "optuna_trials", "optuna_history_plot", "optuna_importance_plot"],
+                name="tune_contrastive_loss",
+            ),
+            Node(
+                train_final_models,
+                inputs=[
+                    "train_model_input",
+                    "validation_model_input",
+                    "feature_spec",
+                    "counterfactual_pairs",
+                    "feature_importance",
+                    "best_params",
+                    "params:model_training",
+                ],
+                outputs=["trained_models", "training_history"],
+                name="train_ccss_and_baseline",
+            ),
+        ]
+    )
