@@ -247,3 +247,13 @@ class TrainingConfig(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"model_training.backbones lists a backbone twice: {value}")
         return value
+
+
+class EvaluationConfig(_Strict):
+    """The ``evaluation`` parameters (spec §6)."""
+
+    eps: float = Field(1e-6, ge=0)  # tolerance of the violation test, on probabilities
+    max_rows: int | None = Field(None, ge=100)  # test rows for the monotonicity sweeps; null = all
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    calibration_bins: int = Field(10, ge=2)

@@ -1,16 +1,29 @@
-"""Project pipelines: each stage on its own, ``train`` (data → model) and ``__default__`` (everything)."""
+"""Project pipelines: each stage on its own, ``train`` (data → models) and ``__default__`` (everything).
+
+The stages are imported explicitly rather than discovered: Kedro ≥ 1.7's ``find_pipelines`` only
+imports the folders named on the command line, which would hide composites such as ``train``.
+"""
 
 from __future__ import annotations
 
-from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-STAGES = ("data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation")
+from ccss_pipeline.pipelines import counterfactual_pairs, data_validation, feature_engineering, model_training
+
+try:  # the evaluation stage is optional while it is being built
+    from ccss_pipeline.pipelines import evaluation
+except ImportError:  # pragma: no cover
+    evaluation = None  # type: ignore[assignment]
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    pipelines = find_pipelines(raise_errors=True)
-    train_stages = [s for s in STAGES[:4] if s in pipelines]
-    pipelines["train"] = sum((pipelines[s] for s in train_stages), Pipeline([]))
-    pipelines["__default__"] = sum((pipelines[s] for s in STAGES if s in pipelines), Pipeline([]))
-    return pipelines
+    stages: dict[str, Pipeline] = {
+        "data_validation": data_validation.create_pipeline(),
+        "feature_engineering": feature_engineering.create_pipeline(),
+        "counterfactual_pairs": counterfactual_pairs.create_pipeline(),
+        "model_training": model_training.create_pipeline(),
+    }
+    train = sum(stages.values(), Pipeline([]))
+    if evaluation is not None:
+        stages["evaluation"] = evaluation.create_pipeline()
+    return {**stages, "train": train, "__default__": sum(stages.values(), Pipeline([]))}

@@ -46,3 +46,13 @@ def test_forward_ofc_matches_separate_forwards(spec, inputs, name):
     torch.testing.assert_close(z_f, model(cat[rows], d2, b2)[0])
     d2[torch.arange(3), k], b2[torch.arange(3), k] = cd, cb
     torch.testing.assert_close(z_c, model(cat[rows], d2, b2)[0])
+
+
+def test_forward_ofc_int_rows_equals_index_rows(spec, inputs):
+    model = CTRModel(spec, BackboneConfig(hidden_units=[8])).eval()
+    cat, dense, bucket = _batch(inputs, 10)
+    args = (torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([0.5, -0.5]), torch.tensor([3, 4]), torch.tensor([1.0, 2.0]))
+    a = model.forward_ofc(cat, dense, bucket, 3 - 1, *args)
+    b = model.forward_ofc(cat, dense, bucket, torch.arange(2), *args)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y)

@@ -33,3 +33,17 @@ def test_seeded(spec, inputs):
     a = shapley_importance(score, inputs, spec, ShapleyConfig(n_samples=50, n_permutations=2, seed=3))
     b = shapley_importance(score, inputs, spec, ShapleyConfig(n_samples=50, n_permutations=2, seed=3))
     np.testing.assert_array_equal(a.q, b.q)
+
+
+def test_model_shapley_on_ctr_model(spec, inputs):
+    import torch
+
+    from ccss_pipeline.config import BackboneConfig
+    from ccss_pipeline.model.backbones import CTRModel
+    from ccss_pipeline.model.shapley import model_shapley_importance
+
+    torch.manual_seed(0)
+    model = CTRModel(spec, BackboneConfig(hidden_units=[8]))
+    res = model_shapley_importance(model, inputs, spec, ShapleyConfig(n_samples=64, n_permutations=2), device="cpu")
+    assert res.q.shape == (4,) and (res.q >= 0).all() and res.q.sum() > 0
+    assert set(res.to_dict()["p"]) == {"pos", "neg", "flat"}

@@ -24,7 +24,7 @@ def to_epoch_ms(values: pd.Series, unit: str) -> np.ndarray:
         return pd.to_numeric(values, errors="raise").to_numpy(np.int64)
     if unit == "s":
         return (pd.to_numeric(values, errors="raise").to_numpy(np.float64) * 1000).astype(np.int64)
-    parsed = pd.to_datetime(values, errors="raise", utc=True)
+    parsed = pd.to_datetime(values, errors="raise", utc=True, format="mixed")
     return (parsed.astype("datetime64[ns, UTC]").astype("int64") // 1_000_000).to_numpy(np.int64)
 
 

@@ -68,12 +68,28 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
         raise SourceError(f"{path}: no columns to parse (empty or header-only file)") from exc
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         raise SourceError(f"{path}: cannot be parsed as a table: {exc}") from exc
+    if path.suffix.lower() != ".parquet":
+        _check_field_counts(path, sep or _sniff_separator(path))
     if frame.shape[1] <= 1 and path.suffix.lower() != ".parquet":
         raise SourceError(
             f"{path}: only one column ({list(frame.columns)!r}) was found — wrong delimiter? "
             "Expected comma- or tab-separated values with a header row"
         )
     return with_origin(frame, str(path))
+
+
+def _check_field_counts(path: Path, sep: str) -> None:
+    """pandas pads short rows with NaN: a truncated last row or a mismatched delimiter must fail instead."""
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, [])
+        width = len(header)
+        for number, row in enumerate(reader, start=2):
+            if row and len(row) != width:
+                raise SourceError(
+                    f"{path}: line {number} has {len(row)} field(s), the header has {width} "
+                    "(truncated file or wrong delimiter?)"
+                )
 
 
 def _read_many(paths: list[Path]) -> pd.DataFrame:

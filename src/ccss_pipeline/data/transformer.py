@@ -42,6 +42,8 @@ def _fit_numerical(name: str, values: np.ndarray, direction: int, transform: str
     std = std if std > 1e-12 else 1.0
     quantiles = np.quantile(finite, np.linspace(0, 1, n_buckets + 1)[1:-1], method="linear")
     boundaries = np.unique(quantiles)  # duplicate edges merged
+    # An edge at the minimum would leave bucket 0 empty (values equal to an edge go up): drop it.
+    boundaries = boundaries[boundaries > finite.min()]
     bucket = np.searchsorted(boundaries, finite, side="right")
     centres = _bucket_medians(finite, bucket, boundaries)
     centres_dense = np.clip((apply_transform(centres, transform) - mean) / std, -DENSE_CLIP, DENSE_CLIP)

@@ -138,7 +138,7 @@ class CTRModel(nn.Module):
         cat: torch.Tensor,
         dense: torch.Tensor,
         bucket: torch.Tensor,
-        rows: torch.Tensor,
+        rows: torch.Tensor | int,
         feature: torch.Tensor,
         f_bucket: torch.Tensor,
         f_dense: torch.Tensor,
@@ -148,12 +148,11 @@ class CTRModel(nn.Module):
         """Logits and hidden states of O (all B rows) and of F, C (the P ``rows`` with a pair).
 
         The batch is encoded once; F and C only swap the moved feature's bucket embedding and dense
-        value; then a single backbone pass runs over the (B + 2P) concatenation [O; F; C].
+        value; then a single backbone pass runs over the (B + 2P) concatenation [O; F; C]. ``rows`` is a
+        tensor of row indices or an int P (= the first P rows, cheapest).
         Returns (z_o, z_f, z_c, h_o, h_f, h_c).
         """
-        fields, d = self.encoder(cat, dense, bucket)
-        ff, df = self.encoder.swap(fields, d, rows, feature, f_bucket, f_dense)
-        fc, dc = self.encoder.swap(fields, d, rows, feature, c_bucket, c_dense)
-        z, h = self.backbone(torch.cat([fields, ff, fc]), torch.cat([d, df, dc]))
-        b, p = cat.shape[0], rows.shape[0]
+        all_f, all_d = self.encoder.encode_ofc(cat, dense, bucket, rows, feature, f_bucket, f_dense, c_bucket, c_dense)
+        z, h = self.backbone(all_f, all_d)
+        b, p = cat.shape[0], feature.shape[0]
         return z[:b], z[b : b + p], z[b + p :], h[:b], h[b : b + p], h[b + p :]

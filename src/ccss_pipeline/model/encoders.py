@@ -5,9 +5,9 @@ rows, the last for missing values) live in a single ``nn.Embedding`` with per-fi
 is embedded with one lookup. The encoded representation is ``fields`` (B, n_fields, d) — categorical
 fields first, then one bucket field per numerical feature — and ``dense`` (B, K).
 
-For CCSS (spec §4) O, F and C differ in one numerical feature only: :meth:`InputEncoder.swap` copies the
-already-encoded rows and replaces just the moved feature's bucket embedding and dense value, so the
-unchanged embeddings are computed once.
+For CCSS (spec §4) O, F and C differ in one numerical feature only: :meth:`InputEncoder.encode_ofc` (and
+:meth:`InputEncoder.swap` for already-encoded rows) copies the encoded O rows and replaces just the moved
+feature's bucket embedding and dense value, so the unchanged embeddings are computed once.
 """
 
 from __future__ import annotations
@@ -65,3 +65,37 @@ class InputEncoder(nn.Module):
         f = fields[rows].index_put((ar, feature + self.n_categorical), emb.to(fields.dtype))
         d = dense[rows].index_put((ar, feature), new_dense.to(dense.dtype))
         return f, d
+
+    def encode_ofc(
+        self,
+        cat: torch.Tensor,
+        dense: torch.Tensor,
+        bucket: torch.Tensor,
+        rows: torch.Tensor | int,
+        feature: torch.Tensor,
+        f_bucket: torch.Tensor,
+        f_dense: torch.Tensor,
+        c_bucket: torch.Tensor,
+        c_dense: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoded [O; F; C] (B + 2P rows) of a batch in one embedding lookup.
+
+        ``rows`` selects the P rows with a pair: a tensor of row indices, or an int P meaning the first
+        P rows (a cheap slice). The O batch and the 2P moved bucket ids are looked up together; F and C
+        copy the encoded O rows and replace only the moved feature's bucket embedding and dense value,
+        in one out-of-place ``index_put`` over both.
+        """
+        b, n_fields = cat.shape[0], self.n_fields
+        kk = torch.cat([feature, feature])
+        p = feature.shape[0]
+        idx = torch.cat([cat + self.cat_offsets, bucket + self.bkt_offsets], dim=1).reshape(-1)
+        moved = torch.cat([f_bucket, c_bucket]) + self.bkt_offsets[kk]
+        emb = self.table.weight.index_select(0, torch.cat([idx, moved]))
+        fields = emb[: b * n_fields].view(b, n_fields, self.embedding_dim)
+        part_f = fields[:rows] if isinstance(rows, int) else fields[rows]
+        part_d = dense[:rows] if isinstance(rows, int) else dense[rows]
+        pos = torch.arange(b, b + 2 * p, device=fields.device)
+        all_f = torch.cat([fields, part_f, part_f]).index_put((pos, kk + self.n_categorical), emb[b * n_fields :])
+        new_d = torch.cat([f_dense, c_dense]).to(dense.dtype)
+        all_d = torch.cat([dense, part_d, part_d]).index_put((pos, kk), new_d)
+        return all_f, all_d

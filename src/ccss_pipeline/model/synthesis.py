@@ -201,3 +201,6 @@ class PairLookup:
         self.f_dense = full(pairs.f_dense, np.float32, 0.0)
         self.c_bucket = full(pairs.c_bucket, np.int64, 0)
         self.c_dense = full(pairs.c_dense, np.float32, 0.0)
+        # packed copies: a batch gathers its pairs with two index ops instead of six
+        self.ints = torch.stack([self.has_pair.long(), self.feature, self.f_bucket, self.c_bucket], 1)
+        self.floats = torch.stack([self.f_dense, self.c_dense], 1)

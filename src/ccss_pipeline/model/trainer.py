@@ -106,6 +106,34 @@ def safe_auc(label: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(label, score))
 
 
+def neighbour_violation_rate(score: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+                             inputs: ModelInputs, spec: FeatureSpec, eps: float = 1e-6) -> float:
+    """Pooled share of (row, existing ±1-bucket neighbour) of directed features where the score moves
+    against the feature's direction by more than ``eps`` (a training-time monitor; spec §6 has the full set).
+    All moved copies are scored in one call."""
+    cats, denses, buckets, base_idx, signs = [], [], [], [], []
+    for k in spec.directed_indices():
+        f = spec.numerical[k]
+        centres = np.asarray(f.centres_dense, np.float32)
+        b = inputs.bucket[:, k]
+        for step in (1, -1):
+            nb = b + step
+            ok = np.flatnonzero((b < f.n_buckets) & (nb >= 0) & (nb < f.n_buckets))
+            if ok.size == 0:
+                continue
+            d, bk = inputs.dense[ok].copy(), inputs.bucket[ok].copy()
+            bk[:, k] = nb[ok]
+            d[:, k] = centres[nb[ok]]
+            cats.append(inputs.cat[ok]), denses.append(d), buckets.append(bk)
+            base_idx.append(ok), signs.append(np.full(ok.size, f.direction * step, np.float64))
+    if not cats:
+        return float("nan")
+    base = score(inputs.cat, inputs.dense, inputs.bucket)
+    moved = score(np.concatenate(cats), np.concatenate(denses), np.concatenate(buckets))
+    change = np.concatenate(signs) * (moved - base[np.concatenate(base_idx)])
+    return float((change < -eps).mean())
+
+
 # -------------------------------------------------------------------------------------- checkpoints
 def _atomic_save(obj: object, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -143,13 +171,15 @@ def train_model(
     on_epoch: Callable[[int, float], None] | None = None,
     redraw_pairs_each_epoch: bool = False,
     shapley_p: np.ndarray | None = None,
+    violation_rows: int = 0,
 ) -> TrainResult:
     """Train a CTRModel with BCE + λ·CCSS loss; early stopping on validation AUC, best weights restored.
 
     ``pairs`` index ``train`` rows; with ``redraw_pairs_each_epoch`` they are redrawn each epoch from
     ``shapley_p`` (seed derived from the run seed and epoch). λ = 0 or no pairs trains the plain baseline
     (the F/C forward is skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
-    and may raise (e.g. ``optuna.TrialPruned``) to stop.
+    and may raise (e.g. ``optuna.TrialPruned``) to stop. ``violation_rows > 0`` adds ``val_violation`` (the
+    neighbour violation rate on the first that many validation rows) to each epoch's history.
     """
     device = resolve_device(optim_cfg.device)
     seed_everything(optim_cfg.seed)
@@ -218,14 +248,13 @@ def train_model(
                     loss = total_loss(z_o, y, None, 0.0)
                 else:
                     p = min(n_pair_rows, idx.shape[0])
-                    rows = torch.arange(p, device=device)  # the permutation makes the first p rows random
                     pidx = idx[:p]
-                    k = lookup.feature[pidx]
+                    pi, pf = lookup.ints[pidx], lookup.floats[pidx]
+                    # the first p rows of a batch are a random subset, as the batch is a random permutation
                     z_o, z_f, z_c, h_o, h_f, h_c = model.forward_ofc(
-                        c, d, b, rows, k, lookup.f_bucket[pidx], lookup.f_dense[pidx],
-                        lookup.c_bucket[pidx], lookup.c_dense[pidx])
+                        c, d, b, p, pi[:, 1], pi[:, 2], pf[:, 0], pi[:, 3], pf[:, 1])
                     lc = contrastive_loss(contrastive_cfg.loss, z_o[:p], z_f, z_c, h_o[:p], h_f, h_c, y[:p],
-                                          contrastive_cfg, mask=lookup.has_pair[pidx])
+                                          contrastive_cfg, mask=pi[:, 0] > 0)
                     loss = total_loss(z_o, y, lc, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -239,9 +268,13 @@ def train_model(
         seconds = time.perf_counter() - t0
         record = {"epoch": epoch, "loss": mean_loss, "val_auc": val_auc,
                   "samples_per_sec": n / max(train_seconds, 1e-9), "seconds": seconds}
+        if violation_rows > 0:
+            sub = valid.take(np.arange(min(violation_rows, len(valid))))
+            record["val_violation"] = neighbour_violation_rate(score_fn(model, device), sub, spec)
         history.append(record)
-        logger.info("epoch %d loss %.5f val_auc %.5f %.0f samples/s (%.1fs)",
-                    epoch, mean_loss, val_auc, record["samples_per_sec"], seconds)
+        logger.info("epoch %d loss %.5f val_auc %.5f%s %.0f samples/s (%.1fs)", epoch, mean_loss, val_auc,
+                    f" val_violation {record['val_violation']:.4f}" if "val_violation" in record else "",
+                    record["samples_per_sec"], seconds)
 
         score = val_auc if not math.isnan(val_auc) else -mean_loss
         if score > best_auc:

@@ -54,3 +54,11 @@ def validate_split(
     origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in ("train", "validation", "test")}
     report = validate_splits(train, validation, test, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False)
     return _report_outputs(report)
+
+
+def extract_source_truth(raw_source: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The generator's true directions where the source knows them (synthetic), else an empty record."""
+    directions = raw_source.get("directions")
+    if directions is None:
+        return {"directions": {}}
+    return {"directions": {str(f): int(d) for f, d in zip(directions["feature"], directions["direction"], strict=True)}}

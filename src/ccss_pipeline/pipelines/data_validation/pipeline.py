@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import gate_and_join, validate_raw_source
+from .nodes import extract_source_truth, gate_and_join, validate_raw_source
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -19,6 +19,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["raw_source", "raw_validation_report", "params:schema"],
                 outputs="interactions",
                 name="gate_and_join_raw_tables",
+            ),
+            Node(
+                extract_source_truth,
+                inputs="raw_source",
+                outputs="source_truth",
+                name="extract_source_truth",
             ),
         ]
     )

@@ -1,0 +1,44 @@
+"""test split + trained models → accuracy and monotonicity tables → plots → report."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import evaluate_models, plot_evaluation, write_report
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                evaluate_models,
+                inputs=["test_model_input", "feature_spec", "trained_models", "source_truth", "params:evaluation"],
+                outputs=[
+                    "evaluation_results",
+                    "monotonicity_per_feature",
+                    "partial_dependence",
+                    "roc_curves",
+                    "calibration_curves",
+                    "metrics",
+                ],
+                name="evaluate_accuracy_and_monotonicity",
+            ),
+            Node(
+                plot_evaluation,
+                inputs=["partial_dependence", "monotonicity_per_feature", "roc_curves", "calibration_curves", "feature_spec"],
+                outputs=["partial_dependence_plots", "violation_rate_plot", "roc_plot", "calibration_plot"],
+                name="plot_evaluation",
+            ),
+            Node(
+                write_report,
+                inputs=[
+                    "evaluation_results",
+                    "monotonicity_per_feature",
+                    "feature_spec",
+                    "best_params",
+                    "split_validation_report",
+                    "params:evaluation",
+                ],
+                outputs=["report_md", "report_html"],
+                name="write_report",
+            ),
+        ]
+    )
