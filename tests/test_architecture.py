@@ -1,0 +1,31 @@
+"""Project-level contracts: the method library stays free of Kedro; telemetry stays off."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_method_library_does_not_import_kedro() -> None:
+    """import-linter's forbidden contract in pyproject.toml (spec, config, data, model, evaluation)."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_telemetry_consent_is_recorded_as_refused() -> None:
+    assert yaml.safe_load((ROOT / ".telemetry").read_text()) == {"consent": False}
+
+
+def test_every_parameters_file_has_exactly_one_top_level_key() -> None:
+    for path in sorted((ROOT / "conf").glob("*/parameters*.yml")):
+        keys = list(yaml.safe_load(path.read_text()) or {})
+        assert len(keys) == 1, f"{path} defines {keys}"
+        stem = path.stem.removeprefix("parameters_")
+        assert keys[0] == stem, f"{path}: top-level key {keys[0]!r} should match the file name"
