@@ -18,6 +18,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _inside_data_folder(value: str, field: str) -> str:
+    """A path from parameters must stay inside the project's data/ folder (relative, no "..", under data/)."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    path = PurePosixPath(value.replace("\\", "/"))
+    if (path.is_absolute() or PureWindowsPath(value).drive or ".." in path.parts or not path.parts
+            or path.parts[0] != "data"):
+        raise ValueError(f"{field} must be a relative path inside the project's data/ folder "
+                         f"(e.g. 'data/06_models/...'; no '..', not absolute), got {value!r}")
+    return value
+
+
 def _parse_direction(value: object) -> int:
     """Accept +1 / -1 / 1 / "none" / null / 0 and nothing else."""
     if value is None or (isinstance(value, str) and value.strip().lower() in {"none", "0", ""}):
@@ -220,12 +232,7 @@ class SearchConfig(_Strict):
     @field_validator("storage_path")
     @classmethod
     def _inside_data(cls, value: str) -> str:
-        from pathlib import PurePosixPath
-
-        path = PurePosixPath(value)
-        if path.is_absolute() or ".." in path.parts or not path.parts or path.parts[0] != "data":
-            raise ValueError(f"storage_path must be a relative path inside the project's data/ folder, got {value!r}")
-        return value
+        return _inside_data_folder(value, "storage_path")
 
 
 class TrainingConfig(_Strict):
@@ -238,6 +245,11 @@ class TrainingConfig(_Strict):
     redraw_pairs_each_epoch: bool = False
     search: SearchConfig = SearchConfig()
     checkpoint_dir: str = "data/06_models/checkpoints"
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _checkpoints_inside_data(cls, value: str) -> str:
+        return _inside_data_folder(value, "checkpoint_dir")
 
     @field_validator("backbones")
     @classmethod

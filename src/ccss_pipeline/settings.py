@@ -1,6 +1,9 @@
-"""Project settings: Kedro defaults, with telemetry off."""
+"""Project settings: Kedro defaults, with telemetry off and every parameter validated up front."""
 
+from ccss_pipeline.hooks import ConfigurationCheckHooks
 
+# all parameter groups are validated before any node runs (see hooks.py), whatever pipeline is run
+HOOKS = (ConfigurationCheckHooks(),)
 
 # kedro-telemetry must never prompt or send anything from this project.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)

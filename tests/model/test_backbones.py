@@ -56,3 +56,18 @@ def test_forward_ofc_int_rows_equals_index_rows(spec, inputs):
     b = model.forward_ofc(cat, dense, bucket, torch.arange(2), *args)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y)
+
+
+def test_encoder_swap_equals_encoding_moved_rows(spec, inputs):
+    enc = InputEncoder(spec, 4)
+    cat, dense, bucket = _batch(inputs, 6)
+    fields, d = enc(cat, dense, bucket)
+    rows, k = torch.tensor([1, 4]), torch.tensor([0, 2])
+    nb, nd = torch.tensor([2, 5]), torch.tensor([0.25, -1.0])
+    f2, d2 = enc.swap(fields, d, rows, k, nb, nd)
+    b3, d3 = bucket[rows].clone(), dense[rows].clone()
+    b3[torch.arange(2), k], d3[torch.arange(2), k] = nb, nd
+    ref_f, ref_d = enc(cat[rows], d3, b3)
+    torch.testing.assert_close(f2, ref_f)
+    torch.testing.assert_close(d2, ref_d)
+    assert torch.equal(fields, enc(cat, dense, bucket)[0])  # original encoding untouched

@@ -1,7 +1,7 @@
 """The Optuna search over the contrastive weight λ, the margin m (and τ where the loss has one).
 
 Objective: validation AUC of a CCSS fit; the validation neighbour-violation rate of each trial is
-recorded and, with ``max_violation``, used as a constraint (TPE's ``constraints_func``). The study
+recorded and, with ``max_violation``, used as a constraint (``Trial.set_constraint``, read by TPE). The study
 lives in SQLite, and its name carries a hash of everything the trials depend on, so an interrupted
 search resumes with its finished trials kept, while a changed configuration starts a new study
 instead of mixing incompatible trials.
@@ -76,18 +76,12 @@ def _fail_stale_trials(study: optuna.Study) -> int:
     return len(stale)
 
 
-def _constraints(trial: optuna.trial.FrozenTrial) -> tuple[float]:
-    return (float(trial.user_attrs.get(CONSTRAINT_ATTR, 0.0)),)
-
-
 def open_study(training: TrainingConfig, spec: FeatureSpec, n_pairs: int, storage_root: Path | None = None) -> optuna.Study:
     """Create or resume the study in SQLite (``load_if_exists``), seeded TPE, median pruner."""
     search = training.search
     path = (storage_root or Path.cwd()) / search.storage_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    sampler = optuna.samplers.TPESampler(
-        seed=search.seed, constraints_func=_constraints if search.max_violation is not None else None
-    )
+    sampler = optuna.samplers.TPESampler(seed=search.seed)
     pruner: optuna.pruners.BasePruner = (
         optuna.pruners.MedianPruner(n_startup_trials=search.pruner.n_startup_trials, n_warmup_steps=search.pruner.n_warmup_steps)
         if search.pruner.enabled
@@ -142,6 +136,7 @@ def run_search(
         trial.set_user_attr("best_epoch", result.best_epoch)
         if search.max_violation is not None:
             trial.set_user_attr(CONSTRAINT_ATTR, violation - search.max_violation)
+            trial.set_constraint("max_violation", violation - search.max_violation)  # TPE avoids infeasible regions
         logger.info("trial %d: val AUC %.5f, violation rate %.4f, %s", trial.number, result.best_val_auc, violation, trial.params)
         return result.best_val_auc
 

@@ -57,11 +57,16 @@ def tune_contrastive_loss(
     validation_model_input: pd.DataFrame,
     feature_spec: dict[str, Any],
     counterfactual_pairs: pd.DataFrame,
+    project_folder: Path,
     model_training: TrainingConfig,
 ) -> tuple[dict[str, Any], pd.DataFrame, Figure, Figure]:
-    """Search λ and margin (τ where it applies) on the first backbone; resumable through SQLite."""
+    """Search λ and margin (τ where it applies) on the first backbone; resumable through SQLite.
+
+    The study's database (``search.storage_path``) is resolved against ``project_folder``.
+    """
     spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
-    study = run_search(spec, train, valid, PairTable.from_frame(counterfactual_pairs), model_training)
+    pairs = PairTable.from_frame(counterfactual_pairs)
+    study = run_search(spec, train, valid, pairs, model_training, storage_root=project_folder)
     history, importance = _study_plots(study)
     return best_parameters(study, model_training), trials_table(study), history, importance
 
@@ -73,11 +78,13 @@ def train_final_models(
     counterfactual_pairs: pd.DataFrame,
     feature_importance: dict[str, Any],
     best_params: dict[str, Any],
+    project_folder: Path,
     model_training: TrainingConfig,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Per backbone: CCSS with the best parameters and its λ = 0 baseline under identical settings.
 
-    Each fit checkpoints every epoch under ``checkpoint_dir`` and resumes from it after a kill.
+    Each fit checkpoints every epoch under ``project_folder / checkpoint_dir`` and resumes from it
+    after a kill.
     """
     spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
     pairs = PairTable.from_frame(counterfactual_pairs)
@@ -100,7 +107,7 @@ def train_final_models(
                 contrastive,
                 optimizer,
                 pairs=pairs if variant == CCSS else None,
-                checkpoint_dir=Path(model_training.checkpoint_dir) / key,
+                checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
                 redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch and variant == CCSS,
                 shapley_p=shapley_p,
             )

@@ -1,0 +1,216 @@
+"""Project hooks: every parameter is validated before any work starts.
+
+Kedro's own typed-parameter validation only checks the parameters of the pipelines being run, so a bad
+``model_training`` key would go unnoticed by ``kedro run --pipelines=data_validation`` and surface hours
+later. :class:`ConfigurationCheckHooks` validates every known top-level key with its pydantic model as
+soon as the context exists (before the catalog is built and before any node runs) and raises one
+:class:`ConfigurationError` listing each problem with the parameters file that defines the key, the
+dotted key path, the bad value and the allowed values or rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kedro.framework.hooks import hook_impl
+from pydantic import BaseModel, ValidationError
+
+from ccss_pipeline.config import (
+    EvaluationConfig,
+    FeatureConfig,
+    PairsConfig,
+    SchemaConfig,
+    TrainingConfig,
+    ValidationConfig,
+)
+from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
+
+logger = logging.getLogger(__name__)
+
+#: Top-level parameter key -> its typed model.
+PARAMETER_MODELS: dict[str, type[BaseModel]] = {
+    "schema": SchemaConfig,
+    "data_validation": ValidationConfig,
+    "feature_engineering": FeatureConfig,
+    "counterfactual_pairs": PairsConfig,
+    "model_training": TrainingConfig,
+    "evaluation": EvaluationConfig,
+}
+
+#: Columns of the canonical interaction table; a schema feature may not reuse these names.
+CANONICAL_COLUMNS = ("user", "item", LABEL_COLUMN, TIME_COLUMN, GROUP_COLUMN, ORACLE_COLUMN)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+class ConfigurationError(ValueError):
+    """The parameters are invalid; the message names file, key path, bad value and allowed values."""
+
+
+# ------------------------------------------------------------------------------------ file lookup
+def _parameter_files(conf_root: Path, env_dirs: list[str]) -> list[Path]:
+    """``parameters*.yml``/``.yaml`` files (recursively) of each env folder, most specific env first."""
+    files: list[Path] = []
+    for env in env_dirs:
+        folder = conf_root / env
+        if folder.is_dir():
+            found = {p for pattern in ("**/parameters*.yml", "**/parameters*.yaml") for p in folder.glob(pattern)}
+            files.extend(sorted(found))
+    return files
+
+
+def _top_level_keys(path: Path) -> set[str]:
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return set()
+    return set(content) if isinstance(content, dict) else set()
+
+
+def find_parameter_file(key: str, conf_root: Path, env: str | None, base_env: str = "base") -> str:
+    """The parameters file that defines top-level ``key`` (the run env's file wins over base's)."""
+    envs = [e for e in (env, base_env) if e]
+    for path in _parameter_files(conf_root, envs):
+        if key in _top_level_keys(path):
+            try:
+                return str(path.relative_to(conf_root.parent))
+            except ValueError:
+                return str(path)
+    return f"<no parameters file under {conf_root} defines '{key}'>"
+
+
+# ------------------------------------------------------------------------------------ formatting
+def _dotted(key: str, loc: tuple[Any, ...], raw: Any) -> tuple[str, str]:
+    """``model_training.backbone.name`` from pydantic's loc; list items as ``[i]`` with their name."""
+    parts, note, node = [key], "", raw
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(node, Mapping) and "name" in node:
+                note = f" (entry name: {node['name']!r})"
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, Mapping) else None
+    return ".".join(parts), note
+
+
+def _problems_of(key: str, model: type[BaseModel], raw: Any) -> tuple[list[tuple[str, str, Any, str]], BaseModel | None]:
+    """(key path, note, bad value, rule) per pydantic error, and the model when valid."""
+    try:
+        return [], model.model_validate({} if raw is None else raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            path, note = _dotted(key, tuple(err.get("loc", ())), raw)
+            message = err.get("msg", "invalid")
+            if err.get("type") == "extra_forbidden":
+                allowed = _allowed_keys(model, tuple(err.get("loc", ()))[:-1])
+                message = "unknown key (a typo?)" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+            bad = _MISSING if err.get("type") == "missing" else err.get("input")
+            problems.append((path, note, bad, message))
+        return problems, None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model that an unknown key was found in."""
+    current: Any = model
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(item)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _cross_checks(schema: SchemaConfig) -> list[tuple[str, str, Any, str]]:
+    """Rules pydantic cannot see alone: feature names must not shadow canonical columns."""
+    problems = []
+    groups = [("categorical", list(schema.categorical)), ("numerical", [n.name for n in schema.numerical]),
+              ("log_features", [f.name for f in schema.log_features])]
+    for group, names in groups:
+        for i, name in enumerate(names):
+            if name in CANONICAL_COLUMNS:
+                path = f"schema.{group}[{i}]" + (".name" if group != "categorical" else "")
+                problems.append((path, "", name, f"a feature name may not be a canonical column ({', '.join(CANONICAL_COLUMNS)})"))
+    return problems
+
+
+def check_parameters(
+    params: Mapping[str, Any], conf_root: Path, env: str | None, base_env: str = "base", runtime_keys: set[str] | None = None
+) -> dict[str, BaseModel]:
+    """Validate every known top-level key; raise :class:`ConfigurationError` listing all problems."""
+    runtime_keys = runtime_keys or set()
+    lines: list[str] = []
+
+    def where(key: str) -> str:
+        origin = find_parameter_file(key, conf_root, env, base_env)
+        return origin + (" (overridden by runtime --params)" if key in runtime_keys else "")
+
+    validated: dict[str, BaseModel] = {}
+    for key, model in PARAMETER_MODELS.items():
+        if key not in params:
+            lines.append(f"  - '{key}' is not defined in any parameters file under {conf_root} (expected one for {model.__name__})")
+            continue
+        problems, value = _problems_of(key, model, params[key])
+        if value is not None:
+            validated[key] = value
+            if isinstance(value, SchemaConfig):
+                problems = _cross_checks(value)
+        for path, note, bad, rule in problems:
+            lines.append(f"  - {where(key)}: key '{path}'{note}: value {bad!r}: {rule}")
+    for key in params:
+        if key in PARAMETER_MODELS:
+            continue
+        close = difflib.get_close_matches(str(key), list(PARAMETER_MODELS), n=1, cutoff=0.8)
+        if close:
+            lines.append(f"  - {where(str(key))}: key '{key}': unknown top-level key; did you mean '{close[0]}'?"
+                         f" allowed: {', '.join(PARAMETER_MODELS)}")
+    if lines:
+        raise ConfigurationError("invalid parameters (nothing was run):\n" + "\n".join(lines))
+    return validated
+
+
+# ------------------------------------------------------------------------------------------ hooks
+class ConfigurationCheckHooks:
+    """Validate all parameters as soon as the Kedro context exists (before any node or dataset)."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        loader = context.config_loader
+        # the merged parameters (base + env + runtime --params) before Kedro's own, pipeline-scoped
+        # typed validation, which would convert them and validate only the pipelines being run
+        params = loader["parameters"]
+        conf_root = Path(getattr(loader, "conf_source", Path(context.project_path) / "conf"))
+        if not conf_root.is_absolute():
+            conf_root = Path(context.project_path) / conf_root
+        env = context.env or getattr(loader, "default_run_env", None)
+        base_env = getattr(loader, "base_env", None) or "base"
+        runtime_keys = set(getattr(loader, "runtime_params", None) or {})
+        check_parameters(params, conf_root, env, base_env, runtime_keys)
+        logger.debug("all %d parameter groups validated", len(PARAMETER_MODELS))
