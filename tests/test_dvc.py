@@ -149,7 +149,8 @@ def test_margin_change_reruns_only_model_training_and_evaluation() -> None:
     params = root / "conf/base/parameters_model_training.yml"
     set_yaml_value(params, "model_training.contrastive.margin", 0.05)
     diff = json.loads(run(["dvc", "params", "diff", "--json"], root).stdout)
-    assert diff[str(params.relative_to(root))]["model_training.contrastive.margin"] == {"old": 0.02, "new": 0.05}
+    change = diff[str(params.relative_to(root))]["model_training.contrastive.margin"]
+    assert (change["old"], change["new"]) == (0.02, 0.05)
     status = json.loads(run(["dvc", "status", "--json"], root).stdout)
     assert set(status) == {"model_training"}, status
     proc = run(["dvc", "repro"], root)

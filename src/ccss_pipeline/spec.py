@@ -13,6 +13,7 @@ Model-ready tables (one parquet per split) hold, per row:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,6 +157,13 @@ class ModelInputs:
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
+
+    def digest(self) -> str:
+        """A short content hash of every array: resumable state (studies, checkpoints) is keyed by it."""
+        h = hashlib.sha256()
+        for array in (self.cat, self.dense, self.bucket, self.label):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()[:16]
 
     def take(self, index: np.ndarray) -> ModelInputs:
         """Rows ``index`` of every array (a copy)."""

@@ -57,27 +57,27 @@ def _update(cfg: TrainingConfig, section: str, **kw) -> TrainingConfig:
 
 def test_study_name_tracks_what_the_trials_depend_on(spec):
     base = _training()
-    name = study_name(base, spec, 100)
-    assert name.startswith("ccss-") and name == study_name(_training(), spec, 100)
+    name = study_name(base, spec, "data-a")
+    assert name.startswith("ccss-") and name == study_name(_training(), spec, "data-a")
     # budget of the search only: same study (resume)
-    assert study_name(_update(base, "search", n_trials=50), spec, 100) == name
-    assert study_name(_update(base, "search", timeout_s=30.0), spec, 100) == name
+    assert study_name(_update(base, "search", n_trials=50), spec, "data-a") == name
+    assert study_name(_update(base, "search", timeout_s=30.0), spec, "data-a") == name
     # the contrastive values the search overrides do not matter either
-    assert study_name(_update(base, "contrastive", weight=5.0, margin=0.5), spec, 100) == name
+    assert study_name(_update(base, "contrastive", weight=5.0, margin=0.5), spec, "data-a") == name
     changed = [
-        study_name(_update(base, "search", weight=SearchRange(low=0.5, high=5.0)), spec, 100),
-        study_name(_update(base, "search", margin=SearchRange(low=1e-4, high=1.0)), spec, 100),
-        study_name(_update(base, "search", max_violation=0.1), spec, 100),
-        study_name(_update(base, "search", max_epochs=3), spec, 100),
-        study_name(_update(base, "contrastive", loss="bpr"), spec, 100),
-        study_name(_update(base, "contrastive", anchor_on_original=False), spec, 100),
-        study_name(_update(base, "optimizer", learning_rate=0.01), spec, 100),
-        study_name(base.model_copy(update={"backbones": ["dcn_v2"]}), spec, 100),
-        study_name(base, spec, 101),  # a different pair table
+        study_name(_update(base, "search", weight=SearchRange(low=0.5, high=5.0)), spec, "data-a"),
+        study_name(_update(base, "search", margin=SearchRange(low=1e-4, high=1.0)), spec, "data-a"),
+        study_name(_update(base, "search", max_violation=0.1), spec, "data-a"),
+        study_name(_update(base, "search", max_epochs=3), spec, "data-a"),
+        study_name(_update(base, "contrastive", loss="bpr"), spec, "data-a"),
+        study_name(_update(base, "contrastive", anchor_on_original=False), spec, "data-a"),
+        study_name(_update(base, "optimizer", learning_rate=0.01), spec, "data-a"),
+        study_name(base.model_copy(update={"backbones": ["dcn_v2"]}), spec, "data-a"),
+        study_name(base, spec, "data-b"),  # different data (e.g. a redrawn pair table)
     ]
     other_spec = make_spec()
     other_spec.numerical[0] = dataclasses.replace(other_spec.numerical[0], direction=-1)
-    changed.append(study_name(base, other_spec, 100))  # a different data spec
+    changed.append(study_name(base, other_spec, "data-a"))  # a different data spec
     assert name not in changed
     assert len(set(changed)) == len(changed)
 

@@ -22,7 +22,7 @@ import pandas as pd
 from ccss_pipeline.config import ContrastiveConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report
 from ccss_pipeline.model.synthesis import PairTable
-from ccss_pipeline.model.trainer import score_fn, train_model
+from ccss_pipeline.model.trainer import _pairs_digest, score_fn, train_model
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
@@ -32,12 +32,12 @@ CONSTRAINT_ATTR = "constraint"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def study_name(training: TrainingConfig, spec: FeatureSpec, n_pairs: int) -> str:
-    """``<name>-<hash>``: the hash covers data spec, backbone, budget, loss and search space."""
+def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str) -> str:
+    """``<name>-<hash>``: the hash covers the data (spec and content), backbone, budget, loss and search space."""
     payload = json.dumps(
         [
             spec.to_dict(),
-            n_pairs,
+            data_digest,
             training.backbones[0],
             training.backbone.model_dump(),
             training.optimizer.model_dump(),
@@ -48,6 +48,11 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, n_pairs: int) -> str
         default=str,
     )
     return f"{training.search.study_name}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def search_digest(train: ModelInputs, valid: ModelInputs, pairs: PairTable) -> str:
+    """Content hash of what every trial trains and validates on."""
+    return "-".join([train.digest(), valid.digest(), _pairs_digest(pairs) or ""])
 
 
 def suggest_contrastive(trial: optuna.trial.BaseTrial, base: ContrastiveConfig, search: SearchConfig) -> ContrastiveConfig:
@@ -76,7 +81,7 @@ def _fail_stale_trials(study: optuna.Study) -> int:
     return len(stale)
 
 
-def open_study(training: TrainingConfig, spec: FeatureSpec, n_pairs: int, storage_root: Path | None = None) -> optuna.Study:
+def open_study(training: TrainingConfig, spec: FeatureSpec, data_digest: str, storage_root: Path | None = None) -> optuna.Study:
     """Create or resume the study in SQLite (``load_if_exists``), seeded TPE, median pruner."""
     search = training.search
     path = (storage_root or Path.cwd()) / search.storage_path
@@ -88,7 +93,7 @@ def open_study(training: TrainingConfig, spec: FeatureSpec, n_pairs: int, storag
         else optuna.pruners.NopPruner()
     )
     study = optuna.create_study(
-        study_name=study_name(training, spec, n_pairs),
+        study_name=study_name(training, spec, data_digest),
         storage=f"sqlite:///{path}",
         direction="maximize",
         sampler=sampler,
@@ -111,7 +116,7 @@ def run_search(
 ) -> optuna.Study:
     """Run the trials still missing (finished ones of an earlier, interrupted run count)."""
     search = training.search
-    study = open_study(training, spec, len(pairs), storage_root)
+    study = open_study(training, spec, search_digest(train, valid, pairs), storage_root)
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     remaining = max(0, search.n_trials - done)
     logger.info("study %s: %d finished trial(s), running %d more", study.study_name, done, remaining)

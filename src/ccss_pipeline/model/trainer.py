@@ -141,6 +141,16 @@ def _atomic_save(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _pairs_digest(pairs: PairTable | None) -> str | None:
+    """Content hash of a pair table (a redrawn table of the same length must not resume a checkpoint)."""
+    if pairs is None:
+        return None
+    h = hashlib.sha256()
+    for array in (pairs.row, pairs.feature, pairs.up_bucket, pairs.down_bucket, pairs.f_is_up):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(spec: FeatureSpec, *cfgs: object, extra: object = None) -> str:
     payload = json.dumps([spec.to_dict(), [c.model_dump() for c in cfgs], extra], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -208,7 +218,7 @@ def train_model(
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     fp = _fingerprint(spec, backbone_cfg, contrastive_cfg, optim_cfg.model_copy(update={"max_epochs": 0}),
-                      extra=[n, len(pairs) if pairs is not None else None, redraw_pairs_each_epoch])
+                      extra=[train.digest(), valid.digest(), _pairs_digest(pairs), redraw_pairs_each_epoch])
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         if ckpt_path.exists():

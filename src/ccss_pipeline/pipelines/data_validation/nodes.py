@@ -11,7 +11,6 @@ from typing import Any
 import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
-from ccss_pipeline.data.expectations import validate_source, validate_splits
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.sources import origin_of
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
@@ -37,6 +36,8 @@ def validate_raw_source(
     raw_source: dict[str, pd.DataFrame], schema: SchemaConfig, data_validation: ValidationConfig
 ) -> tuple[dict[str, Any], str]:
     """Validate the log and each side table with its own expectation suite."""
+    from ccss_pipeline.data.expectations import validate_source  # GX takes ~8 s to import: only when used
+
     origins = {name: origin_of(frame, name) for name, frame in raw_source.items()}
     return _report_outputs(validate_source(raw_source, origins, schema, data_validation))
 
@@ -51,6 +52,8 @@ def validate_split(
     train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame
 ) -> tuple[dict[str, Any], str]:
     """No empty split, train < validation < test in time, both classes in train."""
+    from ccss_pipeline.data.expectations import validate_splits  # GX takes ~8 s to import: only when used
+
     origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in ("train", "validation", "test")}
     report = validate_splits(train, validation, test, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False)
     return _report_outputs(report)
