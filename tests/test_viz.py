@@ -51,8 +51,9 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _key(name: str) -> str:
-    """Compare raw (`tune_contrastive_loss`) and prettified (`Tune Contrastive Loss`) node names alike."""
-    return re.sub(r"[\s_]+", "_", name.strip().lower())
+    """Compare raw (`tune_contrastive_loss`), namespaced (`model_training.tune_contrastive_loss`) and
+    prettified (`Tune Contrastive Loss`) node names alike."""
+    return re.sub(r"[\s_]+", "_", name.strip().lower().rsplit(".", 1)[-1])
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/?pid=train", main
+        yield f"http://127.0.0.1:{server.server_address[1]}/?pid=train&expandAllPipelines=true", main
     finally:
         server.shutdown()
         server.server_close()
@@ -81,6 +82,13 @@ def test_static_site_renders_the_train_pipeline(site, tmp_path: Path) -> None:
     missing = [n for n in TRAIN_NODES if _key(n) not in shown]
     assert not missing, f"train-pipeline nodes not drawn: {missing}; drawn: {sorted(shown)}"
     assert _key(EVALUATION_NODE) not in shown  # the train pipeline is the one selected
+
+
+def test_stages_are_grouped_as_modular_pipelines(site) -> None:
+    """Each stage is a namespace, so kedro-viz draws it as one collapsible group."""
+    _, main = site
+    groups = set(main.get("modular_pipelines", {})) - {"__root__"}
+    assert {"data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation"} <= groups
 
 
 def test_screenshot_of_the_graph(site, tmp_path: Path) -> None:

@@ -184,12 +184,12 @@ def test_killed_search_resumes_the_same_study(tmp_path, prepared):
         head, sep, tail = text.partition("Trial 0 finished")
         return bool(sep) and "epoch 1 loss" in tail
 
-    _kill_when(_start(root, ["--nodes=tune_contrastive_loss"], log), log, mid_second_trial)
+    _kill_when(_start(root, ["--nodes=model_training.tune_contrastive_loss"], log), log, mid_second_trial)
     name, before, states = _finished(root / STUDY_DB)
     assert len(before) >= 1 and "RUNNING" in states, states  # killed mid-trial
     assert not (root / "data" / "06_models" / "best_params.json").exists()
 
-    rc, text = _run(root, ["--nodes=tune_contrastive_loss"], tmp_path / "search-rerun.log")
+    rc, text = _run(root, ["--nodes=model_training.tune_contrastive_loss"], tmp_path / "search-rerun.log")
     assert rc == 0, text[-4000:]
     assert "left running by an interrupted search as failed" in text
     assert f"{len(before)} finished trial(s), running {3 - len(before)} more" in text
@@ -224,7 +224,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, prepared):
         _write_params(root, model_training=_training(final_epochs=8))
         (root / "data" / "06_models" / "best_params.json").write_text(json.dumps(BEST))
         roots[name] = root
-    args = ["--nodes=train_ccss_and_baseline"]
+    args = ["--nodes=model_training.train_ccss_and_baseline"]
     # the uninterrupted run goes on beside the killed one (it shares nothing with it)
     straight_log = tmp_path / "train-straight.log"
     straight_proc = _start(roots["straight"], args, straight_log)
@@ -282,7 +282,7 @@ def test_failed_node_keeps_earlier_outputs_and_from_nodes_finishes(tmp_path, pre
 
     trained.unlink()
     kept = {k: v for k, v in _digests(root).items() if "checkpoints" not in k}
-    rc, text = _run(root, ["--from-nodes=train_ccss_and_baseline"], tmp_path / "rerun.log")
+    rc, text = _run(root, ["--from-nodes=model_training.train_ccss_and_baseline"], tmp_path / "rerun.log")
     assert rc == 0, text[-4000:]
     assert {"dnn__baseline", "dnn__ccss"} == {p.name for p in trained.iterdir()}
     final = _digests(root)

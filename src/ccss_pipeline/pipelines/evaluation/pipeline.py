@@ -4,6 +4,9 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import evaluate_models, plot_evaluation, write_report
 
+#: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
+NAMESPACE = "evaluation"
+
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
@@ -20,12 +23,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "metrics",
                 ],
                 name="evaluate_accuracy_and_monotonicity",
+                namespace=NAMESPACE,
             ),
             Node(
                 plot_evaluation,
                 inputs=["partial_dependence", "monotonicity_per_feature", "roc_curves", "calibration_curves", "feature_spec"],
                 outputs=["partial_dependence_plots", "violation_rate_plot", "roc_plot", "calibration_plot"],
                 name="plot_evaluation",
+                namespace=NAMESPACE,
             ),
             Node(
                 write_report,
@@ -39,6 +44,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["report_md", "report_html"],
                 name="write_report",
+                namespace=NAMESPACE,
             ),
         ]
     )

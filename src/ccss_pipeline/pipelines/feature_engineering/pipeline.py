@@ -8,6 +8,9 @@ from .nodes import engineer_log_features, fit_features, make_model_input, split_
 
 SPLITS = ("train", "validation", "test")
 
+#: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
+NAMESPACE = "feature_engineering"
+
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
@@ -17,24 +20,28 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["interactions", "params:schema"],
                 outputs="interactions_with_log_features",
                 name="engineer_log_features",
+                namespace=NAMESPACE,
             ),
             Node(
                 split_interactions,
                 inputs=["interactions_with_log_features", "params:feature_engineering"],
                 outputs=[f"{s}_interactions" for s in SPLITS],
                 name="split_by_time",
+                namespace=NAMESPACE,
             ),
             Node(
                 validate_split,
                 inputs=[f"{s}_interactions" for s in SPLITS],
                 outputs=["split_validation_report", "split_validation_report_md"],
                 name="validate_split",
+                namespace=NAMESPACE,
             ),
             Node(
                 fit_features,
                 inputs=["train_interactions", "split_validation_report", "params:schema", "params:feature_engineering"],
                 outputs="feature_spec",
                 name="fit_feature_spec",
+                namespace=NAMESPACE,
             ),
             *[
                 Node(
@@ -42,6 +49,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     inputs=[f"{s}_interactions", "feature_spec"],
                     outputs=f"{s}_model_input",
                     name=f"make_{s}_model_input",
+                    namespace=NAMESPACE,
                 )
                 for s in SPLITS
             ],
