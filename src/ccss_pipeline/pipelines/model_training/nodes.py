@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,13 @@ def _message_figure(text: str) -> Figure:
 def _study_plots(study: optuna.Study) -> tuple[Figure, Figure]:
     """Optuna's own matplotlib plots; a plot that needs more finished trials says so instead."""
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    history = plot_optimization_history(study).figure if finished else _message_figure("no completed trial yet")
-    if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
-        importance = plot_param_importances(study).figure
-    else:
-        importance = _message_figure("parameter importances need at least two completed trials")
+    with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are stable enough
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        history = plot_optimization_history(study).figure if finished else _message_figure("no completed trial yet")
+        if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
+            importance = plot_param_importances(study).figure
+        else:
+            importance = _message_figure("parameter importances need at least two completed trials")
     for fig in (history, importance):
         fig.set_size_inches(7, 4.5)
         fig.tight_layout()
