@@ -24,17 +24,8 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-LAYERS = (
-    "01_raw",
-    "02_intermediate",
-    "03_primary",
-    "04_feature",
-    "05_model_input",
-    "06_models",
-    "07_model_output",
-    "08_reporting",
-)
+from tests.kedro_project import LAYERS, REPO
+
 STAGES = ("data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation")
 
 #: conf/base edits: (file, dotted key path, value). Small data, one backbone, one epoch, one trial.
