@@ -221,6 +221,8 @@ def train_model(
                       extra=[train.digest(), valid.digest(), _pairs_digest(pairs), redraw_pairs_each_epoch])
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in ckpt_path.parent.glob(f".{CHECKPOINT_NAME}.tmp*"):  # left by a kill mid-save
+            stale.unlink(missing_ok=True)
         if ckpt_path.exists():
             ck = torch.load(ckpt_path, map_location=device, weights_only=True)
             if ck.get("fingerprint") != fp:
