@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from ccss_pipeline.pipelines import counterfactual_pairs, data_validation, feature_engineering, model_training
-
-try:  # the evaluation stage is optional while it is being built
-    from ccss_pipeline.pipelines import evaluation
-except ImportError:  # pragma: no cover
-    evaluation = None  # type: ignore[assignment]
+from ccss_pipeline.pipelines import (
+    counterfactual_pairs,
+    data_validation,
+    evaluation,
+    feature_engineering,
+    model_training,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -24,6 +25,5 @@ def register_pipelines() -> dict[str, Pipeline]:
         "model_training": model_training.create_pipeline(),
     }
     train = sum(stages.values(), Pipeline([]))
-    if evaluation is not None:
-        stages["evaluation"] = evaluation.create_pipeline()
+    stages["evaluation"] = evaluation.create_pipeline()
     return {**stages, "train": train, "__default__": sum(stages.values(), Pipeline([]))}

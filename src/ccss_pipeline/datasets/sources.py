@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ class _ReadOnlySource(AbstractDataset[None, dict[str, pd.DataFrame]]):
     def save(self, data: Any) -> None:
         raise DatasetError(f"{type(self).__name__} is a raw source and read-only")
 
+    @abstractmethod
     def _read(self) -> dict[str, pd.DataFrame]:
-        raise NotImplementedError
+        """The source bundle; a :class:`SourceError` becomes Kedro's ``DatasetError``."""
 
     def load(self) -> dict[str, pd.DataFrame]:
         try:
