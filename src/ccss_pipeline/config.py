@@ -156,6 +156,10 @@ class ContrastiveConfig(_Strict):
     temperature: float = Field(0.1, gt=0)
     anchor_on_original: bool = True
     pair_fraction: float = Field(1.0, gt=0, le=1)
+    # Edge-aware moves (spec §3.6): the bucket-only and dense-only steps of a counterfactual path are
+    # hinge-constrained with their own weight λ_e and margin (on logits); the centre move keeps λ and m.
+    edge_weight: float = Field(1.0, ge=0)
+    edge_margin: float = Field(0.0, ge=0)
 
 
 class OptimizerConfig(_Strict):
@@ -180,10 +184,15 @@ class ShapleyConfig(_Strict):
     batch_size: int = Field(16384, ge=64)
 
 
+#: Counterfactual moves (spec §3.2 and §3.6); see ``ccss_pipeline.model.moves``.
+MoveName = Literal["centre", "within", "straddle", "edge", "path", "decomposed"]
+
+
 class PairsConfig(_Strict):
     """Counterfactual pair materialization (``counterfactual_pairs`` in parameters)."""
 
     warmup_epochs: int = Field(2, ge=1)  # the warm-up model Shapley importance is measured on
+    move: MoveName = "straddle"
     shapley: ShapleyConfig = ShapleyConfig()
     seed: int = 11
 
@@ -205,17 +214,28 @@ class SearchRange(_Strict):
 
 
 class PrunerConfig(_Strict):
-    """Optuna's MedianPruner on per-epoch validation AUC."""
+    """Median-style pruning on per-epoch validation AUC that one epoch's noise cannot trigger.
+
+    A trial stops after epoch ``e > n_warmup_steps`` only when its validation AUC is below the median of
+    the finished trials at the same epoch by more than ``min_delta`` (and at least ``n_startup_trials``
+    trials have finished). Optuna's own pruners do not support multi-objective studies.
+    """
 
     enabled: bool = True
-    n_startup_trials: int = Field(2, ge=0)
+    n_startup_trials: int = Field(3, ge=1)
     n_warmup_steps: int = Field(1, ge=0)
+    min_delta: float = Field(0.003, ge=0)
 
 
 class SearchConfig(_Strict):
-    """The Optuna study over λ and margin (and τ for losses that have one)."""
+    """The Optuna study over λ and margin (and τ for losses that have one), one per backbone.
 
-    n_trials: int = Field(6, ge=0)
+    Two objectives on validation: AUC (maximised) and the raw-grid wrong-step share (minimised). The
+    chosen trial is the best AUC among those whose wrong-step share is at most ``max_violation``.
+    """
+
+    n_trials: int = Field(8, ge=0)
+    n_startup_trials: int = Field(3, ge=1)  # random trials before TPE models the front
     timeout_s: float | None = Field(None, gt=0)
     seed: int = 0
     study_name: str = "ccss"
@@ -225,9 +245,19 @@ class SearchConfig(_Strict):
     margin: SearchRange = SearchRange(low=1e-3, high=0.1)
     temperature: SearchRange = SearchRange(low=0.05, high=1.0)
     learning_rate: SearchRange | None = None
-    max_violation: float | None = Field(None, ge=0, le=1)  # constraint on validation violation rate
-    violation_rows: int = Field(5000, ge=100)  # validation rows the violation rate is measured on
+    max_violation: float = Field(0.005, ge=0, le=1)  # target raw-grid wrong-step share on validation
+    violation_rows: int = Field(1000, ge=100)  # validation rows the raw-grid share is measured on
+    grid_levels: int = Field(100, ge=3, le=10_000)  # quantile levels of the validation raw grid
     pruner: PrunerConfig = PrunerConfig()
+
+    @model_validator(mode="after")
+    def _startup_below_trials(self) -> SearchConfig:
+        if self.n_trials > 1 and self.n_startup_trials >= self.n_trials:
+            raise ValueError(
+                f"search.n_startup_trials ({self.n_startup_trials}) must be smaller than search.n_trials "
+                f"({self.n_trials}): otherwise every trial is a random draw and the sampler never searches"
+            )
+        return self
 
     @field_validator("storage_path")
     @classmethod
@@ -243,6 +273,7 @@ class TrainingConfig(_Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     contrastive: ContrastiveConfig = ContrastiveConfig()
     redraw_pairs_each_epoch: bool = False
+    n_seeds: int = Field(3, ge=1, le=100)  # final fits per backbone and variant: seeds optimizer.seed + i
     search: SearchConfig = SearchConfig()
     checkpoint_dir: str = "data/06_models/checkpoints"
 
@@ -265,7 +296,9 @@ class EvaluationConfig(_Strict):
     """The ``evaluation`` parameters (spec §6)."""
 
     eps: float = Field(1e-6, ge=0)  # tolerance of the violation test, on probabilities
-    max_rows: int | None = Field(None, ge=100)  # test rows for the monotonicity sweeps; null = all
+    grid_levels: int = Field(200, ge=3, le=10_000)  # quantile levels of the raw-value grid (headline)
+    grid_rows: int = Field(2000, ge=10)  # seeded sample of test rows swept over the raw grid
+    max_rows: int | None = Field(5000, ge=100)  # test rows for the bucket-centre sweeps; null = all
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     calibration_bins: int = Field(10, ge=2)

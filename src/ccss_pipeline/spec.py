@@ -26,7 +26,9 @@ LABEL_COLUMN = "label"
 GROUP_COLUMN = "group_id"
 TIME_COLUMN = "event_ts"
 ORACLE_COLUMN = "oracle_prob"
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+#: Levels of the training-quantile sketch each numerical feature carries (0, 0.001, ..., 1).
+QUANTILE_LEVELS = 1001
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ class NumericalFeature:
     ``boundaries`` are the inner quantile edges in raw units (``len = n_buckets - 1``); ``centres`` the
     median raw training value per bucket; ``centres_dense`` the same centres after the transform, which
     is what the model sees when a value is moved to a bucket centre. Bucket ``n_buckets`` is reserved
-    for missing values (dense value 0).
+    for missing values (dense value 0). ``quantiles`` is a sketch of the training raw values at
+    :data:`QUANTILE_LEVELS` equally spaced levels (0 = minimum, last = maximum): the raw-value grids of
+    the evaluation and the within-bucket counterfactual draws read it instead of the training table.
     """
 
     name: str
@@ -60,6 +64,7 @@ class NumericalFeature:
     boundaries: list[float]
     centres: list[float]
     centres_dense: list[float]
+    quantiles: list[float] = field(default_factory=list)
 
     @property
     def n_buckets(self) -> int:
@@ -121,10 +126,11 @@ class FeatureSpec:
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         if data.get("version") != SPEC_VERSION:
             raise ValueError(
-                f"feature spec version {data.get('version')!r} is not supported (expected {SPEC_VERSION})"
+                f"feature spec version {data.get('version')!r} is not supported (expected {SPEC_VERSION}); "
+                "rebuild it with `kedro run --pipelines=feature_engineering`"
             )
         cat_fields = {"name", "vocab_size", "vocabulary"}
-        num_fields = {"name", "direction", "transform", "mean", "std", "boundaries", "centres", "centres_dense"}
+        num_fields = {"name", "direction", "transform", "mean", "std", "boundaries", "centres", "centres_dense", "quantiles"}
         return cls(
             categorical=[CategoricalFeature(**{k: v for k, v in c.items() if k in cat_fields}) for c in data["categorical"]],
             numerical=[NumericalFeature(**{k: v for k, v in n.items() if k in num_fields}) for n in data["numerical"]],

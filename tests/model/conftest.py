@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ccss_pipeline.spec import CategoricalFeature, FeatureSpec, ModelInputs, NumericalFeature
+from ccss_pipeline.spec import QUANTILE_LEVELS, CategoricalFeature, FeatureSpec, ModelInputs, NumericalFeature
 
 N_BUCKETS = 8
 
@@ -16,7 +16,8 @@ def _normal_feature(name: str, direction: int, n_buckets: int = N_BUCKETS) -> Nu
     bounds = np.quantile(sample, np.linspace(0, 1, n_buckets + 1)[1:-1]) if n_buckets > 1 else np.array([])
     b = np.searchsorted(bounds, sample, side="right")
     centres = [float(np.median(sample[b == i])) for i in range(n_buckets)]
-    return NumericalFeature(name, direction, "identity", 0.0, 1.0, [float(x) for x in bounds], centres, centres)
+    sketch = np.quantile(sample, np.linspace(0, 1, QUANTILE_LEVELS)).tolist()
+    return NumericalFeature(name, direction, "identity", 0.0, 1.0, [float(x) for x in bounds], centres, centres, sketch)
 
 
 def make_spec() -> FeatureSpec:

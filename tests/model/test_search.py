@@ -1,16 +1,23 @@
-"""The Optuna search (ccss_pipeline.model.search): study naming, suggestions, best-trial choice, resume,
-stale trials, pruning and the violation constraint. No Kedro; tiny synthetic inputs."""
+"""The Optuna search (ccss_pipeline.model.search): study naming, suggestions, the pruning rule, the
+selection rule, sampler seeding, resume, stale trials, plots. No Kedro; tiny synthetic inputs."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import logging
+import math
 
-import numpy as np
-import optuna
-import pytest
+import matplotlib
 
-from ccss_pipeline.config import (
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ccss_pipeline.config import (  # noqa: E402
     BackboneConfig,
     ContrastiveConfig,
     OptimizerConfig,
@@ -19,27 +26,34 @@ from ccss_pipeline.config import (
     SearchRange,
     TrainingConfig,
 )
-from ccss_pipeline.model import search as search_mod
-from ccss_pipeline.model.search import (
-    CONSTRAINT_ATTR,
-    VIOLATION_ATTR,
+from ccss_pipeline.model import search as search_mod  # noqa: E402
+from ccss_pipeline.model.search import (  # noqa: E402
+    AUC_ATTR,
+    HISTORY_ATTR,
+    SHARE_ATTR,
     best_parameters,
     open_study,
+    plot_pareto_front,
     run_search,
+    sampler_seed,
+    select_trial,
+    should_prune,
     study_name,
     suggest_contrastive,
     trials_table,
 )
-from ccss_pipeline.model.synthesis import draw_pairs
-from tests.model.conftest import make_inputs, make_spec
+from ccss_pipeline.model.synthesis import draw_pairs  # noqa: E402
+from tests.model.conftest import make_inputs, make_spec  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 STORAGE = "data/optuna.db"
+COMPLETE, PRUNED, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL
 
 
 def _training(**search_kw) -> TrainingConfig:
-    search = {"n_trials": 2, "max_epochs": 1, "storage_path": STORAGE, "violation_rows": 100, **search_kw}
+    search = {"n_trials": 2, "n_startup_trials": 1, "max_epochs": 1, "storage_path": STORAGE, "violation_rows": 100,
+              "grid_levels": 12, **search_kw}
     return TrainingConfig(
         backbones=["dnn"],
         backbone=BackboneConfig(hidden_units=[8], embedding_dim=4),
@@ -57,29 +71,44 @@ def _update(cfg: TrainingConfig, section: str, **kw) -> TrainingConfig:
 
 def test_study_name_tracks_what_the_trials_depend_on(spec):
     base = _training()
-    name = study_name(base, spec, "data-a")
-    assert name.startswith("ccss-") and name == study_name(_training(), spec, "data-a")
-    # budget of the search only: same study (resume)
-    assert study_name(_update(base, "search", n_trials=50), spec, "data-a") == name
-    assert study_name(_update(base, "search", timeout_s=30.0), spec, "data-a") == name
-    # the contrastive values the search overrides do not matter either
-    assert study_name(_update(base, "contrastive", weight=5.0, margin=0.5), spec, "data-a") == name
+    name = study_name(base, spec, "data-a", "dnn")
+    assert name.startswith("ccss-dnn-") and name == study_name(_training(), spec, "data-a", "dnn")
+    # budget, selection target, pruner, start-up count: same study (resume, re-select)
+    same = [
+        study_name(_update(base, "search", n_trials=50, n_startup_trials=10), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", timeout_s=30.0), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", max_violation=0.1), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", pruner=PrunerConfig(enabled=False, min_delta=0.1)), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", storage_path="data/other.db"), spec, "data-a", "dnn"),
+        # the contrastive values the search overrides, and the final fit's epoch budget
+        study_name(_update(base, "contrastive", weight=5.0, margin=0.5), spec, "data-a", "dnn"),
+        study_name(_update(base, "optimizer", max_epochs=20), spec, "data-a", "dnn"),
+        # the list of backbones: the study is per backbone
+        study_name(base.model_copy(update={"backbones": ["dcn_v2", "dnn"]}), spec, "data-a", "dnn"),
+    ]
+    assert set(same) == {name}
     changed = [
-        study_name(_update(base, "search", weight=SearchRange(low=0.5, high=5.0)), spec, "data-a"),
-        study_name(_update(base, "search", margin=SearchRange(low=1e-4, high=1.0)), spec, "data-a"),
-        study_name(_update(base, "search", max_violation=0.1), spec, "data-a"),
-        study_name(_update(base, "search", max_epochs=3), spec, "data-a"),
-        study_name(_update(base, "contrastive", loss="bpr"), spec, "data-a"),
-        study_name(_update(base, "contrastive", anchor_on_original=False), spec, "data-a"),
-        study_name(_update(base, "optimizer", learning_rate=0.01), spec, "data-a"),
-        study_name(base.model_copy(update={"backbones": ["dcn_v2"]}), spec, "data-a"),
-        study_name(base, spec, "data-b"),  # different data (e.g. a redrawn pair table)
+        study_name(base, spec, "data-a", "dcn_v2"),
+        study_name(_update(base, "search", weight=SearchRange(low=0.5, high=5.0)), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", margin=SearchRange(low=1e-4, high=1.0)), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", max_epochs=3), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", grid_levels=50), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", violation_rows=500), spec, "data-a", "dnn"),
+        study_name(_update(base, "search", seed=1), spec, "data-a", "dnn"),
+        study_name(_update(base, "contrastive", loss="bpr"), spec, "data-a", "dnn"),
+        study_name(_update(base, "contrastive", anchor_on_original=False), spec, "data-a", "dnn"),
+        study_name(_update(base, "optimizer", learning_rate=0.01), spec, "data-a", "dnn"),
+        study_name(_update(base, "backbone", hidden_units=[16]), spec, "data-a", "dnn"),
+        study_name(base, spec, "data-b", "dnn"),  # different data (e.g. a redrawn pair table)
     ]
     other_spec = make_spec()
     other_spec.numerical[0] = dataclasses.replace(other_spec.numerical[0], direction=-1)
-    changed.append(study_name(base, other_spec, "data-a"))  # a different data spec
+    changed.append(study_name(base, other_spec, "data-a", "dnn"))  # a different data spec
     assert name not in changed
     assert len(set(changed)) == len(changed)
+    assert changed[0].startswith("ccss-dcn_v2-")
+    with pytest.raises(ValueError):
+        study_name(base, spec, "data-a", "resnet")
 
 
 # ------------------------------------------------------------------------------------- suggestions
@@ -102,64 +131,148 @@ def test_suggest_contrastive_suggests_temperature_only_where_the_loss_has_one(lo
         assert out.temperature == 0.9
 
 
-# ------------------------------------------------------------------------------------- best parameters
+# ------------------------------------------------------------------------------------- pruning rule
 
 
-def _add(study, value, weight, margin, constraint=None, state=optuna.trial.TrialState.COMPLETE):
-    dists = {
-        "weight": optuna.distributions.FloatDistribution(0.1, 10.0, log=True),
-        "margin": optuna.distributions.FloatDistribution(1e-3, 0.1, log=True),
-    }
-    attrs = {VIOLATION_ATTR: 0.05}
-    if constraint is not None:
-        attrs[CONSTRAINT_ATTR] = constraint
-    study.add_trial(
-        optuna.trial.create_trial(
-            params={"weight": weight, "margin": margin},
-            distributions=dists,
-            value=value if state == optuna.trial.TrialState.COMPLETE else None,
-            user_attrs=attrs,
-            state=state,
+def test_should_prune_below_the_median_by_more_than_min_delta():
+    cfg = PrunerConfig(enabled=True, n_startup_trials=3, n_warmup_steps=1, min_delta=0.003)
+    others = [[0.60, 0.70], [0.61, 0.72], [0.62, 0.74]]  # median at epoch 2: 0.72
+    assert should_prune(others, 2, 0.716, cfg)  # 0.004 below
+    assert not should_prune(others, 2, 0.718, cfg)  # 0.002 below: within min_delta, noise
+    assert not should_prune(others, 2, 0.80, cfg)
+    # median of an even count is the mean of the middle two
+    assert should_prune([*others, [0.0, 0.76]], 2, 0.726, cfg)  # median 0.73
+    assert not should_prune([*others, [0.0, 0.76]], 2, 0.728, cfg)
+
+
+def test_should_prune_waits_for_warmup_startup_trials_and_values_at_that_epoch():
+    cfg = PrunerConfig(enabled=True, n_startup_trials=3, n_warmup_steps=1, min_delta=0.0)
+    others = [[0.70, 0.70, 0.70]] * 3
+    assert not should_prune(others, 1, 0.10, cfg)  # epoch 1 <= n_warmup_steps: one epoch's noise never prunes
+    assert should_prune(others, 2, 0.10, cfg)
+    # only two trials have a value at epoch 3 (the others stopped early or were pruned before it)
+    short = [[0.70, 0.70, 0.70], [0.70, 0.70, 0.70], [0.70, 0.70]]
+    assert should_prune(short, 2, 0.10, cfg) and not should_prune(short, 3, 0.10, cfg)
+    # NaN values do not count; a NaN AUC is never pruned
+    assert not should_prune([[0.7, 0.7], [0.7, 0.7], [0.7, float("nan")]], 2, 0.1, cfg)
+    assert not should_prune(others, 2, float("nan"), cfg)
+    assert not should_prune([], 5, 0.1, cfg)
+    assert not should_prune(others, 2, 0.10, cfg.model_copy(update={"enabled": False}))
+    assert should_prune(others, 1, 0.10, cfg.model_copy(update={"n_warmup_steps": 0}))
+
+
+# ------------------------------------------------------------------------------------- selection on a fake study
+
+DISTS = {
+    "weight": optuna.distributions.FloatDistribution(0.1, 10.0, log=True),
+    "margin": optuna.distributions.FloatDistribution(1e-3, 0.1, log=True),
+}
+
+
+def _fake_study(trials: list[tuple], name: str = "fake") -> optuna.Study:
+    """``trials``: (auc, share, weight, margin[, state]); values None for non-complete states."""
+    study = optuna.create_study(directions=["maximize", "minimize"], study_name=name)
+    for spec in trials:
+        auc, share, weight, margin, state = (*spec, COMPLETE) if len(spec) == 4 else spec
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[auc, share] if state == COMPLETE else None,
+                params={"weight": weight, "margin": margin},
+                distributions=DISTS,
+                user_attrs={HISTORY_ATTR: [0.5]},
+                state=state,
+            )
         )
-    )
+    return study
 
 
-def test_best_parameters_picks_the_best_feasible_trial():
-    training = _training(max_violation=0.02)
-    study = optuna.create_study(direction="maximize", study_name="s")
-    _add(study, 0.70, 1.0, 0.01, constraint=-0.01)  # feasible
-    _add(study, 0.90, 2.0, 0.02, constraint=0.05)  # best value but infeasible
-    _add(study, 0.75, 3.0, 0.03, constraint=0.0)  # best feasible (boundary counts as feasible)
-    _add(study, 0.74, 4.0, 0.04, constraint=-0.5)
-    _add(study, None, 5.0, 0.05, state=optuna.trial.TrialState.PRUNED)
-    out = best_parameters(study, training)
+def test_select_trial_takes_the_best_auc_among_feasible_trials():
+    study = _fake_study([
+        (0.70, 0.001, 1.0, 0.01),
+        (0.90, 0.050, 2.0, 0.02),  # best AUC but above the target
+        (0.75, 0.005, 3.0, 0.03),  # best feasible (the target itself counts as feasible)
+        (0.74, 0.000, 4.0, 0.04),
+        (None, None, 5.0, 0.05, PRUNED),
+        (0.75, 0.002, 6.0, 0.06),  # same AUC as trial 2, later: loses the tie
+    ])
+    best, feasible = select_trial(study.trials, 0.005)
+    assert best.number == 2 and feasible is True
+    best, feasible = select_trial(study.trials, None)  # no target: best AUC overall
+    assert best.number == 1 and feasible is True
+    out = best_parameters(study, _training(max_violation=0.005))
     assert out["source"] == "trial 2" and out["feasible"] is True
-    assert out["weight"] == 3.0 and out["margin"] == 0.03 and out["val_auc"] == 0.75
+    assert out["weight"] == 3.0 and out["margin"] == 0.03
+    assert out["val_auc"] == 0.75 and out["val_wrong_step_share"] == 0.005
+    training = _training()
     assert out["temperature"] == training.contrastive.temperature
     assert out["learning_rate"] == training.optimizer.learning_rate
-    assert out["n_trials"] == 5 and out["study"] == "s" and out["loss"] == "margin"
+    assert out["n_trials"] == 6 and out["study"] == "fake" and out["loss"] == "margin"
+    assert out["max_violation"] == 0.005
 
 
-def test_best_parameters_without_any_feasible_trial_takes_the_best_completed():
-    study = optuna.create_study(direction="maximize")
-    _add(study, 0.6, 1.0, 0.01, constraint=0.1)
-    _add(study, 0.8, 2.0, 0.02, constraint=0.2)
-    out = best_parameters(study, _training(max_violation=0.0))
-    assert out["source"] == "trial 1" and out["feasible"] is False and out["weight"] == 2.0
+def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(caplog):
+    study = _fake_study([
+        (0.80, 0.20, 1.0, 0.01),
+        (0.60, 0.05, 2.0, 0.02),
+        (0.65, 0.05, 3.0, 0.03),  # same lowest share, higher AUC: chosen
+        (0.90, 0.30, 4.0, 0.04),
+    ])
+    with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):
+        out = best_parameters(study, _training(max_violation=0.01))
+    assert out["source"] == "trial 2" and out["feasible"] is False and out["weight"] == 3.0
+    assert out["val_wrong_step_share"] == 0.05 and out["val_auc"] == 0.65
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "0.01" in warning[0] and "0.05" in warning[0] and "trial 2" in warning[0]
 
 
 def test_best_parameters_falls_back_to_defaults_without_a_completed_trial():
     training = _training()
-    study = optuna.create_study(direction="maximize")
-    _add(study, None, 5.0, 0.05, state=optuna.trial.TrialState.PRUNED)
-    _add(study, None, 6.0, 0.06, state=optuna.trial.TrialState.FAIL)
+    study = _fake_study([(None, None, 5.0, 0.05, PRUNED), (None, None, 6.0, 0.06, FAIL)])
     out = best_parameters(study, training)
     c = training.contrastive
-    assert out["source"] == "defaults"
+    assert out["source"] == "defaults" and out["feasible"] is None
     assert (out["weight"], out["margin"], out["temperature"]) == (c.weight, c.margin, c.temperature)
     assert out["learning_rate"] == training.optimizer.learning_rate
-    assert "val_auc" not in out
-    assert best_parameters(optuna.create_study(), training)["source"] == "defaults"
+    assert out["val_auc"] is None and out["val_wrong_step_share"] is None and out["n_trials"] == 2
+    assert select_trial(study.trials, 0.01) == (None, False)
+    assert best_parameters(_fake_study([]), training)["source"] == "defaults"
+
+
+def test_pareto_plot_marks_the_chosen_trial_and_the_target():
+    study = _fake_study([(0.70, 0.001, 1.0, 0.01), (0.90, 0.050, 2.0, 0.02), (0.75, 0.004, 3.0, 0.03),
+                         (None, None, 5.0, 0.05, PRUNED)])
+    fig = plot_pareto_front(study, max_violation=0.005)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "validation AUC" and ax.get_ylabel() == "validation wrong-step share"
+    assert any(line.get_ydata()[0] == 0.005 for line in ax.get_lines())  # the target line
+    assert any("trial 2" in t.get_text() for t in ax.texts)  # the chosen trial
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("chosen: trial 2" in s for s in labels)
+    plt.close(fig)
+    # the target from the study's user attribute; no completed trial: a message
+    study.set_user_attr("max_violation", 0.0001)
+    fig = plot_pareto_front(study)
+    assert any("misses the target" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    plt.close(fig)
+    empty = plot_pareto_front(_fake_study([(None, None, 5.0, 0.05, PRUNED)]), max_violation=0.01)
+    assert isinstance(empty, Figure) and "no completed trial" in empty.axes[0].texts[0].get_text()
+
+
+def test_trials_table_names_the_objectives():
+    study = _fake_study([(0.70, 0.001, 1.0, 0.01), (None, None, 5.0, 0.05, PRUNED)])
+    table = trials_table(study)
+    assert {"number", "state", AUC_ATTR, SHARE_ATTR, "params_weight", "params_margin", "duration"} <= set(table.columns)
+    assert table[AUC_ATTR].iloc[0] == 0.70 and math.isnan(table[SHARE_ATTR].iloc[1])
+    assert trials_table(_fake_study([])).empty
+
+
+# ------------------------------------------------------------------------------------- sampler seeding
+
+
+def test_sampler_seed_differs_with_the_trials_already_in_the_study():
+    seeds = [sampler_seed(0, n) for n in range(20)] + [sampler_seed(1, n) for n in range(20)]
+    assert len(set(seeds)) == 40 and sampler_seed(0, 3) == sampler_seed(0, 3)
 
 
 # ------------------------------------------------------------------------------------- running the search
@@ -180,60 +293,77 @@ def _finished(study):
     return [t for t in study.get_trials(deepcopy=False) if t.state in search_mod.FINISHED]
 
 
-def test_run_search_resumes_the_study(data, tmp_path):
-    spec, train, valid, pairs = data
-    first = run_search(spec, train, valid, pairs, _training(n_trials=2), storage_root=tmp_path)
-    assert (tmp_path / STORAGE).is_file()
-    before = [(t.number, t.state, t.params, t.value) for t in first.trials]
-    assert len(_finished(first)) == 2
-    for t in first.trials:
-        assert 0.0 <= t.user_attrs[VIOLATION_ATTR] <= 1.0 and CONSTRAINT_ATTR not in t.user_attrs
+def _point(t):
+    return tuple(sorted(t.params.items()))
 
-    again = run_search(spec, train, valid, pairs, _training(n_trials=3), storage_root=tmp_path)
+
+def test_run_search_resumes_with_new_draws(data, tmp_path):
+    spec, train, valid, pairs = data
+    first = run_search(spec, train, valid, pairs, _training(n_trials=2), "dnn", storage_root=tmp_path)
+    assert (tmp_path / STORAGE).is_file()
+    assert first.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    before = [(t.number, t.state, t.params, t.values) for t in first.trials]
+    assert [t.state for t in first.trials] == [COMPLETE, COMPLETE]
+    for t in first.trials:
+        auc, share = t.values
+        assert t.user_attrs[AUC_ATTR] == auc and t.user_attrs[SHARE_ATTR] == share
+        assert 0.0 <= share <= 1.0 and 0.0 <= auc <= 1.0
+        assert len(t.user_attrs[HISTORY_ATTR]) == 1 and t.user_attrs["best_epoch"] == 1
+
+    # "resume" in a new call with a larger budget (and more random start-up trials, which keeps the
+    # study): trials 2 and 3 are new points; the old per-process seeding re-drew trial 0's point here
+    again = run_search(spec, train, valid, pairs, _training(n_trials=4, n_startup_trials=3), "dnn",
+                       storage_root=tmp_path)
     assert again.study_name == first.study_name
-    assert len(_finished(again)) == 3 and len(again.trials) == 3
-    assert [(t.number, t.state, t.params, t.value) for t in again.trials[:2]] == before
+    assert len(_finished(again)) == 4 and len(again.trials) == 4
+    assert [(t.number, t.state, t.params, t.values) for t in again.trials[:2]] == before
+    assert len({_point(t) for t in again.trials}) == 4
 
     # nothing missing: a rerun runs no trial
-    same = run_search(spec, train, valid, pairs, _training(n_trials=3), storage_root=tmp_path)
-    assert len(same.trials) == 3
+    same = run_search(spec, train, valid, pairs, _training(n_trials=4, n_startup_trials=3), "dnn",
+                      storage_root=tmp_path)
+    assert len(same.trials) == 4
     table = trials_table(same)
-    assert len(table) == 3 and {"number", "value", "params_weight", "params_margin", "state"} <= set(table.columns)
+    assert len(table) == 4 and {"number", AUC_ATTR, SHARE_ATTR, "params_weight", "params_margin"} <= set(table.columns)
+    assert same.user_attrs["backbone"] == "dnn"
+    # another backbone: its own study in the same database
+    other = open_study(_training(), spec, search_mod.search_digest(train, valid, pairs), "dcn_v2", tmp_path)
+    assert other.study_name != first.study_name and other.trials == []
 
 
 def test_stale_running_trials_are_failed_on_reopen(data, tmp_path):
     spec, _, _, pairs = data
     training = _training()
-    study = open_study(training, spec, len(pairs), storage_root=tmp_path)
+    study = open_study(training, spec, len(pairs), "dnn", storage_root=tmp_path)
     study.ask()  # a trial whose process "died"
     assert study.trials[0].state == optuna.trial.TrialState.RUNNING
-    reopened = open_study(training, spec, len(pairs), storage_root=tmp_path)
-    assert [t.state for t in reopened.trials] == [optuna.trial.TrialState.FAIL]
+    reopened = open_study(training, spec, len(pairs), "dnn", storage_root=tmp_path)
+    assert [t.state for t in reopened.trials] == [FAIL]
 
 
-def test_pruned_trials_are_recorded(data, tmp_path, monkeypatch):
+def test_pruning_rule_sees_the_finished_trials_histories(data, tmp_path, monkeypatch):
     spec, train, valid, pairs = data
+    calls = []
 
-    class AlwaysPrune(optuna.pruners.BasePruner):
-        def prune(self, study, trial):
-            return True
+    def prune_from_the_second_trial(others, epoch, val_auc, cfg):
+        calls.append(([list(h) for h in others], epoch, val_auc))
+        return len(others) >= 1
 
-    real = optuna.create_study
-    monkeypatch.setattr(search_mod.optuna, "create_study", lambda **kw: real(**{**kw, "pruner": AlwaysPrune()}))
-    study = run_search(spec, train, valid, pairs, _training(n_trials=2), storage_root=tmp_path)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    monkeypatch.setattr(search_mod, "should_prune", prune_from_the_second_trial)
+    training = _training(n_trials=3, max_epochs=2)
+    study = run_search(spec, train, valid, pairs, training, "dnn", storage_root=tmp_path)
+    assert [t.state for t in study.trials] == [COMPLETE, PRUNED, PRUNED]
+    history0 = study.trials[0].user_attrs[HISTORY_ATTR]
+    assert len(history0) == 2 and calls[0] == ([], 1, history0[0]) and calls[1] == ([], 2, history0[1])
+    assert calls[2][0] == [history0] and calls[2][1] == 1  # trial 1, first epoch: pruned there
+    assert calls[3][0] == [history0, study.trials[1].user_attrs[HISTORY_ATTR]]
+    assert len(study.trials[1].user_attrs[HISTORY_ATTR]) == 1 and study.trials[1].values is None
+    assert best_parameters(study, training)["source"] == "trial 0"
+
+
+def test_all_pruned_gives_defaults(data, tmp_path, monkeypatch):
+    spec, train, valid, pairs = data
+    monkeypatch.setattr(search_mod, "should_prune", lambda *a: True)
+    study = run_search(spec, train, valid, pairs, _training(n_trials=2), "dnn", storage_root=tmp_path)
+    assert [t.state for t in study.trials] == [PRUNED, PRUNED]
     assert best_parameters(study, _training())["source"] == "defaults"
-
-
-def test_max_violation_sets_the_constraint_attribute(data, tmp_path):
-    spec, train, valid, pairs = data
-    training = _training(n_trials=2, max_violation=0.0, pruner=PrunerConfig(enabled=False))
-    study = run_search(spec, train, valid, pairs, training, storage_root=tmp_path)
-    assert len(study.trials) == 2
-    for t in study.trials:
-        assert t.state == optuna.trial.TrialState.COMPLETE
-        assert t.user_attrs[CONSTRAINT_ATTR] == pytest.approx(t.user_attrs[VIOLATION_ATTR])
-        assert t.user_attrs[CONSTRAINT_ATTR] >= 0.0
-    # with a constraint the study is a different one than without
-    assert study.study_name != study_name(_training(), spec, len(pairs))
-    assert Path(tmp_path / STORAGE).is_file()

@@ -5,7 +5,7 @@ import torch
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
 from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.model.synthesis import directed_probabilities, draw_pairs
-from ccss_pipeline.model.trainer import neighbour_violation_rate, predict_proba, score_fn, train_model
+from ccss_pipeline.model.trainer import logit_fn, neighbour_violation_rate, predict_proba, score_fn, train_model
 from tests.model.conftest import make_inputs, violation_rate
 
 BB = BackboneConfig(hidden_units=[32, 16])
@@ -16,9 +16,9 @@ def data(spec):
     return make_inputs(spec, 3000, seed=2), make_inputs(spec, 1000, seed=3)
 
 
-def _pairs(spec, train, seed=0):
+def _pairs(spec, train, seed=0, move="centre"):
     p = directed_probabilities(np.ones(len(spec.numerical)), spec)
-    return draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=seed)
+    return draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=seed, move=move)
 
 
 def _opt(**kw):
@@ -53,7 +53,7 @@ def test_training_learns_and_is_deterministic(spec, data):
 
 def test_checkpoint_resume_identical(spec, data, tmp_path):
     train, valid = data
-    pairs = _pairs(spec, train)
+    pairs = _pairs(spec, train, move="straddle")
     ccss = ContrastiveConfig(weight=1.0)
     full = train_model(spec, train, valid, BB, ccss, _opt(), pairs)
     first = train_model(spec, train, valid, BB, ccss, _opt(max_epochs=1), pairs, checkpoint_dir=tmp_path)
@@ -62,6 +62,41 @@ def test_checkpoint_resume_identical(spec, data, tmp_path):
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert _same(full.model, resumed.model)
     assert resumed.best_epoch == full.best_epoch
+    # a table of another move is another configuration: the checkpoint is not resumed
+    other = _pairs(spec, train, move="centre")
+    fresh = train_model(spec, train, valid, BB, ccss, _opt(max_epochs=1), other, checkpoint_dir=tmp_path)
+    assert [h["epoch"] for h in fresh.history] == [1]
+
+
+@pytest.mark.parametrize("move,loss", [("within", "margin"), ("edge", "bpr"), ("straddle", "infonce")])
+def test_every_move_and_loss_trains(spec, data, move, loss):
+    """One epoch per (move, loss) runs end to end with a finite loss that differs from the baseline's."""
+    train, valid = data
+    pairs = _pairs(spec, train, move=move)
+    opt = _opt(max_epochs=1)
+    res = train_model(spec, train, valid, BB, ContrastiveConfig(weight=1.0, loss=loss, edge_margin=0.01), opt, pairs)
+    base = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt, pairs)
+    assert np.isfinite(res.history[0]["loss"]) and res.history[0]["loss"] != base.history[0]["loss"]
+    assert not _same(res.model, base.model)
+
+
+def test_infonce_with_edge_move_fails_in_training(spec, data):
+    train, valid = data
+    with pytest.raises(ValueError, match="'edge'"):
+        train_model(spec, train, valid, BB, ContrastiveConfig(weight=1.0, loss="infonce"), _opt(max_epochs=1),
+                    _pairs(spec, train, move="edge"))
+
+
+def test_redraw_each_epoch_keeps_the_move(spec, data):
+    """Redrawing without a table uses ``move``; a different move gives a different fit."""
+    train, valid = data
+    p = directed_probabilities(np.ones(len(spec.numerical)), spec)
+    ccss = ContrastiveConfig(weight=1.0, edge_margin=0.05)
+    fits = {m: train_model(spec, train, valid, BB, ccss, _opt(max_epochs=1), None, redraw_pairs_each_epoch=True,
+                           shapley_p=p, move=m) for m in ("centre", "straddle")}
+    assert not _same(fits["centre"].model, fits["straddle"].model)
+    with pytest.raises(ValueError, match="shapley_p"):
+        train_model(spec, train, valid, BB, ccss, _opt(max_epochs=1), None, redraw_pairs_each_epoch=True)
 
 
 def test_on_epoch_callback_can_stop(spec, data):
@@ -107,3 +142,39 @@ def test_ccss_lowers_violation_rate(spec):
     assert ccss.best_val_auc > base.best_val_auc - 0.06
     p = predict_proba(ccss.model, valid)
     assert p.shape == (len(valid),) and ((p > 0) & (p < 1)).all()
+
+
+def _wrong_edge_jump_share(model, x, spec):
+    """Share of (row, directed feature k) with a next bucket where moving k's bucket id from b to b + 1 AT the
+    boundary's dense value (the dense input held fixed) moves the logit against k's direction."""
+    logits = logit_fn(model, "cpu")
+    wrong, total = 0, 0
+    for k in spec.directed_indices():
+        f = spec.numerical[k]
+        b = x.bucket[:, k]
+        rows = np.flatnonzero(b < f.n_buckets - 1)  # has a next bucket; never the missing bucket
+        if rows.size == 0:
+            continue
+        dense, lo = x.dense[rows].copy(), x.bucket[rows].copy()
+        dense[:, k] = np.asarray(f.boundaries, np.float32)[b[rows]]
+        hi = lo.copy()
+        hi[:, k] = b[rows] + 1
+        jump = f.direction * (logits(x.cat[rows], dense, hi) - logits(x.cat[rows], dense, lo))
+        wrong += int((jump < 0).sum())
+        total += rows.size
+    return wrong / total
+
+
+def test_straddle_lowers_wrong_bucket_edge_jumps(spec, data):
+    """Spec §3.6: the bucket embedding can jump the wrong way at an edge behind the dense slope; the straddle
+    move's bucket-only pairs fix that. Same data, seed and budget; only λ differs."""
+    train, valid = data
+    pairs = _pairs(spec, train, seed=7, move="straddle")
+    opt = _opt(max_epochs=2)
+    base = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt, pairs)
+    ccss = train_model(spec, train, valid, BB, ContrastiveConfig(weight=1.0), opt, pairs)
+    w_base = _wrong_edge_jump_share(base.model, valid, spec)
+    w_ccss = _wrong_edge_jump_share(ccss.model, valid, spec)
+    assert w_base > 0.05, w_base  # the baseline does jump the wrong way (else the test proves nothing)
+    assert w_ccss < 0.25 * w_base, (w_base, w_ccss)
+    assert ccss.best_val_auc > base.best_val_auc - 0.02

@@ -18,6 +18,7 @@ from ccss_pipeline.spec import (
     TIME_COLUMN,
     CategoricalFeature,
     FeatureSpec,
+    QUANTILE_LEVELS,
     NumericalFeature,
 )
 
@@ -56,6 +57,7 @@ def _fit_numerical(name: str, values: np.ndarray, direction: int, transform: str
         boundaries=boundaries.tolist(),
         centres=centres.tolist(),
         centres_dense=centres_dense.tolist(),
+        quantiles=np.quantile(finite, np.linspace(0.0, 1.0, QUANTILE_LEVELS), method="linear").tolist(),
     )
 
 

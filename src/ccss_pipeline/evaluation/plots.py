@@ -1,22 +1,26 @@
 """Evaluation figures (matplotlib, no pyplot state).
 
-Every function returns a :class:`matplotlib.figure.Figure` built directly (not through
-``pyplot``), so nothing accumulates in a global figure registry and nothing needs closing; save with
-``fig.savefig(path)`` (each figure carries its own Agg canvas; the global backend is untouched) or :func:`save_figure`. The inputs are the tables of
-:mod:`.accuracy` and :mod:`.monotonicity`, keyed by a model label (e.g. ``"baseline"``, ``"CCSS"``).
+Every function returns a :class:`matplotlib.figure.Figure` built directly (not through ``pyplot``), so
+nothing accumulates in a global figure registry and nothing needs closing; save with
+``fig.savefig(path)`` (each figure carries its own Agg canvas; the global backend is untouched) or
+:func:`save_figure`. The inputs are the tables of :mod:`.accuracy`, :mod:`.monotonicity` and
+:mod:`.raw_grid`, keyed by a model label (e.g. ``"dnn baseline"``, ``"dnn CCSS"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 _FIGSIZE = (6.4, 4.2)
+#: ``gid`` of the thin vertical lines :func:`plot_raw_grid_ice` draws at the bucket edges.
+EDGE_GID = "bucket-edge"
 
 
 def _new_figure(figsize: tuple[float, float] = _FIGSIZE) -> tuple[Figure, object]:
@@ -42,6 +46,47 @@ def _direction_label(direction: int) -> str:
     return f"{int(direction):+d}" if direction else "0"
 
 
+def _title(feature: str, direction: int, what: str = "") -> str:
+    arrow = "increasing" if direction > 0 else "decreasing" if direction < 0 else "no direction"
+    return f"{feature} ({_direction_label(direction)}, expected {arrow}){what}"
+
+
+def _auto_xscale(xs: np.ndarray) -> str:
+    """"log" when the values are positive and span more than two decades, "symlog" when they also
+    include 0 (non-negative), else "linear"."""
+    xs = xs[np.isfinite(xs)]
+    pos = xs[xs > 0]
+    if xs.size == 0 or pos.size == 0 or xs.min() < 0 or pos.max() / pos.min() <= 100:
+        return "linear"
+    return "log" if xs.min() > 0 else "symlog"
+
+
+def _set_xscale(ax, xscale: str, xs: np.ndarray) -> None:
+    if xscale == "symlog":
+        pos = xs[xs > 0]
+        ax.set_xscale("symlog", linthresh=float(pos.min()) if pos.size else 1.0)
+    else:
+        ax.set_xscale(xscale)
+
+
+def _curves_with_band(ax, curves_by_model: Mapping[str, pd.DataFrame], feature: str, x_col: str, sort_col: str):
+    """One mean line per model with its q10–q90 band shaded; returns the x values drawn."""
+    all_x = []
+    for i, (label, curves) in enumerate(curves_by_model.items()):
+        sub = curves[curves["feature"] == feature].sort_values(sort_col)
+        if sub.empty:
+            continue
+        x = sub[x_col].to_numpy(np.float64)
+        all_x.append(x)
+        colour = _colour(i)
+        ax.plot(x, sub["mean"].to_numpy(), marker="o" if len(x) <= 30 else None, ms=3, color=colour,
+                label=f"{label} (mean)")
+        if {"q10", "q90"} <= set(sub.columns):
+            ax.fill_between(x, sub["q10"].to_numpy(), sub["q90"].to_numpy(), color=colour, alpha=0.18,
+                            label=f"{label} ICE 10–90%")
+    return np.concatenate(all_x) if all_x else np.array([], dtype=np.float64)
+
+
 def plot_partial_dependence(
     curves_by_model: Mapping[str, pd.DataFrame],
     feature: str,
@@ -53,60 +98,110 @@ def plot_partial_dependence(
     x is the raw bucket centre. ``xscale``: None picks "log" (or "symlog" when a centre is 0) when
     the non-negative centres span more than two decades, else "linear"."""
     fig, ax = _new_figure()
-    all_x = []
-    for i, (label, curves) in enumerate(curves_by_model.items()):
-        sub = curves[curves["feature"] == feature].sort_values("bucket")
-        if sub.empty:
-            continue
-        x = sub["centre"].to_numpy(np.float64)
-        all_x.append(x)
-        colour = _colour(i)
-        ax.plot(x, sub["mean"].to_numpy(), marker="o", ms=3, color=colour, label=f"{label} (PD)")
-        if {"q10", "q90"} <= set(sub.columns):
-            ax.fill_between(x, sub["q10"].to_numpy(), sub["q90"].to_numpy(), color=colour, alpha=0.18,
-                            label=f"{label} ICE 10–90%")
-    if xscale is None:
-        xs = np.concatenate(all_x) if all_x else np.array([1.0])
-        pos = xs[xs > 0]
-        skewed = xs.min() >= 0 and pos.size > 0 and pos.max() / pos.min() > 100
-        xscale = ("log" if xs.min() > 0 else "symlog") if skewed else "linear"
-    if xscale == "symlog":
-        xs = np.concatenate(all_x)
-        ax.set_xscale("symlog", linthresh=float(xs[xs > 0].min()))
-    else:
-        ax.set_xscale(xscale)
-    arrow = "increasing" if direction > 0 else "decreasing" if direction < 0 else "no direction"
-    ax.set_title(f"{feature} ({_direction_label(direction)}, expected {arrow})")
+    xs = _curves_with_band(ax, curves_by_model, feature, "centre", "bucket")
+    _set_xscale(ax, xscale or _auto_xscale(xs), xs)
+    ax.set_title(_title(feature, direction, " — bucket centres"))
     ax.set_xlabel(f"{feature} (bucket centre, raw units)")
     ax.set_ylabel("predicted click probability")
     ax.grid(alpha=0.3)
-    if all_x:
+    if xs.size:
         ax.legend(fontsize=8)
     return fig
 
 
+def plot_raw_grid_ice(
+    curves_by_model: Mapping[str, pd.DataFrame],
+    feature: str,
+    direction: int,
+    boundaries: Sequence[float],
+    xscale: str | None = None,
+) -> Figure:
+    """Mean prediction over the raw-value grid of one feature, one line per model, with the ICE
+    q10–q90 band; the bucket edges (``boundaries``, raw units) are thin vertical lines (``gid``
+    :data:`EDGE_GID`). ``curves_by_model[label]`` is a ``RawGridResult.curves`` table. ``xscale``:
+    as :func:`plot_partial_dependence`, from the grid values."""
+    fig, ax = _new_figure((7.0, 4.4))
+    xs = _curves_with_band(ax, curves_by_model, feature, "value", "value")
+    _set_xscale(ax, xscale or _auto_xscale(xs), xs)
+    for j, edge in enumerate(boundaries):
+        ax.axvline(float(edge), color="grey", lw=0.6, alpha=0.7, ls=":", gid=EDGE_GID,
+                   label="bucket edges" if j == 0 else None)
+    ax.set_title(_title(feature, direction, " — raw-value grid"))
+    ax.set_xlabel(f"{feature} (raw value)")
+    ax.set_ylabel("predicted click probability")
+    ax.grid(alpha=0.3)
+    if xs.size or len(boundaries):
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _pct_text(v: float) -> str:
+    if not np.isfinite(v):
+        return "n/a"
+    if v == 0:
+        return "0"
+    p = 100 * v
+    return f"{p:.2g}%" if p < 1 else f"{p:.1f}%"
+
+
 def plot_violation_bars(
     per_feature_by_model: Mapping[str, pd.DataFrame],
-    metric: str = "violation_rate",
+    metric: str = "wrong_step_share",
+    error: str | None = None,
+    yscale: str | None = None,
+    features: Sequence[str] | None = None,
+    title: str | None = None,
 ) -> Figure:
-    """Grouped bars: ``metric`` (a ``MonotonicityResult.per_feature`` column) per directed feature,
-    one bar per model."""
-    features: list[str] = []
-    for table in per_feature_by_model.values():
-        for f in table["feature"]:
-            if f not in features:
-                features.append(f)
+    """Grouped bars of a share ``metric`` per directed feature, one bar per model, each annotated with
+    its value ("0" for an exact zero, "n/a" where the model has no value).
+
+    ``per_feature_by_model[label]``: a table with columns ``feature`` and ``metric`` (e.g. means over
+    seeds); ``error``: a column of error-bar half-widths (default ``<metric>_std`` when present; NaN =
+    none). ``yscale``: None picks "log" when the non-zero values span more than a decade (so 0.1% stays
+    visible next to 10%), else "linear". ``features``: display order (default: order of appearance).
+    """
+    if features is None:
+        features = list(dict.fromkeys(f for t in per_feature_by_model.values() for f in t["feature"]))
+    features = list(features)
     n_models = max(1, len(per_feature_by_model))
-    fig, ax = _new_figure((max(6.4, 0.9 * len(features) + 2.5), 4.2))
+    values, errors = {}, {}
+    for label, table in per_feature_by_model.items():
+        indexed = table.drop_duplicates("feature").set_index("feature")
+        values[label] = indexed[metric].reindex(features).to_numpy(np.float64)
+        col = error or (f"{metric}_std" if f"{metric}_std" in indexed.columns else None)
+        errors[label] = indexed[col].reindex(features).to_numpy(np.float64) if col else np.full(len(features), np.nan)
+    every = np.concatenate(list(values.values())) if values else np.array([])
+    pos = every[np.isfinite(every) & (every > 0)]
+    if yscale is None:
+        yscale = "log" if pos.size and pos.max() / pos.min() > 10 else "linear"
+    floor = 10 ** np.floor(np.log10(pos.min() / 2)) if pos.size else 1e-4
+    fig, ax = _new_figure((max(6.4, 1.1 * len(features) * n_models / 2 + 3.0), 4.6))
     x = np.arange(len(features))
     width = 0.8 / n_models
-    for i, (label, table) in enumerate(per_feature_by_model.items()):
-        values = table.set_index("feature")[metric].reindex(features).to_numpy(np.float64)
-        ax.bar(x + (i - (n_models - 1) / 2) * width, np.nan_to_num(values), width, label=label, color=_colour(i))
+    top = 0.0
+    for i, label in enumerate(per_feature_by_model):
+        v, e = values[label], np.nan_to_num(errors[label], nan=0.0)
+        drawn = np.nan_to_num(v, nan=0.0)
+        low = np.minimum(e, np.maximum(drawn - floor, 0.0)) if yscale == "log" else np.minimum(e, drawn)
+        pos_x = x + (i - (n_models - 1) / 2) * width
+        ax.bar(pos_x, drawn, width, yerr=np.vstack([low, e]), capsize=2, label=label, color=_colour(i),
+               error_kw={"elinewidth": 0.8, "ecolor": "#333"})
+        top = max(top, float(np.max(drawn + e, initial=0.0)))
+        base = floor if yscale == "log" else 0.0
+        for xi, vi, hi in zip(pos_x, v, drawn + e, strict=True):
+            ax.annotate(_pct_text(vi), (xi, max(hi, base)), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=6)
+    if yscale == "log":
+        ax.set_yscale("log")
+        ax.set_ylim(floor, max(top, floor * 10) * 3)
+    else:
+        ax.set_ylim(0, min(max(top, 1e-3) * 1.3, 1.2))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{100 * y:g}%"))
     ax.set_xticks(x)
     ax.set_xticklabels(features, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(f"{metric.replace('_', ' ')} per directed feature")
+    name = metric.replace("_", " ")
+    ax.set_ylabel(f"{name} ({yscale} scale)")
+    ax.set_title(title or f"{name} per directed feature", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     if per_feature_by_model:
         ax.legend(fontsize=8)

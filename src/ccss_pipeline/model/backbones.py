@@ -2,7 +2,7 @@
 
 Every backbone consumes the encoded representation ``fields`` (B, F, d) and ``dense`` (B, K) and returns
 ``(logit (B,), hidden (B, H))``; ``hidden`` is the last hidden representation used by the ``infonce``
-contrastive loss. CCSS never changes a backbone: :meth:`CTRModel.forward_ofc` only changes what is fed in.
+contrastive loss. CCSS never changes a backbone: :meth:`CTRModel.forward_points` only changes what is fed in.
 """
 
 from __future__ import annotations
@@ -133,26 +133,25 @@ class CTRModel(nn.Module):
         fields, d = self.encoder(cat, dense, bucket)
         return self.backbone(fields, d)
 
-    def forward_ofc(
+    def forward_points(
         self,
         cat: torch.Tensor,
         dense: torch.Tensor,
         bucket: torch.Tensor,
-        rows: torch.Tensor | int,
+        p: int,
         feature: torch.Tensor,
-        f_bucket: torch.Tensor,
-        f_dense: torch.Tensor,
-        c_bucket: torch.Tensor,
-        c_dense: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        """Logits and hidden states of O (all B rows) and of F, C (the P ``rows`` with a pair).
+        pts_bucket: torch.Tensor,
+        pts_dense: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits and hidden states of O (all B rows) and of the Q counterfactual points of the first ``p`` rows.
 
-        The batch is encoded once; F and C only swap the moved feature's bucket embedding and dense
-        value; then a single backbone pass runs over the (B + 2P) concatenation [O; F; C]. ``rows`` is a
-        tensor of row indices or an int P (= the first P rows, cheapest).
-        Returns (z_o, z_f, z_c, h_o, h_f, h_c).
+        The batch is encoded once; each point only swaps the moved feature's bucket embedding and dense
+        value; then a single backbone pass runs over the (B + Q·P) concatenation.
+        Returns (z_o (B,), z_pts (P, Q), h_o (B, H), h_pts (P, Q, H)).
         """
-        all_f, all_d = self.encoder.encode_ofc(cat, dense, bucket, rows, feature, f_bucket, f_dense, c_bucket, c_dense)
+        all_f, all_d = self.encoder.encode_points(cat, dense, bucket, p, feature, pts_bucket, pts_dense)
         z, h = self.backbone(all_f, all_d)
-        b, p = cat.shape[0], feature.shape[0]
-        return z[:b], z[b : b + p], z[b + p :], h[:b], h[b : b + p], h[b + p :]
+        b, q = cat.shape[0], pts_bucket.shape[1]
+        z_pts = z[b:].view(q, p).t()
+        h_pts = h[b:].view(q, p, -1).transpose(0, 1)
+        return z[:b], z_pts, h[:b], h_pts

@@ -5,9 +5,10 @@ rows, the last for missing values) live in a single ``nn.Embedding`` with per-fi
 is embedded with one lookup. The encoded representation is ``fields`` (B, n_fields, d) — categorical
 fields first, then one bucket field per numerical feature — and ``dense`` (B, K).
 
-For CCSS (spec §4) O, F and C differ in one numerical feature only: :meth:`InputEncoder.encode_ofc` (and
-:meth:`InputEncoder.swap` for already-encoded rows) copies the encoded O rows and replaces just the moved
-feature's bucket embedding and dense value, so the unchanged embeddings are computed once.
+For CCSS (spec §4) a row and its counterfactual points differ in one numerical feature only:
+:meth:`InputEncoder.encode_points` (and :meth:`InputEncoder.swap` for already-encoded rows) copies the
+encoded O rows and replaces just the moved feature's bucket embedding and dense value, so the unchanged
+embeddings are computed once.
 """
 
 from __future__ import annotations
@@ -66,36 +67,32 @@ class InputEncoder(nn.Module):
         d = dense[rows].index_put((ar, feature), new_dense.to(dense.dtype))
         return f, d
 
-    def encode_ofc(
+    def encode_points(
         self,
         cat: torch.Tensor,
         dense: torch.Tensor,
         bucket: torch.Tensor,
-        rows: torch.Tensor | int,
+        p: int,
         feature: torch.Tensor,
-        f_bucket: torch.Tensor,
-        f_dense: torch.Tensor,
-        c_bucket: torch.Tensor,
-        c_dense: torch.Tensor,
+        pts_bucket: torch.Tensor,
+        pts_dense: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoded [O; F; C] (B + 2P rows) of a batch in one embedding lookup.
+        """Encoded [O; point 1; ...; point Q] (B + Q·P rows) of a batch in one embedding lookup.
 
-        ``rows`` selects the P rows with a pair: a tensor of row indices, or an int P meaning the first
-        P rows (a cheap slice). The O batch and the 2P moved bucket ids are looked up together; F and C
-        copy the encoded O rows and replace only the moved feature's bucket embedding and dense value,
-        in one out-of-place ``index_put`` over both.
+        The first ``p`` rows of the batch have a counterfactual move of numerical ``feature`` (P,) to the
+        Q points ``pts_bucket``/``pts_dense`` (P, Q). The O batch and the Q·P moved bucket ids are looked
+        up together; every point block copies the encoded O rows and replaces only the moved feature's
+        bucket embedding and dense value, in one out-of-place ``index_put`` over all blocks.
         """
         b, n_fields = cat.shape[0], self.n_fields
-        kk = torch.cat([feature, feature])
-        p = feature.shape[0]
+        q = pts_bucket.shape[1]
+        kk = feature.repeat(q)  # point-major blocks: [point 1 rows; point 2 rows; ...]
         idx = torch.cat([cat + self.cat_offsets, bucket + self.bkt_offsets], dim=1).reshape(-1)
-        moved = torch.cat([f_bucket, c_bucket]) + self.bkt_offsets[kk]
+        moved = pts_bucket.t().reshape(-1) + self.bkt_offsets[kk]
         emb = self.table.weight.index_select(0, torch.cat([idx, moved]))
         fields = emb[: b * n_fields].view(b, n_fields, self.embedding_dim)
-        part_f = fields[:rows] if isinstance(rows, int) else fields[rows]
-        part_d = dense[:rows] if isinstance(rows, int) else dense[rows]
-        pos = torch.arange(b, b + 2 * p, device=fields.device)
-        all_f = torch.cat([fields, part_f, part_f]).index_put((pos, kk + self.n_categorical), emb[b * n_fields :])
-        new_d = torch.cat([f_dense, c_dense]).to(dense.dtype)
-        all_d = torch.cat([dense, part_d, part_d]).index_put((pos, kk), new_d)
+        pos = torch.arange(b, b + q * p, device=fields.device)
+        all_f = torch.cat([fields] + [fields[:p]] * q).index_put((pos, kk + self.n_categorical), emb[b * n_fields :])
+        new_d = pts_dense.t().reshape(-1).to(dense.dtype)
+        all_d = torch.cat([dense] + [dense[:p]] * q).index_put((pos, kk), new_d)
         return all_f, all_d

@@ -1,10 +1,34 @@
 """The Optuna search over the contrastive weight λ, the margin m (and τ where the loss has one).
 
-Objective: validation AUC of a CCSS fit; the validation neighbour-violation rate of each trial is
-recorded and, with ``max_violation``, used as a constraint (``Trial.set_constraint``, read by TPE). The study
-lives in SQLite, and its name carries a hash of everything the trials depend on, so an interrupted
-search resumes with its finished trials kept, while a changed configuration starts a new study
-instead of mixing incompatible trials.
+One study per backbone, with two objectives measured on the validation split:
+
+1. the validation AUC of the trial's fit (``TrainResult.best_val_auc``), maximised;
+2. the raw-grid wrong-step share (``evaluation.raw_grid.wrong_step_share``: the share of steps along
+   each directed feature's raw-value grid where the prediction moves against the declared
+   direction), minimised.
+
+Both are also stored as user attributes of the trial (``val_auc``, ``val_wrong_step_share``), with
+the per-epoch validation AUC (``val_auc_by_epoch``) and the best epoch.
+
+Sampler: multivariate TPE after ``search.n_startup_trials`` random trials. Its seed is derived from
+``(search.seed, number of trials already in the study)``, so a fresh search is reproducible and a
+resumed one continues with new draws instead of repeating the points of its first run.
+
+Pruning: Optuna's pruners do not support multi-objective studies (``Trial.report`` raises), so the
+rule documented on ``PrunerConfig`` is applied here (``should_prune``): after epoch
+``e > n_warmup_steps`` a trial stops when its validation AUC is below the median AUC of the finished
+trials at the same epoch by more than ``min_delta`` (once ``n_startup_trials`` of them have a value
+there). One epoch's noise cannot trigger it.
+
+Selection (``select_trial``): the best validation AUC among the completed trials whose wrong-step
+share is at most ``search.max_violation``; when none reaches the target, the trial with the lowest
+share, with a warning.
+
+The study lives in SQLite (``storage_root / search.storage_path``); its name carries the backbone and
+a hash of everything the trials' results depend on (data, spec, backbone, budget, loss, search space,
+measurement settings), so an interrupted search resumes with its finished trials kept, raising
+``n_trials`` or changing the selection target (``max_violation``) or the pruner continues the same
+study, and a changed configuration starts a new study instead of mixing incompatible trials.
 """
 
 from __future__ import annotations
@@ -12,42 +36,65 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
+from matplotlib.figure import Figure
 
-from ccss_pipeline.config import ContrastiveConfig, SearchConfig, TrainingConfig
-from ccss_pipeline.evaluation.monotonicity import monotonicity_report
+from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
+from ccss_pipeline.evaluation.raw_grid import wrong_step_share
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import _pairs_digest, score_fn, train_model
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
 
-VIOLATION_ATTR = "val_violation_rate"
-CONSTRAINT_ATTR = "constraint"
+#: user attributes of a trial
+AUC_ATTR = "val_auc"
+SHARE_ATTR = "val_wrong_step_share"
+HISTORY_ATTR = "val_auc_by_epoch"  # list: element i is the validation AUC after epoch i + 1
+#: the two objectives, in Optuna's order
+DIRECTIONS = ("maximize", "minimize")
+TARGET_NAMES = ["validation AUC", "validation wrong-step share"]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
+# Fields of the search configuration that do not change what a trial computes: the budget, where the
+# study is stored, the selection target, the pruner and the number of random start-up trials (which
+# the configuration forces below n_trials, so raising n_trials may need it raised too).
+_NOT_HASHED = {"n_trials", "timeout_s", "storage_path", "max_violation", "pruner", "n_startup_trials"}
 
-def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str) -> str:
-    """``<name>-<hash>``: the hash covers the data (spec and content), backbone, budget, loss and search space."""
+
+def _backbone_config(training: TrainingConfig, backbone: str) -> BackboneConfig:
+    """The shared backbone settings with ``name`` set, validated (``model_copy`` would not validate)."""
+    return BackboneConfig.model_validate({**training.backbone.model_dump(), "name": backbone})
+
+
+def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, backbone: str) -> str:
+    """``<search.study_name>-<backbone>-<hash>``.
+
+    The hash covers the data (spec and content digest), the backbone, the trial budget and optimizer
+    (less ``max_epochs``, which the search replaces by ``search.max_epochs``), the loss (less the
+    values the search tunes) and the search space and measurement settings (less ``_NOT_HASHED``).
+    """
     payload = json.dumps(
         [
             spec.to_dict(),
             data_digest,
-            training.backbones[0],
-            training.backbone.model_dump(),
-            training.optimizer.model_dump(),
+            _backbone_config(training, backbone).model_dump(),
+            training.optimizer.model_dump(exclude={"max_epochs"}),
             training.contrastive.model_dump(exclude={"weight", "margin", "temperature"}),
-            training.search.model_dump(exclude={"n_trials", "timeout_s", "storage_path"}),
+            training.search.model_dump(exclude=_NOT_HASHED),
         ],
         sort_keys=True,
         default=str,
     )
-    return f"{training.search.study_name}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+    return f"{training.search.study_name}-{backbone}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
 def search_digest(train: ModelInputs, valid: ModelInputs, pairs: PairTable) -> str:
@@ -67,10 +114,22 @@ def suggest_contrastive(trial: optuna.trial.BaseTrial, base: ContrastiveConfig, 
     return base.model_copy(update=update)
 
 
-def validation_violation_rate(model: Any, valid: ModelInputs, spec: FeatureSpec, rows: int, seed: int = 0) -> float:
-    """Pooled neighbour violation rate on a seeded validation subsample (spec §6)."""
-    result = monotonicity_report(score_fn(model), valid, spec, max_rows=rows, seed=seed)
-    return float(result.pooled["violation_rate"])
+def sampler_seed(seed: int, n_existing: int) -> int:
+    """Seed of the sampler of a run that finds ``n_existing`` trials in its study (any state).
+
+    A resumed run must not restart the random stream its first run used (it would re-draw the
+    same start-up points), so the number of trials already there is part of the seed.
+    """
+    return int(np.random.SeedSequence([int(seed), int(n_existing)]).generate_state(1)[0])
+
+
+def make_sampler(search: SearchConfig, n_existing: int) -> optuna.samplers.TPESampler:
+    """Multivariate TPE after ``search.n_startup_trials`` random trials, seeded by ``sampler_seed``."""
+    return optuna.samplers.TPESampler(
+        seed=sampler_seed(search.seed, n_existing),
+        n_startup_trials=search.n_startup_trials,
+        multivariate=True,  # the default is False for multi-objective studies; λ and m interact
+    )
 
 
 def _fail_stale_trials(study: optuna.Study) -> int:
@@ -81,29 +140,54 @@ def _fail_stale_trials(study: optuna.Study) -> int:
     return len(stale)
 
 
-def open_study(training: TrainingConfig, spec: FeatureSpec, data_digest: str, storage_root: Path | None = None) -> optuna.Study:
-    """Create or resume the study in SQLite (``load_if_exists``), seeded TPE, median pruner."""
+def open_study(
+    training: TrainingConfig,
+    spec: FeatureSpec,
+    data_digest: str,
+    backbone: str,
+    storage_root: Path | None = None,
+) -> optuna.Study:
+    """Create or resume the backbone's two-objective study in SQLite (``load_if_exists``).
+
+    Stale RUNNING trials are failed first; the sampler is then seeded from the number of trials the
+    study holds (``sampler_seed``).
+    """
     search = training.search
     path = (storage_root or Path.cwd()) / search.storage_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    sampler = optuna.samplers.TPESampler(seed=search.seed)
-    pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=search.pruner.n_startup_trials, n_warmup_steps=search.pruner.n_warmup_steps)
-        if search.pruner.enabled
-        else optuna.pruners.NopPruner()
-    )
+    storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+    name = study_name(training, spec, data_digest, backbone)
     study = optuna.create_study(
-        study_name=study_name(training, spec, data_digest),
-        storage=f"sqlite:///{path}",
-        direction="maximize",
-        sampler=sampler,
-        pruner=pruner,
+        study_name=name,
+        storage=storage,
+        directions=list(DIRECTIONS),
+        sampler=optuna.samplers.RandomSampler(),  # replaced below, once the trials are counted
         load_if_exists=True,
     )
+    if list(study.directions) != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]:
+        raise ValueError(f"study {name} in {path} does not have the directions {DIRECTIONS}")
     stale = _fail_stale_trials(study)
     if stale:
         logger.warning("marked %d trial(s) left running by an interrupted search as failed", stale)
-    return study
+    n_existing = len(study.get_trials(deepcopy=False))
+    return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(search, n_existing))
+
+
+def should_prune(history_of_others: Sequence[Sequence[float]], epoch: int, val_auc: float, cfg: PrunerConfig) -> bool:
+    """The pruning rule of ``PrunerConfig`` (epochs count from 1).
+
+    ``history_of_others[j][e - 1]`` is finished trial j's validation AUC after epoch e; trials without
+    a finite value at ``epoch`` do not count. Prune when the pruner is enabled, ``epoch >
+    n_warmup_steps``, at least ``n_startup_trials`` trials have a value at ``epoch``, and ``val_auc``
+    is below their median by more than ``min_delta``.
+    """
+    if not cfg.enabled or epoch <= cfg.n_warmup_steps or not math.isfinite(val_auc):
+        return False
+    at_epoch = [float(h[epoch - 1]) for h in history_of_others if len(h) >= epoch and h[epoch - 1] is not None]
+    at_epoch = [v for v in at_epoch if math.isfinite(v)]
+    if len(at_epoch) < cfg.n_startup_trials:
+        return False
+    return val_auc < float(np.median(at_epoch)) - cfg.min_delta
 
 
 def run_search(
@@ -112,74 +196,193 @@ def run_search(
     valid: ModelInputs,
     pairs: PairTable,
     training: TrainingConfig,
+    backbone: str,
     storage_root: Path | None = None,
 ) -> optuna.Study:
-    """Run the trials still missing (finished ones of an earlier, interrupted run count)."""
+    """Run the backbone's trials still missing (finished ones of an earlier, interrupted run count).
+
+    Each trial trains on ``train`` with the fixed pair table ``pairs`` for ``search.max_epochs``
+    epochs and returns (validation AUC, validation raw-grid wrong-step share).
+    """
     search = training.search
-    study = open_study(training, spec, search_digest(train, valid, pairs), storage_root)
+    backbone_cfg = _backbone_config(training, backbone)
+    study = open_study(training, spec, search_digest(train, valid, pairs), backbone, storage_root)
+    study.set_user_attr("backbone", backbone)
+    study.set_user_attr("max_violation", search.max_violation)  # read by plot_pareto_front
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     remaining = max(0, search.n_trials - done)
     logger.info("study %s: %d finished trial(s), running %d more", study.study_name, done, remaining)
-    backbone = training.backbone.model_copy(update={"name": training.backbones[0]})
 
-    def objective(trial: optuna.trial.Trial) -> float:
+    def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
         contrastive = suggest_contrastive(trial, training.contrastive, search)
         update: dict[str, Any] = {"max_epochs": search.max_epochs}
         if search.learning_rate is not None:
             lr = search.learning_rate
             update["learning_rate"] = trial.suggest_float("learning_rate", lr.low, lr.high, log=lr.log)
         optimizer = training.optimizer.model_copy(update=update)
+        history: list[float] = []
 
-        def report(epoch: int, val_auc: float) -> None:
-            trial.report(val_auc, epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch} (val AUC {val_auc:.4f})")
+        def on_epoch(epoch: int, val_auc: float) -> None:
+            history.extend([float("nan")] * (epoch - 1 - len(history)))
+            history[epoch - 1:] = [float(val_auc)]
+            trial.set_user_attr(HISTORY_ATTR, list(history))
+            others = [
+                t.user_attrs.get(HISTORY_ATTR, [])
+                for t in study.get_trials(deepcopy=False, states=FINISHED)
+                if t.number != trial.number
+            ]
+            if should_prune(others, epoch, float(val_auc), search.pruner):
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} (val AUC {val_auc:.4f})")
 
-        result = train_model(spec, train, valid, backbone, contrastive, optimizer, pairs=pairs, on_epoch=report)
-        violation = validation_violation_rate(result.model, valid, spec, search.violation_rows, seed=search.seed)
-        trial.set_user_attr(VIOLATION_ATTR, violation)
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        if search.max_violation is not None:
-            trial.set_user_attr(CONSTRAINT_ATTR, violation - search.max_violation)
-            trial.set_constraint("max_violation", violation - search.max_violation)  # TPE avoids infeasible regions
-        logger.info("trial %d: val AUC %.5f, violation rate %.4f, %s", trial.number, result.best_val_auc, violation, trial.params)
-        return result.best_val_auc
+        result = train_model(
+            spec=spec,
+            train=train,
+            valid=valid,
+            backbone_cfg=backbone_cfg,
+            contrastive_cfg=contrastive,
+            optim_cfg=optimizer,
+            pairs=pairs,
+            on_epoch=on_epoch,
+        )
+        auc = float(result.best_val_auc)
+        share = float(
+            wrong_step_share(score_fn(result.model), valid, spec, levels=search.grid_levels,
+                             rows=search.violation_rows, seed=search.seed)
+        )
+        trial.set_user_attr(AUC_ATTR, auc)
+        trial.set_user_attr(SHARE_ATTR, share)
+        trial.set_user_attr("best_epoch", int(result.best_epoch))
+        logger.info("trial %d (%s): val AUC %.5f, wrong-step share %.4f, %s", trial.number, backbone, auc, share,
+                    trial.params)
+        return auc, share
 
     if remaining:
         study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=1, gc_after_trial=True)
     return study
 
 
-def best_parameters(study: optuna.Study, training: TrainingConfig) -> dict[str, Any]:
-    """Best feasible trial's parameters; with no finished trial, the configured defaults."""
-    base = training.contrastive
-    completed = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    feasible = [t for t in completed if float(t.user_attrs.get(CONSTRAINT_ATTR, 0.0)) <= 0.0]
-    pool = feasible or completed
-    out: dict[str, Any] = {"loss": base.loss, "study": study.study_name, "n_trials": len(study.trials)}
-    if not pool:
-        out.update({"weight": base.weight, "margin": base.margin, "temperature": base.temperature, "source": "defaults"})
-        out["learning_rate"] = training.optimizer.learning_rate
-        return out
-    best = max(pool, key=lambda t: (t.value if t.value is not None else -np.inf, -t.number))
-    out.update(
-        {
-            "weight": best.params["weight"],
-            "margin": best.params["margin"],
-            "temperature": best.params.get("temperature", base.temperature),
-            "learning_rate": best.params.get("learning_rate", training.optimizer.learning_rate),
-            "source": f"trial {best.number}",
-            "val_auc": best.value,
-            "val_violation_rate": best.user_attrs.get(VIOLATION_ATTR),
-            "feasible": bool(feasible),
-        }
+def _objectives(t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
+    values = t.values
+    if values is None or len(values) < 2 or not all(math.isfinite(v) for v in values[:2]):
+        return None
+    return float(values[0]), float(values[1])
+
+
+def select_trial(
+    trials: Sequence[optuna.trial.FrozenTrial], max_violation: float | None
+) -> tuple[optuna.trial.FrozenTrial | None, bool]:
+    """The chosen trial among the COMPLETE ones and whether it meets the target.
+
+    Best validation AUC among those with wrong-step share ``<= max_violation`` (ties: lower trial
+    number), feasible. If none meets it, the lowest share (ties: higher AUC, then lower number),
+    not feasible, with a warning. ``max_violation=None`` makes every trial feasible. No completed
+    trial: ``(None, False)``.
+    """
+    scored = [
+        (t, v) for t in trials if t.state == optuna.trial.TrialState.COMPLETE and (v := _objectives(t)) is not None
+    ]
+    if not scored:
+        return None, False
+    feasible = [(t, v) for t, v in scored if max_violation is None or v[1] <= max_violation]
+    if feasible:
+        best, _ = max(feasible, key=lambda tv: (tv[1][0], -tv[0].number))
+        return best, True
+    best, (auc, share) = min(scored, key=lambda tv: (tv[1][1], -tv[1][0], tv[0].number))
+    logger.warning(
+        "no completed trial reaches the target validation wrong-step share <= %.4g (%d completed); "
+        "choosing trial %d, the lowest share found: %.4g (val AUC %.4f)",
+        max_violation, len(scored), best.number, share, auc,
     )
+    return best, False
+
+
+def best_parameters(study: optuna.Study, training: TrainingConfig) -> dict[str, Any]:
+    """Parameters of the chosen trial (``select_trial``); with no completed trial, the configured defaults.
+
+    Keys: loss, weight, margin, temperature, learning_rate, source ("trial N" or "defaults"),
+    val_auc, val_wrong_step_share (None for defaults), feasible (None for defaults), max_violation,
+    study, n_trials (all trials in the study, any state).
+    """
+    base = training.contrastive
+    max_violation = training.search.max_violation
+    trials = study.get_trials(deepcopy=False)
+    best, feasible = select_trial(trials, max_violation)
+    out: dict[str, Any] = {"loss": base.loss}
+    if best is None:
+        out.update(
+            {
+                "weight": base.weight,
+                "margin": base.margin,
+                "temperature": base.temperature,
+                "learning_rate": training.optimizer.learning_rate,
+                "source": "defaults",
+                "val_auc": None,
+                "val_wrong_step_share": None,
+                "feasible": None,
+            }
+        )
+    else:
+        out.update(
+            {
+                "weight": best.params["weight"],
+                "margin": best.params["margin"],
+                "temperature": best.params.get("temperature", base.temperature),
+                "learning_rate": best.params.get("learning_rate", training.optimizer.learning_rate),
+                "source": f"trial {best.number}",
+                "val_auc": float(best.values[0]),
+                "val_wrong_step_share": float(best.values[1]),
+                "feasible": feasible,
+            }
+        )
+    out.update({"max_violation": max_violation, "study": study.study_name, "n_trials": len(trials)})
     return out
 
 
+def _message_figure(text: str) -> Figure:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    return fig
+
+
+def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -> Figure:
+    """Optuna's Pareto-front plot (AUC against wrong-step share), the chosen trial and the target marked.
+
+    ``max_violation`` defaults to the one ``run_search`` stored on the study (a study user attribute).
+    With no completed trial, a figure that says so.
+    """
+    if max_violation is None:
+        max_violation = study.user_attrs.get("max_violation")
+    trials = study.get_trials(deepcopy=False)
+    chosen, feasible = select_trial(trials, max_violation)
+    if chosen is None:
+        return _message_figure("Pareto front: no completed trial yet")
+    from optuna.visualization.matplotlib import plot_pareto_front as optuna_pareto
+
+    with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = optuna_pareto(study, target_names=list(TARGET_NAMES), include_dominated_trials=True)
+    auc, share = chosen.values[0], chosen.values[1]
+    label = f"chosen: trial {chosen.number}" + ("" if feasible else " (misses the target)")
+    ax.scatter([auc], [share], s=220, facecolors="none", edgecolors="black", linewidths=2, zorder=10, label=label)
+    ax.annotate(f"trial {chosen.number}", (auc, share), xytext=(8, 8), textcoords="offset points", fontsize=9)
+    if max_violation is not None:
+        ax.axhline(max_violation, color="tab:red", linestyle="--", linewidth=1.2,
+                   label=f"target share <= {max_violation:g}")
+    ax.legend(loc="best", fontsize=8)
+    fig = ax.figure
+    fig.set_size_inches(7, 4.5)
+    fig.tight_layout()
+    return fig
+
+
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, value, params, violation rate, duration."""
+    """One row per trial: number, state, val_auc, val_wrong_step_share, params, user attrs, duration (s)."""
     frame = study.trials_dataframe(attrs=("number", "value", "params", "state", "user_attrs", "duration"))
+    frame = frame.rename(columns={"values_0": AUC_ATTR, "values_1": SHARE_ATTR})
+    # the user-attribute copies of the two objectives repeat those columns
+    frame = frame.drop(columns=[f"user_attrs_{AUC_ATTR}", f"user_attrs_{SHARE_ATTR}"], errors="ignore")
     if "duration" in frame.columns:
         frame["duration"] = frame["duration"].dt.total_seconds()
     return frame

@@ -1,39 +1,45 @@
 """Counterfactual sample synthesizing (spec §3), fully vectorized.
 
-A pair is stored compactly (spec §3.5): the row, the moved numerical feature, the "up" and "down" values
-(bucket id and dense value) and which of them is the factual F. F and C are rebuilt inside each batch.
+A pair is stored compactly (spec §3.5): the row, the moved numerical feature, the points of its move
+(bucket id and dense value each; which points a move has is :mod:`ccss_pipeline.model.moves`), which
+constraints between them are valid for this row, and which of up/down is the factual F. The moved
+rows are rebuilt inside each batch.
 
 Rules:
-- exactly one directed feature moves per row, drawn with probability ``p`` (Shapley-based, §3.1);
-- up = bucket b+1 at its ``centres_dense``, down = bucket b-1; dense value and bucket move together;
-- edge rule (§3.4): a neighbour that does not exist is replaced by the row's original bucket and
-  original dense value (the pair degenerates to O versus the one existing neighbour);
-- rows whose drawn feature is missing (bucket == ``missing_bucket``) get no pair [our choice]: there is
-  no ordered neighbour of "missing";
+- exactly one directed feature moves per row, drawn with probability ``p`` (Shapley-based, §3.1) among
+  the row's features that can move: a feature that is missing in this row (no ordered neighbour of
+  "missing") or has a single bucket is not drawable, and ``p`` is renormalised over the rest; a row
+  with no drawable feature gets no pair;
+- edge rule (§3.4): a neighbour that does not exist is replaced by the row's original value, and the
+  constraints through it are not counted (so the one real constraint is not counted twice);
 - F/C (§3.3): with s = d_k for y = 1 and -d_k for y = 0, F = up if s = +1 else down; C is the other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ccss_pipeline.model.moves import FeatureTables, MoveTemplate, build_points, get_move
 from ccss_pipeline.spec import FeatureSpec
 
 
 def feature_probabilities(q: np.ndarray, eps: float = 1e-3, drawable: np.ndarray | None = None) -> np.ndarray:
     """p_k = max(q_k, eps) / sum, with p = 0 where ``drawable`` is False (e.g. single-bucket features).
 
-    The floor keeps every drawable feature in play even if its Shapley estimate is ~0.
+    The floor keeps every drawable feature in play even if its Shapley estimate is ~0. A NaN or negative
+    importance is an upstream failure, never a floor: it raises.
     """
     q = np.asarray(q, dtype=np.float64)
+    if not np.all(np.isfinite(q)) or (q < 0).any():
+        raise ValueError(f"feature importances must be finite and >= 0, got {q.tolist()} (the Shapley estimate failed)")
     mask = np.ones(q.shape, bool) if drawable is None else np.asarray(drawable, bool)
     if not mask.any():
         raise ValueError("no feature can be drawn (all have a single bucket or none is directed)")
-    w = np.where(mask, np.maximum(np.nan_to_num(q, nan=0.0), eps), 0.0)
+    w = np.where(mask, np.maximum(q, eps), 0.0)
     return w / w.sum()
 
 
@@ -50,65 +56,72 @@ def directed_probabilities(q_all: np.ndarray, spec: FeatureSpec, eps: float = 1e
 
 @dataclass
 class PairTable:
-    """One (O, F, C) pair per row that got one; ``feature`` indexes ``spec.numerical``."""
+    """One counterfactual pair per row that got one; ``feature`` indexes ``spec.numerical``.
 
+    ``bucket``/``dense`` (P, Q): the move's points in template order; ``valid`` (P, C): which of the
+    template's constraints hold for the row; ``f_is_up``: the factual F is the "up" point.
+    """
+
+    move: str
     row: np.ndarray  # int64
     feature: np.ndarray  # int64
-    up_bucket: np.ndarray  # int64
-    up_dense: np.ndarray  # float32
-    down_bucket: np.ndarray  # int64
-    down_dense: np.ndarray  # float32
     f_is_up: np.ndarray  # bool
-
-    _DTYPES = {
-        "row": np.int64,
-        "feature": np.int64,
-        "up_bucket": np.int64,
-        "up_dense": np.float32,
-        "down_bucket": np.int64,
-        "down_dense": np.float32,
-        "f_is_up": np.bool_,
-    }
+    bucket: np.ndarray  # (P, Q) int64
+    dense: np.ndarray  # (P, Q) float32
+    valid: np.ndarray  # (P, C) bool
 
     def __len__(self) -> int:
         return int(self.row.shape[0])
 
     @property
-    def f_bucket(self) -> np.ndarray:
-        return np.where(self.f_is_up, self.up_bucket, self.down_bucket)
+    def template(self) -> MoveTemplate:
+        return get_move(self.move)
 
-    @property
-    def f_dense(self) -> np.ndarray:
-        return np.where(self.f_is_up, self.up_dense, self.down_dense).astype(np.float32)
-
-    @property
-    def c_bucket(self) -> np.ndarray:
-        return np.where(self.f_is_up, self.down_bucket, self.up_bucket)
-
-    @property
-    def c_dense(self) -> np.ndarray:
-        return np.where(self.f_is_up, self.down_dense, self.up_dense).astype(np.float32)
+    def point(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(bucket, dense) of the named point of every pair."""
+        j = self.template.points.index(name)
+        return self.bucket[:, j], self.dense[:, j]
 
     def to_frame(self) -> pd.DataFrame:
-        """Compact table for the parquet artifact (narrow integer types)."""
-        return pd.DataFrame(
-            {
-                "row": self.row.astype(np.int64),
-                "feature": self.feature.astype(np.int16),
-                "up_bucket": self.up_bucket.astype(np.int16),
-                "up_dense": self.up_dense.astype(np.float32),
-                "down_bucket": self.down_bucket.astype(np.int16),
-                "down_dense": self.down_dense.astype(np.float32),
-                "f_is_up": self.f_is_up.astype(bool),
-            }
-        )
+        """Compact table for the parquet artifact (narrow integer types, one column per point/constraint)."""
+        out: dict[str, np.ndarray] = {
+            "move": np.full(len(self), self.move, dtype=object),
+            "row": self.row.astype(np.int64),
+            "feature": self.feature.astype(np.int16),
+            "f_is_up": self.f_is_up.astype(bool),
+        }
+        for j, name in enumerate(self.template.points):
+            out[f"bucket_{name}"] = self.bucket[:, j].astype(np.int16)
+            out[f"dense_{name}"] = self.dense[:, j].astype(np.float32)
+        for c in range(len(self.template.constraints)):
+            out[f"valid_{c}"] = self.valid[:, c].astype(bool)
+        frame = pd.DataFrame(out)
+        frame["move"] = frame["move"].astype("category")
+        return frame
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> PairTable:
-        missing = [f.name for f in fields(cls) if f.name not in frame.columns]
+        if "move" not in frame.columns:
+            raise KeyError("pair table lacks the 'move' column: rebuild it with `kedro run --pipelines=counterfactual_pairs`")
+        moves = pd.unique(frame["move"].astype(str))
+        if len(moves) > 1:
+            raise ValueError(f"pair table mixes counterfactual moves {sorted(moves)}")
+        template = get_move(str(moves[0]) if len(moves) else "centre")
+        needed = ["row", "feature", "f_is_up"] + [f"{kind}_{p}" for p in template.points for kind in ("bucket", "dense")]
+        needed += [f"valid_{c}" for c in range(len(template.constraints))]
+        missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise KeyError(f"pair table lacks columns: {missing}")
-        return cls(**{f.name: frame[f.name].to_numpy(cls._DTYPES[f.name]) for f in fields(cls)})
+        n = len(frame)
+        return cls(
+            move=template.name,
+            row=frame["row"].to_numpy(np.int64),
+            feature=frame["feature"].to_numpy(np.int64),
+            f_is_up=frame["f_is_up"].to_numpy(np.bool_),
+            bucket=frame[[f"bucket_{p}" for p in template.points]].to_numpy(np.int64).reshape(n, -1),
+            dense=frame[[f"dense_{p}" for p in template.points]].to_numpy(np.float32).reshape(n, -1),
+            valid=frame[[f"valid_{c}" for c in range(len(template.constraints))]].to_numpy(np.bool_).reshape(n, -1),
+        )
 
 
 def draw_pairs(
@@ -118,89 +131,61 @@ def draw_pairs(
     spec: FeatureSpec,
     p: np.ndarray,
     seed: int | np.random.Generator = 0,
+    move: str = "centre",
 ) -> PairTable:
-    """Draw one directed feature per row with probabilities ``p`` (over ``spec.directed``) and build the pairs.
-
-    Inputs are not modified. Rows whose drawn feature is missing get no pair.
+    """Draw one directed feature per row with probabilities ``p`` (over ``spec.directed``) among the row's
+    drawable features, and build its ``move`` (see :mod:`ccss_pipeline.model.moves`). Inputs are not modified.
     """
+    template = get_move(move)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    directed = spec.directed_indices()
+    directed = np.asarray(spec.directed_indices(), np.int64)
     p = np.asarray(p, dtype=np.float64)
     if p.shape != (len(directed),):
         raise ValueError(f"p has shape {p.shape}, expected ({len(directed)},) = one per directed feature")
+    if not np.all(np.isfinite(p)) or (p < 0).any():
+        raise ValueError(f"draw probabilities must be finite and >= 0, got {p.tolist()}")
+    tables = FeatureTables(spec)
     n = bucket.shape[0]
-    choice = rng.choice(len(directed), size=n, p=p / p.sum())
-    k = np.asarray(directed, np.int64)[choice]
-    rows = np.arange(n, dtype=np.int64)
+    nb = tables.n_buckets[directed]
+    b_all = bucket[:, directed]
+    drawable = (b_all >= 0) & (b_all < nb[None, :]) & (nb[None, :] >= 2)
+    weights = np.where(drawable, p[None, :], 0.0)
+    total = weights.sum(1)
+    keep = total > 0
+    cum = np.cumsum(weights[keep], axis=1) / total[keep, None]
+    u = rng.random(int(keep.sum()))
+    choice = np.minimum((u[:, None] >= cum).sum(1), len(directed) - 1)
+    rows = np.flatnonzero(keep).astype(np.int64)
+    k = directed[choice]
     b = bucket[rows, k].astype(np.int64)
     x = dense[rows, k].astype(np.float32)
-
-    n_buckets = np.array([f.n_buckets for f in spec.numerical], np.int64)
-    direction = np.array([f.direction for f in spec.numerical], np.int64)
-    width = int(n_buckets.max()) if len(n_buckets) else 1
-    centres = np.zeros((len(spec.numerical), width), np.float32)
-    for i, f in enumerate(spec.numerical):  # K features, not rows
-        centres[i, : f.n_buckets] = f.centres_dense
-
-    nb = n_buckets[k]
-    keep = (b >= 0) & (b < nb)  # the missing bucket has no ordered neighbour
-    rows, k, b, x, nb = rows[keep], k[keep], b[keep], x[keep], nb[keep]
-    has_up = b + 1 < nb
-    has_down = b - 1 >= 0
-    up_b = np.where(has_up, b + 1, b)
-    down_b = np.where(has_down, b - 1, b)
-    up_d = np.where(has_up, centres[k, np.minimum(b + 1, width - 1)], x).astype(np.float32)
-    down_d = np.where(has_down, centres[k, np.maximum(b - 1, 0)], x).astype(np.float32)
+    pts_bucket, pts_dense, valid = build_points(template, tables, spec, k, b, x, rng)
     y = np.asarray(label)[rows] > 0.5
-    s = np.where(y, direction[k], -direction[k])
-    return PairTable(rows, k, up_b, up_d, down_b, down_d, s > 0)
-
-
-def apply_move(
-    dense: torch.Tensor,
-    bucket: torch.Tensor,
-    feature: torch.Tensor,
-    new_bucket: torch.Tensor,
-    new_dense: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Copies of a batch's (dense, bucket) with ``feature[i]`` of row i moved; inputs untouched."""
-    ar = torch.arange(dense.shape[0], device=dense.device)
-    d = dense.index_put((ar, feature), new_dense.to(dense.dtype))
-    bk = bucket.index_put((ar, feature), new_bucket.to(bucket.dtype))
-    return d, bk
-
-
-def build_counterfactuals(
-    dense: torch.Tensor,
-    bucket: torch.Tensor,
-    feature: torch.Tensor,
-    f_bucket: torch.Tensor,
-    f_dense: torch.Tensor,
-    c_bucket: torch.Tensor,
-    c_dense: torch.Tensor,
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """Full (dense, bucket) of F and of C for rows aligned with the pair arrays (categoricals unchanged)."""
-    return apply_move(dense, bucket, feature, f_bucket, f_dense), apply_move(dense, bucket, feature, c_bucket, c_dense)
+    s = np.where(y, tables.direction[k], -tables.direction[k])
+    return PairTable(template.name, rows, k, s > 0, pts_bucket, pts_dense, valid)
 
 
 class PairLookup:
     """Per-row pair arrays on the device, so a batch gathers its pairs by index without any sync.
 
-    Rows without a pair have ``has_pair = False`` and a harmless no-op move (feature 0, own values).
+    ``ints`` (N, 2 + Q + 1): has_pair, feature, point buckets, f_is_up; ``floats`` (N, 1 + Q + C):
+    the feature's direction, point dense values, constraint validity. Rows without a pair have
+    ``has_pair = 0`` and all constraints invalid.
     """
 
-    def __init__(self, pairs: PairTable, n_rows: int, device: torch.device) -> None:
-        def full(values: np.ndarray, dtype: np.dtype, fill: float | int) -> torch.Tensor:
-            out = np.full(n_rows, fill, dtype=dtype)
-            out[pairs.row] = values
-            return torch.as_tensor(out, device=device)
-
-        self.has_pair = full(np.ones(len(pairs), bool), np.bool_, False)
-        self.feature = full(pairs.feature, np.int64, 0)
-        self.f_bucket = full(pairs.f_bucket, np.int64, 0)
-        self.f_dense = full(pairs.f_dense, np.float32, 0.0)
-        self.c_bucket = full(pairs.c_bucket, np.int64, 0)
-        self.c_dense = full(pairs.c_dense, np.float32, 0.0)
-        # packed copies: a batch gathers its pairs with two index ops instead of six
-        self.ints = torch.stack([self.has_pair.long(), self.feature, self.f_bucket, self.c_bucket], 1)
-        self.floats = torch.stack([self.f_dense, self.c_dense], 1)
+    def __init__(self, pairs: PairTable, n_rows: int, spec: FeatureSpec, device: torch.device) -> None:
+        self.template = pairs.template
+        q, c = len(self.template.points), len(self.template.constraints)
+        direction = np.array([f.direction for f in spec.numerical], np.float32)
+        ints = np.zeros((n_rows, 3 + q), np.int64)
+        floats = np.zeros((n_rows, 1 + q + c), np.float32)
+        ints[pairs.row, 0] = 1
+        ints[pairs.row, 1] = pairs.feature
+        ints[pairs.row, 2 : 2 + q] = pairs.bucket
+        ints[pairs.row, 2 + q] = pairs.f_is_up
+        floats[pairs.row, 0] = direction[pairs.feature]
+        floats[pairs.row, 1 : 1 + q] = pairs.dense
+        floats[pairs.row, 1 + q :] = pairs.valid
+        self.n_points, self.n_constraints = q, c
+        self.ints = torch.as_tensor(ints, device=device)
+        self.floats = torch.as_tensor(floats, device=device)

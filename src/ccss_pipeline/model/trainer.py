@@ -3,7 +3,8 @@
 Hot-path rules: data lives on the device as tensors (moved once); batches are index slices of a seeded
 permutation; no ``.item()`` inside the batch loop (the loss is accumulated on the device and synced once
 per epoch); pairs are gathered per batch from per-row lookup tensors with static shapes (rows without a
-pair are masked), so nothing forces a host sync on CUDA. bf16 autocast is used on CUDA only.
+pair are masked), so nothing forces a host sync on CUDA. bf16 autocast is used for training on CUDA only;
+scoring (validation, evaluation, search) is always float32: bf16 hides wrong steps below its resolution.
 
 Determinism/resume: each epoch's permutation (and pair redraw) is derived from (seed, epoch), and the
 checkpoint carries model, optimizer, best-so-far weights, history and the torch RNG state, so a killed
@@ -29,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device, seed_everything
-from ccss_pipeline.model.losses import contrastive_loss, total_loss
+from ccss_pipeline.model.losses import counterfactual_loss, total_loss
 from ccss_pipeline.model.synthesis import PairLookup, PairTable, draw_pairs
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
@@ -60,10 +61,9 @@ def _logits_np(model: CTRModel, cat: np.ndarray, dense: np.ndarray, bucket: np.n
     was_training = model.training
     model.eval()
     out = []
-    use_amp = device.type == "cuda"
     for start in range(0, cat.shape[0], batch_size):
         sl = slice(start, start + batch_size)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, enabled=False):  # float32 scoring on every device
             z, _ = model(
                 torch.as_tensor(np.ascontiguousarray(cat[sl]), dtype=torch.long, device=device),
                 torch.as_tensor(np.ascontiguousarray(dense[sl]), dtype=torch.float32, device=device),
@@ -145,8 +145,8 @@ def _pairs_digest(pairs: PairTable | None) -> str | None:
     """Content hash of a pair table (a redrawn table of the same length must not resume a checkpoint)."""
     if pairs is None:
         return None
-    h = hashlib.sha256()
-    for array in (pairs.row, pairs.feature, pairs.up_bucket, pairs.down_bucket, pairs.f_is_up):
+    h = hashlib.sha256(pairs.move.encode())
+    for array in (pairs.row, pairs.feature, pairs.bucket, pairs.dense, pairs.valid, pairs.f_is_up):
         h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()[:16]
 
@@ -182,12 +182,14 @@ def train_model(
     redraw_pairs_each_epoch: bool = False,
     shapley_p: np.ndarray | None = None,
     violation_rows: int = 0,
+    move: str = "centre",
 ) -> TrainResult:
     """Train a CTRModel with BCE + λ·CCSS loss; early stopping on validation AUC, best weights restored.
 
     ``pairs`` index ``train`` rows; with ``redraw_pairs_each_epoch`` they are redrawn each epoch from
-    ``shapley_p`` (seed derived from the run seed and epoch). λ = 0 or no pairs trains the plain baseline
-    (the F/C forward is skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
+    ``shapley_p`` (seed derived from the run seed and epoch) with the move of ``pairs`` (``move`` when
+    no table is given). λ = 0 or no pairs trains the plain baseline (the counterfactual forward is
+    skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
     and may raise (e.g. ``optuna.TrialPruned``) to stop. ``violation_rows > 0`` adds ``val_violation`` (the
     neighbour violation rate on the first that many validation rows) to each epoch's history.
     """
@@ -206,7 +208,8 @@ def train_model(
     dense = _to_device(train.dense, torch.float32, device)
     bucket = _to_device(train.bucket, torch.long, device)
     label = _to_device(train.label, torch.float32, device)
-    lookup = PairLookup(pairs, n, device) if use_ccss and pairs is not None else None
+    lookup = PairLookup(pairs, n, spec, device) if use_ccss and pairs is not None else None
+    move = pairs.move if pairs is not None else move
 
     bs = optim_cfg.batch_size
     n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction * bs))
@@ -218,7 +221,7 @@ def train_model(
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     fp = _fingerprint(spec, backbone_cfg, contrastive_cfg, optim_cfg.model_copy(update={"max_epochs": 0}),
-                      extra=[train.digest(), valid.digest(), _pairs_digest(pairs), redraw_pairs_each_epoch])
+                      extra=[train.digest(), valid.digest(), _pairs_digest(pairs), redraw_pairs_each_epoch, move])
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         for stale in ckpt_path.parent.glob(f".{CHECKPOINT_NAME}.tmp*"):  # left by a kill mid-save
@@ -243,8 +246,8 @@ def train_model(
             break
         if use_ccss and redraw_pairs_each_epoch:
             drawn = draw_pairs(train.bucket, train.dense, train.label, spec, shapley_p,
-                               seed=optim_cfg.seed * 100_003 + epoch)
-            lookup = PairLookup(drawn, n, device)
+                               seed=optim_cfg.seed * 100_003 + epoch, move=move)
+            lookup = PairLookup(drawn, n, spec, device)
         model.train()
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(optim_cfg.seed * 1_000_003 + epoch)
@@ -260,13 +263,13 @@ def train_model(
                     loss = total_loss(z_o, y, None, 0.0)
                 else:
                     p = min(n_pair_rows, idx.shape[0])
+                    q = lookup.n_points
                     pidx = idx[:p]
                     pi, pf = lookup.ints[pidx], lookup.floats[pidx]
                     # the first p rows of a batch are a random subset, as the batch is a random permutation
-                    z_o, z_f, z_c, h_o, h_f, h_c = model.forward_ofc(
-                        c, d, b, p, pi[:, 1], pi[:, 2], pf[:, 0], pi[:, 3], pf[:, 1])
-                    lc = contrastive_loss(contrastive_cfg.loss, z_o[:p], z_f, z_c, h_o[:p], h_f, h_c, y[:p],
-                                          contrastive_cfg, mask=pi[:, 0] > 0)
+                    z_o, z_pts, h_o, h_pts = model.forward_points(c, d, b, p, pi[:, 1], pi[:, 2 : 2 + q], pf[:, 1 : 1 + q])
+                    lc = counterfactual_loss(lookup.template, z_o[:p], z_pts, h_o[:p], h_pts, pf[:, 0],
+                                             pf[:, 1 + q :], pi[:, 2 + q] > 0, pi[:, 0] > 0, contrastive_cfg)
                     loss = total_loss(z_o, y, lc, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -42,9 +42,10 @@ def materialize_pairs(
     feature_importance: dict[str, Any],
     counterfactual_pairs: PairsConfig,
 ) -> pd.DataFrame:
-    """One seeded draw per training row, stored compactly (row, feature, up/down bucket and value, F side)."""
+    """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints, F side)."""
     spec = FeatureSpec.from_dict(feature_spec)
     train = ModelInputs.from_frame(train_model_input, spec)
     p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
-    pairs = draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=counterfactual_pairs.seed)
+    pairs = draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=counterfactual_pairs.seed,
+                       move=counterfactual_pairs.move)
     return pairs.to_frame()

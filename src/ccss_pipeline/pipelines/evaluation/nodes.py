@@ -10,7 +10,15 @@ from matplotlib.figure import Figure
 from ccss_pipeline.config import BackboneConfig, EvaluationConfig
 from ccss_pipeline.evaluation.accuracy import accuracy_metrics, calibration_data, roc_curve_data
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report, true_direction_agreement
-from ccss_pipeline.evaluation.plots import plot_calibration, plot_partial_dependence, plot_roc, plot_violation_bars
+from ccss_pipeline.evaluation.raw_grid import raw_grid_report
+from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
+from ccss_pipeline.evaluation.plots import (
+    plot_calibration,
+    plot_partial_dependence,
+    plot_raw_grid_ice,
+    plot_roc,
+    plot_violation_bars,
+)
 from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, render_report
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
@@ -30,9 +38,19 @@ def _rebuild(spec: FeatureSpec, entry: dict[str, Any], name: str) -> CTRModel:
     return model.eval()
 
 
-def _model_label(name: str) -> tuple[str, str]:
-    backbone, _, variant = name.partition("__")
-    return backbone, variant or "model"
+def _model_label(name: str, config: dict[str, Any]) -> tuple[str, str, int]:
+    backbone, _, rest = name.partition("__")
+    variant = config.get("variant") or rest.split("__")[0] or "model"
+    return backbone, variant, int(config.get("seed", config.get("optimizer", {}).get("seed", 0)))
+
+
+#: Per-model figures kept in ``seed_metrics`` (one row per trained model) and aggregated over seeds.
+SEED_METRICS = [
+    "auc", "gauc", "logloss", "oracle_auc",
+    "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing", "max_feature_wrong_step_share",
+    "edge_wrong_share", "monotone_row_share", "mean_wrong_mass", "neighbour_violation_rate",
+    "ice_monotone_share", "true_direction_agreement",
+]  # fmt: skip
 
 
 def evaluate_models(
@@ -41,24 +59,33 @@ def evaluate_models(
     trained_models: dict[str, dict[str, Any]],
     source_truth: dict[str, Any],
     evaluation: EvaluationConfig,
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    """Accuracy (AUC, GAUC, LogLoss, oracle AUC) and monotonicity (spec §6) per model, as tables.
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Accuracy and monotonicity (spec §6) of every trained model on the test split, scored in float32.
 
-    Returns the per-model results, per-feature monotonicity, partial-dependence curves, ROC and
-    calibration curve data, and the flat ``metrics.json`` dict.
+    Headline monotonicity is the raw-grid sweep (:mod:`ccss_pipeline.evaluation.raw_grid`), which does not
+    mirror the training move; the bucket-centre neighbour rate is kept as a secondary figure. Curves, ROC
+    and calibration are kept for the first seed of each backbone and variant (the plots show those).
+
+    Returns per-model results, bucket-centre and raw-grid per-feature tables, bucket-centre PD curves,
+    raw-grid curves, ROC and calibration data, and ``seed_metrics`` (one row per model).
     """
     spec = FeatureSpec.from_dict(feature_spec)
     test = ModelInputs.from_frame(test_model_input, spec)
     device = resolve_device(evaluation.device)
     true_directions = {k: int(v) for k, v in source_truth.get("directions", {}).items()}
-    results: dict[str, Any] = {}
-    per_feature, curves, roc, calibration = [], [], [], []
-    metrics: dict[str, float] = {}
+    first_seed: dict[tuple[str, str], int] = {}
     for name, entry in sorted(trained_models.items()):
-        backbone, variant = _model_label(name)
+        b, v, seed = _model_label(name, entry["config"])
+        first_seed[(b, v)] = min(seed, first_seed.get((b, v), seed))
+    results: dict[str, Any] = {}
+    per_feature, grid_features, curves, grid_curves, roc, calibration, rows = [], [], [], [], [], [], []
+    for name, entry in sorted(trained_models.items()):
+        backbone, variant, seed = _model_label(name, entry["config"])
         scorer = score_fn(_rebuild(spec, entry, name), device)
         prob = scorer(test.cat, test.dense, test.bucket)
         accuracy = accuracy_metrics(test.label, prob, test.group, test.oracle)
+        grid = raw_grid_report(scorer, test, spec, levels=evaluation.grid_levels, rows=evaluation.grid_rows,
+                               seed=evaluation.seed, eps=evaluation.eps)
         mono = monotonicity_report(scorer, test, spec, eps=evaluation.eps, max_rows=evaluation.max_rows, seed=evaluation.seed)
         agreement = None
         if true_directions:
@@ -67,109 +94,203 @@ def evaluate_models(
         results[name] = {
             "backbone": backbone,
             "variant": variant,
+            "seed": seed,
+            "move": entry["config"].get("move"),
             "accuracy": accuracy,
+            "raw_grid": grid.pooled,
             "pooled": mono.pooled,
             "direction_agreement": agreement,
             "contrastive": entry["config"].get("contrastive", {}),
         }
-        tag = {"model": name, "backbone": backbone, "variant": variant}
+        tag = {"model": name, "backbone": backbone, "variant": variant, "seed": seed}
         per_feature.append(mono.per_feature.assign(**tag))
-        curves.append(mono.curves.assign(**tag))
-        roc.append(roc_curve_data(test.label, prob).assign(**tag))
-        calibration.append(calibration_data(test.label, prob, n_bins=evaluation.calibration_bins).assign(**tag))
-        for key in ("auc", "gauc", "logloss", "oracle_auc"):
-            if accuracy.get(key) is not None:
-                metrics[f"{name}.{key}"] = float(accuracy[key])
-        for key in ("violation_rate", "compliance", "ice_monotone_share", "rows_with_violation"):
-            metrics[f"{name}.{key}"] = float(mono.pooled[key])
-        if agreement is not None:
-            metrics[f"{name}.true_direction_agreement"] = agreement
+        grid_features.append(grid.per_feature.assign(**tag))
+        if seed == first_seed[(backbone, variant)]:
+            curves.append(mono.curves.assign(**tag))
+            grid_curves.append(grid.curves.assign(**tag))
+            roc.append(roc_curve_data(test.label, prob).assign(**tag))
+            calibration.append(calibration_data(test.label, prob, n_bins=evaluation.calibration_bins).assign(**tag))
+        rows.append({
+            **tag,
+            **{k: accuracy.get(k) for k in ("auc", "gauc", "logloss", "oracle_auc")},
+            **{k: grid.pooled[k] for k in ("wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
+                                           "max_feature_wrong_step_share", "edge_wrong_share", "monotone_row_share",
+                                           "mean_wrong_mass")},
+            "neighbour_violation_rate": mono.pooled["violation_rate"],
+            "ice_monotone_share": mono.pooled["ice_monotone_share"],
+            "true_direction_agreement": agreement,
+        })
+    seed_metrics = pd.DataFrame(rows, columns=["model", "backbone", "variant", "seed", *SEED_METRICS])
     return (
         results,
         pd.concat(per_feature, ignore_index=True),
+        pd.concat(grid_features, ignore_index=True),
         pd.concat(curves, ignore_index=True),
+        pd.concat(grid_curves, ignore_index=True),
         pd.concat(roc, ignore_index=True),
         pd.concat(calibration, ignore_index=True),
-        metrics,
+        seed_metrics,
     )
 
 
-def _by_model(frame: pd.DataFrame, backbone: str) -> dict[str, pd.DataFrame]:
-    part = frame[frame["backbone"] == backbone]
-    return {f"{backbone} {v}": g.drop(columns=["model", "backbone", "variant"]) for v, g in part.groupby("variant", sort=True)}
+def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Mean ± std over seeds per backbone and variant, the paired CCSS − baseline difference with a 95%
+    Student-t interval per backbone, and the flat ``metrics.json`` of both (what ``dvc metrics`` shows)."""
+    present = [m for m in SEED_METRICS if seed_metrics[m].notna().any()]
+    frame = seed_metrics.astype({m: float for m in present})
+    summary = summarize_over_seeds(frame, ["backbone", "variant"], present)
+    paired = pd.concat([paired_difference(frame, m) for m in present], ignore_index=True)
+    metrics: dict[str, float] = {}
+    for row in summary.to_dict("records"):
+        for m in present:
+            for stat in ("mean", "std"):
+                value = row[f"{m}_{stat}"]
+                if pd.notna(value):
+                    metrics[f"{row['backbone']}__{row['variant']}.{m}.{stat}"] = float(value)
+        metrics[f"{row['backbone']}__{row['variant']}.n_seeds"] = int(row["n_seeds"])
+    for row in paired.to_dict("records"):
+        for stat in ("mean", "ci_low", "ci_high"):
+            if pd.notna(row[stat]):
+                metrics[f"{row['backbone']}.ccss_minus_baseline.{row['metric']}.{stat}"] = float(row[stat])
+    return summary, paired.drop(columns=["differences", "seeds"], errors="ignore"), metrics
+
+
+def _display(variant: str) -> str:
+    return "CCSS" if str(variant).lower() == "ccss" else str(variant)
+
+
+def _variant_order(variant: str) -> tuple[int, str]:
+    v = str(variant).lower()
+    return (0 if v == "baseline" else 1 if v == "ccss" else 2, v)
+
+
+def _first_seed_by_model(frame: pd.DataFrame, backbone: str | None = None) -> dict[str, pd.DataFrame]:
+    """``"<backbone> <variant>"`` → that model's rows of its first (lowest) seed, baseline before CCSS.
+    ``evaluate_models`` already keeps curves for the first seed only; this makes sure of it."""
+    part = frame if backbone is None else frame[frame["backbone"] == backbone]
+    out = {}
+    for (b, v), group in sorted(part.groupby(["backbone", "variant"]), key=lambda kv: (kv[0][0], _variant_order(kv[0][1]))):
+        if "seed" in group.columns:
+            group = group[group["seed"] == group["seed"].min()]
+        out[f"{b} {_display(v)}"] = group.drop(columns=["model", "backbone", "variant", "seed"], errors="ignore")
+    return out
+
+
+def _seed_means_by_model(per_feature: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    """``"<backbone> <variant>"`` → feature, ``metric`` (mean over seeds) and ``<metric>_std``."""
+    summary = summarize_over_seeds(per_feature, ["backbone", "variant", "feature"], [metric])
+    summary = summary.rename(columns={f"{metric}_mean": metric})
+    out = {}
+    for (b, v), group in sorted(summary.groupby(["backbone", "variant"]), key=lambda kv: (kv[0][0], _variant_order(kv[0][1]))):
+        out[f"{b} {_display(v)}"] = group[["feature", metric, f"{metric}_std", "n_seeds"]]
+    return out
 
 
 def plot_evaluation(
+    raw_grid_curves: pd.DataFrame,
     partial_dependence: pd.DataFrame,
-    monotonicity_per_feature: pd.DataFrame,
+    raw_grid_per_feature: pd.DataFrame,
     roc_curves: pd.DataFrame,
     calibration_curves: pd.DataFrame,
     feature_spec: dict[str, Any],
-) -> tuple[dict[str, Figure], Figure, Figure, Figure]:
-    """PD curves with ICE bands per directed feature and backbone (baseline vs CCSS on one figure),
-    violation rate per feature, ROC and calibration of every model."""
+) -> tuple[dict[str, Figure], dict[str, Figure], Figure, Figure, Figure]:
+    """Per backbone and directed feature, baseline vs CCSS on one figure: the raw-grid ICE band with the
+    bucket edges (``ice_<backbone>_<feature>.png``) and the bucket-centre PD band
+    (``pd_<backbone>_<feature>.png``); the raw-grid wrong-step share per feature and model (mean ± std
+    over seeds); ROC and calibration of the first seed of every model."""
     spec = FeatureSpec.from_dict(feature_spec)
-    everyone = lambda f: {m: g.drop(columns=["model", "backbone", "variant"]) for m, g in f.groupby("model", sort=True)}  # noqa: E731
-    pd_plots = {}
-    for backbone in sorted(partial_dependence["backbone"].unique()):
-        models = _by_model(partial_dependence, backbone)
+    grid_plots, pd_plots = {}, {}
+    for backbone in sorted(set(raw_grid_curves["backbone"]) | set(partial_dependence["backbone"])):
+        grid_models = _first_seed_by_model(raw_grid_curves, backbone)
+        pd_models = _first_seed_by_model(partial_dependence, backbone)
         for feat in spec.directed:
-            curves = {m: c[c["feature"] == feat.name] for m, c in models.items()}
-            pd_plots[f"pd_{backbone}_{feat.name}.png"] = plot_partial_dependence(curves, feat.name, feat.direction)
+            grid_plots[f"ice_{backbone}_{feat.name}.png"] = plot_raw_grid_ice(
+                grid_models, feat.name, feat.direction, feat.boundaries)
+            pd_plots[f"pd_{backbone}_{feat.name}.png"] = plot_partial_dependence(pd_models, feat.name, feat.direction)
+    bars = _seed_means_by_model(raw_grid_per_feature, "wrong_step_share")
+    seeds = sorted({int(t["n_seeds"].max()) for t in bars.values()}) or [0]
+    n_seeds = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    violation = plot_violation_bars(
+        bars, "wrong_step_share", features=[f.name for f in spec.directed],
+        title=f"Raw-grid wrong-step share per feature (mean ± std over {n_seeds} seeds)")
     return (
+        grid_plots,
         pd_plots,
-        plot_violation_bars(everyone(monotonicity_per_feature)),
-        plot_roc(everyone(roc_curves)),
-        plot_calibration(everyone(calibration_curves)),
+        violation,
+        plot_roc(_first_seed_by_model(roc_curves)),
+        plot_calibration(_first_seed_by_model(calibration_curves)),
     )
+
+
+def _rows_per_split(split_validation_report: dict[str, Any]) -> dict[str, int]:
+    return {name: int(t.get("rows", 0)) for name, t in split_validation_report.get("tables", {}).items()}
+
+
+def _report_plots(backbones: list[str], spec: FeatureSpec) -> list[PlotRef]:
+    directed = spec.directed
+    plots = [
+        PlotRef(f"{PLOT_DIR}/raw_grid/ice_{b}_{f.name}.png",
+                f"{f.name} ({b}): mean prediction over the raw-value grid with the ICE band (10–90%); "
+                "dotted lines are the bucket edges", "Raw-grid ICE (headline)")
+        for b in backbones for f in directed
+    ]  # fmt: skip
+    plots += [
+        PlotRef(f"{PLOT_DIR}/violation_rate.png", "Raw-grid wrong-step share per directed feature, mean ± std over seeds",
+                "Raw-grid wrong-step share"),
+        PlotRef(f"{PLOT_DIR}/roc.png", "ROC curves on the test split (first seed)", "Accuracy"),
+        PlotRef(f"{PLOT_DIR}/calibration.png", "Calibration on the test split (first seed)", "Accuracy"),
+    ]
+    plots += [
+        PlotRef(f"{PLOT_DIR}/partial_dependence/pd_{b}_{f.name}.png",
+                f"{f.name} ({b}): mean prediction at the bucket centres with the ICE band (10–90%)",
+                "Bucket-centre partial dependence (secondary)")
+        for b in backbones for f in directed
+    ]  # fmt: skip
+    for b in backbones:
+        plots += [
+            PlotRef(f"{PLOT_DIR}/optuna/{b}_pareto.png", f"{b}: validation AUC against wrong-step share per trial", f"Optuna search ({b})"),
+            PlotRef(f"{PLOT_DIR}/optuna/{b}_history.png", f"{b}: optimization history (validation AUC)", f"Optuna search ({b})"),
+            PlotRef(f"{PLOT_DIR}/optuna/{b}_importance.png", f"{b}: parameter importances for validation AUC", f"Optuna search ({b})"),
+        ]
+    return plots
 
 
 def write_report(
     evaluation_results: dict[str, Any],
+    seed_summary: pd.DataFrame,
+    paired_differences: pd.DataFrame,
+    raw_grid_per_feature: pd.DataFrame,
     monotonicity_per_feature: pd.DataFrame,
     feature_spec: dict[str, Any],
     best_params: dict[str, Any],
     split_validation_report: dict[str, Any],
     evaluation: EvaluationConfig,
 ) -> tuple[str, str]:
-    """The readable report (Markdown and HTML) with the plots embedded by relative path."""
+    """The readable report (Markdown and HTML): headline raw-grid figures over seeds per backbone, the
+    paired CCSS − baseline differences, per-feature raw-grid table, chosen parameters, method notes and
+    the plots embedded by relative path."""
     spec = FeatureSpec.from_dict(feature_spec)
-    results = []
-    for name, r in evaluation_results.items():
-        table = monotonicity_per_feature[monotonicity_per_feature["model"] == name].drop(columns=["model", "backbone", "variant"])
-        results.append(ModelResult(r["backbone"], r["variant"], r["accuracy"], r["pooled"], table.reset_index(drop=True), r["direction_agreement"]))
-    backbones = list(dict.fromkeys(r["backbone"] for r in evaluation_results.values()))
-    plots = [
-        PlotRef(f"{PLOT_DIR}/partial_dependence/pd_{b}_{f.name}.png", f"Partial dependence and ICE band (10–90%) of {f.name} ({b})")
-        for b in backbones
-        for f in spec.directed
-    ]
-    plots += [
-        PlotRef(f"{PLOT_DIR}/violation_rate.png", "Neighbour violation rate per directed feature"),
-        PlotRef(f"{PLOT_DIR}/roc.png", "ROC curves on the test split"),
-        PlotRef(f"{PLOT_DIR}/calibration.png", "Calibration on the test split"),
-        PlotRef("optuna_history.png", "Optuna optimization history (validation AUC)"),
-        PlotRef("optuna_importance.png", "Optuna parameter importances"),
-    ]
-    rows = {name: t.get("rows", 0) for name, t in split_validation_report.get("tables", {}).items()}
-    chosen = {"*": {"loss": best_params.get("loss"), "lambda": best_params.get("weight"), "margin": best_params.get("margin")}}
-    if best_params.get("loss") in ("infonce", "bpr"):
-        chosen["*"]["tau"] = best_params.get("temperature")
-    notes = [
-        f"λ and margin come from the Optuna study `{best_params.get('study', '?')}` ({best_params.get('n_trials', 0)} trials, "
-        f"{best_params.get('source', '?')}); every backbone's CCSS model uses them, and its baseline (λ = 0) shares all other settings."
-    ]
+    evaluated = list(dict.fromkeys(str(r["backbone"]) for r in evaluation_results.values()))
+    backbones = [b for b in best_params if b in evaluated] + [b for b in evaluated if b not in best_params]
+    keys = ["backbone", "variant", "seed", "feature"]
+    per_feature = raw_grid_per_feature
+    if {*keys, "violation_rate"} <= set(monotonicity_per_feature.columns):
+        neighbour = monotonicity_per_feature[[*keys, "violation_rate"]].rename(columns={"violation_rate": "neighbour_violation_rate"})
+        per_feature = raw_grid_per_feature.merge(neighbour, on=keys, how="left")
+    moves = sorted({str(r["move"]) for r in evaluation_results.values() if r.get("move") and str(r.get("variant")).lower() == "ccss"})
     context = ReportContext(
         title=f"CCSS evaluation — {spec.source or 'data'}",
         source=spec.source or "unknown",
-        rows_per_split=rows,
+        rows_per_split=_rows_per_split(split_validation_report),
         directed_features={f.name: f.direction for f in spec.directed},
         backbones=backbones,
-        results=results,
-        chosen_params=chosen,
-        plots=plots,
+        results=ModelResult.from_summary(seed_summary),
+        paired=paired_differences,
+        per_feature=per_feature,
+        chosen_params={b: best_params[b] for b in backbones if b in best_params},
+        method={"grid_levels": evaluation.grid_levels, "grid_rows": evaluation.grid_rows, "eps": evaluation.eps,
+                "max_rows": evaluation.max_rows, "move": ", ".join(moves) or None},
+        plots=_report_plots(backbones, spec),
         split_note="time-ordered: every validation event is later than every train event, every test event later still",
-        notes=notes,
-        eps=evaluation.eps,
     )
     return render_report(context)

@@ -1,8 +1,8 @@
-"""test split + trained models → accuracy and monotonicity tables → plots → report."""
+"""test split + trained models → accuracy and monotonicity per model → over seeds → plots → report."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import evaluate_models, plot_evaluation, write_report
+from .nodes import aggregate_over_seeds, evaluate_models, plot_evaluation, write_report
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "evaluation"
@@ -17,18 +17,28 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=[
                     "evaluation_results",
                     "monotonicity_per_feature",
+                    "raw_grid_per_feature",
                     "partial_dependence",
+                    "raw_grid_curves",
                     "roc_curves",
                     "calibration_curves",
-                    "metrics",
+                    "seed_metrics",
                 ],
                 name="evaluate_accuracy_and_monotonicity",
                 namespace=NAMESPACE,
             ),
             Node(
+                aggregate_over_seeds,
+                inputs="seed_metrics",
+                outputs=["seed_summary", "paired_differences", "metrics"],
+                name="aggregate_over_seeds",
+                namespace=NAMESPACE,
+            ),
+            Node(
                 plot_evaluation,
-                inputs=["partial_dependence", "monotonicity_per_feature", "roc_curves", "calibration_curves", "feature_spec"],
-                outputs=["partial_dependence_plots", "violation_rate_plot", "roc_plot", "calibration_plot"],
+                inputs=["raw_grid_curves", "partial_dependence", "raw_grid_per_feature", "roc_curves",
+                        "calibration_curves", "feature_spec"],
+                outputs=["raw_grid_plots", "partial_dependence_plots", "violation_rate_plot", "roc_plot", "calibration_plot"],
                 name="plot_evaluation",
                 namespace=NAMESPACE,
             ),
@@ -36,6 +46,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 write_report,
                 inputs=[
                     "evaluation_results",
+                    "seed_summary",
+                    "paired_differences",
+                    "raw_grid_per_feature",
                     "monotonicity_per_feature",
                     "feature_spec",
                     "best_params",

@@ -1,4 +1,4 @@
-"""Training nodes: the Optuna search over λ and margin, then the final CCSS and baseline fits."""
+"""Training nodes: one Optuna search per backbone over λ and margin, then the final CCSS and baseline fits over seeds."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances  # noqa: E402
 
 from ccss_pipeline.config import TrainingConfig  # noqa: E402
 from ccss_pipeline.model.persistence import spec_hash  # noqa: E402
-from ccss_pipeline.model.search import best_parameters, run_search, trials_table  # noqa: E402
+from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table  # noqa: E402
 from ccss_pipeline.model.synthesis import PairTable  # noqa: E402
 from ccss_pipeline.model.trainer import train_model  # noqa: E402
 from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
@@ -39,20 +40,25 @@ def _message_figure(text: str) -> Figure:
     return fig
 
 
-def _study_plots(study: optuna.Study) -> tuple[Figure, Figure]:
-    """Optuna's own matplotlib plots; a plot that needs more finished trials says so instead."""
+def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> dict[str, Figure]:
+    """Optuna's own matplotlib plots per backbone: the Pareto front (AUC vs wrong-step share), the AUC
+    history and the parameter importances for AUC; a plot that needs more finished trials says so."""
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    auc = {"target": lambda t: t.values[0], "target_name": "validation AUC"}
     with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are stable enough
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        history = plot_optimization_history(study).figure if finished else _message_figure("no completed trial yet")
+        pareto = plot_pareto_front(study, max_violation)
+        history = plot_optimization_history(study, **auc).figure if finished else _message_figure("no completed trial yet")
         if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
-            importance = plot_param_importances(study).figure
+            importance = plot_param_importances(study, **auc).figure
         else:
             importance = _message_figure("parameter importances need at least two completed trials")
-    for fig in (history, importance):
+    plt.close("all")  # Optuna's plots live on pyplot figures; the dataset keeps its own references
+    plots = {f"{backbone}_pareto.png": pareto, f"{backbone}_history.png": history, f"{backbone}_importance.png": importance}
+    for fig in plots.values():
         fig.set_size_inches(7, 4.5)
         fig.tight_layout()
-    return history, importance
+    return plots
 
 
 def tune_contrastive_loss(
@@ -62,16 +68,27 @@ def tune_contrastive_loss(
     counterfactual_pairs: pd.DataFrame,
     project_folder: Path,
     model_training: TrainingConfig,
-) -> tuple[dict[str, Any], pd.DataFrame, Figure, Figure]:
-    """Search λ and margin (τ where it applies) on the first backbone; resumable through SQLite.
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Figure]]:
+    """One Optuna study per backbone over λ and margin (τ where it applies); resumable through SQLite.
 
+    Returns the chosen parameters per backbone, every trial (with its backbone) and the study plots.
     The study's database (``search.storage_path``) is resolved against ``project_folder``.
     """
     spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
     pairs = PairTable.from_frame(counterfactual_pairs)
-    study = run_search(spec, train, valid, pairs, model_training, storage_root=project_folder)
-    history, importance = _study_plots(study)
-    return best_parameters(study, model_training), trials_table(study), history, importance
+    best: dict[str, Any] = {}
+    trials, plots = [], {}
+    for backbone in model_training.backbones:
+        study = run_search(spec, train, valid, pairs, model_training, backbone, storage_root=project_folder)
+        best[backbone] = best_parameters(study, model_training)
+        trials.append(trials_table(study).assign(backbone=backbone))
+        plots.update(_study_plots(study, backbone, model_training.search.max_violation))
+    return best, pd.concat(trials, ignore_index=True), plots
+
+
+def model_key(backbone: str, variant: str, seed: int) -> str:
+    """Folder name of one trained model: ``<backbone>__<variant>__seed<seed>``."""
+    return f"{backbone}__{variant}__seed{seed}"
 
 
 def train_final_models(
@@ -84,47 +101,55 @@ def train_final_models(
     project_folder: Path,
     model_training: TrainingConfig,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Per backbone: CCSS with the best parameters and its λ = 0 baseline under identical settings.
+    """Per backbone and seed: CCSS with that backbone's chosen parameters and its λ = 0 baseline under
+    identical settings (seeds ``optimizer.seed + 0 .. n_seeds − 1``), so every figure has a spread and
+    CCSS − baseline is paired on the seed.
 
     Each fit checkpoints every epoch under ``project_folder / checkpoint_dir`` and resumes from it
     after a kill.
     """
     spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
     pairs = PairTable.from_frame(counterfactual_pairs)
-    tuned = {k: best_params[k] for k in ("weight", "margin", "temperature")}
-    ccss = model_training.contrastive.model_copy(update=tuned)
-    baseline = model_training.contrastive.model_copy(update={"weight": 0.0})
-    optimizer = model_training.optimizer.model_copy(update={"learning_rate": best_params["learning_rate"]})
     shapley_p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
     models: dict[str, dict[str, Any]] = {}
     history: dict[str, Any] = {}
     for name in model_training.backbones:
+        chosen = best_params[name]
+        tuned = {k: chosen[k] for k in ("weight", "margin", "temperature")}
+        ccss = model_training.contrastive.model_copy(update=tuned)
+        baseline = model_training.contrastive.model_copy(update={"weight": 0.0})
         backbone = model_training.backbone.model_copy(update={"name": name})
-        for variant, contrastive in ((BASELINE, baseline), (CCSS, ccss)):
-            key = f"{name}__{variant}"
-            result = train_model(
-                spec,
-                train,
-                valid,
-                backbone,
-                contrastive,
-                optimizer,
-                pairs=pairs if variant == CCSS else None,
-                checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
-                redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch and variant == CCSS,
-                shapley_p=shapley_p,
-            )
-            models[key] = {
-                "config": {
-                    "backbone": backbone.model_dump(),
-                    "variant": variant,
-                    "contrastive": contrastive.model_dump(),
-                    "optimizer": optimizer.model_dump(),
-                    "spec_hash": spec_hash(spec),
-                    "best_epoch": result.best_epoch,
-                    "best_val_auc": result.best_val_auc,
-                },
-                "state_dict": result.model.state_dict(),
-            }
-            history[key] = {"best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc, "epochs": result.history}
+        for i in range(model_training.n_seeds):
+            optimizer = model_training.optimizer.model_copy(
+                update={"learning_rate": chosen["learning_rate"], "seed": model_training.optimizer.seed + i})
+            for variant, contrastive in ((BASELINE, baseline), (CCSS, ccss)):
+                key = model_key(name, variant, optimizer.seed)
+                result = train_model(
+                    spec,
+                    train,
+                    valid,
+                    backbone,
+                    contrastive,
+                    optimizer,
+                    pairs=pairs if variant == CCSS else None,
+                    checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
+                    redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch and variant == CCSS,
+                    shapley_p=shapley_p,
+                )
+                models[key] = {
+                    "config": {
+                        "backbone": backbone.model_dump(),
+                        "variant": variant,
+                        "seed": optimizer.seed,
+                        "move": pairs.move if variant == CCSS else None,
+                        "contrastive": contrastive.model_dump(),
+                        "optimizer": optimizer.model_dump(),
+                        "spec_hash": spec_hash(spec),
+                        "best_epoch": result.best_epoch,
+                        "best_val_auc": result.best_val_auc,
+                    },
+                    "state_dict": result.model.state_dict(),
+                }
+                history[key] = {"best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc,
+                                "epochs": result.history}
     return models, history

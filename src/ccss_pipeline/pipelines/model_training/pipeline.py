@@ -1,4 +1,4 @@
-"""model-ready data + pairs → Optuna search (λ, margin) → final CCSS and baseline models."""
+"""model-ready data + pairs → one Optuna search per backbone (λ, margin) → final CCSS and baseline models over seeds."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -21,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "project_folder",
                     "params:model_training",
                 ],
-                outputs=["best_params", "optuna_trials", "optuna_history_plot", "optuna_importance_plot"],
+                outputs=["best_params", "optuna_trials", "optuna_plots"],
                 name="tune_contrastive_loss",
                 namespace=NAMESPACE,
             ),

@@ -1,0 +1,242 @@
+"""Raw-grid monotonicity (spec §6, the headline figures), model-agnostic.
+
+Why a second measurement: :mod:`ccss_pipeline.evaluation.monotonicity` moves rows to bucket centres,
+which is exactly the move the margin loss trains on, so a model can pass it while still being
+non-monotone *between* centres or *at* the bucket edges. Here the raw value of each directed feature
+is swept over a grid of quantiles of its training values (the sketch ``NumericalFeature.quantiles``)
+and each value is encoded by the fitted transformer as at inference (:func:`encode_numerical`), so
+the dense input and the bucket id move together, as they do for real inputs.
+
+For a directed feature k (direction d) and every sampled row, the ICE curve over the grid gives steps
+between consecutive grid values; a step is wrong when ``d·(p[j+1] − p[j]) < −ε``. Steps are split
+into those inside one bucket (only the dense path moves) and those crossing an edge. The edge test
+compares, at each inner boundary, the value just below it with the boundary itself: the dense input
+barely moves while the bucket id moves by one, which isolates the bucket embedding.
+
+The scorer is ``scorer(cat, dense, bucket) -> prob`` as in :mod:`monotonicity`; every call holds at
+most ``chunk_rows`` rows. Cost: ``rows · Σ_k (G_k + 2·E_k)`` scored rows (E = inner boundaries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.evaluation.monotonicity import DEFAULT_CHUNK_ROWS, DEFAULT_EPS, Scorer
+from ccss_pipeline.spec import FeatureSpec, ModelInputs, NumericalFeature
+
+RAW_GRID_COLUMNS = [
+    "feature", "direction", "n_rows", "n_levels", "n_steps", "n_wrong_steps", "wrong_step_share",
+    "n_steps_inside", "wrong_step_share_inside", "n_steps_crossing", "wrong_step_share_crossing",
+    "monotone_row_share", "mean_wrong_mass", "edge_pairs", "edge_wrong", "edge_wrong_share",
+]  # fmt: skip
+CURVE_COLUMNS = ["feature", "direction", "value", "bucket", "crosses_edge", "mean", "q10", "q90"]
+NAN = float("nan")
+
+
+def raw_grid(feature: NumericalFeature, levels: int) -> np.ndarray:
+    """Sorted, de-duplicated raw values at ``levels`` equally spaced quantile levels of the training sketch.
+
+    A discrete feature yields fewer values than ``levels``: repeated values would add zero-length steps.
+    """
+    q = np.asarray(feature.quantiles, dtype=np.float64)
+    if q.size == 0:
+        raise ValueError(f"numerical feature '{feature.name}' has no quantile sketch; rebuild the feature spec")
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    grid = np.interp(np.linspace(0.0, 1.0, levels), np.linspace(0.0, 1.0, q.size), q)
+    return np.unique(grid)
+
+
+def edge_values(feature: NumericalFeature) -> tuple[np.ndarray, np.ndarray]:
+    """``(below, at)`` per inner boundary: just below the edge (bucket b) and at it (bucket b + 1)."""
+    at = np.asarray(feature.boundaries, dtype=np.float64)
+    return np.nextafter(at, -np.inf), at
+
+
+@dataclass
+class RawGridResult:
+    """Output of :func:`raw_grid_report`.
+
+    ``per_feature``: one row per directed feature (:data:`RAW_GRID_COLUMNS`); ``pooled``: the same
+    shares over all directed features plus ``max_feature_wrong_step_share``; ``curves``: the ICE band
+    (mean, q10, q90 across rows) per feature and grid value (:data:`CURVE_COLUMNS`).
+    """
+
+    per_feature: pd.DataFrame
+    pooled: dict[str, Any]
+    curves: pd.DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, Any]:
+        """Flat dict of python scalars: ``pooled/<key>`` and ``<feature>/<column>``."""
+        out: dict[str, Any] = {f"pooled/{k}": _py(v) for k, v in self.pooled.items()}
+        for row in self.per_feature.to_dict("records"):
+            for k, v in row.items():
+                if k != "feature":
+                    out[f"{row['feature']}/{k}"] = _py(v)
+        return out
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _share(num: int, den: int) -> float:
+    return num / den if den else NAN
+
+
+def sweep_matrix(
+    scorer: Scorer,
+    cat: np.ndarray,
+    dense: np.ndarray,
+    bucket: np.ndarray,
+    k: int,
+    values_dense: np.ndarray,
+    values_bucket: np.ndarray,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> np.ndarray:
+    """Predictions with numerical input ``k`` of every row set to every (dense, bucket) value: (N, G).
+
+    The (row, value) pairs are flattened row-major and scored in blocks of ``chunk_rows`` (the block's
+    copies are built by index repetition, no per-row Python), so even G > ``chunk_rows`` is bounded.
+    """
+    n, g = dense.shape[0], len(values_dense)
+    vd = np.asarray(values_dense, dtype=np.float32)
+    vb = np.asarray(values_bucket, dtype=np.int64)
+    out = np.empty(n * g, dtype=np.float64)
+    step = max(1, int(chunk_rows))
+    for start in range(0, n * g, step):
+        stop = min(n * g, start + step)
+        flat = np.arange(start, stop)
+        r, j = np.divmod(flat, g)
+        d_c, b_c = dense[r], bucket[r]  # fancy indexing copies
+        d_c[:, k] = vd[j]
+        b_c[:, k] = vb[j]
+        out[start:stop] = np.asarray(scorer(cat[r], d_c, b_c), dtype=np.float64).reshape(-1)
+    return out.reshape(n, g)
+
+
+def _feature_stats(ice: np.ndarray, edge_ice: np.ndarray, grid_bucket: np.ndarray, d: int, eps: float):
+    """Per-feature counts and shares from the grid ICE matrix and the (below, at) edge matrix."""
+    n, g = ice.shape
+    delta = d * np.diff(ice, axis=1)  # (n, G-1); < 0 is the wrong way
+    wrong = delta < -eps
+    cross = grid_bucket[1:] != grid_bucket[:-1]
+    n_cross, n_inside = int(cross.sum()), int((~cross).sum())
+    wrong_cross, wrong_inside = int(wrong[:, cross].sum()), int(wrong[:, ~cross].sum())
+    monotone = ~wrong.any(axis=1)
+    mass = np.maximum(-delta, 0.0).sum(axis=1)
+    edge_delta = d * (edge_ice[:, 1::2] - edge_ice[:, 0::2])
+    edge_pairs, edge_wrong = int(edge_delta.size), int((edge_delta < -eps).sum())
+    n_steps = n * (g - 1)
+    row = {
+        "n_rows": n, "n_levels": g, "n_steps": n_steps, "n_wrong_steps": wrong_cross + wrong_inside,
+        "wrong_step_share": _share(wrong_cross + wrong_inside, n_steps),
+        "n_steps_inside": n * n_inside, "wrong_step_share_inside": _share(wrong_inside, n * n_inside),
+        "n_steps_crossing": n * n_cross, "wrong_step_share_crossing": _share(wrong_cross, n * n_cross),
+        "monotone_row_share": float(monotone.mean()) if n else NAN,
+        "mean_wrong_mass": float(mass.mean()) if n else NAN,
+        "edge_pairs": edge_pairs, "edge_wrong": edge_wrong, "edge_wrong_share": _share(edge_wrong, edge_pairs),
+    }  # fmt: skip
+    return row, monotone, wrong_inside, wrong_cross
+
+
+def raw_grid_report(
+    scorer: Scorer,
+    inputs: ModelInputs,
+    spec: FeatureSpec,
+    levels: int = 200,
+    rows: int = 2000,
+    seed: int = 0,
+    eps: float = DEFAULT_EPS,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> RawGridResult:
+    """Raw-grid ICE and edge-test metrics of one model on one split, for every directed feature.
+
+    ``rows``: a seeded sample (without replacement, kept in row order) shared by all features; all
+    rows when ``rows >= len(inputs)``. Missing values of the swept feature are simply overwritten.
+    """
+    n_total = len(inputs)
+    idx = np.arange(n_total)
+    if rows < n_total:
+        idx = np.sort(np.random.default_rng(seed).choice(n_total, size=rows, replace=False))
+    cat = np.ascontiguousarray(inputs.cat[idx], dtype=np.int64)
+    dense = np.ascontiguousarray(inputs.dense[idx], dtype=np.float32)
+    bucket = np.ascontiguousarray(inputs.bucket[idx], dtype=np.int64)
+    n = dense.shape[0]
+    if dense.shape[1] != len(spec.numerical):
+        raise ValueError(f"dense has {dense.shape[1]} columns, spec has {len(spec.numerical)} numerical features")
+
+    records: list[dict[str, Any]] = []
+    curves: list[pd.DataFrame] = []
+    all_monotone = np.ones(n, dtype=bool)
+    tot = {"wrong": 0, "steps": 0, "wi": 0, "ni": 0, "wc": 0, "nc": 0, "ew": 0, "ep": 0}
+    for k in spec.directed_indices():
+        feat = spec.numerical[k]
+        d = int(np.sign(feat.direction))
+        grid = raw_grid(feat, levels)
+        g_dense, g_bucket = encode_numerical(grid, feat)
+        ice = sweep_matrix(scorer, cat, dense, bucket, k, g_dense, g_bucket, chunk_rows)
+        below, at = edge_values(feat)
+        e_dense, e_bucket = encode_numerical(np.column_stack([below, at]).reshape(-1), feat)
+        edge_ice = sweep_matrix(scorer, cat, dense, bucket, k, e_dense, e_bucket, chunk_rows)
+        row, monotone, wrong_inside, wrong_cross = _feature_stats(ice, edge_ice, g_bucket, d, eps)
+        all_monotone &= monotone
+        for key, v in (("wrong", row["n_wrong_steps"]), ("steps", row["n_steps"]), ("wi", wrong_inside),
+                       ("ni", row["n_steps_inside"]), ("wc", wrong_cross), ("nc", row["n_steps_crossing"]),
+                       ("ew", row["edge_wrong"]), ("ep", row["edge_pairs"])):  # fmt: skip
+            tot[key] += v
+        records.append({"feature": feat.name, "direction": d, **row})
+        crosses = np.concatenate([[False], g_bucket[1:] != g_bucket[:-1]])
+        qlo, qhi = np.quantile(ice, (0.1, 0.9), axis=0) if n else (np.full(grid.size, NAN),) * 2
+        curves.append(
+            pd.DataFrame(
+                {
+                    "feature": feat.name, "direction": d, "value": grid, "bucket": g_bucket,
+                    "crosses_edge": crosses, "mean": ice.mean(axis=0) if n else np.full(grid.size, NAN),
+                    "q10": qlo, "q90": qhi,
+                }  # fmt: skip
+            )
+        )
+    per_feature = pd.DataFrame(records, columns=RAW_GRID_COLUMNS)
+    curve_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
+    shares = per_feature["wrong_step_share"].dropna()
+    pooled = {
+        "wrong_step_share": _share(tot["wrong"], tot["steps"]),
+        "wrong_step_share_inside": _share(tot["wi"], tot["ni"]),
+        "wrong_step_share_crossing": _share(tot["wc"], tot["nc"]),
+        "monotone_row_share": float(all_monotone.mean()) if n and records else NAN,
+        "mean_wrong_mass": float(per_feature["mean_wrong_mass"].mean()) if records else NAN,
+        "edge_wrong_share": _share(tot["ew"], tot["ep"]),
+        "max_feature_wrong_step_share": float(shares.max()) if len(shares) else NAN,
+        "n_rows": int(n),
+        "n_levels": float(per_feature["n_levels"].mean()) if records else NAN,
+        "n_features": len(records),
+        "n_steps": int(tot["steps"]),
+        "n_wrong_steps": int(tot["wrong"]),
+        "edge_pairs": int(tot["ep"]),
+        "edge_wrong": int(tot["ew"]),
+        "eps": float(eps),
+        "levels": int(levels),
+    }
+    params = {"levels": levels, "rows": rows, "seed": seed, "eps": eps, "chunk_rows": chunk_rows}
+    return RawGridResult(per_feature=per_feature, pooled=pooled, curves=curve_df, params=params)
+
+
+def wrong_step_share(
+    scorer: Scorer,
+    inputs: ModelInputs,
+    spec: FeatureSpec,
+    levels: int = 100,
+    rows: int = 1000,
+    seed: int = 0,
+    eps: float = DEFAULT_EPS,
+) -> float:
+    """Pooled raw-grid wrong-step share: a cheap monotonicity objective for the hyper-parameter search."""
+    result = raw_grid_report(scorer, inputs, spec, levels=levels, rows=rows, seed=seed, eps=eps)
+    return float(result.pooled["wrong_step_share"])

@@ -1,0 +1,203 @@
+"""Counterfactual move templates (spec §3.2, §3.4, §3.6) on hand-computed rows.
+
+One directed feature, identity transform, mean 0, std 1 (so dense = raw), boundaries [1, 2, 3]
+-> buckets 0..3 with centres [0.5, 1.5, 2.5, 3.5]. Rows (dense, bucket):
+
+  r0 = (1.2, 1)  inner, nearer the lower boundary 1.0
+  r1 = (1.9, 1)  inner, nearer the upper boundary 2.0
+  r2 = (0.3, 0)  first bucket (no "down")
+  r3 = (3.6, 3)  last bucket (no "up")
+"""
+
+import numpy as np
+import pytest
+
+from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.model.moves import MOVES, FeatureTables, build_points, get_move
+from ccss_pipeline.model.synthesis import draw_pairs
+from ccss_pipeline.spec import FeatureSpec, NumericalFeature
+
+T, F = True, False
+X = np.array([1.2, 1.9, 0.3, 3.6], np.float32)
+B = np.array([1, 1, 0, 3], np.int64)
+
+
+def _feature(direction: int = 1) -> NumericalFeature:
+    return NumericalFeature(
+        "x", direction, "identity", 0.0, 1.0,
+        boundaries=[1.0, 2.0, 3.0],
+        centres=[0.5, 1.5, 2.5, 3.5],
+        centres_dense=[0.5, 1.5, 2.5, 3.5],
+        quantiles=np.linspace(0.0, 4.0, 41).tolist(),
+    )
+
+
+@pytest.fixture(scope="module")
+def hand_spec() -> FeatureSpec:
+    return FeatureSpec(categorical=[], numerical=[_feature()])
+
+
+def _pairs(spec, move, seed=0, label=None):
+    label = np.ones(len(X), np.float32) if label is None else label
+    pairs = draw_pairs(B[:, None], X[:, None], label, spec, np.array([1.0]), seed=seed, move=move)
+    np.testing.assert_array_equal(pairs.row, np.arange(len(X)))  # every row gets its pair, in order
+    np.testing.assert_array_equal(pairs.feature, 0)
+    return pairs
+
+
+# expected points per move: name -> (buckets of r0..r3, dense values of r0..r3)
+EXPECTED_POINTS = {
+    "centre": {
+        "down": ([0, 0, 0, 2], [0.5, 0.5, 0.3, 2.5]),  # r2: no down -> the original (0, 0.3)
+        "up": ([2, 2, 1, 3], [2.5, 2.5, 1.5, 3.6]),  # r3: no up -> the original (3, 3.6)
+    },
+    "straddle": {
+        "down": ([0, 0, 0, 2], [0.5, 0.5, 0.3, 2.5]),
+        "up": ([2, 2, 1, 3], [2.5, 2.5, 1.5, 3.6]),
+        # just below / at the nearest boundary: r0 -> 1.0, r1 -> 2.0, r2 (first) -> 1.0, r3 (last) -> 3.0
+        "below": ([0, 1, 0, 2], [1.0, 2.0, 1.0, 3.0]),
+        "at": ([1, 2, 1, 3], [1.0, 2.0, 1.0, 3.0]),
+    },
+    "edge": {
+        "below": ([0, 1, 0, 2], [1.0, 2.0, 1.0, 3.0]),
+        "at": ([1, 2, 1, 3], [1.0, 2.0, 1.0, 3.0]),
+    },
+    "decomposed": {
+        "down": ([0, 0, 0, 2], [0.5, 0.5, 0.3, 2.5]),
+        "up": ([2, 2, 1, 3], [2.5, 2.5, 1.5, 3.6]),
+        # lower boundary b-1|b (absent for r2 -> the original (0, 0.3))
+        "lo_below": ([0, 0, 0, 2], [1.0, 1.0, 0.3, 3.0]),
+        "lo_at": ([1, 1, 0, 3], [1.0, 1.0, 0.3, 3.0]),
+        # upper boundary b|b+1 (absent for r3 -> the original (3, 3.6))
+        "hi_below": ([1, 1, 0, 3], [2.0, 2.0, 1.0, 3.6]),
+        "hi_at": ([2, 2, 1, 3], [2.0, 2.0, 1.0, 3.6]),
+    },
+}
+
+# expected valid mask (rows r0..r3 x the template's constraints, in template order)
+CENTRE_VALID = [[T, T, T], [T, T, T], [T, T, F], [T, F, T]]  # (down,up) (O,up) (down,O)
+EXPECTED_VALID = {
+    "centre": CENTRE_VALID,
+    "within": CENTRE_VALID,
+    "straddle": [c + [T] for c in CENTRE_VALID],  # + (below, at): a boundary always exists
+    # (O, below) dense-only up to the upper edge; (below, at) bucket-only; (at, O) dense-only from the lower edge
+    "edge": [[F, T, T], [T, T, F], [T, T, F], [F, T, T]],
+    "decomposed": [
+        # centre | down->lo_below, lo_below->lo_at, lo_at->O | O->hi_below, hi_below->hi_at, hi_at->up
+        [T, T, T, T, T, T, T, T, T],
+        [T, T, T, T, T, T, T, T, T],
+        [T, T, F, F, F, F, T, T, T],
+        [T, F, T, T, T, T, F, F, F],
+    ],
+}
+
+
+def test_templates_points_and_constraints():
+    assert set(MOVES) == {"centre", "within", "straddle", "edge", "decomposed"}
+    assert get_move("edge").constraints == (("O", "below", "edge"), ("below", "at", "edge"), ("at", "O", "edge"))
+    assert get_move("straddle").points == ("down", "up", "below", "at")
+    assert [m for m in MOVES if get_move(m).has_centre_pair] == ["centre", "within", "straddle", "decomposed"]
+    t = get_move("straddle")
+    np.testing.assert_array_equal(t.lower, [1, 0, 1, 3])  # [O, down, up, below, at] positions
+    np.testing.assert_array_equal(t.higher, [2, 2, 0, 4])
+    np.testing.assert_array_equal(t.is_edge, [F, F, F, T])
+    with pytest.raises(ValueError, match="allowed"):
+        get_move("sideways")
+
+
+@pytest.mark.parametrize("move", sorted(EXPECTED_POINTS))
+def test_points_on_hand_rows(hand_spec, move):
+    pairs = _pairs(hand_spec, move)
+    assert pairs.move == move and pairs.bucket.shape == (4, len(EXPECTED_POINTS[move]))
+    for name, (buckets, dense) in EXPECTED_POINTS[move].items():
+        b, d = pairs.point(name)
+        np.testing.assert_array_equal(b, buckets, err_msg=f"{move}.{name} buckets")
+        np.testing.assert_allclose(d, dense, rtol=0, atol=1e-6, err_msg=f"{move}.{name} dense")
+
+
+@pytest.mark.parametrize("move", sorted(EXPECTED_VALID))
+def test_valid_mask_on_hand_rows(hand_spec, move):
+    pairs = _pairs(hand_spec, move)
+    np.testing.assert_array_equal(pairs.valid, EXPECTED_VALID[move])
+
+
+@pytest.mark.parametrize("move", sorted(EXPECTED_VALID))
+def test_build_points_matches_draw_pairs(hand_spec, move):
+    """The public draw goes through build_points unchanged (deterministic moves only use the rng for ``within``)."""
+    tables = FeatureTables(hand_spec)
+    k = np.zeros(len(X), np.int64)
+    bucket, dense, valid = build_points(get_move(move), tables, hand_spec, k, B, X, np.random.default_rng(1))
+    pairs = _pairs(hand_spec, move)
+    np.testing.assert_array_equal(valid, pairs.valid)
+    np.testing.assert_array_equal(bucket, pairs.bucket)
+    if move != "within":
+        np.testing.assert_array_equal(dense, pairs.dense)
+
+
+def test_tables_hold_boundary_dense_values(hand_spec):
+    tables = FeatureTables(hand_spec)
+    np.testing.assert_allclose(tables.edges[0], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(tables.centres[0], [0.5, 1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(tables.n_buckets, [4])
+
+
+def test_straddle_pair_is_bucket_only_step(hand_spec):
+    """below/at share the dense value (a boundary) and differ by one bucket; 'at' is how the boundary encodes."""
+    pairs = _pairs(hand_spec, "straddle")
+    (bb, bd), (ab, ad) = pairs.point("below"), pairs.point("at")
+    np.testing.assert_array_equal(bd, ad)
+    np.testing.assert_array_equal(ab - bb, 1)
+    _, enc_bucket = encode_numerical(ad.astype(np.float64), hand_spec.numerical[0])
+    np.testing.assert_array_equal(enc_bucket, ab)
+
+
+def test_within_values_lie_inside_the_neighbour_bucket(hand_spec):
+    f = hand_spec.numerical[0]
+    a, b = _pairs(hand_spec, "within", seed=0), _pairs(hand_spec, "within", seed=1)
+    for pairs in (a, b):
+        np.testing.assert_array_equal(pairs.valid, CENTRE_VALID)
+        for name, real in (("down", B >= 1), ("up", B + 1 < 4)):
+            bucket, dense = pairs.point(name)
+            np.testing.assert_array_equal(bucket, np.where(real, B + (1 if name == "up" else -1), B))
+            _, enc = encode_numerical(dense[real].astype(np.float64), f)  # identity, mean 0, std 1: dense = raw
+            np.testing.assert_array_equal(enc, bucket[real], err_msg=name)
+            np.testing.assert_array_equal(dense[~real], X[~real])  # the absent neighbour holds the original
+    real_dense = np.concatenate([a.point("down")[1][B >= 1], a.point("up")[1][B < 3]])
+    other = np.concatenate([b.point("down")[1][B >= 1], b.point("up")[1][B < 3]])
+    assert not np.array_equal(real_dense, other)  # seeded draws differ across seeds
+    np.testing.assert_array_equal(a.dense, _pairs(hand_spec, "within", seed=0).dense)  # and repeat per seed
+
+
+def test_within_many_draws_cover_the_bucket(hand_spec):
+    """Many draws from bucket 1 (the up neighbour of bucket 0) fill [1, 2) rather than sit on one value."""
+    n = 2000
+    x = np.full((n, 1), 0.3, np.float32)
+    b = np.zeros((n, 1), np.int64)
+    pairs = draw_pairs(b, x, np.ones(n, np.float32), hand_spec, np.array([1.0]), seed=3, move="within")
+    up_b, up_d = pairs.point("up")
+    np.testing.assert_array_equal(up_b, 1)
+    assert up_d.min() >= 1.0 and up_d.max() < 2.0
+    assert up_d.min() < 1.1 and up_d.max() > 1.9 and np.unique(up_d).size > n // 2
+
+
+@pytest.mark.parametrize("move", sorted(MOVES))
+def test_decreasing_feature_same_points_swapped_fc(move):
+    """A decreasing feature: same points (ordered by raw value); F is 'down' for y = 1 and 'up' for y = 0."""
+    spec = FeatureSpec(categorical=[], numerical=[_feature(direction=-1)])
+    label = np.array([1, 0, 1, 0], np.float32)
+    pairs = _pairs(spec, move, label=label)
+    np.testing.assert_array_equal(pairs.f_is_up, [F, T, F, T])
+    same = _pairs(FeatureSpec(categorical=[], numerical=[_feature(direction=+1)]), move, label=label)
+    np.testing.assert_array_equal(pairs.bucket, same.bucket)
+    np.testing.assert_array_equal(pairs.dense, same.dense)
+    np.testing.assert_array_equal(same.f_is_up, [T, F, T, F])
+    np.testing.assert_array_equal(pairs.valid, EXPECTED_VALID[move])
+
+
+def test_tie_between_boundaries_is_a_real_boundary(hand_spec):
+    """A row exactly half-way still gets a straddle pair at one of its two boundaries."""
+    pairs = draw_pairs(np.array([[1]]), np.array([[1.5]], np.float32), np.ones(1, np.float32), hand_spec,
+                       np.array([1.0]), move="straddle")
+    below_b, below_d = pairs.point("below")
+    assert (below_b[0], below_d[0]) in {(0, 1.0), (1, 2.0)}
+    assert pairs.valid[0].all()
