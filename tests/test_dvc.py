@@ -198,7 +198,7 @@ def test_push_and_pull_through_the_default_local_remote() -> None:
     shutil.rmtree(trained)
     shutil.rmtree(root / ".dvc" / "cache")
     run(["dvc", "pull"], root)
-    assert (trained / "dnn__ccss" / "model.pt").is_file()
+    assert (trained / "dnn__ccss__seed42" / "model.pt").is_file()
     assert "up to date" in run(["dvc", "status"], root).stdout
 
 

@@ -159,7 +159,7 @@ class ContrastiveConfig(_Strict):
     # Edge-aware moves (spec §3.6): the bucket-only and dense-only steps of a counterfactual path are
     # hinge-constrained with their own weight λ_e and margin (on logits); the centre move keeps λ and m.
     edge_weight: float = Field(1.0, ge=0)
-    edge_margin: float = Field(0.0, ge=0)
+    edge_margin: float = Field(0.003, ge=0)
 
 
 class OptimizerConfig(_Strict):
@@ -192,7 +192,7 @@ class PairsConfig(_Strict):
     """Counterfactual pair materialization (``counterfactual_pairs`` in parameters)."""
 
     warmup_epochs: int = Field(2, ge=1)  # the warm-up model Shapley importance is measured on
-    move: MoveName = "straddle"
+    move: MoveName = "decomposed"
     shapley: ShapleyConfig = ShapleyConfig()
     seed: int = 11
 

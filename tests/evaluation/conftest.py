@@ -12,22 +12,28 @@ _SRC = Path(__file__).resolve().parents[2] / "src"
 if str(_SRC) not in sys.path:  # lets the tests run without an installed package
     sys.path.insert(0, str(_SRC))
 
-from ccss_pipeline.spec import CategoricalFeature, FeatureSpec, ModelInputs, NumericalFeature  # noqa: E402
+from ccss_pipeline.spec import QUANTILE_LEVELS, CategoricalFeature, FeatureSpec, ModelInputs, NumericalFeature  # noqa: E402
 
 N_ROWS = 300
 
 
 def _numerical(name: str, direction: int, n_buckets: int) -> NumericalFeature:
+    """Buckets centred on 1..50 in raw units, standardised so that the centres' dense values are
+    -1..1 (as ``encode_numerical`` computes them); the quantile sketch of a uniform training sample
+    over the buckets' span (the raw-value grid of :mod:`.raw_grid`)."""
     centres = np.linspace(1.0, 50.0, n_buckets)
+    half = (centres[1] - centres[0]) / 2
+    sample = np.random.default_rng(len(name)).uniform(centres[0] - half, centres[-1] + half, 20_000)
     return NumericalFeature(
         name=name,
         direction=direction,
         transform="identity",
-        mean=0.0,
-        std=1.0,
+        mean=float(centres.mean()),
+        std=float((centres[-1] - centres[0]) / 2),
         boundaries=list(((centres[1:] + centres[:-1]) / 2).astype(float)),
         centres=list(centres.astype(float)),
         centres_dense=list(np.linspace(-1.0, 1.0, n_buckets).astype(float)),
+        quantiles=list(np.quantile(sample, np.linspace(0.0, 1.0, QUANTILE_LEVELS)).astype(float)),
     )
 
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -114,7 +115,7 @@ def test_points_encode_to_their_bucket(spec, inputs, move):
             f = spec.numerical[k]
             sel = pairs.feature == k
             bucket, dense = pairs.bucket[sel, j], pairs.dense[sel, j]
-            if name in ("down", "up"):
+            if name in ("down", "up", "centre"):  # a bucket's centre or a value drawn inside it
                 _, enc = encode_numerical(dense.astype(np.float64), f)  # identity, mean 0, std 1: dense = raw
                 np.testing.assert_array_equal(enc, bucket, err_msg=name)
                 continue
@@ -132,7 +133,7 @@ def test_valid_constraints_follow_raw_order(spec, inputs, move):
     bucket + 1) or dense-only (same bucket, dense not lower); main steps move the bucket up."""
     pairs = _draw(spec, inputs, move=move)
     t = get_move(move)
-    ar = np.arange(len(pairs))
+    assert len(pairs) > 0
     b = np.concatenate([inputs.bucket[pairs.row, pairs.feature][:, None], pairs.bucket], 1)
     d = np.concatenate([inputs.dense[pairs.row, pairs.feature][:, None], pairs.dense], 1)
     assert pairs.valid.any(0).all()  # every constraint is valid for some row
@@ -146,7 +147,6 @@ def test_valid_constraints_follow_raw_order(spec, inputs, move):
             assert (bucket_only | dense_only).all(), (lo, hi)
         else:
             assert (db >= 1).all() and (dd > 0).all(), (lo, hi)
-    assert ar.size > 0
 
 
 def test_centre_up_is_next_bucket_centre_down_is_previous(spec, inputs):
@@ -263,8 +263,6 @@ def test_seeded_reproducible_and_frame_roundtrip(spec, inputs, move):
 def test_from_frame_rejects_mixed_or_unlabelled_tables(spec, inputs):
     a = _draw(spec, inputs, move="centre").to_frame()
     b = _draw(spec, inputs, move="within").to_frame()
-    import pandas as pd
-
     mixed = pd.concat([a.astype({"move": str}), b.astype({"move": str})], ignore_index=True)
     with pytest.raises(ValueError, match="mixes"):
         PairTable.from_frame(mixed)

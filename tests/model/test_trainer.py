@@ -80,6 +80,16 @@ def test_every_move_and_loss_trains(spec, data, move, loss):
     assert not _same(res.model, base.model)
 
 
+def test_lambda_zero_ignores_pairs(spec, data):
+    """λ = 0 trains the plain baseline: the same weights with or without a pair table of any move."""
+    train, valid = data
+    opt = _opt(max_epochs=1)
+    none = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt, None)
+    with_pairs = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0, edge_weight=5.0), opt,
+                             _pairs(spec, train, move="decomposed"))
+    assert _same(none.model, with_pairs.model)
+
+
 def test_infonce_with_edge_move_fails_in_training(spec, data):
     train, valid = data
     with pytest.raises(ValueError, match="'edge'"):

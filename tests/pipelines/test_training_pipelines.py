@@ -45,12 +45,15 @@ LOCAL_TRAINING = {
         "optimizer": {"batch_size": 512, "max_epochs": 2, "patience": 2, "seed": 42, "device": "cpu"},
         "contrastive": {"loss": "margin", "weight": 1.0, "margin": 0.02},
         "checkpoint_dir": "data/06_models/checkpoints",
+        "n_seeds": 2,
         "search": {
             "n_trials": N_TRIALS,
+            "n_startup_trials": 1,
             "max_epochs": 1,
             "storage_path": "data/06_models/optuna.db",
-            "violation_rows": 500,
-            "pruner": {"enabled": True, "n_startup_trials": 2, "n_warmup_steps": 1},
+            "violation_rows": 200,
+            "grid_levels": 30,
+            "pruner": {"enabled": True, "n_startup_trials": 1, "n_warmup_steps": 1},
         },
     }
 }
@@ -61,7 +64,8 @@ LOCAL_PAIRS = {
         "seed": 11,
     }
 }
-LOCAL_EVALUATION = {"evaluation": {"device": "cpu", "max_rows": 1000}}
+LOCAL_EVALUATION = {"evaluation": {"device": "cpu", "max_rows": 1000, "grid_rows": 300, "grid_levels": 50}}
+MODELS = ("dnn__baseline__seed42", "dnn__baseline__seed43", "dnn__ccss__seed42", "dnn__ccss__seed43")
 
 _CACHE: dict[str, object] = {}
 
@@ -134,31 +138,35 @@ def test_feature_importance_artifact(trained_project):
 
 @pytest.mark.slow
 def test_counterfactual_pairs_artifact(trained_project):
+    from ccss_pipeline.model.moves import get_move
+    from ccss_pipeline.model.synthesis import PairTable
+
     spec = _spec(trained_project)
     train = pd.read_parquet(trained_project / "data" / "05_model_input" / "train.parquet")
-    pairs = pd.read_parquet(trained_project / "data" / "05_model_input" / "counterfactual_pairs.parquet")
-    assert {"row", "feature", "up_bucket", "up_dense", "down_bucket", "down_dense", "f_is_up"} <= set(pairs.columns)
+    frame = pd.read_parquet(trained_project / "data" / "05_model_input" / "counterfactual_pairs.parquet")
+    pairs = PairTable.from_frame(frame)
+    configured = yaml.safe_load((trained_project / "conf" / "base" / "parameters_counterfactual_pairs.yml").read_text())
+    assert pairs.move == configured["counterfactual_pairs"]["move"]
+    template = get_move(pairs.move)
     assert 0.5 * len(train) < len(pairs) <= len(train)
-    assert pairs["row"].is_unique and pairs["row"].between(0, len(train) - 1).all()
-    directed = set(spec.directed_indices())
-    assert set(pairs["feature"].unique()) <= directed
+    assert frame["row"].is_unique and frame["row"].between(0, len(train) - 1).all()
+    assert set(np.unique(pairs.feature)) <= set(spec.directed_indices())
 
-    rows, k = pairs["row"].to_numpy(), pairs["feature"].to_numpy()
+    rows, k = pairs.row, pairs.feature
     bucket = train[[f.bucket_column for f in spec.numerical]].to_numpy()[rows, k]
-    dense = train[[f.dense_column for f in spec.numerical]].to_numpy(np.float32)[rows, k]
     nb = np.array([spec.numerical[i].n_buckets for i in k])
     direction = np.array([spec.numerical[i].direction for i in k])
-    assert (bucket < nb).all()  # rows whose drawn feature is missing get no pair
-    up, down = pairs["up_bucket"].to_numpy(), pairs["down_bucket"].to_numpy()
-    np.testing.assert_array_equal(up, np.where(bucket + 1 < nb, bucket + 1, bucket))
-    np.testing.assert_array_equal(down, np.where(bucket >= 1, bucket - 1, bucket))
-    centre_up = np.array([spec.numerical[i].centres_dense[b] for i, b in zip(k, up)], np.float32)
-    centre_down = np.array([spec.numerical[i].centres_dense[b] for i, b in zip(k, down)], np.float32)
-    np.testing.assert_allclose(pairs["up_dense"], np.where(bucket + 1 < nb, centre_up, dense), rtol=1e-6)
-    np.testing.assert_allclose(pairs["down_dense"], np.where(bucket >= 1, centre_down, dense), rtol=1e-6)
+    assert (bucket < nb).all()  # a row's missing feature is never the one moved
+    if template.has_centre_pair:
+        up, _ = pairs.point("up")
+        down, _ = pairs.point("down")
+        np.testing.assert_array_equal(up, np.where(bucket + 1 < nb, bucket + 1, bucket))
+        np.testing.assert_array_equal(down, np.where(bucket >= 1, bucket - 1, bucket))
+    # every point stays within one bucket of the row's own bucket, in a real bucket
+    assert (np.abs(pairs.bucket - bucket[:, None]) <= 1).all() and (pairs.bucket < nb[:, None]).all()
     label = train["label"].to_numpy()[rows]
     s = np.where(label == 1, direction, -direction)
-    np.testing.assert_array_equal(pairs["f_is_up"].to_numpy(), s == 1)
+    np.testing.assert_array_equal(pairs.f_is_up, s == 1)
 
 
 # =====================================================================================================
@@ -173,15 +181,21 @@ def test_search_artifacts(trained_project):
     assert (models / "optuna.db").is_file()
     trials = pd.read_csv(reporting / "optuna_trials.csv")
     assert len(trials) == N_TRIALS and trials["number"].tolist() == list(range(N_TRIALS))
-    assert {"value", "params_weight", "params_margin", "state"} <= set(trials.columns)
+    assert set(trials["backbone"]) == {"dnn"}
+    assert {"val_auc", "val_wrong_step_share", "params_weight", "params_margin", "state"} <= set(trials.columns)
     assert "params_temperature" not in trials.columns  # margin loss has no τ
-    for name in ("optuna_history.png", "optuna_importance.png"):
-        assert is_png(reporting / name), name
-    best = json.loads((models / "best_params.json").read_text())
+    for name in ("dnn_pareto.png", "dnn_history.png", "dnn_importance.png"):
+        assert is_png(reporting / "plots" / "optuna" / name), name
+    best = json.loads((models / "best_params.json").read_text())["dnn"]
     assert best["n_trials"] == N_TRIALS and best["loss"] == "margin"
     complete = trials[trials["state"] == "COMPLETE"]
     if len(complete):
-        top = complete.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
+        feasible = complete[complete["val_wrong_step_share"] <= best["max_violation"]]
+        if len(feasible):
+            top = feasible.sort_values(["val_auc", "number"], ascending=[False, True]).iloc[0]
+        else:
+            top = complete.sort_values(["val_wrong_step_share", "val_auc"], ascending=[True, False]).iloc[0]
+        assert best["feasible"] == bool(len(feasible))
         assert best["source"] == f"trial {int(top['number'])}"
         assert best["weight"] == pytest.approx(top["params_weight"]) and best["margin"] == pytest.approx(top["params_margin"])
         assert 0.1 <= best["weight"] <= 10.0 and 1e-3 <= best["margin"] <= 0.1
@@ -195,24 +209,30 @@ def test_trained_models(trained_project):
     from ccss_pipeline.model.persistence import spec_hash
 
     trained = trained_project / "data" / "06_models" / "trained"
-    assert sorted(p.name for p in trained.iterdir()) == ["dnn__baseline", "dnn__ccss"]
-    for name in ("dnn__baseline", "dnn__ccss"):
+    assert sorted(p.name for p in trained.iterdir()) == sorted(MODELS)
+    for name in MODELS:
         assert (trained / name / "model.pt").is_file() and (trained / name / "model.json").is_file()
-    best = json.loads((trained_project / "data" / "06_models" / "best_params.json").read_text())
-    cfg = {n: json.loads((trained / n / "model.json").read_text()) for n in ("dnn__baseline", "dnn__ccss")}
-    assert cfg["dnn__baseline"]["contrastive"]["weight"] == 0
-    assert cfg["dnn__ccss"]["contrastive"]["weight"] == pytest.approx(best["weight"]) and best["weight"] > 0
-    assert cfg["dnn__ccss"]["contrastive"]["margin"] == pytest.approx(best["margin"])
-    assert cfg["dnn__baseline"]["variant"] == "baseline" and cfg["dnn__ccss"]["variant"] == "ccss"
-    # identical settings apart from the contrastive weight
-    assert cfg["dnn__baseline"]["optimizer"] == cfg["dnn__ccss"]["optimizer"]
-    assert cfg["dnn__baseline"]["backbone"] == cfg["dnn__ccss"]["backbone"]
-    assert cfg["dnn__ccss"]["optimizer"]["max_epochs"] == 2
-    assert cfg["dnn__ccss"]["spec_hash"] == spec_hash(_spec(trained_project))
+    best = json.loads((trained_project / "data" / "06_models" / "best_params.json").read_text())["dnn"]
+    cfg = {n: json.loads((trained / n / "model.json").read_text()) for n in MODELS}
+    for seed in (42, 43):
+        base, ccss = cfg[f"dnn__baseline__seed{seed}"], cfg[f"dnn__ccss__seed{seed}"]
+        assert base["contrastive"]["weight"] == 0 and base["seed"] == ccss["seed"] == seed
+        assert ccss["contrastive"]["weight"] == pytest.approx(best["weight"]) and best["weight"] > 0
+        assert ccss["contrastive"]["margin"] == pytest.approx(best["margin"])
+        assert base["variant"] == "baseline" and ccss["variant"] == "ccss"
+        # identical settings apart from the contrastive weight
+        assert base["optimizer"] == ccss["optimizer"] and ccss["optimizer"]["seed"] == seed
+        assert base["backbone"] == ccss["backbone"]
+        assert ccss["optimizer"]["max_epochs"] == 2
+        assert ccss["spec_hash"] == spec_hash(_spec(trained_project))
+    # different seeds give different weights
     loaded = ModelCollectionDataset(str(trained)).load()
-    assert set(loaded) == {"dnn__baseline", "dnn__ccss"}
+    assert set(loaded) == set(MODELS)
+    first = loaded["dnn__ccss__seed42"]["state_dict"]
+    second = loaded["dnn__ccss__seed43"]["state_dict"]
+    assert any(not np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
     history = json.loads((trained_project / "data" / "08_reporting" / "training_history.json").read_text())
-    assert set(history) == {"dnn__baseline", "dnn__ccss"}
+    assert set(history) == set(MODELS)
     assert all(0.5 < h["best_val_auc"] <= 1 for h in history.values())
 
 
@@ -223,12 +243,10 @@ def test_rerun_with_pipelines_option_resumes_the_study(trained_project):
     kedro_cli(trained_project, "--pipelines=train")
     after = pd.read_csv(trained_project / "data" / "08_reporting" / "optuna_trials.csv")
     assert len(after) == N_TRIALS
-    pd.testing.assert_frame_equal(
-        after[["number", "value", "params_weight", "params_margin", "state"]],
-        before[["number", "value", "params_weight", "params_margin", "state"]],
-    )
+    columns = ["number", "val_auc", "val_wrong_step_share", "params_weight", "params_margin", "state"]
+    pd.testing.assert_frame_equal(after[columns], before[columns])
     best = json.loads((trained_project / "data" / "06_models" / "best_params.json").read_text())
-    assert best["n_trials"] == N_TRIALS
+    assert best["dnn"]["n_trials"] == N_TRIALS
     leftovers = [p for p in (trained_project / "data").rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
     assert leftovers == []
 

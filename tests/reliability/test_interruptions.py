@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ccss_pipeline.model.search import select_trial
 from tests.kedro_project import REPO, make_project
 
 pytestmark = pytest.mark.slow
@@ -83,8 +84,9 @@ def _training(final_epochs: int, n_trials: int = 1, search_epochs: int = 1) -> d
         "backbones": ["dnn"],
         "backbone": {"hidden_units": [64, 32]},
         "optimizer": {"batch_size": 256, "max_epochs": final_epochs, "patience": 100, "device": "cpu", "seed": 5},
-        "search": {"n_trials": n_trials, "max_epochs": search_epochs, "violation_rows": 100,
-                   "pruner": {"enabled": False}},
+        "n_seeds": 1,
+        "search": {"n_trials": n_trials, "n_startup_trials": 1, "max_epochs": search_epochs, "violation_rows": 100,
+                   "grid_levels": 20, "pruner": {"enabled": False}},
     }
 
 
@@ -163,6 +165,14 @@ def prepared(tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------ (a) the Optuna search
+def study_trials(db: Path) -> list[Any]:
+    import optuna
+
+    storage = f"sqlite:///{db}"
+    (name,) = optuna.get_all_study_names(storage=storage)
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
 def _finished(db: Path) -> tuple[str, list[tuple[int, dict[str, float], float]], list[str]]:
     import optuna
 
@@ -171,7 +181,7 @@ def _finished(db: Path) -> tuple[str, list[tuple[int, dict[str, float], float]],
     names = optuna.get_all_study_names(storage=storage)
     assert len(names) == 1, names
     study = optuna.load_study(study_name=names[0], storage=storage)
-    done = [(t.number, dict(t.params), t.value) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    done = [(t.number, dict(t.params), tuple(t.values)) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     return names[0], done, [t.state.name for t in study.trials]
 
 
@@ -198,13 +208,16 @@ def test_killed_search_resumes_the_same_study(tmp_path, prepared):
     assert after[: len(before)] == before  # same numbers, params and values
     assert len(after) == 3 and len({n for n, _, _ in after}) == 3
     assert "RUNNING" not in states_after and states_after.count("FAIL") == 1
-    best = json.loads((root / "data" / "06_models" / "best_params.json").read_text())
-    assert best["val_auc"] == max(v for _, _, v in after)
+    best = json.loads((root / "data" / "06_models" / "best_params.json").read_text())["dnn"]
+    chosen, _ = select_trial(study_trials(root / STUDY_DB), best["max_violation"])
+    assert chosen is not None and best["source"] == f"trial {chosen.number}"
+    assert (best["val_auc"], best["val_wrong_step_share"]) == tuple(chosen.values)
 
 
 # ------------------------------------------------------------------------------ (b) the final training
-BEST = {"loss": "margin", "weight": 1.5, "margin": 0.02, "temperature": 0.1, "learning_rate": 0.002,
-        "study": "fixed", "n_trials": 0, "source": "test"}
+BEST = {"dnn": {"loss": "margin", "weight": 1.5, "margin": 0.02, "temperature": 0.1, "learning_rate": 0.002,
+                "study": "fixed", "n_trials": 0, "source": "test"}}
+MODELS = {"dnn__baseline__seed5", "dnn__ccss__seed5"}
 
 
 def _state_dicts(root: Path) -> dict[str, dict[str, Any]]:
@@ -231,7 +244,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, prepared):
 
     try:
         killed = roots["killed"]
-        ccss_checkpoint = killed / CHECKPOINTS / "dnn__ccss" / "checkpoint.pt"
+        ccss_checkpoint = killed / CHECKPOINTS / "dnn__ccss__seed5" / "checkpoint.pt"
         log = tmp_path / "train-killed.log"
         _kill_when(_start(killed, args, log), log, lambda text: ccss_checkpoint.exists())
         checkpoint = torch.load(ccss_checkpoint, map_location="cpu", weights_only=True)
@@ -239,7 +252,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, prepared):
         assert not (killed / "data" / "06_models" / "trained").exists()
         rc, text = _run(killed, args, tmp_path / "train-rerun.log")
         assert rc == 0, text[-4000:]
-        assert "resumed from" in text and "dnn__ccss" in text
+        assert "resumed from" in text and "dnn__ccss__seed5" in text
 
         rc = straight_proc.wait(timeout=240)
         assert rc == 0, straight_log.read_text(errors="replace")[-4000:]
@@ -249,7 +262,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, prepared):
             straight_proc.wait()
 
     resumed, straight = _state_dicts(killed), _state_dicts(roots["straight"])
-    assert set(resumed) == set(straight) == {"dnn__baseline", "dnn__ccss"}
+    assert set(resumed) == set(straight) == MODELS
     for model in straight:
         assert resumed[model].keys() == straight[model].keys()
         for key, tensor in straight[model].items():
@@ -275,7 +288,7 @@ def test_failed_node_keeps_earlier_outputs_and_from_nodes_finishes(tmp_path, pre
     assert {k: v for k, v in after.items() if k in before} == before  # inputs untouched
     best_params = root / "data" / "06_models" / "best_params.json"
     best = json.loads(best_params.read_text())  # the earlier node's output is complete and usable
-    assert best["n_trials"] == 1 and (root / "data" / "08_reporting" / "optuna_trials.csv").is_file()
+    assert best["dnn"]["n_trials"] == 1 and (root / "data" / "08_reporting" / "optuna_trials.csv").is_file()
     leftovers = [p for p in (root / "data").rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
     assert leftovers == []
     assert not (root / "data" / "08_reporting" / "training_history.json").exists()
@@ -284,6 +297,6 @@ def test_failed_node_keeps_earlier_outputs_and_from_nodes_finishes(tmp_path, pre
     kept = {k: v for k, v in _digests(root).items() if "checkpoints" not in k}
     rc, text = _run(root, ["--from-nodes=model_training.train_ccss_and_baseline"], tmp_path / "rerun.log")
     assert rc == 0, text[-4000:]
-    assert {"dnn__baseline", "dnn__ccss"} == {p.name for p in trained.iterdir()}
+    assert MODELS == {p.name for p in trained.iterdir()}
     final = _digests(root)
     assert all(final[k] == v for k, v in kept.items()), "the rerun must not rewrite the earlier outputs"

@@ -1,22 +1,11 @@
 """The human-readable evaluation report: one Markdown and one HTML document with the same content.
 
-The evaluation node fills a :class:`ReportContext` from the pipeline's tables and calls
-:func:`render_report`::
-
-    ctx = ReportContext(
-        title="CCSS evaluation — synthetic",
-        source="synthetic generator v1 (seed 0)",
-        rows_per_split={"train": 800_000, "valid": 100_000, "test": 100_000},
-        directed_features={"video_hist_ctr": +1, "days_since_upload": -1},
-        backbones=["dnn", "dcn_v2"],
-        results=ModelResult.from_summary(seed_summary),         # mean ± std over seeds
-        paired=paired_differences,                              # CCSS − baseline per backbone
-        per_feature=raw_grid_per_feature,                       # one row per model and feature
-        chosen_params=best_params,                              # per backbone
-        method={"grid_levels": 200, "grid_rows": 2000, "eps": 1e-6, "max_rows": 5000},
-        plots=[PlotRef("plots/roc.png", "ROC", "Accuracy"), ...],
-    )
-    markdown, html_text = render_report(ctx)   # write both where the plot paths are relative to
+:func:`render_report` turns a :class:`ReportContext` into ``(markdown, html)`` through one document
+tree (headings, paragraphs, lists, tables, images) walked by two small renderers. The context holds
+the seed-aggregated tables of the evaluation stage: ``ModelResult.from_summary(seed_summary)``
+(mean ± std per backbone and variant), the paired CCSS − baseline differences, the raw-grid
+per-feature table, the chosen parameters per backbone, the method parameters and the plot paths
+(relative to the directory the two files are written to).
 
 Variants match case-insensitively: ``"baseline"`` and ``"ccss"`` drive the verdicts; any other
 variant (a related method) only appears in the tables. Every sentence is built from the numbers; a
@@ -28,7 +17,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -119,8 +108,7 @@ class ReportContext:
       over seeds here (an optional ``neighbour_violation_rate`` column is shown as secondary);
     - ``chosen_params``: backbone → the chosen CCSS parameters (loss, weight, margin, temperature,
       learning_rate, source, val_auc, val_wrong_step_share, feasible, max_violation, study, n_trials);
-    - ``method``: grid_levels, grid_rows, eps, max_rows (None = all), optionally move (the CCSS
-      training move) and confidence;
+    - ``method``: grid_levels, grid_rows, eps, max_rows (None = all), optionally move (CCSS's move);
     - ``plots``: :class:`PlotRef` list, shown in order at the end; ``split_note`` and ``notes``:
       extra paragraphs.
     """
@@ -138,27 +126,6 @@ class ReportContext:
     plots: list[PlotRef] = field(default_factory=list)
     split_note: str = ""
     notes: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReportContext:
-        """Build from a plain dict: ``results`` may be a summary table or dicts, ``plots`` tuples or dicts."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise KeyError(f"unknown report context keys: {sorted(unknown)}")
-        kwargs = dict(data)
-        results = data.get("results", [])
-        kwargs["results"] = (
-            ModelResult.from_summary(results) if isinstance(results, pd.DataFrame)
-            else [r if isinstance(r, ModelResult) else ModelResult(**r) for r in results]
-        )  # fmt: skip
-        kwargs["plots"] = [
-            p if isinstance(p, PlotRef) else PlotRef(**p) if isinstance(p, Mapping) else PlotRef(*p)
-            for p in data.get("plots", [])
-        ]
-        for key in ("paired", "per_feature"):
-            if key in kwargs:
-                kwargs[key] = pd.DataFrame(kwargs[key])
-        return cls(**kwargs)
 
 
 # ----------------------------------------------------------------------------------------- format
@@ -205,9 +172,7 @@ def _dir(d: int) -> str:
 
 
 def _fmt_param(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    return "—" if _missing(v) and not isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _interval(row: Mapping[str, Any] | None, share: bool) -> str:
@@ -225,43 +190,39 @@ def _sign_of_interval(row: Mapping[str, Any] | None) -> str | None:
 
 
 def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping[str, Mapping[str, Any]]) -> str:
-    """One paragraph reading the numbers of one backbone: AUC (with the paired interval), the raw-grid
-    wrong-step share, the edge test, rows monotone and where CCSS's remaining wrong steps are."""
-    auc_b, auc_c = base.mean.get("auc"), ccss.mean.get("auc")
-    p_auc = paired.get("auc")
+    """One paragraph reading one backbone's numbers: AUC (with the paired interval), the raw-grid
+    wrong-step share, the edge test, rows monotone, and whether CCSS's wrong steps sit at the edges."""
+    auc_b, auc_c, p_auc = base.mean.get("auc"), ccss.mean.get("auc"), paired.get("auc") or {}
+    d_auc = p_auc.get("mean") if not _missing(p_auc.get("mean")) else _float(auc_c) - _float(auc_b)
+    versus = f"{_value(auc_c, False)} vs {_value(auc_b, False)}, difference {_diff(d_auc, False)}"
     side = _sign_of_interval(p_auc)
-    d_auc = p_auc["mean"] if p_auc else (_float(auc_c) - _float(auc_b))
-    versus = f"{_value(auc_c, False)} vs {_value(auc_b, False)}, paired difference {_diff(d_auc, False)}"
     if side is None:
-        n = int(p_auc["n"]) if p_auc else 0
+        n = int(p_auc.get("n") or 0)
         acc = f"AUC {versus} ({n} paired seed{'s' if n != 1 else ''}, no interval)"
     else:
-        verb = {"contains": "keeps AUC within the noise of the seeds", "below": "lowers AUC", "above": "raises AUC"}[side]
+        verb = {"contains": "keeps AUC within the seed noise", "below": "lowers AUC", "above": "raises AUC"}[side]
         acc = f"CCSS {verb} ({versus}, 95% interval {_interval(p_auc, False)}{' contains 0' if side == 'contains' else ''})"
-    ws_b, ws_c = base.mean.get("wrong_step_share"), ccss.mean.get("wrong_step_share")
+    ws_b, ws_c = _float(base.mean.get("wrong_step_share")), _float(ccss.mean.get("wrong_step_share"))
     x, y = _value(ws_b, True), _value(ws_c, True)
     if _missing(ws_b) or _missing(ws_c):
         mono = f"raw-grid wrong-step share: baseline {x}, CCSS {y}"
-    elif ws_c < ws_b:
-        mono = f"cuts the raw-grid wrong-step share from {x} to {y}"
-    elif ws_c > ws_b:
-        mono = f"raises the raw-grid wrong-step share from {x} to {y}"
     else:
-        mono = f"leaves the raw-grid wrong-step share at {x}"
+        mono = (f"cuts the raw-grid wrong-step share from {x} to {y}" if ws_c < ws_b else
+                f"raises the raw-grid wrong-step share from {x} to {y}" if ws_c > ws_b else
+                f"leaves the raw-grid wrong-step share at {x}")  # fmt: skip
     ws_side = _sign_of_interval(paired.get("wrong_step_share"))
     if ws_side is not None:
-        mono += f" (the 95% interval of the paired difference {'contains 0' if ws_side == 'contains' else f'lies {ws_side} 0'})"
+        mono += f" (95% interval of the paired difference {'contains 0' if ws_side == 'contains' else f'{ws_side} 0'})"
     text = (
         f"{backbone}: {acc}, and {mono}; edge-test wrong share {_value(base.mean.get('edge_wrong_share'), True)} → "
         f"{_value(ccss.mean.get('edge_wrong_share'), True)}; rows monotone over the whole grid "
         f"{_value(base.mean.get('monotone_row_share'), True)} → {_value(ccss.mean.get('monotone_row_share'), True)}."
     )
     inside, crossing = _float(ccss.mean.get("wrong_step_share_inside")), _float(ccss.mean.get("wrong_step_share_crossing"))
-    if not _missing(ws_c) and ws_c > 0 and not (_missing(inside) or _missing(crossing)):
-        where = "cross a bucket edge" if crossing > 2 * inside else "lie inside a bucket" if inside > 2 * crossing else None
-        if where:
-            text += (f" CCSS's remaining wrong steps mostly {where} ({_value(crossing, True)} of crossing steps "
-                     f"vs {_value(inside, True)} of inside steps).")  # fmt: skip
+    if ws_c > 0 and not (_missing(inside) or _missing(crossing)) and max(inside, crossing) > 2 * min(inside, crossing):
+        more, less = ("crossing a bucket edge", "inside a bucket") if crossing > inside else ("inside a bucket", "crossing an edge")
+        text += (f" With CCSS a step {more} goes the wrong way far more often than one {less} "
+                 f"({_value(max(inside, crossing), True)} vs {_value(min(inside, crossing), True)}).")  # fmt: skip
     return text
 
 
@@ -332,8 +293,8 @@ def _per_feature(ctx: ReportContext) -> list[tuple]:
                     + [_value(r[f"{m}_mean"], True) for m, _ in metrics])  # fmt: skip
     return [
         ("h", 2, "Raw-grid monotonicity per directed feature"),
-        ("p", "Means over the training seeds. Wrong-step shares are per step of the raw grid; the edge test "
-              "and rows monotone are shares of sampled rows."),
+        ("p", "Means over the training seeds. Wrong-step shares are per step of the feature's raw grid; the edge "
+              "test and rows monotone (along this feature's whole grid) are shares of sampled rows."),
         ("table", ["backbone", "feature", "model", "seeds"] + [label for _, label in metrics], rows),
     ]  # fmt: skip
 
@@ -503,6 +464,6 @@ def _to_html(blocks: list[tuple], title: str) -> str:
 def render_report(context: ReportContext | Mapping[str, Any]) -> tuple[str, str]:
     """Render ``(markdown, html)``; image links are the ``PlotRef.path`` values, relative to the
     directory the two files are written to."""
-    ctx = context if isinstance(context, ReportContext) else ReportContext.from_dict(context)
+    ctx = context if isinstance(context, ReportContext) else ReportContext(**context)
     blocks = _blocks(ctx)
     return _to_markdown(blocks), _to_html(blocks, ctx.title)

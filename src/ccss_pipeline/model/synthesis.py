@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ccss_pipeline.model.moves import FeatureTables, MoveTemplate, build_points, get_move
+from ccss_pipeline.model.moves import MOVES, FeatureTables, MoveTemplate, build_points, get_move
 from ccss_pipeline.spec import FeatureSpec
 
 
@@ -96,7 +96,8 @@ class PairTable:
         for c in range(len(self.template.constraints)):
             out[f"valid_{c}"] = self.valid[:, c].astype(bool)
         frame = pd.DataFrame(out)
-        frame["move"] = frame["move"].astype("category")
+        # a categorical keeps the move's name even in an empty table
+        frame["move"] = pd.Categorical(frame["move"], categories=[self.move])
         return frame
 
     @classmethod
@@ -106,7 +107,12 @@ class PairTable:
         moves = pd.unique(frame["move"].astype(str))
         if len(moves) > 1:
             raise ValueError(f"pair table mixes counterfactual moves {sorted(moves)}")
-        template = get_move(str(moves[0]) if len(moves) else "centre")
+        if not len(moves) and isinstance(frame["move"].dtype, pd.CategoricalDtype) and len(frame["move"].cat.categories):
+            moves = [str(frame["move"].cat.categories[0])]
+        if not len(moves):  # an empty table read back from parquet: its point columns name the move
+            points = {c[len("bucket_"):] for c in frame.columns if c.startswith("bucket_")}
+            moves = [name for name, t in MOVES.items() if set(t.points) == points][:1] or ["centre"]
+        template = get_move(str(moves[0]))
         needed = ["row", "feature", "f_is_up"] + [f"{kind}_{p}" for p in template.points for kind in ("bucket", "dense")]
         needed += [f"valid_{c}" for c in range(len(template.constraints))]
         missing = [c for c in needed if c not in frame.columns]
@@ -118,9 +124,10 @@ class PairTable:
             row=frame["row"].to_numpy(np.int64),
             feature=frame["feature"].to_numpy(np.int64),
             f_is_up=frame["f_is_up"].to_numpy(np.bool_),
-            bucket=frame[[f"bucket_{p}" for p in template.points]].to_numpy(np.int64).reshape(n, -1),
-            dense=frame[[f"dense_{p}" for p in template.points]].to_numpy(np.float32).reshape(n, -1),
-            valid=frame[[f"valid_{c}" for c in range(len(template.constraints))]].to_numpy(np.bool_).reshape(n, -1),
+            bucket=frame[[f"bucket_{p}" for p in template.points]].to_numpy(np.int64).reshape(n, len(template.points)),
+            dense=frame[[f"dense_{p}" for p in template.points]].to_numpy(np.float32).reshape(n, len(template.points)),
+            valid=frame[[f"valid_{c}" for c in range(len(template.constraints))]].to_numpy(np.bool_).reshape(
+                n, len(template.constraints)),
         )
 
 
@@ -154,7 +161,8 @@ def draw_pairs(
     keep = total > 0
     cum = np.cumsum(weights[keep], axis=1) / total[keep, None]
     u = rng.random(int(keep.sum()))
-    choice = np.minimum((u[:, None] >= cum).sum(1), len(directed) - 1)
+    last_drawable = len(directed) - 1 - np.argmax(drawable[keep][:, ::-1], axis=1)  # rounding of cum[-1] < 1
+    choice = np.minimum((u[:, None] >= cum).sum(1), last_drawable)
     rows = np.flatnonzero(keep).astype(np.int64)
     k = directed[choice]
     b = bucket[rows, k].astype(np.int64)

@@ -246,12 +246,12 @@ def _report_plots(backbones: list[str], spec: FeatureSpec) -> list[PlotRef]:
                 "Bucket-centre partial dependence (secondary)")
         for b in backbones for f in directed
     ]  # fmt: skip
-    for b in backbones:
-        plots += [
-            PlotRef(f"{PLOT_DIR}/optuna/{b}_pareto.png", f"{b}: validation AUC against wrong-step share per trial", f"Optuna search ({b})"),
-            PlotRef(f"{PLOT_DIR}/optuna/{b}_history.png", f"{b}: optimization history (validation AUC)", f"Optuna search ({b})"),
-            PlotRef(f"{PLOT_DIR}/optuna/{b}_importance.png", f"{b}: parameter importances for validation AUC", f"Optuna search ({b})"),
-        ]
+    optuna = {"pareto": "validation AUC against wrong-step share per trial",
+              "history": "optimization history (validation AUC)", "importance": "parameter importances for validation AUC"}
+    plots += [
+        PlotRef(f"{PLOT_DIR}/optuna/{b}_{name}.png", f"{b}: {caption}", f"Optuna search ({b})")
+        for b in backbones for name, caption in optuna.items()
+    ]  # fmt: skip
     return plots
 
 
@@ -275,9 +275,11 @@ def write_report(
     keys = ["backbone", "variant", "seed", "feature"]
     per_feature = raw_grid_per_feature
     if {*keys, "violation_rate"} <= set(monotonicity_per_feature.columns):
-        neighbour = monotonicity_per_feature[[*keys, "violation_rate"]].rename(columns={"violation_rate": "neighbour_violation_rate"})
-        per_feature = raw_grid_per_feature.merge(neighbour, on=keys, how="left")
-    moves = sorted({str(r["move"]) for r in evaluation_results.values() if r.get("move") and str(r.get("variant")).lower() == "ccss"})
+        neighbour = monotonicity_per_feature[[*keys, "violation_rate"]]
+        per_feature = raw_grid_per_feature.merge(
+            neighbour.rename(columns={"violation_rate": "neighbour_violation_rate"}), on=keys, how="left")
+    moves = sorted({str(r["move"]) for r in evaluation_results.values()
+                    if r.get("move") and str(r.get("variant")).lower() == "ccss"})  # fmt: skip
     context = ReportContext(
         title=f"CCSS evaluation — {spec.source or 'data'}",
         source=spec.source or "unknown",

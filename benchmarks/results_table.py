@@ -1,0 +1,122 @@
+"""The README's results table: the whole default pipeline over seeds, every backbone, on one data source.
+
+Runs ``kedro run`` (search per backbone, final fits over ``--seeds`` seeds, evaluation) in a throw-away
+copy of the project with ``model_training.backbones`` and ``model_training.n_seeds`` set, then collects
+the evaluation's ``seed_summary.csv`` and ``paired_differences.csv``.
+
+    python benchmarks/results_table.py --source synthetic [--seeds 5] [--backbones dnn wide_deep deepfm dcn_v2]
+    python benchmarks/results_table.py --source kuairand --kuairand-dir ../shared/data/kuairand
+
+Writes benchmarks/results/results_<source>.json and prints the Markdown table the README shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import machine_info  # noqa: E402
+
+LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input", "06_models",
+          "07_model_output", "08_reporting")
+
+
+def make_copy(root: Path, backbones: list[str], seeds: int) -> None:
+    """conf/ and pyproject.toml of this checkout (the package is installed), empty data layers."""
+    shutil.copytree(ROOT / "conf", root / "conf")
+    shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy2(ROOT / ".telemetry", root / ".telemetry")
+    (root / "src").mkdir()
+    for layer in LAYERS:
+        (root / "data" / layer).mkdir(parents=True)
+    path = root / "conf" / "base" / "parameters_model_training.yml"
+    params = yaml.safe_load(path.read_text())
+    params["model_training"]["backbones"] = backbones
+    params["model_training"]["n_seeds"] = seeds
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def fmt(mean: float, std: float, pct: bool = False) -> str:
+    scale, unit, digits = (100.0, "%", 2) if pct else (1.0, "", 4)
+    if pd.isna(mean):
+        return "n/a"
+    return f"{mean * scale:.{digits}f}{unit} ± {std * scale:.{digits}f}{unit}" if pd.notna(std) else f"{mean * scale:.{digits}f}{unit}"
+
+
+def markdown(summary: pd.DataFrame, paired: pd.DataFrame, source: str) -> str:
+    """One row per backbone: baseline → CCSS (mean ± std over seeds) and the paired AUC difference."""
+    lines = [
+        "| data | backbone | AUC baseline → CCSS | ΔAUC (95% CI) | raw-grid wrong steps baseline → CCSS | "
+        "edge test wrong baseline → CCSS | rows monotone on the grid (CCSS) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backbone, group in summary.groupby("backbone", sort=False):
+        b = group[group.variant == "baseline"].iloc[0]
+        c = group[group.variant == "ccss"].iloc[0]
+        d = paired[(paired.backbone == backbone) & (paired.metric == "auc")].iloc[0]
+        lines.append(
+            f"| {source} | {backbone} | {fmt(b.auc_mean, b.auc_std)} → {fmt(c.auc_mean, c.auc_std)} | "
+            f"{d['mean']:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}] | "
+            f"{fmt(b.wrong_step_share_mean, b.wrong_step_share_std, True)} → "
+            f"{fmt(c.wrong_step_share_mean, c.wrong_step_share_std, True)} | "
+            f"{fmt(b.edge_wrong_share_mean, b.edge_wrong_share_std, True)} → "
+            f"{fmt(c.edge_wrong_share_mean, c.edge_wrong_share_std, True)} | "
+            f"{fmt(c.monotone_row_share_mean, c.monotone_row_share_std, True)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", choices=["synthetic", "kuairand"], default="synthetic")
+    ap.add_argument("--kuairand-dir", type=Path, default=ROOT.parent / "shared" / "data" / "kuairand")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--backbones", nargs="+", default=["dnn", "wide_deep", "deepfm", "dcn_v2"])
+    ap.add_argument("--keep", type=Path, default=None, help="copy the run's data/08_reporting here")
+    args = ap.parse_args()
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False",
+               MPLBACKEND="Agg")
+    with tempfile.TemporaryDirectory(prefix="ccss-results-") as tmp:
+        root = Path(tmp) / "project"
+        root.mkdir()
+        make_copy(root, args.backbones, args.seeds)
+        cmd = [str(Path(sys.executable).with_name("kedro")), "run"]
+        if args.source == "kuairand":
+            cmd += ["--env", "kuairand", "--params", f"kuairand_dir={args.kuairand_dir.resolve()}"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            sys.exit(f"kedro run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        reporting = root / "data" / "08_reporting"
+        summary = pd.read_csv(reporting / "seed_summary.csv")
+        paired = pd.read_csv(reporting / "paired_differences.csv")
+        best = json.loads((root / "data" / "06_models" / "best_params.json").read_text())
+        if args.keep:
+            shutil.copytree(reporting, args.keep, dirs_exist_ok=True)
+    table = markdown(summary, paired, args.source)
+    print(table)
+    out = ROOT / "benchmarks" / "results" / f"results_{args.source}.json"
+    out.write_text(json.dumps({
+        "machine": machine_info(), "source": args.source, "seeds": args.seeds, "backbones": args.backbones,
+        "wall_seconds": wall, "best_params": best, "seed_summary": summary.to_dict("records"),
+        "paired_differences": paired.to_dict("records"), "markdown": table,
+    }, indent=2, default=str))
+    print(f"wrote {out} ({wall:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
