@@ -49,9 +49,9 @@ def _catalog_paths() -> set[str]:
     fill = {
         "name": ["raw", "split"],
         "split": ["train", "validation", "test"],
-        "table": ["monotonicity"],
-        "curve": ["roc", "calibration"],
-        "plot": ["history", "importance", "violation_rate", "roc", "calibration"],
+        "table": ["monotonicity", "raw_grid"],
+        "curve": ["roc", "calibration", "raw_grid"],
+        "plot": ["violation_rate", "roc", "calibration"],
     }
     paths: set[str] = set()
     for entry in catalog.values():
