@@ -158,7 +158,7 @@ class ContrastiveConfig(_Strict):
     pair_fraction: float = Field(1.0, gt=0, le=1)
     # Edge-aware moves (spec §3.6): the bucket-only and dense-only steps of a counterfactual path are
     # hinge-constrained with their own weight λ_e and margin (on logits); the centre move keeps λ and m.
-    edge_weight: float = Field(1.0, ge=0)
+    edge_weight: float = Field(2.0, ge=0)
     edge_margin: float = Field(0.003, ge=0)
 
 

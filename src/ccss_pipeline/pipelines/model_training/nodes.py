@@ -50,7 +50,8 @@ def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> di
         pareto = plot_pareto_front(study, max_violation)
         history = plot_optimization_history(study, **auc).figure if finished else _message_figure("no completed trial yet")
         if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
-            importance = plot_param_importances(study, **auc).figure
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # sign-free, unlike PED-ANOVA
+            importance = plot_param_importances(study, evaluator=evaluator, **auc).figure
         else:
             importance = _message_figure("parameter importances need at least two completed trials")
     plt.close("all")  # Optuna's plots live on pyplot figures; the dataset keeps its own references
