@@ -176,7 +176,9 @@ def render(s: dict[str, Any]) -> str:
     ]
     if s["train_throughput"]:
         pf = next(iter(s["train_throughput"].values())).get("pair_fraction")
-        lines += [f"**Training throughput** (samples/s, fastest epoch; CCSS at pair_fraction 1.0, `ccss_pf` at {pf}; "
+        move = next(iter(s["train_throughput"].values())).get("move", "centre")
+        lines += [f"**Training throughput** (samples/s, fastest epoch; CCSS with the `{move}` move at pair_fraction 1.0, "
+                  f"`ccss_pf` at {pf}; "
                   f"project default {default_pair_fraction()})", "",
                   "| device | backbone | baseline | CCSS | CCSS / baseline (time) | ccss_pf | ccss_pf / baseline |",
                   "|---|---|---:|---:|---:|---:|---:|"]
