@@ -61,7 +61,9 @@ def parse_node_times(log: str) -> list[dict[str, Any]]:
     starts: dict[str, datetime] = {}
     names = {name for _, name in completed}
     for stamp, text in running:  # "Running node: <name>: func([..]) -> [..]" or the derived name itself
-        name = text if text in names else next((n for n in names if text.startswith(n + ": ")), text)
+        head = text.split(":", 1)[0].strip()  # Kedro logs the node's own name, the namespace only when completed
+        name = text if text in names else next(
+            (n for n in names if text.startswith(n + ": ") or n == head or n.endswith("." + head)), text)
         starts.setdefault(name, stamp)
     nodes = []
     for stamp, name in completed:
