@@ -185,7 +185,7 @@ class ShapleyConfig(_Strict):
 
 
 #: Counterfactual moves (spec §3.2 and §3.6); see ``ccss_pipeline.model.moves``.
-MoveName = Literal["centre", "within", "straddle", "edge", "path", "decomposed"]
+MoveName = Literal["centre", "within", "straddle", "edge", "path", "bracket", "decomposed"]
 
 
 class PairsConfig(_Strict):

@@ -72,6 +72,12 @@ EXPECTED_POINTS = {
         "hi_below": ([1, 1, 0, 3], [2.0, 2.0, 1.0, 3.6]),
         "hi_at": ([2, 2, 1, 3], [2.0, 2.0, 1.0, 3.6]),
     },
+    "bracket": {  # decomposed without the neighbour centres
+        "lo_below": ([0, 0, 0, 2], [1.0, 1.0, 0.3, 3.0]),
+        "lo_at": ([1, 1, 0, 3], [1.0, 1.0, 0.3, 3.0]),
+        "hi_below": ([1, 1, 0, 3], [2.0, 2.0, 1.0, 3.6]),
+        "hi_at": ([2, 2, 1, 3], [2.0, 2.0, 1.0, 3.6]),
+    },
 }
 
 # expected valid mask (rows r0..r3 x the template's constraints, in template order)
@@ -82,6 +88,8 @@ EXPECTED_VALID = {
     "straddle": [c + [T] for c in CENTRE_VALID],  # + (below, at): a boundary always exists
     # (O, below) dense-only up to the upper edge; (below, at) bucket-only; (at, O) dense-only from the lower edge
     "edge": [[F, T, T], [T, T, F], [T, T, F], [F, T, T]],
+    # lo_below->lo_at, lo_at->O | O->hi_below, hi_below->hi_at
+    "bracket": [[T, T, T, T], [T, T, T, T], [F, F, T, T], [T, T, F, F]],
     "decomposed": [
         # centre | down->lo_below, lo_below->lo_at, lo_at->O | O->hi_below, hi_below->hi_at, hi_at->up
         [T, T, T, T, T, T, T, T, T],

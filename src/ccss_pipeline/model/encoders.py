@@ -92,7 +92,9 @@ class InputEncoder(nn.Module):
         emb = self.table.weight.index_select(0, torch.cat([idx, moved]))
         fields = emb[: b * n_fields].view(b, n_fields, self.embedding_dim)
         pos = torch.arange(b, b + q * p, device=fields.device)
-        all_f = torch.cat([fields] + [fields[:p]] * q).index_put((pos, kk + self.n_categorical), emb[b * n_fields :])
-        new_d = pts_dense.t().reshape(-1).to(dense.dtype)
-        all_d = torch.cat([dense] + [dense[:p]] * q).index_put((pos, kk), new_d)
+        # the concatenations are fresh tensors that no backward needs: overwrite the moved slots in place
+        all_f = torch.cat([fields] + [fields[:p]] * q)
+        all_f.index_put_((pos, kk + self.n_categorical), emb[b * n_fields :])
+        all_d = torch.cat([dense] + [dense[:p]] * q)
+        all_d.index_put_((pos, kk), pts_dense.t().reshape(-1).to(dense.dtype))
         return all_f, all_d

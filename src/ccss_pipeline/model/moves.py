@@ -20,6 +20,8 @@ Moves:
   from O to the edge and the bucket-only step across it — the paper's cost, no centre move.
 - ``decomposed``: the whole centre move split into dense-only and bucket-only steps through both edges
   (down → below b−1|b → at b−1|b → O → below b|b+1 → at b|b+1 → up), plus the centre constraints.
+- ``bracket``: ``decomposed`` without the neighbour centres: both edges of the row's bucket, O between
+  them (lo_below → lo_at → O → hi_below → hi_at), edge constraints only — four points instead of six.
 - ``path``: half of ``decomposed`` at half its cost: one side per row, drawn at random (the existing one
   at an edge bucket): O → just below the edge → at it → the neighbour's centre (mirrored for "down"),
   every step an edge constraint, plus the main O–centre constraint.
@@ -84,6 +86,13 @@ MOVES: dict[str, MoveTemplate] = {
         (
             (ORIGIN, "below", EDGE), ("below", "at", EDGE), ("at", "centre", EDGE), (ORIGIN, "centre", MAIN),
             ("centre", "below", EDGE), ("at", ORIGIN, EDGE), ("centre", ORIGIN, MAIN),
+        ),
+    ),
+    "bracket": MoveTemplate(
+        "bracket",
+        ("lo_below", "lo_at", "hi_below", "hi_at"),
+        (
+            ("lo_below", "lo_at", EDGE), ("lo_at", ORIGIN, EDGE), (ORIGIN, "hi_below", EDGE), ("hi_below", "hi_at", EDGE),
         ),
     ),
     "decomposed": MoveTemplate(
