@@ -74,18 +74,16 @@ class MonotonicityResult:
 
     def metrics(self) -> dict[str, Any]:
         """Flat JSON-ready dict: ``pooled/<key>`` and ``<feature>/<column>``."""
-        out: dict[str, Any] = {f"pooled/{k}": _py(v) for k, v in self.pooled.items()}
-        for row in self.per_feature.to_dict("records"):
-            for k, v in row.items():
-                if k != "feature":
-                    out[f"{row['feature']}/{k}"] = _py(v)
-        return out
+        return flat_metrics(self.pooled, self.per_feature)
 
 
-def _py(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+def flat_metrics(pooled: dict[str, Any], per_feature: pd.DataFrame) -> dict[str, Any]:
+    """``pooled/<key>`` and ``<feature>/<column>`` as python scalars (JSON-ready), for every result table."""
+    py = lambda v: v.item() if isinstance(v, np.generic) else v  # noqa: E731
+    out: dict[str, Any] = {f"pooled/{k}": py(v) for k, v in pooled.items()}
+    for row in per_feature.to_dict("records"):
+        out.update({f"{row['feature']}/{k}": py(v) for k, v in row.items() if k != "feature"})
+    return out
 
 
 def score_batched(

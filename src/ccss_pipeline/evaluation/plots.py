@@ -23,6 +23,15 @@ _FIGSIZE = (6.4, 4.2)
 EDGE_GID = "bucket-edge"
 
 
+def message_figure(text: str, figsize: tuple[float, float] = (7, 4.5)) -> Figure:
+    """A figure that says why a plot could not be drawn (e.g. too few finished trials)."""
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    return fig
+
+
 def _new_figure(figsize: tuple[float, float] = _FIGSIZE) -> tuple[Figure, object]:
     fig = Figure(figsize=figsize, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ccss_pipeline.data.transformer import encode_numerical
-from ccss_pipeline.evaluation.monotonicity import DEFAULT_CHUNK_ROWS, DEFAULT_EPS, Scorer
+from ccss_pipeline.evaluation.monotonicity import DEFAULT_CHUNK_ROWS, DEFAULT_EPS, Scorer, flat_metrics
 from ccss_pipeline.spec import FeatureSpec, ModelInputs, NumericalFeature
 
 RAW_GRID_COLUMNS = [
@@ -74,16 +74,7 @@ class RawGridResult:
 
     def metrics(self) -> dict[str, Any]:
         """Flat dict of python scalars: ``pooled/<key>`` and ``<feature>/<column>``."""
-        out: dict[str, Any] = {f"pooled/{k}": _py(v) for k, v in self.pooled.items()}
-        for row in self.per_feature.to_dict("records"):
-            for k, v in row.items():
-                if k != "feature":
-                    out[f"{row['feature']}/{k}"] = _py(v)
-        return out
-
-
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
+        return flat_metrics(self.pooled, self.per_feature)
 
 
 def _share(num: int, den: int) -> float:

@@ -30,6 +30,7 @@ Moves:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -58,15 +59,15 @@ class MoveTemplate:
         """Position in the per-pair logit row [O, points...]."""
         return 0 if point == ORIGIN else 1 + self.points.index(point)
 
-    @property
+    @cached_property
     def lower(self) -> np.ndarray:
         return np.array([self.index(lo) for lo, _, _ in self.constraints], np.int64)
 
-    @property
+    @cached_property
     def higher(self) -> np.ndarray:
         return np.array([self.index(hi) for _, hi, _ in self.constraints], np.int64)
 
-    @property
+    @cached_property
     def is_edge(self) -> np.ndarray:
         return np.array([kind == EDGE for _, _, kind in self.constraints], bool)
 

@@ -48,6 +48,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
+from ccss_pipeline.evaluation.plots import message_figure
 from ccss_pipeline.evaluation.raw_grid import wrong_step_share
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import _pairs_digest, score_fn, train_model
@@ -338,14 +339,6 @@ def best_parameters(study: optuna.Study, training: TrainingConfig) -> dict[str, 
     return out
 
 
-def _message_figure(text: str) -> Figure:
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    ax.set_axis_off()
-    return fig
-
-
 def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -> Figure:
     """Optuna's Pareto-front plot (AUC against wrong-step share), the chosen trial and the target marked.
 
@@ -357,7 +350,7 @@ def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -
     trials = study.get_trials(deepcopy=False)
     chosen, feasible = select_trial(trials, max_violation)
     if chosen is None:
-        return _message_figure("Pareto front: no completed trial yet")
+        return message_figure("Pareto front: no completed trial yet")
     from optuna.visualization.matplotlib import plot_pareto_front as optuna_pareto
 
     with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental

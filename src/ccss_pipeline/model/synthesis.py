@@ -152,7 +152,6 @@ def draw_pairs(
     if not np.all(np.isfinite(p)) or (p < 0).any():
         raise ValueError(f"draw probabilities must be finite and >= 0, got {p.tolist()}")
     tables = FeatureTables(spec)
-    n = bucket.shape[0]
     nb = tables.n_buckets[directed]
     b_all = bucket[:, directed]
     drawable = (b_all >= 0) & (b_all < nb[None, :]) & (nb[None, :] >= 2)

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances  # noqa: E402
 
 from ccss_pipeline.config import TrainingConfig  # noqa: E402
+from ccss_pipeline.evaluation.plots import message_figure  # noqa: E402
 from ccss_pipeline.model.persistence import spec_hash  # noqa: E402
 from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table  # noqa: E402
 from ccss_pipeline.model.synthesis import PairTable  # noqa: E402
@@ -32,14 +33,6 @@ def _inputs(train: pd.DataFrame, valid: pd.DataFrame, feature_spec: dict[str, An
     return spec, ModelInputs.from_frame(train, spec), ModelInputs.from_frame(valid, spec)
 
 
-def _message_figure(text: str) -> Figure:
-    fig = Figure(figsize=(6, 3))
-    ax = fig.add_subplot()
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    ax.set_axis_off()
-    return fig
-
-
 def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> dict[str, Figure]:
     """Optuna's own matplotlib plots per backbone: the Pareto front (AUC vs wrong-step share), the AUC
     history and the parameter importances for AUC; a plot that needs more finished trials says so."""
@@ -48,12 +41,12 @@ def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> di
     with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are stable enough
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         pareto = plot_pareto_front(study, max_violation)
-        history = plot_optimization_history(study, **auc).figure if finished else _message_figure("no completed trial yet")
+        history = plot_optimization_history(study, **auc).figure if finished else message_figure("no completed trial yet")
         if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # sign-free, unlike PED-ANOVA
             importance = plot_param_importances(study, evaluator=evaluator, **auc).figure
         else:
-            importance = _message_figure("parameter importances need at least two completed trials")
+            importance = message_figure("parameter importances need at least two completed trials")
     plt.close("all")  # Optuna's plots live on pyplot figures; the dataset keeps its own references
     plots = {f"{backbone}_pareto.png": pareto, f"{backbone}_history.png": history, f"{backbone}_importance.png": importance}
     for fig in plots.values():
