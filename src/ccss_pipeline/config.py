@@ -7,15 +7,35 @@ The same models are used directly by the plain library and its tests, without Ke
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
-    """Unknown keys are errors: a typo in a parameter file must not be silently ignored."""
+    """Unknown keys are errors (a typo must not be silently ignored); NaN and ±inf are refused everywhere."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: A random seed: numpy, torch and Optuna all accept 0 .. 2**32 - 1 (numpy's legacy seeding stops there).
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+#: File name endings the Optuna SQLite storage may have.
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def _parse_timestamp_setting(value: str, field: str) -> str:
+    """A timestamp bound must parse (pandas ``Timestamp``); refused here rather than at the gate."""
+    import pandas as pd
+
+    try:
+        parsed = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{field} must be a date or date-time like '2000-01-01', got {value!r} ({exc})") from exc
+    if parsed is pd.NaT:
+        raise ValueError(f"{field} must be a date or date-time like '2000-01-01', got {value!r}")
+    return value
 
 
 def _inside_data_folder(value: str, field: str) -> str:
@@ -81,7 +101,11 @@ class SideTable(_Strict):
 
 
 class SchemaConfig(_Strict):
-    """What the raw tables contain and which columns the model uses (``schema`` in parameters)."""
+    """What the raw tables contain and which columns the model uses (``schema`` in parameters).
+
+    ``timestamp_format`` (strftime, e.g. ``"%d/%m/%Y %H:%M"``) is needed for ``timestamp_unit:
+    datetime`` values that are not ISO 8601: day-first and month-first dates cannot be told apart.
+    """
 
     source: Literal["synthetic", "kuairand", "table"]
     label: str
@@ -89,6 +113,7 @@ class SchemaConfig(_Strict):
     item: str
     timestamp: str | None = None
     timestamp_unit: Literal["ms", "s", "datetime"] = "ms"
+    timestamp_format: str | None = None
     categorical: list[str] = Field(default_factory=list)
     numerical: list[NumericalColumn] = Field(default_factory=list)
     log_features: list[LogFeature] = Field(default_factory=list)
@@ -102,7 +127,38 @@ class SchemaConfig(_Strict):
             raise ValueError(f"schema declares these feature names more than once: {dupes}")
         if not self.numerical and not self.log_features:
             raise ValueError("schema declares no numerical feature: CCSS needs at least one")
+        conflicts = self.role_conflicts()
+        if conflicts:
+            raise ValueError("; ".join(conflicts))
+        if self.timestamp_format is not None and self.timestamp_unit != "datetime":
+            raise ValueError("schema.timestamp_format applies to timestamp_unit: datetime only "
+                             f"(timestamp_unit is {self.timestamp_unit!r})")
         return self
+
+    def role_conflicts(self) -> list[str]:
+        """Columns used in two roles: a feature that is the label, the timestamp or an id leaks or
+        duplicates it (a label declared as a feature gives test AUC 1.0), and the roles must differ."""
+        roles = {"label": self.label, "user": self.user, "item": self.item}
+        if self.timestamp:
+            roles["timestamp"] = self.timestamp
+        problems = []
+        names = list(roles)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if roles[a] == roles[b]:
+                    problems.append(f"schema.{a} and schema.{b} are the same column {roles[a]!r}: "
+                                    "the label, the ids and the timestamp must be different columns")
+        by_column = {column: role for role, column in roles.items()}
+        features = ([(f"schema.categorical[{i}]", c) for i, c in enumerate(self.categorical)]
+                    + [(f"schema.numerical[{i}].name", n.name) for i, n in enumerate(self.numerical)]
+                    + [(f"schema.log_features[{i}].name", f.name) for i, f in enumerate(self.log_features)])
+        for path, column in features:
+            if column in by_column:
+                role = by_column[column]
+                why = "label leakage" if role == "label" else f"the {role} column is not a feature"
+                problems.append(f"{path} is {column!r}, the {role} column (schema.{role}): a feature may not be "
+                                f"the label, the timestamp or an id ({why})")
+        return problems
 
     @property
     def all_numerical(self) -> list[NumericalColumn | LogFeature]:
@@ -119,6 +175,22 @@ class ValidationConfig(_Strict):
     # share of log rows allowed to be duplicated impressions (same user, item, timestamp); GX ``mostly``.
     # The real KuaiRand log slice has 0.6% (mostly exact duplicate rows), so its parameters relax this.
     max_duplicate_impression_fraction: float = Field(0.0, ge=0, lt=1)
+    # share of log rows whose key must be found in each side table (a left join leaves NaN otherwise)
+    min_key_coverage: float = Field(1.0, ge=0, le=1)
+
+    @field_validator("timestamp_min", "timestamp_max")
+    @classmethod
+    def _parseable(cls, value: str, info: object) -> str:
+        return _parse_timestamp_setting(value, f"data_validation.{getattr(info, 'field_name', 'timestamp')}")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValidationConfig:
+        import pandas as pd
+
+        if not pd.Timestamp(self.timestamp_min) < pd.Timestamp(self.timestamp_max):
+            raise ValueError(f"data_validation.timestamp_min ({self.timestamp_min}) must be before "
+                             f"timestamp_max ({self.timestamp_max})")
+        return self
 
 
 class SplitConfig(_Strict):
@@ -141,7 +213,7 @@ class BackboneConfig(_Strict):
 
     name: Literal["dnn", "wide_deep", "deepfm", "dcn_v2"] = "dnn"
     embedding_dim: int = Field(8, ge=1, le=256)
-    hidden_units: list[int] = Field(default_factory=lambda: [128, 64])
+    hidden_units: list[Annotated[int, Field(ge=1, le=65536)]] = Field(default_factory=lambda: [128, 64], min_length=1)
     cross_layers: int = Field(2, ge=1, le=8)  # DCN-v2 only
     dropout: float = Field(0.0, ge=0, lt=1)
     embedding_init_std: float = Field(1e-2, gt=0)
@@ -168,9 +240,9 @@ class OptimizerConfig(_Strict):
     learning_rate: float = Field(2e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(1024, ge=8)
-    max_epochs: int = Field(8, ge=1)
+    max_epochs: int = Field(8, ge=1, le=10_000)
     patience: int = Field(2, ge=0)
-    seed: int = 42
+    seed: Seed = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
@@ -180,7 +252,7 @@ class ShapleyConfig(_Strict):
     n_samples: int = Field(2000, ge=10)  # validation rows explained
     n_permutations: int = Field(8, ge=1)
     epsilon: float = Field(1e-3, gt=0)  # floor on q_k so no drawable feature is never chosen
-    seed: int = 0
+    seed: Seed = 0
     batch_size: int = Field(16384, ge=64)
 
 
@@ -194,7 +266,7 @@ class PairsConfig(_Strict):
     warmup_epochs: int = Field(2, ge=1)  # the warm-up model Shapley importance is measured on
     move: MoveName = "decomposed"
     shapley: ShapleyConfig = ShapleyConfig()
-    seed: int = 11
+    seed: Seed = 11
 
 
 class SearchRange(_Strict):
@@ -237,7 +309,7 @@ class SearchConfig(_Strict):
     n_trials: int = Field(8, ge=0)
     n_startup_trials: int = Field(3, ge=1)  # random trials before TPE models the front
     timeout_s: float | None = Field(None, gt=0)
-    seed: int = 0
+    seed: Seed = 0
     study_name: str = "ccss"
     storage_path: str = "data/06_models/optuna.db"
     max_epochs: int = Field(4, ge=1)  # per-trial budget; the final fit uses optimizer.max_epochs
@@ -262,7 +334,11 @@ class SearchConfig(_Strict):
     @field_validator("storage_path")
     @classmethod
     def _inside_data(cls, value: str) -> str:
-        return _inside_data_folder(value, "storage_path")
+        _inside_data_folder(value, "storage_path")
+        if not value.lower().endswith(SQLITE_SUFFIXES):
+            raise ValueError(f"storage_path must name an SQLite file ending in {', '.join(SQLITE_SUFFIXES)} "
+                             f"(e.g. 'data/06_models/optuna.db'), got {value!r}")
+        return value
 
 
 class TrainingConfig(_Strict):
@@ -282,6 +358,14 @@ class TrainingConfig(_Strict):
     def _checkpoints_inside_data(cls, value: str) -> str:
         return _inside_data_folder(value, "checkpoint_dir")
 
+    @model_validator(mode="after")
+    def _seeds_in_range(self) -> TrainingConfig:
+        last = self.optimizer.seed + self.n_seeds - 1
+        if last > 2**32 - 1:
+            raise ValueError(f"model_training.optimizer.seed + n_seeds - 1 = {last} exceeds the largest seed "
+                             f"{2**32 - 1}: lower optimizer.seed")
+        return self
+
     @field_validator("backbones")
     @classmethod
     def _non_empty(cls, value: list[str]) -> list[str]:
@@ -299,6 +383,6 @@ class EvaluationConfig(_Strict):
     grid_levels: int = Field(200, ge=3, le=10_000)  # quantile levels of the raw-value grid (headline)
     grid_rows: int = Field(2000, ge=10)  # seeded sample of test rows swept over the raw grid
     max_rows: int | None = Field(5000, ge=100)  # test rows for the bucket-centre sweeps; null = all
-    seed: int = 0
+    seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     calibration_bins: int = Field(10, ge=2)

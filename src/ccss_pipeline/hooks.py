@@ -54,6 +54,13 @@ class _Missing:
 _MISSING = _Missing()
 
 
+class _WholeGroup:
+    """The bad value of a rule that spans several keys (a model-level check): the message names them."""
+
+
+_WHOLE_GROUP = _WholeGroup()
+
+
 class ConfigurationError(ValueError):
     """The parameters are invalid; the message names file, key path, bad value and allowed values."""
 
@@ -119,6 +126,8 @@ def _problems_of(key: str, model: type[BaseModel], raw: Any) -> tuple[list[tuple
                 allowed = _allowed_keys(model, tuple(err.get("loc", ()))[:-1])
                 message = "unknown key (a typo?)" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
             bad = _MISSING if err.get("type") == "missing" else err.get("input")
+            if not err.get("loc"):  # a rule across keys: the message names them, the value is the group
+                bad, message = _WHOLE_GROUP, message.removeprefix("Value error, ")
             problems.append((path, note, bad, message))
         return problems, None
 
@@ -183,7 +192,8 @@ def check_parameters(
             if isinstance(value, SchemaConfig):
                 problems = _cross_checks(value)
         for path, note, bad, rule in problems:
-            lines.append(f"  - {where(key)}: key '{path}'{note}: value {bad!r}: {rule}")
+            shown = "" if bad is _WHOLE_GROUP else f" value {bad!r}:"
+            lines.append(f"  - {where(key)}: key '{path}'{note}:{shown} {rule}")
     for key in params:
         if key in PARAMETER_MODELS:
             continue
