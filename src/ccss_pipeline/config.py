@@ -206,6 +206,9 @@ class FeatureConfig(_Strict):
     split: SplitConfig = SplitConfig()
     n_buckets: int = Field(16, ge=2, le=1024)
     min_category_count: int = Field(2, ge=1)
+    # dense standardization uses training values winsorized at these quantiles (q, 1 - q), so one
+    # extreme value cannot squash every other value of its feature to the same dense input
+    outlier_quantile: float = Field(0.001, ge=0, lt=0.5)
 
 
 class BackboneConfig(_Strict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ccss_pipeline.config import (
     TrainingConfig,
     ValidationConfig,
 )
+from ccss_pipeline.run_lock import ProjectLock
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -170,6 +172,54 @@ def _cross_checks(schema: SchemaConfig) -> list[tuple[str, str, Any, str]]:
     return problems
 
 
+_RUNTIME_REFERENCE = re.compile(r"\$\{\s*runtime_params:\s*([A-Za-z0-9_]+)")
+
+
+def runtime_only_keys(conf_root: Path, env: str | None, base_env: str = "base") -> set[str]:
+    """Top-level names the configuration reads with ``${runtime_params:NAME}`` (e.g. ``table_path``):
+    legitimate ``--params`` keys that are not parameter groups."""
+    names: set[str] = set()
+    for folder in {conf_root / e for e in (base_env, env) if e}:
+        for path in (*folder.glob("**/*.yml"), *folder.glob("**/*.yaml")) if folder.is_dir() else ():
+            try:
+                names.update(_RUNTIME_REFERENCE.findall(path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError):
+                continue
+    return names
+
+
+def _dotted_fields(model: type[BaseModel], prefix: str) -> list[str]:
+    """Every dotted key path of a parameter model (``model_training.search.n_trials``, ...)."""
+    out = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}"
+        out.append(path)
+        nested = _model_in(field.annotation)
+        if nested is not None:
+            out.extend(_dotted_fields(nested, path))
+    return out
+
+
+def _leaf_paths(value: Any, prefix: str) -> list[str]:
+    if isinstance(value, Mapping) and value:
+        return [p for k, v in value.items() for p in _leaf_paths(v, f"{prefix}.{k}")]
+    return [prefix]
+
+
+def _suggest(key: str, value: Any) -> str:
+    """'did you mean ...' for an unknown top-level key: a group name close to it, or the known dotted
+    paths that end with the key paths given (``search.n_trials`` -> ``model_training.search.n_trials``)."""
+    close = difflib.get_close_matches(str(key), list(PARAMETER_MODELS), n=1, cutoff=0.8)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    known = [p for group, model in PARAMETER_MODELS.items() for p in _dotted_fields(model, group)]
+    hits = []
+    for leaf in _leaf_paths(value, str(key)):
+        hits.extend(p for p in known if p.endswith("." + leaf))
+    hits = sorted(dict.fromkeys(hits))
+    return f"; did you mean {', '.join(repr(h) for h in hits[:3])}?" if hits else ""
+
+
 def check_parameters(
     params: Mapping[str, Any], conf_root: Path, env: str | None, base_env: str = "base", runtime_keys: set[str] | None = None
 ) -> dict[str, BaseModel]:
@@ -194,13 +244,15 @@ def check_parameters(
         for path, note, bad, rule in problems:
             shown = "" if bad is _WHOLE_GROUP else f" value {bad!r}:"
             lines.append(f"  - {where(key)}: key '{path}'{note}:{shown} {rule}")
+    runtime_only = runtime_only_keys(conf_root, env, base_env)
     for key in params:
-        if key in PARAMETER_MODELS:
+        if key in PARAMETER_MODELS or (key in runtime_keys and key in runtime_only):
             continue
-        close = difflib.get_close_matches(str(key), list(PARAMETER_MODELS), n=1, cutoff=0.8)
-        if close:
-            lines.append(f"  - {where(str(key))}: key '{key}': unknown top-level key; did you mean '{close[0]}'?"
-                         f" allowed: {', '.join(PARAMETER_MODELS)}")
+        origin = ("runtime --params" if key in runtime_keys
+                  else find_parameter_file(str(key), conf_root, env, base_env))
+        lines.append(f"  - {origin}: key '{key}': unknown top-level key{_suggest(str(key), params[key])}"
+                     f" (allowed: {', '.join(PARAMETER_MODELS)}"
+                     + (f"; runtime-only: {', '.join(sorted(runtime_only))}" if runtime_only else "") + ")")
     if lines:
         raise ConfigurationError("invalid parameters (nothing was run):\n" + "\n".join(lines))
     return validated
@@ -224,3 +276,32 @@ class ConfigurationCheckHooks:
         runtime_keys = set(getattr(loader, "runtime_params", None) or {})
         check_parameters(params, conf_root, env, base_env, runtime_keys)
         logger.debug("all %d parameter groups validated", len(PARAMETER_MODELS))
+
+
+class ProjectLockHooks:
+    """One run at a time per project (``ccss_pipeline.run_lock``): taken before the first node, released
+    after the last or on error."""
+
+    def __init__(self) -> None:
+        self._lock: ProjectLock | None = None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        project = run_params.get("project_path") or Path.cwd()
+        lock = ProjectLock(project)
+        lock.acquire({"pipelines": ",".join(run_params.get("pipeline_names") or [])
+                      or run_params.get("pipeline_name") or "__default__"})
+        self._lock = lock
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._release()

@@ -1,9 +1,10 @@
 """Project settings: Kedro defaults, with telemetry off and every parameter validated up front."""
 
-from ccss_pipeline.hooks import ConfigurationCheckHooks
+from ccss_pipeline.hooks import ConfigurationCheckHooks, ProjectLockHooks
 
-# all parameter groups are validated before any node runs (see hooks.py), whatever pipeline is run
-HOOKS = (ConfigurationCheckHooks(),)
+# all parameter groups are validated before any node runs (see hooks.py), whatever pipeline is run;
+# one run at a time per project (run_lock.py)
+HOOKS = (ConfigurationCheckHooks(), ProjectLockHooks())
 
 # kedro-telemetry must never prompt or send anything from this project.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)

@@ -13,7 +13,6 @@ Model-ready tables (one parquet per split) hold, per row:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ccss_pipeline.fingerprint import array_hash, content_hash
 
 LABEL_COLUMN = "label"
 GROUP_COLUMN = "group_id"
@@ -102,6 +103,11 @@ class FeatureSpec:
         """Positions (within ``numerical``) of the directed features."""
         return [i for i, f in enumerate(self.numerical) if f.direction != 0]
 
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of the spec: artifacts built from it record it (``ccss_pipeline.lineage``)."""
+        return content_hash(self.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
@@ -166,10 +172,7 @@ class ModelInputs:
 
     def digest(self) -> str:
         """A short content hash of every array: resumable state (studies, checkpoints) is keyed by it."""
-        h = hashlib.sha256()
-        for array in (self.cat, self.dense, self.bucket, self.label):
-            h.update(np.ascontiguousarray(array).tobytes())
-        return h.hexdigest()[:16]
+        return array_hash((self.cat, self.dense, self.bucket, self.label))
 
     def take(self, index: np.ndarray) -> ModelInputs:
         """Rows ``index`` of every array (a copy)."""

@@ -6,15 +6,14 @@ where a later node or a rerun would read it: the old file stays until the new on
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
 from kedro.io.core import parse_dataset_definition
+
+from ccss_pipeline.files import atomic_write
 
 
 class AtomicDataset(AbstractDataset[Any, Any]):
@@ -40,17 +39,7 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         return self._inner.load()
 
     def save(self, data: Any) -> None:
-        target = self._filepath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
-            self._build(tmp).save(data)
-            _replace(tmp, target)
-        finally:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            elif tmp.exists():
-                tmp.unlink()
+        atomic_write(self._filepath, lambda tmp: self._build(tmp).save(data))
 
     def _exists(self) -> bool:
         return self._filepath.exists()
@@ -58,17 +47,3 @@ class AtomicDataset(AbstractDataset[Any, Any]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "dataset": self._config.get("type")}
 
-
-def _replace(tmp: Path, target: Path) -> None:
-    """``os.replace`` for files; for folders, swap through a backup so the old one survives a failure."""
-    if tmp.is_dir() and target.is_dir():
-        backup = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, backup)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            os.replace(backup, target)
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(tmp, target)

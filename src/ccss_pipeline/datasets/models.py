@@ -8,15 +8,13 @@ swapped in, so a failed save never leaves a mix of old and new models.
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
-from ccss_pipeline.datasets.atomic import _replace
+from ccss_pipeline.files import atomic_write
 
 WEIGHTS, CONFIG = "model.pt", "model.json"
 
@@ -35,32 +33,33 @@ class ModelCollectionDataset(AbstractDataset[dict[str, dict[str, Any]], dict[str
         for sub in sorted(p for p in self._path.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if not (sub / WEIGHTS).is_file() or not (sub / CONFIG).is_file():
                 continue
-            models[sub.name] = {
-                "config": json.loads((sub / CONFIG).read_text()),
-                "state_dict": torch.load(sub / WEIGHTS, map_location="cpu", weights_only=True),
-            }
+            try:
+                config = json.loads((sub / CONFIG).read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DatasetError(f"{sub / CONFIG}: cannot be read as JSON ({exc}); rerun model_training") from exc
+            try:
+                state = torch.load(sub / WEIGHTS, map_location="cpu", weights_only=True)
+            except Exception as exc:  # truncated zip, foreign pickle refused by weights_only, ...
+                raise DatasetError(f"{sub / WEIGHTS}: not a readable state_dict ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:200]}); rerun model_training") from exc
+            models[sub.name] = {"config": config, "state_dict": state}
         if not models:
             raise DatasetError(f"{self._path}: no model sub-folder with {WEIGHTS} and {CONFIG}")
         return models
 
     def save(self, data: dict[str, dict[str, Any]]) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_name(f".{self._path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
+        if self._path.exists() and not self._path.is_dir():
+            raise DatasetError(f"{self._path} exists and is not a folder")
+
+        def write(tmp: Path) -> None:
             for name, entry in data.items():
                 sub = tmp / name
                 sub.mkdir(parents=True)
                 state = {k: v.detach().cpu() for k, v in entry["state_dict"].items()}
                 torch.save(state, sub / WEIGHTS)
                 (sub / CONFIG).write_text(json.dumps(entry["config"], indent=2, sort_keys=True))
-            if self._path.exists() and not self._path.is_dir():
-                raise DatasetError(f"{self._path} exists and is not a folder")
-            if self._path.is_dir():
-                _replace(tmp, self._path)
-            else:
-                tmp.rename(self._path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        atomic_write(self._path, write)
 
     def _exists(self) -> bool:
         return self._path.is_dir()

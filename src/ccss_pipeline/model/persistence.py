@@ -7,13 +7,13 @@ silently paired with a different spec.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ccss_pipeline.files import atomic_write
 
 from ccss_pipeline.config import BackboneConfig
 from ccss_pipeline.model.backbones import CTRModel
@@ -25,13 +25,11 @@ CONFIG_NAME = "model.json"
 
 def spec_hash(spec: FeatureSpec) -> str:
     """Stable hash of the feature spec contents."""
-    return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()
+    return spec.fingerprint
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, write)
 
 
 def save_model(model: CTRModel, config: dict[str, Any] | None, directory: str | Path, spec: FeatureSpec | None = None) -> Path:

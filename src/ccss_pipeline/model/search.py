@@ -24,7 +24,8 @@ Selection (``select_trial``): the best validation AUC among the completed trials
 share is at most ``search.max_violation``; when none reaches the target, the trial with the lowest
 share, with a warning.
 
-The study lives in SQLite (``storage_root / search.storage_path``); its name carries the backbone and
+The study lives in SQLite (``storage_root / search.storage_path``) with Optuna's heartbeat, so a run
+tells the trials of a killed run (failed on start) from those of one still running (kept); its name carries the backbone and
 a hash of everything the trials' results depend on (data, spec, backbone, budget, loss, search space,
 measurement settings), so an interrupted search resumes with its finished trials kept, raising
 ``n_trials`` or changing the selection target (``max_violation``) or the pruner continues the same
@@ -33,10 +34,10 @@ study, and a changed configuration starts a new study instead of mixing incompat
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
+import os
+import socket
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +50,7 @@ from matplotlib.figure import Figure
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.evaluation.plots import message_figure
+from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.evaluation.raw_grid import wrong_step_share
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import _pairs_digest, score_fn, train_model
@@ -59,6 +61,7 @@ logger = logging.getLogger(__name__)
 #: user attributes of a trial
 AUC_ATTR = "val_auc"
 SHARE_ATTR = "val_wrong_step_share"
+WORKER_ATTR = "worker"  # host:pid of the process running the trial
 HISTORY_ATTR = "val_auc_by_epoch"  # list: element i is the validation AUC after epoch i + 1
 #: the two objectives, in Optuna's order
 DIRECTIONS = ("maximize", "minimize")
@@ -83,7 +86,7 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, ba
     (less ``max_epochs``, which the search replaces by ``search.max_epochs``), the loss (less the
     values the search tunes) and the search space and measurement settings (less ``_NOT_HASHED``).
     """
-    payload = json.dumps(
+    payload = content_hash(
         [
             spec.to_dict(),
             data_digest,
@@ -92,10 +95,9 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, ba
             training.contrastive.model_dump(exclude={"weight", "margin", "temperature"}),
             training.search.model_dump(exclude=_NOT_HASHED),
         ],
-        sort_keys=True,
-        default=str,
+        length=10,
     )
-    return f"{training.search.study_name}-{backbone}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+    return f"{training.search.study_name}-{backbone}-{payload}"
 
 
 def search_digest(train: ModelInputs, valid: ModelInputs, pairs: PairTable) -> str:
@@ -133,12 +135,91 @@ def make_sampler(search: SearchConfig, n_existing: int) -> optuna.samplers.TPESa
     )
 
 
-def _fail_stale_trials(study: optuna.Study) -> int:
-    """Trials left RUNNING by a killed process can never finish: mark them FAIL so they are not counted."""
-    stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
-    for t in stale:
-        study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
-    return len(stale)
+#: Optuna heartbeat: a RUNNING trial whose process has not written a heartbeat for ``STALE_AFTER_S`` is
+#: dead (killed) and is failed by the next run; a live run's trial keeps beating and is left alone.
+HEARTBEAT_S = 5
+STALE_AFTER_S = 30
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class SearchFailedError(RuntimeError):
+    """No trial of a study completed although some ran: defaults would silently stand in for a search."""
+
+
+class SearchStorageError(ValueError):
+    """The study's database cannot be used; the message names the file and what to do."""
+
+
+def storage_url(root: Path, storage_path: str) -> str:
+    """``sqlite:///<root>/<storage_path>``, refusing a folder or a file that is not an SQLite database."""
+    path = Path(root) / storage_path
+    if path.is_dir():
+        raise SearchStorageError(f"{path}: model_training.search.storage_path names a folder, not an SQLite file "
+                                 "(e.g. data/06_models/optuna.db)")
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+        if head != _SQLITE_MAGIC:
+            raise SearchStorageError(f"{path}: not an SQLite database (truncated or overwritten?); move it away "
+                                     "or delete it to start the search afresh")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def open_storage(root: Path, storage_path: str) -> optuna.storages.RDBStorage:
+    """The study's RDB storage with Optuna's heartbeat on; a database error names the file."""
+    url = storage_url(root, storage_path)
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9, stable in practice
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=STALE_AFTER_S)
+    except Exception as exc:  # sqlalchemy.exc.DatabaseError and friends
+        raise SearchStorageError(f"{Path(root) / storage_path}: cannot be opened as the Optuna study database "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); move it away or "
+                                 "delete it to start the search afresh") from exc
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on each trial it runs (user attribute ``worker``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _worker_alive(worker: str) -> bool | None:
+    """True/False for a worker on this host (is its process running?), None for another host's."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_trials(study: optuna.Study) -> int:
+    """Fail the RUNNING trials whose process is gone; a live run's trials are kept.
+
+    Dead: a trial of a process on this host that no longer runs, a trial whose Optuna heartbeat has
+    been silent for ``STALE_AFTER_S`` (any host), or a trial that records no worker (not started by
+    this code, e.g. a bare ``study.ask()``, so nothing will ever finish it).
+    """
+    with warnings.catch_warnings():  # experimental since Optuna 2.9, stable in practice
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if not running:
+            return 0
+        optuna.storages.fail_stale_trials(study)  # the heartbeat rule
+    n = len(running) - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get(WORKER_ATTR)
+        if worker is None or _worker_alive(str(worker)) is False:
+            try:
+                n += bool(study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL))
+            except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile by its live owner
+                pass
+    return n
 
 
 def open_study(
@@ -150,26 +231,31 @@ def open_study(
 ) -> optuna.Study:
     """Create or resume the backbone's two-objective study in SQLite (``load_if_exists``).
 
-    Stale RUNNING trials are failed first; the sampler is then seeded from the number of trials the
-    study holds (``sampler_seed``).
+    RUNNING trials whose heartbeat stopped (a killed run) are failed first, while those of a run that
+    is still alive are kept; the sampler is then seeded from the number of trials the study holds
+    (``sampler_seed``).
     """
     search = training.search
-    path = (storage_root or Path.cwd()) / search.storage_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+    root = storage_root or Path.cwd()
+    storage = open_storage(root, search.storage_path)
     name = study_name(training, spec, data_digest, backbone)
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        directions=list(DIRECTIONS),
-        sampler=optuna.samplers.RandomSampler(),  # replaced below, once the trials are counted
-        load_if_exists=True,
-    )
+    try:
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            directions=list(DIRECTIONS),
+            sampler=optuna.samplers.RandomSampler(),  # replaced below, once the trials are counted
+            load_if_exists=True,
+        )
+    except Exception as exc:  # a corrupt database surfaces here as an SQLAlchemy error
+        raise SearchStorageError(f"{root / search.storage_path}: the Optuna study database cannot be read "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); move it away or "
+                                 "delete it to start the search afresh") from exc
     if list(study.directions) != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]:
-        raise ValueError(f"study {name} in {path} does not have the directions {DIRECTIONS}")
-    stale = _fail_stale_trials(study)
-    if stale:
-        logger.warning("marked %d trial(s) left running by an interrupted search as failed", stale)
+        raise ValueError(f"study {name} in {root / search.storage_path} does not have the directions {DIRECTIONS}")
+    dead = fail_dead_trials(study)
+    if dead:
+        logger.warning("marked %d trial(s) left running by an interrupted search as failed", dead)
     n_existing = len(study.get_trials(deepcopy=False))
     return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(search, n_existing))
 
@@ -215,6 +301,7 @@ def run_search(
     logger.info("study %s: %d finished trial(s), running %d more", study.study_name, done, remaining)
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
+        trial.set_user_attr(WORKER_ATTR, worker_id())
         contrastive = suggest_contrastive(trial, training.contrastive, search)
         update: dict[str, Any] = {"max_epochs": search.max_epochs}
         if search.learning_rate is not None:
@@ -259,6 +346,13 @@ def run_search(
 
     if remaining:
         study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=1, gc_after_trial=True)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    if optuna.trial.TrialState.COMPLETE not in states and optuna.trial.TrialState.FAIL in states:
+        raise SearchFailedError(
+            f"search for backbone {backbone}: every trial failed ({states.count(optuna.trial.TrialState.FAIL)} of "
+            f"{len(states)} in study {study.study_name}), so there is no tuned λ/margin; a NaN validation AUC "
+            "(one class in the validation split) or a training error is the usual cause — see the log above"
+        )
     return study
 
 

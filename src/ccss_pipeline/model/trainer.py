@@ -13,11 +13,8 @@ and resumed CPU run ends with exactly the weights of an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +25,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
+from ccss_pipeline.files import atomic_write, sweep_stale_temporaries
+from ccss_pipeline.fingerprint import array_hash, content_hash
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device, seed_everything
 from ccss_pipeline.model.losses import counterfactual_loss, total_loss
@@ -136,24 +135,43 @@ def neighbour_violation_rate(score: Callable[[np.ndarray, np.ndarray, np.ndarray
 
 # -------------------------------------------------------------------------------------- checkpoints
 def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _read_checkpoint(path: Path, device: torch.device, fingerprint: str, max_epochs: int) -> dict | None:
+    """The checkpoint at ``path`` if it can resume this fit, else None (with a warning naming the file).
+
+    It resumes only when its fingerprint (spec, data, pairs and every setting that shapes the weights
+    except ``max_epochs``) matches and it has not trained past ``max_epochs``: raising the budget
+    continues an earlier fit exactly as an uninterrupted longer one would, lowering it must start over.
+    """
+    if not path.exists():
+        return None
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated or foreign file: a cache, so start over rather than fail
+        logger.warning("checkpoint %s cannot be read (%s: %s); starting this fit from scratch", path,
+                       type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        return None
+    if not isinstance(ck, dict) or ck.get("fingerprint") != fingerprint:
+        logger.warning("checkpoint %s belongs to a different configuration; starting fresh", path)
+        return None
+    if int(ck.get("epoch", 0)) > max_epochs:
+        logger.warning("checkpoint %s has trained %d epochs, more than max_epochs=%d; starting fresh", path,
+                       int(ck["epoch"]), max_epochs)
+        return None
+    return ck
 
 
 def _pairs_digest(pairs: PairTable | None) -> str | None:
     """Content hash of a pair table (a redrawn table of the same length must not resume a checkpoint)."""
     if pairs is None:
         return None
-    h = hashlib.sha256(pairs.move.encode())
-    for array in (pairs.row, pairs.feature, pairs.bucket, pairs.dense, pairs.valid, pairs.f_is_up):
-        h.update(np.ascontiguousarray(array).tobytes())
-    return h.hexdigest()[:16]
+    return array_hash((pairs.row, pairs.feature, pairs.bucket, pairs.dense, pairs.valid, pairs.f_is_up), prefix=pairs.move)
 
 
 def _fingerprint(spec: FeatureSpec, *cfgs: object, extra: object = None) -> str:
-    payload = json.dumps([spec.to_dict(), [c.model_dump() for c in cfgs], extra], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return content_hash([spec.to_dict(), [c.model_dump() for c in cfgs], extra])
 
 
 def _to_device(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -224,22 +242,18 @@ def train_model(
                       extra=[train.digest(), valid.digest(), _pairs_digest(pairs), redraw_pairs_each_epoch, move])
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in ckpt_path.parent.glob(f".{CHECKPOINT_NAME}.tmp*"):  # left by a kill mid-save
-            stale.unlink(missing_ok=True)
-        if ckpt_path.exists():
-            ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-            if ck.get("fingerprint") != fp:
-                logger.warning("checkpoint %s belongs to a different configuration; starting fresh", ckpt_path)
-            else:
-                model.load_state_dict(ck["model"])
-                opt.load_state_dict(ck["optimizer"])
-                best_state = ck["best_state"]
-                best_auc, best_epoch, bad_epochs = ck["best_auc"], ck["best_epoch"], ck["bad_epochs"]
-                start_epoch, stopped, history = ck["epoch"], ck["stopped"], list(ck["history"])
-                torch.set_rng_state(ck["rng_cpu"].cpu())
-                if device.type == "cuda" and "rng_cuda" in ck:
-                    torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
-                logger.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
+        sweep_stale_temporaries(ckpt_path)  # left by a kill mid-save
+        ck = _read_checkpoint(ckpt_path, device, fp, optim_cfg.max_epochs)
+        if ck is not None:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            best_state = ck["best_state"]
+            best_auc, best_epoch, bad_epochs = ck["best_auc"], ck["best_epoch"], ck["bad_epochs"]
+            start_epoch, stopped, history = ck["epoch"], ck["stopped"], list(ck["history"])
+            torch.set_rng_state(ck["rng_cpu"].cpu())
+            if device.type == "cuda" and "rng_cuda" in ck:
+                torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
+            logger.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
 
     for epoch in range(start_epoch + 1, optim_cfg.max_epochs + 1):
         if stopped:

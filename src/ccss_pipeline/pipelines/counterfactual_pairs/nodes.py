@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ccss_pipeline.config import ContrastiveConfig, PairsConfig, TrainingConfig
+from ccss_pipeline.lineage import SPEC_KEY, require_spec, stamp
 from ccss_pipeline.model.shapley import shapley_importance
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.model.trainer import logit_fn, train_model
@@ -23,6 +24,8 @@ def estimate_feature_importance(
 ) -> dict[str, Any]:
     """q_k = mean |φ_k| (spec §3.1) on a short λ = 0 fit of the first backbone; p over directed features."""
     spec = FeatureSpec.from_dict(feature_spec)
+    require_spec("train_model_input", train_model_input, spec, "feature_engineering")
+    require_spec("validation_model_input", validation_model_input, spec, "feature_engineering")
     if not spec.directed:
         raise ValueError("the schema declares no numerical feature with a direction (+1/-1): CCSS has nothing to constrain")
     train = ModelInputs.from_frame(train_model_input, spec)
@@ -33,6 +36,7 @@ def estimate_feature_importance(
     result = shapley_importance(logit_fn(warmup.model), valid, spec, counterfactual_pairs.shapley)
     out = result.to_dict()
     out["warmup"] = {"backbone": backbone.name, "epochs": len(warmup.history), "val_auc": warmup.best_val_auc}
+    out[SPEC_KEY] = spec.fingerprint
     return out
 
 
@@ -44,8 +48,10 @@ def materialize_pairs(
 ) -> pd.DataFrame:
     """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints, F side)."""
     spec = FeatureSpec.from_dict(feature_spec)
+    require_spec("train_model_input", train_model_input, spec, "feature_engineering")
+    require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
     train = ModelInputs.from_frame(train_model_input, spec)
     p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
     pairs = draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=counterfactual_pairs.seed,
                        move=counterfactual_pairs.move)
-    return pairs.to_frame()
+    return stamp(pairs.to_frame(), spec)

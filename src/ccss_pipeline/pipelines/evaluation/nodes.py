@@ -22,7 +22,7 @@ from ccss_pipeline.evaluation.plots import (
 from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, render_report
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
-from ccss_pipeline.model.persistence import spec_hash
+from ccss_pipeline.lineage import SPEC_KEY, require_spec
 from ccss_pipeline.model.trainer import score_fn
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
@@ -31,8 +31,7 @@ PLOT_DIR = "plots"
 
 def _rebuild(spec: FeatureSpec, entry: dict[str, Any], name: str) -> CTRModel:
     config = entry["config"]
-    if config.get("spec_hash") not in (None, spec_hash(spec)):
-        raise ValueError(f"model '{name}' was trained with a different feature spec; rerun model_training")
+    require_spec(f"trained_models['{name}']", {SPEC_KEY: config.get("spec_hash")}, spec, "model_training")
     model = CTRModel(spec, BackboneConfig(**config["backbone"]))
     model.load_state_dict(entry["state_dict"])
     return model.eval()
@@ -70,6 +69,7 @@ def evaluate_models(
     raw-grid curves, ROC and calibration data, and ``seed_metrics`` (one row per model).
     """
     spec = FeatureSpec.from_dict(feature_spec)
+    require_spec("test_model_input", test_model_input, spec, "feature_engineering")
     test = ModelInputs.from_frame(test_model_input, spec)
     device = resolve_device(evaluation.device)
     true_directions = {k: int(v) for k, v in source_truth.get("directions", {}).items()}

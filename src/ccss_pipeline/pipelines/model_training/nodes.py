@@ -19,7 +19,7 @@ from optuna.visualization.matplotlib import plot_optimization_history, plot_para
 
 from ccss_pipeline.config import TrainingConfig  # noqa: E402
 from ccss_pipeline.evaluation.plots import message_figure  # noqa: E402
-from ccss_pipeline.model.persistence import spec_hash  # noqa: E402
+from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec  # noqa: E402
 from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table  # noqa: E402
 from ccss_pipeline.model.synthesis import PairTable  # noqa: E402
 from ccss_pipeline.model.trainer import train_model  # noqa: E402
@@ -28,9 +28,14 @@ from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
 BASELINE, CCSS = "baseline", "ccss"
 
 
-def _inputs(train: pd.DataFrame, valid: pd.DataFrame, feature_spec: dict[str, Any]) -> tuple[FeatureSpec, ModelInputs, ModelInputs]:
+def _inputs(train: pd.DataFrame, valid: pd.DataFrame, feature_spec: dict[str, Any], pairs: pd.DataFrame
+            ) -> tuple[FeatureSpec, ModelInputs, ModelInputs, PairTable]:
+    """The spec, both splits and the pair table, each checked to be built for that spec."""
     spec = FeatureSpec.from_dict(feature_spec)
-    return spec, ModelInputs.from_frame(train, spec), ModelInputs.from_frame(valid, spec)
+    require_spec("train_model_input", train, spec, "feature_engineering")
+    require_spec("validation_model_input", valid, spec, "feature_engineering")
+    require_spec("counterfactual_pairs", pairs, spec, "counterfactual_pairs")
+    return spec, ModelInputs.from_frame(train, spec), ModelInputs.from_frame(valid, spec), PairTable.from_frame(pairs)
 
 
 def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> dict[str, Figure]:
@@ -68,13 +73,12 @@ def tune_contrastive_loss(
     Returns the chosen parameters per backbone, every trial (with its backbone) and the study plots.
     The study's database (``search.storage_path``) is resolved against ``project_folder``.
     """
-    spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
-    pairs = PairTable.from_frame(counterfactual_pairs)
+    spec, train, valid, pairs = _inputs(train_model_input, validation_model_input, feature_spec, counterfactual_pairs)
     best: dict[str, Any] = {}
     trials, plots = [], {}
     for backbone in model_training.backbones:
         study = run_search(spec, train, valid, pairs, model_training, backbone, storage_root=project_folder)
-        best[backbone] = best_parameters(study, model_training)
+        best[backbone] = {**best_parameters(study, model_training), SPEC_KEY: spec.fingerprint}
         trials.append(trials_table(study).assign(backbone=backbone))
         plots.update(_study_plots(study, backbone, model_training.search.max_violation))
     return best, pd.concat(trials, ignore_index=True), plots
@@ -102,8 +106,13 @@ def train_final_models(
     Each fit checkpoints every epoch under ``project_folder / checkpoint_dir`` and resumes from it
     after a kill.
     """
-    spec, train, valid = _inputs(train_model_input, validation_model_input, feature_spec)
-    pairs = PairTable.from_frame(counterfactual_pairs)
+    spec, train, valid, pairs = _inputs(train_model_input, validation_model_input, feature_spec, counterfactual_pairs)
+    require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
+    for name in model_training.backbones:
+        if name not in best_params:
+            raise StaleArtifactError(f"'best_params' has no entry for backbone {name!r} (it has "
+                                     f"{sorted(best_params)}): rebuild it with `kedro run --pipelines=model_training`")
+        require_spec(f"best_params[{name!r}]", best_params[name], spec, "model_training")
     shapley_p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
     models: dict[str, dict[str, Any]] = {}
     history: dict[str, Any] = {}
@@ -138,7 +147,7 @@ def train_final_models(
                         "move": pairs.move if variant == CCSS else None,
                         "contrastive": contrastive.model_dump(),
                         "optimizer": optimizer.model_dump(),
-                        "spec_hash": spec_hash(spec),
+                        "spec_hash": spec.fingerprint,
                         "best_epoch": result.best_epoch,
                         "best_val_auc": result.best_val_auc,
                     },

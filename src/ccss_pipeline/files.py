@@ -1,0 +1,138 @@
+"""Atomic file and folder writes, the one home for them (datasets, checkpoints, models).
+
+A write goes to a hidden temporary sibling ``.<name>.tmp-<pid>-<random>`` and is renamed over the
+target only when complete, so a killed or failing save never leaves a half-written artifact where a
+later stage would read it. Temporaries left by a process that no longer runs (a kill mid-save) are
+swept at the next write of the same target. A failed write raises :class:`ArtifactWriteError`,
+which names the target file (and says so when the disk is full).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class ArtifactWriteError(OSError):
+    """An artifact could not be written; the message names the file, and the old one is untouched."""
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _owner_pid(path: Path, target: Path) -> int | None:
+    """The pid in ``.<name>.tmp-<pid>-<random>`` / ``.<name>.old-<pid>-<random>``, None if not ours."""
+    for marker in (".tmp-", ".old-"):
+        prefix = f".{target.name}{marker}"
+        if path.name.startswith(prefix):
+            head = path.name[len(prefix):].split("-", 1)[0]
+            return int(head) if head.isdigit() else -1  # -1: an older naming scheme, no owner to ask
+    return None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sweep_stale_temporaries(target: Path) -> list[Path]:
+    """Delete the temporaries of ``target`` whose writing process is gone; returns what was removed."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    for path in target.parent.glob(f".{target.name}.*"):
+        pid = _owner_pid(path, target)
+        if pid is None or (pid > 0 and _pid_alive(pid)):
+            continue
+        _remove(path)
+        removed.append(path)
+    if removed:
+        logger.info("removed %d temporary file(s) left by an interrupted save of %s", len(removed), target)
+    return removed
+
+
+def temporary_sibling(target: Path, kind: str = "tmp") -> Path:
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def replace_path(tmp: Path, target: Path) -> None:
+    """``os.replace`` for files; a folder is swapped through a backup so the old one survives a failure."""
+    if tmp.is_dir() and target.is_dir():
+        backup = temporary_sibling(target, "old")
+        os.replace(target, backup)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            os.replace(backup, target)
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def write_error(target: Path, exc: BaseException) -> ArtifactWriteError:
+    """The error to raise when writing ``target`` failed with ``exc``: names the file and a full disk."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    full = code == errno.ENOSPC or "No space left" in text or "file write failed" in text
+    hint = " — the disk is full; free space and rerun" if full else ""
+    return ArtifactWriteError(code or errno.EIO, f"cannot write {target}: {text}{hint} (the previous version, "
+                                                 "if any, is unchanged)")
+
+
+def _io_cause(exc: BaseException) -> BaseException | None:
+    """The I/O failure behind ``exc``: itself or a cause/context (a dataset wraps it in its own error)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, RuntimeError)):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def atomic_write(target: Path | str, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp)`` on a temporary sibling, then rename it over ``target``.
+
+    ``write`` may create a file or a folder at ``tmp``. Stale temporaries of the same target are swept
+    first; an ``OSError``/``RuntimeError`` (torch reports a full disk as the latter), also when a
+    dataset wraps it in its own error, becomes :class:`ArtifactWriteError` naming ``target``.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(target)
+    tmp = temporary_sibling(target)
+    try:
+        write(tmp)
+        replace_path(tmp, target)
+    except ArtifactWriteError:
+        raise
+    except Exception as exc:
+        cause = _io_cause(exc)
+        if cause is None:
+            raise
+        raise write_error(target, cause) from exc
+    finally:
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
+    return target

@@ -1,0 +1,55 @@
+"""Which feature spec an artifact was built for, and the refusal of one built for another.
+
+Every artifact derived from the fitted feature spec (the model-ready tables, the Shapley importances,
+the counterfactual pair table, the chosen search parameters, the trained models) records the spec's
+fingerprint. A stage that reads such an artifact beside the current spec checks it: a table of bucket
+ids from a 16-bucket spec read with an 8-bucket spec would index other features' embedding rows,
+silently. Tables carry it in ``DataFrame.attrs`` (kept in the parquet metadata), JSON records as a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from ccss_pipeline.spec import FeatureSpec
+
+#: Key of the fingerprint in a table's ``attrs`` and in JSON records.
+SPEC_KEY = "spec_fingerprint"
+
+
+class StaleArtifactError(ValueError):
+    """An artifact was built for another feature spec; the message says which and how to rebuild it."""
+
+
+def stamp(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Record ``spec``'s fingerprint on a table (in place; returned for chaining)."""
+    frame.attrs[SPEC_KEY] = spec.fingerprint
+    return frame
+
+
+def recorded(artifact: pd.DataFrame | Mapping[str, Any]) -> str | None:
+    """The fingerprint an artifact records, None when it records none (built before fingerprints)."""
+    if isinstance(artifact, pd.DataFrame):
+        value = artifact.attrs.get(SPEC_KEY)
+    else:
+        value = artifact.get(SPEC_KEY)
+    return None if value is None else str(value)
+
+
+def require_spec(name: str, artifact: pd.DataFrame | Mapping[str, Any], spec: FeatureSpec, rebuild: str) -> None:
+    """Raise :class:`StaleArtifactError` unless ``artifact`` records ``spec``'s fingerprint.
+
+    ``name`` is the catalog entry, ``rebuild`` the pipeline whose run rebuilds it.
+    """
+    found = recorded(artifact)
+    if found == spec.fingerprint:
+        return
+    what = f"was built for another feature spec (fingerprint {found})" if found else "records no feature-spec fingerprint"
+    raise StaleArtifactError(
+        f"'{name}' {what}, but 'feature_spec' (data/04_feature/feature_spec.json) has fingerprint "
+        f"{spec.fingerprint}: it is stale and is not used. Rebuild it with `kedro run --pipelines={rebuild}` "
+        "(or rebuild everything out of date with `dvc repro`)."
+    )
