@@ -24,6 +24,7 @@ from ccss_pipeline.pipelines.evaluation.nodes import (
     plot_evaluation,
     write_report,
 )
+from ccss_pipeline.lineage import stamp
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec
 from tests.kedro_project import run_pipelines
 from tests.model.conftest import make_inputs, make_spec
@@ -49,6 +50,7 @@ def tiny():
     for j, f in enumerate(spec.numerical):
         frame[f.dense_column] = inputs.dense[:, j]
         frame[f.bucket_column] = inputs.bucket[:, j]
+    stamp(frame, spec)  # built for this spec, as feature engineering records it
     backbone = BackboneConfig(name="dnn", hidden_units=[8], embedding_dim=4, embedding_init_std=0.5)
     models = {}
     for name in MODELS:
@@ -120,7 +122,7 @@ def test_evaluate_models_rejects_a_model_of_another_spec(tiny):
     spec, frame, models, truth = tiny
     entry = models["dnn__ccss__seed0"]
     bad = {"dnn__ccss__seed0": {**entry, "config": {**entry["config"], "spec_hash": "deadbeef"}}}
-    with pytest.raises(ValueError, match="different feature spec"):
+    with pytest.raises(ValueError, match=r"trained_models\['dnn__ccss__seed0'\]' was built for another feature spec"):
         evaluate_models(frame, spec.to_dict(), bad, {}, EVALUATION)
 
 
