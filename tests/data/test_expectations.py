@@ -429,7 +429,10 @@ def test_one_class_in_train_and_bad_labels_caught():
     train["click"] = 1
     test.loc[0, "click"] = 2
     report = validate_splits(train, val, test, "click", "ts", SPLIT_ORIGINS)
-    f = _only(report, RULE_BOTH_CLASSES)
-    assert f.dataset == "train.parquet" and f.column == "click" and "observed values {1}" in f.detail
+    # test's labels become {2, 1}: it has no 0 either, and every split must hold both classes
+    both = {f.dataset: f for f in report.failures if f.rule == RULE_BOTH_CLASSES}
+    assert set(both) == {"train.parquet", "test.parquet"}, report.error_message()
+    f = both["train.parquet"]
+    assert f.column == "click" and "observed values {1}" in f.detail
     g = _only(report, RULE_LABEL_SET)
     assert g.dataset == "test.parquet" and g.unexpected_count == 1

@@ -7,7 +7,8 @@ every error names the file to fix.
 Public API
 ----------
 - :func:`build_table_suite` — the GX ``ExpectationSuite`` of one raw table (suites as code).
-- :func:`validate_source` — runs every table's suite and returns a :class:`ValidationReport`.
+- :func:`validate_source` — runs every table's suite, plus the checks of each side table's join key
+  against the log, and returns a :class:`ValidationReport`.
 - :func:`validate_splits` — checks of the time-ordered train / validation / test split.
 - :func:`raise_if_failed` — raises :class:`DataValidationError` with ONE message listing every failure.
 
@@ -21,14 +22,25 @@ Notes on GX 1.x behaviour relied upon here
   the frame and an ``ExpectColumnToExist`` for the others; an errored result is still reported as a
   failure ("column exists" when the column is absent, the GX error message otherwise), never a crash.
 - Timestamps are validated on a derived column ``<timestamp>__epoch_ms`` (float milliseconds since the
-  epoch, NaN where unparseable) added by :func:`prepare_table` before validation: not-null on it means
-  "timestamp parseable" and a between with ``cfg.timestamp_min`` / ``cfg.timestamp_max`` converted to epoch
-  milliseconds means "timestamp in range". Offending examples are read back from the raw column through
-  GX's ``partial_unexpected_index_list``.
+  epoch, NaN where unparseable) added by :func:`prepare_table` before validation, parsed by
+  :func:`ccss_pipeline.data.timestamps.epoch_ms` — the parser the join uses too (``datetime`` values must be
+  ISO 8601, or match ``schema.timestamp_format`` when it is set). Not-null on it means "timestamp
+  parseable", a between with ``cfg.timestamp_min`` / ``cfg.timestamp_max`` converted to epoch milliseconds
+  means "timestamp in range", and "no duplicated impressions" compares (user, item, derived timestamp), so
+  one instant written two ways is still a duplicate. Offending examples are read back from the raw
+  column(s) through GX's ``partial_unexpected_index_list``.
+- Every schema categorical and numerical column must hold at least one value ("not entirely null",
+  ``ExpectColumnUniqueValueCountToBeBetween(min_value=1)``), checked in the table the join takes it from.
+- Side-table joins: the log must hold each present side table's key ("column exists"); the key must be
+  numbers in both tables or strings in both ("join key types match", pandas: the join would crash);
+  and the share of log rows whose key is found in the side table ("key found in side table") is
+  validated on a derived boolean column ``<key>__in_<table>`` of the log with
+  ``ExpectColumnValuesToBeInSet([True], mostly=cfg.min_key_coverage)``: rows not found get NaN from the
+  left join. A side table the join takes no schema column from is measured (reported) but not gated.
 - Split ordering: ``max(train time) <= min(validation time)`` and ``max(validation time) <= min(test
   time)``. Ties at a boundary are allowed by default (events with the same timestamp are simultaneous, not
   future information, and a split by event order may put them on either side); ``allow_ties=False``
-  demands strict ``<``.
+  demands strict ``<``. Every non-empty split must hold both classes (AUC and log loss need them).
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ import pandas as pd  # noqa: E402
 from great_expectations.core import ExpectationSuite  # noqa: E402
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig  # noqa: E402
+from ccss_pipeline.data.timestamps import ISO_EXAMPLES, epoch_ms  # noqa: E402
 
 __all__ = [
     "DataValidationError",
@@ -57,6 +70,7 @@ __all__ = [
     "Failure",
     "ValidationReport",
     "build_table_suite",
+    "key_coverage_column",
     "prepare_table",
     "raise_if_failed",
     "timestamp_epoch_column",
@@ -81,6 +95,9 @@ RULE_TS_PARSEABLE = "timestamp parseable"
 RULE_TS_RANGE = "timestamp in range"
 RULE_UNIQUE_KEY = "unique key"
 RULE_DUP_IMPRESSIONS = "no duplicated impressions"
+RULE_NOT_ALL_NULL = "not entirely null"
+RULE_KEY_TYPES = "join key types match"
+RULE_KEY_COVERAGE = "key found in side table"
 RULE_BOTH_CLASSES = "both classes present"
 RULE_SPLIT_NOT_EMPTY = "split not empty"
 RULE_TIME_ORDER = "time order (no leakage)"
@@ -231,12 +248,13 @@ class ValidationReport:
                  f"({len(self.outcomes)} expectations evaluated, {len(self.failures)} failed)", ""]
         for name, st in self.tables.items():
             lines += [f"## {name} — `{st.dataset}`", "", f"{st.rows} rows, {st.columns} columns", "",
-                      "| column | rule | expectation | result | unexpected |", "|---|---|---|---|---|"]
+                      "| column | rule | expectation | result | unexpected | observed |",
+                      "|---|---|---|---|---|---|"]
             for o in (o for o in self.outcomes if o.table == name):
                 res = "PASS" if o.success else ("ERROR" if o.error else "FAIL")
                 unexp = "" if o.unexpected_count is None else str(o.unexpected_count)
                 lines.append(f"| {o.column or '(table)'} | {_md(o.rule)} | `{o.expectation_type}` | {res} "
-                             f"| {unexp} |")
+                             f"| {unexp} | {_md(_observed(o.observed_value))} |")
             lines.append("")
         if self.failures:
             lines += ["## Failures", ""] + [f"- {_md(f.line())}" for f in self.failures] + [""]
@@ -245,6 +263,18 @@ class ValidationReport:
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _observed(value: Any, width: int = 80) -> str:
+    """A short, one-line rendering of an outcome's observed value for the Markdown table."""
+    if value is None:
+        return ""
+    if isinstance(value, float) or isinstance(value, np.floating):
+        text = f"{float(value):.6g}"
+    else:
+        text = _fmt(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class DataValidationError(ValueError):
@@ -322,23 +352,43 @@ def _epoch_ms_bound(value: str) -> float:
     return float((ts - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1))
 
 
-def _to_epoch_ms(series: pd.Series, unit: str) -> pd.Series:
-    """Raw timestamps -> float epoch milliseconds, NaN where missing or unparseable."""
-    if unit in ("ms", "s"):
-        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
-            return pd.Series(np.nan, index=series.index, dtype="float64")
-        num = pd.to_numeric(series, errors="coerce").astype("float64")
-        return num * 1000.0 if unit == "s" else num
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_datetime64_any_dtype(series):
-        return pd.Series(np.nan, index=series.index, dtype="float64")
-    dt = pd.to_datetime(series, errors="coerce", utc=True)
-    if int(dt.isna().sum()) > int(series.isna().sum()):  # inferred format did not fit every row
-        try:
-            dt = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
-        except (TypeError, ValueError):  # pragma: no cover
-            pass
-    naive = dt.dt.tz_localize(None)
-    return ((naive - pd.Timestamp("1970-01-01")) / pd.Timedelta(milliseconds=1)).astype("float64")
+def key_coverage_column(key: str, side_table: str) -> str:
+    """Name of the derived boolean log column: is the row's ``key`` found in ``side_table``?"""
+    return f"{key}__in_{side_table}"
+
+
+def _ts_parse_detail(schema: SchemaConfig) -> str:
+    unit = schema.timestamp_unit
+    if unit == "datetime" and schema.timestamp_format:
+        return f"unit datetime: missing, or does not match schema.timestamp_format {schema.timestamp_format!r}"
+    if unit == "datetime":
+        return (f"unit datetime: missing, or not ISO 8601 (like {ISO_EXAMPLES}); for another layout set "
+                "schema.timestamp_format to its strftime format, e.g. '%d/%m/%Y' — day-first and month-first "
+                "dates are never guessed")
+    per = "milliseconds" if unit == "ms" else "seconds"
+    return f"unit {unit}: missing, or not a number of {per} since the epoch"
+
+
+def _column_owners(schema: SchemaConfig, columns: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """Schema feature column -> the table the join takes it from (the log wins, then side tables in order)."""
+    sets = {name: set(cols) for name, cols in columns.items()}
+    owners: dict[str, str] = {}
+    for col in [n.name for n in schema.numerical] + list(schema.categorical):
+        for table in [LOG_TABLE, *schema.side_tables]:
+            if col in sets.get(table, ()):
+                owners[col] = table
+                break
+    return owners
+
+
+def _join_columns(schema: SchemaConfig, columns: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """Side table -> the schema columns the left join takes from it (as ``join_tables`` does)."""
+    owners = _column_owners(schema, columns)
+    out: dict[str, list[str]] = {name: [] for name in schema.side_tables if name in columns}
+    for col, table in owners.items():
+        if table in out:
+            out[table].append(col)
+    return out
 
 
 def _table_key_columns(table_name: str, schema: SchemaConfig) -> list[str]:
@@ -398,6 +448,21 @@ def build_table_suite(
             if not any(col in set(c) for c in searched.values()):
                 add(_E(E.ExpectColumnToExist, RULE_EXISTS, col, column=col,
                        meta={"detail": f"not found in any of the tables searched: {', '.join(searched)}"}))
+        # the join key of every side table loaded must be in the log too (else the join has nothing to match)
+        join_keys: dict[str, list[str]] = {}
+        for name, side in schema.side_tables.items():
+            if name in searched and side.key not in required:
+                join_keys.setdefault(side.key, []).append(name)
+        for key, names in join_keys.items():
+            add(_E(E.ExpectColumnToExist, RULE_EXISTS, key, column=key,
+                   meta={"detail": f"join key of side table(s) {', '.join(repr(n) for n in names)}: the log "
+                                   "must hold it for the side table to be joined"}))
+
+    # every schema feature column holds at least one value, checked where the join takes it from
+    owners = _column_owners(schema, searched)
+    for col in feature_cols:
+        if owners.get(col) == table_name:
+            add(_E(E.ExpectColumnUniqueValueCountToBeBetween, RULE_NOT_ALL_NULL, col, column=col, min_value=1))
 
     if table_name == LOG_TABLE:
         for col in (schema.user, schema.item):
@@ -415,16 +480,23 @@ def build_table_suite(
                 add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, ts, column=ts,
                        type_list=_NUMERIC_TYPES))
             add(_E(E.ExpectColumnValuesToNotBeNull, RULE_TS_PARSEABLE, ts, column=derived,
-                   meta={**meta, "detail": f"unit {schema.timestamp_unit}"}))
+                   meta={**meta, "detail": _ts_parse_detail(schema)}))
             add(_E(E.ExpectColumnValuesToBeBetween, RULE_TS_RANGE, ts, column=derived,
                    min_value=_epoch_ms_bound(cfg.timestamp_min), max_value=_epoch_ms_bound(cfg.timestamp_max),
                    meta={**meta, "detail": f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]"}))
         keys = [c for c in (schema.user, schema.item, ts) if c]
         if ts and all(c in present for c in keys):
+            # compared on the parsed instant, so one instant written two ways is still a duplicate; rows with
+            # a missing id or an unparseable timestamp are reported by their own rules, not here
             frac = float(getattr(cfg, "max_duplicate_impression_fraction", 0.0))
             extra: dict[str, Any] = {"mostly": 1.0 - frac} if frac > 0 else {}
-            add(_E(E.ExpectCompoundColumnsToBeUnique, RULE_DUP_IMPRESSIONS, ", ".join(keys), column_list=keys,
-                   meta={"detail": f"at most {frac:.2%} of rows may be duplicated"} if frac else {}, **extra))
+            detail = "same user, item and timestamp instant"
+            if frac:
+                detail += f"; at most {frac:.2%} of rows may be duplicated"
+            add(_E(E.ExpectCompoundColumnsToBeUnique, RULE_DUP_IMPRESSIONS, ", ".join(keys),
+                   column_list=[schema.user, schema.item, timestamp_epoch_column(ts)],
+                   ignore_row_if="any_value_is_missing",
+                   meta={"detail": detail, "source_columns": keys}, **extra))
     elif table_name in schema.side_tables:
         key = schema.side_tables[table_name].key
         if key in present:
@@ -451,7 +523,8 @@ def prepare_table(table_name: str, frame: pd.DataFrame, schema: SchemaConfig) ->
     frame = frame.reset_index(drop=True)  # GX reports index labels: make them unique row positions
     ts = schema.timestamp
     if table_name == LOG_TABLE and ts and ts in frame.columns:
-        return frame.assign(**{timestamp_epoch_column(ts): _to_epoch_ms(frame[ts], schema.timestamp_unit)})
+        parsed = epoch_ms(frame[ts], schema.timestamp_unit, schema.timestamp_format)
+        return frame.assign(**{timestamp_epoch_column(ts): parsed.to_numpy()})
     return frame
 
 
@@ -504,10 +577,17 @@ def _collect(
         unexpected = result.get("unexpected_count")
         observed = result.get("observed_value")
         success = bool(res.success) and err is None
+        coverage = None
+        if meta.get("side_table") and err is None:  # "key found in side table": share of log rows found
+            rows = int(result.get("element_count") or 0)
+            coverage = (rows - int(unexpected or 0)) / rows if rows else None
+            observed = {"side_table": meta["side_table"],
+                        "coverage": None if coverage is None else round(coverage, 6),
+                        "min_key_coverage": meta.get("min_key_coverage", "not gated")}
         report.outcomes.append(ExpectationOutcome(
             dataset=dataset, table=table, column=column, rule=rule, expectation_type=conf.type,
             success=success, unexpected_count=unexpected, observed_value=observed, error=err))
-        if success:
+        if success or (rule == RULE_NOT_ALL_NULL and not len(frame)):  # an empty table fails "row count" once
             continue
         detail = str(meta.get("detail", ""))
         examples: list[Any] = []
@@ -521,9 +601,14 @@ def _collect(
                 detail = f"could not be evaluated: {err.splitlines()[0][:200]}"
         else:
             src = meta.get("source_column")
+            srcs = [c for c in meta.get("source_columns") or [] if c in frame.columns]
             idx = result.get("partial_unexpected_index_list")
-            if src and src in frame.columns and idx and frame.index.is_unique:  # derived column: raw values
-                examples = [frame.at[i, src] for i in idx if not isinstance(i, dict) and i in frame.index]
+            rows = ([i for i in idx or [] if not isinstance(i, dict) and i in frame.index]
+                    if frame.index.is_unique else [])
+            if src and src in frame.columns and rows:  # derived column: raw values
+                examples = [frame.at[i, src] for i in rows]
+            elif srcs and rows:  # compound key with a derived column: the raw values of the row
+                examples = [{c: frame.at[i, c] for c in srcs} for i in rows]
             else:
                 examples = list(result.get("partial_unexpected_list") or [])
             examples = _distinct(examples)
@@ -533,6 +618,10 @@ def _collect(
                 detail = f"observed {observed} rows"
             elif conf.type == "expect_column_to_exist" and not detail:
                 detail = "column missing"
+            elif conf.type == "expect_column_unique_value_count_to_be_between":
+                detail = f"observed {observed} distinct value(s): every value is missing"
+            elif coverage is not None:
+                detail = detail.replace("{coverage}", f"{coverage:.2%}")
             elif conf.type == "expect_column_distinct_values_to_contain_set":
                 seen = sorted(map(_fmt, frame[gx_col].dropna().unique())) if gx_col in frame.columns else []
                 detail = f"observed values {{{', '.join(seen)}}}, expected {set(kwargs.get('value_set', []))}"
@@ -555,7 +644,9 @@ def validate_source(
     """Run every raw table's suite (the log and the side tables of the schema) and report all failures.
 
     Tables not named by the schema (neither ``"log"`` nor in ``schema.side_tables``) are ignored; a missing
-    log or a missing *required* side table is a "table present" failure.
+    log or a missing *required* side table is a "table present" failure. Each side table loaded is also
+    checked against the log: its key must be in the log, be numbers in both or strings in both, and be
+    found for at least ``cfg.min_key_coverage`` of the log rows (if the join takes any column from it).
     """
     cfg = cfg or ValidationConfig()
     report = ValidationReport(success=True, title="Raw data validation")
@@ -566,19 +657,108 @@ def validate_source(
                                            rule=RULE_TABLE_PRESENT, detail="table not loaded"))
     present = {n: tables[n] for n in names if n in tables}
     all_columns = {n: [str(c) for c in f.columns] for n, f in present.items()}
-    jobs, frames = [], {}
+    suites, frames = {}, {}
     for name, frame in present.items():
-        suite = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
-                                  non_numeric=_non_numeric_columns(frame, [n.name for n in schema.numerical]))
-        prepared = prepare_table(name, frame, schema)
-        frames[name] = prepared
-        jobs.append((name, prepared, suite))
+        non_numeric = _non_numeric_columns(frame, [n.name for n in schema.numerical])
+        suites[name] = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
+                                         non_numeric=non_numeric)
+        frames[name] = prepare_table(name, frame, schema)
         report.tables[name] = TableStats(dataset=origins.get(name, name), table=name, rows=len(frame),
                                          columns=frame.shape[1])
+    type_checks = _add_join_checks(present, origins, schema, cfg, suites, frames)
+    jobs = [(name, frames[name], suites[name]) for name in present]
     for name, validation in _run_suites(jobs, cfg.max_offending_values).items():
         _collect(origins.get(name, name), name, frames[name], validation, cfg.max_offending_values, report)
+    for outcome, failure in type_checks:
+        report.outcomes.append(outcome)
+        if failure is not None:
+            report.failures.append(failure)
     report.success = not report.failures
     return report
+
+
+_KEY_KINDS = {
+    "integer": "numbers", "floating": "numbers", "mixed-integer-float": "numbers", "decimal": "numbers",
+    "boolean": "numbers", "string": "strings", "bytes": "strings", "datetime64": "datetimes",
+    "datetime": "datetimes", "date": "datetimes",
+}
+
+
+def _key_kind(series: pd.Series) -> str | None:
+    """What a key column holds: numbers, strings or datetimes; None when empty or mixed (not compared)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetimes"
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return "numbers"
+    values = series.cat.categories.to_series() if isinstance(series.dtype, pd.CategoricalDtype) else series
+    return _KEY_KINDS.get(pd.api.types.infer_dtype(values, skipna=True))
+
+
+def _add_join_checks(
+    present: Mapping[str, pd.DataFrame],
+    origins: Mapping[str, str],
+    schema: SchemaConfig,
+    cfg: ValidationConfig,
+    suites: dict[str, ExpectationSuite],
+    frames: dict[str, pd.DataFrame],
+) -> list[tuple[ExpectationOutcome, Failure | None]]:
+    """Cross-table checks of each side table's key against the log.
+
+    Key types (pandas) are returned as (outcome, failure or None); key coverage is added to the log's GX
+    suite, on a derived boolean column added to the log's prepared frame. A key missing from either table
+    is reported by that table's suite ("column exists") and skipped here.
+    """
+    if LOG_TABLE not in present:
+        return []
+    E = gx.expectations
+    log = present[LOG_TABLE]
+    log_origin = origins.get(LOG_TABLE, LOG_TABLE)
+    taken = _join_columns(schema, {n: [str(c) for c in f.columns] for n, f in present.items()})
+    checks: list[tuple[ExpectationOutcome, Failure | None]] = []
+    derived: dict[str, np.ndarray] = {}
+    for name, side in schema.side_tables.items():
+        key = side.key
+        if name not in present or key not in log.columns or key not in present[name].columns:
+            continue
+        side_frame, side_origin = present[name], origins.get(name, name)
+        lk, sk = log[key], side_frame[key]
+        if isinstance(lk, pd.DataFrame) or isinstance(sk, pd.DataFrame):
+            continue  # a repeated column name: refused when the file is read
+        kinds = (_key_kind(lk), _key_kind(sk))
+        ok = None in kinds or kinds[0] == kinds[1]
+        outcome = ExpectationOutcome(
+            dataset=log_origin, table=LOG_TABLE, column=key, rule=RULE_KEY_TYPES,
+            expectation_type="pandas:join_key_types", success=ok,
+            observed_value={LOG_TABLE: str(lk.dtype), name: str(sk.dtype)})
+        failure = None
+        if not ok:
+            failure = Failure(
+                dataset=log_origin, table=LOG_TABLE, column=key, rule=RULE_KEY_TYPES,
+                examples=_distinct([*lk.dropna().head(1), *sk.dropna().head(1)]),
+                detail=(f"the log holds {kinds[0]} (dtype {lk.dtype}) but side table '{name}' ({side_origin}) "
+                        f"holds {kinds[1]} (dtype {sk.dtype}) in its key column '{key}': they can never match, "
+                        "so the join is impossible; write the key the same way in both files"))
+        checks.append((outcome, failure))
+        if not ok:
+            continue
+        column = key_coverage_column(key, name)
+        derived[column] = (lk.notna() & lk.isin(sk.dropna().unique())).to_numpy()
+        columns = taken.get(name, [])
+        meta: dict[str, Any] = {"source_column": key, "side_table": name}
+        if columns:
+            meta["min_key_coverage"] = cfg.min_key_coverage
+            meta["detail"] = (
+                f"{{coverage}} of the log rows have a '{key}' found in side table '{name}' ({side_origin}), "
+                f"below data_validation.min_key_coverage = {cfg.min_key_coverage:g}; the left join leaves "
+                f"{', '.join(columns)} empty (NaN) for the others")
+        else:
+            meta["detail"] = f"not gated: the join takes no schema column from side table '{name}'"
+        suites[LOG_TABLE].add_expectation(_E(
+            E.ExpectColumnValuesToBeInSet, RULE_KEY_COVERAGE, key, column=column, value_set=[True],
+            mostly=cfg.min_key_coverage if columns else 0.0, meta=meta))
+    if derived:
+        frames[LOG_TABLE] = frames[LOG_TABLE].assign(**derived)
+    return checks
 
 
 def _non_numeric_columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]:
@@ -618,7 +798,9 @@ def validate_splits(
 ) -> ValidationReport:
     """Checks after the time-ordered split, all reported as :class:`Failure` s.
 
-    GX: every split non-empty, label present / not null / in {0, 1}, both classes present in train.
+    GX: every split non-empty, label present / not null / in {0, 1}, both classes present in every
+    non-empty split (train needs them to learn; validation and test to compute AUC and log loss, else every
+    search trial fails and the metrics are NaN).
     pandas (cross-table): ``max(train[time]) <= min(validation[time])`` and
     ``max(validation[time]) <= min(test[time])``; ties at a boundary are allowed unless
     ``allow_ties=False`` (then strict ``<``). Ordering is not checked against an empty split.
@@ -640,7 +822,7 @@ def validate_splits(
                                      column=label_col))
             suite.add_expectation(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col,
                                      value_set=[0, 1]))
-            if name == "train" and len(frame):
+            if len(frame):
                 suite.add_expectation(_E(E.ExpectColumnDistinctValuesToContainSet, RULE_BOTH_CLASSES, label_col,
                                          column=label_col, value_set=[0, 1]))
         jobs.append((name, frame, suite))

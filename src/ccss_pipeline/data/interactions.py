@@ -2,9 +2,11 @@
 
 Canonical columns: ``user``, ``item``, ``label`` (int8), ``event_ts`` (int64 ms since the epoch, or
 the row order when the source has no timestamp), every schema categorical and numerical column, and
-``oracle_prob`` when the source knows the true click probability. Rows are sorted by ``event_ts``
-(stable), which every leak-free feature relies on; repeated impressions (same user, item and
-timestamp) are collapsed to their first row.
+``oracle_prob`` when the source knows the true click probability. Timestamps are parsed by
+:mod:`ccss_pipeline.data.timestamps`, exactly as the validation gate parses them; a value it cannot parse
+raises :class:`ValueError` naming the column (a safety net: the gate runs first). Rows are sorted by
+``event_ts`` (stable), which every leak-free feature relies on; repeated impressions (same user, item
+and timestamp instant) are collapsed to their first row.
 """
 
 from __future__ import annotations
@@ -13,19 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig
+from ccss_pipeline.data.timestamps import to_epoch_ms
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
 
 USER, ITEM = "user", "item"
 
-
-def to_epoch_ms(values: pd.Series, unit: str) -> np.ndarray:
-    """Timestamps as int64 milliseconds since the epoch (``ms``, ``s`` or parseable ``datetime``)."""
-    if unit == "ms":
-        return pd.to_numeric(values, errors="raise").to_numpy(np.int64)
-    if unit == "s":
-        return (pd.to_numeric(values, errors="raise").to_numpy(np.float64) * 1000).astype(np.int64)
-    parsed = pd.to_datetime(values, errors="raise", utc=True, format="mixed")
-    return (parsed.astype("datetime64[ns, UTC]").astype("int64") // 1_000_000).to_numpy(np.int64)
+__all__ = ["ITEM", "USER", "build_interactions", "join_tables", "to_epoch_ms"]
 
 
 def join_tables(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.DataFrame:
@@ -62,7 +57,8 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) ->
             ITEM: joined[schema.item].to_numpy(),
             LABEL_COLUMN: pd.to_numeric(joined[schema.label]).to_numpy(np.int8),
             TIME_COLUMN: (
-                to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit)
+                to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit, schema.timestamp_format,
+                            column=schema.timestamp)
                 if schema.timestamp
                 else np.arange(len(joined), dtype=np.int64)
             ),

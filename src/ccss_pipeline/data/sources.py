@@ -44,7 +44,8 @@ def _sniff_separator(path: Path) -> str:
 
 
 def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
-    """Read one CSV/TSV/parquet file strictly: bad bytes, truncation or emptiness fail naming the file."""
+    """Read one CSV/TSV/parquet file strictly: bad bytes, truncation, emptiness or a header repeating a
+    column name fail naming the file."""
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"{path}: file not found")
@@ -79,10 +80,21 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
 
 
 def _check_field_counts(path: Path, sep: str) -> None:
-    """pandas pads short rows with NaN: a truncated last row or a mismatched delimiter must fail instead."""
+    """pandas pads short rows with NaN: a truncated last row or a mismatched delimiter must fail instead.
+
+    pandas also renames a repeated header name to ``name.1``, so the second column would silently never be
+    used: a header that repeats a name fails here too.
+    """
     with path.open("r", encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh, delimiter=sep)
         header = next(reader, [])
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            detail = ", ".join(f"{name!r} ({header.count(name)} times)" for name in repeated)
+            raise SourceError(
+                f"{path}: the header repeats column name(s) {detail}; every column needs its own name "
+                "(pandas would rename the copies to 'name.1' and the data in them would be silently ignored)"
+            )
         width = len(header)
         for number, row in enumerate(reader, start=2):
             if row and len(row) != width:

@@ -51,7 +51,7 @@ def gate_and_join(raw_source: dict[str, pd.DataFrame], raw_validation_report: di
 def validate_split(
     train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame
 ) -> tuple[dict[str, Any], str]:
-    """No empty split, train < validation < test in time, both classes in train."""
+    """No empty split, train < validation < test in time, both classes in every split."""
     from ccss_pipeline.data.expectations import validate_splits  # GX takes ~8 s to import: only when used
 
     origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in ("train", "validation", "test")}
