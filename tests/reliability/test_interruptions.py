@@ -220,6 +220,15 @@ BEST = {"dnn": {"loss": "margin", "weight": 1.5, "margin": 0.02, "temperature": 
 MODELS = {"dnn__baseline__seed5", "dnn__ccss__seed5"}
 
 
+def _best_for(root: Path) -> dict[str, Any]:
+    """``BEST`` as the search records it: with the fingerprint of the project's feature spec."""
+    from ccss_pipeline.lineage import SPEC_KEY
+    from ccss_pipeline.spec import FeatureSpec
+
+    spec = FeatureSpec.from_dict(json.loads((root / "data" / "04_feature" / "feature_spec.json").read_text()))
+    return {name: {**params, SPEC_KEY: spec.fingerprint} for name, params in BEST.items()}
+
+
 def _state_dicts(root: Path) -> dict[str, dict[str, Any]]:
     import torch
 
@@ -235,7 +244,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, prepared):
     for name in ("killed", "straight"):
         root = _project(tmp_path, prepared, name)
         _write_params(root, model_training=_training(final_epochs=8))
-        (root / "data" / "06_models" / "best_params.json").write_text(json.dumps(BEST))
+        (root / "data" / "06_models" / "best_params.json").write_text(json.dumps(_best_for(root)))
         roots[name] = root
     args = ["--nodes=model_training.train_ccss_and_baseline"]
     # the uninterrupted run goes on beside the killed one (it shares nothing with it)
