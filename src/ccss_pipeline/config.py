@@ -109,9 +109,10 @@ class SchemaConfig(_Strict):
 
     source: Literal["synthetic", "kuairand", "table"]
     label: str
-    user: str
-    item: str
+    user: str | None = None  # optional: without it there is no GAUC (the report says so)
+    item: str | None = None  # optional
     timestamp: str | None = None
+    split_column: str | None = None  # a raw column naming each row's split (feature_engineering.split.mode: column)
     timestamp_unit: Literal["ms", "s", "datetime"] = "ms"
     timestamp_format: str | None = None
     categorical: list[str] = Field(default_factory=list)
@@ -128,6 +129,10 @@ class SchemaConfig(_Strict):
         if not self.numerical and not self.log_features:
             raise ValueError("schema declares no numerical feature: CCSS needs at least one")
         conflicts = self.role_conflicts()
+        for i, feature in enumerate(self.log_features):
+            if getattr(self, feature.entity) is None:
+                conflicts.append(f"schema.log_features[{i}] ({feature.name!r}) counts per {feature.entity}, but "
+                                 f"schema.{feature.entity} is not set: a per-{feature.entity} log feature needs that id")
         if conflicts:
             raise ValueError("; ".join(conflicts))
         if self.timestamp_format is not None and self.timestamp_unit != "datetime":
@@ -138,9 +143,10 @@ class SchemaConfig(_Strict):
     def role_conflicts(self) -> list[str]:
         """Columns used in two roles: a feature that is the label, the timestamp or an id leaks or
         duplicates it (a label declared as a feature gives test AUC 1.0), and the roles must differ."""
-        roles = {"label": self.label, "user": self.user, "item": self.item}
-        if self.timestamp:
-            roles["timestamp"] = self.timestamp
+        roles = {"label": self.label}
+        for role in ("user", "item", "timestamp", "split_column"):
+            if getattr(self, role):
+                roles[role] = getattr(self, role)
         problems = []
         names = list(roles)
         for i, a in enumerate(names):
@@ -193,11 +199,34 @@ class ValidationConfig(_Strict):
         return self
 
 
-class SplitConfig(_Strict):
-    """Time-ordered split: fractions of the time range (by event order) for validation and test."""
+class SplitLabels(_Strict):
+    """``mode: column``: the values of ``schema.split_column`` that name each split (compared as text).
 
+    ``validation: null`` (or no row with that value): validation is carved from train, its last
+    ``validation_fraction`` in time when the schema has a timestamp, else a seeded stratified share.
+    """
+
+    train: str = "train"
+    validation: str | None = "validation"
+    test: str = "test"
+
+
+class SplitConfig(_Strict):
+    """How rows are split into train / validation / test.
+
+    - ``time``: the latest ``test_fraction`` of events is test, the ``validation_fraction`` before it
+      validation (needs ``schema.timestamp``);
+    - ``row_order``: the same by the order of the rows in the file;
+    - ``random``: a seeded random split, stratified by the label unless ``stratify: false``;
+    - ``column``: ``schema.split_column`` names each row's split (values in ``labels``).
+    """
+
+    mode: Literal["time", "row_order", "random", "column"] = "time"
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    seed: Seed = 0
+    stratify: bool = True
+    labels: SplitLabels = SplitLabels()
 
 
 class FeatureConfig(_Strict):
@@ -209,6 +238,8 @@ class FeatureConfig(_Strict):
     # dense standardization uses training values winsorized at these quantiles (q, 1 - q), so one
     # extreme value cannot squash every other value of its feature to the same dense input
     outlier_quantile: float = Field(0.001, ge=0, lt=0.5)
+    # a directed feature left with one bucket cannot be constrained by CCSS: warn (log + report) or fail
+    unconstrained_directed: Literal["warn", "fail"] = "warn"
 
 
 class BackboneConfig(_Strict):
@@ -389,3 +420,4 @@ class EvaluationConfig(_Strict):
     seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     calibration_bins: int = Field(10, ge=2)
+    threshold: float = Field(0.5, gt=0, lt=1)  # predicted probability at or above which a row is positive

@@ -1,5 +1,6 @@
 """Project settings: Kedro defaults, with telemetry off and every parameter validated up front."""
 
+from ccss_pipeline.config_loader import RuntimeParamsConfigLoader
 from ccss_pipeline.hooks import ConfigurationCheckHooks, ProjectLockHooks
 
 # all parameter groups are validated before any node runs (see hooks.py), whatever pipeline is run;
@@ -8,6 +9,10 @@ HOOKS = (ConfigurationCheckHooks(), ProjectLockHooks())
 
 # kedro-telemetry must never prompt or send anything from this project.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
+
+# `--params` changes exactly the keys it names (config_loader.py); an environment still replaces a
+# top-level parameter group of base as a whole
+CONFIG_LOADER_CLASS = RuntimeParamsConfigLoader
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

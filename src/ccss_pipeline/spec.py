@@ -93,6 +93,9 @@ class FeatureSpec:
     has_oracle: bool = False
     source: str = ""
     version: int = SPEC_VERSION
+    label_name: str = "label"  # the schema's label column: plots and the report name it
+    has_user: bool = True  # False when the schema declares no user id (no GAUC)
+    has_item: bool = True
 
     @property
     def directed(self) -> list[NumericalFeature]:
@@ -113,6 +116,9 @@ class FeatureSpec:
             "version": self.version,
             "source": self.source,
             "has_oracle": self.has_oracle,
+            "label_name": self.label_name,
+            "has_user": self.has_user,
+            "has_item": self.has_item,
             "label": LABEL_COLUMN,
             "group": GROUP_COLUMN,
             "categorical": [asdict(c) | {"column": c.column} for c in self.categorical],
@@ -142,6 +148,9 @@ class FeatureSpec:
             numerical=[NumericalFeature(**{k: v for k, v in n.items() if k in num_fields}) for n in data["numerical"]],
             has_oracle=bool(data.get("has_oracle", False)),
             source=str(data.get("source", "")),
+            label_name=str(data.get("label_name", "label")),
+            has_user=bool(data.get("has_user", True)),
+            has_item=bool(data.get("has_item", True)),
         )
 
     def save(self, path: str | Path) -> None:

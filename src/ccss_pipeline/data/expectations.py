@@ -483,9 +483,12 @@ def build_table_suite(
                    meta={**meta, "detail": _ts_parse_detail(schema)}))
             add(_E(E.ExpectColumnValuesToBeBetween, RULE_TS_RANGE, ts, column=derived,
                    min_value=_epoch_ms_bound(cfg.timestamp_min), max_value=_epoch_ms_bound(cfg.timestamp_max),
-                   meta={**meta, "detail": f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]"}))
+                   meta={**meta, "detail": f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]; older or newer "
+                                           "data: set data_validation.timestamp_min / timestamp_max in your "
+                                           "environment's parameters_data_validation.yml (conf/<env>/, "
+                                           "e.g. conf/own_table/)"}))
         keys = [c for c in (schema.user, schema.item, ts) if c]
-        if ts and all(c in present for c in keys):
+        if ts and schema.user and schema.item and all(c in present for c in keys):
             # compared on the parsed instant, so one instant written two ways is still a duplicate; rows with
             # a missing id or an unparseable timestamp are reported by their own rules, not here
             frac = float(getattr(cfg, "max_duplicate_impression_fraction", 0.0))

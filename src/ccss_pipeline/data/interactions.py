@@ -42,7 +42,7 @@ def join_tables(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.Dat
 
 
 def _log_core(schema: SchemaConfig) -> set[str]:
-    core = {schema.user, schema.item, schema.label, ORACLE_COLUMN}
+    core = {c for c in (schema.user, schema.item) if c} | {schema.label, ORACLE_COLUMN}
     if schema.timestamp:
         core.add(schema.timestamp)
     return core
@@ -51,10 +51,10 @@ def _log_core(schema: SchemaConfig) -> set[str]:
 def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.DataFrame:
     """The canonical, time-sorted interaction table of a validated bundle."""
     joined = join_tables(bundle, schema)
+    ids = {USER: schema.user, ITEM: schema.item}
     out = pd.DataFrame(
         {
-            USER: joined[schema.user].to_numpy(),
-            ITEM: joined[schema.item].to_numpy(),
+            **{canonical: joined[column].to_numpy() for canonical, column in ids.items() if column},
             LABEL_COLUMN: pd.to_numeric(joined[schema.label]).to_numpy(np.int8),
             TIME_COLUMN: (
                 to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit, schema.timestamp_format,
@@ -70,8 +70,9 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) ->
         out[num.name] = pd.to_numeric(joined[num.name], errors="coerce").to_numpy(np.float64)
     if ORACLE_COLUMN in joined.columns:
         out[ORACLE_COLUMN] = joined[ORACLE_COLUMN].to_numpy(np.float64)
-    out[GROUP_COLUMN] = out[USER]
-    if schema.timestamp:
+    # GAUC groups by user; without a user id every row is one group (the report says GAUC is n/a)
+    out[GROUP_COLUMN] = out[USER] if schema.user else 0
+    if schema.timestamp and schema.user and schema.item:
         # Repeated impressions (same user, item and time) that the gate tolerated count once.
         out = out.drop_duplicates(subset=[USER, ITEM, TIME_COLUMN], keep="first")
     return out.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)

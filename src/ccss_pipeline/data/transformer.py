@@ -7,6 +7,8 @@ bucket id never disagree. Fitting sees the training split only.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -22,6 +24,8 @@ from ccss_pipeline.spec import (
     QUANTILE_LEVELS,
     NumericalFeature,
 )
+
+logger = logging.getLogger(__name__)
 
 #: Standardized dense values are clipped here so a 1e12 outlier cannot blow up a forward pass.
 DENSE_CLIP = 10.0
@@ -49,6 +53,34 @@ def robust_scale(transformed: np.ndarray, outlier_quantile: float) -> tuple[floa
     return mean, (std if std > 1e-12 else 1.0)
 
 
+def bucket_boundaries(values: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Inner bucket edges in raw units (a value equal to an edge goes up), at most ``n_buckets`` buckets.
+
+    - At most ``n_buckets`` distinct values (a discrete count, a rating): one bucket per value.
+    - Otherwise equal-frequency quantile edges; when ties make them collapse (a count that is zero for
+      97% of rows gave one bucket, so CCSS never constrained it), a greedy equal-frequency pass over
+      the distinct values instead: a heavily tied value gets a bucket of its own and the remaining
+      rows share the remaining buckets equally.
+    """
+    distinct, counts = np.unique(values, return_counts=True)
+    if distinct.size <= n_buckets:
+        return distinct[1:]
+    quantiles = np.unique(np.quantile(values, np.linspace(0, 1, n_buckets + 1)[1:-1], method="linear"))
+    edges = quantiles[quantiles > distinct[0]]  # an edge at the minimum would leave bucket 0 empty
+    if edges.size == n_buckets - 1:
+        return edges
+    cumulative = np.cumsum(counts)
+    total, done, start, left, greedy = int(cumulative[-1]), 0, 0, n_buckets, []
+    while left > 1 and start < distinct.size - 1:
+        target = done + (total - done) / left
+        end = max(int(np.searchsorted(cumulative, target, side="left")), start)
+        if end >= distinct.size - 1:
+            break
+        greedy.append(distinct[end + 1])  # the next bucket starts at the next distinct value
+        done, start, left = int(cumulative[end]), end + 1, left - 1
+    return np.asarray(greedy, dtype=np.float64)
+
+
 def _fit_numerical(name: str, values: np.ndarray, direction: int, transform: str, n_buckets: int,
                    outlier_quantile: float = 0.0) -> NumericalFeature:
     finite = values[np.isfinite(values)]
@@ -56,17 +88,14 @@ def _fit_numerical(name: str, values: np.ndarray, direction: int, transform: str
         raise ValueError(f"numerical feature '{name}' has no finite value in the training split")
     mean, std = robust_scale(apply_transform(finite, transform), outlier_quantile)
     with np.errstate(over="ignore", invalid="ignore"):
-        quantiles = np.quantile(finite, np.linspace(0, 1, n_buckets + 1)[1:-1], method="linear")
+        boundaries = bucket_boundaries(finite, n_buckets)
         sketch = np.quantile(finite, np.linspace(0.0, 1.0, QUANTILE_LEVELS), method="linear")
-    if not (np.isfinite([mean, std]).all() and np.isfinite(quantiles).all() and np.isfinite(sketch).all()):
+    if not (np.isfinite([mean, std]).all() and np.isfinite(boundaries).all() and np.isfinite(sketch).all()):
         raise ValueError(
             f"numerical feature '{name}': its training values (from {finite.min():.6g} to {finite.max():.6g}) "
             "overflow float64 arithmetic when scaled or bucketed; rescale the column (e.g. transform: log1p, "
             "or other units) or drop the extreme rows"
         )
-    boundaries = np.unique(quantiles)  # duplicate edges merged
-    # An edge at the minimum would leave bucket 0 empty (values equal to an edge go up): drop it.
-    boundaries = boundaries[boundaries > finite.min()]
     bucket = np.searchsorted(boundaries, finite, side="right")
     centres = _bucket_medians(finite, bucket, boundaries)
     with np.errstate(over="ignore"):
@@ -104,9 +133,27 @@ def _fit_vocabulary(name: str, values: pd.Series, min_count: int) -> Categorical
     return CategoricalFeature(name=name, vocab_size=len(vocabulary) + 1, vocabulary=vocabulary)
 
 
+class UnconstrainedFeatureError(ValueError):
+    """A directed feature has one bucket, so CCSS cannot constrain it, and the configuration says fail."""
+
+
+def _report_unconstrained(numerical: list[NumericalFeature], cfg: FeatureConfig) -> None:
+    """A directed feature with one bucket (a single training value) cannot be moved to a neighbouring
+    bucket, so CCSS never constrains it: a loud warning, or an error with ``unconstrained_directed: fail``."""
+    stuck = [f.name for f in numerical if f.direction != 0 and f.n_buckets < 2]
+    if not stuck:
+        return
+    message = (f"directed feature(s) {stuck} have a single value in the training split, hence one bucket: CCSS "
+               "cannot constrain them and their monotonicity is not measurable (the report marks them)")
+    if cfg.unconstrained_directed == "fail":
+        raise UnconstrainedFeatureError(message + "; feature_engineering.unconstrained_directed is 'fail'")
+    logger.warning("%s; set feature_engineering.unconstrained_directed: fail to stop instead", message)
+
+
 def categorical_columns(schema: SchemaConfig) -> list[str]:
-    """User and item ids first (they are always categorical inputs), then the schema's categoricals."""
-    return ["user", "item", *[c for c in schema.categorical if c not in (schema.user, schema.item)]]
+    """User and item ids first (categorical inputs where the schema has them), then its categoricals."""
+    ids = [canonical for canonical, column in (("user", schema.user), ("item", schema.item)) if column]
+    return [*ids, *[c for c in schema.categorical if c not in (schema.user, schema.item)]]
 
 
 def fit_feature_spec(train: pd.DataFrame, schema: SchemaConfig, cfg: FeatureConfig) -> FeatureSpec:
@@ -117,11 +164,15 @@ def fit_feature_spec(train: pd.DataFrame, schema: SchemaConfig, cfg: FeatureConf
                        cfg.outlier_quantile)
         for f in schema.all_numerical
     ]
+    _report_unconstrained(numerical, cfg)
     return FeatureSpec(
         categorical=categorical,
         numerical=numerical,
         has_oracle=ORACLE_COLUMN in train.columns,
         source=schema.source,
+        label_name=schema.label,
+        has_user=schema.user is not None,
+        has_item=schema.item is not None,
     )
 
 
