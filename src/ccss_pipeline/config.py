@@ -206,6 +206,8 @@ class SplitLabels(_Strict):
     ``validation_fraction`` in time when the schema has a timestamp, else a seeded stratified share.
     """
 
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)  # `train: 0` is "0"
+
     train: str = "train"
     validation: str | None = "validation"
     test: str = "test"

@@ -244,6 +244,12 @@ def check_parameters(
         for path, note, bad, rule in problems:
             shown = "" if bad is _WHOLE_GROUP else f" value {bad!r}:"
             lines.append(f"  - {where(key)}: key '{path}'{note}:{shown} {rule}")
+    schema, features = validated.get("schema"), validated.get("feature_engineering")
+    if isinstance(schema, SchemaConfig) and isinstance(features, FeatureConfig):
+        from ccss_pipeline.data.splitting import split_config_problems
+
+        for path, rule in split_config_problems(schema, features):  # rules across the two groups
+            lines.append(f"  - {where(path.split('.')[0])}: key '{path}': {rule}")
     runtime_only = runtime_only_keys(conf_root, env, base_env)
     for key in params:
         if key in PARAMETER_MODELS or (key in runtime_keys and key in runtime_only):

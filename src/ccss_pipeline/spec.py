@@ -27,6 +27,8 @@ LABEL_COLUMN = "label"
 GROUP_COLUMN = "group_id"
 TIME_COLUMN = "event_ts"
 ORACLE_COLUMN = "oracle_prob"
+#: Each row's split (``schema.split_column``); dropped by the split, never a model feature.
+SPLIT_COLUMN = "split"
 SPEC_VERSION = 2
 #: Levels of the training-quantile sketch each numerical feature carries (0, 0.001, ..., 1).
 QUANTILE_LEVELS = 1001

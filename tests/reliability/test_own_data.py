@@ -135,3 +135,19 @@ def test_params_on_one_key_keeps_its_siblings(env):
     else:  # base's values stay
         assert training.backbones == ["dnn", "dcn_v2"] and training.optimizer.batch_size == 1024
         assert training.search.n_trials == 8
+
+
+def test_split_settings_that_contradict_the_schema_fail_before_any_work():
+    from ccss_pipeline.hooks import ConfigurationError, check_parameters
+
+    root = Path(__file__).parents[2]
+    params: dict = {}
+    for path in sorted((root / "conf" / "base").glob("parameters*.yml")):
+        params.update(yaml.safe_load(path.read_text()))
+    params["feature_engineering"]["split"]["mode"] = "column"
+    params["feature_engineering"]["split"]["labels"] = {"train": 0, "validation": None, "test": 1}  # numbers as text
+    with pytest.raises(ConfigurationError) as info:
+        check_parameters(params, root / "conf", "local")
+    assert "conf/base/parameters_schema.yml: key 'schema.split_column'" in str(info.value)
+    params["schema"]["split_column"] = "fold"
+    check_parameters(params, root / "conf", "local")

@@ -798,15 +798,17 @@ def validate_splits(
     *,
     allow_ties: bool = True,
     max_offending_values: int = 5,
+    check_order: bool = True,
 ) -> ValidationReport:
-    """Checks after the time-ordered split, all reported as :class:`Failure` s.
+    """Checks after the split, all reported as :class:`Failure` s.
 
     GX: every split non-empty, label present / not null / in {0, 1}, both classes present in every
     non-empty split (train needs them to learn; validation and test to compute AUC and log loss, else every
     search trial fails and the metrics are NaN).
     pandas (cross-table): ``max(train[time]) <= min(validation[time])`` and
     ``max(validation[time]) <= min(test[time])``; ties at a boundary are allowed unless
-    ``allow_ties=False`` (then strict ``<``). Ordering is not checked against an empty split.
+    ``allow_ties=False`` (then strict ``<``). Ordering is not checked against an empty split, nor at all
+    with ``check_order=False`` (random and column splits are not ordered in time).
     """
     origins = dict(origins or {})
     _context()
@@ -834,7 +836,7 @@ def validate_splits(
     for name, res in _run_suites(jobs, max_offending_values).items():
         _collect(origins.get(name, name), name, splits[name], res, max_offending_values, report)
 
-    if time_col:
+    if time_col and check_order:
         order = [("train", "validation"), ("validation", "test")]
         for early, late in order:
             a, b = splits[early], splits[late]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig
 from ccss_pipeline.data.timestamps import to_epoch_ms
-from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
+from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, SPLIT_COLUMN, TIME_COLUMN
 
 USER, ITEM = "user", "item"
 
@@ -45,6 +45,8 @@ def _log_core(schema: SchemaConfig) -> set[str]:
     core = {c for c in (schema.user, schema.item) if c} | {schema.label, ORACLE_COLUMN}
     if schema.timestamp:
         core.add(schema.timestamp)
+    if schema.split_column:
+        core.add(schema.split_column)
     return core
 
 
@@ -70,6 +72,12 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) ->
         out[num.name] = pd.to_numeric(joined[num.name], errors="coerce").to_numpy(np.float64)
     if ORACLE_COLUMN in joined.columns:
         out[ORACLE_COLUMN] = joined[ORACLE_COLUMN].to_numpy(np.float64)
+    if schema.split_column:
+        # Each row's split (feature_engineering.split.mode: column); the split drops it from its outputs.
+        if schema.split_column not in joined.columns:
+            raise KeyError(f"schema.split_column {schema.split_column!r} is not a column of the log "
+                           f"(columns: {list(bundle['log'].columns)})")
+        out[SPLIT_COLUMN] = joined[schema.split_column].to_numpy()
     # GAUC groups by user; without a user id every row is one group (the report says GAUC is n/a)
     out[GROUP_COLUMN] = out[USER] if schema.user else 0
     if schema.timestamp and schema.user and schema.item:

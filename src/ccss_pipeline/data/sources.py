@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ccss_pipeline.data import synthetic
+from ccss_pipeline.spec import SPLIT_COLUMN
 
 ORIGIN = "origin"
 
@@ -161,9 +162,53 @@ def _merge_video_tables(basic: pd.DataFrame | None, stats: pd.DataFrame | None) 
     return with_origin(merged, origin)
 
 
-def read_own_table(filepath: str | Path, side_tables: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
-    """A user's own log (CSV/TSV/parquet) and optional side tables given as name -> file."""
-    bundle = {"log": read_table(filepath)}
+#: The split names ``read_split_files`` accepts (train and test required) and the column it adds.
+SPLIT_FILE_NAMES = ("train", "validation", "test")
+SPLIT_FILE_COLUMN = SPLIT_COLUMN
+
+
+def read_split_files(split_files: dict[str, str | Path], column: str = SPLIT_FILE_COLUMN) -> pd.DataFrame:
+    """One log from a table published as one file per split (``{"train": ..., "validation": ..., "test": ...}``,
+    validation optional): each file read strictly, all with the same columns, ``column`` holding each row's
+    split name, concatenated train, validation, test. Use with ``schema.split_column: split`` and
+    ``feature_engineering.split.mode: column``."""
+    unknown = sorted(set(split_files) - set(SPLIT_FILE_NAMES))
+    if unknown:
+        raise SourceError(f"split_files: unknown split name(s) {unknown}; allowed: {list(SPLIT_FILE_NAMES)}")
+    missing = [name for name in ("train", "test") if not split_files.get(name)]
+    if missing:
+        raise SourceError(f"split_files: the {' and '.join(missing)} file is required "
+                          f"(given: {sorted(k for k, v in split_files.items() if v)})")
+    names = [name for name in SPLIT_FILE_NAMES if split_files.get(name)]
+    frames = {name: read_table(split_files[name]) for name in names}
+    first = frames[names[0]]
+    for name, frame in frames.items():
+        if column in frame.columns:
+            raise SourceError(f"{origin_of(frame, name)}: already has a column {column!r}, the column split_files "
+                              "adds to name each row's split: rename it")
+        if set(frame.columns) != set(first.columns):
+            lacks = sorted(set(first.columns) - set(frame.columns))
+            extra = sorted(set(frame.columns) - set(first.columns))
+            raise SourceError(
+                f"split_files: the {name} file {origin_of(frame, name)} does not have the columns of the "
+                f"{names[0]} file {origin_of(first, names[0])} (every split file needs the same columns): "
+                f"lacks {lacks}, has extra {extra}")
+    log = pd.concat([frames[name][list(first.columns)].assign(**{column: name}) for name in names],
+                    ignore_index=True)
+    return with_origin(log, ", ".join(f"{origin_of(frames[name], name)} ({name})" for name in names))
+
+
+def read_own_table(
+    filepath: str | Path | None,
+    side_tables: dict[str, str] | None = None,
+    split_files: dict[str, str | Path] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """A user's own log (CSV/TSV/parquet), or one file per split (:func:`read_split_files`), and optional
+    side tables given as name -> file."""
+    if (filepath is None) == (not split_files):
+        raise SourceError("give the log either as one file (filepath) or as one file per split (split_files), "
+                          f"not {'both' if filepath is not None else 'neither'}")
+    bundle = {"log": read_table(filepath) if filepath is not None else read_split_files(split_files or {})}
     for name, path in (side_tables or {}).items():
         bundle[name] = read_table(path)
     return bundle

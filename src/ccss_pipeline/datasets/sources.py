@@ -69,23 +69,39 @@ class KuaiRandSourceDataset(_ReadOnlySource):
 
 
 class TableSourceDataset(_ReadOnlySource):
-    """A user's own CSV/TSV/parquet log, with optional side tables (name -> file)."""
+    """A user's own CSV/TSV/parquet log, with optional side tables (name -> file).
+
+    A table published with its own split may come as one file per split instead of ``filepath``:
+    ``split_files: {train: ..., validation: ..., test: ...}`` (validation optional; same columns in
+    each) are concatenated with a column ``split`` naming each row's split — then set
+    ``schema.split_column: split`` and ``feature_engineering.split.mode: column``.
+    """
 
     def __init__(
         self,
-        filepath: str,
+        filepath: str | None = None,
         side_tables: dict[str, str] | None = None,
         metadata: dict[str, Any] | None = None,
+        split_files: dict[str, str] | None = None,
     ) -> None:
-        self._filepath = Path(filepath)
+        if (filepath is None) == (not split_files):
+            raise DatasetError("TableSourceDataset needs either filepath (one log file) or split_files "
+                               "(one file per split: train, validation (optional), test), "
+                               f"not {'both' if filepath is not None else 'neither'}")
+        self._filepath = Path(filepath) if filepath is not None else None
+        self._split_files = {name: Path(path) for name, path in (split_files or {}).items() if path}
         self._side_tables = dict(side_tables or {})
         self.metadata = metadata
 
     def _read(self) -> dict[str, pd.DataFrame]:
-        return sources.read_own_table(self._filepath, self._side_tables)
+        return sources.read_own_table(self._filepath, self._side_tables, split_files=self._split_files or None)
 
     def _describe(self) -> dict[str, Any]:
+        if self._filepath is None:
+            return {"split_files": {k: str(v) for k, v in self._split_files.items()}, "side_tables": self._side_tables}
         return {"filepath": str(self._filepath), "side_tables": self._side_tables}
 
     def _exists(self) -> bool:
+        if self._filepath is None:
+            return all(path.is_file() for path in self._split_files.values())
         return self._filepath.is_file()

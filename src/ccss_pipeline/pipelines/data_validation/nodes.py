@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from ccss_pipeline.config import SchemaConfig, ValidationConfig
+from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.sources import origin_of
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
@@ -49,13 +49,17 @@ def gate_and_join(raw_source: dict[str, pd.DataFrame], raw_validation_report: di
 
 
 def validate_split(
-    train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame
+    train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, features: FeatureConfig | None = None
 ) -> tuple[dict[str, Any], str]:
-    """No empty split, train < validation < test in time, both classes in every split."""
+    """No empty split, labels in {0, 1} and both classes in every split; train < validation < test in
+    ``event_ts`` for the ``time`` and ``row_order`` splits (``event_ts`` is the row number in the latter),
+    not for ``random`` and ``column`` splits, which are not ordered (``features`` absent: a time split)."""
     from ccss_pipeline.data.expectations import validate_splits  # GX takes ~8 s to import: only when used
 
+    mode = (features or FeatureConfig()).split.mode
     origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in ("train", "validation", "test")}
-    report = validate_splits(train, validation, test, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False)
+    report = validate_splits(train, validation, test, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False,
+                             check_order=mode in ("time", "row_order"))
     return _report_outputs(report)
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
 from ccss_pipeline.data.log_features import add_log_features
-from ccss_pipeline.data.splitting import split_by_time
+from ccss_pipeline.data.splitting import check_split_config, split_rows
 from ccss_pipeline.data.transformer import fit_feature_spec, to_model_input
 from ccss_pipeline.pipelines.data_validation.nodes import gate
-from ccss_pipeline.spec import FeatureSpec
+from ccss_pipeline.spec import SPLIT_COLUMN, FeatureSpec
 
 
 def engineer_log_features(interactions: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
@@ -20,10 +20,21 @@ def engineer_log_features(interactions: pd.DataFrame, schema: SchemaConfig) -> p
 
 
 def split_interactions(
-    interactions: pd.DataFrame, features: FeatureConfig
+    interactions: pd.DataFrame, features: FeatureConfig, schema: SchemaConfig | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Time-ordered train / validation / test split."""
-    return split_by_time(interactions, features.split)
+    """Train / validation / test split as ``feature_engineering.split.mode`` says (data.splitting).
+
+    With the schema, contradicting settings (``mode: column`` without ``schema.split_column``, ``mode:
+    time`` without a timestamp, ...) fail first, naming the keys; without it a time-stamped table is assumed.
+    """
+    if schema is not None:
+        check_split_config(schema, features)
+    return split_rows(
+        interactions,
+        features.split,
+        has_timestamp=schema.timestamp is not None if schema is not None else True,
+        split_column=(schema.split_column if schema is not None else None) or SPLIT_COLUMN,
+    )
 
 
 def fit_features(train: pd.DataFrame, split_report: dict[str, Any], schema: SchemaConfig, features: FeatureConfig) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""interactions → leak-free log features → time split (gated) → fitted spec → model-ready tables."""
+"""interactions → leak-free log features → split (gated) → fitted spec → model-ready tables."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -24,14 +24,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 split_interactions,
-                inputs=["interactions_with_log_features", "params:feature_engineering"],
+                inputs=["interactions_with_log_features", "params:feature_engineering", "params:schema"],
                 outputs=[f"{s}_interactions" for s in SPLITS],
                 name="split_by_time",
                 namespace=NAMESPACE,
             ),
             Node(
                 validate_split,
-                inputs=[f"{s}_interactions" for s in SPLITS],
+                inputs=[*(f"{s}_interactions" for s in SPLITS), "params:feature_engineering"],
                 outputs=["split_validation_report", "split_validation_report_md"],
                 name="validate_split",
                 namespace=NAMESPACE,
