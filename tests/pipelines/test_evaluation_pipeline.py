@@ -3,21 +3,29 @@ on the project trained by tests/pipelines/test_training_pipelines.py."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import matplotlib.image as mpimg
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
+from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, EvaluationConfig
-from ccss_pipeline.evaluation.plots import EDGE_GID
+from ccss_pipeline.evaluation.plots import EDGE_GID, ONE_BUCKET_NOTE, UNMEASURABLE_GID
+from ccss_pipeline.evaluation.report import PNG_SIGNATURE
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.persistence import spec_hash
 from ccss_pipeline.pipelines.evaluation.nodes import (
+    NO_USER_GAUC,
     SEED_METRICS,
     aggregate_over_seeds,
     evaluate_models,
@@ -25,7 +33,8 @@ from ccss_pipeline.pipelines.evaluation.nodes import (
     write_report,
 )
 from ccss_pipeline.lineage import stamp
-from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec
+from ccss_pipeline.model.trainer import score_fn
+from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec, ModelInputs
 from tests.kedro_project import run_pipelines
 from tests.model.conftest import make_inputs, make_spec
 from tests.pipelines.test_training_pipelines import is_png, trained_project_root
@@ -34,17 +43,19 @@ MEAN_STD = re.compile(r"\d+\.\d{2,4}%? ± \d+\.\d{2,4}%?")
 SEEDS = (0, 1)
 VARIANTS = ("baseline", "ccss")
 MODELS = tuple(f"dnn__{v}__seed{s}" for v in VARIANTS for s in SEEDS)
+NEW_METRICS = ("accuracy", "precision", "recall", "f1", "brier")
 
 # =====================================================================================================
 # Node functions on a tiny in-memory collection
 # =====================================================================================================
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    spec = make_spec()
+def _collection(spec: FeatureSpec, with_group: bool = True):
+    """The test table (stamped for ``spec``), four tiny untrained models (2 variants × 2 seeds) and the truth."""
     inputs = make_inputs(spec, 300, seed=5)
     frame = pd.DataFrame({LABEL_COLUMN: inputs.label, GROUP_COLUMN: inputs.group, ORACLE_COLUMN: inputs.oracle})
+    if not with_group:
+        frame = frame.drop(columns=[GROUP_COLUMN])
     for j, c in enumerate(spec.categorical):
         frame[c.column] = inputs.cat[:, j]
     for j, f in enumerate(spec.numerical):
@@ -70,6 +81,11 @@ def tiny():
         }
     truth = {"directions": {"pos": 1, "neg": -1}}
     return spec, frame, models, truth
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _collection(make_spec())
 
 
 EVALUATION = EvaluationConfig(device="cpu", grid_levels=25, grid_rows=60, max_rows=100)
@@ -118,6 +134,48 @@ def test_evaluate_models_node(tiny, evaluated, aggregated):
     assert np.isfinite(metrics["dnn__ccss.auc.mean"]) and "dnn.ccss_minus_baseline.auc.ci_low" in metrics
 
 
+def test_new_metrics_flow_to_seed_metrics_summary_and_metrics_json(tiny, evaluated, aggregated):
+    results, *_, seed_metrics = evaluated
+    summary, paired, metrics = aggregated
+    assert {*NEW_METRICS} <= set(seed_metrics.columns) and seed_metrics[list(NEW_METRICS)].notna().all().all()
+    for name in MODELS:
+        accuracy = results[name]["accuracy"]
+        row = seed_metrics.set_index("model").loc[name]
+        assert accuracy["threshold"] == EVALUATION.threshold == 0.5
+        for m in NEW_METRICS:
+            assert row[m] == pytest.approx(accuracy[m]), (name, m)
+    for variant in VARIANTS:
+        for m in NEW_METRICS:
+            for stat in ("mean", "std"):
+                assert np.isfinite(metrics[f"dnn__{variant}.{m}.{stat}"]), (variant, m, stat)
+        mean = seed_metrics[seed_metrics["variant"] == variant]["f1"].mean()
+        assert metrics[f"dnn__{variant}.f1.mean"] == pytest.approx(mean)
+        assert summary.set_index("variant").loc[variant, "brier_mean"] == pytest.approx(metrics[f"dnn__{variant}.brier.mean"])
+    assert set(NEW_METRICS) <= set(paired["metric"]) and "dnn.ccss_minus_baseline.f1.mean" in metrics
+
+
+def test_threshold_reaches_the_metrics(tiny):
+    """evaluation.threshold decides the positive rows: the node's figures equal scikit-learn's on the
+    model's own predictions at that threshold."""
+    spec, frame, models, truth = tiny
+    name = "dnn__ccss__seed0"
+    config = EvaluationConfig(**{**EVALUATION.model_dump(), "threshold": 0.55})
+    results, *_, seed_metrics = evaluate_models(frame, spec.to_dict(), {name: models[name]}, truth, config)
+    model = CTRModel(spec, BackboneConfig(**models[name]["config"]["backbone"]))
+    model.load_state_dict(models[name]["state_dict"])
+    test = ModelInputs.from_frame(frame, spec)
+    prob = score_fn(model.eval(), torch.device("cpu"))(test.cat, test.dense, test.bucket)
+    y, pred = test.label.astype(int), (prob >= 0.55).astype(int)
+    assert 0 < pred.sum() < len(pred)  # the threshold splits the rows
+    expected = {"accuracy": accuracy_score(y, pred), "precision": precision_score(y, pred, zero_division=0),
+                "recall": recall_score(y, pred, zero_division=0), "f1": f1_score(y, pred, zero_division=0),
+                "brier": brier_score_loss(y, prob)}  # fmt: skip
+    row = seed_metrics.iloc[0]
+    for m, value in expected.items():
+        assert row[m] == pytest.approx(value, abs=1e-6), m
+    assert results[name]["accuracy"]["threshold"] == 0.55
+
+
 def test_evaluate_models_rejects_a_model_of_another_spec(tiny):
     spec, frame, models, truth = tiny
     entry = models["dnn__ccss__seed0"]
@@ -133,27 +191,50 @@ def test_plot_evaluation_node(tiny, evaluated):
         grid_curves, curves, grid_features, roc, calibration, spec.to_dict())
     assert set(grid_plots) == {f"ice_dnn_{f.name}.png" for f in spec.directed}
     assert set(pd_plots) == {f"pd_dnn_{f.name}.png" for f in spec.directed}
-    for f in spec.directed:
+    measurable = [f for f in spec.directed if f.n_buckets > 1]
+    assert [f.name for f in spec.directed if f.n_buckets == 1] == ["flat"]
+    for f in measurable:
         ax = grid_plots[f"ice_dnn_{f.name}.png"].axes[0]
         edges = [line for line in ax.lines if line.get_gid() == EDGE_GID]
         assert len(edges) == len(f.boundaries), f.name
         assert len(ax.lines) - len(edges) == 2  # baseline and CCSS
+    for fig in (grid_plots["ice_dnn_flat.png"], pd_plots["pd_dnn_flat.png"]):  # no one-point curve
+        ax = fig.axes[0]
+        assert not ax.lines and "not measurable" in ax.get_title() and ONE_BUCKET_NOTE in ax.texts[0].get_text()
     bars = violation.axes[0]
-    assert len(bars.patches) == len(spec.directed) * len(VARIANTS)
+    drawn = [p for c in bars.containers if isinstance(c, BarContainer) for p in c.patches]
+    assert len(drawn) == len(measurable) * len(VARIANTS)  # flat gets no (zero-height) bar
+    assert [p.get_gid() for p in bars.patches if p not in drawn] == [UNMEASURABLE_GID]
     assert "2 seeds" in bars.get_title()
-    assert {t.get_text() for t in bars.get_legend().get_texts()} == {"dnn baseline", "dnn CCSS"}
+    assert {t.get_text() for t in bars.get_legend().get_texts()} == {"dnn baseline", "dnn CCSS", "not measurable (one bucket)"}
     assert len(roc_fig.axes[0].lines) == 3  # two models (first seed) + diagonal
     for fig in [*grid_plots.values(), *pd_plots.values(), violation, roc_fig, calibration_fig]:
         assert isinstance(fig, Figure) and fig.axes
 
 
-def _report(tiny, evaluated, aggregated, feasible=True):
+def _png(text: str) -> bytes:
+    import io
+
+    from matplotlib.figure import Figure as _Figure
+
+    fig = _Figure(figsize=(2, 1))
+    fig.text(0.1, 0.5, text)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+OPTUNA_IMAGES = {f"dnn_{name}.png": _png(name) for name in ("pareto", "history", "importance")}
+
+
+def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=None):
     spec = tiny[0]
-    results, per_feature, grid_features, *_ = evaluated
+    results, per_feature, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     summary, paired, _ = aggregated
     split = {"tables": {"train": {"rows": 10}, "validation": {"rows": 5}, "test": {"rows": 300}}}
+    tables = (grid_curves, curves, roc, calibration) if figures else (None, None, None, None)
     return write_report(results, summary, paired, grid_features, per_feature, spec.to_dict(), _best_params(feasible),
-                        split, EVALUATION)
+                        split, EVALUATION, *tables, optuna)
 
 
 def test_write_report_node(tiny, evaluated, aggregated):
@@ -174,6 +255,9 @@ def test_write_report_node(tiny, evaluated, aggregated):
     assert "target not met" not in md.lower()
     assert html.lstrip().lower().startswith("<!doctype html")
     for f in spec.directed:
+        if f.n_buckets == 1:  # its figures only say "not constrained": the table says so instead
+            assert f"pd_dnn_{f.name}.png" not in md and f"ice_dnn_{f.name}.png" not in md
+            continue
         assert f"plots/partial_dependence/pd_dnn_{f.name}.png" in md
         assert f"plots/raw_grid/ice_dnn_{f.name}.png" in md
     for name in ("pareto", "history", "importance"):
@@ -185,6 +269,126 @@ def test_write_report_node(tiny, evaluated, aggregated):
 def test_write_report_node_says_when_the_target_is_missed(tiny, evaluated, aggregated):
     md, _ = _report(tiny, evaluated, aggregated, feasible=False)
     assert "Target not met for dnn" in md and "NO — target not met" in md
+
+
+def _embedded_pngs(html: str) -> list[bytes]:
+    """Every ``<img src>`` of the page, decoded; fails on one that is not a PNG data URI."""
+    sources = re.findall(r"<img\s[^>]*src=\"([^\"]*)\"", html)
+    assert html.count("<img") == len(sources)
+    out = []
+    for src in sources:
+        assert src.startswith("data:image/png;base64,"), src[:80]
+        png = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert png.startswith(PNG_SIGNATURE)
+        assert mpimg.imread(io.BytesIO(png), format="png").shape[2] in (3, 4)
+        out.append(png)
+    return out
+
+
+def test_write_report_node_html_is_self_contained(tiny, evaluated, aggregated):
+    spec = tiny[0]
+    md, html = _report(tiny, evaluated, aggregated)
+    pngs = _embedded_pngs(html)
+    measurable = [f for f in spec.directed if f.n_buckets > 1]
+    assert len(pngs) == 2 * len(measurable) + 3  # ICE and PD per feature, bars, ROC, calibration
+    assert 'src="plots/' not in html and "href=" not in html
+    # without the Optuna plots' bytes they are named, not linked ...
+    for name in ("pareto", "history", "importance"):
+        assert f"Image not embedded: plots/optuna/dnn_{name}.png" in html
+        assert f"(plots/optuna/dnn_{name}.png)" in md  # the Markdown keeps its relative links
+    # ... and with them (optuna_plot_images, read back from the search's folder) they are embedded too
+    _, full = _report(tiny, evaluated, aggregated, optuna=OPTUNA_IMAGES)
+    assert len(_embedded_pngs(full)) == len(pngs) + 3 and "Image not embedded" not in full
+    # without the curve tables nothing is embedded, and still nothing is linked
+    _, bare = _report(tiny, evaluated, aggregated, figures=False)
+    assert "<img" not in bare and "Image not embedded: plots/roc.png" in bare
+
+
+def test_write_report_node_marks_the_one_bucket_feature(tiny, evaluated, aggregated):
+    md, html = _report(tiny, evaluated, aggregated)
+    rows = [line for line in md.splitlines() if line.startswith("| dnn | flat (+1) |")]
+    assert len(rows) == len(VARIANTS)
+    for row in rows:
+        assert ONE_BUCKET_NOTE in row and "%" not in row and "n/a" not in row
+    assert f"flat (+1, {ONE_BUCKET_NOTE})" in md and "Not constrained: flat" in html
+    assert "dnn | pos (+1) | baseline" in md  # measurable features keep their numbers
+
+
+def test_one_bucket_feature_is_left_out_of_direction_agreement(tiny):
+    spec, frame, models, _ = tiny
+    one = {"dnn__ccss__seed0": models["dnn__ccss__seed0"]}
+    with_flat = evaluate_models(frame, spec.to_dict(), one, {"directions": {"pos": 1, "neg": -1, "flat": 1}}, EVALUATION)
+    without = evaluate_models(frame, spec.to_dict(), one, {"directions": {"pos": 1, "neg": -1}}, EVALUATION)
+    assert with_flat[0]["dnn__ccss__seed0"]["direction_agreement"] == without[0]["dnn__ccss__seed0"]["direction_agreement"]
+    flat_only = evaluate_models(frame, spec.to_dict(), one, {"directions": {"flat": 1}}, EVALUATION)
+    assert flat_only[0]["dnn__ccss__seed0"]["direction_agreement"] is None  # nothing measurable: no 0% nor 100%
+    per_feature = with_flat[1].set_index("feature")
+    assert np.isnan(per_feature.loc["flat", "ice_monotone_share"]) and per_feature.loc["flat", "n_pairs"] == 0
+    pooled = with_flat[0]["dnn__ccss__seed0"]["pooled"]
+    assert pooled["ice_monotone_share"] == pytest.approx(per_feature.loc[["pos", "neg"], "ice_monotone_share"].mean())
+
+
+# ----------------------------------------------------------------------- own data: label name, no user
+
+
+@pytest.fixture(scope="module")
+def own_data():
+    """The tiny collection on a schema whose label is "defaulted" and that declares no user column
+    (the test table then has no group column at all)."""
+    spec = replace(make_spec(), label_name="defaulted", has_user=False, source="credit.parquet")
+    spec, frame, models, truth = _collection(spec, with_group=False)
+    evaluated = evaluate_models(frame, spec.to_dict(), models, truth, EVALUATION)
+    return spec, evaluated, aggregate_over_seeds(evaluated[-1])
+
+
+def test_no_user_column_reports_gauc_as_not_available(own_data):
+    spec, evaluated, aggregated = own_data
+    results, *_, seed_metrics = evaluated
+    summary, paired, metrics = aggregated
+    assert seed_metrics["gauc"].isna().all() and seed_metrics["auc"].notna().all()
+    assert all(r["accuracy"]["gauc_note"] == NO_USER_GAUC for r in results.values())
+    assert not any(".gauc." in k for k in metrics) and "gauc" not in set(paired["metric"])
+    assert np.isfinite(metrics["dnn__ccss.f1.mean"])
+    md, html = _report((spec,), evaluated, aggregated)
+    for text in (md, html):
+        assert "GAUC: n/a — the schema declares no user column" in text
+    assert "| GAUC |" not in md
+
+
+def test_constant_group_gives_no_gauc_equal_to_auc(tiny):
+    """A schema with a user column whose test rows all share one group: GAUC would equal AUC."""
+    spec, frame, models, truth = tiny
+    one = {"dnn__ccss__seed0": models["dnn__ccss__seed0"]}
+    results, *_, seed_metrics = evaluate_models(frame.assign(**{GROUP_COLUMN: 7}), spec.to_dict(), one, truth, EVALUATION)
+    assert np.isnan(seed_metrics["gauc"].iloc[0]) and np.isfinite(seed_metrics["auc"].iloc[0])
+    assert "every test row has the same user" in results["dnn__ccss__seed0"]["accuracy"]["gauc_note"]
+
+
+def _figure_texts(fig: Figure) -> str:
+    parts = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        parts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), *(t.get_text() for t in ax.texts)]
+    return " | ".join(parts)
+
+
+def test_label_name_replaces_click_everywhere(own_data):
+    spec, evaluated, aggregated = own_data
+    _, _, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
+    grid_plots, pd_plots, violation, roc_fig, calibration_fig = plot_evaluation(
+        grid_curves, curves, grid_features, roc, calibration, spec.to_dict())
+    for name, fig in [*grid_plots.items(), *pd_plots.items(), ("violation", violation), ("roc", roc_fig),
+                      ("calibration", calibration_fig)]:  # fmt: skip
+        text = _figure_texts(fig)
+        assert "click" not in text.lower(), (name, text)
+        assert "defaulted" in text, (name, text)
+    assert roc_fig.axes[0].get_title() == "ROC — defaulted"
+    assert pd_plots["pd_dnn_pos.png"].axes[0].get_ylabel() == "predicted P(defaulted)"
+    md, html = _report((spec,), evaluated, aggregated)
+    assert _embedded_pngs(html)
+    page_text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # base64 may spell anything
+    for text in (md, page_text):
+        assert "click" not in text.lower() and "defaulted" in text
+        assert "P(defaulted) ≥ 0.5" in text
 
 
 # =====================================================================================================
@@ -213,7 +417,8 @@ def test_metrics_json(evaluated_project):
     n_seeds = _seed_metrics(evaluated_project).groupby("variant").size()
     for variant in VARIANTS:
         assert metrics[f"dnn__{variant}.n_seeds"] == n_seeds[variant] >= 2
-        for key in ("auc", "gauc", "logloss", "wrong_step_share", "edge_wrong_share", "neighbour_violation_rate", "oracle_auc"):
+        for key in ("auc", "gauc", "logloss", *NEW_METRICS, "wrong_step_share", "edge_wrong_share",
+                    "neighbour_violation_rate", "oracle_auc"):
             for stat in ("mean", "std"):
                 value = metrics[f"dnn__{variant}.{key}.{stat}"]
                 assert isinstance(value, float) and np.isfinite(value), (variant, key, stat)
@@ -276,3 +481,6 @@ def test_report(evaluated_project):
     assert "plots/optuna/dnn_pareto.png" in targets
     for target in targets:
         assert (reporting / target).is_file(), target
+    # the HTML embeds the evaluation figures (it survives being mailed or moved) and links no file
+    assert len(_embedded_pngs(html)) == sum(not t.startswith("plots/optuna/") for t in targets)
+    assert 'src="plots/' not in html

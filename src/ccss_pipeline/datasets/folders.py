@@ -32,3 +32,26 @@ class ProjectFolderDataset(AbstractDataset[None, Path]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class PngFolderDataset(AbstractDataset[None, dict[str, bytes]]):
+    """Loads the PNG files of a folder another dataset wrote (e.g. the Optuna plots) as
+    ``{file name: bytes}``, so a report can embed them; read-only, empty when the folder is absent."""
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, bytes]:
+        if not self._path.is_dir():
+            return {}
+        return {p.name: p.read_bytes() for p in sorted(self._path.glob("*.png")) if not p.name.startswith(".")}
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("PngFolderDataset is read-only: the folder is written by another dataset")
+
+    def _exists(self) -> bool:
+        return self._path.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

@@ -1,4 +1,5 @@
-"""Accuracy metrics (spec §6): AUC, GAUC, LogLoss, and the oracle AUC on synthetic data.
+"""Accuracy metrics (spec §6): AUC, GAUC, LogLoss, the thresholded classification metrics (accuracy,
+precision, recall, F1), the Brier score, and the oracle AUC on synthetic data.
 
 Also the curve tables (ROC, calibration) that DVC plots and :mod:`.plots` draw. No model code here:
 every function takes labels and probabilities as arrays.
@@ -11,9 +12,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import log_loss, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
 
 _PROB_CLIP = 1e-7
+#: Default decision threshold: a row is predicted positive when its probability is at least this.
+DEFAULT_THRESHOLD = 0.5
+#: Keys :func:`classification_metrics` returns (besides ``threshold``).
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "brier")
 
 
 def _as_binary(label: np.ndarray) -> np.ndarray:
@@ -69,16 +83,45 @@ def gauc(label: np.ndarray, prob: np.ndarray, group: np.ndarray) -> tuple[float,
     return float(np.sum(w * used["auc"].to_numpy()) / np.sum(w)), int(len(used))
 
 
+def classification_metrics(label: np.ndarray, prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of the rows predicted positive (``prob >= threshold``), and the
+    Brier score (mean squared error of ``prob`` against the label), all by scikit-learn.
+
+    Precision, recall and F1 are 0 where undefined (no predicted or no actual positive); every value
+    is NaN on an empty split. Keys: :data:`CLASSIFICATION_METRICS` and ``threshold``.
+    """
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    y = _as_binary(label)
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    if y.size != p.size:
+        raise ValueError(f"label and prob differ in length: {y.size} vs {p.size}")
+    if y.size == 0:
+        return {**{k: float("nan") for k in CLASSIFICATION_METRICS}, "threshold": float(threshold)}
+    pred = (p >= threshold).astype(np.int8)
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "precision": float(precision_score(y, pred, zero_division=0)),
+        "recall": float(recall_score(y, pred, zero_division=0)),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "brier": float(brier_score_loss(y, p)),
+        "threshold": float(threshold),
+    }
+
+
 def accuracy_metrics(
     label: np.ndarray,
     prob: np.ndarray,
     group: np.ndarray,
     oracle: np.ndarray | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """AUC, GAUC, LogLoss, row count and positive rate of one model on one split.
+    """AUC, GAUC, LogLoss, the thresholded metrics, Brier score, row count and positive rate of one
+    model on one split.
 
-    Keys: ``auc``, ``gauc``, ``logloss``, ``n_rows``, ``positive_rate``, ``mean_prob``,
-    ``gauc_groups`` (users with both classes), ``n_groups``; with ``oracle`` (the true click
+    Keys: ``auc``, ``gauc``, ``logloss``, ``accuracy``, ``precision``, ``recall``, ``f1``, ``brier``,
+    ``threshold`` (see :func:`classification_metrics`), ``n_rows``, ``positive_rate``, ``mean_prob``,
+    ``gauc_groups`` (users with both classes), ``n_groups``; with ``oracle`` (the true positive-class
     probability of a synthetic generator) also ``oracle_auc`` (AUC of the oracle probability against
     the label — the ceiling), ``oracle_logloss``, ``corr_oracle`` (Pearson of prob with oracle) and
     ``auc_vs_oracle_ratio`` (= auc / oracle_auc). Values are plain Python floats/ints (JSON-ready).
@@ -95,6 +138,7 @@ def accuracy_metrics(
         "auc": _auc_or_nan(y, p),
         "gauc": g_auc,
         "logloss": float(log_loss(y, pc, labels=[0, 1])) if y.size else float("nan"),
+        **classification_metrics(y, p, threshold),
         "n_rows": int(y.size),
         "positive_rate": float(y.mean()) if y.size else float("nan"),
         "mean_prob": float(p.mean()) if y.size else float("nan"),

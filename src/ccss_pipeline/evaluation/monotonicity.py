@@ -1,8 +1,8 @@
 """Monotonicity metrics (spec §6, conventions "Monotonicity"), model-agnostic.
 
 The model is reached only through a *scorer*: ``scorer(cat, dense, bucket) -> prob`` with ``cat``
-(N, M) int64, ``dense`` (N, K) float32, ``bucket`` (N, K) int64 and ``prob`` (N,) click
-probabilities. Every scorer call here holds at most ``chunk_rows`` rows.
+(N, M) int64, ``dense`` (N, K) float32, ``bucket`` (N, K) int64 and ``prob`` (N,) predicted
+probabilities of the positive class. Every scorer call here holds at most ``chunk_rows`` rows.
 
 For each directed feature k (direction d ∈ {+1, −1}) every evaluated row is moved to every bucket
 centre b (dense value ``centres_dense[b]``, bucket id ``b``, all other inputs unchanged), giving its
@@ -20,7 +20,11 @@ ICE curve ``ice[i, b]``. ``f(x)`` is the prediction of the row as it is. From th
 
 Pooled: violation rate = all violating pairs / all pairs over the directed features;
 ``rows_with_violation`` = share of rows with a violating pair in any directed feature;
-ICE share, mass and ``pd_direction_ok`` averaged over the features.
+ICE share, mass and ``pd_direction_ok`` averaged over the measurable features.
+
+A directed feature with a single bucket (``n_buckets == 1``) has no neighbour and a one-point ICE
+curve: nothing is measurable. Its row keeps zero pairs, NaN rates, NaN ICE share and mass and
+``pd_direction_ok`` False, and it is left out of the pooled averages (never counted as monotone).
 """
 
 from __future__ import annotations
@@ -218,15 +222,16 @@ def monotonicity_report(
         rho = _spearman(pd_mean)
         rate = n_viol / n_pairs if n_pairs else float("nan")
         n_eval = int(evaluated.sum())
+        measurable = feat.n_buckets >= 2
         rows.append(
             {
                 "feature": feat.name,
                 "direction": d,
                 "violation_rate": rate,
                 "compliance": 1.0 - rate,
-                "rows_with_violation": float(row_viol.sum() / n_eval) if n_eval else float("nan"),
-                "ice_monotone_share": float(monotone.mean()) if n else float("nan"),
-                "mean_violating_mass": float(mass.mean()) if n else float("nan"),
+                "rows_with_violation": float(row_viol.sum() / n_eval) if n_eval and measurable else float("nan"),
+                "ice_monotone_share": float(monotone.mean()) if n and measurable else float("nan"),
+                "mean_violating_mass": float(mass.mean()) if n and measurable else float("nan"),
                 "pd_spearman": rho,
                 "pd_direction_ok": bool(np.isfinite(rho) and np.sign(rho) == d),
                 "n_pairs": n_pairs,
@@ -254,6 +259,8 @@ def monotonicity_report(
         )
     per_feature = pd.DataFrame(rows, columns=PER_FEATURE_COLUMNS)
     curve_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
+    one_bucket = {f.name for f in spec.directed if f.n_buckets < 2}
+    measured = per_feature[~per_feature["feature"].isin(one_bucket)]
     pooled_rate = total_viol / total_pairs if total_pairs else float("nan")
     pooled = {
         "violation_rate": pooled_rate,
@@ -261,9 +268,9 @@ def monotonicity_report(
         "n_pairs": int(total_pairs),
         "n_violations": int(total_viol),
         "rows_with_violation": float(any_violation.mean()) if n and rows else float("nan"),
-        "ice_monotone_share": float(per_feature["ice_monotone_share"].mean()) if rows else float("nan"),
-        "mean_violating_mass": float(per_feature["mean_violating_mass"].mean()) if rows else float("nan"),
-        "pd_direction_ok_share": float(per_feature["pd_direction_ok"].mean()) if rows else float("nan"),
+        "ice_monotone_share": float(measured["ice_monotone_share"].mean()) if len(measured) else float("nan"),
+        "mean_violating_mass": float(measured["mean_violating_mass"].mean()) if len(measured) else float("nan"),
+        "pd_direction_ok_share": float(measured["pd_direction_ok"].mean()) if len(measured) else float("nan"),
         "n_rows": int(n),
         "n_features": len(rows),
         "eps": float(eps),

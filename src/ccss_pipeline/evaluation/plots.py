@@ -5,6 +5,9 @@ nothing accumulates in a global figure registry and nothing needs closing; save 
 ``fig.savefig(path)`` (each figure carries its own Agg canvas; the global backend is untouched) or
 :func:`save_figure`. The inputs are the tables of :mod:`.accuracy`, :mod:`.monotonicity` and
 :mod:`.raw_grid`, keyed by a model label (e.g. ``"dnn baseline"``, ``"dnn CCSS"``).
+
+Nothing here assumes what the label means: axes and titles name it through ``label_name`` (the
+schema's label column, ``FeatureSpec.label_name``), e.g. "predicted P(is_click)".
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from matplotlib.ticker import FuncFormatter
 _FIGSIZE = (6.4, 4.2)
 #: ``gid`` of the thin vertical lines :func:`plot_raw_grid_ice` draws at the bucket edges.
 EDGE_GID = "bucket-edge"
+#: ``gid`` of the hatched span :func:`plot_violation_bars` draws for a feature it cannot measure.
+UNMEASURABLE_GID = "not-measurable"
+#: Why a directed feature with a single bucket has no monotonicity figure.
+ONE_BUCKET_NOTE = "not constrained: one bucket — see feature_engineering.n_buckets / the warning in the log"
 
 
 def message_figure(text: str, figsize: tuple[float, float] = (7, 4.5)) -> Figure:
@@ -55,9 +62,25 @@ def _direction_label(direction: int) -> str:
     return f"{int(direction):+d}" if direction else "0"
 
 
-def _title(feature: str, direction: int, what: str = "") -> str:
+def prob_label(label_name: str = "label") -> str:
+    """The axis label of a predicted probability: ``"predicted P(<label_name>)"``."""
+    return f"predicted P({label_name})"
+
+
+def _title(feature: str, direction: int, what: str = "", label_name: str = "label") -> str:
     arrow = "increasing" if direction > 0 else "decreasing" if direction < 0 else "no direction"
-    return f"{feature} ({_direction_label(direction)}, expected {arrow}){what}"
+    expected = f"P({label_name}) expected {arrow}" if direction else "no direction"
+    return f"{feature} ({_direction_label(direction)}, {expected}){what}"
+
+
+def not_constrained_figure(feature: str, direction: int, label_name: str = "label") -> Figure:
+    """What the ICE / PD figure of a directed feature with a single bucket shows instead of a one-point
+    curve: that CCSS cannot constrain it and its monotonicity is not measurable."""
+    fig = message_figure(f"{feature}: {ONE_BUCKET_NOTE}.\nNo curve of {prob_label(label_name)} to draw "
+                         "(a single training value).", figsize=(7.0, 4.4))
+    FigureCanvasAgg(fig)
+    fig.axes[0].set_title(_title(feature, direction, " — not measurable", label_name))
+    return fig
 
 
 def _auto_xscale(xs: np.ndarray) -> str:
@@ -101,17 +124,19 @@ def plot_partial_dependence(
     feature: str,
     direction: int,
     xscale: str | None = None,
+    label_name: str = "label",
 ) -> Figure:
     """PD curves (mean prediction per bucket centre) of one feature, one line per model, with the
     ICE q10–q90 band shaded. ``curves_by_model[label]`` is a ``MonotonicityResult.curves`` table;
     x is the raw bucket centre. ``xscale``: None picks "log" (or "symlog" when a centre is 0) when
-    the non-negative centres span more than two decades, else "linear"."""
+    the non-negative centres span more than two decades, else "linear". ``label_name`` names the
+    predicted label on the y axis and in the title."""
     fig, ax = _new_figure()
     xs = _curves_with_band(ax, curves_by_model, feature, "centre", "bucket")
     _set_xscale(ax, xscale or _auto_xscale(xs), xs)
-    ax.set_title(_title(feature, direction, " — bucket centres"))
+    ax.set_title(_title(feature, direction, " — bucket centres", label_name))
     ax.set_xlabel(f"{feature} (bucket centre, raw units)")
-    ax.set_ylabel("predicted click probability")
+    ax.set_ylabel(prob_label(label_name))
     ax.grid(alpha=0.3)
     if xs.size:
         ax.legend(fontsize=8)
@@ -124,20 +149,21 @@ def plot_raw_grid_ice(
     direction: int,
     boundaries: Sequence[float],
     xscale: str | None = None,
+    label_name: str = "label",
 ) -> Figure:
     """Mean prediction over the raw-value grid of one feature, one line per model, with the ICE
     q10–q90 band; the bucket edges (``boundaries``, raw units) are thin vertical lines (``gid``
     :data:`EDGE_GID`). ``curves_by_model[label]`` is a ``RawGridResult.curves`` table. ``xscale``:
-    as :func:`plot_partial_dependence`, from the grid values."""
+    as :func:`plot_partial_dependence`, from the grid values; ``label_name`` as there."""
     fig, ax = _new_figure((7.0, 4.4))
     xs = _curves_with_band(ax, curves_by_model, feature, "value", "value")
     _set_xscale(ax, xscale or _auto_xscale(xs), xs)
     for j, edge in enumerate(boundaries):
         ax.axvline(float(edge), color="grey", lw=0.6, alpha=0.7, ls=":", gid=EDGE_GID,
                    label="bucket edges" if j == 0 else None)
-    ax.set_title(_title(feature, direction, " — raw-value grid"))
+    ax.set_title(_title(feature, direction, " — raw-value grid", label_name))
     ax.set_xlabel(f"{feature} (raw value)")
-    ax.set_ylabel("predicted click probability")
+    ax.set_ylabel(prob_label(label_name))
     ax.grid(alpha=0.3)
     if xs.size or len(boundaries):
         ax.legend(fontsize=8)
@@ -160,6 +186,7 @@ def plot_violation_bars(
     yscale: str | None = None,
     features: Sequence[str] | None = None,
     title: str | None = None,
+    unmeasurable: Sequence[str] = (),
 ) -> Figure:
     """Grouped bars of a share ``metric`` per directed feature, one bar per model, each annotated with
     its value ("0" for an exact zero, "n/a" where the model has no value).
@@ -168,10 +195,13 @@ def plot_violation_bars(
     seeds); ``error``: a column of error-bar half-widths (default ``<metric>_std`` when present; NaN =
     none). ``yscale``: None picks "log" when the non-zero values span more than a decade (so 0.1% stays
     visible next to 10%), else "linear". ``features``: display order (default: order of appearance).
+    ``unmeasurable``: features drawn without bars, as a hatched span labelled "not measurable" (gid
+    :data:`UNMEASURABLE_GID`) — a directed feature with one bucket, which must not read as 0.
     """
     if features is None:
         features = list(dict.fromkeys(f for t in per_feature_by_model.values() for f in t["feature"]))
     features = list(features)
+    skipped = [f in set(unmeasurable) for f in features]
     n_models = max(1, len(per_feature_by_model))
     values, errors = {}, {}
     for label, table in per_feature_by_model.items():
@@ -179,6 +209,9 @@ def plot_violation_bars(
         values[label] = indexed[metric].reindex(features).to_numpy(np.float64)
         col = error or (f"{metric}_std" if f"{metric}_std" in indexed.columns else None)
         errors[label] = indexed[col].reindex(features).to_numpy(np.float64) if col else np.full(len(features), np.nan)
+        mask = np.asarray(skipped, dtype=bool)
+        values[label] = np.where(mask, np.nan, values[label])
+        errors[label] = np.where(mask, np.nan, errors[label])
     every = np.concatenate(list(values.values())) if values else np.array([])
     pos = every[np.isfinite(every) & (every > 0)]
     if yscale is None:
@@ -193,13 +226,20 @@ def plot_violation_bars(
         drawn = np.nan_to_num(v, nan=0.0)
         low = np.minimum(e, np.maximum(drawn - floor, 0.0)) if yscale == "log" else np.minimum(e, drawn)
         pos_x = x + (i - (n_models - 1) / 2) * width
-        ax.bar(pos_x, drawn, width, yerr=np.vstack([low, e]), capsize=2, label=label, color=_colour(i),
-               error_kw={"elinewidth": 0.8, "ecolor": "#333"})
+        keep = ~np.asarray(skipped, dtype=bool)
+        ax.bar(pos_x[keep], drawn[keep], width, yerr=np.vstack([low, e])[:, keep], capsize=2, label=label,
+               color=_colour(i), error_kw={"elinewidth": 0.8, "ecolor": "#333"})
         top = max(top, float(np.max(drawn + e, initial=0.0)))
         base = floor if yscale == "log" else 0.0
-        for xi, vi, hi in zip(pos_x, v, drawn + e, strict=True):
+        for xi, vi, hi in zip(pos_x[keep], v[keep], (drawn + e)[keep], strict=True):
             ax.annotate(_pct_text(vi), (xi, max(hi, base)), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=6)
+    for j in np.flatnonzero(skipped):
+        ax.axvspan(j - 0.4, j + 0.4, facecolor="none", edgecolor="grey", hatch="//", lw=0.6, gid=UNMEASURABLE_GID,
+                   label="not measurable (one bucket)" if j == np.flatnonzero(skipped)[0] else None)
+        ax.text(j, 0.5, "not measurable:\none bucket", transform=ax.get_xaxis_transform(), ha="center", va="center",
+                rotation=90, fontsize=7, color="#444",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 2})
     if yscale == "log":
         ax.set_yscale("log")
         ax.set_ylim(floor, max(top, floor * 10) * 3)
@@ -212,13 +252,14 @@ def plot_violation_bars(
     ax.set_ylabel(f"{name} ({yscale} scale)")
     ax.set_title(title or f"{name} per directed feature", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    if per_feature_by_model:
+    if per_feature_by_model or any(skipped):
         ax.legend(fontsize=8)
     return fig
 
 
-def plot_roc(curves_by_model: Mapping[str, pd.DataFrame]) -> Figure:
-    """ROC curves (tables of :func:`.accuracy.roc_curve_data`), AUC by trapezoid in the legend."""
+def plot_roc(curves_by_model: Mapping[str, pd.DataFrame], label_name: str = "label") -> Figure:
+    """ROC curves (tables of :func:`.accuracy.roc_curve_data`), AUC by trapezoid in the legend; the
+    title names the predicted label."""
     fig, ax = _new_figure((5.0, 4.6))
     for i, (label, roc) in enumerate(curves_by_model.items()):
         fpr, tpr = roc["fpr"].to_numpy(np.float64), roc["tpr"].to_numpy(np.float64)
@@ -229,14 +270,15 @@ def plot_roc(curves_by_model: Mapping[str, pd.DataFrame]) -> Figure:
     ax.set_ylim(0, 1)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title("ROC")
+    ax.set_title(f"ROC — {label_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
-def plot_calibration(curves_by_model: Mapping[str, pd.DataFrame]) -> Figure:
-    """Reliability diagram (tables of :func:`.accuracy.calibration_data`) with the diagonal."""
+def plot_calibration(curves_by_model: Mapping[str, pd.DataFrame], label_name: str = "label") -> Figure:
+    """Reliability diagram (tables of :func:`.accuracy.calibration_data`) with the diagonal; axes and
+    title name the predicted label."""
     fig, ax = _new_figure((5.0, 4.6))
     hi = 0.0
     for i, (label, cal) in enumerate(curves_by_model.items()):
@@ -246,9 +288,9 @@ def plot_calibration(curves_by_model: Mapping[str, pd.DataFrame]) -> Figure:
     ax.plot([0, hi], [0, hi], ls="--", color="grey", lw=0.8, label="perfectly calibrated")
     ax.set_xlim(0, hi)
     ax.set_ylim(0, hi)
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed click rate")
-    ax.set_title("Calibration")
+    ax.set_xlabel(f"mean {prob_label(label_name)}")
+    ax.set_ylabel(f"observed rate of {label_name}")
+    ax.set_title(f"Calibration — {label_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return fig

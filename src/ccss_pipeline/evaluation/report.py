@@ -4,8 +4,14 @@
 tree (headings, paragraphs, lists, tables, images) walked by two small renderers. The context holds
 the seed-aggregated tables of the evaluation stage: ``ModelResult.from_summary(seed_summary)``
 (mean ± std per backbone and variant), the paired CCSS − baseline differences, the raw-grid
-per-feature table, the chosen parameters per backbone, the method parameters and the plot paths
-(relative to the directory the two files are written to).
+per-feature table, the chosen parameters per backbone, the method parameters and the plots: their
+paths (relative to the directory the two files are written to) and, where given, their PNG bytes.
+
+The Markdown links each image by its relative path; the HTML embeds each image that has bytes as a
+``data:image/png;base64`` URI, so the page is self-contained (it survives being mailed or moved). A
+plot without bytes is named in the HTML, not linked.
+
+Nothing assumes what the label means: the text names it through ``ReportContext.label_name``.
 
 Variants match case-insensitively: ``"baseline"`` and ``"ccss"`` drive the verdicts; any other
 variant (a related method) only appears in the tables. Every sentence is built from the numbers; a
@@ -14,6 +20,7 @@ missing value renders as "n/a".
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from collections.abc import Mapping, Sequence
@@ -22,16 +29,24 @@ from typing import Any
 
 import pandas as pd
 
+from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
 from ccss_pipeline.evaluation.seeds import format_mean_std, summarize_over_seeds
 
 BASELINE = "baseline"
 CCSS = "ccss"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-#: Headline rows: (metric, label, is a share). Shown when the summary has the metric.
+#: Headline rows: (metric, label, is a share). Shown when the summary has the metric. ``{t}`` in a
+#: label is the decision threshold of the thresholded metrics (``ReportContext.method["threshold"]``).
 HEADLINE = [
     ("auc", "AUC", False),
     ("gauc", "GAUC", False),
     ("logloss", "LogLoss", False),
+    ("accuracy", "accuracy (P ≥ {t})", False),
+    ("precision", "precision (P ≥ {t})", False),
+    ("recall", "recall (P ≥ {t})", False),
+    ("f1", "F1 (P ≥ {t})", False),
+    ("brier", "Brier score", False),
     ("oracle_auc", "oracle AUC (ceiling)", False),
     ("wrong_step_share", "raw-grid wrong-step share (pooled)", True),
     ("wrong_step_share_inside", "… steps inside a bucket", True),
@@ -44,9 +59,18 @@ HEADLINE = [
     ("true_direction_agreement", "agreement with the true directions", True),
 ]
 _LABEL = {m: label for m, label, _ in HEADLINE}
+
+
+def _threshold(ctx: ReportContext) -> float:
+    t = _float(ctx.method.get("threshold", 0.5))
+    return 0.5 if _missing(t) else t
+
+
+def _label(metric: str, ctx: ReportContext) -> str:
+    return _LABEL[metric].replace("{t}", f"{_threshold(ctx):g}")
 _SHARE = {m for m, _, share in HEADLINE if share}
 #: Metrics of the paired CCSS − baseline table, in order.
-PAIRED = ["auc", "gauc", "logloss", "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
+PAIRED = ["auc", "gauc", "logloss", "accuracy", "precision", "recall", "f1", "brier", "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
           "edge_wrong_share", "monotone_row_share"]  # fmt: skip
 #: Per-feature raw-grid columns (means over seeds); the last is the secondary bucket-centre rate.
 FEATURE_COLUMNS = [
@@ -88,11 +112,13 @@ class ModelResult:
 
 @dataclass
 class PlotRef:
-    """A figure file, ``path`` relative to the report's directory, shown under the heading ``section``."""
+    """A figure file, ``path`` relative to the report's directory, shown under the heading ``section``;
+    ``png``: the image itself, which the HTML embeds (the Markdown links ``path``)."""
 
     path: str
     caption: str
     section: str = "Figures"
+    png: bytes | None = None
 
 
 @dataclass
@@ -108,9 +134,15 @@ class ReportContext:
       over seeds here (an optional ``neighbour_violation_rate`` column is shown as secondary);
     - ``chosen_params``: backbone → the chosen CCSS parameters (loss, weight, margin, temperature,
       learning_rate, source, val_auc, val_wrong_step_share, feasible, max_violation, study, n_trials);
-    - ``method``: grid_levels, grid_rows, eps, max_rows (None = all), optionally move (CCSS's move);
+    - ``method``: grid_levels, grid_rows, eps, max_rows (None = all), optionally move (CCSS's move)
+      and threshold (of accuracy, precision, recall and F1; default 0.5);
     - ``plots``: :class:`PlotRef` list, shown in order at the end; ``split_note`` and ``notes``:
-      extra paragraphs.
+      extra paragraphs;
+    - ``label_name``: what the models predict (the schema's label column), named in the text;
+    - ``gauc_note``: shown instead of GAUC figures when GAUC cannot be measured (e.g. "GAUC: n/a —
+      the schema declares no user column"); GAUC rows are then left out of the tables;
+    - ``unconstrained``: directed features with a single bucket — CCSS cannot constrain them, so every
+      per-feature table marks them instead of showing numbers.
     """
 
     title: str
@@ -126,6 +158,9 @@ class ReportContext:
     plots: list[PlotRef] = field(default_factory=list)
     split_note: str = ""
     notes: list[str] = field(default_factory=list)
+    label_name: str = "label"
+    gauc_note: str = ""
+    unconstrained: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------- format
@@ -228,7 +263,7 @@ def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping
 
 # ------------------------------------------------------------------------------- document blocks
 # A block is a tuple: ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", header, rows)
-# | ("img", path, caption). Both renderers walk the same list, so the two documents agree.
+# | ("img", path, caption, png bytes or None). Both renderers walk the same list, so the two documents agree.
 
 
 def _variant_rank(variant: str) -> int:
@@ -251,17 +286,18 @@ def _headline(ctx: ReportContext, bb: str) -> list[tuple]:
     models = sorted((r for r in ctx.results if r.backbone == bb), key=lambda r: (_variant_rank(r.variant), r.variant))
     if not models:
         return [("h", 3, bb), ("p", "No trained model of this backbone was evaluated.")]
-    metrics = [m for m, _, _ in HEADLINE if any(not _missing(r.mean.get(m)) for r in models)]
+    hidden = {"gauc"} if ctx.gauc_note else set()
+    metrics = [m for m, _, _ in HEADLINE if m not in hidden and any(not _missing(r.mean.get(m)) for r in models)]
     header = ["metric"] + [f"{r.display} ({r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})" for r in models]
-    out: list[tuple] = [("h", 3, bb), ("table", header, [[_LABEL[m]] + [r.cell(m) for r in models] for m in metrics])]
+    out: list[tuple] = [("h", 3, bb), ("table", header, [[_label(m, ctx)] + [r.cell(m) for r in models] for m in metrics])]
     paired = _paired_for(ctx, bb)
     rows = []
     for m in PAIRED:
         row = paired.get(m)
-        if row is None or not int(row.get("n") or 0):
+        if m in hidden or row is None or not int(row.get("n") or 0):
             continue
         share = m in _SHARE
-        rows.append([_LABEL[m], str(int(row["n"])), _diff(row["mean"], share, _pct_digits(row["mean"])), _interval(row, share)])
+        rows.append([_label(m, ctx), str(int(row["n"])), _diff(row["mean"], share, _pct_digits(row["mean"])), _interval(row, share)])
     if rows:
         out.append(("p", f"CCSS − baseline, paired on the training seed ({bb}):"))
         out.append(("table", ["metric", "pairs", "mean difference", "95% interval"], rows))
@@ -285,18 +321,31 @@ def _per_feature(ctx: ReportContext) -> list[tuple]:
         _v=summary["variant"].map(_variant_rank),
     ).sort_values(["_b", "_f", "_v", "variant"])
     rows = []
+    unconstrained = set(ctx.unconstrained)
     for r in summary.to_dict("records"):
         name = str(r["feature"])
         d = ctx.directed_features.get(name)
+        cells = (([ONE_BUCKET_NOTE] + ["—"] * len(metrics))[: len(metrics)] if name in unconstrained
+                 else [_value(r[f"{m}_mean"], True) for m, _ in metrics])  # fmt: skip
         rows.append([r["backbone"], f"{name} ({_dir(d)})" if d is not None else name,
-                     "CCSS" if str(r["variant"]).lower() == CCSS else r["variant"], str(r["n_seeds"])]
-                    + [_value(r[f"{m}_mean"], True) for m, _ in metrics])  # fmt: skip
-    return [
+                     "CCSS" if str(r["variant"]).lower() == CCSS else r["variant"], str(r["n_seeds"]), *cells])  # fmt: skip
+    out = [
         ("h", 2, "Raw-grid monotonicity per directed feature"),
         ("p", "Means over the training seeds. Wrong-step shares are per step of the feature's raw grid; the edge "
               "test and rows monotone (along this feature's whole grid) are shares of sampled rows."),
         ("table", ["backbone", "feature", "model", "seeds"] + [label for _, label in metrics], rows),
     ]  # fmt: skip
+    if unconstrained & set(summary["feature"].astype(str)):
+        out.append(("p", _unconstrained_sentence(ctx)))
+    return out
+
+
+def _unconstrained_sentence(ctx: ReportContext) -> str:
+    names = ", ".join(ctx.unconstrained)
+    return (f"Not constrained: {names} — a directed feature with one bucket (a single training value) has no "
+            "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measurable; its rows are "
+            "marked, it is left out of the bar chart and of the direction agreement, and it never counts as "
+            "0 violations (see feature_engineering.n_buckets / the warning in the log).")
 
 
 def _parameters(ctx: ReportContext) -> list[tuple]:
@@ -351,6 +400,12 @@ def _method(ctx: ReportContext) -> list[tuple]:
         "the training seeds; the paired difference subtracts the baseline from CCSS seed by seed, with a two-sided "
         "95% Student-t interval.",
     ]
+    label, t = ctx.label_name or "label", _threshold(ctx)
+    notes.append(
+        f"Accuracy, precision, recall and F1 count a row as a predicted positive ({label} = 1) when its P({label}) ≥ {t:g} "
+        f"(evaluation.threshold); precision, recall and F1 are 0 where undefined. The Brier score is the mean "
+        f"squared difference between P({label}) and the observed {label} (lower is better)."
+    )
     if m.get("move"):
         notes.append(f"The CCSS models were trained on the '{m['move']}' counterfactual move.")
     return [("h", 2, "Method"), *[("p", n) for n in notes]]
@@ -362,13 +417,18 @@ def _blocks(ctx: ReportContext) -> list[tuple]:
         b.append(("p", f"Splits: {ctx.split_note}"))
     if ctx.rows_per_split:
         b.append(("table", ["split", "rows"], [[k, f"{int(v):,}"] for k, v in ctx.rows_per_split.items()]))
+    b.append(("p", f"Label: {ctx.label_name or 'label'} — every model predicts P({ctx.label_name or 'label'})."))
+    unconstrained = set(ctx.unconstrained)
     b.append(("p", f"Directed features ({len(ctx.directed_features)}): "
-                   + (", ".join(f"{n} ({_dir(d)})" for n, d in ctx.directed_features.items()) or "none")))  # fmt: skip
+                   + (", ".join(f"{n} ({_dir(d)}{', ' + ONE_BUCKET_NOTE if n in unconstrained else ''})"
+                                for n, d in ctx.directed_features.items()) or "none")))  # fmt: skip
     b.append(("p", f"Backbones: {', '.join(ctx.backbones) if ctx.backbones else 'n/a'}"))
     b.append(("h", 2, "Headline: CCSS against its baseline over training seeds"))
     b.append(("p", "Mean ± standard deviation over the training seeds on the test split. The raw-grid figures sweep "
                    "each directed feature's raw value, a move the training loss never sees; the neighbour-move rate "
                    "is the move the loss trains and is shown as secondary."))  # fmt: skip
+    if ctx.gauc_note:
+        b.append(("p", ctx.gauc_note))
     for bb in ctx.backbones:
         b += _headline(ctx, bb)
     b += _per_feature(ctx) + _parameters(ctx) + _method(ctx)
@@ -381,7 +441,7 @@ def _blocks(ctx: ReportContext) -> list[tuple]:
             section = p.section
             if section != "Figures":
                 b.append(("h", 3, section))
-        b.append(("img", p.path, p.caption))
+        b.append(("img", p.path, p.caption, p.png))
     return b
 
 
@@ -430,6 +490,7 @@ tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1.2em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-style: italic; color: #555; }
+figure.missing p { color: #777; border: 1px dashed #bbb; padding: .6em; margin: 0 0 .3em; }
 """.strip()
 
 
@@ -449,10 +510,15 @@ def _to_html(blocks: list[tuple], title: str) -> str:
             rows = "\n".join("  <tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in block[2])
             body.append(f"<table>\n  <thead><tr>{head}</tr></thead>\n  <tbody>\n{rows}\n  </tbody>\n</table>")
         elif kind == "img":
-            body.append(
-                f'<figure><img src="{e(block[1], quote=True)}" alt="{e(block[2], quote=True)}">'
-                f"<figcaption>{e(block[2])}</figcaption></figure>"
-            )
+            path, caption, png = block[1], block[2], block[3] if len(block) > 3 else None
+            if png:
+                body.append(
+                    f'<figure><img src="{png_data_uri(png)}" alt="{e(caption, quote=True)}">'
+                    f"<figcaption>{e(caption)}</figcaption></figure>"
+                )
+            else:  # no bytes to embed: name the file rather than link it, so the page has no broken image
+                body.append(f'<figure class="missing"><p>Image not embedded: {e(path)} (relative to the report folder).</p>'
+                            f"<figcaption>{e(caption)}</figcaption></figure>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{e(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
@@ -461,9 +527,17 @@ def _to_html(blocks: list[tuple], title: str) -> str:
     )
 
 
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` of PNG bytes (refuses bytes that are not a PNG)."""
+    if not bytes(png).startswith(PNG_SIGNATURE):
+        raise ValueError("image bytes are not a PNG")
+    return "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
+
+
 def render_report(context: ReportContext | Mapping[str, Any]) -> tuple[str, str]:
-    """Render ``(markdown, html)``; image links are the ``PlotRef.path`` values, relative to the
-    directory the two files are written to."""
+    """Render ``(markdown, html)``. The Markdown links images by ``PlotRef.path`` (relative to the
+    directory the two files are written to); the HTML embeds each ``PlotRef.png`` as a data URI and
+    names, without linking, a plot that has no bytes."""
     ctx = context if isinstance(context, ReportContext) else ReportContext(**context)
     blocks = _blocks(ctx)
     return _to_markdown(blocks), _to_html(blocks, ctx.title)

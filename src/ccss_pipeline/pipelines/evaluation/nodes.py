@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from ccss_pipeline.config import BackboneConfig, EvaluationConfig
-from ccss_pipeline.evaluation.accuracy import accuracy_metrics, calibration_data, roc_curve_data
+from ccss_pipeline.evaluation.accuracy import CLASSIFICATION_METRICS, accuracy_metrics, calibration_data, roc_curve_data
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report, true_direction_agreement
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
 from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
 from ccss_pipeline.evaluation.plots import (
+    not_constrained_figure,
     plot_calibration,
     plot_partial_dependence,
     plot_raw_grid_ice,
@@ -24,9 +28,25 @@ from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.lineage import SPEC_KEY, require_spec
 from ccss_pipeline.model.trainer import score_fn
-from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from ccss_pipeline.spec import GROUP_COLUMN, FeatureSpec, ModelInputs
 
 PLOT_DIR = "plots"
+#: Resolution of the PNGs the report embeds: the catalog saves the same figures at this dpi.
+PLOT_DPI = 110
+NO_USER_GAUC = "GAUC: n/a — the schema declares no user column"
+
+
+def _label_name(spec: FeatureSpec) -> str:
+    return str(getattr(spec, "label_name", "label") or "label")
+
+
+def _has_user(spec: FeatureSpec) -> bool:
+    return bool(getattr(spec, "has_user", True))
+
+
+def _one_bucket(spec: FeatureSpec) -> list[str]:
+    """Directed features with a single bucket: CCSS cannot constrain them, nothing is measurable."""
+    return [f.name for f in spec.directed if f.n_buckets < 2]
 
 
 def _rebuild(spec: FeatureSpec, entry: dict[str, Any], name: str) -> CTRModel:
@@ -45,7 +65,7 @@ def _model_label(name: str, config: dict[str, Any]) -> tuple[str, str, int]:
 
 #: Per-model figures kept in ``seed_metrics`` (one row per trained model) and aggregated over seeds.
 SEED_METRICS = [
-    "auc", "gauc", "logloss", "oracle_auc",
+    "auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc",
     "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing", "max_feature_wrong_step_share",
     "edge_wrong_share", "monotone_row_share", "mean_wrong_mass", "neighbour_violation_rate",
     "ice_monotone_share", "true_direction_agreement",
@@ -65,14 +85,22 @@ def evaluate_models(
     mirror the training move; the bucket-centre neighbour rate is kept as a secondary figure. Curves, ROC
     and calibration are kept for the first seed of each backbone and variant (the plots show those).
 
+    Accuracy, precision, recall and F1 count a row as positive when its probability is at least
+    ``evaluation.threshold``. GAUC is NaN (and ``gauc_note`` says why) when the schema declares no user
+    column or every test row has the same group: it would only repeat the AUC. Directed features with a
+    single bucket are left out of the agreement with the true directions (nothing to measure).
+
     Returns per-model results, bucket-centre and raw-grid per-feature tables, bucket-centre PD curves,
     raw-grid curves, ROC and calibration data, and ``seed_metrics`` (one row per model).
     """
     spec = FeatureSpec.from_dict(feature_spec)
     require_spec("test_model_input", test_model_input, spec, "feature_engineering")
+    if GROUP_COLUMN not in test_model_input.columns:  # no user column: one group, hence no GAUC
+        test_model_input = test_model_input.assign(**{GROUP_COLUMN: 0})
     test = ModelInputs.from_frame(test_model_input, spec)
     device = resolve_device(evaluation.device)
-    true_directions = {k: int(v) for k, v in source_truth.get("directions", {}).items()}
+    one_bucket = set(_one_bucket(spec))
+    true_directions = {k: int(v) for k, v in source_truth.get("directions", {}).items() if k not in one_bucket}
     first_seed: dict[tuple[str, str], int] = {}
     for name, entry in sorted(trained_models.items()):
         b, v, seed = _model_label(name, entry["config"])
@@ -83,7 +111,10 @@ def evaluate_models(
         backbone, variant, seed = _model_label(name, entry["config"])
         scorer = score_fn(_rebuild(spec, entry, name), device)
         prob = scorer(test.cat, test.dense, test.bucket)
-        accuracy = accuracy_metrics(test.label, prob, test.group, test.oracle)
+        accuracy = accuracy_metrics(test.label, prob, test.group, test.oracle, threshold=evaluation.threshold)
+        gauc_note = _gauc_note(spec, accuracy)
+        if gauc_note:
+            accuracy.update(gauc=math.nan, gauc_note=gauc_note)
         grid = raw_grid_report(scorer, test, spec, levels=evaluation.grid_levels, rows=evaluation.grid_rows,
                                seed=evaluation.seed, eps=evaluation.eps)
         mono = monotonicity_report(scorer, test, spec, eps=evaluation.eps, max_rows=evaluation.max_rows, seed=evaluation.seed)
@@ -112,7 +143,7 @@ def evaluate_models(
             calibration.append(calibration_data(test.label, prob, n_bins=evaluation.calibration_bins).assign(**tag))
         rows.append({
             **tag,
-            **{k: accuracy.get(k) for k in ("auc", "gauc", "logloss", "oracle_auc")},
+            **{k: accuracy.get(k) for k in ("auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc")},
             **{k: grid.pooled[k] for k in ("wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
                                            "max_feature_wrong_step_share", "edge_wrong_share", "monotone_row_share",
                                            "mean_wrong_mass")},
@@ -131,6 +162,18 @@ def evaluate_models(
         pd.concat(calibration, ignore_index=True),
         seed_metrics,
     )
+
+
+def _gauc_note(spec: FeatureSpec, accuracy: dict[str, Any]) -> str:
+    """Why GAUC is not reported ("" when it is): no user column in the schema, one group, or no user
+    with both classes."""
+    if not _has_user(spec):
+        return NO_USER_GAUC
+    if int(accuracy.get("n_groups", 0)) <= 1:
+        return "GAUC: n/a — every test row has the same user, so GAUC would only repeat the AUC"
+    if int(accuracy.get("gauc_groups", 0)) == 0 or not np.isfinite(accuracy.get("gauc", math.nan)):
+        return "GAUC: n/a — no user has both classes in the test split"
+    return ""
 
 
 def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
@@ -197,29 +240,77 @@ def plot_evaluation(
     """Per backbone and directed feature, baseline vs CCSS on one figure: the raw-grid ICE band with the
     bucket edges (``ice_<backbone>_<feature>.png``) and the bucket-centre PD band
     (``pd_<backbone>_<feature>.png``); the raw-grid wrong-step share per feature and model (mean ± std
-    over seeds); ROC and calibration of the first seed of every model."""
+    over seeds); ROC and calibration of the first seed of every model.
+
+    Axes and titles name the spec's label (``FeatureSpec.label_name``). A directed feature with one
+    bucket gets a figure saying it is not constrained (instead of a one-point curve) and a hatched
+    "not measurable" span instead of bars."""
     spec = FeatureSpec.from_dict(feature_spec)
+    label = _label_name(spec)
+    one_bucket = set(_one_bucket(spec))
     grid_plots, pd_plots = {}, {}
     for backbone in sorted(set(raw_grid_curves["backbone"]) | set(partial_dependence["backbone"])):
         grid_models = _first_seed_by_model(raw_grid_curves, backbone)
         pd_models = _first_seed_by_model(partial_dependence, backbone)
         for feat in spec.directed:
+            if feat.name in one_bucket:
+                grid_plots[f"ice_{backbone}_{feat.name}.png"] = not_constrained_figure(feat.name, feat.direction, label)
+                pd_plots[f"pd_{backbone}_{feat.name}.png"] = not_constrained_figure(feat.name, feat.direction, label)
+                continue
             grid_plots[f"ice_{backbone}_{feat.name}.png"] = plot_raw_grid_ice(
-                grid_models, feat.name, feat.direction, feat.boundaries)
-            pd_plots[f"pd_{backbone}_{feat.name}.png"] = plot_partial_dependence(pd_models, feat.name, feat.direction)
+                grid_models, feat.name, feat.direction, feat.boundaries, label_name=label)
+            pd_plots[f"pd_{backbone}_{feat.name}.png"] = plot_partial_dependence(
+                pd_models, feat.name, feat.direction, label_name=label)
     bars = _seed_means_by_model(raw_grid_per_feature, "wrong_step_share")
     seeds = sorted({int(t["n_seeds"].max()) for t in bars.values()}) or [0]
     n_seeds = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
     violation = plot_violation_bars(
-        bars, "wrong_step_share", features=[f.name for f in spec.directed],
-        title=f"Raw-grid wrong-step share per feature (mean ± std over {n_seeds} seeds)")
+        bars, "wrong_step_share", features=[f.name for f in spec.directed], unmeasurable=sorted(one_bucket),
+        title=f"Raw-grid wrong-step share of P({label}) per feature (mean ± std over {n_seeds} seeds)")
     return (
         grid_plots,
         pd_plots,
         violation,
-        plot_roc(_first_seed_by_model(roc_curves)),
-        plot_calibration(_first_seed_by_model(calibration_curves)),
+        plot_roc(_first_seed_by_model(roc_curves), label_name=label),
+        plot_calibration(_first_seed_by_model(calibration_curves), label_name=label),
     )
+
+
+def figure_png(fig: Figure, dpi: int = PLOT_DPI) -> bytes:
+    """The PNG bytes of ``fig`` as the catalog writes it (``savefig`` at ``dpi``), without touching a file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _report_images(
+    raw_grid_curves: pd.DataFrame,
+    partial_dependence: pd.DataFrame,
+    raw_grid_per_feature: pd.DataFrame,
+    roc_curves: pd.DataFrame,
+    calibration_curves: pd.DataFrame,
+    feature_spec: dict[str, Any],
+) -> dict[str, bytes]:
+    """Report path → PNG bytes of every figure :func:`plot_evaluation` draws, drawn again from the same
+    tables (the saved PNGs cannot be loaded back through the catalog), at the catalog's dpi."""
+    grid_plots, pd_plots, violation, roc, calibration = plot_evaluation(
+        raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, feature_spec)
+    figures = {f"{PLOT_DIR}/raw_grid/{k}": v for k, v in grid_plots.items()}
+    figures |= {f"{PLOT_DIR}/partial_dependence/{k}": v for k, v in pd_plots.items()}
+    figures |= {f"{PLOT_DIR}/violation_rate.png": violation, f"{PLOT_DIR}/roc.png": roc,
+                f"{PLOT_DIR}/calibration.png": calibration}
+    return {path: figure_png(fig) for path, fig in figures.items()}
+
+
+def _report_gauc_note(spec: FeatureSpec, evaluation_results: dict[str, Any]) -> str:
+    """The note the report shows instead of GAUC, or "" when some model has a GAUC."""
+    if not _has_user(spec):
+        return NO_USER_GAUC
+    notes = [str(r.get("accuracy", {}).get("gauc_note") or "") for r in evaluation_results.values()]
+    gaucs = [r.get("accuracy", {}).get("gauc") for r in evaluation_results.values()]
+    if any(g is not None and np.isfinite(float(g)) for g in gaucs):
+        return ""
+    return next((n for n in notes if n), "GAUC: n/a — no user has both classes in the test split" if gaucs else "")
 
 
 def _rows_per_split(split_validation_report: dict[str, Any]) -> dict[str, int]:
@@ -227,7 +318,10 @@ def _rows_per_split(split_validation_report: dict[str, Any]) -> dict[str, int]:
 
 
 def _report_plots(backbones: list[str], spec: FeatureSpec) -> list[PlotRef]:
-    directed = spec.directed
+    """The figures of the report, in order; a one-bucket feature's figures (a "not constrained" note,
+    which the per-feature table already gives) are left out."""
+    one_bucket = set(_one_bucket(spec))
+    directed = [f for f in spec.directed if f.name not in one_bucket]
     plots = [
         PlotRef(f"{PLOT_DIR}/raw_grid/ice_{b}_{f.name}.png",
                 f"{f.name} ({b}): mean prediction over the raw-value grid with the ICE band (10–90%); "
@@ -265,11 +359,30 @@ def write_report(
     best_params: dict[str, Any],
     split_validation_report: dict[str, Any],
     evaluation: EvaluationConfig,
+    raw_grid_curves: pd.DataFrame | None = None,
+    partial_dependence: pd.DataFrame | None = None,
+    roc_curves: pd.DataFrame | None = None,
+    calibration_curves: pd.DataFrame | None = None,
+    optuna_plot_images: dict[str, bytes] | None = None,
 ) -> tuple[str, str]:
-    """The readable report (Markdown and HTML): headline raw-grid figures over seeds per backbone, the
-    paired CCSS − baseline differences, per-feature raw-grid table, chosen parameters, method notes and
-    the plots embedded by relative path."""
+    """The readable report (Markdown and HTML): headline accuracy and raw-grid figures over seeds per
+    backbone, the paired CCSS − baseline differences, per-feature raw-grid table, chosen parameters,
+    method notes and the plots.
+
+    The Markdown links the plots by relative path. The HTML is self-contained: the evaluation figures
+    are drawn again from the curve tables (the same ones :func:`plot_evaluation` draws from) and
+    embedded as PNG data URIs, and so are the Optuna plots of the model-training stage
+    (``optuna_plot_images``, the PNG files as bytes); an image that is not available is named, never linked.
+
+    The text names the spec's label; GAUC is replaced by a note when it cannot be measured (no user
+    column in the schema, one group); directed features with one bucket are marked as not constrained."""
     spec = FeatureSpec.from_dict(feature_spec)
+    images: dict[str, bytes] = {}
+    if all(t is not None for t in (raw_grid_curves, partial_dependence, roc_curves, calibration_curves)):
+        images = _report_images(raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves,
+                                calibration_curves, feature_spec)
+    for name, png in (optuna_plot_images or {}).items():
+        images[f"{PLOT_DIR}/optuna/{name}"] = png
     evaluated = list(dict.fromkeys(str(r["backbone"]) for r in evaluation_results.values()))
     backbones = [b for b in best_params if b in evaluated] + [b for b in evaluated if b not in best_params]
     keys = ["backbone", "variant", "seed", "feature"]
@@ -291,8 +404,11 @@ def write_report(
         per_feature=per_feature,
         chosen_params={b: best_params[b] for b in backbones if b in best_params},
         method={"grid_levels": evaluation.grid_levels, "grid_rows": evaluation.grid_rows, "eps": evaluation.eps,
-                "max_rows": evaluation.max_rows, "move": ", ".join(moves) or None},
-        plots=_report_plots(backbones, spec),
+                "max_rows": evaluation.max_rows, "move": ", ".join(moves) or None, "threshold": evaluation.threshold},
+        plots=[PlotRef(p.path, p.caption, p.section, images.get(p.path)) for p in _report_plots(backbones, spec)],
         split_note="time-ordered: every validation event is later than every train event, every test event later still",
+        label_name=_label_name(spec),
+        gauc_note=_report_gauc_note(spec, evaluation_results),
+        unconstrained=_one_bucket(spec),
     )
     return render_report(context)

@@ -54,6 +54,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "best_params",
                     "split_validation_report",
                     "params:evaluation",
+                    # the curve tables again: the HTML report embeds the figures drawn from them
+                    "raw_grid_curves",
+                    "partial_dependence",
+                    "roc_curves",
+                    "calibration_curves",
+                    "optuna_plot_images",  # written by model_training (the search), embedded as they are
                 ],
                 outputs=["report_md", "report_html"],
                 name="write_report",
