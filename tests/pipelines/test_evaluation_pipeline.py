@@ -481,6 +481,6 @@ def test_report(evaluated_project):
     assert "plots/optuna/dnn_pareto.png" in targets
     for target in targets:
         assert (reporting / target).is_file(), target
-    # the HTML embeds the evaluation figures (it survives being mailed or moved) and links no file
-    assert len(_embedded_pngs(html)) == sum(not t.startswith("plots/optuna/") for t in targets)
+    # the HTML embeds every figure, the Optuna plots included (it survives being mailed or moved), links none
+    assert len(_embedded_pngs(html)) == len(targets) and "Image not embedded" not in html
     assert 'src="plots/' not in html

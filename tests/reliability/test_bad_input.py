@@ -189,10 +189,11 @@ ATOMIC = {"ccss_pipeline.datasets.AtomicDataset", "ccss_pipeline.datasets.ModelC
 
 
 def _read_only(entry: dict) -> bool:
-    """Raw sources (possibly cached) and the project folder: their ``save`` raises."""
+    """Raw sources (possibly cached), the project folder and folders read back: their ``save`` raises."""
     inner = entry.get("dataset", entry) if entry.get("type") == "CachedDataset" else entry
     kind = inner["type"] if isinstance(inner, dict) else inner
-    return kind.startswith("ccss_pipeline.datasets.") and kind.endswith(("SourceDataset", "ProjectFolderDataset"))
+    return kind.startswith("ccss_pipeline.datasets.") and kind.endswith(
+        ("SourceDataset", "ProjectFolderDataset", "PngFolderDataset"))
 
 
 @pytest.mark.parametrize("env", ["base", "kuairand", "own_table"])
@@ -210,7 +211,9 @@ def test_every_written_catalog_entry_is_atomic(env):
 def test_read_only_entries_refuse_to_save(tmp_path):
     from kedro.io import DatasetError
 
-    from ccss_pipeline.datasets import SyntheticSourceDataset
+    from ccss_pipeline.datasets import PngFolderDataset, SyntheticSourceDataset
 
     with pytest.raises(DatasetError, match="read-only"):
         SyntheticSourceDataset(n_users=5).save({})
+    with pytest.raises(DatasetError, match="read-only"):
+        PngFolderDataset(str(tmp_path)).save({})

@@ -151,3 +151,37 @@ def test_split_settings_that_contradict_the_schema_fail_before_any_work():
     assert "conf/base/parameters_schema.yml: key 'schema.split_column'" in str(info.value)
     params["schema"]["split_column"] = "fold"
     check_parameters(params, root / "conf", "local")
+
+
+@pytest.mark.slow
+def test_a_risk_table_without_ids_or_timestamp_runs_end_to_end(tmp_path):
+    """No user, item or timestamp, a seeded stratified random split: every stage runs, the report says
+    why there is no GAUC and carries the classification metrics, the HTML embeds its images."""
+    from tests.kedro_project import run_pipelines
+
+    root = make_project(tmp_path / "project")
+    raw = root / "data" / "01_raw" / "own" / "interactions.csv"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    _table(3000, seed=4).rename(columns={"label": "defaulted"}).to_csv(raw, index=False)
+    env = root / "conf" / "own_table"
+    schema = NO_IDS.model_dump(exclude={"side_tables", "log_features"}) | {"label": "defaulted"}
+    (env / "parameters_schema.yml").write_text(yaml.safe_dump({"schema": schema}))
+    (env / "parameters_feature_engineering.yml").write_text(yaml.safe_dump(
+        {"feature_engineering": {"split": {"mode": "random", "seed": 3}}}))
+    (env / "parameters_model_training.yml").write_text(yaml.safe_dump({"model_training": {
+        "backbones": ["dnn"], "n_seeds": 2, "backbone": {"hidden_units": [16], "embedding_dim": 4},
+        "optimizer": {"max_epochs": 2, "device": "cpu", "batch_size": 256},
+        "search": {"n_trials": 2, "n_startup_trials": 1, "max_epochs": 1, "violation_rows": 100, "grid_levels": 10}}}))
+    (env / "parameters_counterfactual_pairs.yml").write_text(yaml.safe_dump(
+        {"counterfactual_pairs": {"warmup_epochs": 1, "shapley": {"n_samples": 200, "n_permutations": 2}}}))
+    (env / "parameters_evaluation.yml").write_text(yaml.safe_dump(
+        {"evaluation": {"device": "cpu", "grid_rows": 100, "grid_levels": 20, "max_rows": 300, "threshold": 0.4}}))
+    run_pipelines(root, env="own_table", pipeline_names=["__default__"])
+    reporting = root / "data" / "08_reporting"
+    metrics = yaml.safe_load((reporting / "metrics.json").read_text())
+    assert {"dnn__ccss.f1.mean", "dnn__ccss.brier.mean", "dnn__ccss.accuracy.mean", "dnn__ccss.auc.mean"} <= set(metrics)
+    assert not [k for k in metrics if "gauc" in k]
+    report = (reporting / "report.md").read_text()
+    assert "the schema declares no user column" in report and "P(defaulted)" in report and "click" not in report
+    html = (reporting / "report.html").read_text()
+    assert 'src="data:image/png;base64,' in html and 'src="plots/' not in html

@@ -175,7 +175,8 @@ def _fingerprint(spec: FeatureSpec, *cfgs: object, extra: object = None) -> str:
 
 
 def _to_device(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
+    # a read-only array (a column of a parquet-backed frame) is copied once; torch cannot share it
+    return torch.as_tensor(np.require(a, requirements=["C", "W"]), dtype=dtype).to(device)
 
 
 # ------------------------------------------------------------------------------------------ training
