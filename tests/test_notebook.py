@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -67,4 +68,6 @@ def test_notebook_executes_on_a_finished_run(tmp_path: Path, monkeypatch: pytest
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # saved PD plots and the redrawn one
     text = "\n".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs)
-    assert "dnn__ccss" in text and "p_click" in text
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # Kedro's rich display colours the repr
+    assert "dnn__ccss" in text and "P(is_click) (dnn__ccss" in text, text[-3000:]  # the column names the label
+    assert re.search(r"\(\+1\): wrong steps \d+ of \d+", text), text[-3000:]  # the what-if cell counted its steps

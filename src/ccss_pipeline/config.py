@@ -412,6 +412,15 @@ class TrainingConfig(_Strict):
         return value
 
 
+class WhatIfConfig(_Strict):
+    """What-if curves (``kedro run --pipelines=what_if``): test rows by position, or a seeded sample."""
+
+    rows: list[Annotated[int, Field(ge=0)]] | None = None  # positions in the test split; null = a seeded sample
+    n_rows: int = Field(5, ge=1, le=1000)
+    seed: Seed = 0
+    levels: int = Field(50, ge=3, le=10_000)  # quantile levels of each directed feature's training values
+
+
 class EvaluationConfig(_Strict):
     """The ``evaluation`` parameters (spec §6)."""
 
@@ -423,3 +432,4 @@ class EvaluationConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     calibration_bins: int = Field(10, ge=2)
     threshold: float = Field(0.5, gt=0, lt=1)  # predicted probability at or above which a row is positive
+    what_if: WhatIfConfig = WhatIfConfig()

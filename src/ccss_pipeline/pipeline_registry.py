@@ -12,8 +12,10 @@ from ccss_pipeline.pipelines import (
     counterfactual_pairs,
     data_validation,
     evaluation,
+    export,
     feature_engineering,
     model_training,
+    what_if,
 )
 
 
@@ -26,4 +28,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     train = sum(stages.values(), Pipeline([]))
     stages["evaluation"] = evaluation.create_pipeline()
-    return {**stages, "train": train, "__default__": sum(stages.values(), Pipeline([]))}
+    default = sum(stages.values(), Pipeline([]))
+    # on demand, after a run: what-if curves of chosen test rows (not part of the default run)
+    return {**stages, "train": train, "__default__": default, "what_if": what_if.create_pipeline(),
+            # on demand, after training: the chosen CCSS model per backbone to ONNX (data/06_models/onnx)
+            "export": export.create_pipeline()}

@@ -30,6 +30,7 @@ from ccss_pipeline.pipelines.evaluation.nodes import (
     aggregate_over_seeds,
     evaluate_models,
     plot_evaluation,
+    write_model_card,
     write_report,
 )
 from ccss_pipeline.lineage import stamp
@@ -391,6 +392,47 @@ def test_label_name_replaces_click_everywhere(own_data):
         assert "P(defaulted) ≥ 0.5" in text
 
 
+# ------------------------------------------------------------------------------------------ model card
+
+
+def _card(tiny, evaluated, aggregated, lineage, parameters):
+    spec, frame = tiny[0], tiny[1]
+    _, _, grid_features, _, grid_curves, _, _, _ = evaluated
+    summary, paired, _ = aggregated
+    split = {"tables": {"train": {"rows": 10}, "validation": {"rows": 5}, "test": {"rows": 300}}}
+    day = 86_400_000
+    train, valid, test = (frame.assign(event_ts=np.arange(len(frame), dtype=np.int64) * 1000 + start * day)
+                          for start in (19_000, 19_010, 19_020))  # fmt: skip
+    return write_model_card(summary, paired, grid_features, spec.to_dict(), _best_params(), split, train, valid, test,
+                            grid_curves, lineage, parameters, EVALUATION)
+
+
+def test_write_model_card_node(tiny, evaluated, aggregated):
+    from ccss_pipeline.fingerprint import content_hash
+
+    spec = tiny[0]
+    lineage = {"git_commit": "unknown", "git_dirty": None, "dvc_lock": None, "env": "base", "artifacts": {}}
+    # Kedro passes typed top-level parameters as their pydantic models: the hash sees their values
+    parameters = {"schema": {"timestamp": "time_ms"}, "feature_engineering": {"split": {"mode": "time"}},
+                  "evaluation": EVALUATION}  # fmt: skip
+    md, html = _card(tiny, evaluated, aggregated, lineage, parameters)
+    parameters = {**parameters, "evaluation": EVALUATION.model_dump(mode="json")}
+    for f in spec.directed:
+        assert f"{f.name} ({f.direction:+d})" in md
+    assert "## Backbone: dnn" in md and "ΔAUC (CCSS − baseline, paired on the training seed, 2 pairs)" in md
+    assert "ccss-abc" in md and "trial 1" in md and "Parameters hash (SHA-256" in md and content_hash(parameters) in md
+    assert "Split mode: time" in md and "2022-01-08 00:00:00 UTC" in md  # day 19000 after the epoch
+    assert "Git commit: unknown" in md and "no dvc.lock was found" in md
+    measurable = [f for f in spec.directed if f.n_buckets > 1]
+    assert len(_embedded_pngs(html)) == len(measurable) and 'src="plots/' not in html
+    for f in measurable:
+        assert f"(plots/raw_grid/ice_dnn_{f.name}.png)" in md
+    # another parameter set gives another hash; no timestamp in the schema gives no time range
+    other = {**parameters, "schema": {"timestamp": None}}
+    md2, _ = _card(tiny, evaluated, aggregated, lineage, other)
+    assert content_hash(other) in md2 and content_hash(parameters) not in md2 and "UTC" not in md2
+
+
 # =====================================================================================================
 # Kedro end to end
 # =====================================================================================================
@@ -484,3 +526,21 @@ def test_report(evaluated_project):
     # the HTML embeds every figure, the Optuna plots included (it survives being mailed or moved), links none
     assert len(_embedded_pngs(html)) == len(targets) and "Image not embedded" not in html
     assert 'src="plots/' not in html
+
+
+@pytest.mark.slow
+def test_model_card(evaluated_project):
+    spec = _spec(evaluated_project)
+    reporting = evaluated_project / "data" / "08_reporting"
+    md = (reporting / "model_card.md").read_text()
+    html = (reporting / "model_card.html").read_text()
+    for text in (md, html):
+        for f in spec.directed:
+            assert f"{f.name} ({f.direction:+d})" in text, f.name
+        assert "Backbone: dnn" in text and "Kedro environment: base" in text
+        assert "Git commit: unknown" in text  # the throw-away project is not a git repository
+        assert "dvc repro" in text
+    assert "no dvc.lock was found" in md
+    targets = re.findall(r"!\[[^\]]*\]\(<?([^)>]+)>?\)", md)
+    assert targets and all((reporting / t).is_file() for t in targets)
+    assert len(_embedded_pngs(html)) == len(targets) and "Image not embedded" not in html

@@ -185,15 +185,16 @@ def test_ids_unseen_in_training_map_to_oov_and_are_scored():
 
 
 # ------------------------------------------------------------------------------------ atomic writes
-ATOMIC = {"ccss_pipeline.datasets.AtomicDataset", "ccss_pipeline.datasets.ModelCollectionDataset"}
+ATOMIC = {"ccss_pipeline.datasets.AtomicDataset", "ccss_pipeline.datasets.ModelCollectionDataset",
+          "ccss_pipeline.datasets.onnx.OnnxFolderDataset"}
 
 
 def _read_only(entry: dict) -> bool:
-    """Raw sources (possibly cached), the project folder and folders read back: their ``save`` raises."""
+    """Raw sources (possibly cached), the project folder, its lineage and folders read back: their ``save`` raises."""
     inner = entry.get("dataset", entry) if entry.get("type") == "CachedDataset" else entry
     kind = inner["type"] if isinstance(inner, dict) else inner
     return kind.startswith("ccss_pipeline.datasets.") and kind.endswith(
-        ("SourceDataset", "ProjectFolderDataset", "PngFolderDataset"))
+        ("SourceDataset", "ProjectFolderDataset", "PngFolderDataset", "ProjectLineageDataset"))
 
 
 @pytest.mark.parametrize("env", ["base", "kuairand", "own_table"])
@@ -211,9 +212,11 @@ def test_every_written_catalog_entry_is_atomic(env):
 def test_read_only_entries_refuse_to_save(tmp_path):
     from kedro.io import DatasetError
 
-    from ccss_pipeline.datasets import PngFolderDataset, SyntheticSourceDataset
+    from ccss_pipeline.datasets import PngFolderDataset, ProjectLineageDataset, SyntheticSourceDataset
 
     with pytest.raises(DatasetError, match="read-only"):
         SyntheticSourceDataset(n_users=5).save({})
     with pytest.raises(DatasetError, match="read-only"):
         PngFolderDataset(str(tmp_path)).save({})
+    with pytest.raises(DatasetError, match="read-only"):
+        ProjectLineageDataset(str(tmp_path)).save({})

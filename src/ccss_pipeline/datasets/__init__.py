@@ -6,7 +6,8 @@ without Kedro.
 
 from ccss_pipeline.datasets.atomic import AtomicDataset
 from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDataset
+from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.datasets.models import ModelCollectionDataset
 from ccss_pipeline.datasets.sources import KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
 
-__all__ = ["AtomicDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]
+__all__ = ["AtomicDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]

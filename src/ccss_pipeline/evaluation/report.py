@@ -263,7 +263,8 @@ def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping
 
 # ------------------------------------------------------------------------------- document blocks
 # A block is a tuple: ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", header, rows)
-# | ("img", path, caption, png bytes or None). Both renderers walk the same list, so the two documents agree.
+# | ("img", path, caption, png bytes or None) | ("pre", text): a code block (commands). Both renderers walk
+# the same list, so the two documents agree (:func:`render_blocks`; the model card uses them too).
 
 
 def _variant_rank(variant: str) -> int:
@@ -466,6 +467,8 @@ def _to_markdown(blocks: list[tuple]) -> str:
             out.append(block[1])
         elif kind == "ul":
             out.append("\n".join(f"- {item}" for item in block[1]))
+        elif kind == "pre":
+            out.append(f"```\n{block[1]}\n```")
         elif kind == "table":
             header, rows = block[1], block[2]
             lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |",
@@ -490,6 +493,7 @@ tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1.2em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-style: italic; color: #555; }
+pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6em; overflow-x: auto; }
 figure.missing p { color: #777; border: 1px dashed #bbb; padding: .6em; margin: 0 0 .3em; }
 """.strip()
 
@@ -505,6 +509,8 @@ def _to_html(blocks: list[tuple], title: str) -> str:
             body.append(f"<p>{e(block[1])}</p>")
         elif kind == "ul":
             body.append("<ul>\n" + "\n".join(f"  <li>{e(item)}</li>" for item in block[1]) + "\n</ul>")
+        elif kind == "pre":
+            body.append(f"<pre><code>{e(block[1])}</code></pre>")
         elif kind == "table":
             head = "".join(f"<th>{e(str(h))}</th>" for h in block[1])
             rows = "\n".join("  <tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in block[2])
@@ -532,6 +538,12 @@ def png_data_uri(png: bytes) -> str:
     if not bytes(png).startswith(PNG_SIGNATURE):
         raise ValueError("image bytes are not a PNG")
     return "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
+
+
+def render_blocks(blocks: list[tuple], title: str) -> tuple[str, str]:
+    """``(markdown, html)`` of a block list (see "document blocks" above): the renderers of the report,
+    for other documents with the same look (the model card)."""
+    return _to_markdown(blocks), _to_html(blocks, title)
 
 
 def render_report(context: ReportContext | Mapping[str, Any]) -> tuple[str, str]:

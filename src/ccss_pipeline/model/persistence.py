@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from ccss_pipeline.files import atomic_write
-
 from ccss_pipeline.config import BackboneConfig
+from ccss_pipeline.files import atomic_write
+from ccss_pipeline.lineage import SPEC_KEY, require_spec
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.spec import FeatureSpec
 
@@ -62,3 +62,26 @@ def load_model(directory: str | Path, spec: FeatureSpec, device: torch.device | 
     model.to(device)
     model.eval()
     return model
+
+
+def rebuild_model(spec: FeatureSpec, name: str, entry: dict[str, Any]) -> CTRModel:
+    """A model of the ``trained_models`` catalog entry (``{"config", "state_dict"}``) in eval mode,
+    refused when it was trained for another feature spec."""
+    config = entry["config"]
+    require_spec(f"trained_models['{name}']", {SPEC_KEY: config.get("spec_hash")}, spec, "model_training")
+    model = CTRModel(spec, BackboneConfig(**config["backbone"]))
+    model.load_state_dict(entry["state_dict"])
+    return model.eval()
+
+
+def first_seed_models(trained_models: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """``(backbone, variant) -> model name`` of the lowest seed of each: the models shown per backbone."""
+    chosen: dict[tuple[str, str], tuple[int, str]] = {}
+    for name, entry in trained_models.items():
+        config = entry["config"]
+        backbone = name.partition("__")[0]
+        variant = str(config.get("variant") or name.split("__")[1])
+        seed = int(config.get("seed", config.get("optimizer", {}).get("seed", 0)))
+        if (backbone, variant) not in chosen or seed < chosen[(backbone, variant)][0]:
+            chosen[(backbone, variant)] = (seed, name)
+    return {key: name for key, (_, name) in sorted(chosen.items())}

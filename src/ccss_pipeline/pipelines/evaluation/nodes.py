@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from pydantic import BaseModel
 
 from ccss_pipeline.config import BackboneConfig, EvaluationConfig
 from ccss_pipeline.evaluation.accuracy import CLASSIFICATION_METRICS, accuracy_metrics, calibration_data, roc_curve_data
@@ -24,11 +25,13 @@ from ccss_pipeline.evaluation.plots import (
     plot_violation_bars,
 )
 from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, render_report
+from ccss_pipeline.evaluation.model_card import Lineage, ModelCardContext, render_model_card, split_time_ranges
+from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.lineage import SPEC_KEY, require_spec
 from ccss_pipeline.model.trainer import score_fn
-from ccss_pipeline.spec import GROUP_COLUMN, FeatureSpec, ModelInputs
+from ccss_pipeline.spec import GROUP_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs, NumericalFeature
 
 PLOT_DIR = "plots"
 #: Resolution of the PNGs the report embeds: the catalog saves the same figures at this dpi.
@@ -229,6 +232,11 @@ def _seed_means_by_model(per_feature: pd.DataFrame, metric: str) -> dict[str, pd
     return out
 
 
+def _ice_figure(grid_models: dict[str, pd.DataFrame], feat: NumericalFeature, label: str) -> Figure:
+    """The raw-grid ICE figure of one directed feature (baseline vs CCSS of one backbone, bucket edges)."""
+    return plot_raw_grid_ice(grid_models, feat.name, feat.direction, feat.boundaries, label_name=label)
+
+
 def plot_evaluation(
     raw_grid_curves: pd.DataFrame,
     partial_dependence: pd.DataFrame,
@@ -257,8 +265,7 @@ def plot_evaluation(
                 grid_plots[f"ice_{backbone}_{feat.name}.png"] = not_constrained_figure(feat.name, feat.direction, label)
                 pd_plots[f"pd_{backbone}_{feat.name}.png"] = not_constrained_figure(feat.name, feat.direction, label)
                 continue
-            grid_plots[f"ice_{backbone}_{feat.name}.png"] = plot_raw_grid_ice(
-                grid_models, feat.name, feat.direction, feat.boundaries, label_name=label)
+            grid_plots[f"ice_{backbone}_{feat.name}.png"] = _ice_figure(grid_models, feat, label)
             pd_plots[f"pd_{backbone}_{feat.name}.png"] = plot_partial_dependence(
                 pd_models, feat.name, feat.direction, label_name=label)
     bars = _seed_means_by_model(raw_grid_per_feature, "wrong_step_share")
@@ -412,3 +419,94 @@ def write_report(
         unconstrained=_one_bucket(spec),
     )
     return render_report(context)
+
+
+def _card_plots(raw_grid_curves: pd.DataFrame | None, spec: FeatureSpec, backbones: list[str]) -> list[PlotRef]:
+    """Each backbone's raw-grid ICE figures (``PlotRef.section`` = the backbone), with their PNG bytes
+    drawn from the curve table as :func:`plot_evaluation` draws them; a one-bucket feature has none."""
+    one_bucket = set(_one_bucket(spec))
+    label = _label_name(spec)
+    plots = []
+    for backbone in backbones:
+        grid_models = _first_seed_by_model(raw_grid_curves, backbone) if raw_grid_curves is not None else {}
+        for feat in spec.directed:
+            if feat.name in one_bucket:
+                continue
+            png = figure_png(_ice_figure(grid_models, feat, label)) if grid_models else None
+            plots.append(PlotRef(
+                f"{PLOT_DIR}/raw_grid/ice_{backbone}_{feat.name}.png",
+                f"{feat.name} ({backbone}): mean P({label}) over the raw-value grid (training range) with the ICE band "
+                "(10–90%), baseline and CCSS; dotted lines are the bucket edges", backbone, png))  # fmt: skip
+    return plots
+
+
+def _card_gauc_note(spec: FeatureSpec, seed_summary: pd.DataFrame) -> str:
+    if not _has_user(spec):
+        return NO_USER_GAUC
+    gauc = pd.to_numeric(seed_summary.get("gauc_mean", pd.Series(dtype=float)), errors="coerce")
+    return "" if np.isfinite(gauc).any() else "GAUC: n/a — not measurable on the test split (see the report)"
+
+
+def _plain(value: Any) -> Any:
+    """Parameters as plain JSON-able values: Kedro hands typed top-level parameters to ``parameters`` as
+    their pydantic models (defaults filled in), which are dumped, so the hash sees values, not reprs."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_model_card(
+    seed_summary: pd.DataFrame,
+    paired_differences: pd.DataFrame,
+    raw_grid_per_feature: pd.DataFrame,
+    feature_spec: dict[str, Any],
+    best_params: dict[str, Any],
+    split_validation_report: dict[str, Any],
+    train_model_input: pd.DataFrame,
+    validation_model_input: pd.DataFrame,
+    test_model_input: pd.DataFrame,
+    raw_grid_curves: pd.DataFrame,
+    project_lineage: dict[str, Any],
+    parameters: dict[str, Any],
+    evaluation: EvaluationConfig,
+) -> tuple[str, str]:
+    """The model card (Markdown and HTML; :mod:`ccss_pipeline.evaluation.model_card`): per backbone, the
+    chosen CCSS model's intended use and limits, training data, features and directions, accuracy and
+    monotonicity over seeds against its baseline with the paired ΔAUC and the raw-grid ICE figures
+    (embedded in the HTML as data URIs), the chosen hyper-parameters, and the lineage.
+
+    Pure: git and ``dvc.lock`` come from the read-only ``project_lineage`` dataset; ``parameters`` (all
+    parameters, typed ones dumped to plain values) is hashed with :func:`ccss_pipeline.fingerprint.content_hash`. The model-ready tables give
+    each split's time range (their ``event_ts``) when the schema declares a timestamp."""
+    spec = FeatureSpec.from_dict(feature_spec)
+    parameters = _plain(parameters)
+    evaluated = list(dict.fromkeys(str(b) for b in seed_summary["backbone"]))
+    backbones = [b for b in best_params if b in evaluated] + [b for b in evaluated if b not in best_params]
+    schema = parameters.get("schema") or {}
+    split = (parameters.get("feature_engineering") or {}).get("split") or {}
+    frames = {"train": train_model_input, "validation": validation_model_input, "test": test_model_input}
+    time_ranges = {}
+    if schema.get("timestamp"):
+        time_ranges = split_time_ranges({k: f[TIME_COLUMN] for k, f in frames.items() if TIME_COLUMN in f.columns})
+    rows = _rows_per_split(split_validation_report) or {k: len(f) for k, f in frames.items()}
+    context = ModelCardContext(
+        spec=spec,
+        backbones=backbones,
+        results=ModelResult.from_summary(seed_summary),
+        paired=paired_differences,
+        per_feature=raw_grid_per_feature,
+        chosen_params={b: best_params[b] for b in backbones if b in best_params},
+        split_mode=str(split.get("mode", "time")),
+        time_ranges=time_ranges,
+        rows_per_split=rows,
+        method={"grid_levels": evaluation.grid_levels, "grid_rows": evaluation.grid_rows, "eps": evaluation.eps,
+                "threshold": evaluation.threshold},
+        plots=_card_plots(raw_grid_curves, spec, backbones),
+        lineage=Lineage.from_loaded(project_lineage, params_hash=content_hash(parameters)),
+        gauc_note=_card_gauc_note(spec, seed_summary),
+    )
+    return render_model_card(context)

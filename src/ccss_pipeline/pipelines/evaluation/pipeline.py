@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import aggregate_over_seeds, evaluate_models, plot_evaluation, write_report
+from .nodes import aggregate_over_seeds, evaluate_models, plot_evaluation, write_model_card, write_report
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "evaluation"
@@ -63,6 +63,28 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["report_md", "report_html"],
                 name="write_report",
+                namespace=NAMESPACE,
+            ),
+            Node(
+                write_model_card,
+                inputs=[
+                    "seed_summary",
+                    "paired_differences",
+                    "raw_grid_per_feature",
+                    "feature_spec",
+                    "best_params",
+                    "split_validation_report",
+                    # each split's time range (event_ts) when the schema declares a timestamp
+                    "train_model_input",
+                    "validation_model_input",
+                    "test_model_input",
+                    "raw_grid_curves",  # the ICE figures, embedded in the HTML card
+                    "project_lineage",  # git commit, dirty tree, dvc.lock, environment (read-only)
+                    "parameters",  # all parameters: hashed into the card
+                    "params:evaluation",
+                ],
+                outputs=["model_card_md", "model_card_html"],
+                name="write_model_card",
                 namespace=NAMESPACE,
             ),
         ]

@@ -1,0 +1,510 @@
+"""The model card: what each chosen CCSS model is for, what it guarantees, how it did, how to rebuild it.
+
+:func:`render_model_card` turns a :class:`ModelCardContext` into ``(markdown, html)`` through the
+report's document blocks and renderers (:func:`.report.render_blocks`), so the card looks like the
+report and its HTML is self-contained in the same way: every figure with bytes is a PNG data URI, a
+figure without bytes is named, never linked; the Markdown links figures by their path relative to the
+card's folder.
+
+One card covers every backbone: common sections (intended use and limits, training data, features and
+directions), then one section per backbone for its chosen model — the CCSS model trained with that
+backbone's chosen λ and margin, over the training seeds — with its accuracy and monotonicity against
+its baseline, the paired ΔAUC, the raw-grid ICE figures and the chosen hyper-parameters; then the
+lineage (git commit, the DVC md5 of the data and model artifacts, the Kedro environment, a hash of all
+parameters) and the commands that rebuild it.
+
+The DVC md5s are those ``dvc.lock`` records for the stage that wrote each artifact. ``dvc.lock`` may be
+older than the files (after a plain ``kedro run``), so each one is compared with the file as it is now
+(:class:`ArtifactRecord.status`): a file's md5 is the md5 of its bytes (what DVC 3 records); a folder's
+DVC hash is not recomputed here (``dvc status`` compares it).
+
+Kedro-free: the catalog dataset :class:`ccss_pipeline.datasets.ProjectLineageDataset` reads git and
+``dvc.lock``; the node of the evaluation pipeline builds the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
+from ccss_pipeline.evaluation.report import (
+    BASELINE,
+    CCSS,
+    HEADLINE,
+    ModelResult,
+    PlotRef,
+    _diff,
+    _dir,
+    _fmt_param,
+    _interval,
+    _mean_std,
+    _missing,
+    _value,
+    render_blocks,
+)
+from ccss_pipeline.evaluation.seeds import summarize_over_seeds
+from ccss_pipeline.spec import FeatureSpec
+
+UNKNOWN = "unknown"
+MATCHES = "matches"
+DIFFERS = "differs"
+FOLDER = "folder — compare with `dvc status`"
+NOT_LOCKED = "not in dvc.lock"
+#: Metrics of the per-backbone accuracy and monotonicity table, in order (shown where present).
+CARD_METRICS = ["auc", "gauc", "logloss", "accuracy", "precision", "recall", "f1", "brier", "wrong_step_share",
+                "max_feature_wrong_step_share", "edge_wrong_share", "monotone_row_share"]  # fmt: skip
+_LABELS = {m: label for m, label, _ in HEADLINE}
+_SHARES = {m for m, _, share in HEADLINE if share}
+#: The model-ready tables: their md5s are "the data" of the training-data section.
+DATA_PREFIX = "data/05_model_input/"
+SPLIT_SENTENCES = {
+    "time": "time-ordered: every validation event is later than every train event, every test event later still",
+    "row_order": "by the order of the rows in the file (no timestamp): train first, then validation, then test",
+    "random": "a seeded random split (stratified by the label unless configured otherwise): the splits are not "
+              "ordered in time",
+    "column": "given with the data (a split column or one file per split)",
+}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ lineage
+
+
+@dataclass
+class ArtifactRecord:
+    """One tracked artifact: the md5 ``dvc.lock`` records for it (``stage``: the stage whose outputs
+    record it) and what it is now (``kind``: file, folder or missing; ``current_md5`` of a file's bytes)."""
+
+    path: str
+    stage: str | None = None
+    locked_md5: str | None = None
+    nfiles: int | None = None
+    kind: str = UNKNOWN
+    current_md5: str | None = None
+
+    @property
+    def status(self) -> str:
+        """"matches" / "differs — ..." for a file, the folder note for a folder, or why nothing is compared."""
+        if self.locked_md5 is None:
+            return NOT_LOCKED
+        if self.kind == "folder":
+            return FOLDER
+        if self.kind == "missing":
+            return f"{DIFFERS} — the file is missing"
+        if self.kind != "file" or self.current_md5 is None:
+            return "not checked"
+        if self.current_md5 == self.locked_md5:
+            return MATCHES
+        return f"{DIFFERS} — the file changed after dvc.lock was written (`dvc repro` or `dvc commit` records it)"
+
+
+def locked_outputs(dvc_lock: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """``path -> {"stage", "md5", "nfiles"}`` of every output ``dvc.lock`` records, by the stage that wrote it."""
+    out: dict[str, dict[str, Any]] = {}
+    stages = (dvc_lock or {}).get("stages") or {}
+    if not isinstance(stages, Mapping):
+        return out
+    for stage, entry in stages.items():
+        for item in (entry or {}).get("outs") or []:
+            if isinstance(item, Mapping) and item.get("path"):
+                out[str(item["path"]).rstrip("/")] = {"stage": str(stage), "md5": item.get("md5"),
+                                                      "nfiles": item.get("nfiles")}  # fmt: skip
+    return out
+
+
+def artifact_records(dvc_lock: Mapping[str, Any] | None, current: Mapping[str, Mapping[str, Any]]) -> list[ArtifactRecord]:
+    """One :class:`ArtifactRecord` per path of ``current`` (``path -> {"kind", "md5"}``, as
+    :class:`~ccss_pipeline.datasets.ProjectLineageDataset` reads them), in that order."""
+    locked = locked_outputs(dvc_lock)
+    records = []
+    for path, now in current.items():
+        lock = locked.get(str(path).rstrip("/"), {})
+        md5 = lock.get("md5")
+        records.append(ArtifactRecord(
+            path=str(path), stage=lock.get("stage"), locked_md5=None if md5 is None else str(md5),
+            nfiles=lock.get("nfiles"), kind=str(now.get("kind", UNKNOWN)), current_md5=now.get("md5")))  # fmt: skip
+    return records
+
+
+@dataclass
+class Lineage:
+    """Where the card's models come from: git, the Kedro environment, the parameters, the DVC md5s."""
+
+    git_commit: str = UNKNOWN
+    git_dirty: bool | None = None
+    git_dirty_paths: list[str] = field(default_factory=list)
+    env: str = "base"
+    params_hash: str = ""
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    has_dvc_lock: bool = False
+
+    @classmethod
+    def from_loaded(cls, loaded: Mapping[str, Any], params_hash: str = "") -> Lineage:
+        """From what the lineage dataset loads (``git_commit``, ``git_dirty``, ``git_dirty_paths``,
+        ``dvc_lock``, ``env``, ``artifacts``); anything absent is "unknown"."""
+        dvc_lock = loaded.get("dvc_lock")
+        return cls(
+            git_commit=str(loaded.get("git_commit") or UNKNOWN),
+            git_dirty=loaded.get("git_dirty"),
+            git_dirty_paths=[str(p) for p in loaded.get("git_dirty_paths") or []],
+            env=str(loaded.get("env") or "base"),
+            params_hash=params_hash,
+            artifacts=artifact_records(dvc_lock, loaded.get("artifacts") or {}),
+            has_dvc_lock=isinstance(dvc_lock, Mapping),
+        )
+
+
+# ------------------------------------------------------------------------------------ time ranges
+
+
+def _timestamp(ms: Any) -> str:
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def split_time_ranges(event_times: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """``split -> (first event, last event)`` in UTC, from each split's ``event_ts`` (ms since the epoch);
+    a split without values is left out. Only meaningful when the schema declares a timestamp."""
+    out = {}
+    for split, values in event_times.items():
+        if values is None:
+            continue
+        array = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy()
+        if len(array):
+            out[str(split)] = (_timestamp(np.min(array)), _timestamp(np.max(array)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ context
+
+
+@dataclass
+class ModelCardContext:
+    """Everything the card shows.
+
+    - ``spec``: the fitted feature spec (source, label name, features, directions, buckets, the training
+      quantiles that bound the raw grid);
+    - ``backbones``: in display order; ``results``: one :class:`.report.ModelResult` per (backbone,
+      variant) from ``seed_summary``; ``paired``: CCSS − baseline per backbone and metric
+      (``paired_differences``); ``per_feature``: raw-grid per-feature rows (backbone, variant, seed,
+      feature, ``wrong_step_share``, ``edge_wrong_share``, ...);
+    - ``chosen_params``: backbone → ``best_params`` entry;
+    - ``split_mode`` (time, row_order, random, column), ``time_ranges`` (split → first, last event; empty
+      without a timestamp), ``rows_per_split``;
+    - ``method``: grid_levels, grid_rows, eps, threshold of the evaluation;
+    - ``plots``: the raw-grid ICE figures, ``PlotRef.section`` = the backbone;
+    - ``lineage``: :class:`Lineage`; ``gauc_note``: replaces GAUC when it cannot be measured.
+    """
+
+    spec: FeatureSpec
+    backbones: list[str]
+    results: list[ModelResult]
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_feature: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chosen_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    split_mode: str = "time"
+    time_ranges: dict[str, tuple[str, str]] = field(default_factory=dict)
+    rows_per_split: dict[str, int] = field(default_factory=dict)
+    method: dict[str, Any] = field(default_factory=dict)
+    plots: list[PlotRef] = field(default_factory=list)
+    lineage: Lineage = field(default_factory=Lineage)
+    gauc_note: str = ""
+
+    @property
+    def label(self) -> str:
+        return str(self.spec.label_name or "label")
+
+    @property
+    def source(self) -> str:
+        return str(self.spec.source or UNKNOWN)
+
+    @property
+    def unconstrained(self) -> list[str]:
+        """Directed features with one bucket: CCSS cannot constrain them."""
+        return [f.name for f in self.spec.directed if f.n_buckets < 2]
+
+    @property
+    def title(self) -> str:
+        return f"Model card — CCSS models on {self.source}"
+
+
+# ------------------------------------------------------------------------------------------ blocks
+
+
+def _threshold(ctx: ModelCardContext) -> float:
+    t = ctx.method.get("threshold", 0.5)
+    return 0.5 if _missing(t) else float(t)
+
+
+def _metric_label(metric: str, ctx: ModelCardContext) -> str:
+    return _LABELS.get(metric, metric).replace("{t}", f"{_threshold(ctx):g}")
+
+
+def _raw(v: Any) -> str:
+    return "n/a" if _missing(v) else f"{float(v):.6g}"
+
+
+def _training_range(feature) -> tuple[Any, Any]:
+    values = feature.quantiles or feature.centres
+    return (values[0], values[-1]) if values else (None, None)
+
+
+def _commit_text(lin: Lineage) -> str:
+    if lin.git_commit == UNKNOWN:
+        return "unknown (no git repository or no git here)"
+    if lin.git_dirty is None:
+        return f"{lin.git_commit} (working tree state unknown)"
+    if not lin.git_dirty:
+        return f"{lin.git_commit} (working tree clean)"
+    shown = ", ".join(lin.git_dirty_paths[:10]) + (", …" if len(lin.git_dirty_paths) > 10 else "")
+    return f"{lin.git_commit} (working tree DIRTY: uncommitted changes in {shown or 'some files'})"
+
+
+def _split_text(ctx: ModelCardContext, ranges: bool = True) -> str:
+    mode = ctx.split_mode
+    text = f"Split mode: {mode} — {SPLIT_SENTENCES.get(mode, 'see feature_engineering.split')}."
+    if not ranges:
+        return text
+    if ctx.time_ranges:
+        spans = "; ".join(f"{s} {a} → {b}" for s, (a, b) in ctx.time_ranges.items())
+        text += f" Time range (UTC): {spans}."
+    else:
+        text += " The data has no timestamp, so no time range is stated."
+    return text
+
+
+def _intended_use(ctx: ModelCardContext) -> list[tuple]:
+    label, m = ctx.label, ctx.method
+    eps = m.get("eps", 1e-6)
+    directed = [f for f in ctx.spec.directed if f.n_buckets >= 2]
+    test_end = ctx.time_ranges.get("test", (None, None))[1]
+    limits = [
+        f"Use: scoring P({label} = 1) for rows of the {ctx.source} data, described by the features below and "
+        f"encoded by the fitted feature spec, where the prediction should move in each directed feature's declared "
+        "direction. The label is '" + label + "'.",
+        "What CCSS gives: each CCSS model was trained with a contrastive loss that pushes its output to move in the "
+        "declared direction of every directed feature, and this was measured on the raw-value grid — each "
+        f"directed feature's raw value swept over {m.get('grid_levels', '?')} quantile levels of its training "
+        f"values (from its training minimum to its maximum) on {m.get('grid_rows', '?')} test rows, encoded as at "
+        f"inference; a step is wrong when P({label}) moves against the declared direction by more than "
+        f"{float(eps):g}. The per-feature figures of each backbone's section are the measured result.",
+        "What it does not give: monotonicity outside a feature's training range (below its training minimum or "
+        "above its maximum the model extrapolates and nothing was measured); a guarantee for every row — a small "
+        "wrong-step share is a measured rate on sampled test rows, not a proof; any direction for features "
+        "without a declared direction; any constraint for a directed feature with one bucket (marked "
+        f"'{ONE_BUCKET_NOTE}'); monotonicity when several features move at once.",
+        _split_text(ctx) + (f" The accuracy figures hold for data like the test split; events after {test_end} "
+                            "were not seen." if test_end else ""),  # fmt: skip
+    ]
+    out: list[tuple] = [("h", 2, "Intended use and limits"), ("ul", limits)]
+    if directed:
+        rows = [[f.name, _dir(f.direction), _raw(_training_range(f)[0]), _raw(_training_range(f)[1])] for f in directed]
+        out += [("p", "Training range of each constrained feature — the range over which monotonicity was measured "
+                      "(raw units):"),
+                ("table", ["feature", "direction", "training minimum", "training maximum"], rows)]  # fmt: skip
+    return out
+
+
+def _artifact_rows(records: Sequence[ArtifactRecord]) -> list[list[str]]:
+    rows = []
+    for r in records:
+        md5 = r.locked_md5 or "—"
+        if r.nfiles is not None and r.locked_md5:
+            md5 += f" ({r.nfiles} files)"
+        rows.append([r.path, r.stage or "—", md5, r.status])
+    return rows
+
+
+def _training_data(ctx: ModelCardContext) -> list[tuple]:
+    out: list[tuple] = [("h", 2, "Training data"), ("p", f"Source: {ctx.source}. Label: {ctx.label}.")]
+    splits = list(dict.fromkeys([*ctx.rows_per_split, *ctx.time_ranges]))
+    if splits:
+        header = ["split", "rows"] + (["first event (UTC)", "last event (UTC)"] if ctx.time_ranges else [])
+        rows = []
+        for s in splits:
+            n = ctx.rows_per_split.get(s)
+            row = [s, "n/a" if n is None else f"{int(n):,}"]
+            if ctx.time_ranges:
+                row += list(ctx.time_ranges.get(s, ("n/a", "n/a")))
+            rows.append(row)
+        out.append(("table", header, rows))
+    out.append(("p", _split_text(ctx, ranges=not ctx.time_ranges)))  # the table gives the ranges
+    data = [r for r in ctx.lineage.artifacts if r.path.startswith(DATA_PREFIX)]
+    if data:
+        out += [("p", "DVC hash of the data (md5 as dvc.lock records it for the stage that wrote it; "
+                      "'current' compares it with the file as it is now):"),
+                ("table", ["file", "stage", "md5 in dvc.lock", "current"], _artifact_rows(data))]  # fmt: skip
+    elif not ctx.lineage.has_dvc_lock:
+        out.append(("p", "DVC hash of the data: unknown — no dvc.lock was found."))
+    return out
+
+
+def _features(ctx: ModelCardContext) -> list[tuple]:
+    spec, unconstrained = ctx.spec, set(ctx.unconstrained)
+    rows = []
+    for f in spec.directed:
+        constrained = f"no — {ONE_BUCKET_NOTE}" if f.name in unconstrained else "yes"
+        rows.append([f.name, _dir(f.direction), str(f.n_buckets), f.transform, constrained])
+    out: list[tuple] = [("h", 2, "Features and declared directions")]
+    if rows:
+        out += [("p", f"Directed features ({len(rows)}): +1 means P({ctx.label}) should not fall when the value "
+                      "rises, -1 that it should not rise."),
+                ("table", ["feature", "declared direction", "buckets", "transform", "constrained by CCSS"], rows)]  # fmt: skip
+    else:
+        out.append(("p", "No directed feature: CCSS constrains nothing, the CCSS models equal their baselines in kind."))
+    if unconstrained:
+        out.append(("p", f"Not constrained: {', '.join(ctx.unconstrained)} — a directed feature with one bucket has no "
+                         "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measured."))
+    free = [f.name for f in spec.numerical if f.direction == 0]
+    if free:
+        out.append(("p", f"Numerical features without a declared direction (no constraint): {', '.join(free)}."))
+    if spec.categorical:
+        out.append(("p", f"Categorical features (no direction): {', '.join(c.name for c in spec.categorical)}."))
+    return out
+
+
+def _paired_row(ctx: ModelCardContext, backbone: str, metric: str) -> dict[str, Any] | None:
+    paired = ctx.paired
+    if paired is None or paired.empty or not {"backbone", "metric"} <= set(paired.columns):
+        return None
+    part = paired[(paired["backbone"].astype(str) == backbone) & (paired["metric"].astype(str) == metric)]
+    return part.iloc[0].to_dict() if len(part) else None
+
+
+def _per_feature_rows(ctx: ModelCardContext, backbone: str) -> list[list[str]]:
+    table = ctx.per_feature
+    if table is None or table.empty or not {"backbone", "variant", "feature"} <= set(table.columns):
+        return []
+    metrics = [m for m in ("wrong_step_share", "edge_wrong_share") if m in table.columns]
+    part = table[table["backbone"].astype(str) == backbone]
+    if part.empty or not metrics:
+        return []
+    summary = summarize_over_seeds(part, ["variant", "feature"], metrics)
+    cell = {(str(r["variant"]).lower(), str(r["feature"])): r for r in summary.to_dict("records")}
+    rows, unconstrained = [], set(ctx.unconstrained)
+    for f in ctx.spec.directed:
+        name = f"{f.name} ({_dir(f.direction)})"
+        if f.name in unconstrained:
+            rows.append([name, ONE_BUCKET_NOTE, "—", "—", "—"])
+            continue
+        values = []
+        for variant in (CCSS, BASELINE):
+            for m in ("wrong_step_share", "edge_wrong_share"):
+                r = cell.get((variant, f.name))
+                values.append("n/a" if r is None or m not in metrics else _mean_std(r[f"{m}_mean"], r[f"{m}_std"], True))
+        rows.append([name, *values])
+    return rows
+
+
+def _backbone(ctx: ModelCardContext, bb: str) -> list[tuple]:
+    models = {r.variant.lower(): r for r in ctx.results if r.backbone == bb}
+    ccss, base = models.get(CCSS), models.get(BASELINE)
+    out: list[tuple] = [("h", 2, f"Backbone: {bb}")]
+    params = ctx.chosen_params.get(bb) or {}
+    n = ccss.n_seeds if ccss else 0
+    out.append(("p", f"The chosen model: {bb} trained with CCSS at λ = {_fmt_param(params.get('weight'))}, margin "
+                     f"{_fmt_param(params.get('margin'))}, over {n} training seed{'s' if n != 1 else ''}; its baseline is "
+                     "the same backbone, budget and seeds with λ = 0."))  # fmt: skip
+    out.append(("h", 3, "Accuracy and monotonicity (test split)"))
+    if ccss is None:
+        out.append(("p", "No CCSS model of this backbone was evaluated."))
+    else:
+        shown = [r for r in (ccss, base) if r is not None]
+        hidden = {"gauc"} if ctx.gauc_note else set()
+        metrics = [m for m in CARD_METRICS if m not in hidden and any(not _missing(r.mean.get(m)) for r in shown)]
+        header = ["metric"] + [f"{r.display} ({r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})" for r in shown]
+        out.append(("p", "Mean ± standard deviation over the training seeds."))
+        out.append(("table", header, [[_metric_label(m, ctx)] + [r.cell(m) for r in shown] for m in metrics]))
+        if ctx.gauc_note:
+            out.append(("p", ctx.gauc_note))
+    auc = _paired_row(ctx, bb, "auc")
+    if auc is not None and int(auc.get("n") or 0):
+        out.append(("p", f"ΔAUC (CCSS − baseline, paired on the training seed, {int(auc['n'])} pairs): "
+                         f"{_diff(auc.get('mean'), False)}, 95% interval {_interval(auc, False)}."))  # fmt: skip
+    else:
+        out.append(("p", "ΔAUC (CCSS − baseline, paired on the training seed): n/a — no paired seeds."))
+    rows = _per_feature_rows(ctx, bb)
+    if rows:
+        out += [("p", "Per directed feature, on the raw-value grid over the training range (mean ± std over seeds):"),
+                ("table", ["feature", "CCSS wrong-step share", "CCSS edge test wrong", "baseline wrong-step share",
+                           "baseline edge test wrong"], rows)]  # fmt: skip
+    out += [("img", p.path, p.caption, p.png) for p in ctx.plots if p.section == bb]
+    out += _chosen(ctx, bb, params)
+    return out
+
+
+def _chosen(ctx: ModelCardContext, bb: str, p: Mapping[str, Any]) -> list[tuple]:
+    out: list[tuple] = [("h", 3, "Chosen hyper-parameters")]
+    if not p:
+        return out + [("p", "No chosen parameters were recorded for this backbone (best_params has no entry).")]
+    feasible, target = p.get("feasible"), p.get("max_violation")
+    met = ("n/a — no completed search trial, the configured defaults" if feasible is None else
+           "yes" if feasible else "NO — no trial met the target; the least violating one was chosen")  # fmt: skip
+    rows = [
+        ["λ (contrastive weight)", _fmt_param(p.get("weight"))],
+        ["margin", _fmt_param(p.get("margin"))],
+        ["loss", _fmt_param(p.get("loss"))],
+        ["source trial", _fmt_param(p.get("source"))],
+        ["validation AUC", _value(p.get("val_auc"), False)],
+        ["validation raw-grid wrong-step share", _value(p.get("val_wrong_step_share"), True)],
+        ["target (wrong-step share)", "—" if _missing(target) else f"≤ {_value(target, True)}"],
+        ["feasible (target met)", met],
+        ["study", f"{p.get('study', '?')} ({p.get('n_trials', 0)} trials)"],
+    ]
+    return out + [("table", ["parameter", "value"], rows)]
+
+
+def _lineage(ctx: ModelCardContext) -> list[tuple]:
+    lin = ctx.lineage
+    items = [
+        f"Git commit: {_commit_text(lin)}",
+        f"Kedro environment: {lin.env}",
+        f"Parameters hash (SHA-256 of all parameters as sorted JSON, ccss_pipeline.fingerprint.content_hash): "
+        f"{lin.params_hash or UNKNOWN}",
+    ]
+    out: list[tuple] = [("h", 2, "Lineage"), ("ul", items)]
+    if lin.artifacts and lin.has_dvc_lock:
+        out += [("p", "DVC md5 of the data and model artifacts, as dvc.lock records them for the stage that wrote "
+                      "each one. Under `dvc repro` the upstream stages' entries are final when this card is written; "
+                      "after a plain `kedro run` dvc.lock may be older than the files, hence the last column: a file "
+                      "is compared by the md5 of its bytes (what DVC 3 records), a folder by `dvc status`."),
+                ("table", ["artifact", "stage", "md5 in dvc.lock", "current"], _artifact_rows(lin.artifacts))]  # fmt: skip
+    else:
+        out.append(("p", "DVC md5s: unknown — no dvc.lock was found next to the project."))
+    commit = lin.git_commit if lin.git_commit != UNKNOWN else "<commit: unknown>"
+    out += [("h", 3, "Rebuild"), ("pre", f"git checkout {commit}\ndvc pull\ndvc repro")]
+    notes = []
+    if lin.git_commit == UNKNOWN:
+        notes.append("This copy is not a git repository, so the commit to check out is not known.")
+    elif lin.git_dirty:
+        notes.append("The working tree had uncommitted changes when this card was written: checking out the commit "
+                     "alone does not give exactly these inputs.")
+    if lin.env != "base":
+        notes.append(f"dvc.yaml's stages run the base environment; these models came from the '{lin.env}' environment, "
+                     f"so rebuild them with `kedro run --env {lin.env}` after `dvc pull`.")
+    if any(r.status.startswith(DIFFERS) for r in lin.artifacts):
+        notes.append("Some artifacts differ from dvc.lock: `dvc repro` (or `dvc commit`) records the current ones; "
+                     "until then `dvc pull` restores the recorded versions, not the ones this card describes.")
+    return out + [("p", n) for n in notes]
+
+
+def model_card_blocks(ctx: ModelCardContext) -> list[tuple]:
+    """The card as document blocks (:mod:`.report`'s block list)."""
+    names = ", ".join(ctx.backbones) or "none"
+    b: list[tuple] = [
+        ("h", 1, ctx.title),
+        ("p", f"One card for the chosen model of each backbone ({names}): the CCSS model trained with the backbone's "
+              f"chosen λ and margin, compared with its baseline. Every model predicts P({ctx.label})."),
+    ]  # fmt: skip
+    b += _intended_use(ctx) + _training_data(ctx) + _features(ctx)
+    for bb in ctx.backbones:
+        b += _backbone(ctx, bb)
+    return b + _lineage(ctx)
+
+
+def render_model_card(ctx: ModelCardContext) -> tuple[str, str]:
+    """``(markdown, html)`` of the card; the HTML embeds each figure with bytes as a data URI."""
+    return render_blocks(model_card_blocks(ctx), ctx.title)
