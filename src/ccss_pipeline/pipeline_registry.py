@@ -15,6 +15,7 @@ from ccss_pipeline.pipelines import (
     export,
     feature_engineering,
     model_training,
+    score,
     what_if,
 )
 
@@ -29,7 +30,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     train = sum(stages.values(), Pipeline([]))
     stages["evaluation"] = evaluation.create_pipeline()
     default = sum(stages.values(), Pipeline([]))
-    # on demand, after a run: what-if curves of chosen test rows (not part of the default run)
-    return {**stages, "train": train, "__default__": default, "what_if": what_if.create_pipeline(),
-            # on demand, after training: the chosen CCSS model per backbone to ONNX (data/06_models/onnx)
-            "export": export.create_pipeline()}
+    on_demand = {  # after a run, not part of the default one
+        "what_if": what_if.create_pipeline(),  # what-if curves of chosen test rows
+        "score": score.create_pipeline(),  # new raw rows → scores of the chosen model per backbone
+        "export": export.create_pipeline(),  # the chosen CCSS model per backbone to ONNX (data/06_models/onnx)
+    }
+    return {**stages, "train": train, "__default__": default, **on_demand}

@@ -391,9 +391,9 @@ def _join_columns(schema: SchemaConfig, columns: Mapping[str, Iterable[str]]) ->
     return out
 
 
-def _table_key_columns(table_name: str, schema: SchemaConfig) -> list[str]:
+def _table_key_columns(table_name: str, schema: SchemaConfig, label: bool = True) -> list[str]:
     if table_name == LOG_TABLE:
-        return [c for c in (schema.user, schema.item, schema.label, schema.timestamp) if c]
+        return [c for c in (schema.user, schema.item, schema.label if label else None, schema.timestamp) if c]
     side = schema.side_tables.get(table_name)
     return [side.key] if side else []
 
@@ -414,6 +414,7 @@ def build_table_suite(
     *,
     all_columns: Mapping[str, Iterable[str]] | None = None,
     non_numeric: Iterable[str] = (),
+    label_required: bool = True,
 ) -> ExpectationSuite:
     """The GX expectation suite of one raw table (``"log"`` or a side table of ``schema.side_tables``).
 
@@ -423,6 +424,7 @@ def build_table_suite(
     ``non_numeric`` names columns known to hold non-numeric values: they get only the "numeric dtype"
     expectation (which fails), not the value checks that GX could not evaluate on strings.
     Validate the suite on :func:`prepare_table` (it adds the derived timestamp column).
+    ``label_required=False`` (rows to score): the label must not exist; when it does, its rules apply.
     """
     _context()  # GX needs an active context to add expectations to a suite
     E = gx.expectations
@@ -435,7 +437,7 @@ def build_table_suite(
     add(_E(E.ExpectTableRowCountToBeBetween, RULE_ROWS, None, min_value=1))
 
     # required columns of this table
-    required = _table_key_columns(table_name, schema)
+    required = _table_key_columns(table_name, schema, label=label_required)
     for col in required:
         add(_E(E.ExpectColumnToExist, RULE_EXISTS, col, column=col))
 
@@ -643,8 +645,14 @@ def validate_source(
     origins: Mapping[str, str],
     schema: SchemaConfig,
     cfg: ValidationConfig | None = None,
+    *,
+    label_required: bool = True,
+    title: str = "Raw data validation",
 ) -> ValidationReport:
     """Run every raw table's suite (the log and the side tables of the schema) and report all failures.
+
+    ``label_required=False`` validates rows to score: a log without the label column passes, one with
+    it gets the label rules.
 
     Tables not named by the schema (neither ``"log"`` nor in ``schema.side_tables``) are ignored; a missing
     log or a missing *required* side table is a "table present" failure. Each side table loaded is also
@@ -652,7 +660,7 @@ def validate_source(
     found for at least ``cfg.min_key_coverage`` of the log rows (if the join takes any column from it).
     """
     cfg = cfg or ValidationConfig()
-    report = ValidationReport(success=True, title="Raw data validation")
+    report = ValidationReport(success=True, title=title)
     names = [LOG_TABLE, *schema.side_tables]
     for name in names:
         if name not in tables and (name == LOG_TABLE or schema.side_tables[name].required):
@@ -664,7 +672,7 @@ def validate_source(
     for name, frame in present.items():
         non_numeric = _non_numeric_columns(frame, [n.name for n in schema.numerical])
         suites[name] = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
-                                         non_numeric=non_numeric)
+                                         non_numeric=non_numeric, label_required=label_required)
         frames[name] = prepare_table(name, frame, schema)
         report.tables[name] = TableStats(dataset=origins.get(name, name), table=name, rows=len(frame),
                                          columns=frame.shape[1])

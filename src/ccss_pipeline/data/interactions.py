@@ -50,14 +50,23 @@ def _log_core(schema: SchemaConfig) -> set[str]:
     return core
 
 
-def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.DataFrame:
-    """The canonical, time-sorted interaction table of a validated bundle."""
+#: Rows to score: each row's position in the input log, so scores map back to the rows given.
+ROW_COLUMN = "row"
+
+
+def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig, for_scoring: bool = False) -> pd.DataFrame:
+    """The canonical, time-sorted interaction table of a validated bundle.
+
+    ``for_scoring``: rows to score — the label may be absent, no row is dropped as a duplicate, the split
+    column is ignored, and ``row`` keeps each row's position in the input log.
+    """
     joined = join_tables(bundle, schema)
     ids = {USER: schema.user, ITEM: schema.item}
+    labelled = schema.label in joined.columns or not for_scoring
     out = pd.DataFrame(
         {
             **{canonical: joined[column].to_numpy() for canonical, column in ids.items() if column},
-            LABEL_COLUMN: pd.to_numeric(joined[schema.label]).to_numpy(np.int8),
+            **({LABEL_COLUMN: pd.to_numeric(joined[schema.label]).to_numpy(np.int8)} if labelled else {}),
             TIME_COLUMN: (
                 to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit, schema.timestamp_format,
                             column=schema.timestamp)
@@ -72,7 +81,9 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) ->
         out[num.name] = pd.to_numeric(joined[num.name], errors="coerce").to_numpy(np.float64)
     if ORACLE_COLUMN in joined.columns:
         out[ORACLE_COLUMN] = joined[ORACLE_COLUMN].to_numpy(np.float64)
-    if schema.split_column:
+    if for_scoring:
+        out[ROW_COLUMN] = np.arange(len(out), dtype=np.int64)
+    elif schema.split_column:
         # Each row's split (feature_engineering.split.mode: column); the split drops it from its outputs.
         if schema.split_column not in joined.columns:
             raise KeyError(f"schema.split_column {schema.split_column!r} is not a column of the log "
@@ -80,7 +91,7 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) ->
         out[SPLIT_COLUMN] = joined[schema.split_column].to_numpy()
     # GAUC groups by user; without a user id every row is one group (the report says GAUC is n/a)
     out[GROUP_COLUMN] = out[USER] if schema.user else 0
-    if schema.timestamp and schema.user and schema.item:
+    if schema.timestamp and schema.user and schema.item and not for_scoring:
         # Repeated impressions (same user, item and time) that the gate tolerated count once.
         out = out.drop_duplicates(subset=[USER, ITEM, TIME_COLUMN], keep="first")
     return out.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
