@@ -73,7 +73,8 @@ def _project(tmp_path_factory, tmp_path: Path) -> Path:
     return root
 
 
-def _score_from_files(root: Path, log: pd.DataFrame, users: pd.DataFrame, videos: pd.DataFrame) -> None:
+def _score_from_files(root: Path, log: pd.DataFrame, users: pd.DataFrame, videos: pd.DataFrame,
+                      chunk_rows: int | None = None) -> None:
     folder = root / "data" / "01_raw" / "to_score"
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in (("log", log), ("users", users), ("videos", videos)):
@@ -82,7 +83,8 @@ def _score_from_files(root: Path, log: pd.DataFrame, users: pd.DataFrame, videos
     catalog = yaml.safe_load(catalog_path.read_text()) or {}
     catalog["score_source"] = {"type": "ccss_pipeline.datasets.TableSourceDataset",
                                "filepath": str(folder / "log.csv"),
-                               "side_tables": {"users": str(folder / "users.csv"), "videos": str(folder / "videos.csv")}}
+                               "side_tables": {"users": str(folder / "users.csv"), "videos": str(folder / "videos.csv")},
+                               **({"chunk_rows": chunk_rows} if chunk_rows else {})}
     catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))
 
 
@@ -108,6 +110,20 @@ def test_score_with_and_without_label_and_bad_rows(tmp_path_factory, tmp_path):
     # the label of a row to score never reaches any row's features: the same scores without it
     np.testing.assert_allclose(unlabelled["p_dnn"].to_numpy(), labelled["p_dnn"].to_numpy(), rtol=1e-6)
 
+    # streamed: read and scored 97 rows at a time, the same scores in the same order
+    _score_from_files(root, bundle["log"].drop(columns=["is_click"]), bundle["users"], bundle["videos"], chunk_rows=97)
+    run_pipelines(root, pipeline_names=["score"])
+    streamed = pd.read_parquet(scores_path)
+    pd.testing.assert_frame_equal(streamed, unlabelled)
+
+    # a bad row in the last chunk: the gate fails before any score is written, the old file stays
+    broken = bundle["log"].copy()
+    broken.loc[len(broken) - 3, "hist_ctr"] = np.nan
+    _score_from_files(root, broken, bundle["users"], bundle["videos"], chunk_rows=97)
+    with pytest.raises(Exception, match=r"hist_ctr.*values finite \(no NaN\)|values finite \(no NaN\).*hist_ctr"):
+        run_pipelines(root, pipeline_names=["score"])
+    pd.testing.assert_frame_equal(pd.read_parquet(scores_path), unlabelled)
+
     scores_path.unlink()
     broken = bundle["log"].copy()
     broken.loc[5, "hist_ctr"] = np.nan
@@ -117,3 +133,36 @@ def test_score_with_and_without_label_and_bad_rows(tmp_path_factory, tmp_path):
     assert not scores_path.exists(), "nothing is written when the gate fails"
     report = (root / "data" / "08_reporting" / "score_validation.md").read_text()
     assert "FAILED" in report and "hist_ctr" in report
+
+
+def test_a_table_read_in_chunks_equals_the_table(tmp_path):
+    from ccss_pipeline.data.sources import SourceError, iter_table, read_table
+
+    frame = pd.DataFrame({"a": np.arange(1000), "b": np.random.default_rng(0).normal(size=1000).round(6)})
+    for suffix in ("csv", "parquet"):
+        path = tmp_path / f"t.{suffix}"
+        frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+        chunks = list(iter_table(path, 300))
+        assert [len(c) for c in chunks] == [300, 300, 300, 100]
+        pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), read_table(path), check_dtype=False)
+    (tmp_path / "dup.csv").write_text("a,a\n1,2\n")
+    with pytest.raises(SourceError, match="repeats column name"):
+        list(iter_table(tmp_path / "dup.csv", 10))
+
+
+def test_chunked_parquet_writes_are_atomic(tmp_path):
+    from ccss_pipeline.datasets import ParquetChunksDataset
+
+    target = tmp_path / "scores.parquet"
+    dataset = ParquetChunksDataset(str(target))
+    dataset.save(iter([pd.DataFrame({"row": [0, 1], "p": [0.1, 0.2]}), pd.DataFrame({"row": [2], "p": [0.3]})]))
+    assert dataset.load()["row"].tolist() == [0, 1, 2]
+
+    def failing():
+        yield pd.DataFrame({"row": [9], "p": [0.9]})
+        raise RuntimeError("model crashed on chunk 2")
+
+    with pytest.raises(Exception, match="chunk 2"):
+        dataset.save(failing())
+    assert dataset.load()["row"].tolist() == [0, 1, 2]  # the previous file stays
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]  # no temporary left

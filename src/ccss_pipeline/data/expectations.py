@@ -261,6 +261,38 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+def combine_reports(reports: Iterable[ValidationReport], title: str, max_examples: int = 5) -> ValidationReport:
+    """One report for a table validated a chunk at a time: an expectation passes when it passed on every
+    chunk; counts of unexpected rows and table rows add up; examples are kept up to ``max_examples``."""
+    outcomes: dict[tuple[Any, ...], ExpectationOutcome] = {}
+    failures: dict[tuple[Any, ...], Failure] = {}
+    tables: dict[str, TableStats] = {}
+    for report in reports:
+        for o in report.outcomes:
+            key = (o.dataset, o.table, o.column, o.rule, o.expectation_type)
+            seen = outcomes.get(key)
+            count = None if o.unexpected_count is None and (seen is None or seen.unexpected_count is None) else (
+                (o.unexpected_count or 0) + ((seen.unexpected_count or 0) if seen else 0))
+            outcomes[key] = ExpectationOutcome(o.dataset, o.table, o.column, o.rule, o.expectation_type,
+                                               o.success and (seen.success if seen else True), count,
+                                               seen.observed_value if seen else o.observed_value,
+                                               (seen.error if seen else None) or o.error)
+        for f in report.failures:
+            key = (f.dataset, f.table, f.column, f.rule)
+            seen_f = failures.get(key)
+            if seen_f is None:
+                failures[key] = f
+            else:
+                count = None if f.unexpected_count is None else (seen_f.unexpected_count or 0) + f.unexpected_count
+                examples = _distinct([*seen_f.examples, *f.examples])[:max_examples]
+                failures[key] = Failure(f.dataset, f.table, f.column, f.rule, count, examples, seen_f.detail)
+        for name, st in report.tables.items():
+            rows = st.rows + (tables[name].rows if name in tables else 0)
+            tables[name] = TableStats(st.dataset, st.table, rows, st.columns)
+    return ValidationReport(success=not failures, failures=list(failures.values()), outcomes=list(outcomes.values()),
+                            tables=tables, title=title)
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 

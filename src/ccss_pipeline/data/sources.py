@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import glob
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -78,6 +80,65 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
             "Expected comma- or tab-separated values with a header row"
         )
     return with_origin(frame, str(path))
+
+
+def iter_table(path: str | Path, chunk_rows: int, sep: str | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`read_table`'s strictness, at most ``chunk_rows`` rows at a time (memory: one chunk).
+
+    CSV/TSV: the field counts and the header are checked by one streaming pass first, then pandas reads
+    chunks; parquet: row batches of the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: file is empty (0 bytes)")
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield with_origin(batch.to_pandas(), str(path))
+            return
+        sep = sep or _sniff_separator(path)
+        _check_field_counts(path, sep)
+        reader = pd.read_csv(path, sep=sep, encoding="utf-8", encoding_errors="strict", on_bad_lines="error",
+                             chunksize=chunk_rows, low_memory=False)
+        for number, chunk in enumerate(reader):
+            if number == 0 and chunk.shape[1] <= 1:
+                raise SourceError(f"{path}: only one column ({list(chunk.columns)!r}) was found — wrong delimiter? "
+                                  "Expected comma- or tab-separated values with a header row")
+            yield with_origin(chunk, str(path))
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise SourceError(f"{path}: no columns to parse (empty or header-only file)") from exc
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"{path}: cannot be parsed as a table: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ChunkedSource:
+    """A log read a chunk at a time (:func:`iter_table`), its side tables (small) in memory."""
+
+    log_path: Path
+    chunk_rows: int
+    side_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def bundles(self) -> Iterator[dict[str, pd.DataFrame]]:
+        """A source bundle per chunk of the log; every call reads the file again from the start."""
+        for chunk in iter_table(self.log_path, self.chunk_rows):
+            yield {"log": chunk, **self.side_tables}
+
+
+def source_bundles(source: dict[str, pd.DataFrame] | ChunkedSource) -> Iterator[dict[str, pd.DataFrame]]:
+    """The bundles of a source: one for an in-memory bundle, one per chunk for a :class:`ChunkedSource`."""
+    if isinstance(source, ChunkedSource):
+        yield from source.bundles()
+    else:
+        yield source
 
 
 def _check_field_counts(path: Path, sep: str) -> None:
@@ -196,6 +257,12 @@ def read_split_files(split_files: dict[str, str | Path], column: str = SPLIT_FIL
     log = pd.concat([frames[name][list(first.columns)].assign(**{column: name}) for name in names],
                     ignore_index=True)
     return with_origin(log, ", ".join(f"{origin_of(frames[name], name)} ({name})" for name in names))
+
+
+def read_own_table_in_chunks(filepath: str | Path, chunk_rows: int, side_tables: dict[str, str] | None = None
+                             ) -> ChunkedSource:
+    """A user's own log read ``chunk_rows`` rows at a time, with its side tables read whole."""
+    return ChunkedSource(Path(filepath), chunk_rows, {name: read_table(path) for name, path in (side_tables or {}).items()})
 
 
 def read_own_table(

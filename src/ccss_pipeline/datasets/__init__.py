@@ -4,10 +4,10 @@ Thin adapters: the reading and generating code lives in :mod:`ccss_pipeline.data
 without Kedro.
 """
 
-from ccss_pipeline.datasets.atomic import AtomicDataset
+from ccss_pipeline.datasets.atomic import AtomicDataset, ParquetChunksDataset
 from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDataset
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.datasets.models import ModelCollectionDataset
 from ccss_pipeline.datasets.sources import KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
 
-__all__ = ["AtomicDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]
+__all__ = ["AtomicDataset", "ParquetChunksDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]

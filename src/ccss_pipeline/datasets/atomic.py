@@ -47,3 +47,51 @@ class AtomicDataset(AbstractDataset[Any, Any]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "dataset": self._config.get("type")}
 
+
+
+class ParquetChunksDataset(AbstractDataset[Any, Any]):
+    """A parquet file written from a frame or from an iterable of frames (chunks), atomically.
+
+    The chunks are consumed one at a time into a temporary file (memory: one chunk) that replaces the
+    target only when the last chunk is written; a failure on any chunk leaves the previous file. Every
+    chunk is cast to the first chunk's schema. Loads as one frame.
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        import pandas as pd
+
+        return pd.read_parquet(self._filepath)
+
+    def save(self, data: Any) -> None:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        chunks = [data] if isinstance(data, pd.DataFrame) else data
+
+        def write(tmp: Path) -> None:
+            writer, schema = None, None
+            try:
+                for chunk in chunks:
+                    table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+                    if writer is None:
+                        schema = table.schema
+                        writer = pq.ParquetWriter(tmp, schema)
+                    writer.write_table(table)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise ValueError(f"{self._filepath}: nothing to write (no chunk)")
+
+        atomic_write(self._filepath, write)
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -75,6 +75,9 @@ class TableSourceDataset(_ReadOnlySource):
     ``split_files: {train: ..., validation: ..., test: ...}`` (validation optional; same columns in
     each) are concatenated with a column ``split`` naming each row's split — then set
     ``schema.split_column: split`` and ``feature_engineering.split.mode: column``.
+
+    ``chunk_rows`` (rows to score, larger than memory): the load is a :class:`ChunkedSource` whose log is
+    read that many rows at a time; the side tables are read whole.
     """
 
     def __init__(
@@ -83,7 +86,11 @@ class TableSourceDataset(_ReadOnlySource):
         side_tables: dict[str, str] | None = None,
         metadata: dict[str, Any] | None = None,
         split_files: dict[str, str] | None = None,
+        chunk_rows: int | None = None,
     ) -> None:
+        if chunk_rows is not None and (chunk_rows < 1 or split_files):
+            raise DatasetError("TableSourceDataset: chunk_rows must be >= 1 and works with filepath only")
+        self._chunk_rows = chunk_rows
         if (filepath is None) == (not split_files):
             raise DatasetError("TableSourceDataset needs either filepath (one log file) or split_files "
                                "(one file per split: train, validation (optional), test), "
@@ -93,7 +100,9 @@ class TableSourceDataset(_ReadOnlySource):
         self._side_tables = dict(side_tables or {})
         self.metadata = metadata
 
-    def _read(self) -> dict[str, pd.DataFrame]:
+    def _read(self) -> dict[str, pd.DataFrame] | sources.ChunkedSource:  # type: ignore[override]
+        if self._chunk_rows is not None and self._filepath is not None:
+            return sources.read_own_table_in_chunks(self._filepath, self._chunk_rows, self._side_tables)
         return sources.read_own_table(self._filepath, self._side_tables, split_files=self._split_files or None)
 
     def _describe(self) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """Scoring nodes: new raw rows through the same gate, the training log's history and the persisted
-transformer, then the chosen model of every backbone (its CCSS fit with the first seed)."""
+transformer, then the chosen model of every backbone (its CCSS fit with the first seed).
+
+A source read in chunks (``TableSourceDataset(chunk_rows=...)``) is validated and scored one chunk at
+a time: the gate's verdict covers every chunk before the first score is computed, and the scores are
+written chunk by chunk to a temporary file that replaces ``scores.parquet`` only when complete.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -10,51 +16,74 @@ import pandas as pd
 from ccss_pipeline.config import SchemaConfig, TrainingConfig, ValidationConfig
 from ccss_pipeline.data.interactions import ROW_COLUMN, build_interactions
 from ccss_pipeline.data.scoring import with_history_log_features
-from ccss_pipeline.data.sources import origin_of
+from ccss_pipeline.data.sources import ChunkedSource, origin_of, source_bundles
 from ccss_pipeline.data.transformer import to_model_input
 from ccss_pipeline.lineage import StaleArtifactError
+from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.persistence import rebuild_model
 from ccss_pipeline.model.trainer import predict_proba
 from ccss_pipeline.pipelines.data_validation.nodes import _report_outputs, gate
 from ccss_pipeline.pipelines.model_training.nodes import CCSS, model_key
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs
 
+Source = dict[str, pd.DataFrame] | ChunkedSource
 
-def validate_rows_to_score(score_source: dict[str, pd.DataFrame], schema: SchemaConfig,
+
+def validate_rows_to_score(score_source: Source, schema: SchemaConfig,
                            data_validation: ValidationConfig) -> tuple[dict[str, Any], str]:
-    """The raw gate's suites on the rows to score; the label rules apply only when the label is there."""
-    from ccss_pipeline.data.expectations import validate_source  # GX takes ~8 s to import: only when used
+    """The raw gate's suites on the rows to score (every chunk); the label rules apply only when the
+    label is there."""
+    from ccss_pipeline.data.expectations import combine_reports, validate_source  # GX: ~8 s to import
 
-    origins = {name: origin_of(frame, name) for name, frame in score_source.items()}
-    report = validate_source(score_source, origins, schema, data_validation, label_required=False,
-                             title="Scoring data validation")
-    return _report_outputs(report)
-
-
-def prepare_rows_to_score(score_source: dict[str, pd.DataFrame], score_validation_report: dict[str, Any],
-                          interactions: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
-    """Gate, join (no row dropped; ``row`` = the input position) and the log features from the training
-    log (``interactions``) strictly before each row, never from the other rows to score."""
-    gate(score_validation_report)
-    rows = build_interactions(score_source, schema, for_scoring=True)
-    return with_history_log_features(rows, interactions, schema)
+    title = "Scoring data validation"
+    reports = (validate_source(bundle, {name: origin_of(frame, name) for name, frame in bundle.items()}, schema,
+                               data_validation, label_required=False, title=title)
+               for bundle in source_bundles(score_source))
+    return _report_outputs(combine_reports(reports, title, data_validation.max_offending_values))
 
 
-def score_rows(rows_to_score: pd.DataFrame, feature_spec: dict[str, Any], trained_models: dict[str, dict[str, Any]],
-               model_training: TrainingConfig) -> pd.DataFrame:
-    """``row``, the ids and time, the label when given, and ``p_<backbone>`` per configured backbone."""
-    spec = FeatureSpec.from_dict(feature_spec)
-    labelled = LABEL_COLUMN in rows_to_score.columns
-    frame = rows_to_score if labelled else rows_to_score.assign(**{LABEL_COLUMN: 0})  # encoding needs a column
-    inputs = ModelInputs.from_frame(to_model_input(frame, spec), spec)
-    keys = [c for c in (ROW_COLUMN, "user", "item", TIME_COLUMN) if c in rows_to_score.columns]
-    out = rows_to_score[keys].copy()
-    if labelled:
-        out[spec.label_name] = rows_to_score[LABEL_COLUMN].to_numpy()
+def _chosen_models(spec: FeatureSpec, trained_models: dict[str, dict[str, Any]],
+                   model_training: TrainingConfig) -> dict[str, CTRModel]:
+    models = {}
     for backbone in model_training.backbones:
         name = model_key(backbone, CCSS, model_training.optimizer.seed)
         if name not in trained_models:
             raise StaleArtifactError(f"'trained_models' has no {name!r} (it has {sorted(trained_models)}): "
                                      "rebuild it with `kedro run --pipelines=model_training`")
-        out[f"p_{backbone}"] = predict_proba(rebuild_model(spec, name, trained_models[name]), inputs)
+        models[backbone] = rebuild_model(spec, name, trained_models[name])
+    return models
+
+
+def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRModel]) -> pd.DataFrame:
+    """``row``, the ids and time, the label when given, and ``p_<backbone>`` per model, in ``row`` order."""
+    labelled = LABEL_COLUMN in rows.columns
+    frame = rows if labelled else rows.assign(**{LABEL_COLUMN: 0})  # the encoding needs a label column
+    inputs = ModelInputs.from_frame(to_model_input(frame, spec), spec)
+    keys = [c for c in (ROW_COLUMN, "user", "item", TIME_COLUMN) if c in rows.columns]
+    out = rows[keys].copy()
+    if labelled:
+        out[spec.label_name] = rows[LABEL_COLUMN].to_numpy()
+    for backbone, model in models.items():
+        out[f"p_{backbone}"] = predict_proba(model, inputs)
     return out.reset_index(drop=True)
+
+
+def score_rows(score_source: Source, score_validation_report: dict[str, Any], interactions: pd.DataFrame,
+               feature_spec: dict[str, Any], trained_models: dict[str, dict[str, Any]], schema: SchemaConfig,
+               model_training: TrainingConfig) -> Iterator[pd.DataFrame]:
+    """Gate, then per chunk: join (no row dropped; ``row`` = the position in the input), the log
+    features from the training log (``interactions``) strictly before each row — never from the other
+    rows to score, so chunks are independent — and the scores. Lazy: the catalog writes each chunk."""
+    gate(score_validation_report)
+    spec = FeatureSpec.from_dict(feature_spec)
+    models = _chosen_models(spec, trained_models, model_training)
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        offset = 0
+        for bundle in source_bundles(score_source):
+            rows = build_interactions(bundle, schema, for_scoring=True)
+            rows[ROW_COLUMN] += offset
+            offset += len(bundle["log"])
+            yield score_frame(with_history_log_features(rows, interactions, schema), spec, models)
+
+    return chunks()

@@ -1,9 +1,9 @@
-"""rows to score → GX report (always saved) → gate + join + log features from the training log →
-scores of the chosen model per backbone. Run: kedro run --pipelines=score (after a training run)."""
+"""rows to score → GX report (always saved; every chunk) → gate, then per chunk: join, log features from
+the training log, scores of the chosen model per backbone. Run: kedro run --pipelines=score (after a run)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import prepare_rows_to_score, score_rows, validate_rows_to_score
+from .nodes import score_rows, validate_rows_to_score
 
 NAMESPACE = "score"
 
@@ -19,15 +19,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 namespace=NAMESPACE,
             ),
             Node(
-                prepare_rows_to_score,
-                inputs=["score_source", "score_validation_report", "interactions", "params:schema"],
-                outputs="rows_to_score",
-                name="prepare_rows_to_score",
-                namespace=NAMESPACE,
-            ),
-            Node(
                 score_rows,
-                inputs=["rows_to_score", "feature_spec", "trained_models", "params:model_training"],
+                inputs=["score_source", "score_validation_report", "interactions", "feature_spec", "trained_models",
+                        "params:schema", "params:model_training"],
                 outputs="scores",
                 name="score_rows",
                 namespace=NAMESPACE,
