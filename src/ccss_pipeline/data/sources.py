@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import glob
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,36 +51,52 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     """Read one CSV/TSV/parquet file strictly: bad bytes, truncation, emptiness or a header repeating a
     column name fail naming the file."""
     path = Path(path)
+    _check_file(path)
+    with _parse_errors(path):
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, **_csv_options(path, sep))
+    if path.suffix.lower() != ".parquet":
+        _check_field_counts(path, sep or _sniff_separator(path))
+        _check_columns(path, frame)
+    return with_origin(frame, str(path))
+
+
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise SourceError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: file is empty (0 bytes)")
+
+
+def _csv_options(path: Path, sep: str | None) -> dict[str, object]:
+    """Strict CSV/TSV reading: UTF-8 only, a malformed line is an error, types from the whole file."""
+    return {"sep": sep or _sniff_separator(path), "encoding": "utf-8", "encoding_errors": "strict",
+            "on_bad_lines": "error", "low_memory": False}
+
+
+@contextmanager
+def _parse_errors(path: Path) -> Iterator[None]:
+    """pandas/pyarrow reading errors as :class:`SourceError` naming the file."""
     try:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(
-                path,
-                sep=sep or _sniff_separator(path),
-                encoding="utf-8",
-                encoding_errors="strict",
-                on_bad_lines="error",
-                low_memory=False,
-            )
+        yield
+    except SourceError:
+        raise
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except pd.errors.EmptyDataError as exc:
         raise SourceError(f"{path}: no columns to parse (empty or header-only file)") from exc
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         raise SourceError(f"{path}: cannot be parsed as a table: {exc}") from exc
-    if path.suffix.lower() != ".parquet":
-        _check_field_counts(path, sep or _sniff_separator(path))
-    if frame.shape[1] <= 1 and path.suffix.lower() != ".parquet":
+
+
+def _check_columns(path: Path, frame: pd.DataFrame) -> None:
+    if frame.shape[1] <= 1:
         raise SourceError(
             f"{path}: only one column ({list(frame.columns)!r}) was found — wrong delimiter? "
             "Expected comma- or tab-separated values with a header row"
         )
-    return with_origin(frame, str(path))
 
 
 def iter_table(path: str | Path, chunk_rows: int, sep: str | None = None) -> Iterator[pd.DataFrame]:
@@ -89,11 +106,8 @@ def iter_table(path: str | Path, chunk_rows: int, sep: str | None = None) -> Ite
     chunks; parquet: row batches of the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise SourceError(f"{path}: file is empty (0 bytes)")
-    try:
+    _check_file(path)
+    with _parse_errors(path):
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
 
@@ -102,21 +116,10 @@ def iter_table(path: str | Path, chunk_rows: int, sep: str | None = None) -> Ite
             return
         sep = sep or _sniff_separator(path)
         _check_field_counts(path, sep)
-        reader = pd.read_csv(path, sep=sep, encoding="utf-8", encoding_errors="strict", on_bad_lines="error",
-                             chunksize=chunk_rows, low_memory=False)
-        for number, chunk in enumerate(reader):
-            if number == 0 and chunk.shape[1] <= 1:
-                raise SourceError(f"{path}: only one column ({list(chunk.columns)!r}) was found — wrong delimiter? "
-                                  "Expected comma- or tab-separated values with a header row")
+        for number, chunk in enumerate(pd.read_csv(path, **_csv_options(path, sep), chunksize=chunk_rows)):
+            if number == 0:
+                _check_columns(path, chunk)
             yield with_origin(chunk, str(path))
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise SourceError(f"{path}: no columns to parse (empty or header-only file)") from exc
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        if isinstance(exc, SourceError):
-            raise
-        raise SourceError(f"{path}: cannot be parsed as a table: {exc}") from exc
 
 
 @dataclass(frozen=True)

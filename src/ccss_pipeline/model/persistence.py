@@ -15,7 +15,7 @@ import torch
 
 from ccss_pipeline.config import BackboneConfig
 from ccss_pipeline.files import atomic_write
-from ccss_pipeline.lineage import SPEC_KEY, require_spec
+from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.spec import FeatureSpec
 
@@ -62,6 +62,26 @@ def load_model(directory: str | Path, spec: FeatureSpec, device: torch.device | 
     model.to(device)
     model.eval()
     return model
+
+
+def model_key(backbone: str, variant: str, seed: int) -> str:
+    """Name (folder) of one trained model: ``<backbone>__<variant>__seed<seed>``."""
+    return f"{backbone}__{variant}__seed{seed}"
+
+
+def chosen_models(spec: FeatureSpec, trained_models: dict[str, dict[str, Any]], backbones: list[str],
+                  seed: int) -> dict[str, tuple[str, CTRModel]]:
+    """``{backbone: (name, model)}`` of the model served per backbone — its CCSS fit with the first seed
+    — rebuilt and checked against ``spec``; a missing one fails naming the models there are."""
+    chosen = {}
+    for backbone in backbones:
+        name = model_key(backbone, "ccss", seed)
+        if name not in trained_models:
+            raise StaleArtifactError(f"'trained_models' has no {name!r} (the CCSS model of backbone {backbone!r} "
+                                     f"with the first seed {seed}); it has {sorted(trained_models)}. Train it "
+                                     "with `kedro run --pipelines=model_training`")
+        chosen[backbone] = (name, rebuild_model(spec, name, trained_models[name]))
+    return chosen
 
 
 def rebuild_model(spec: FeatureSpec, name: str, entry: dict[str, Any]) -> CTRModel:

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from pydantic import BaseModel
 
-from ccss_pipeline.config import BackboneConfig, EvaluationConfig
+from ccss_pipeline.config import EvaluationConfig
 from ccss_pipeline.evaluation.accuracy import CLASSIFICATION_METRICS, accuracy_metrics, calibration_data, roc_curve_data
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report, true_direction_agreement
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
@@ -27,9 +27,9 @@ from ccss_pipeline.evaluation.plots import (
 from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, render_report
 from ccss_pipeline.evaluation.model_card import Lineage, ModelCardContext, render_model_card, split_time_ranges
 from ccss_pipeline.fingerprint import content_hash
-from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
-from ccss_pipeline.lineage import SPEC_KEY, require_spec
+from ccss_pipeline.lineage import require_spec
+from ccss_pipeline.model.persistence import rebuild_model
 from ccss_pipeline.model.trainer import score_fn
 from ccss_pipeline.spec import GROUP_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs, NumericalFeature
 
@@ -50,14 +50,6 @@ def _has_user(spec: FeatureSpec) -> bool:
 def _one_bucket(spec: FeatureSpec) -> list[str]:
     """Directed features with a single bucket: CCSS cannot constrain them, nothing is measurable."""
     return [f.name for f in spec.directed if f.n_buckets < 2]
-
-
-def _rebuild(spec: FeatureSpec, entry: dict[str, Any], name: str) -> CTRModel:
-    config = entry["config"]
-    require_spec(f"trained_models['{name}']", {SPEC_KEY: config.get("spec_hash")}, spec, "model_training")
-    model = CTRModel(spec, BackboneConfig(**config["backbone"]))
-    model.load_state_dict(entry["state_dict"])
-    return model.eval()
 
 
 def _model_label(name: str, config: dict[str, Any]) -> tuple[str, str, int]:
@@ -112,7 +104,7 @@ def evaluate_models(
     per_feature, grid_features, curves, grid_curves, roc, calibration, rows = [], [], [], [], [], [], []
     for name, entry in sorted(trained_models.items()):
         backbone, variant, seed = _model_label(name, entry["config"])
-        scorer = score_fn(_rebuild(spec, entry, name), device)
+        scorer = score_fn(rebuild_model(spec, name, entry), device)
         prob = scorer(test.cat, test.dense, test.bucket)
         accuracy = accuracy_metrics(test.label, prob, test.group, test.oracle, threshold=evaluation.threshold)
         gauc_note = _gauc_note(spec, accuracy)

@@ -20,6 +20,7 @@ from optuna.visualization.matplotlib import plot_optimization_history, plot_para
 from ccss_pipeline.config import TrainingConfig  # noqa: E402
 from ccss_pipeline.evaluation.plots import message_figure  # noqa: E402
 from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec  # noqa: E402
+from ccss_pipeline.model.persistence import model_key  # noqa: E402
 from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table  # noqa: E402
 from ccss_pipeline.model.synthesis import PairTable  # noqa: E402
 from ccss_pipeline.model.trainer import train_model  # noqa: E402
@@ -82,11 +83,6 @@ def tune_contrastive_loss(
         trials.append(trials_table(study).assign(backbone=backbone))
         plots.update(_study_plots(study, backbone, model_training.search.max_violation))
     return best, pd.concat(trials, ignore_index=True), plots
-
-
-def model_key(backbone: str, variant: str, seed: int) -> str:
-    """Folder name of one trained model: ``<backbone>__<variant>__seed<seed>``."""
-    return f"{backbone}__{variant}__seed{seed}"
 
 
 def train_final_models(

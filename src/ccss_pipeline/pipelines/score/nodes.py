@@ -18,12 +18,10 @@ from ccss_pipeline.data.interactions import ROW_COLUMN, build_interactions
 from ccss_pipeline.data.scoring import with_history_log_features
 from ccss_pipeline.data.sources import ChunkedSource, origin_of, source_bundles
 from ccss_pipeline.data.transformer import to_model_input
-from ccss_pipeline.lineage import StaleArtifactError
 from ccss_pipeline.model.backbones import CTRModel
-from ccss_pipeline.model.persistence import rebuild_model
+from ccss_pipeline.model.persistence import chosen_models
 from ccss_pipeline.model.trainer import predict_proba
 from ccss_pipeline.pipelines.data_validation.nodes import _report_outputs, gate
-from ccss_pipeline.pipelines.model_training.nodes import CCSS, model_key
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs
 
 Source = dict[str, pd.DataFrame] | ChunkedSource
@@ -40,18 +38,6 @@ def validate_rows_to_score(score_source: Source, schema: SchemaConfig,
                                data_validation, label_required=False, title=title)
                for bundle in source_bundles(score_source))
     return _report_outputs(combine_reports(reports, title, data_validation.max_offending_values))
-
-
-def _chosen_models(spec: FeatureSpec, trained_models: dict[str, dict[str, Any]],
-                   model_training: TrainingConfig) -> dict[str, CTRModel]:
-    models = {}
-    for backbone in model_training.backbones:
-        name = model_key(backbone, CCSS, model_training.optimizer.seed)
-        if name not in trained_models:
-            raise StaleArtifactError(f"'trained_models' has no {name!r} (it has {sorted(trained_models)}): "
-                                     "rebuild it with `kedro run --pipelines=model_training`")
-        models[backbone] = rebuild_model(spec, name, trained_models[name])
-    return models
 
 
 def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRModel]) -> pd.DataFrame:
@@ -76,7 +62,8 @@ def score_rows(score_source: Source, score_validation_report: dict[str, Any], in
     rows to score, so chunks are independent — and the scores. Lazy: the catalog writes each chunk."""
     gate(score_validation_report)
     spec = FeatureSpec.from_dict(feature_spec)
-    models = _chosen_models(spec, trained_models, model_training)
+    models = {backbone: model for backbone, (_, model) in
+              chosen_models(spec, trained_models, model_training.backbones, model_training.optimizer.seed).items()}
 
     def chunks() -> Iterator[pd.DataFrame]:
         offset = 0
