@@ -10,6 +10,7 @@ silently. Tables carry it in ``DataFrame.attrs`` (kept in the parquet metadata),
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -24,10 +25,22 @@ class StaleArtifactError(ValueError):
     """An artifact was built for another feature spec; the message says which and how to rebuild it."""
 
 
-def stamp(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """Record ``spec``'s fingerprint on a table (in place; returned for chaining)."""
-    frame.attrs[SPEC_KEY] = spec.fingerprint
-    return frame
+@dataclass(frozen=True)
+class StampedTable:
+    """An engine table (an Ibis expression, which has no ``attrs``) with the attrs its dataset records;
+    read back as a frame, the table carries them in ``DataFrame.attrs`` like any stamped frame."""
+
+    table: Any
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def stamp(frame: Any, spec: FeatureSpec) -> Any:
+    """Record ``spec``'s fingerprint on a table: a frame in place (returned for chaining), an engine
+    table wrapped in a :class:`StampedTable`."""
+    if isinstance(frame, pd.DataFrame):
+        frame.attrs[SPEC_KEY] = spec.fingerprint
+        return frame
+    return StampedTable(frame, {SPEC_KEY: spec.fingerprint})
 
 
 def recorded(artifact: pd.DataFrame | Mapping[str, Any]) -> str | None:

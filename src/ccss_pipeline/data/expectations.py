@@ -901,3 +901,100 @@ def validate_splits(
                            f"{'before' if allow_ties else 'at or before'} the end of {early}"))
     report.success = not report.failures
     return report
+
+
+def _batches(table: Any, columns: list[str], batch_rows: int) -> Iterable[pd.DataFrame]:
+    """The table's ``columns`` as frames of at most ``batch_rows`` rows (one empty frame when empty)."""
+    present = [c for c in columns if c in table.columns]
+    empty = True
+    for batch in table.select(*present).to_pyarrow_batches(chunk_size=batch_rows):
+        if batch.num_rows:
+            empty = False
+            yield batch.to_pandas()
+    if empty:
+        yield table.select(*present).limit(0).to_pandas()
+
+
+def validate_split_tables(
+    tables: Mapping[str, Any],
+    label_col: str,
+    time_col: str | None,
+    origins: Mapping[str, str] | None = None,
+    *,
+    allow_ties: bool = True,
+    max_offending_values: int = 5,
+    check_order: bool = True,
+    batch_rows: int = 1_000_000,
+) -> ValidationReport:
+    """:func:`validate_splits` on engine tables (``train``, ``validation``, ``test``; Ibis), with memory
+    bounded by ``batch_rows``: the row rules (label present, not null, in {0, 1}) run in GX a batch at a
+    time and are combined; "both classes present" runs in GX on the split's distinct labels; the row
+    count and the time order are engine aggregates. Same rules, messages and report as the frame version.
+    """
+    origins = dict(origins or {})
+    _context()
+    E = gx.expectations
+    reports: list[ValidationReport] = []
+    order_facts: dict[str, tuple[int, Any, Any]] = {}
+    summary = ValidationReport(success=True, title="Split validation")
+    for name, table in tables.items():
+        dataset = origins.get(name, name)
+        suite = ExpectationSuite(name=f"ccss_split_{name}")
+        suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, label_col, column=label_col))
+        if time_col:
+            suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, time_col, column=time_col))
+        if label_col in table.columns:
+            suite.add_expectation(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, label_col, column=label_col))
+            suite.add_expectation(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col,
+                                     value_set=[0, 1]))
+        for batch in _batches(table, [label_col, *([time_col] if time_col else [])], batch_rows):
+            part = ValidationReport(success=True, title="Split validation")
+            for table_name, res in _run_suites([(name, batch, suite)], max_offending_values).items():
+                _collect(dataset, table_name, batch, res, max_offending_values, part)
+            reports.append(part)
+        facts = table.aggregate(
+            n=table.count(),
+            **({"lo": table[time_col].min(), "hi": table[time_col].max()} if time_col and time_col in table.columns
+               else {}),
+        ).to_pandas().iloc[0]
+        rows = int(facts["n"])
+        lo, hi = facts.get("lo"), facts.get("hi")
+        order_facts[name] = (rows, None if lo is None or pd.isna(lo) else int(lo), None if hi is None or pd.isna(hi) else int(hi))
+        summary.tables[name] = TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
+        summary.outcomes.append(ExpectationOutcome(dataset, name, None, RULE_SPLIT_NOT_EMPTY, "engine:row_count",
+                                                   rows >= 1, None, rows))
+        if rows < 1:
+            summary.failures.append(Failure(dataset, name, None, RULE_SPLIT_NOT_EMPTY, detail="0 rows"))
+        elif label_col in table.columns:
+            distinct = table.select(label_col).distinct().to_pandas()
+            classes = ExpectationSuite(name=f"ccss_split_{name}_classes")
+            classes.add_expectation(_E(E.ExpectColumnDistinctValuesToContainSet, RULE_BOTH_CLASSES, label_col,
+                                       column=label_col, value_set=[0, 1]))
+            for table_name, res in _run_suites([(name, distinct, classes)], max_offending_values).items():
+                _collect(dataset, table_name, distinct, res, max_offending_values, summary)
+    report = combine_reports([*reports, summary], "Split validation", max_offending_values)
+    report.tables = summary.tables
+    if time_col and check_order:
+        for early, late in (("train", "validation"), ("validation", "test")):
+            n_early, _, boundary = order_facts[early]
+            n_late, late_min, _ = order_facts[late]
+            if not n_early or not n_late or boundary is None:
+                continue
+            ts = tables[late][time_col]
+            offending = tables[late].filter(ts < boundary if allow_ties else ts <= boundary)
+            bad = int(offending.count().to_pandas())
+            examples = offending.select(time_col).distinct().order_by(time_col).limit(max_offending_values)
+            op = "<=" if allow_ties else "<"
+            rule = f"{RULE_TIME_ORDER}: max({early}) {op} min({late})"
+            dataset = origins.get(late, late)
+            report.outcomes.append(ExpectationOutcome(
+                dataset=dataset, table=late, column=time_col, rule=rule, expectation_type="engine:time_order",
+                success=bad == 0, unexpected_count=bad, observed_value={"max_" + early: boundary, "min_" + late: late_min}))
+            if bad:
+                report.failures.append(Failure(
+                    dataset=dataset, table=late, column=time_col, rule=rule, unexpected_count=bad,
+                    examples=list(examples.to_pandas()[time_col]),
+                    detail=f"max({early})={boundary}, min({late})={late_min}: {late} rows "
+                           f"{'before' if allow_ties else 'at or before'} the end of {early}"))
+    report.success = not report.failures
+    return report

@@ -2,7 +2,8 @@
 
 Canonical columns: ``user``, ``item``, ``label`` (int8), ``event_ts`` (int64 ms since the epoch, or
 the row order when the source has no timestamp), every schema categorical and numerical column, and
-``oracle_prob`` when the source knows the true click probability. Timestamps are parsed by
+``oracle_prob`` when the source knows the true click probability, and ``row``: each row's position
+(in this table for training; in the input log for rows to score), the total order the engine keeps. Timestamps are parsed by
 :mod:`ccss_pipeline.data.timestamps`, exactly as the validation gate parses them; a value it cannot parse
 raises :class:`ValueError` naming the column (a safety net: the gate runs first). Rows are sorted by
 ``event_ts`` (stable), which every leak-free feature relies on; repeated impressions (same user, item
@@ -94,4 +95,7 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig, fo
     if schema.timestamp and schema.user and schema.item and not for_scoring:
         # Repeated impressions (same user, item and time) that the gate tolerated count once.
         out = out.drop_duplicates(subset=[USER, ITEM, TIME_COLUMN], keep="first")
-    return out.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
+    out = out.sort_values(TIME_COLUMN, kind="stable").reset_index(drop=True)
+    if not for_scoring:
+        out[ROW_COLUMN] = np.arange(len(out), dtype=np.int64)  # the canonical row order, for the engine
+    return out

@@ -3,6 +3,12 @@
 The fitted spec is the one owner of scaling, bucketing and vocabularies: the model input, the
 counterfactual synthesizer and the evaluation all read it, so a moved value, its dense value and its
 bucket id never disagree. Fitting sees the training split only.
+
+The fit and the table encoding have one implementation, on the engine
+(:mod:`ccss_pipeline.data.relational.transformer`); the functions here run it on an in-memory frame
+(through DuckDB) for callers that hold one: scoring chunks, notebooks, tests. ``encode_numerical`` /
+``encode_categorical`` encode arrays of moved values in the model's hot path (NumPy; the tests hold
+them equal to the engine's encoding).
 """
 
 from __future__ import annotations
@@ -14,16 +20,7 @@ import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
 from ccss_pipeline.lineage import stamp
-from ccss_pipeline.spec import (
-    GROUP_COLUMN,
-    LABEL_COLUMN,
-    ORACLE_COLUMN,
-    TIME_COLUMN,
-    CategoricalFeature,
-    FeatureSpec,
-    QUANTILE_LEVELS,
-    NumericalFeature,
-)
+from ccss_pipeline.spec import CategoricalFeature, FeatureSpec, NumericalFeature
 
 logger = logging.getLogger(__name__)
 
@@ -39,36 +36,11 @@ def apply_transform(values: np.ndarray, transform: str) -> np.ndarray:
     return values
 
 
-def robust_scale(transformed: np.ndarray, outlier_quantile: float) -> tuple[float, float]:
-    """Mean and std of the transformed training values winsorized at (q, 1 - q).
-
-    Plain mean/std let one 1e12 among thousands of ordinary values set the scale, which squashed
-    every ordinary value to the same dense input (test AUC 0.706 -> 0.565 on one such row).
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        if outlier_quantile > 0:
-            lo, hi = np.quantile(transformed, [outlier_quantile, 1.0 - outlier_quantile], method="linear")
-            transformed = np.clip(transformed, lo, hi)
-        mean, std = float(transformed.mean()), float(transformed.std())
-    return mean, (std if std > 1e-12 else 1.0)
-
-
-def bucket_boundaries(values: np.ndarray, n_buckets: int) -> np.ndarray:
-    """Inner bucket edges in raw units (a value equal to an edge goes up), at most ``n_buckets`` buckets.
-
-    - At most ``n_buckets`` distinct values (a discrete count, a rating): one bucket per value.
-    - Otherwise equal-frequency quantile edges; when ties make them collapse (a count that is zero for
-      97% of rows gave one bucket, so CCSS never constrained it), a greedy equal-frequency pass over
-      the distinct values instead: a heavily tied value gets a bucket of its own and the remaining
-      rows share the remaining buckets equally.
-    """
-    distinct, counts = np.unique(values, return_counts=True)
-    if distinct.size <= n_buckets:
-        return distinct[1:]
-    quantiles = np.unique(np.quantile(values, np.linspace(0, 1, n_buckets + 1)[1:-1], method="linear"))
-    edges = quantiles[quantiles > distinct[0]]  # an edge at the minimum would leave bucket 0 empty
-    if edges.size == n_buckets - 1:
-        return edges
+def greedy_boundaries(distinct: np.ndarray, counts: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Inner edges when tied quantile edges collapse: a greedy equal-frequency pass over the sorted
+    distinct values and their counts. A heavily tied value gets a bucket of its own and the remaining
+    rows share the remaining buckets equally (a count that is zero for 97% of rows gave one bucket,
+    so CCSS never constrained it)."""
     cumulative = np.cumsum(counts)
     total, done, start, left, greedy = int(cumulative[-1]), 0, 0, n_buckets, []
     while left > 1 and start < distinct.size - 1:
@@ -81,63 +53,25 @@ def bucket_boundaries(values: np.ndarray, n_buckets: int) -> np.ndarray:
     return np.asarray(greedy, dtype=np.float64)
 
 
-def _fit_numerical(name: str, values: np.ndarray, direction: int, transform: str, n_buckets: int,
-                   outlier_quantile: float = 0.0) -> NumericalFeature:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        raise ValueError(f"numerical feature '{name}' has no finite value in the training split")
-    mean, std = robust_scale(apply_transform(finite, transform), outlier_quantile)
-    with np.errstate(over="ignore", invalid="ignore"):
-        boundaries = bucket_boundaries(finite, n_buckets)
-        sketch = np.quantile(finite, np.linspace(0.0, 1.0, QUANTILE_LEVELS), method="linear")
-    if not (np.isfinite([mean, std]).all() and np.isfinite(boundaries).all() and np.isfinite(sketch).all()):
-        raise ValueError(
-            f"numerical feature '{name}': its training values (from {finite.min():.6g} to {finite.max():.6g}) "
-            "overflow float64 arithmetic when scaled or bucketed; rescale the column (e.g. transform: log1p, "
-            "or other units) or drop the extreme rows"
-        )
-    bucket = np.searchsorted(boundaries, finite, side="right")
-    centres = _bucket_medians(finite, bucket, boundaries)
-    with np.errstate(over="ignore"):
-        centres_dense = np.clip((apply_transform(centres, transform) - mean) / std, -DENSE_CLIP, DENSE_CLIP)
-    return NumericalFeature(
-        name=name,
-        direction=int(direction),
-        transform=transform,
-        mean=mean,
-        std=std,
-        boundaries=boundaries.tolist(),
-        centres=centres.tolist(),
-        centres_dense=centres_dense.tolist(),
-        quantiles=sketch.tolist(),
-    )
+def bucket_boundaries(values: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Inner bucket edges in raw units (a value equal to an edge goes up), at most ``n_buckets`` buckets.
 
+    - At most ``n_buckets`` distinct values (a discrete count, a rating): one bucket per value.
+    - Otherwise equal-frequency quantile edges, or :func:`greedy_boundaries` when ties collapse them.
+    """
+    import ibis
 
-def _bucket_medians(values: np.ndarray, bucket: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
-    """Median training value per bucket; an empty bucket falls back to its edges' midpoint."""
-    n = len(boundaries) + 1
-    medians = pd.Series(values).groupby(bucket).median().reindex(range(n)).to_numpy()
-    if np.isnan(medians).any():
-        lo = np.concatenate([[values.min()], boundaries])
-        hi = np.concatenate([boundaries, [values.max()]])
-        medians = np.where(np.isnan(medians), (lo + hi) / 2.0, medians)
-    return medians
+    from ccss_pipeline.data.relational.transformer import boundaries
 
-
-def _fit_vocabulary(name: str, values: pd.Series, min_count: int) -> CategoricalFeature:
-    """Ids seen at least ``min_count`` times in train, by descending count then value (deterministic)."""
-    counts = values.dropna().astype(str).value_counts()
-    kept = counts[counts >= min_count]
-    order = sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))
-    vocabulary = [k for k, _ in order]
-    return CategoricalFeature(name=name, vocab_size=len(vocabulary) + 1, vocabulary=vocabulary)
+    frame = pd.DataFrame({"v": np.asarray(values, dtype=np.float64)})
+    return boundaries(ibis.memtable(frame), "v", n_buckets)
 
 
 class UnconstrainedFeatureError(ValueError):
     """A directed feature has one bucket, so CCSS cannot constrain it, and the configuration says fail."""
 
 
-def _report_unconstrained(numerical: list[NumericalFeature], cfg: FeatureConfig) -> None:
+def report_unconstrained(numerical: list[NumericalFeature], cfg: FeatureConfig) -> None:
     """A directed feature with one bucket (a single training value) cannot be moved to a neighbouring
     bucket, so CCSS never constrains it: a loud warning, or an error with ``unconstrained_directed: fail``."""
     stuck = [f.name for f in numerical if f.direction != 0 and f.n_buckets < 2]
@@ -157,23 +91,12 @@ def categorical_columns(schema: SchemaConfig) -> list[str]:
 
 
 def fit_feature_spec(train: pd.DataFrame, schema: SchemaConfig, cfg: FeatureConfig) -> FeatureSpec:
-    """Fit every transform on the training split and return the spec that encodes them."""
-    categorical = [_fit_vocabulary(c, train[c], cfg.min_category_count) for c in categorical_columns(schema)]
-    numerical = [
-        _fit_numerical(f.name, train[f.name].to_numpy(np.float64), f.direction, f.transform, cfg.n_buckets,
-                       cfg.outlier_quantile)
-        for f in schema.all_numerical
-    ]
-    _report_unconstrained(numerical, cfg)
-    return FeatureSpec(
-        categorical=categorical,
-        numerical=numerical,
-        has_oracle=ORACLE_COLUMN in train.columns,
-        source=schema.source,
-        label_name=schema.label,
-        has_user=schema.user is not None,
-        has_item=schema.item is not None,
-    )
+    """Fit every transform on an in-memory training split (the engine's fit, on DuckDB)."""
+    import ibis
+
+    from ccss_pipeline.data.relational import transformer as relational
+
+    return relational.fit_feature_spec(ibis.memtable(train), schema, cfg)
 
 
 def encode_numerical(values: np.ndarray, feature: NumericalFeature) -> tuple[np.ndarray, np.ndarray]:
@@ -197,16 +120,11 @@ def encode_categorical(values: pd.Series, feature: CategoricalFeature) -> np.nda
 
 
 def to_model_input(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """The model-ready table of one split (columns documented in :mod:`ccss_pipeline.spec`)."""
-    out = {
-        LABEL_COLUMN: frame[LABEL_COLUMN].to_numpy(np.int8),
-        GROUP_COLUMN: frame[GROUP_COLUMN].to_numpy(),
-        TIME_COLUMN: frame[TIME_COLUMN].to_numpy(np.int64),
-    }
-    for cat in spec.categorical:
-        out[cat.column] = encode_categorical(frame[cat.name], cat)
-    for num in spec.numerical:
-        out[num.dense_column], out[num.bucket_column] = encode_numerical(frame[num.name].to_numpy(), num)
-    if ORACLE_COLUMN in frame.columns:
-        out[ORACLE_COLUMN] = frame[ORACLE_COLUMN].to_numpy(np.float64)
-    return stamp(pd.DataFrame(out), spec)  # later stages refuse it beside another spec
+    """The model-ready table of an in-memory split (the engine's encoding, on DuckDB), rows in order."""
+    import ibis
+
+    from ccss_pipeline.data.relational import transformer as relational
+
+    positioned = frame.reset_index(drop=True).assign(**{relational.ROW: np.arange(len(frame), dtype=np.int64)})
+    table = relational.to_model_input(ibis.memtable(positioned), spec).to_pandas()
+    return stamp(table.reset_index(drop=True), spec)  # later stages refuse it beside another spec

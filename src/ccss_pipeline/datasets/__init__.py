@@ -8,6 +8,7 @@ from ccss_pipeline.datasets.atomic import AtomicDataset, ParquetChunksDataset
 from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDataset
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.datasets.models import ModelCollectionDataset
+from ccss_pipeline.datasets.tables import EngineTableDataset
 from ccss_pipeline.datasets.sources import KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
 
-__all__ = ["AtomicDataset", "ParquetChunksDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]
+__all__ = ["AtomicDataset", "EngineTableDataset", "ParquetChunksDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]

@@ -48,18 +48,24 @@ def gate_and_join(raw_source: dict[str, pd.DataFrame], raw_validation_report: di
     return build_interactions(raw_source, schema)
 
 
-def validate_split(
-    train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, features: FeatureConfig | None = None
-) -> tuple[dict[str, Any], str]:
+def validate_split(train: Any, validation: Any, test: Any, features: FeatureConfig | None = None
+                   ) -> tuple[dict[str, Any], str]:
     """No empty split, labels in {0, 1} and both classes in every split; train < validation < test in
     ``event_ts`` for the ``time`` and ``row_order`` splits (``event_ts`` is the row number in the latter),
-    not for ``random`` and ``column`` splits, which are not ordered (``features`` absent: a time split)."""
-    from ccss_pipeline.data.expectations import validate_splits  # GX takes ~8 s to import: only when used
+    not for ``random`` and ``column`` splits, which are not ordered (``features`` absent: a time split).
+
+    The splits are engine tables (the frame form is accepted too); GX reads them a batch at a time.
+    """
+    import ibis
+
+    from ccss_pipeline.data.expectations import validate_split_tables  # GX takes ~8 s to import: only when used
 
     mode = (features or FeatureConfig()).split.mode
-    origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in ("train", "validation", "test")}
-    report = validate_splits(train, validation, test, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False,
-                             check_order=mode in ("time", "row_order"))
+    splits = {"train": train, "validation": validation, "test": test}
+    tables = {s: ibis.memtable(t) if isinstance(t, pd.DataFrame) else t for s, t in splits.items()}
+    origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in splits}
+    report = validate_split_tables(tables, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False,
+                                   check_order=mode in ("time", "row_order"))
     return _report_outputs(report)
 
 

@@ -1,35 +1,38 @@
-"""Feature engineering nodes: thin wrappers over :mod:`ccss_pipeline.data` (pure functions)."""
+"""Feature engineering nodes: thin wrappers over :mod:`ccss_pipeline.data.relational` (engine tables
+in, engine tables out; the catalog's EngineTableDataset runs them into parquet)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
+import ibis
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
-from ccss_pipeline.data.log_features import add_log_features
-from ccss_pipeline.data.splitting import check_split_config, split_rows
-from ccss_pipeline.data.transformer import fit_feature_spec, to_model_input
+from ccss_pipeline.data.relational.log_features import add_log_features
+from ccss_pipeline.data.relational.splitting import split_table
+from ccss_pipeline.data.relational.transformer import fit_feature_spec, to_model_input
+from ccss_pipeline.data.splitting import check_split_config
+from ccss_pipeline.lineage import StampedTable, stamp
 from ccss_pipeline.pipelines.data_validation.nodes import gate
 from ccss_pipeline.spec import SPLIT_COLUMN, FeatureSpec
 
 
-def engineer_log_features(interactions: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
-    """Leak-free prior counts and click-through of users and videos (see data.log_features)."""
+def engineer_log_features(interactions: ibis.Table, schema: SchemaConfig) -> ibis.Table:
+    """Leak-free prior counts and click-through of users and videos (see data.relational.log_features)."""
     return add_log_features(interactions, schema.log_features)
 
 
 def split_interactions(
-    interactions: pd.DataFrame, features: FeatureConfig, schema: SchemaConfig | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Train / validation / test split as ``feature_engineering.split.mode`` says (data.splitting).
+    interactions: ibis.Table, features: FeatureConfig, schema: SchemaConfig | None = None
+) -> tuple[ibis.Table, ibis.Table, ibis.Table]:
+    """Train / validation / test split as ``feature_engineering.split.mode`` says (data.relational.splitting).
 
     With the schema, contradicting settings (``mode: column`` without ``schema.split_column``, ``mode:
     time`` without a timestamp, ...) fail first, naming the keys; without it a time-stamped table is assumed.
     """
     if schema is not None:
         check_split_config(schema, features)
-    return split_rows(
+    return split_table(
         interactions,
         features.split,
         has_timestamp=schema.timestamp is not None if schema is not None else True,
@@ -37,7 +40,7 @@ def split_interactions(
     )
 
 
-def fit_features(train: pd.DataFrame, split_report: dict[str, Any], schema: SchemaConfig, features: FeatureConfig) -> dict[str, Any]:
+def fit_features(train: ibis.Table, split_report: dict[str, Any], schema: SchemaConfig, features: FeatureConfig) -> dict[str, Any]:
     """Fit buckets, scaling and vocabularies on train only; the spec is the persisted transformer.
 
     Gated on the split validation report: a bad split stops the run before any feature is written.
@@ -46,6 +49,7 @@ def fit_features(train: pd.DataFrame, split_report: dict[str, Any], schema: Sche
     return fit_feature_spec(train, schema, features).to_dict()
 
 
-def make_model_input(split: pd.DataFrame, feature_spec: dict[str, Any]) -> pd.DataFrame:
-    """Encode one split with the fitted spec into the model-ready table."""
-    return to_model_input(split, FeatureSpec.from_dict(feature_spec))
+def make_model_input(split: ibis.Table, feature_spec: dict[str, Any]) -> StampedTable:
+    """Encode one split with the fitted spec into the model-ready table (stamped with the spec)."""
+    spec = FeatureSpec.from_dict(feature_spec)
+    return stamp(to_model_input(split, spec), spec)

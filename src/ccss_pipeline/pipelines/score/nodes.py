@@ -54,7 +54,7 @@ def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRMode
     return out.reset_index(drop=True)
 
 
-def score_rows(score_source: Source, score_validation_report: dict[str, Any], interactions: pd.DataFrame,
+def score_rows(score_source: Source, score_validation_report: dict[str, Any], interactions: Any,
                feature_spec: dict[str, Any], trained_models: dict[str, dict[str, Any]], schema: SchemaConfig,
                model_training: TrainingConfig) -> Iterator[pd.DataFrame]:
     """Gate, then per chunk: join (no row dropped; ``row`` = the position in the input), the log

@@ -1,0 +1,76 @@
+"""Train / validation / test split of an interaction table on the engine.
+
+``time`` and ``row_order`` (the modes of large logs) are filters on cut points found by the engine:
+the value of ``event_ts`` at a sorted position, exactly as :mod:`ccss_pipeline.data.splitting` places
+them. ``random`` and ``column`` splits read the table into memory and use those in-memory rules
+(scikit-learn's stratified draw has no engine equivalent); the outputs go back on the same engine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ibis
+
+from ccss_pipeline.config import SplitConfig
+from ccss_pipeline.data import splitting as in_memory
+from ccss_pipeline.spec import SPLIT_COLUMN, TIME_COLUMN
+
+#: Each row's position in the canonical interaction table (time order, stable): a total order of rows.
+ROW = "row"
+
+Splits = tuple[ibis.Table, ibis.Table, ibis.Table]
+
+
+def _cut_positions(n: int, cfg: SplitConfig) -> tuple[int, int]:
+    """(validation start, test start) as sorted positions — the in-memory rule, shared."""
+    test_at = min(n - 1, int(math.floor(n * (1.0 - cfg.test_fraction))))
+    valid_at = min(n - 1, int(math.floor(n * (1.0 - cfg.test_fraction - cfg.validation_fraction))))
+    return valid_at, test_at
+
+
+def _value_at(table: ibis.Table, position: int) -> int:
+    """``event_ts`` at a position of the sorted column."""
+    return int(table.select(TIME_COLUMN).order_by(TIME_COLUMN).limit(1, offset=position).to_pandas().iloc[0, 0])
+
+
+def split_by_time(table: ibis.Table, cfg: SplitConfig) -> Splits:
+    """Cuts on timestamps (rows sharing one never straddle two splits), as the in-memory split."""
+    n = int(table.count().to_pandas())
+    if n == 0:
+        raise ValueError("cannot split an empty interaction table")
+    valid_at, test_at = _cut_positions(n, cfg)
+    valid_cut, test_cut = _value_at(table, valid_at), _value_at(table, test_at)
+    ts = table[TIME_COLUMN]
+    return (table.filter(ts < valid_cut), table.filter((ts >= valid_cut) & (ts < test_cut)),
+            table.filter(ts >= test_cut))
+
+
+def split_by_row_order(table: ibis.Table, cfg: SplitConfig) -> Splits:
+    """The same fractions by row position (``event_ts`` order, then the canonical ``row``)."""
+    n = int(table.count().to_pandas())
+    if n == 0:
+        raise ValueError("cannot split an empty interaction table")
+    valid_at, test_at = _cut_positions(n, cfg)
+    order = [TIME_COLUMN, ROW] if ROW in table.columns else [TIME_COLUMN]
+    ranked = table.mutate(__ccss_pos=ibis.row_number().over(order_by=[table[c] for c in order]))
+    pos = ranked["__ccss_pos"]
+    parts = (ranked.filter(pos < valid_at), ranked.filter((pos >= valid_at) & (pos < test_at)),
+             ranked.filter(pos >= test_at))
+    return tuple(p.drop("__ccss_pos") for p in parts)  # type: ignore[return-value]
+
+
+def split_table(table: ibis.Table, cfg: SplitConfig, *, has_timestamp: bool = True,
+                split_column: str = SPLIT_COLUMN) -> Splits:
+    """Split as ``cfg.mode`` says; the canonical split column is dropped from the outputs."""
+    if cfg.mode == "time":
+        parts = split_by_time(table, cfg)
+    elif cfg.mode == "row_order":
+        parts = split_by_row_order(table, cfg)
+    else:  # random / column: the in-memory rules (see the module docstring)
+        frames = in_memory.split_rows(table.to_pandas(), cfg, has_timestamp=has_timestamp,
+                                      split_column=split_column)
+        con = ibis.get_backend(table)
+        return tuple(con.create_table(f"ccss_split_{name}", frame, temp=True, overwrite=True)
+                     for name, frame in zip(("train", "validation", "test"), frames, strict=True))  # type: ignore[return-value]
+    return tuple(p.drop(SPLIT_COLUMN) if SPLIT_COLUMN in p.columns else p for p in parts)  # type: ignore[return-value]

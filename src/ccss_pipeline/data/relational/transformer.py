@@ -1,0 +1,249 @@
+"""Fit the train-only transforms (spec §2) on the engine, and encode any split with them.
+
+The fit reads the training table through aggregates only: counts, distinct counts, a few hundred
+order statistics per feature (the values at given positions of the sorted column), grouped order
+statistics for the bucket medians, and the winsorized mean/std. Quantiles are interpolated here from
+those order statistics with NumPy's own ``linear`` rule, so the boundaries, centres and quantile
+sketch equal ``numpy.quantile`` on the whole column, on DuckDB and on Spark alike (no approximate
+quantiles). The encoding is one projection: vocabulary joins for ids, a sum of comparisons with the
+boundaries for buckets (= ``searchsorted(..., side="right")``), the scaled transform for dense values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from ccss_pipeline.config import FeatureConfig, SchemaConfig
+from ccss_pipeline.data.transformer import (
+    DENSE_CLIP,
+    apply_transform,
+    categorical_columns,
+    greedy_boundaries,
+    report_unconstrained,
+)
+from ccss_pipeline.spec import (
+    GROUP_COLUMN,
+    LABEL_COLUMN,
+    ORACLE_COLUMN,
+    QUANTILE_LEVELS,
+    TIME_COLUMN,
+    CategoricalFeature,
+    FeatureSpec,
+    NumericalFeature,
+)
+
+ROW = "row"
+
+
+# ------------------------------------------------------------------------------- order statistics
+def _finite(table: ibis.Table, column: str) -> ibis.Table:
+    value = table[column].cast("float64")
+    return table.select(__v=value).filter(value.notnull() & ~value.isnan() & ~value.isinf())
+
+
+def _order_statistics(finite: ibis.Table, positions: np.ndarray) -> np.ndarray:
+    """The values at ``positions`` (0-based) of the sorted column ``__v`` of ``finite``."""
+    wanted = sorted({int(p) for p in positions})
+    ranked = finite.mutate(__pos=ibis.row_number().over(order_by=finite["__v"]))
+    found = ranked.filter(ranked["__pos"].isin(wanted)).select("__pos", "__v").to_pandas()
+    lookup = dict(zip(found["__pos"].astype(int), found["__v"].astype(float), strict=True))
+    return np.array([lookup[int(p)] for p in positions], dtype=np.float64)
+
+
+def _quantile_positions(n: int, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NumPy's ``linear`` method: virtual index (n - 1)·q, its floor and next, clamped at the last."""
+    virtual = (n - 1) * np.asarray(levels, dtype=np.float64)
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above], following[above] = n - 1, n - 1
+    return virtual, previous.astype(np.int64), following.astype(np.int64)
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``numpy.lib._function_base_impl._lerp``: the same two formulas, so the result is bit-identical."""
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def quantiles(finite: ibis.Table, n: int, levels: np.ndarray, transform: str | None = None) -> np.ndarray:
+    """``numpy.quantile(values, levels, method="linear")`` of the column, from order statistics.
+
+    ``transform``: interpolate between transformed neighbours (the quantiles of ``apply_transform``
+    of the values; the transform is increasing, so the neighbours are the same rows).
+    """
+    virtual, previous, following = _quantile_positions(n, levels)
+    values = _order_statistics(finite, np.concatenate([previous, following]))
+    a, b = values[: len(previous)], values[len(previous):]
+    if transform is not None:
+        a, b = apply_transform(a, transform), apply_transform(b, transform)
+    return _lerp(a, b, virtual - previous)
+
+
+# ------------------------------------------------------------------------------------ expressions
+def transform_expr(value: Any, transform: str) -> Any:
+    """SQL form of :func:`ccss_pipeline.data.transformer.apply_transform` (sign · ln(1 + |x|))."""
+    if transform == "log1p":
+        return value.sign() * (value.abs() + 1.0).ln()
+    return value
+
+
+def bucket_expr(value: Any, boundaries: list[float]) -> Any:
+    """Number of boundaries ≤ value: ``numpy.searchsorted(boundaries, value, side="right")``."""
+    total: Any = ibis.literal(0, type="int64")
+    for edge in boundaries:
+        total = total + (value >= float(edge)).cast("int64")
+    return total
+
+
+# ------------------------------------------------------------------------------------------- fit
+def _bucket_medians(finite: ibis.Table, boundaries: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Median training value per bucket (the mean of the two middle values for an even count, as
+    pandas), from grouped order statistics; an empty bucket falls back to its edges' midpoint."""
+    ranked = finite.mutate(__b=bucket_expr(finite["__v"], boundaries.tolist()))
+    ranked = ranked.mutate(
+        __pos=ibis.row_number().over(group_by=ranked["__b"], order_by=ranked["__v"]),
+        __cnt=ranked["__v"].count().over(group_by=ranked["__b"]),
+    )
+    middle = ranked.filter((ranked["__pos"] == (ranked["__cnt"] - 1) // 2) | (ranked["__pos"] == ranked["__cnt"] // 2))
+    rows = middle.select("__b", "__pos", "__v").to_pandas().sort_values(["__b", "__pos"])
+    n = len(boundaries) + 1
+    medians = np.full(n, np.nan)
+    for bucket, group in rows.groupby("__b"):
+        values = group["__v"].to_numpy(np.float64)
+        medians[int(bucket)] = values[0] if len(values) == 1 else (values[0] + values[1]) / 2
+    if np.isnan(medians).any():
+        lows = np.concatenate([[lo], boundaries])
+        highs = np.concatenate([boundaries, [hi]])
+        medians = np.where(np.isnan(medians), (lows + highs) / 2.0, medians)
+    return medians
+
+
+def _boundaries(finite: ibis.Table, n: int, n_distinct: int, n_buckets: int, minimum: float) -> np.ndarray:
+    """:func:`ccss_pipeline.data.transformer.bucket_boundaries` from aggregates."""
+    if n_distinct <= n_buckets:
+        distinct = finite.select("__v").distinct().order_by("__v").to_pandas()["__v"].to_numpy(np.float64)
+        return distinct[1:]
+    edges = np.unique(quantiles(finite, n, np.linspace(0, 1, n_buckets + 1)[1:-1]))
+    edges = edges[edges > minimum]
+    if edges.size == n_buckets - 1:
+        return edges
+    counts = finite.group_by("__v").aggregate(__n=finite.count()).order_by("__v").to_pandas()
+    return greedy_boundaries(counts["__v"].to_numpy(np.float64), counts["__n"].to_numpy(np.int64), n_buckets)
+
+
+def _summary(finite: ibis.Table) -> tuple[int, int, float, float]:
+    """(count, distinct count, min, max) of the finite values."""
+    row = finite.aggregate(n=finite.count(), distinct=finite["__v"].nunique(), lo=finite["__v"].min(),
+                           hi=finite["__v"].max()).to_pandas().iloc[0]
+    n = int(row["n"])
+    return n, int(row["distinct"]), (float(row["lo"]) if n else math.nan), (float(row["hi"]) if n else math.nan)
+
+
+def boundaries(table: ibis.Table, column: str, n_buckets: int) -> np.ndarray:
+    """Inner bucket edges of the finite values of ``column`` (see
+    :func:`ccss_pipeline.data.transformer.bucket_boundaries` for the rule)."""
+    finite = _finite(table, column)
+    n, distinct, lo, _ = _summary(finite)
+    if n == 0:
+        return np.empty(0)
+    return _boundaries(finite, n, distinct, n_buckets, lo)
+
+
+def _winsorized_scale(finite: ibis.Table, n: int, transform: str, outlier_quantile: float) -> tuple[float, float]:
+    """:func:`ccss_pipeline.data.transformer.robust_scale` on the engine (population std)."""
+    value = transform_expr(finite["__v"], transform)
+    if outlier_quantile > 0:
+        lo, hi = quantiles(finite, n, np.array([outlier_quantile, 1.0 - outlier_quantile]), transform)
+        value = value.clip(lower=float(lo), upper=float(hi)) if np.isfinite([lo, hi]).all() else value
+    stats = finite.aggregate(mean=value.mean(), std=value.std(how="pop")).to_pandas().iloc[0]
+    mean, std = float(stats["mean"]), float(stats["std"])
+    return mean, (std if std > 1e-12 else 1.0)
+
+
+def _fit_numerical(train: ibis.Table, name: str, direction: int, transform: str, cfg: FeatureConfig
+                   ) -> NumericalFeature:
+    finite = _finite(train, name)
+    n, distinct, lo, hi = _summary(finite)
+    if n == 0:
+        raise ValueError(f"numerical feature '{name}' has no finite value in the training split")
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = _winsorized_scale(finite, n, transform, cfg.outlier_quantile)
+        edges = _boundaries(finite, n, distinct, cfg.n_buckets, lo)
+        sketch = quantiles(finite, n, np.linspace(0.0, 1.0, QUANTILE_LEVELS))
+    if not (math.isfinite(mean) and math.isfinite(std) and np.isfinite(edges).all() and np.isfinite(sketch).all()):
+        raise ValueError(
+            f"numerical feature '{name}': its training values (from {lo:.6g} to {hi:.6g}) "
+            "overflow float64 arithmetic when scaled or bucketed; rescale the column (e.g. transform: log1p, "
+            "or other units) or drop the extreme rows"
+        )
+    centres = _bucket_medians(finite, edges, lo, hi)
+    with np.errstate(over="ignore"):
+        centres_dense = np.clip((apply_transform(centres, transform) - mean) / std, -DENSE_CLIP, DENSE_CLIP)
+    return NumericalFeature(name=name, direction=int(direction), transform=transform, mean=mean, std=std,
+                            boundaries=edges.tolist(), centres=centres.tolist(),
+                            centres_dense=centres_dense.tolist(), quantiles=sketch.tolist())
+
+
+def _as_text(value: Any) -> Any:
+    return value.cast("string")
+
+
+def _fit_vocabulary(train: ibis.Table, name: str, min_count: int) -> CategoricalFeature:
+    """Ids seen at least ``min_count`` times in train, by descending count then value (deterministic)."""
+    present = train.filter(train[name].notnull())
+    text = _as_text(present[name]).name("value")
+    counts = present.group_by(text).aggregate(count=present.count())
+    kept = counts.filter(counts["count"] >= min_count).to_pandas()
+    order = sorted(zip(kept["value"].astype(str), kept["count"].astype(int), strict=True), key=lambda kv: (-kv[1], kv[0]))
+    vocabulary = [k for k, _ in order]
+    return CategoricalFeature(name=name, vocab_size=len(vocabulary) + 1, vocabulary=vocabulary)
+
+
+def fit_feature_spec(train: ibis.Table, schema: SchemaConfig, cfg: FeatureConfig) -> FeatureSpec:
+    """Fit every transform on the training table and return the spec that encodes them."""
+    categorical = [_fit_vocabulary(train, c, cfg.min_category_count) for c in categorical_columns(schema)]
+    numerical = [_fit_numerical(train, f.name, f.direction, f.transform, cfg) for f in schema.all_numerical]
+    report_unconstrained(numerical, cfg)
+    return FeatureSpec(categorical=categorical, numerical=numerical, has_oracle=ORACLE_COLUMN in train.columns,
+                       source=schema.source, label_name=schema.label, has_user=schema.user is not None,
+                       has_item=schema.item is not None)
+
+
+# ---------------------------------------------------------------------------------------- encode
+def _vocabulary_table(feature: CategoricalFeature) -> ibis.Table:
+    frame = pd.DataFrame({"__value": pd.Series(feature.vocabulary, dtype=object),
+                          "__code": np.arange(1, len(feature.vocabulary) + 1, dtype=np.int64)})
+    return ibis.memtable(frame, schema={"__value": "string", "__code": "int64"})
+
+
+def to_model_input(table: ibis.Table, spec: FeatureSpec) -> ibis.Table:
+    """The model-ready table of one split (columns documented in :mod:`ccss_pipeline.spec`), in the
+    canonical row order (``row``) when the table has it."""
+    out = table
+    for cat in spec.categorical:
+        vocab = _vocabulary_table(cat).rename(**{f"__value_{cat.column}": "__value", f"__code_{cat.column}": "__code"})
+        out = out.left_join(vocab, _as_text(out[cat.name]) == vocab[f"__value_{cat.column}"])
+    columns: dict[str, Any] = {
+        LABEL_COLUMN: out[LABEL_COLUMN].cast("int8"),
+        GROUP_COLUMN: out[GROUP_COLUMN],
+        TIME_COLUMN: out[TIME_COLUMN].cast("int64"),
+    }
+    for cat in spec.categorical:
+        columns[cat.column] = out[f"__code_{cat.column}"].coalesce(0).cast("int64")
+    for num in spec.numerical:
+        raw = out[num.name].cast("float64")
+        finite = raw.notnull() & ~raw.isnan() & ~raw.isinf()
+        dense = ((transform_expr(raw, num.transform) - num.mean) / num.std).clip(lower=-DENSE_CLIP, upper=DENSE_CLIP)
+        columns[num.dense_column] = ibis.ifelse(finite, dense, 0.0).cast("float32")
+        columns[num.bucket_column] = ibis.ifelse(finite, bucket_expr(raw, num.boundaries), num.missing_bucket).cast("int64")
+    if ORACLE_COLUMN in table.columns:
+        columns[ORACLE_COLUMN] = out[ORACLE_COLUMN].cast("float64")
+    if ROW in table.columns:
+        return out.order_by(out[ROW]).select(**columns)
+    return out.select(**columns)
