@@ -311,3 +311,26 @@ class ProjectLockHooks:
     @hook_impl
     def on_pipeline_error(self) -> None:
         self._release()
+
+
+class SparkHooks:
+    """Build the SparkSession of an environment that has a ``spark.yml`` (``--env spark``), before any
+    dataset is loaded, so the data engine (``backend: pyspark``) attaches to it. Others start no JVM."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        try:
+            conf = dict(context.config_loader["spark"] or {})
+        except Exception:  # noqa: BLE001 - no spark.yml in this environment
+            return
+        if not conf:
+            return
+        try:
+            from pyspark import SparkConf
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise ConfigurationError(
+                "this environment configures Spark (spark.yml) but PySpark is not installed: "
+                "pip install 'ccss-pipeline[spark]' (and Java 17)") from exc
+        spark_conf = SparkConf().setAll([(str(k), str(v)) for k, v in conf.items()])
+        SparkSession.builder.config(conf=spark_conf).getOrCreate()

@@ -1,11 +1,12 @@
 """Project settings: Kedro defaults, with telemetry off and every parameter validated up front."""
 
 from ccss_pipeline.config_loader import RuntimeParamsConfigLoader
-from ccss_pipeline.hooks import ConfigurationCheckHooks, ProjectLockHooks
+from ccss_pipeline.hooks import ConfigurationCheckHooks, ProjectLockHooks, SparkHooks
 
 # all parameter groups are validated before any node runs (see hooks.py), whatever pipeline is run;
 # one run at a time per project (run_lock.py)
-HOOKS = (ConfigurationCheckHooks(), ProjectLockHooks())
+# `--env spark` builds its SparkSession from conf/spark/spark.yml (the data engine then runs on Spark)
+HOOKS = (ConfigurationCheckHooks(), ProjectLockHooks(), SparkHooks())
 
 # kedro-telemetry must never prompt or send anything from this project.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
@@ -17,4 +18,5 @@ CONFIG_LOADER_CLASS = RuntimeParamsConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    "config_patterns": {"spark": ["spark*", "spark*/**"]},
 }

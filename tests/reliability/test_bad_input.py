@@ -186,7 +186,8 @@ def test_ids_unseen_in_training_map_to_oov_and_are_scored():
 
 # ------------------------------------------------------------------------------------ atomic writes
 ATOMIC = {"ccss_pipeline.datasets.AtomicDataset", "ccss_pipeline.datasets.ModelCollectionDataset",
-          "ccss_pipeline.datasets.onnx.OnnxFolderDataset", "ccss_pipeline.datasets.ParquetChunksDataset"}
+          "ccss_pipeline.datasets.onnx.OnnxFolderDataset", "ccss_pipeline.datasets.ParquetChunksDataset",
+          "ccss_pipeline.datasets.EngineTableDataset"}
 
 
 def _read_only(entry: dict) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import ibis
 
 from ccss_pipeline.config import LogFeature
+from ccss_pipeline.data.relational.literals import real
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
 
 _DAY_MS = 86_400_000
@@ -52,6 +53,8 @@ def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str
     entities' ``user``/``item`` columns. ``counted``: the 0/1 weight column (default: every row counts)."""
     if not features:
         return table
+    names = [f.name for f in features]
+    table = table.drop(*[c for c in names if c in table.columns])  # recomputed, never stale
     weight = table[counted].cast("float64") if counted else ibis.literal(1.0)
     out = table.mutate(**{_W: weight, _C: table[LABEL_COLUMN].cast("float64") * weight})
     columns: dict[str, Any] = {}
@@ -72,8 +75,8 @@ def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str
         elif feat.stat == "clicks":
             columns[feat.name] = clicks
         else:  # smoothed_ctr
-            prior, k = out["__ccss_prior"], float(feat.prior_strength)
-            columns[feat.name] = ((clicks + k * prior) / (impressions + k) if k > 0
+            prior, k = out["__ccss_prior"], real(feat.prior_strength)
+            columns[feat.name] = ((clicks + k * prior) / (impressions + k) if feat.prior_strength > 0
                                   else ibis.ifelse(impressions > 0, clicks / impressions, prior))
     out = out.mutate(**columns) if columns else out
     for feat in features:
@@ -84,4 +87,4 @@ def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str
         out = out.mutate(__ccss_day=out[TIME_COLUMN] // _DAY_MS)
         out = out.left_join(by_day, [key, "__ccss_day"]).drop(f"{key}_right", "__ccss_day_right", "__ccss_day")
     helpers = [c for c in (_W, _C, "__ccss_prior") if c in out.columns]
-    return out.drop(*helpers).select(*table.columns, *[f.name for f in features])
+    return out.drop(*helpers).select(*table.columns, *names)

@@ -31,7 +31,8 @@ def _cut_positions(n: int, cfg: SplitConfig) -> tuple[int, int]:
 
 def _value_at(table: ibis.Table, position: int) -> int:
     """``event_ts`` at a position of the sorted column."""
-    return int(table.select(TIME_COLUMN).order_by(TIME_COLUMN).limit(1, offset=position).to_pandas().iloc[0, 0])
+    ranked = table.select(TIME_COLUMN).mutate(__ccss_pos=ibis.row_number().over(order_by=table[TIME_COLUMN]))
+    return int(ranked.filter(ranked["__ccss_pos"] == position).select(TIME_COLUMN).to_pandas().iloc[0, 0])
 
 
 def split_by_time(table: ibis.Table, cfg: SplitConfig) -> Splits:
@@ -70,7 +71,5 @@ def split_table(table: ibis.Table, cfg: SplitConfig, *, has_timestamp: bool = Tr
     else:  # random / column: the in-memory rules (see the module docstring)
         frames = in_memory.split_rows(table.to_pandas(), cfg, has_timestamp=has_timestamp,
                                       split_column=split_column)
-        con = ibis.get_backend(table)
-        return tuple(con.create_table(f"ccss_split_{name}", frame, temp=True, overwrite=True)
-                     for name, frame in zip(("train", "validation", "test"), frames, strict=True))  # type: ignore[return-value]
+        return tuple(ibis.memtable(frame) for frame in frames)  # type: ignore[return-value]
     return tuple(p.drop(SPLIT_COLUMN) if SPLIT_COLUMN in p.columns else p for p in parts)  # type: ignore[return-value]

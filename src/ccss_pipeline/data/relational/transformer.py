@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
+from ccss_pipeline.data.relational.literals import real
 from ccss_pipeline.data.transformer import (
     DENSE_CLIP,
     apply_transform,
@@ -48,9 +49,9 @@ def _finite(table: ibis.Table, column: str) -> ibis.Table:
 
 def _order_statistics(finite: ibis.Table, positions: np.ndarray) -> np.ndarray:
     """The values at ``positions`` (0-based) of the sorted column ``__v`` of ``finite``."""
-    wanted = sorted({int(p) for p in positions})
+    wanted = ibis.memtable(pd.DataFrame({"__pos": np.unique(np.asarray(positions, dtype=np.int64))}))
     ranked = finite.mutate(__pos=ibis.row_number().over(order_by=finite["__v"]))
-    found = ranked.filter(ranked["__pos"].isin(wanted)).select("__pos", "__v").to_pandas()
+    found = ranked.semi_join(wanted, "__pos").select("__pos", "__v").to_pandas()  # a join, not 2,000 literals
     lookup = dict(zip(found["__pos"].astype(int), found["__v"].astype(float), strict=True))
     return np.array([lookup[int(p)] for p in positions], dtype=np.float64)
 
@@ -89,7 +90,7 @@ def quantiles(finite: ibis.Table, n: int, levels: np.ndarray, transform: str | N
 def transform_expr(value: Any, transform: str) -> Any:
     """SQL form of :func:`ccss_pipeline.data.transformer.apply_transform` (sign · ln(1 + |x|))."""
     if transform == "log1p":
-        return value.sign() * (value.abs() + 1.0).ln()
+        return value.sign() * (value.abs() + real(1.0)).ln()
     return value
 
 
@@ -97,7 +98,7 @@ def bucket_expr(value: Any, boundaries: list[float]) -> Any:
     """Number of boundaries ≤ value: ``numpy.searchsorted(boundaries, value, side="right")``."""
     total: Any = ibis.literal(0, type="int64")
     for edge in boundaries:
-        total = total + (value >= float(edge)).cast("int64")
+        total = total + (value >= real(edge)).cast("int64")
     return total
 
 
@@ -160,8 +161,13 @@ def _winsorized_scale(finite: ibis.Table, n: int, transform: str, outlier_quanti
     value = transform_expr(finite["__v"], transform)
     if outlier_quantile > 0:
         lo, hi = quantiles(finite, n, np.array([outlier_quantile, 1.0 - outlier_quantile]), transform)
-        value = value.clip(lower=float(lo), upper=float(hi)) if np.isfinite([lo, hi]).all() else value
-    stats = finite.aggregate(mean=value.mean(), std=value.std(how="pop")).to_pandas().iloc[0]
+        value = value.clip(lower=real(lo), upper=real(hi)) if np.isfinite([lo, hi]).all() else value
+    try:
+        stats = finite.aggregate(mean=value.mean(), std=value.std(how="pop")).to_pandas().iloc[0]
+    except Exception as exc:  # noqa: BLE001 - an engine's overflow error: reported by the caller as such
+        if "range" not in str(exc).lower() and "overflow" not in str(exc).lower():
+            raise
+        return math.inf, math.inf
     mean, std = float(stats["mean"]), float(stats["std"])
     return mean, (std if std > 1e-12 else 1.0)
 
@@ -239,8 +245,9 @@ def to_model_input(table: ibis.Table, spec: FeatureSpec) -> ibis.Table:
     for num in spec.numerical:
         raw = out[num.name].cast("float64")
         finite = raw.notnull() & ~raw.isnan() & ~raw.isinf()
-        dense = ((transform_expr(raw, num.transform) - num.mean) / num.std).clip(lower=-DENSE_CLIP, upper=DENSE_CLIP)
-        columns[num.dense_column] = ibis.ifelse(finite, dense, 0.0).cast("float32")
+        scaled = (transform_expr(raw, num.transform) - real(num.mean)) / real(num.std)
+        dense = scaled.clip(lower=real(-DENSE_CLIP), upper=real(DENSE_CLIP))
+        columns[num.dense_column] = ibis.ifelse(finite, dense, real(0.0)).cast("float32")
         columns[num.bucket_column] = ibis.ifelse(finite, bucket_expr(raw, num.boundaries), num.missing_bucket).cast("int64")
     if ORACLE_COLUMN in table.columns:
         columns[ORACLE_COLUMN] = out[ORACLE_COLUMN].cast("float64")

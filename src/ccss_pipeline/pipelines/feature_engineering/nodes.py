@@ -1,17 +1,20 @@
 """Feature engineering nodes: thin wrappers over :mod:`ccss_pipeline.data.relational` (engine tables
-in, engine tables out; the catalog's EngineTableDataset runs them into parquet)."""
+in, engine tables out; the catalog's EngineTableDataset runs them into parquet). A frame passed in
+(a notebook, a test) runs the same rules in memory and gives frames back."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import ibis
+import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
-from ccss_pipeline.data.relational.log_features import add_log_features
+from ccss_pipeline.data import log_features, transformer
+from ccss_pipeline.data.relational import log_features as engine_log_features
+from ccss_pipeline.data.relational import transformer as engine_transformer
 from ccss_pipeline.data.relational.splitting import split_table
-from ccss_pipeline.data.relational.transformer import fit_feature_spec, to_model_input
-from ccss_pipeline.data.splitting import check_split_config
+from ccss_pipeline.data.splitting import check_split_config, split_rows
 from ccss_pipeline.lineage import StampedTable, stamp
 from ccss_pipeline.pipelines.data_validation.nodes import gate
 from ccss_pipeline.spec import SPLIT_COLUMN, FeatureSpec
@@ -19,7 +22,9 @@ from ccss_pipeline.spec import SPLIT_COLUMN, FeatureSpec
 
 def engineer_log_features(interactions: ibis.Table, schema: SchemaConfig) -> ibis.Table:
     """Leak-free prior counts and click-through of users and videos (see data.relational.log_features)."""
-    return add_log_features(interactions, schema.log_features)
+    if isinstance(interactions, pd.DataFrame):
+        return log_features.add_log_features(interactions, schema.log_features)
+    return engine_log_features.add_log_features(interactions, schema.log_features)
 
 
 def split_interactions(
@@ -32,7 +37,8 @@ def split_interactions(
     """
     if schema is not None:
         check_split_config(schema, features)
-    return split_table(
+    split = split_rows if isinstance(interactions, pd.DataFrame) else split_table
+    return split(
         interactions,
         features.split,
         has_timestamp=schema.timestamp is not None if schema is not None else True,
@@ -46,10 +52,13 @@ def fit_features(train: ibis.Table, split_report: dict[str, Any], schema: Schema
     Gated on the split validation report: a bad split stops the run before any feature is written.
     """
     gate(split_report)
-    return fit_feature_spec(train, schema, features).to_dict()
+    fit = transformer.fit_feature_spec if isinstance(train, pd.DataFrame) else engine_transformer.fit_feature_spec
+    return fit(train, schema, features).to_dict()
 
 
-def make_model_input(split: ibis.Table, feature_spec: dict[str, Any]) -> StampedTable:
+def make_model_input(split: ibis.Table, feature_spec: dict[str, Any]) -> StampedTable | pd.DataFrame:
     """Encode one split with the fitted spec into the model-ready table (stamped with the spec)."""
     spec = FeatureSpec.from_dict(feature_spec)
-    return stamp(to_model_input(split, spec), spec)
+    if isinstance(split, pd.DataFrame):
+        return transformer.to_model_input(split, spec)
+    return stamp(engine_transformer.to_model_input(split, spec), spec)

@@ -1,0 +1,126 @@
+"""The data stages on the engine reproduce the pandas stages they replaced, and Spark reproduces DuckDB.
+
+Oracle: ``tests/support/pandas_reference.py`` (the pandas implementation before the engine). On the
+default synthetic generator (scaled down): ids, buckets, splits and row order exactly; float64 spec
+values to 1e-9 relative (sums run in another order); float32 dense inputs within one float32 step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ccss_pipeline.config import FeatureConfig, SchemaConfig
+from ccss_pipeline.data import synthetic
+from ccss_pipeline.data.interactions import build_interactions
+from ccss_pipeline.data.relational import log_features, splitting, transformer
+from ccss_pipeline.data.splitting import split_rows
+from ccss_pipeline.spec import FeatureSpec
+from tests.kedro_project import REPO as PROJECT_ROOT
+from tests.support import pandas_reference as reference
+
+SCHEMA = SchemaConfig(**yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_schema.yml").read_text())["schema"])
+FEATURES = FeatureConfig(**yaml.safe_load(
+    (PROJECT_ROOT / "conf/base/parameters_feature_engineering.yml").read_text())["feature_engineering"])
+RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def interactions() -> pd.DataFrame:
+    bundle = synthetic.generate(synthetic.SyntheticConfig(n_users=400, n_videos=600, n_days=8))
+    return build_interactions(bundle, SCHEMA)
+
+
+def run_stages(table) -> tuple[pd.DataFrame, list, FeatureSpec, list[pd.DataFrame]]:
+    """Log features, split, fit and encode on the engine that holds ``table``."""
+    featured = log_features.add_log_features(table, SCHEMA.log_features)
+    parts = splitting.split_table(featured, FEATURES.split)
+    spec = transformer.fit_feature_spec(parts[0], SCHEMA, FEATURES)
+    inputs = [transformer.to_model_input(p, spec).to_pandas() for p in parts]
+    rows = [p.select("row").to_pandas()["row"].sort_values().to_numpy() for p in parts]
+    return featured.order_by("row").to_pandas(), rows, spec, inputs
+
+
+def assert_specs_close(ours: FeatureSpec, theirs: FeatureSpec) -> None:
+    assert ours.categorical == theirs.categorical  # vocabularies and their order exactly
+    for a, b in zip(ours.numerical, theirs.numerical, strict=True):
+        assert a.name == b.name
+        assert a.boundaries == b.boundaries, a.name  # buckets exactly
+        assert a.centres == b.centres and a.quantiles == b.quantiles, a.name
+        np.testing.assert_allclose([a.mean, a.std], [b.mean, b.std], rtol=RTOL, err_msg=a.name)
+        np.testing.assert_allclose(a.centres_dense, b.centres_dense, rtol=RTOL, atol=1e-12, err_msg=a.name)
+
+
+def assert_inputs_close(ours: pd.DataFrame, theirs: pd.DataFrame) -> None:
+    assert list(ours.columns) == list(theirs.columns)
+    for column in ours.columns:
+        a, b = ours[column].to_numpy(), theirs[column].to_numpy()
+        assert a.dtype == b.dtype, column
+        if a.dtype == np.float32:
+            np.testing.assert_allclose(a, b, rtol=2 ** -22, atol=1e-7, err_msg=column)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=column)
+
+
+def test_duckdb_reproduces_the_pandas_stages(interactions):
+    import ibis
+
+    featured, rows, spec, inputs = run_stages(ibis.duckdb.connect().create_table("i", interactions))
+
+    expected = reference.add_log_features(interactions, SCHEMA.log_features)
+    pd.testing.assert_frame_equal(featured, expected)  # the leak-free features: exactly
+    expected_parts = split_rows(expected, FEATURES.split)
+    for got, part in zip(rows, expected_parts, strict=True):
+        np.testing.assert_array_equal(got, part["row"].to_numpy())  # the same rows in each split
+    expected_spec = reference.fit_feature_spec(expected_parts[0], SCHEMA, FEATURES)
+    assert_specs_close(spec, expected_spec)
+    for got, part in zip(inputs, expected_parts, strict=True):
+        assert_inputs_close(got, reference.to_model_input(part, expected_spec))
+
+
+def test_the_in_memory_face_runs_the_engine(interactions):
+    """data.transformer / data.log_features on frames give the engine's results (one implementation)."""
+    from ccss_pipeline.data.log_features import add_log_features
+    from ccss_pipeline.data.transformer import fit_feature_spec, to_model_input
+
+    featured = add_log_features(interactions, SCHEMA.log_features)
+    pd.testing.assert_frame_equal(featured, reference.add_log_features(interactions, SCHEMA.log_features))
+    train = split_rows(featured, FEATURES.split)[0]
+    spec = fit_feature_spec(train, SCHEMA, FEATURES)
+    assert_specs_close(spec, reference.fit_feature_spec(train, SCHEMA, FEATURES))
+    assert_inputs_close(to_model_input(train, spec), reference.to_model_input(train, spec))
+
+
+@pytest.fixture(scope="module")
+def spark_session():
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'ccss-pipeline[spark]')")
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17: no `java` on PATH")
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("ccss-tests")
+               .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    yield session
+    session.stop()
+
+
+@pytest.mark.spark
+def test_spark_reproduces_duckdb(interactions, spark_session, tmp_path):
+    import ibis
+
+    path = tmp_path / "interactions.parquet"
+    interactions.to_parquet(path, index=False)
+    on_duckdb = run_stages(ibis.duckdb.connect().read_parquet(str(path)))
+    on_spark = run_stages(ibis.pyspark.connect(spark_session).read_parquet(str(path)))
+
+    pd.testing.assert_frame_equal(on_spark[0], on_duckdb[0], check_dtype=False)
+    for a, b in zip(on_spark[1], on_duckdb[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert_specs_close(on_spark[2], on_duckdb[2])  # exact order statistics: no approximate quantile
+    for a, b in zip(on_spark[3], on_duckdb[3], strict=True):
+        assert_inputs_close(a, b)
