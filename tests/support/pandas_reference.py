@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, LogFeature, SchemaConfig
-from ccss_pipeline.data.transformer import DENSE_CLIP, apply_transform
+from ccss_pipeline.data.transformer import DENSE_CLIP, apply_transform, categorical_columns, report_unconstrained
 from ccss_pipeline.lineage import stamp
 from ccss_pipeline.spec import (
     GROUP_COLUMN,
@@ -198,29 +198,6 @@ def _fit_vocabulary(name: str, values: pd.Series, min_count: int) -> Categorical
     return CategoricalFeature(name=name, vocab_size=len(vocabulary) + 1, vocabulary=vocabulary)
 
 
-class UnconstrainedFeatureError(ValueError):
-    """A directed feature has one bucket, so CCSS cannot constrain it, and the configuration says fail."""
-
-
-def _report_unconstrained(numerical: list[NumericalFeature], cfg: FeatureConfig) -> None:
-    """A directed feature with one bucket (a single training value) cannot be moved to a neighbouring
-    bucket, so CCSS never constrains it: a loud warning, or an error with ``unconstrained_directed: fail``."""
-    stuck = [f.name for f in numerical if f.direction != 0 and f.n_buckets < 2]
-    if not stuck:
-        return
-    message = (f"directed feature(s) {stuck} have a single value in the training split, hence one bucket: CCSS "
-               "cannot constrain them and their monotonicity is not measurable (the report marks them)")
-    if cfg.unconstrained_directed == "fail":
-        raise UnconstrainedFeatureError(message + "; feature_engineering.unconstrained_directed is 'fail'")
-    logger.warning("%s; set feature_engineering.unconstrained_directed: fail to stop instead", message)
-
-
-def categorical_columns(schema: SchemaConfig) -> list[str]:
-    """User and item ids first (categorical inputs where the schema has them), then its categoricals."""
-    ids = [canonical for canonical, column in (("user", schema.user), ("item", schema.item)) if column]
-    return [*ids, *[c for c in schema.categorical if c not in (schema.user, schema.item)]]
-
-
 def fit_feature_spec(train: pd.DataFrame, schema: SchemaConfig, cfg: FeatureConfig) -> FeatureSpec:
     """Fit every transform on the training split and return the spec that encodes them."""
     categorical = [_fit_vocabulary(c, train[c], cfg.min_category_count) for c in categorical_columns(schema)]
@@ -229,7 +206,7 @@ def fit_feature_spec(train: pd.DataFrame, schema: SchemaConfig, cfg: FeatureConf
                        cfg.outlier_quantile)
         for f in schema.all_numerical
     ]
-    _report_unconstrained(numerical, cfg)
+    report_unconstrained(numerical, cfg)
     return FeatureSpec(
         categorical=categorical,
         numerical=numerical,
