@@ -42,10 +42,20 @@ def validate_raw_source(
     return _report_outputs(validate_source(raw_source, origins, schema, data_validation))
 
 
-def gate_and_join(raw_source: dict[str, pd.DataFrame], raw_validation_report: dict[str, Any], schema: SchemaConfig) -> pd.DataFrame:
-    """Stop the run if the raw data failed; otherwise join it into the canonical interaction table."""
+def gate_and_join(raw_source: dict[str, Any], raw_validation_report: dict[str, Any], schema: SchemaConfig) -> Any:
+    """Stop the run if the raw data failed; otherwise join it into the canonical interaction table
+    (an engine table when the source was read by the engine, a frame when it is in memory)."""
     gate(raw_validation_report)
+    if _on_engine(raw_source):
+        from ccss_pipeline.data.relational.interactions import build_interactions as on_engine
+
+        return on_engine(raw_source, schema)
     return build_interactions(raw_source, schema)
+
+
+def _on_engine(raw_source: dict[str, Any]) -> bool:
+    """True when the source's tables are engine tables (Ibis), not in-memory frames."""
+    return not any(isinstance(t, pd.DataFrame) for t in raw_source.values())
 
 
 def validate_split(train: Any, validation: Any, test: Any, features: FeatureConfig | None = None
