@@ -183,6 +183,8 @@ class ValidationConfig(_Strict):
     max_duplicate_impression_fraction: float = Field(0.0, ge=0, lt=1)
     # share of log rows whose key must be found in each side table (a left join leaves NaN otherwise)
     min_key_coverage: float = Field(1.0, ge=0, le=1)
+    # sources read by the data engine are validated this many rows at a time (memory bounded by a batch)
+    batch_rows: int = Field(1_000_000, ge=1)
 
     @field_validator("timestamp_min", "timestamp_max")
     @classmethod

@@ -289,3 +289,58 @@ def synthetic_bundle(cfg: synthetic.SyntheticConfig) -> dict[str, pd.DataFrame]:
     tables = synthetic.generate(cfg)
     origin = f"synthetic generator (seed={cfg.seed}, users={cfg.n_users}, videos={cfg.n_videos}, days={cfg.n_days})"
     return {name: with_origin(frame, f"{origin}: {name}") for name, frame in tables.items()}
+
+
+class EngineSource(dict):
+    """A source bundle of engine tables (Ibis), with ``origins``: table name -> the file(s) it came from."""
+
+    def __init__(self, tables: dict, origins: dict[str, str]) -> None:
+        super().__init__(tables)
+        self.origins = dict(origins)
+
+
+def read_engine_source(tables: dict[str, str | Path], con: object) -> EngineSource:
+    """Each named table (``log``, side tables, optional ``directions``) as a lazy engine scan of its parquet
+    file, folder or glob, or CSV/TSV file(s). Nothing is loaded into Python memory; a file that is absent,
+    empty or that the engine cannot parse fails naming it."""
+    out, origins = {}, {}
+    for name, spec in tables.items():
+        pattern = str(spec)
+        path = Path(pattern)
+        files = sorted(glob.glob(str(path / "*.parquet"))) if path.is_dir() else sorted(glob.glob(pattern))
+        if not files:
+            raise SourceError(f"{pattern}: file not found (table '{name}')")
+        for file in files:
+            _check_file(Path(file))
+        parquet = all(f.lower().endswith(".parquet") for f in files)
+        target = str(path / "*.parquet") if path.is_dir() else pattern
+        with engine_errors(pattern):
+            if parquet:
+                table = con.read_parquet(target)  # type: ignore[attr-defined]
+            else:
+                sep = "\t" if all(f.lower().endswith(".tsv") for f in files) else _sniff_separator(Path(files[0]))
+                table = con.read_csv(files if len(files) > 1 else files[0],  # type: ignore[attr-defined]
+                                     **_strict_csv(str(getattr(con, "name", "duckdb")), sep))
+            table.columns  # noqa: B018 - resolves the schema now, so a bad file fails here, naming it
+        out[name], origins[name] = table, pattern
+    return EngineSource(out, origins)
+
+
+def _strict_csv(engine: str, sep: str) -> dict[str, object]:
+    """Engine CSV options that refuse a malformed file instead of guessing around it (DuckDB's sniffer
+    would otherwise skip leading lines it cannot fit, silently)."""
+    if engine == "duckdb":
+        return {"sep": sep, "header": True, "skip": 0, "strict_mode": True}
+    return {"sep": sep, "header": True, "mode": "FAILFAST"}
+
+
+@contextmanager
+def engine_errors(pattern: str) -> Iterator[None]:
+    """Engine errors while reading ``pattern`` (lazy scans fail when first run) as a :class:`SourceError`."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the engine's own parse errors, re-raised naming the file
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"{pattern}: the data engine cannot read it: {first}") from exc

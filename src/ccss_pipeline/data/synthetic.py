@@ -19,6 +19,7 @@ code serve synthetic and real data. Everything is vectorized numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,17 @@ def generate(cfg: SyntheticConfig | None = None) -> dict[str, pd.DataFrame]:
     reps = counts[day_idx, user_idx]
     day = np.repeat(day_idx, reps)
     user = np.repeat(user_idx, reps)
+    log = _log_rows(cfg, rng, users, videos, tag_effect, day, user)
+
+    public_users = users.drop(columns=["_activity", "_bias"])
+    public_videos = videos.drop(columns=["_bias", "_popularity"])
+    directions = pd.DataFrame({"feature": list(TRUE_DIRECTIONS), "direction": list(TRUE_DIRECTIONS.values())})
+    return {"log": log, "users": public_users, "videos": public_videos, "directions": directions}
+
+
+def _log_rows(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFrame, videos: pd.DataFrame,
+              tag_effect: np.ndarray, day: np.ndarray, user: np.ndarray) -> pd.DataFrame:
+    """The log rows of the given (day, user) impressions: videos by popularity, times, oracle and clicks."""
     n = day.size
     pop = videos["_popularity"].to_numpy()
     video = rng.choice(cfg.n_videos, size=n, p=pop / pop.sum())
@@ -162,11 +174,45 @@ def generate(cfg: SyntheticConfig | None = None) -> dict[str, pd.DataFrame]:
     prob = _sigmoid(logit)
     log["is_click"] = (rng.random(n) < prob).astype(np.int64)
     log["oracle_prob"] = prob
+    return log
 
-    public_users = users.drop(columns=["_activity", "_bias"])
-    public_videos = videos.drop(columns=["_bias", "_popularity"])
-    directions = pd.DataFrame({"feature": list(TRUE_DIRECTIONS), "direction": list(TRUE_DIRECTIONS.values())})
-    return {"log": log, "users": public_users, "videos": public_videos, "directions": directions}
+
+def write_parquet(cfg: SyntheticConfig, folder: str | Path, chunk_rows: int = 2_000_000) -> dict[str, Path]:
+    """Write a log of any size to ``folder`` as parquet, one chunk at a time (memory: one chunk).
+
+    ``log/part-*.parquet`` (chunks of about ``chunk_rows`` rows: a block of users on one day), plus
+    ``users.parquet``, ``videos.parquet`` and ``directions.parquet``. The same model as :func:`generate`
+    (users, videos and the oracle are drawn alike); each chunk draws from its own seeded stream, so the
+    log is deterministic but not the draw :func:`generate` makes. Returns table name -> path.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    (folder / "log").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    users = _users(cfg, rng)
+    videos = _videos(cfg, rng)
+    tag_effect = rng.normal(0, 0.3, cfg.n_tags)
+    rate = cfg.impressions_per_user_day * np.exp(0.5 * users["_activity"].to_numpy())
+    block = max(1, int(chunk_rows / max(float(rate.mean()), 1e-9)))
+    part = 0
+    for day in range(cfg.n_days):
+        for start in range(0, cfg.n_users, block):
+            chunk_rng = np.random.default_rng([cfg.seed, day, start])
+            idx = np.arange(start, min(start + block, cfg.n_users))
+            counts = chunk_rng.poisson(rate[idx])
+            user = np.repeat(idx, counts)
+            log = _log_rows(cfg, chunk_rng, users, videos, tag_effect, np.full(user.size, day), user)
+            pq.write_table(pa.Table.from_pandas(log, preserve_index=False), folder / "log" / f"part-{part:05d}.parquet")
+            part += 1
+    paths = {"log": folder / "log", "users": folder / "users.parquet", "videos": folder / "videos.parquet",
+             "directions": folder / "directions.parquet"}
+    users.drop(columns=["_activity", "_bias"]).to_parquet(paths["users"], index=False)
+    videos.drop(columns=["_bias", "_popularity"]).to_parquet(paths["videos"], index=False)
+    pd.DataFrame({"feature": list(TRUE_DIRECTIONS), "direction": list(TRUE_DIRECTIONS.values())}).to_parquet(
+        paths["directions"], index=False)
+    return paths
 
 
 def _duplicate_rank(user: np.ndarray, video: np.ndarray, time_ms: np.ndarray) -> np.ndarray:

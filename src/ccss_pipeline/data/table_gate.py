@@ -24,6 +24,7 @@ import pandas as pd
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
 from ccss_pipeline.data import expectations as ex
 from ccss_pipeline.data.relational.timestamps import epoch_ms
+from ccss_pipeline.data.sources import engine_errors
 
 #: Rules a batch cannot decide; the engine evaluates them on the whole table.
 WHOLE_TABLE_RULES = frozenset({ex.RULE_ROWS, ex.RULE_NOT_ALL_NULL, ex.RULE_UNIQUE_KEY, ex.RULE_DUP_IMPRESSIONS})
@@ -215,21 +216,32 @@ def validate_source_tables(
     rows_of: dict[str, int] = {}
     for name, table in present.items():
         dataset = origins.get(name, name)
-        suite = ex.build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
-                                     non_numeric=_non_numeric(table, [n.name for n in schema.numerical]),
-                                     label_required=label_required)
-        rows_of[name] = rows = int(_scalar(table.count()) or 0)
-        whole.tables[name] = ex.TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
-        row_suite = _row_rules_suite(suite)
-        for batch in ex._batches(table, list(table.columns), batch_rows):
-            frame = ex.prepare_table(name, batch, schema)
-            part = ex.ValidationReport(success=True, title=title)
-            for table_name, result in ex._run_suites([(name, frame, row_suite)], cfg.max_offending_values).items():
-                ex._collect(dataset, table_name, frame, result, cfg.max_offending_values, part)
-            parts.append(part)
-        _whole_table_rules(name, table, rows, dataset, suite, schema, cfg, checks)
-    _join_rules(present, origins, schema, cfg, rows_of.get(ex.LOG_TABLE, 0), checks)
+        with engine_errors(dataset):  # a file the engine scans lazily fails here, naming it
+            rows_of[name] = _validate_table(name, table, dataset, all_columns, schema, cfg, label_required,
+                                            batch_rows, parts, whole, checks)
+    with engine_errors(origins.get(ex.LOG_TABLE, ex.LOG_TABLE)):
+        _join_rules(present, origins, schema, cfg, rows_of.get(ex.LOG_TABLE, 0), checks)
     report = ex.combine_reports([head, *parts, whole], title, cfg.max_offending_values)
     report.tables = whole.tables
     report.success = not report.failures
     return report
+
+
+def _validate_table(name: str, table: ibis.Table, dataset: str, all_columns: dict[str, list[str]],
+                    schema: SchemaConfig, cfg: ValidationConfig, label_required: bool, batch_rows: int,
+                    parts: list[ex.ValidationReport], whole: ex.ValidationReport, checks: _Checks) -> int:
+    """One table: its row rules batch by batch (appended to ``parts``), its whole-table rules; its rows."""
+    suite = ex.build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
+                                 non_numeric=_non_numeric(table, [n.name for n in schema.numerical]),
+                                 label_required=label_required)
+    rows = int(_scalar(table.count()) or 0)
+    whole.tables[name] = ex.TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
+    row_suite = _row_rules_suite(suite)
+    for batch in ex._batches(table, list(table.columns), batch_rows):
+        frame = ex.prepare_table(name, batch, schema)
+        part = ex.ValidationReport(success=True, title=whole.title)
+        for table_name, result in ex._run_suites([(name, frame, row_suite)], cfg.max_offending_values).items():
+            ex._collect(dataset, table_name, frame, result, cfg.max_offending_values, part)
+        parts.append(part)
+    _whole_table_rules(name, table, rows, dataset, suite, schema, cfg, checks)
+    return rows

@@ -9,6 +9,6 @@ from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDatase
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.datasets.models import ModelCollectionDataset
 from ccss_pipeline.datasets.tables import EngineTableDataset
-from ccss_pipeline.datasets.sources import KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
+from ccss_pipeline.datasets.sources import EngineSourceDataset, KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
 
-__all__ = ["AtomicDataset", "EngineTableDataset", "ParquetChunksDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]
+__all__ = ["AtomicDataset", "EngineSourceDataset", "EngineTableDataset", "ParquetChunksDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "SyntheticSourceDataset", "TableSourceDataset"]

@@ -114,3 +114,34 @@ class TableSourceDataset(_ReadOnlySource):
         if self._filepath is None:
             return all(path.is_file() for path in self._split_files.values())
         return self._filepath.is_file()
+
+
+class EngineSourceDataset(_ReadOnlySource):
+    """Raw tables read by the data engine, never whole into Python memory (logs larger than memory).
+
+    ``tables``: table name (``log``, the schema's side tables, optionally ``directions``) -> a parquet
+    file, a folder of parquet files, a glob, or CSV/TSV file(s). ``engine``: as the engine tables'
+    (``${globals:data_engine}``). The load is an :class:`~ccss_pipeline.data.sources.EngineSource`; the
+    gate validates it a batch at a time and the join runs on the engine.
+    """
+
+    def __init__(self, tables: dict[str, str], engine: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        if "log" not in tables:
+            raise DatasetError(f"EngineSourceDataset needs a 'log' table, got {sorted(tables)}")
+        self._tables = dict(tables)
+        self._engine = dict(engine or {"backend": "duckdb"})
+        self.metadata = metadata
+
+    def _read(self) -> sources.EngineSource:  # type: ignore[override]
+        from ccss_pipeline.data.relational.backends import connect
+
+        return sources.read_engine_source(self._tables, connect(self._engine))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"tables": self._tables, "engine": self._engine}
+
+    def _exists(self) -> bool:
+        import glob
+
+        return bool(glob.glob(self._tables["log"]))

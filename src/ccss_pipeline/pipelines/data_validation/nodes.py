@@ -33,9 +33,15 @@ def gate(report: dict[str, Any]) -> None:
 
 
 def validate_raw_source(
-    raw_source: dict[str, pd.DataFrame], schema: SchemaConfig, data_validation: ValidationConfig
+    raw_source: dict[str, Any], schema: SchemaConfig, data_validation: ValidationConfig
 ) -> tuple[dict[str, Any], str]:
     """Validate the log and each side table with its own expectation suite."""
+    if _on_engine(raw_source):  # read by the engine: every row, a batch at a time
+        from ccss_pipeline.data.table_gate import validate_source_tables
+
+        origins = dict(getattr(raw_source, "origins", {}))
+        return _report_outputs(validate_source_tables(raw_source, origins, schema, data_validation,
+                                                      batch_rows=data_validation.batch_rows))
     from ccss_pipeline.data.expectations import validate_source  # GX takes ~8 s to import: only when used
 
     origins = {name: origin_of(frame, name) for name, frame in raw_source.items()}
@@ -84,4 +90,6 @@ def extract_source_truth(raw_source: dict[str, pd.DataFrame]) -> dict[str, Any]:
     directions = raw_source.get("directions")
     if directions is None:
         return {"directions": {}}
+    if not isinstance(directions, pd.DataFrame):  # an engine table: a handful of rows
+        directions = directions.to_pandas()
     return {"directions": {str(f): int(d) for f, d in zip(directions["feature"], directions["direction"], strict=True)}}
