@@ -305,6 +305,8 @@ class PairsConfig(_Strict):
     move: MoveName = "decomposed"
     shapley: ShapleyConfig = ShapleyConfig()
     seed: Seed = 11
+    # training rows drawn per chunk (memory: one chunk); a table within one chunk draws with ``seed`` itself
+    chunk_rows: int = Field(1_000_000, ge=1)
 
 
 class SearchRange(_Strict):

@@ -10,7 +10,7 @@ import pandas as pd
 from ccss_pipeline.config import ContrastiveConfig, PairsConfig, TrainingConfig
 from ccss_pipeline.lineage import SPEC_KEY, require_spec, stamp
 from ccss_pipeline.model.shapley import shapley_importance
-from ccss_pipeline.model.synthesis import draw_pairs
+from ccss_pipeline.model.pair_stream import pair_chunks
 from ccss_pipeline.model.trainer import logit_fn, train_model
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
@@ -46,12 +46,12 @@ def materialize_pairs(
     feature_importance: dict[str, Any],
     counterfactual_pairs: PairsConfig,
 ) -> pd.DataFrame:
-    """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints, F side)."""
+    """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints,
+    F side); drawn ``chunk_rows`` rows at a time (:mod:`ccss_pipeline.model.pair_stream`)."""
     spec = FeatureSpec.from_dict(feature_spec)
     require_spec("train_model_input", train_model_input, spec, "feature_engineering")
     require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
-    train = ModelInputs.from_frame(train_model_input, spec)
     p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
-    pairs = draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=counterfactual_pairs.seed,
-                       move=counterfactual_pairs.move)
-    return stamp(pairs.to_frame(), spec)
+    chunks = pair_chunks([train_model_input], spec, p, counterfactual_pairs.seed, counterfactual_pairs.move,
+                         counterfactual_pairs.chunk_rows)
+    return stamp(pd.concat(list(chunks), ignore_index=True), spec)
