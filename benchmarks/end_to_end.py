@@ -72,11 +72,12 @@ def parse_node_times(log: str) -> list[dict[str, Any]]:
     return nodes
 
 
-def run_kedro(project: Path, pipeline: str, timeout: float) -> dict[str, Any]:
+def run_kedro(project: Path, pipeline: str, timeout: float, extra: list[str] | None = None) -> dict[str, Any]:
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False",
                MPLBACKEND="Agg", KEDRO_LOGGING_CONFIG=str(project / "conf" / "logging.yml"), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "kedro", "run"] + ([] if pipeline == "__default__" else ["--pipeline", pipeline])
-    log_path = project / "kedro_run.log"
+    cmd += list(extra or [])
+    log_path = project / f"kedro_run_{pipeline}.log"
     timed_out = threading.Event()
     with log_path.open("w") as log:
         t0 = time.perf_counter()

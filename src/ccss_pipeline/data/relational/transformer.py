@@ -47,13 +47,58 @@ def _finite(table: ibis.Table, column: str) -> ibis.Table:
     return table.select(__v=value).filter(value.notnull() & ~value.isnan() & ~value.isinf())
 
 
-def _order_statistics(finite: ibis.Table, positions: np.ndarray) -> np.ndarray:
-    """The values at ``positions`` (0-based) of the sorted column ``__v`` of ``finite``."""
-    wanted = ibis.memtable(pd.DataFrame({"__pos": np.unique(np.asarray(positions, dtype=np.int64))}))
-    ranked = finite.mutate(__pos=ibis.row_number().over(order_by=finite["__v"]))
-    found = ranked.semi_join(wanted, "__pos").select("__pos", "__v").to_pandas()  # a join, not 2,000 literals
-    lookup = dict(zip(found["__pos"].astype(int), found["__v"].astype(float), strict=True))
-    return np.array([lookup[int(p)] for p in positions], dtype=np.float64)
+class SortedColumn:
+    """The finite values of one column sorted once, with their positions, held by the engine (a DuckDB
+    temporary table, a cached Spark frame): every order statistic, count and bucket median of the fit is
+    then a scan of it, not another sort. Values fetched are remembered. Use as a context manager."""
+
+    def __init__(self, finite: ibis.Table) -> None:
+        self.finite = finite
+        self.table = finite.mutate(__pos=ibis.row_number().over(order_by=finite["__v"])).cache()
+        row = self.table.aggregate(n=self.table.count(), distinct=self.table["__v"].nunique(),
+                                   lo=self.table["__v"].min(), hi=self.table["__v"].max()).to_pandas().iloc[0]
+        self.n = int(row["n"])
+        self.distinct = int(row["distinct"])
+        self.lo = float(row["lo"]) if self.n else math.nan
+        self.hi = float(row["hi"]) if self.n else math.nan
+        self._known: dict[int, float] = {}
+
+    def __enter__(self) -> SortedColumn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        try:
+            self.table.release()
+        except Exception:  # noqa: BLE001 - releasing a cache is best effort
+            pass
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The values at ``positions`` (0-based) of the sorted column."""
+        positions = np.asarray(positions, dtype=np.int64)
+        missing = np.setdiff1d(np.unique(positions), np.fromiter(self._known, dtype=np.int64))
+        if missing.size:
+            wanted = ibis.memtable(pd.DataFrame({"__pos": missing}))
+            found = self.table.semi_join(wanted, "__pos").select("__pos", "__v").to_pandas()  # a join, not literals
+            self._known.update(zip(found["__pos"].astype(int), found["__v"].astype(float), strict=True))
+        return np.array([self._known[int(p)] for p in positions], dtype=np.float64)
+
+    def prefetch(self, *levels: np.ndarray) -> None:
+        """Fetch the order statistics of several sets of quantile levels in one query."""
+        wanted = [np.concatenate(_quantile_positions(self.n, lv)[1:]) for lv in levels if len(lv)]
+        if wanted:
+            self.at(np.concatenate(wanted))
+
+    def count_below(self, edges: np.ndarray) -> np.ndarray:
+        """How many values are < each edge (one scan)."""
+        if not len(edges):
+            return np.zeros(0, dtype=np.int64)
+        v = self.table["__v"]
+        row = self.table.aggregate(**{f"c{i}": (v < real(e)).cast("int64").sum() for i, e in enumerate(edges)})
+        values = row.to_pandas().iloc[0]
+        return np.array([int(values[f"c{i}"] or 0) for i in range(len(edges))], dtype=np.int64)
 
 
 def _quantile_positions(n: int, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,15 +117,14 @@ def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
 
 
-def quantiles(finite: ibis.Table, n: int, levels: np.ndarray, transform: str | None = None) -> np.ndarray:
+def quantiles(column: SortedColumn, levels: np.ndarray, transform: str | None = None) -> np.ndarray:
     """``numpy.quantile(values, levels, method="linear")`` of the column, from order statistics.
 
     ``transform``: interpolate between transformed neighbours (the quantiles of ``apply_transform``
     of the values; the transform is increasing, so the neighbours are the same rows).
     """
-    virtual, previous, following = _quantile_positions(n, levels)
-    values = _order_statistics(finite, np.concatenate([previous, following]))
-    a, b = values[: len(previous)], values[len(previous):]
+    virtual, previous, following = _quantile_positions(column.n, levels)
+    a, b = column.at(previous), column.at(following)
     if transform is not None:
         a, b = apply_transform(a, transform), apply_transform(b, transform)
     return _lerp(a, b, virtual - previous)
@@ -103,67 +147,65 @@ def bucket_expr(value: Any, boundaries: list[float]) -> Any:
 
 
 # ------------------------------------------------------------------------------------------- fit
-def _bucket_medians(finite: ibis.Table, boundaries: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _bucket_medians(column: SortedColumn, boundaries: np.ndarray) -> np.ndarray:
     """Median training value per bucket (the mean of the two middle values for an even count, as
-    pandas), from grouped order statistics; an empty bucket falls back to its edges' midpoint."""
-    ranked = finite.mutate(__b=bucket_expr(finite["__v"], boundaries.tolist()))
-    ranked = ranked.mutate(
-        __pos=ibis.row_number().over(group_by=ranked["__b"], order_by=ranked["__v"]),
-        __cnt=ranked["__v"].count().over(group_by=ranked["__b"]),
-    )
-    middle = ranked.filter((ranked["__pos"] == (ranked["__cnt"] - 1) // 2) | (ranked["__pos"] == ranked["__cnt"] // 2))
-    rows = middle.select("__b", "__pos", "__v").to_pandas().sort_values(["__b", "__pos"])
-    n = len(boundaries) + 1
-    medians = np.full(n, np.nan)
-    for bucket, group in rows.groupby("__b"):
-        values = group["__v"].to_numpy(np.float64)
-        medians[int(bucket)] = values[0] if len(values) == 1 else (values[0] + values[1]) / 2
-    if np.isnan(medians).any():
-        lows = np.concatenate([[lo], boundaries])
-        highs = np.concatenate([boundaries, [hi]])
-        medians = np.where(np.isnan(medians), (lows + highs) / 2.0, medians)
+    pandas). Buckets are runs of the sorted column, so their middles are order statistics; an empty
+    bucket falls back to its edges' midpoint."""
+    starts = np.concatenate([[0], column.count_below(boundaries)])
+    ends = np.concatenate([starts[1:], [column.n]])
+    counts = ends - starts
+    filled = counts > 0
+    low = np.where(filled, starts + (counts - 1) // 2, 0)
+    high = np.where(filled, starts + counts // 2, 0)
+    a, b = column.at(low), column.at(high)
+    medians = np.where(low == high, a, (a + b) / 2)
+    if not filled.all():
+        lows = np.concatenate([[column.lo], boundaries])
+        highs = np.concatenate([boundaries, [column.hi]])
+        medians = np.where(filled, medians, (lows + highs) / 2.0)
     return medians
 
 
-def _boundaries(finite: ibis.Table, n: int, n_distinct: int, n_buckets: int, minimum: float) -> np.ndarray:
+def _boundary_levels(n_buckets: int) -> np.ndarray:
+    return np.linspace(0, 1, n_buckets + 1)[1:-1]
+
+
+def _boundaries(column: SortedColumn, n_buckets: int) -> np.ndarray:
     """:func:`ccss_pipeline.data.transformer.bucket_boundaries` from aggregates."""
-    if n_distinct <= n_buckets:
+    finite = column.finite
+    if column.distinct <= n_buckets:
         distinct = finite.select("__v").distinct().order_by("__v").to_pandas()["__v"].to_numpy(np.float64)
         return distinct[1:]
-    edges = np.unique(quantiles(finite, n, np.linspace(0, 1, n_buckets + 1)[1:-1]))
-    edges = edges[edges > minimum]
+    edges = np.unique(quantiles(column, _boundary_levels(n_buckets)))
+    edges = edges[edges > column.lo]
     if edges.size == n_buckets - 1:
         return edges
     counts = finite.group_by("__v").aggregate(__n=finite.count()).order_by("__v").to_pandas()
     return greedy_boundaries(counts["__v"].to_numpy(np.float64), counts["__n"].to_numpy(np.int64), n_buckets)
 
 
-def _summary(finite: ibis.Table) -> tuple[int, int, float, float]:
-    """(count, distinct count, min, max) of the finite values."""
-    row = finite.aggregate(n=finite.count(), distinct=finite["__v"].nunique(), lo=finite["__v"].min(),
-                           hi=finite["__v"].max()).to_pandas().iloc[0]
-    n = int(row["n"])
-    return n, int(row["distinct"]), (float(row["lo"]) if n else math.nan), (float(row["hi"]) if n else math.nan)
-
-
 def boundaries(table: ibis.Table, column: str, n_buckets: int) -> np.ndarray:
     """Inner bucket edges of the finite values of ``column`` (see
     :func:`ccss_pipeline.data.transformer.bucket_boundaries` for the rule)."""
-    finite = _finite(table, column)
-    n, distinct, lo, _ = _summary(finite)
-    if n == 0:
-        return np.empty(0)
-    return _boundaries(finite, n, distinct, n_buckets, lo)
+    with SortedColumn(_finite(table, column)) as sorted_column:
+        if sorted_column.n == 0:
+            return np.empty(0)
+        return _boundaries(sorted_column, n_buckets)
 
 
-def _winsorized_scale(finite: ibis.Table, n: int, transform: str, outlier_quantile: float) -> tuple[float, float]:
+def _winsor_levels(outlier_quantile: float) -> np.ndarray:
+    return np.array([outlier_quantile, 1.0 - outlier_quantile]) if outlier_quantile > 0 else np.empty(0)
+
+
+def _winsorized_scale(column: SortedColumn, transform: str, outlier_quantile: float) -> tuple[float, float]:
     """:func:`ccss_pipeline.data.transformer.robust_scale` on the engine (population std)."""
-    value = transform_expr(finite["__v"], transform)
+    table = column.table
+    value = transform_expr(table["__v"], transform)
     if outlier_quantile > 0:
-        lo, hi = quantiles(finite, n, np.array([outlier_quantile, 1.0 - outlier_quantile]), transform)
+        lo, hi = quantiles(column, _winsor_levels(outlier_quantile), transform)
         value = value.clip(lower=real(lo), upper=real(hi)) if np.isfinite([lo, hi]).all() else value
     try:
-        stats = finite.aggregate(mean=value.mean(), std=value.std(how="pop")).to_pandas().iloc[0]
+        stats = table.aggregate(mean=value.mean(), std=value.std(how="pop")).to_pandas().iloc[0]
     except Exception as exc:  # noqa: BLE001 - an engine's overflow error: reported by the caller as such
         if "range" not in str(exc).lower() and "overflow" not in str(exc).lower():
             raise
@@ -174,21 +216,29 @@ def _winsorized_scale(finite: ibis.Table, n: int, transform: str, outlier_quanti
 
 def _fit_numerical(train: ibis.Table, name: str, direction: int, transform: str, cfg: FeatureConfig
                    ) -> NumericalFeature:
-    finite = _finite(train, name)
-    n, distinct, lo, hi = _summary(finite)
+    with SortedColumn(_finite(train, name)) as column:
+        return _fit_sorted(column, name, direction, transform, cfg)
+
+
+def _fit_sorted(column: SortedColumn, name: str, direction: int, transform: str, cfg: FeatureConfig
+                ) -> NumericalFeature:
+    n, lo, hi = column.n, column.lo, column.hi
     if n == 0:
         raise ValueError(f"numerical feature '{name}' has no finite value in the training split")
+    sketch_levels = np.linspace(0.0, 1.0, QUANTILE_LEVELS)
+    column.prefetch(_winsor_levels(cfg.outlier_quantile), sketch_levels,
+                    _boundary_levels(cfg.n_buckets) if column.distinct > cfg.n_buckets else np.empty(0))
     with np.errstate(over="ignore", invalid="ignore"):
-        mean, std = _winsorized_scale(finite, n, transform, cfg.outlier_quantile)
-        edges = _boundaries(finite, n, distinct, cfg.n_buckets, lo)
-        sketch = quantiles(finite, n, np.linspace(0.0, 1.0, QUANTILE_LEVELS))
+        mean, std = _winsorized_scale(column, transform, cfg.outlier_quantile)
+        edges = _boundaries(column, cfg.n_buckets)
+        sketch = quantiles(column, sketch_levels)
     if not (math.isfinite(mean) and math.isfinite(std) and np.isfinite(edges).all() and np.isfinite(sketch).all()):
         raise ValueError(
             f"numerical feature '{name}': its training values (from {lo:.6g} to {hi:.6g}) "
             "overflow float64 arithmetic when scaled or bucketed; rescale the column (e.g. transform: log1p, "
             "or other units) or drop the extreme rows"
         )
-    centres = _bucket_medians(finite, edges, lo, hi)
+    centres = _bucket_medians(column, edges)
     with np.errstate(over="ignore"):
         centres_dense = np.clip((apply_transform(centres, transform) - mean) / std, -DENSE_CLIP, DENSE_CLIP)
     return NumericalFeature(name=name, direction=int(direction), transform=transform, mean=mean, std=std,
