@@ -332,5 +332,8 @@ class SparkHooks:
             raise ConfigurationError(
                 "this environment configures Spark (spark.yml) but PySpark is not installed: "
                 "pip install 'ccss-pipeline[spark]' (and Java 17)") from exc
+        from ccss_pipeline.data.relational.backends import use_this_python_for_spark_workers
+
+        use_this_python_for_spark_workers()
         spark_conf = SparkConf().setAll([(str(k), str(v)) for k, v in conf.items()])
         SparkSession.builder.config(conf=spark_conf).getOrCreate()

@@ -53,8 +53,9 @@ def _present(column: ibis.Column) -> ibis.Column:
 
 
 def _scalar(expr: Any) -> Any:
+    """The value of a scalar expression; None for SQL NULL (an empty sum: None on DuckDB, NaN on Spark)."""
     value = expr.execute()
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
+    return None if value is None or pd.isna(value) else value
 
 
 def _smallest(values: ibis.Table, column: str, limit: int) -> list[Any]:
@@ -117,8 +118,7 @@ def _duplicate_impressions(name: str, table: ibis.Table, dataset: str, expectati
     keyed = keyed.filter(keyed[schema.user].notnull() & keyed[schema.item].notnull() & keyed[instant].notnull())
     groups = keyed.group_by([schema.user, schema.item, instant]).aggregate(n=lambda t: t.count())
     repeated = groups.filter(groups.n > 1)
-    facts = repeated.aggregate(bad=repeated.n.sum()).execute()
-    bad = int(facts["bad"].iloc[0] or 0) if len(facts) else 0
+    bad = int(_scalar(repeated.n.sum()) or 0)
     considered = int(_scalar(keyed.count()) or 0)
     frac = float(getattr(cfg, "max_duplicate_impression_fraction", 0.0))
     ok = bad == 0 if frac <= 0 else (considered == 0 or 1.0 - bad / considered >= 1.0 - frac)

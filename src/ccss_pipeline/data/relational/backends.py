@@ -53,10 +53,21 @@ def _open(config: dict[str, Any]) -> Any:
             from pyspark.sql import SparkSession
         except ImportError as exc:
             raise EngineError("the 'pyspark' engine needs PySpark: pip install 'ccss-pipeline[spark]'") from exc
+        use_this_python_for_spark_workers()
         session = SparkSession.getActiveSession() or SparkSession.builder.master(
             config.get("master") or "local[*]").appName("ccss-pipeline").getOrCreate()
         return ibis.pyspark.connect(session)
     raise EngineError(f"unknown data engine backend {backend!r}; choose one of {list(BACKENDS)}")
+
+
+def use_this_python_for_spark_workers() -> None:
+    """Spark's Python workers run the project's UDFs (the timestamp parser): on a local master they must
+    be this interpreter, which has the project installed. ``PYSPARK_PYTHON`` set by the user wins (a
+    cluster names its executors' Python there)."""
+    import os
+    import sys
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def backend_name(table: Any) -> str:

@@ -35,9 +35,9 @@ def _prior_by_time(table: ibis.Table) -> ibis.Table:
     """(event_ts, prior): Laplace-smoothed click rate of all counted events at earlier timestamps."""
     per_time = table.group_by(TIME_COLUMN).aggregate(sw=table[_W].sum(), sc=table[_C].sum())
     earlier = ibis.window(order_by=per_time[TIME_COLUMN], rows=(None, -1))
-    seen = per_time.sw.sum().over(earlier).coalesce(0.0)
-    clicks = per_time.sc.sum().over(earlier).coalesce(0.0)
-    return per_time.select(TIME_COLUMN, __ccss_prior=(clicks + 1.0) / (seen + 2.0))
+    seen = per_time.sw.sum().over(earlier).coalesce(real(0.0))
+    clicks = per_time.sc.sum().over(earlier).coalesce(real(0.0))
+    return per_time.select(TIME_COLUMN, __ccss_prior=(clicks + real(1.0)) / (seen + real(2.0)))
 
 
 def _active_days_by_day(table: ibis.Table, key: str, name: str) -> ibis.Table:
@@ -45,7 +45,7 @@ def _active_days_by_day(table: ibis.Table, key: str, name: str) -> ibis.Table:
     day = (table[TIME_COLUMN] // _DAY_MS).name("__ccss_day")
     per_day = table.group_by([table[key], day]).aggregate(active=(table[_W] > 0).any().cast("float64"))
     earlier = ibis.window(group_by=per_day[key], order_by=per_day["__ccss_day"], rows=(None, -1))
-    return per_day.select(key, "__ccss_day", **{name: per_day.active.sum().over(earlier).coalesce(0.0)})
+    return per_day.select(key, "__ccss_day", **{name: per_day.active.sum().over(earlier).coalesce(real(0.0))})
 
 
 def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str | None = None) -> ibis.Table:
@@ -55,7 +55,7 @@ def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str
         return table
     names = [f.name for f in features]
     table = table.drop(*[c for c in names if c in table.columns])  # recomputed, never stale
-    weight = table[counted].cast("float64") if counted else ibis.literal(1.0)
+    weight = table[counted].cast("float64") if counted else real(1.0)
     out = table.mutate(**{_W: weight, _C: table[LABEL_COLUMN].cast("float64") * weight})
     columns: dict[str, Any] = {}
     needs_prior = any(f.stat == "smoothed_ctr" for f in features)
@@ -68,7 +68,7 @@ def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str
             continue
         if key not in counts:
             earlier = ibis.window(group_by=out[key], order_by=out[TIME_COLUMN], range=(None, -1))
-            counts[key] = (out[_W].sum().over(earlier).coalesce(0.0), out[_C].sum().over(earlier).coalesce(0.0))
+            counts[key] = (out[_W].sum().over(earlier).coalesce(real(0.0)), out[_C].sum().over(earlier).coalesce(real(0.0)))
         impressions, clicks = counts[key]
         if feat.stat == "impressions":
             columns[feat.name] = impressions
