@@ -107,7 +107,7 @@ def child_compare(a: Path, b: Path) -> dict[str, Any]:
 
     con = duckdb.connect()
     cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {scan(a)}").fetchall()]
-    dense = [c for c in cols if c.endswith("__dense")] or [c for c in cols if c.startswith("dense_")]
+    dense = [c for c in cols if c.startswith("num__")]  # NumericalFeature.dense_column
     exact = [c for c in cols if c not in dense]
     mismatch = " + ".join(f"(a.{c} IS DISTINCT FROM b.{c})::INT" for c in exact if c != "row")
     rel = ", ".join(f"max(abs(a.{c} - b.{c}) / greatest(abs(a.{c}), 1e-30))" for c in dense) or "0"

@@ -1,10 +1,12 @@
 """Run every benchmark, collect the JSON results into one summary and render the README table.
 
-    python benchmarks/run.py [--quick] [--only train,eval,data,e2e] [--render-only]
+    python benchmarks/run.py [--quick] [--only train,eval,data,engine,e2e] [--render-only]
 
 - train:  benchmarks/train_throughput.py --device cpu (and --device cuda when torch sees a GPU)
 - eval:   benchmarks/eval_speed.py (its printed timings are captured)
 - data:   benchmarks/data_stages.py --rows 1000000 --rows 10000000 (--quick: 1,000,000 only)
+- engine: benchmarks/data_engine.py --rows 10M --rows 30M --rows 100M --spark-rows 10M (validation +
+          features + pairs on the data engine; --quick: 10M on DuckDB only; ~45 min on 2 cores)
 - e2e:    benchmarks/end_to_end.py (the default ``kedro run``)
 
 Writes benchmarks/results/summary.json (machine information, every result, the aims and whether
@@ -76,6 +78,10 @@ def run_all(steps: set[str], quick: bool, timeout: float) -> dict[str, Any]:
     if "data" in steps:
         rows = ["--rows", "1000000"] + ([] if quick else ["--rows", "10000000"])
         logs["data_stages"] = _run("data stages", ["data_stages.py", *rows, "--timeout", str(timeout)], 2 * timeout + 60)
+    if "engine" in steps:
+        sizes = ["--rows", "10000000"] + ([] if quick else ["--rows", "30000000", "--rows", "100000000",
+                                                            "--spark-rows", "10000000"])
+        logs["data_engine"] = _run("data engine", ["data_engine.py", *sizes, "--timeout", str(timeout)], 6 * timeout)
     if "e2e" in steps:
         logs["end_to_end"] = _run("end to end", ["end_to_end.py", "--timeout", str(timeout)], timeout + 60)
     return logs
@@ -103,6 +109,7 @@ def collect(logs: dict[str, Any]) -> dict[str, Any]:
         "train_throughput": train,
         "eval_speed": eval_speed,
         "data_stages": _load(RESULTS / "data_stages.json"),
+        "data_engine": _load(RESULTS / "data_engine.json"),
         "end_to_end": _load(RESULTS / "end_to_end.json"),
         "runs": logs or previous.get("runs", {}),
     }
@@ -157,7 +164,33 @@ def evaluate_aims(s: dict[str, Any]) -> list[dict[str, Any]]:
                           for k, v in vals.items())
         aims.append({"aim": "data stages: pair materialization faster than feature engineering",
                      "value": value, "met": a["pairs_faster_than_features"]["met"]})
+    de = (s.get("data_engine") or {}).get("aims", {})
+    if "features_rows_per_sec_at_10M" in de:
+        a = de["features_rows_per_sec_at_10M"]
+        aims.append({"aim": f"data engine: feature engineering >= {a['aim']:,} rows/s at 10M rows (DuckDB)",
+                     "value": f"{a['value']:,.0f}", "met": a["met"]})
+    if "peak_rss_mib" in de:
+        a = de["peak_rss_mib"]
+        value = ", ".join(f"{int(k) // 1_000_000}M: {v:,.0f} MiB" for k, v in a["values"].items())
+        aims.append({"aim": "data engine: peak RSS <= 6 GiB through validation + features + pairs",
+                     "value": value, "met": a["met"]})
     return aims
+
+
+def _engine_rows(entry: dict[str, Any], label: str) -> list[str]:
+    if "error" in entry:
+        return [f"| {entry['target_rows']:,} | {label} | {entry['error'][:80]} | | | | |"]
+    lines = []
+    for key, stage in (("data_validation", "validation + join"), ("feature_engineering", "features"),
+                       ("pairs", "pairs (streamed)")):
+        r = entry.get(key) or {}
+        if "error" in r:
+            lines.append(f"| {entry['target_rows']:,} | {label} | {stage}: {r['error'][:60]} | | | | |")
+            continue
+        rows = r.get("rows", entry.get("rows"))
+        lines.append(f"| {entry['target_rows']:,} | {label} | {stage} | {rows:,} | {r['wall_seconds']:.0f} | "
+                     f"{rows / r['wall_seconds']:,.0f} | {r['peak_rss_mib']:,.0f} |")
+    return lines
 
 
 def _fmt(v: Any, spec: str = ",.0f") -> str:
@@ -207,6 +240,26 @@ def render(s: dict[str, Any]) -> str:
                              f"{r['rows_per_sec']:,.0f} | {r['peak_rss_mib']:,.0f} | {r['peak_increment_mib']:,.0f} | "
                              f"{ready:,.0f} | {r['peak_increment_over_model_ready']:.2f} |")
         lines.append("")
+    de = s.get("data_engine")
+    if de:
+        lines += [f"**Data stages on the data engine** (`benchmarks/data_engine.py`: `kedro run` of data_validation "
+                  f"and feature_engineering on an `EngineSourceDataset` of synthetic parquet, then pairs streamed "
+                  f"from the train table; DuckDB 2 threads, memory_limit {de.get('memory_limit')}; Spark local[2]; "
+                  "wall seconds include Kedro's start; peak RSS of each stage's process)", "",
+                  "| target rows | engine | stage | rows | wall s | rows/s | peak RSS MiB |",
+                  "|---:|---|---|---:|---:|---:|---:|"]
+        for e in de.get("sizes", []):
+            lines += _engine_rows(e, "duckdb")
+        spark = de.get("spark")
+        if spark:
+            lines += _engine_rows(spark, "spark")
+            eq = spark.get("equal_to_duckdb") or {}
+            if eq:
+                parts = [f"{k}: {v.get('differing_exact_values', '?')} differing ids/buckets, "
+                         f"{v.get('unmatched_rows', '?')} unmatched rows, dense max rel. diff "
+                         f"{v.get('max_relative_dense_difference', float('nan')):.1e}" for k, v in eq.items()]
+                lines += ["", "Spark's model-ready tables against DuckDB's: " + "; ".join(parts) + "."]
+        lines.append("")
     e2e = s.get("end_to_end")
     if e2e:
         slow = sorted(e2e.get("nodes", []), key=lambda n: -(n["seconds"] or 0))[:3]
@@ -242,12 +295,13 @@ def write_readme(table: str) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="data stages at 1,000,000 rows only")
-    ap.add_argument("--only", default="train,eval,data,e2e", help="comma-separated subset of train,eval,data,e2e")
+    ap.add_argument("--only", default="train,eval,data,engine,e2e",
+                    help="comma-separated subset of train,eval,data,engine,e2e")
     ap.add_argument("--render-only", action="store_true", help="no runs: summarize the existing result files")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed per benchmark script")
     args = ap.parse_args()
     steps = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = steps - {"train", "eval", "data", "e2e"}
+    unknown = steps - {"train", "eval", "data", "engine", "e2e"}
     if unknown:
         ap.error(f"unknown steps: {sorted(unknown)}")
 

@@ -42,9 +42,15 @@ ROW = "row"
 
 
 # ------------------------------------------------------------------------------- order statistics
+def _is_finite(value: Any) -> Any:
+    """Finite and present, in one comparison: NaN sorts above every number on DuckDB and Spark, ±inf
+    exceed the largest double, and NULL compares to NULL (a false condition)."""
+    return value.abs() <= real(float(np.finfo(np.float64).max))
+
+
 def _finite(table: ibis.Table, column: str) -> ibis.Table:
     value = table[column].cast("float64")
-    return table.select(__v=value).filter(value.notnull() & ~value.isnan() & ~value.isinf())
+    return table.select(__v=value).filter(_is_finite(value))
 
 
 class SortedColumn:
@@ -139,11 +145,18 @@ def transform_expr(value: Any, transform: str) -> Any:
 
 
 def bucket_expr(value: Any, boundaries: list[float]) -> Any:
-    """Number of boundaries ≤ value: ``numpy.searchsorted(boundaries, value, side="right")``."""
-    total: Any = ibis.literal(0, type="int64")
-    for edge in boundaries:
-        total = total + (value >= real(edge)).cast("int64")
-    return total
+    """Number of boundaries ≤ value: ``numpy.searchsorted(boundaries, value, side="right")``, as a
+    binary search of nested ``CASE`` expressions (log2 of the boundaries comparisons per value, not one
+    per boundary). ``value`` must be finite (callers send the others to the missing bucket)."""
+    edges = [real(edge) for edge in boundaries]
+
+    def search(lo: int, hi: int) -> Any:  # the count among edges[lo:hi], knowing edges[:lo] <= value
+        if lo == hi:
+            return ibis.literal(lo, type="int64")
+        mid = (lo + hi) // 2
+        return ibis.ifelse(value >= edges[mid], search(mid + 1, hi), search(lo, mid))
+
+    return search(0, len(edges))
 
 
 # ------------------------------------------------------------------------------------------- fit
@@ -294,7 +307,7 @@ def to_model_input(table: ibis.Table, spec: FeatureSpec) -> ibis.Table:
         columns[cat.column] = out[f"__code_{cat.column}"].coalesce(0).cast("int64")
     for num in spec.numerical:
         raw = out[num.name].cast("float64")
-        finite = raw.notnull() & ~raw.isnan() & ~raw.isinf()
+        finite = _is_finite(raw)
         scaled = (transform_expr(raw, num.transform) - real(num.mean)) / real(num.std)
         dense = scaled.clip(lower=real(-DENSE_CLIP), upper=real(DENSE_CLIP))
         columns[num.dense_column] = ibis.ifelse(finite, dense, real(0.0)).cast("float32")
