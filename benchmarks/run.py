@@ -255,9 +255,12 @@ def render(s: dict[str, Any]) -> str:
             lines += _engine_rows(spark, "spark")
             eq = spark.get("equal_to_duckdb") or {}
             if eq:
-                parts = [f"{k}: {v.get('differing_exact_values', '?')} differing ids/buckets, "
-                         f"{v.get('unmatched_rows', '?')} unmatched rows, dense max rel. diff "
-                         f"{v.get('max_relative_dense_difference', float('nan')):.1e}" for k, v in eq.items()]
+                parts = [f"{k}: {v.get('rows', 0):,} rows, {v.get('differing_exact_values', '?')} differing "
+                         f"ids/buckets/labels, {v.get('unmatched_rows', '?')} unmatched rows, "
+                         f"{v.get('dense_values_differing', '?'):,} dense values differ (max "
+                         f"{v.get('max_abs_dense_difference', float('nan')):.1e}), "
+                         f"{v.get('dense_values_beyond_test_tolerance', '?')} beyond one float32 step"
+                         for k, v in eq.items()]
                 lines += ["", "Spark's model-ready tables against DuckDB's: " + "; ".join(parts) + "."]
         lines.append("")
     e2e = s.get("end_to_end")
