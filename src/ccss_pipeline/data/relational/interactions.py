@@ -95,6 +95,16 @@ def _number(column: ibis.Column) -> ibis.Column:
     return column.cast("float64")
 
 
+def _first_of_repeats(table: ibis.Table) -> ibis.Table:
+    """Rows whose (user, item, event_ts) is not repeated at an earlier file position. A group-by and a
+    semi-join (operators that spill to disk), not a window partitioned by the key (one that must hold
+    its partitions)."""
+    keys = [USER, ITEM, TIME_COLUMN]
+    firsts = table.group_by(keys).aggregate(__ccss_first=table[POSITION].min())
+    match = [table[k].identical_to(firsts[k]) for k in keys] + [table[POSITION] == firsts["__ccss_first"]]
+    return table.semi_join(firsts, match)
+
+
 def build_interactions(tables: Mapping[str, ibis.Table], schema: SchemaConfig, for_scoring: bool = False
                        ) -> ibis.Table:
     """The canonical interaction table of a validated source (see the module docstring), ordered by
@@ -128,8 +138,7 @@ def build_interactions(tables: Mapping[str, ibis.Table], schema: SchemaConfig, f
     columns[GROUP_COLUMN] = joined[schema.user] if schema.user else ibis.literal(0, "int64")
     out = joined.select(**columns, **{POSITION: joined[POSITION]})
     if schema.timestamp and schema.user and schema.item and not for_scoring:
-        first = ibis.row_number().over(group_by=[out[USER], out[ITEM], out[TIME_COLUMN]], order_by=out[POSITION])
-        out = out.filter(first == 0)
+        out = _first_of_repeats(out)
     if not for_scoring:
         out = out.mutate(**{ROW: ibis.row_number().over(order_by=[out[TIME_COLUMN], out[POSITION]]).cast("int64")})
     return out.drop(POSITION).order_by([TIME_COLUMN, ROW])
