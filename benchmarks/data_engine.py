@@ -199,8 +199,8 @@ def measure(rows: int, engine: str, work: Path, raw: Path, args: argparse.Namesp
         if res["returncode"] != 0:
             entry["error"] = f"{stage} failed ({res['returncode']})"
             return entry
-    n = interaction_rows(project)
-    entry["rows"] = n
+        if stage == "data_validation":
+            entry["rows"] = n = interaction_rows(project)
     fe = entry["feature_engineering"]
     fe["rows_per_sec"] = n / fe["wall_seconds"]
     fe["rows_per_sec_in_nodes"] = n / max(sum(x["seconds"] or 0 for x in fe["nodes"]), 1e-9)
@@ -288,9 +288,11 @@ def aims(results: dict[str, Any]) -> dict[str, Any]:
     if at10:
         v = at10["feature_engineering"]["rows_per_sec"]
         out["features_rows_per_sec_at_10M"] = {"value": v, "aim": FEATURES_AIM, "met": v >= FEATURES_AIM}
-    if done:
+    failed = [s["target_rows"] for s in results["sizes"] if "error" in s]
+    if done or failed:
         peaks = {s["target_rows"]: s["peak_rss_mib"] for s in done}
-        out["peak_rss_mib"] = {"values": peaks, "aim": RSS_AIM_MIB, "met": max(peaks.values()) <= RSS_AIM_MIB}
+        out["peak_rss_mib"] = {"values": peaks, "failed_sizes": failed, "aim": RSS_AIM_MIB,
+                               "met": bool(peaks) and not failed and max(peaks.values()) <= RSS_AIM_MIB}
         if len(peaks) > 1:
             lo, hi = min(peaks), max(peaks)
             out["peak_rss_growth"] = {"rows_ratio": hi / lo, "rss_ratio": peaks[hi] / peaks[lo]}

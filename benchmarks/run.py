@@ -171,26 +171,38 @@ def evaluate_aims(s: dict[str, Any]) -> list[dict[str, Any]]:
                      "value": f"{a['value']:,.0f}", "met": a["met"]})
     if "peak_rss_mib" in de:
         a = de["peak_rss_mib"]
-        value = ", ".join(f"{int(k) // 1_000_000}M: {v:,.0f} MiB" for k, v in a["values"].items())
+        value = ", ".join([f"{int(k) // 1_000_000}M: {v:,.0f} MiB" for k, v in a["values"].items()]
+                          + [f"{int(k) // 1_000_000}M: failed" for k in a.get("failed_sizes", [])])
         aims.append({"aim": "data engine: peak RSS <= 6 GiB through validation + features + pairs",
                      "value": value, "met": a["met"]})
     return aims
 
 
 def _engine_rows(entry: dict[str, Any], label: str) -> list[str]:
-    if "error" in entry:
-        return [f"| {entry['target_rows']:,} | {label} | {entry['error'][:80]} | | | | |"]
     lines = []
     for key, stage in (("data_validation", "validation + join"), ("feature_engineering", "features"),
                        ("pairs", "pairs (streamed)")):
-        r = entry.get(key) or {}
-        if "error" in r:
-            lines.append(f"| {entry['target_rows']:,} | {label} | {stage}: {r['error'][:60]} | | | | |")
+        r = entry.get(key)
+        if not r:
+            continue
+        if r.get("returncode", 0) != 0 or "error" in r:
+            reason = r.get("error") or _engine_failure(r.get("log_tail") or "")
+            lines.append(f"| {entry['target_rows']:,} | {label} | {stage}: **failed** ({reason}) | | "
+                         f"{r.get('wall_seconds', 0):.0f} | | {r.get('peak_rss_mib', 0):,.0f} |")
             continue
         rows = r.get("rows", entry.get("rows"))
-        lines.append(f"| {entry['target_rows']:,} | {label} | {stage} | {rows:,} | {r['wall_seconds']:.0f} | "
-                     f"{rows / r['wall_seconds']:,.0f} | {r['peak_rss_mib']:,.0f} |")
+        speed = f"{rows / r['wall_seconds']:,.0f}" if rows else ""
+        lines.append(f"| {entry['target_rows']:,} | {label} | {stage} | {f'{rows:,}' if rows else ''} | "
+                     f"{r['wall_seconds']:.0f} | {speed} | {r['peak_rss_mib']:,.0f} |")
     return lines
+
+
+def _engine_failure(log_tail: str) -> str:
+    """The engine's own error line of a failed stage (e.g. DuckDB's out-of-memory message)."""
+    for line in reversed(log_tail.splitlines()):
+        if "Error" in line and ":" in line:
+            return line.strip()[:120]
+    return "see the log"
 
 
 def _fmt(v: Any, spec: str = ",.0f") -> str:
@@ -250,6 +262,8 @@ def render(s: dict[str, Any]) -> str:
                   "|---:|---|---|---:|---:|---:|---:|"]
         for e in de.get("sizes", []):
             lines += _engine_rows(e, "duckdb")
+        if de.get("note"):
+            lines += ["", f"Note: {de['note']}."]
         spark = de.get("spark")
         if spark:
             lines += _engine_rows(spark, "spark")
