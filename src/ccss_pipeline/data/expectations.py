@@ -672,6 +672,29 @@ def _collect(
 # --------------------------------------------------------------------------------------------------
 
 
+def missing_tables(tables: Mapping[str, Any], origins: Mapping[str, str], schema: SchemaConfig) -> list[Failure]:
+    """"table present" failures: the log, or a required side table, not loaded."""
+    return [Failure(dataset=origins.get(name, name), table=name, column=None, rule=RULE_TABLE_PRESENT,
+                    detail="table not loaded")
+            for name in [LOG_TABLE, *schema.side_tables]
+            if name not in tables and (name == LOG_TABLE or schema.side_tables[name].required)]
+
+
+def key_types_detail(key: str, side_table: str, side_origin: str, kinds: tuple[Any, Any], types: tuple[Any, Any]
+                     ) -> str:
+    """The "join key types match" message: what each table holds and why the join cannot work."""
+    return (f"the log holds {kinds[0]} (dtype {types[0]}) but side table '{side_table}' ({side_origin}) holds "
+            f"{kinds[1]} (dtype {types[1]}) in its key column '{key}': they can never match, so the join is "
+            "impossible; write the key the same way in both files")
+
+
+def key_coverage_detail(key: str, side_table: str, side_origin: str, min_coverage: float, columns: list[str]) -> str:
+    """The "key found in side table" message, with ``{coverage}`` standing for the measured share."""
+    return (f"{{coverage}} of the log rows have a '{key}' found in side table '{side_table}' ({side_origin}), "
+            f"below data_validation.min_key_coverage = {min_coverage:g}; the left join leaves "
+            f"{', '.join(columns)} empty (NaN) for the others")
+
+
 def validate_source(
     tables: Mapping[str, pd.DataFrame],
     origins: Mapping[str, str],
@@ -693,12 +716,8 @@ def validate_source(
     """
     cfg = cfg or ValidationConfig()
     report = ValidationReport(success=True, title=title)
-    names = [LOG_TABLE, *schema.side_tables]
-    for name in names:
-        if name not in tables and (name == LOG_TABLE or schema.side_tables[name].required):
-            report.failures.append(Failure(dataset=origins.get(name, name), table=name, column=None,
-                                           rule=RULE_TABLE_PRESENT, detail="table not loaded"))
-    present = {n: tables[n] for n in names if n in tables}
+    report.failures.extend(missing_tables(tables, origins, schema))
+    present = {n: tables[n] for n in [LOG_TABLE, *schema.side_tables] if n in tables}
     all_columns = {n: [str(c) for c in f.columns] for n, f in present.items()}
     suites, frames = {}, {}
     for name, frame in present.items():
@@ -778,9 +797,7 @@ def _add_join_checks(
             failure = Failure(
                 dataset=log_origin, table=LOG_TABLE, column=key, rule=RULE_KEY_TYPES,
                 examples=_distinct([*lk.dropna().head(1), *sk.dropna().head(1)]),
-                detail=(f"the log holds {kinds[0]} (dtype {lk.dtype}) but side table '{name}' ({side_origin}) "
-                        f"holds {kinds[1]} (dtype {sk.dtype}) in its key column '{key}': they can never match, "
-                        "so the join is impossible; write the key the same way in both files"))
+                detail=key_types_detail(key, name, side_origin, kinds, (lk.dtype, sk.dtype)))
         checks.append((outcome, failure))
         if not ok:
             continue
@@ -790,10 +807,7 @@ def _add_join_checks(
         meta: dict[str, Any] = {"source_column": key, "side_table": name}
         if columns:
             meta["min_key_coverage"] = cfg.min_key_coverage
-            meta["detail"] = (
-                f"{{coverage}} of the log rows have a '{key}' found in side table '{name}' ({side_origin}), "
-                f"below data_validation.min_key_coverage = {cfg.min_key_coverage:g}; the left join leaves "
-                f"{', '.join(columns)} empty (NaN) for the others")
+            meta["detail"] = key_coverage_detail(key, name, side_origin, cfg.min_key_coverage, columns)
         else:
             meta["detail"] = f"not gated: the join takes no schema column from side table '{name}'"
         suites[LOG_TABLE].add_expectation(_E(

@@ -151,9 +151,7 @@ def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], s
         examples = [] if ok else [*_first_value(log, key), *_first_value(side_table, key)]
         checks.add(log_origin, ex.LOG_TABLE, key, ex.RULE_KEY_TYPES, ok, kind="join_key_types",
                    observed={ex.LOG_TABLE: str(lt), name: str(st)}, examples=examples,
-                   detail=(f"the log holds {kinds[0]} (type {lt}) but side table '{name}' ({side_origin}) holds "
-                           f"{kinds[1]} (type {st}) in its key column '{key}': they can never match, so the join "
-                           "is impossible; write the key the same way in both files"))
+                   detail=ex.key_types_detail(key, name, side_origin, kinds, (lt, st)))
         if not ok:
             continue
         keys = side_table.select(key).filter(side_table[key].notnull()).distinct()
@@ -165,9 +163,8 @@ def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], s
         ok = not gated or coverage is None or coverage >= cfg.min_key_coverage
         observed = {"side_table": name, "coverage": None if coverage is None else round(coverage, 6),
                     "min_key_coverage": cfg.min_key_coverage if gated else "not gated"}
-        detail = (f"{coverage:.2%} of the log rows have a '{key}' found in side table '{name}' ({side_origin}), "
-                  f"below data_validation.min_key_coverage = {cfg.min_key_coverage:g}; the left join leaves "
-                  f"{', '.join(columns)} empty (NaN) for the others") if coverage is not None else ""
+        detail = "" if coverage is None else ex.key_coverage_detail(
+            key, name, side_origin, cfg.min_key_coverage, columns).replace("{coverage}", f"{coverage:.2%}")
         checks.add(log_origin, ex.LOG_TABLE, key, ex.RULE_KEY_COVERAGE, ok, kind="key_coverage",
                    unexpected=not_found, observed=observed,
                    examples=[] if ok else _smallest(missing.filter(missing[key].notnull()), key,
@@ -202,13 +199,8 @@ def validate_source_tables(
 ) -> ex.ValidationReport:
     """:func:`~ccss_pipeline.data.expectations.validate_source` on engine tables (see the module docstring)."""
     cfg = cfg or ValidationConfig()
-    head = ex.ValidationReport(success=True, title=title)
-    names = [ex.LOG_TABLE, *schema.side_tables]
-    for name in names:
-        if name not in tables and (name == ex.LOG_TABLE or schema.side_tables[name].required):
-            head.failures.append(ex.Failure(dataset=origins.get(name, name), table=name, column=None,
-                                            rule=ex.RULE_TABLE_PRESENT, detail="table not loaded"))
-    present = {n: tables[n] for n in names if n in tables}
+    head = ex.ValidationReport(success=True, title=title, failures=ex.missing_tables(tables, origins, schema))
+    present = {n: tables[n] for n in [ex.LOG_TABLE, *schema.side_tables] if n in tables}
     all_columns = {n: list(t.columns) for n, t in present.items()}
     whole = ex.ValidationReport(success=True, title=title)
     checks = _Checks(whole)
