@@ -361,6 +361,19 @@ class SearchConfig(_Strict):
     violation_rows: int = Field(1000, ge=100)  # validation rows the raw-grid share is measured on
     grid_levels: int = Field(100, ge=3, le=10_000)  # quantile levels of the validation raw grid
     pruner: PrunerConfig = PrunerConfig()
+    # Several workers on one study (a database URL in the catalog's ``search_storage``): a worker that dies
+    # stops its trial's heartbeat; after ``stale_after_s`` another worker fails that trial and runs it again
+    # (up to ``max_retry`` times), so no trial is lost.
+    heartbeat_s: int = Field(5, ge=1)
+    stale_after_s: int = Field(30, ge=2)
+    max_retry: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _stale_after_heartbeats(self) -> SearchConfig:
+        if self.stale_after_s <= self.heartbeat_s:
+            raise ValueError(f"search.stale_after_s ({self.stale_after_s}) must be longer than search.heartbeat_s "
+                             f"({self.heartbeat_s}): a live worker's trial would be failed between two heartbeats")
+        return self
 
     @model_validator(mode="after")
     def _startup_below_trials(self) -> SearchConfig:

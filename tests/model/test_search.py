@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import socket
+import subprocess
+import sys
 
 import matplotlib
 
@@ -80,6 +83,8 @@ def test_study_name_tracks_what_the_trials_depend_on(spec):
         study_name(_update(base, "search", max_violation=0.1), spec, "data-a", "dnn"),
         study_name(_update(base, "search", pruner=PrunerConfig(enabled=False, min_delta=0.1)), spec, "data-a", "dnn"),
         study_name(_update(base, "search", storage_path="data/other.db"), spec, "data-a", "dnn"),
+        # how workers keep trials alive and retry a dead one's
+        study_name(_update(base, "search", heartbeat_s=2, stale_after_s=9, max_retry=0), spec, "data-a", "dnn"),
         # the contrastive values the search overrides, and the final fit's epoch budget
         study_name(_update(base, "contrastive", weight=5.0, margin=0.5), spec, "data-a", "dnn"),
         study_name(_update(base, "optimizer", max_epochs=20), spec, "data-a", "dnn"),
@@ -270,7 +275,7 @@ def test_trials_table_names_the_objectives():
 # ------------------------------------------------------------------------------------- sampler seeding
 
 
-def test_sampler_seed_differs_with_the_trials_already_in_the_study():
+def test_sampler_seed_differs_with_the_trial_number():
     seeds = [sampler_seed(0, n) for n in range(20)] + [sampler_seed(1, n) for n in range(20)]
     assert len(set(seeds)) == 40 and sampler_seed(0, 3) == sampler_seed(0, 3)
 
@@ -335,10 +340,18 @@ def test_stale_running_trials_are_failed_on_reopen(data, tmp_path):
     spec, _, _, pairs = data
     training = _training()
     study = open_study(training, spec, len(pairs), "dnn", storage_root=tmp_path)
-    study.ask()  # a trial whose process "died"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    trial = study.ask()  # a trial whose process died
+    trial.suggest_float("weight", 0.1, 10.0, log=True)
+    trial.set_user_attr(search_mod.WORKER_ATTR, f"{socket.gethostname()}:{gone.stdout.strip()}")
+    fresh = study.ask()  # started a moment ago and not claimed yet: its worker is about to record itself
     assert study.trials[0].state == optuna.trial.TrialState.RUNNING
     reopened = open_study(training, spec, len(pairs), "dnn", storage_root=tmp_path)
-    assert [t.state for t in reopened.trials] == [FAIL]
+    # the dead one is failed and queued again with its parameters, without the dead worker's attributes
+    assert [t.state.name for t in reopened.trials] == ["FAIL", "RUNNING", "WAITING"]
+    retry = reopened.trials[2]
+    assert retry.params == reopened.trials[0].params and search_mod.WORKER_ATTR not in retry.user_attrs
+    assert retry.system_attrs["failed_trial"] == 0 and fresh.number == 1
 
 
 def test_pruning_rule_sees_the_finished_trials_histories(data, tmp_path, monkeypatch):
@@ -367,3 +380,24 @@ def test_all_pruned_gives_defaults(data, tmp_path, monkeypatch):
     study = run_search(spec, train, valid, pairs, _training(n_trials=2), "dnn", storage_root=tmp_path)
     assert [t.state for t in study.trials] == [PRUNED, PRUNED]
     assert best_parameters(study, _training())["source"] == "defaults"
+
+
+def test_a_fresh_search_draws_the_same_points_and_each_trial_its_own(data, tmp_path):
+    """One sampler stream per trial number: two fresh studies agree point for point (workers sharing a
+    study therefore never draw the same point twice from a common seed)."""
+    spec, train, valid, pairs = data
+    runs = [run_search(spec, train, valid, pairs, _training(n_trials=3), "dnn", storage_root=tmp_path / name)
+            for name in ("one", "two")]
+    points = [[_point(t) for t in study.trials] for study in runs]
+    assert points[0] == points[1] and len(set(points[0])) == 3
+
+
+def test_a_trial_beyond_n_trials_is_failed_unrun(data, tmp_path):
+    """Two workers asking at the same instant: the later trial is surplus and fails before training."""
+    spec, _, _, pairs = data
+    study = open_study(_training(n_trials=2), spec, len(pairs), "dnn", storage_root=tmp_path)
+    first, second, third = study.ask(), study.ask(), study.ask()
+    search_mod._check_not_surplus(study, second, n_trials=2)  # one trial before it: fine
+    with pytest.raises(search_mod.SurplusTrialError, match="already has 2 trial"):
+        search_mod._check_not_surplus(study, third, n_trials=2)
+    assert study.trials[2].user_attrs["surplus"] is True and first.number == 0

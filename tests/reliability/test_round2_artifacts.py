@@ -270,17 +270,15 @@ def test_a_live_runs_trial_is_kept_and_a_dead_ones_is_failed(tmp_path):
         sleeper.kill()
         sleeper.wait()
     reopened = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
-    assert [t.state.name for t in reopened.trials] == ["FAIL", "RUNNING"]
+    assert [t.state.name for t in reopened.trials] == ["FAIL", "RUNNING", "WAITING"]  # the dead one queued again
 
 
-def test_a_silent_heartbeat_fails_a_remote_trial(tmp_path, monkeypatch):
-    monkeypatch.setattr(search_mod, "STALE_AFTER_S", 1)
-    monkeypatch.setattr(search_mod, "HEARTBEAT_S", 1)
-    spec, training = make_spec(), _training()
+def test_a_silent_heartbeat_fails_a_remote_trial(tmp_path):
+    spec, training = make_spec(), _training(heartbeat_s=1, stale_after_s=2)
     study = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
     remote = study.ask()
     remote.set_user_attr(search_mod.WORKER_ATTR, "some-other-host:4242")
     study._storage.record_heartbeat(remote._trial_id)
-    time.sleep(2.5)
+    time.sleep(3.5)
     reopened = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
-    assert [t.state.name for t in reopened.trials] == ["FAIL"]
+    assert [t.state.name for t in reopened.trials] == ["FAIL", "WAITING"]  # failed and queued again

@@ -34,10 +34,12 @@ study, and a changed configuration starts a new study instead of mixing incompat
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import os
 import socket
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +54,7 @@ from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig
 from ccss_pipeline.evaluation.plots import message_figure
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.evaluation.raw_grid import wrong_step_share
+from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import _pairs_digest, score_fn, train_model
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
@@ -71,7 +74,11 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # Fields of the search configuration that do not change what a trial computes: the budget, where the
 # study is stored, the selection target, the pruner and the number of random start-up trials (which
 # the configuration forces below n_trials, so raising n_trials may need it raised too).
-_NOT_HASHED = {"n_trials", "timeout_s", "storage_path", "max_violation", "pruner", "n_startup_trials"}
+_NOT_HASHED = {"n_trials", "timeout_s", "storage_path", "max_violation", "pruner", "n_startup_trials",
+               "heartbeat_s", "stale_after_s", "max_retry"}
+# How trials draw their points (one sampler stream per trial number); a study of another scheme would
+# mix draws of both, so the scheme is part of the study's name.
+_SAMPLING = "sampler-seeded-per-trial-number"
 
 
 def _backbone_config(training: TrainingConfig, backbone: str) -> BackboneConfig:
@@ -94,6 +101,7 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, ba
             training.optimizer.model_dump(exclude={"max_epochs"}),
             training.contrastive.model_dump(exclude={"weight", "margin", "temperature"}),
             training.search.model_dump(exclude=_NOT_HASHED),
+            _SAMPLING,
         ],
         length=10,
     )
@@ -135,48 +143,12 @@ def make_sampler(search: SearchConfig, n_existing: int) -> optuna.samplers.TPESa
     )
 
 
-#: Optuna heartbeat: a RUNNING trial whose process has not written a heartbeat for ``STALE_AFTER_S`` is
-#: dead (killed) and is failed by the next run; a live run's trial keeps beating and is left alone.
-HEARTBEAT_S = 5
-STALE_AFTER_S = 30
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
 class SearchFailedError(RuntimeError):
     """No trial of a study completed although some ran: defaults would silently stand in for a search."""
 
 
-class SearchStorageError(ValueError):
-    """The study's database cannot be used; the message names the file and what to do."""
-
-
-def storage_url(root: Path, storage_path: str) -> str:
-    """``sqlite:///<root>/<storage_path>``, refusing a folder or a file that is not an SQLite database."""
-    path = Path(root) / storage_path
-    if path.is_dir():
-        raise SearchStorageError(f"{path}: model_training.search.storage_path names a folder, not an SQLite file "
-                                 "(e.g. data/06_models/optuna.db)")
-    if path.exists() and path.stat().st_size > 0:
-        with path.open("rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-        if head != _SQLITE_MAGIC:
-            raise SearchStorageError(f"{path}: not an SQLite database (truncated or overwritten?); move it away "
-                                     "or delete it to start the search afresh")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
-def open_storage(root: Path, storage_path: str) -> optuna.storages.RDBStorage:
-    """The study's RDB storage with Optuna's heartbeat on; a database error names the file."""
-    url = storage_url(root, storage_path)
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9, stable in practice
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=STALE_AFTER_S)
-    except Exception as exc:  # sqlalchemy.exc.DatabaseError and friends
-        raise SearchStorageError(f"{Path(root) / storage_path}: cannot be opened as the Optuna study database "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); move it away or "
-                                 "delete it to start the search afresh") from exc
+class SurplusTrialError(RuntimeError):
+    """Workers asked for trials at the same instant and this one is beyond ``n_trials``: it is failed unrun."""
 
 
 def worker_id() -> str:
@@ -198,27 +170,44 @@ def _worker_alive(worker: str) -> bool | None:
     return True
 
 
+def search_grace(study: optuna.Study) -> float:
+    """Seconds a RUNNING trial may go without a sign of its worker: the storage's heartbeat grace."""
+    return float(getattr(study._storage, "grace_period", None) or 30)
+
+
 def fail_dead_trials(study: optuna.Study) -> int:
-    """Fail the RUNNING trials whose process is gone; a live run's trials are kept.
+    """Fail the RUNNING trials whose process is gone and queue them again; a live worker's trials are kept.
 
     Dead: a trial of a process on this host that no longer runs, a trial whose Optuna heartbeat has
-    been silent for ``STALE_AFTER_S`` (any host), or a trial that records no worker (not started by
-    this code, e.g. a bare ``study.ask()``, so nothing will ever finish it).
+    been silent for ``search.stale_after_s`` (any host), or a trial that records no worker (not started
+    by this code, e.g. a bare ``study.ask()``, so nothing will ever finish it). Each failed trial goes
+    through the storage's ``RetryHeartbeatStaleTrialCallback``: a copy with its parameters waits for the next
+    worker (``search.max_retry`` times at most), so a killed worker loses no trial.
     """
+    storage = study._storage
     with warnings.catch_warnings():  # experimental since Optuna 2.9, stable in practice
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         if not running:
             return 0
-        optuna.storages.fail_stale_trials(study)  # the heartbeat rule
+        optuna.storages.fail_stale_trials(study)  # the heartbeat rule, with the retry callback
+        retry = storage.get_heartbeat_stale_trial_callback() if hasattr(storage, "get_heartbeat_interval") else None
     n = len(running) - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER_ATTR)
-        if worker is None or _worker_alive(str(worker)) is False:
+        # a worker records itself right after Optuna starts the trial: give it that moment
+        unclaimed = worker is None and (t.datetime_start is None or
+                                        (now - t.datetime_start).total_seconds() > search_grace(study))
+        if unclaimed or (worker is not None and _worker_alive(str(worker)) is False):
             try:
-                n += bool(study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL))
+                failed = storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile by its live owner
-                pass
+                continue
+            if failed:
+                n += 1
+                if retry is not None and worker is not None:
+                    retry(study, study._storage.get_trial(t._trial_id))
     return n
 
 
@@ -228,36 +217,37 @@ def open_study(
     data_digest: str,
     backbone: str,
     storage_root: Path | None = None,
+    database_url: str | None = None,
 ) -> optuna.Study:
-    """Create or resume the backbone's two-objective study in SQLite (``load_if_exists``).
+    """Create or resume the backbone's two-objective study (``load_if_exists``): in the embedded SQLite
+    file, or in the database at ``database_url`` that several workers share.
 
-    RUNNING trials whose heartbeat stopped (a killed run) are failed first, while those of a run that
-    is still alive are kept; the sampler is then seeded from the number of trials the study holds
-    (``sampler_seed``).
+    RUNNING trials whose worker died (a killed run) are failed and queued again first, while those of
+    a worker that is still alive are kept.
     """
     search = training.search
     root = storage_root or Path.cwd()
-    storage = open_storage(root, search.storage_path)
+    storage = open_storage(root, search, database_url)
+    where = safe_url(database_url) if database_url else str(root / search.storage_path)
     name = study_name(training, spec, data_digest, backbone)
     try:
         study = optuna.create_study(
             study_name=name,
             storage=storage,
             directions=list(DIRECTIONS),
-            sampler=optuna.samplers.RandomSampler(),  # replaced below, once the trials are counted
+            sampler=make_sampler(search, 0),  # re-seeded per trial (``_seed_sampler_for``)
             load_if_exists=True,
         )
     except Exception as exc:  # a corrupt database surfaces here as an SQLAlchemy error
-        raise SearchStorageError(f"{root / search.storage_path}: the Optuna study database cannot be read "
+        raise SearchStorageError(f"{where}: the Optuna study database cannot be read "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); move it away or "
                                  "delete it to start the search afresh") from exc
     if list(study.directions) != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]:
-        raise ValueError(f"study {name} in {root / search.storage_path} does not have the directions {DIRECTIONS}")
+        raise ValueError(f"study {name} in {where} does not have the directions {DIRECTIONS}")
     dead = fail_dead_trials(study)
     if dead:
-        logger.warning("marked %d trial(s) left running by an interrupted search as failed", dead)
-    n_existing = len(study.get_trials(deepcopy=False))
-    return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(search, n_existing))
+        logger.warning("marked %d trial(s) left running by an interrupted search as failed (queued again)", dead)
+    return study
 
 
 def should_prune(history_of_others: Sequence[Sequence[float]], epoch: int, val_auc: float, cfg: PrunerConfig) -> bool:
@@ -277,6 +267,54 @@ def should_prune(history_of_others: Sequence[Sequence[float]], epoch: int, val_a
     return val_auc < float(np.median(at_epoch)) - cfg.min_delta
 
 
+_COUNTED = (*FINISHED, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+
+
+def _seed_sampler_for(study: optuna.Study, search: SearchConfig, trial_number: int) -> None:
+    """Give the trial its own sampler stream, seeded by ``(search.seed, trial number)``.
+
+    Workers sharing a study would otherwise start from the same seed and draw the same points; a
+    resumed run continues with new numbers, so it never repeats its first run's draws.
+    """
+    study.sampler = make_sampler(search, trial_number)
+
+
+def _retried(trial: optuna.trial.Trial) -> bool:
+    """Whether the trial is a queued copy of a failed one (``RetryHeartbeatStaleTrialCallback``'s system attribute)."""
+    return trial.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial") is not None
+
+
+def _check_not_surplus(study: optuna.Study, trial: optuna.trial.Trial, n_trials: int) -> None:
+    """Raise ``SurplusTrialError`` when ``n_trials`` trials that are not failed precede this one (two
+    workers asked at the same instant): the study ends with exactly ``n_trials`` finished trials."""
+    before = [t for t in study.get_trials(deepcopy=False, states=_COUNTED) if t.number < trial.number]
+    if len(before) >= n_trials:
+        trial.set_user_attr("surplus", True)
+        raise SurplusTrialError(f"trial {trial.number}: the study already has {len(before)} trial(s) for "
+                                f"n_trials={n_trials} (another worker asked at the same time); not run")
+
+
+def _await_other_workers(study: optuna.Study, search: SearchConfig, deadline: float | None, may_start: bool
+                         ) -> bool:
+    """True when this worker has a trial to run: a queued one (a dead worker's, run again) or, while
+    ``may_start``, a new one the study still needs. Otherwise waits while other workers' trials run
+    (one of them may die and be queued again); False when none runs or the deadline passed."""
+    while True:
+        fail_dead_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in FINISHED for t in trials)
+        if finished >= search.n_trials or (deadline is not None and time.monotonic() > deadline):
+            return False
+        if any(t.state == optuna.trial.TrialState.WAITING for t in trials):
+            return True
+        running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+        if may_start and finished + running < search.n_trials:
+            return True
+        if running == 0:
+            return False
+        time.sleep(min(1.0, search.heartbeat_s / 2))
+
+
 def run_search(
     spec: FeatureSpec,
     train: ModelInputs,
@@ -285,23 +323,32 @@ def run_search(
     training: TrainingConfig,
     backbone: str,
     storage_root: Path | None = None,
+    database_url: str | None = None,
 ) -> optuna.Study:
-    """Run the backbone's trials still missing (finished ones of an earlier, interrupted run count).
+    """Run the backbone's trials still missing, alone or beside other workers sharing ``database_url``.
 
     Each trial trains on ``train`` with the fixed pair table ``pairs`` for ``search.max_epochs``
-    epochs and returns (validation AUC, validation raw-grid wrong-step share).
+    epochs and returns (validation AUC, validation raw-grid wrong-step share). Finished trials of an
+    earlier, interrupted run count; a trial whose worker died is run again. The worker returns once
+    the study holds ``search.n_trials`` finished trials (waiting for the other workers' last ones), so
+    every worker selects from the same trials and reports the same result.
     """
     search = training.search
     backbone_cfg = _backbone_config(training, backbone)
-    study = open_study(training, spec, search_digest(train, valid, pairs), backbone, storage_root)
+    study = open_study(training, spec, search_digest(train, valid, pairs), backbone, storage_root, database_url)
     study.set_user_attr("backbone", backbone)
     study.set_user_attr("max_violation", search.max_violation)  # read by plot_pareto_front
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
-    remaining = max(0, search.n_trials - done)
-    logger.info("study %s: %d finished trial(s), running %d more", study.study_name, done, remaining)
+    budget = max(0, search.n_trials - done)  # new trials this worker may start (retries of dead ones come on top)
+    logger.info("study %s: %d finished trial(s), %d to go", study.study_name, done, budget)
+    started = [0]
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
         trial.set_user_attr(WORKER_ATTR, worker_id())
+        _check_not_surplus(study, trial, search.n_trials)
+        if not _retried(trial):
+            started[0] += 1
+        _seed_sampler_for(study, search, trial.number)
         contrastive = suggest_contrastive(trial, training.contrastive, search)
         update: dict[str, Any] = {"max_epochs": search.max_epochs}
         if search.learning_rate is not None:
@@ -344,8 +391,10 @@ def run_search(
                     trial.params)
         return auc, share
 
-    if remaining:
-        study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=1, gc_after_trial=True)
+    deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
+    while _await_other_workers(study, search, deadline, may_start=started[0] < budget):
+        # one trial at a time: Optuna's own loop runs it with the heartbeat, fails it on an error (re-raised)
+        study.optimize(objective, n_trials=1, n_jobs=1, gc_after_trial=True, catch=(SurplusTrialError,))
     states = [t.state for t in study.get_trials(deepcopy=False)]
     if optuna.trial.TrialState.COMPLETE not in states and optuna.trial.TrialState.FAIL in states:
         raise SearchFailedError(

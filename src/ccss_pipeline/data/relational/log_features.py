@@ -3,8 +3,10 @@ click-through, a user's activity).
 
 Every value of a row is computed from events *strictly earlier* than the row's timestamp:
 
-- per-entity impressions and clicks: sums over ``RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING``
-  on the integer ``event_ts``, so rows sharing an entity and a timestamp see none of each other;
+- per-entity impressions and clicks: per (entity, timestamp) sums, accumulated over the entity's earlier
+  timestamps and joined back, so rows sharing an entity and a timestamp see none of each other (the
+  value depends on the pair alone; windows over the narrow per-pair table instead of the whole row keep
+  memory bounded on logs of 10^8 rows);
 - the global click rate (the shrinkage target of smoothed CTRs): per-timestamp sums, accumulated over
   the earlier timestamps, joined back;
 - active days: per (entity, UTC day) whether it had a counted event, accumulated over earlier days.
@@ -25,6 +27,7 @@ from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
 
 _DAY_MS = 86_400_000
 _W, _C = "__ccss_w", "__ccss_c"
+_IMPRESSIONS, _CLICKS = "__ccss_impressions", "__ccss_clicks"
 
 
 def _entity_key(feature: LogFeature) -> str:
@@ -38,6 +41,15 @@ def _prior_by_time(table: ibis.Table) -> ibis.Table:
     seen = per_time.sw.sum().over(earlier).coalesce(real(0.0))
     clicks = per_time.sc.sum().over(earlier).coalesce(real(0.0))
     return per_time.select(TIME_COLUMN, __ccss_prior=(clicks + real(1.0)) / (seen + real(2.0)))
+
+
+def _counts_by_time(table: ibis.Table, key: str) -> ibis.Table:
+    """(key, event_ts, impressions, clicks): counted events of the entity at earlier timestamps."""
+    per_time = table.group_by([table[key], table[TIME_COLUMN]]).aggregate(sw=table[_W].sum(), sc=table[_C].sum())
+    earlier = ibis.window(group_by=per_time[key], order_by=per_time[TIME_COLUMN], rows=(None, -1))
+    return per_time.select(key, TIME_COLUMN,
+                           **{_IMPRESSIONS: per_time.sw.sum().over(earlier).coalesce(real(0.0)),
+                              _CLICKS: per_time.sc.sum().over(earlier).coalesce(real(0.0))})
 
 
 def _active_days_by_day(table: ibis.Table, key: str, name: str) -> ibis.Table:
@@ -56,20 +68,20 @@ def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str
     names = [f.name for f in features]
     table = table.drop(*[c for c in names if c in table.columns])  # recomputed, never stale
     weight = table[counted].cast("float64") if counted else real(1.0)
-    out = table.mutate(**{_W: weight, _C: table[LABEL_COLUMN].cast("float64") * weight})
+    base = table.mutate(**{_W: weight, _C: table[LABEL_COLUMN].cast("float64") * weight})
+    out = base
     columns: dict[str, Any] = {}
-    needs_prior = any(f.stat == "smoothed_ctr" for f in features)
-    if needs_prior:
-        out = out.left_join(_prior_by_time(out), TIME_COLUMN).drop(f"{TIME_COLUMN}_right")
-    counts: dict[str, tuple[Any, Any]] = {}
+    if any(f.stat == "smoothed_ctr" for f in features):
+        out = out.left_join(_prior_by_time(base), TIME_COLUMN).drop(f"{TIME_COLUMN}_right")
+    for key in dict.fromkeys(_entity_key(f) for f in features if f.stat != "active_days"):
+        counts = _counts_by_time(base, key)
+        out = out.left_join(counts, [key, TIME_COLUMN]).drop(f"{key}_right", f"{TIME_COLUMN}_right")
+        out = out.rename(**{f"{_IMPRESSIONS}_{key}": _IMPRESSIONS, f"{_CLICKS}_{key}": _CLICKS})
     for feat in features:
-        key = _entity_key(feat)
         if feat.stat == "active_days":
             continue
-        if key not in counts:
-            earlier = ibis.window(group_by=out[key], order_by=out[TIME_COLUMN], range=(None, -1))
-            counts[key] = (out[_W].sum().over(earlier).coalesce(real(0.0)), out[_C].sum().over(earlier).coalesce(real(0.0)))
-        impressions, clicks = counts[key]
+        key = _entity_key(feat)
+        impressions, clicks = out[f"{_IMPRESSIONS}_{key}"], out[f"{_CLICKS}_{key}"]
         if feat.stat == "impressions":
             columns[feat.name] = impressions
         elif feat.stat == "clicks":
@@ -83,8 +95,8 @@ def add_log_features(table: ibis.Table, features: list[LogFeature], counted: str
         if feat.stat != "active_days":
             continue
         key = _entity_key(feat)
-        by_day = _active_days_by_day(out, key, feat.name)
+        by_day = _active_days_by_day(base, key, feat.name)
         out = out.mutate(__ccss_day=out[TIME_COLUMN] // _DAY_MS)
         out = out.left_join(by_day, [key, "__ccss_day"]).drop(f"{key}_right", "__ccss_day_right", "__ccss_day")
-    helpers = [c for c in (_W, _C, "__ccss_prior") if c in out.columns]
+    helpers = [c for c in out.columns if c.startswith("__ccss_") and c not in table.columns]
     return out.drop(*helpers).select(*table.columns, *names)

@@ -1,5 +1,5 @@
-"""The model_training pipeline."""
+"""Model training pipeline: the Optuna search per backbone, then the final CCSS and baseline fits."""
 
-from .pipeline import create_pipeline
+from .pipeline import create_pipeline, create_search_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["create_pipeline", "create_search_pipeline"]

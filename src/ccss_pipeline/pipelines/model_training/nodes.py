@@ -66,19 +66,23 @@ def tune_contrastive_loss(
     validation_model_input: pd.DataFrame,
     feature_spec: dict[str, Any],
     counterfactual_pairs: pd.DataFrame,
+    search_storage: str | None,
     project_folder: Path,
     model_training: TrainingConfig,
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Figure]]:
-    """One Optuna study per backbone over λ and margin (τ where it applies); resumable through SQLite.
+    """One Optuna study per backbone over λ and margin (τ where it applies); resumable.
 
     Returns the chosen parameters per backbone, every trial (with its backbone) and the study plots.
-    The study's database (``search.storage_path``) is resolved against ``project_folder``.
+    ``search_storage``: the database URL several workers share (Kedro credentials), or None for the
+    embedded SQLite file ``search.storage_path`` under ``project_folder``. Started N times against one
+    database, the workers split the trials and each returns the same result once all are finished.
     """
     spec, train, valid, pairs = _inputs(train_model_input, validation_model_input, feature_spec, counterfactual_pairs)
     best: dict[str, Any] = {}
     trials, plots = [], {}
     for backbone in model_training.backbones:
-        study = run_search(spec, train, valid, pairs, model_training, backbone, storage_root=project_folder)
+        study = run_search(spec, train, valid, pairs, model_training, backbone, storage_root=project_folder,
+                           database_url=search_storage)
         best[backbone] = {**best_parameters(study, model_training), SPEC_KEY: spec.fingerprint}
         trials.append(trials_table(study).assign(backbone=backbone))
         plots.update(_study_plots(study, backbone, model_training.search.max_violation))

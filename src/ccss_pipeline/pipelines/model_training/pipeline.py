@@ -6,6 +6,13 @@ from .nodes import train_final_models, tune_contrastive_loss
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "model_training"
+SEARCH_TAG = "search"
+
+
+def create_search_pipeline(**kwargs) -> Pipeline:
+    """The search alone (``kedro run --pipelines=search``): start it N times against one shared
+    database to split the trials between N workers."""
+    return create_pipeline().only_nodes_with_tags(SEARCH_TAG)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -18,12 +25,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "validation_model_input",
                     "feature_spec",
                     "counterfactual_pairs",
+                    "search_storage",
                     "project_folder",
                     "params:model_training",
                 ],
                 outputs=["best_params", "optuna_trials", "optuna_plots"],
                 name="tune_contrastive_loss",
                 namespace=NAMESPACE,
+                tags=[SEARCH_TAG],
             ),
             Node(
                 train_final_models,

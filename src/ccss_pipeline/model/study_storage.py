@@ -1,0 +1,86 @@
+"""Where the Optuna studies live: the embedded SQLite file, or a database several search workers share.
+
+The storage runs Optuna's heartbeat (``search.heartbeat_s``), and a trial whose heartbeat has been
+silent for ``search.stale_after_s`` is failed and queued again with its parameters (Optuna's
+``RetryHeartbeatStaleTrialCallback``, at most ``search.max_retry`` times), so a killed worker loses no trial.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ccss_pipeline.config import SearchConfig
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class SearchStorageError(ValueError):
+    """The study's database cannot be used; the message names the file (or URL) and what to do."""
+
+
+def storage_url(root: Path, storage_path: str) -> str:
+    """``sqlite:///<root>/<storage_path>``, refusing a folder or a file that is not an SQLite database."""
+    path = Path(root) / storage_path
+    if path.is_dir():
+        raise SearchStorageError(f"{path}: model_training.search.storage_path names a folder, not an SQLite file "
+                                 "(e.g. data/06_models/optuna.db)")
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+        if head != _SQLITE_MAGIC:
+            raise SearchStorageError(f"{path}: not an SQLite database (truncated or overwritten?); move it away "
+                                     "or delete it to start the search afresh")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: say so without echoing it
+        return "<unparseable database URL>"
+
+
+def _retry_without_worker(retry: Any) -> Any:
+    """Optuna's retry callback, queueing the copy without the dead worker's attributes (its ``worker``
+    would make the copy look dead again the moment another worker picks it up)."""
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        clean = copy.deepcopy(trial)
+        clean.user_attrs = {}
+        retry(study, clean)
+
+    return callback
+
+
+def open_storage(root: Path, search: SearchConfig, url: str | None = None) -> optuna.storages.RDBStorage:
+    """The studies' RDB storage with Optuna's heartbeat and a retry of trials whose worker died.
+
+    ``url``: a database URL shared by several workers (from the catalog's ``search_storage``, i.e. Kedro
+    credentials); without it, the embedded SQLite file ``root / search.storage_path``. An error names
+    the file, or the URL with its password masked.
+    """
+    where = safe_url(url) if url else str(Path(root) / search.storage_path)
+    url = url or storage_url(root, search.storage_path)
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9, stable in practice
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = _retry_without_worker(optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=search.max_retry, inherit_intermediate_values=False))
+            return optuna.storages.RDBStorage(url, heartbeat_interval=search.heartbeat_s,
+                                              grace_period=search.stale_after_s,
+                                              heartbeat_stale_trial_callback=retry)
+    except Exception as exc:  # sqlalchemy.exc.DatabaseError, OperationalError (server down) and friends
+        raise SearchStorageError(f"{where}: cannot be opened as the Optuna study database "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                                 + ("check that the server runs and the credentials are right" if url.startswith(
+                                     ("postgres", "mysql")) else "move it away or delete it to start the search afresh")
+                                 ) from exc
