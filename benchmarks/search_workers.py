@@ -93,7 +93,8 @@ def main() -> None:
             params = {"model_training": {"backbones": ["dnn"], "search": {"n_trials": args.trials}}}
             (project / "conf" / "local").mkdir(parents=True, exist_ok=True)
             (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(params))
-            upstream = run_kedro(project, "data_validation,feature_engineering,counterfactual_pairs", args.timeout)
+            upstream = run_kedro(project, "__default__", args.timeout,
+                                 extra=["--pipelines", "data_validation,feature_engineering,counterfactual_pairs"])
             if upstream.get("returncode"):
                 raise SystemExit(f"the data stages failed: {upstream.get('log_tail')}")
             runs = []

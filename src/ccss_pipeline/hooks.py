@@ -29,7 +29,7 @@ from ccss_pipeline.config import (
     TrainingConfig,
     ValidationConfig,
 )
-from ccss_pipeline.run_lock import ProjectLock
+from ccss_pipeline.run_lock import SEARCH_PIPELINE, ProjectLock
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -295,8 +295,9 @@ class ProjectLockHooks:
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         project = run_params.get("project_path") or Path.cwd()
         lock = ProjectLock(project)
-        lock.acquire({"pipelines": ",".join(run_params.get("pipeline_names") or [])
-                      or run_params.get("pipeline_name") or "__default__"})
+        names = list(run_params.get("pipeline_names") or [])
+        lock.acquire({"pipelines": ",".join(names) or run_params.get("pipeline_name") or "__default__"},
+                     shared=names == [SEARCH_PIPELINE])  # N search workers split one study
         self._lock = lock
 
     def _release(self) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
+from ccss_pipeline.run_lock import SEARCH_PIPELINE
+
 from ccss_pipeline.pipelines import (
     counterfactual_pairs,
     data_validation,
@@ -34,6 +36,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "what_if": what_if.create_pipeline(),  # what-if curves of chosen test rows
         "score": score.create_pipeline(),  # new raw rows → scores of the chosen model per backbone
         "export": export.create_pipeline(),  # the chosen CCSS model per backbone to ONNX (data/06_models/onnx)
-        "search": model_training.create_search_pipeline(),  # the Optuna search alone: N workers, one database
+        SEARCH_PIPELINE: model_training.create_search_pipeline(),  # the Optuna search alone: N workers, one database
     }
     return {**stages, "train": train, "__default__": default, **on_demand}

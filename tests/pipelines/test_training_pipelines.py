@@ -264,3 +264,13 @@ def test_in_process_session_uses_the_project_folder_not_the_cwd(trained_project,
     assert list(elsewhere.iterdir()) == [], "the run wrote outside the project"
     trials = pd.read_csv(root / "data" / "08_reporting" / "optuna_trials.csv")
     assert len(trials) == N_TRIALS
+
+
+def test_the_search_pipeline_is_the_search_node_alone():
+    from ccss_pipeline.pipeline_registry import register_pipelines
+
+    pipelines = register_pipelines()
+    search = pipelines["search"]
+    assert [n.name for n in search.nodes] == ["model_training.tune_contrastive_loss"]
+    assert "search_storage" in search.inputs() and "best_params" in search.outputs()
+    assert set(search.nodes) <= set(pipelines["model_training"].nodes)

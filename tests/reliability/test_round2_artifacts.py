@@ -282,3 +282,28 @@ def test_a_silent_heartbeat_fails_a_remote_trial(tmp_path):
     time.sleep(3.5)
     reopened = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
     assert [t.state.name for t in reopened.trials] == ["FAIL", "WAITING"]  # failed and queued again
+
+
+def test_search_workers_share_the_project_lock_and_any_other_run_excludes_them(tmp_path):
+    """N ``kedro run --pipelines=search`` in one project split a study; a train run must wait for them."""
+    code = ("import sys, time; from ccss_pipeline.run_lock import ProjectLock; "
+            f"lock = ProjectLock({str(tmp_path)!r}); lock.acquire({{'pipelines': 'search'}}, shared=True); "
+            "print('held', flush=True); time.sleep(60)")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "held"
+        second = ProjectLock(tmp_path)
+        second.acquire({"pipelines": "search"}, shared=True)  # a second search worker joins
+        other = ProjectLock(tmp_path)
+        with pytest.raises(ProjectBusyError, match=f"pid {worker.pid}.*pipelines search"):
+            other.acquire({"pipelines": "train"})
+        second.release()
+        with pytest.raises(ProjectBusyError):  # the first worker still holds it
+            other.acquire({"pipelines": "train"})
+    finally:
+        worker.kill()
+        worker.wait()
+    other.acquire({"pipelines": "train"})
+    with pytest.raises(ProjectBusyError, match="pipelines train"):
+        ProjectLock(tmp_path).acquire({"pipelines": "search"}, shared=True)
+    other.release()

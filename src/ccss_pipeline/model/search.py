@@ -10,9 +10,10 @@ One study per backbone, with two objectives measured on the validation split:
 Both are also stored as user attributes of the trial (``val_auc``, ``val_wrong_step_share``), with
 the per-epoch validation AUC (``val_auc_by_epoch``) and the best epoch.
 
-Sampler: multivariate TPE after ``search.n_startup_trials`` random trials. Its seed is derived from
-``(search.seed, number of trials already in the study)``, so a fresh search is reproducible and a
-resumed one continues with new draws instead of repeating the points of its first run.
+Sampler: multivariate TPE after ``search.n_startup_trials`` random trials, re-seeded for every trial
+from ``(search.seed, trial number)``, so a fresh search is reproducible, a resumed one continues with
+new draws instead of repeating the points of its first run, and workers sharing a study never draw
+from one common seed.
 
 Pruning: Optuna's pruners do not support multi-objective studies (``Trial.report`` raises), so the
 rule documented on ``PrunerConfig`` is applied here (``should_prune``): after epoch
@@ -24,8 +25,10 @@ Selection (``select_trial``): the best validation AUC among the completed trials
 share is at most ``search.max_violation``; when none reaches the target, the trial with the lowest
 share, with a warning.
 
-The study lives in SQLite (``storage_root / search.storage_path``) with Optuna's heartbeat, so a run
-tells the trials of a killed run (failed on start) from those of one still running (kept); its name carries the backbone and
+The study lives in SQLite (``storage_root / search.storage_path``) or in a database that several
+workers share (``database_url``, from Kedro credentials; ``model.study_storage``), with Optuna's
+heartbeat: the trial of a killed worker is failed and run again, those of live workers are kept, and
+each worker returns once the study holds ``n_trials`` finished trials. Its name carries the backbone and
 a hash of everything the trials' results depend on (data, spec, backbone, budget, loss, search space,
 measurement settings), so an interrupted search resumes with its finished trials kept, raising
 ``n_trials`` or changing the selection target (``max_violation``) or the pruner continues the same
@@ -125,19 +128,19 @@ def suggest_contrastive(trial: optuna.trial.BaseTrial, base: ContrastiveConfig, 
     return base.model_copy(update=update)
 
 
-def sampler_seed(seed: int, n_existing: int) -> int:
-    """Seed of the sampler of a run that finds ``n_existing`` trials in its study (any state).
+def sampler_seed(seed: int, trial_number: int) -> int:
+    """Seed of the sampler that draws trial ``trial_number``'s point.
 
-    A resumed run must not restart the random stream its first run used (it would re-draw the
-    same start-up points), so the number of trials already there is part of the seed.
+    Per trial, not per run: a resumed run must not restart the random stream its first run used (it
+    would re-draw the same start-up points), and two workers must not share one.
     """
-    return int(np.random.SeedSequence([int(seed), int(n_existing)]).generate_state(1)[0])
+    return int(np.random.SeedSequence([int(seed), int(trial_number)]).generate_state(1)[0])
 
 
-def make_sampler(search: SearchConfig, n_existing: int) -> optuna.samplers.TPESampler:
+def make_sampler(search: SearchConfig, trial_number: int) -> optuna.samplers.TPESampler:
     """Multivariate TPE after ``search.n_startup_trials`` random trials, seeded by ``sampler_seed``."""
     return optuna.samplers.TPESampler(
-        seed=sampler_seed(search.seed, n_existing),
+        seed=sampler_seed(search.seed, trial_number),
         n_startup_trials=search.n_startup_trials,
         multivariate=True,  # the default is False for multi-objective studies; λ and m interact
     )
@@ -179,8 +182,9 @@ def fail_dead_trials(study: optuna.Study) -> int:
     """Fail the RUNNING trials whose process is gone and queue them again; a live worker's trials are kept.
 
     Dead: a trial of a process on this host that no longer runs, a trial whose Optuna heartbeat has
-    been silent for ``search.stale_after_s`` (any host), or a trial that records no worker (not started
-    by this code, e.g. a bare ``study.ask()``, so nothing will ever finish it). Each failed trial goes
+    been silent for ``search.stale_after_s`` (any host), or a trial that has recorded no worker for that
+    long (not started by this code, e.g. a bare ``study.ask()``, so nothing will ever finish it).
+    Each failed trial of a worker goes
     through the storage's ``RetryHeartbeatStaleTrialCallback``: a copy with its parameters waits for the next
     worker (``search.max_retry`` times at most), so a killed worker loses no trial.
     """
