@@ -262,8 +262,6 @@ def render(s: dict[str, Any]) -> str:
                   "|---:|---|---|---:|---:|---:|---:|"]
         for e in de.get("sizes", []):
             lines += _engine_rows(e, "duckdb")
-        if de.get("note"):
-            lines += ["", f"Note: {de['note']}."]
         spark = de.get("spark")
         if spark:
             lines += _engine_rows(spark, "spark")
@@ -276,6 +274,8 @@ def render(s: dict[str, Any]) -> str:
                          f"{v.get('dense_values_beyond_test_tolerance', '?')} beyond one float32 step"
                          for k, v in eq.items()]
                 lines += ["", "Spark's model-ready tables against DuckDB's: " + "; ".join(parts) + "."]
+        if de.get("note"):
+            lines += ["", f"Note: {de['note']}."]
         lines.append("")
     e2e = s.get("end_to_end")
     if e2e:

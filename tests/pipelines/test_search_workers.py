@@ -33,7 +33,7 @@ TRAINING = {"backbones": ["dnn"], "n_seeds": 1,
             "backbone": {"hidden_units": [16], "embedding_dim": 4},
             "optimizer": {"max_epochs": 1, "device": "cpu", "batch_size": 256},
             "search": {"n_trials": N_TRIALS, "n_startup_trials": 3, "max_epochs": 2, "violation_rows": 100,
-                       "grid_levels": 10, "heartbeat_s": 1, "stale_after_s": 4, "max_retry": 2}}
+                       "grid_levels": 10, "heartbeat_s": 1, "stale_after_s": 10, "max_retry": 2}}
 PAIRS = {"warmup_epochs": 1, "shapley": {"n_samples": 100, "n_permutations": 1}}
 
 
