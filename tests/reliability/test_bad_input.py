@@ -191,11 +191,12 @@ ATOMIC = {"ccss_pipeline.datasets.AtomicDataset", "ccss_pipeline.datasets.ModelC
 
 
 def _read_only(entry: dict) -> bool:
-    """Raw sources (possibly cached), the project folder, its lineage and folders read back: their ``save`` raises."""
+    """Raw sources (possibly cached), the project folder, its lineage, folders read back and the study
+    storage: their ``save`` raises."""
     inner = entry.get("dataset", entry) if entry.get("type") == "CachedDataset" else entry
     kind = inner["type"] if isinstance(inner, dict) else inner
     return kind.startswith("ccss_pipeline.datasets.") and kind.endswith(
-        ("SourceDataset", "ProjectFolderDataset", "PngFolderDataset", "ProjectLineageDataset"))
+        ("SourceDataset", "ProjectFolderDataset", "PngFolderDataset", "ProjectLineageDataset", "StudyStorageDataset"))
 
 
 @pytest.mark.parametrize("env", ["base", "kuairand", "own_table"])

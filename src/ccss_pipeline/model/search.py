@@ -344,7 +344,7 @@ def run_search(
     study.set_user_attr("max_violation", search.max_violation)  # read by plot_pareto_front
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     budget = max(0, search.n_trials - done)  # new trials this worker may start (retries of dead ones come on top)
-    logger.info("study %s: %d finished trial(s), %d to go", study.study_name, done, budget)
+    logger.info("study %s: %d finished trial(s), running %d more", study.study_name, done, budget)
     started = [0]
 
     def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
