@@ -5,6 +5,9 @@ permutation; no ``.item()`` inside the batch loop (the loss is accumulated on th
 per epoch); pairs are gathered per batch from per-row lookup tensors with static shapes (rows without a
 pair are masked), so nothing forces a host sync on CUDA. bf16 autocast is used for training on CUDA only;
 scoring (validation, evaluation, search) is always float32: bf16 hides wrong steps below its resolution.
+A training table larger than memory is streamed instead (:mod:`ccss_pipeline.model.streaming`): batches
+come from parquet row groups through a seeded shuffle buffer and draw their pairs as they come; the
+step itself is the same code.
 
 Determinism/resume: each epoch's permutation (and pair redraw) is derived from (seed, epoch), and the
 checkpoint carries model, optimizer, best-so-far weights, history and the torch RNG state, so a killed
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from ccss_pipeline.fingerprint import array_hash, content_hash
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device, seed_everything
 from ccss_pipeline.model.losses import counterfactual_loss, total_loss
+from ccss_pipeline.model.streaming import ParquetModelInput, shuffled_batches
 from ccss_pipeline.model.synthesis import PairLookup, PairTable, draw_pairs
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
@@ -188,9 +192,73 @@ def _adam(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
+@dataclass(frozen=True)
+class _BatchPairs:
+    """One batch's pair arrays (the first rows of the batch have them): as :class:`PairLookup`'s rows."""
+
+    template: object
+    n_points: int
+    ints: torch.Tensor
+    floats: torch.Tensor
+
+
+def _device_batches(tensors: tuple[torch.Tensor, ...], perm: torch.Tensor, bs: int, lookup: PairLookup | None,
+                    n_pair_rows: int) -> Iterator[tuple]:
+    """Batches as index slices of a permutation of device-resident tensors (the in-memory path)."""
+    cat, dense, bucket, label = tensors
+    for start in range(0, perm.shape[0], bs):
+        idx = perm[start : start + bs]
+        pair = None
+        if lookup is not None:
+            pidx = idx[: min(n_pair_rows, idx.shape[0])]
+            pair = _BatchPairs(lookup.template, lookup.n_points, lookup.ints[pidx], lookup.floats[pidx])
+        yield cat[idx], dense[idx], bucket[idx], label[idx], pair
+
+
+#: batches whose pairs are drawn in one call on the streaming path (one draw per batch costs ~20% throughput)
+_PAIR_BLOCK = 64
+
+
+def _streamed_batches(source: ParquetModelInput, spec: FeatureSpec, bs: int, seed: int, epoch: int, buffer_rows: int,
+                      device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str
+                      ) -> Iterator[tuple]:
+    """Batches read from parquet through the shuffle buffer, their pairs drawn as they come (the
+    streaming path): for the first ``n_pair_rows`` rows of each batch, ``_PAIR_BLOCK`` batches at a time,
+    seeded by (seed, epoch, block)."""
+    block: list[ModelInputs] = []
+    n_blocks = 0
+    for batch in shuffled_batches(source, bs, seed, epoch, max(buffer_rows, bs)):
+        block.append(batch)
+        if len(block) == _PAIR_BLOCK:
+            yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move)
+            block, n_blocks = [], n_blocks + 1
+    if block:
+        yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move)
+
+
+def _block_with_pairs(block: list[ModelInputs], number: int, spec: FeatureSpec, seed: int, epoch: int,
+                      device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str
+                      ) -> Iterator[tuple]:
+    lookup, offsets = None, [0]
+    if n_pair_rows > 0:
+        heads = [b.take(np.arange(min(n_pair_rows, len(b)))) for b in block]
+        offsets = list(np.cumsum([0] + [len(h) for h in heads]))
+        drawn = draw_pairs(np.concatenate([h.bucket for h in heads]), np.concatenate([h.dense for h in heads]),
+                           np.concatenate([h.label for h in heads]), spec, shapley_p,
+                           seed=np.random.default_rng([int(seed), int(epoch), int(number)]), move=move)
+        lookup = PairLookup(drawn, offsets[-1], spec, device)
+    for i, batch in enumerate(block):
+        pair = None
+        if lookup is not None:
+            rows = slice(int(offsets[i]), int(offsets[i + 1]))
+            pair = _BatchPairs(lookup.template, lookup.n_points, lookup.ints[rows], lookup.floats[rows])
+        yield (_to_device(batch.cat, torch.long, device), _to_device(batch.dense, torch.float32, device),
+               _to_device(batch.bucket, torch.long, device), _to_device(batch.label, torch.float32, device), pair)
+
+
 def train_model(
     spec: FeatureSpec,
-    train: ModelInputs,
+    train: ModelInputs | ParquetModelInput,
     valid: ModelInputs,
     backbone_cfg: BackboneConfig,
     contrastive_cfg: ContrastiveConfig,
@@ -202,6 +270,7 @@ def train_model(
     shapley_p: np.ndarray | None = None,
     violation_rows: int = 0,
     move: str = "centre",
+    stream_buffer_rows: int = 262_144,
 ) -> TrainResult:
     """Train a CTRModel with BCE + λ·CCSS loss; early stopping on validation AUC, best weights restored.
 
@@ -211,6 +280,12 @@ def train_model(
     skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
     and may raise (e.g. ``optuna.TrialPruned``) to stop. ``violation_rows > 0`` adds ``val_violation`` (the
     neighbour violation rate on the first that many validation rows) to each epoch's history.
+
+    ``train`` may be a :class:`ParquetModelInput`: the table is then streamed a row group at a time
+    through a shuffle buffer of ``stream_buffer_rows`` rows (``model.streaming``), and each batch's
+    pairs are drawn for its first ``pair_fraction`` rows from ``shapley_p`` (seeded by seed, epoch and
+    block of batches) instead of gathered from a table of the whole split; memory stays bounded by the
+    buffer.
     """
     device = resolve_device(optim_cfg.device)
     seed_everything(optim_cfg.seed)
@@ -218,16 +293,18 @@ def train_model(
     opt = _adam(model, optim_cfg)
 
     lam = float(contrastive_cfg.weight)
-    use_ccss = lam > 0 and (pairs is not None or redraw_pairs_each_epoch)
+    streamed = train if isinstance(train, ParquetModelInput) else None
+    use_ccss = lam > 0 and (pairs is not None or redraw_pairs_each_epoch or (streamed is not None and shapley_p is not None))
     if redraw_pairs_each_epoch and use_ccss and shapley_p is None:
         raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
 
     n = len(train)
-    cat = _to_device(train.cat, torch.long, device)
-    dense = _to_device(train.dense, torch.float32, device)
-    bucket = _to_device(train.bucket, torch.long, device)
-    label = _to_device(train.label, torch.float32, device)
-    lookup = PairLookup(pairs, n, spec, device) if use_ccss and pairs is not None else None
+    if streamed is not None and use_ccss and shapley_p is None:
+        raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
+    tensors = None if streamed is not None else (
+        _to_device(train.cat, torch.long, device), _to_device(train.dense, torch.float32, device),
+        _to_device(train.bucket, torch.long, device), _to_device(train.label, torch.float32, device))
+    lookup = PairLookup(pairs, n, spec, device) if use_ccss and pairs is not None and streamed is None else None
     move = pairs.move if pairs is not None else move
 
     bs = optim_cfg.batch_size
@@ -240,7 +317,8 @@ def train_model(
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     fp = _fingerprint(spec, backbone_cfg, contrastive_cfg, optim_cfg.model_copy(update={"max_epochs": 0}),
-                      extra=[train.digest(), valid.digest(), _pairs_digest(pairs), redraw_pairs_each_epoch, move])
+                      extra=[train.digest(), valid.digest(), None if streamed is not None else _pairs_digest(pairs),
+                             redraw_pairs_each_epoch, move, streamed is not None and stream_buffer_rows])
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale_temporaries(ckpt_path)  # left by a kill mid-save
@@ -259,31 +337,34 @@ def train_model(
     for epoch in range(start_epoch + 1, optim_cfg.max_epochs + 1):
         if stopped:
             break
-        if use_ccss and redraw_pairs_each_epoch:
+        if use_ccss and redraw_pairs_each_epoch and streamed is None:
             drawn = draw_pairs(train.bucket, train.dense, train.label, spec, shapley_p,
                                seed=optim_cfg.seed * 100_003 + epoch, move=move)
             lookup = PairLookup(drawn, n, spec, device)
         model.train()
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(optim_cfg.seed * 1_000_003 + epoch)
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = None
+        if streamed is None:
+            gen = torch.Generator().manual_seed(optim_cfg.seed * 1_000_003 + epoch)
+            perm = torch.randperm(n, generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         n_batches = 0
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            c, d, b, y = cat[idx], dense[idx], bucket[idx], label[idx]
+        if streamed is None:
+            batches = _device_batches(tensors, perm, bs, lookup, n_pair_rows)
+        else:
+            batches = _streamed_batches(streamed, spec, bs, optim_cfg.seed, epoch, stream_buffer_rows, device,
+                                        n_pair_rows if use_ccss else 0, shapley_p, move)
+        for c, d, b, y, pair in batches:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                if lookup is None:
+                if pair is None:
                     z_o, _ = model(c, d, b)
                     loss = total_loss(z_o, y, None, 0.0)
                 else:
-                    p = min(n_pair_rows, idx.shape[0])
-                    q = lookup.n_points
-                    pidx = idx[:p]
-                    pi, pf = lookup.ints[pidx], lookup.floats[pidx]
-                    # the first p rows of a batch are a random subset, as the batch is a random permutation
+                    p, q = pair.ints.shape[0], pair.n_points
+                    pi, pf = pair.ints, pair.floats
+                    # the first p rows of a batch are a random subset, as the batch is in random order
                     z_o, z_pts, h_o, h_pts = model.forward_points(c, d, b, p, pi[:, 1], pi[:, 2 : 2 + q], pf[:, 1 : 1 + q])
-                    lc = counterfactual_loss(lookup.template, z_o[:p], z_pts, h_o[:p], h_pts, pf[:, 0],
+                    lc = counterfactual_loss(pair.template, z_o[:p], z_pts, h_o[:p], h_pts, pf[:, 0],
                                              pf[:, 1 + q :], pi[:, 2 + q] > 0, pi[:, 0] > 0, contrastive_cfg)
                     loss = total_loss(z_o, y, lc, lam)
             opt.zero_grad(set_to_none=True)
