@@ -185,8 +185,8 @@ class ModelInputs:
         """A short content hash of every array: resumable state (studies, checkpoints) is keyed by it."""
         return array_hash((self.cat, self.dense, self.bucket, self.label))
 
-    def take(self, index: np.ndarray) -> ModelInputs:
-        """Rows ``index`` of every array (a copy)."""
+    def take(self, index: np.ndarray | slice) -> ModelInputs:
+        """Rows ``index`` of every array (a copy; views for a slice)."""
         return ModelInputs(
             cat=self.cat[index],
             dense=self.dense[index],

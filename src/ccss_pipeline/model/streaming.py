@@ -58,13 +58,6 @@ def _concat(parts: list[ModelInputs]) -> ModelInputs:
                        group=np.concatenate([p.group for p in parts]), oracle=oracle)
 
 
-def _rows(inputs: ModelInputs, start: int, stop: int) -> ModelInputs:
-    """Rows ``start:stop`` as views (no copy: a batch of the shuffled buffer goes to torch as it is)."""
-    return ModelInputs(cat=inputs.cat[start:stop], dense=inputs.dense[start:stop], bucket=inputs.bucket[start:stop],
-                       label=inputs.label[start:stop], group=inputs.group[start:stop],
-                       oracle=None if inputs.oracle is None else inputs.oracle[start:stop])
-
-
 def shuffled_batches(source: ParquetModelInput, batch_size: int, seed: int, epoch: int, buffer_rows: int
                      ) -> Iterator[ModelInputs]:
     """This epoch's batches: row groups in a ``(seed, epoch)`` order through a shuffle buffer.
@@ -89,5 +82,5 @@ def shuffled_batches(source: ParquetModelInput, batch_size: int, seed: int, epoc
         floor = 0 if last else keep
         n_out = (len(buffer) - floor) // batch_size * batch_size if not last else len(buffer)
         for start in range(0, n_out, batch_size):
-            yield _rows(buffer, start, min(start + batch_size, n_out))
-        buffer = _rows(buffer, n_out, len(buffer))
+            yield buffer.take(slice(start, min(start + batch_size, n_out)))  # views, no copy
+        buffer = buffer.take(slice(n_out, len(buffer)))

@@ -241,7 +241,7 @@ def _block_with_pairs(block: list[ModelInputs], number: int, spec: FeatureSpec, 
                       ) -> Iterator[tuple]:
     lookup, offsets = None, [0]
     if n_pair_rows > 0:
-        heads = [b.take(np.arange(min(n_pair_rows, len(b)))) for b in block]
+        heads = [b.take(slice(0, min(n_pair_rows, len(b)))) for b in block]
         offsets = list(np.cumsum([0] + [len(h) for h in heads]))
         drawn = draw_pairs(np.concatenate([h.bucket for h in heads]), np.concatenate([h.dense for h in heads]),
                            np.concatenate([h.label for h in heads]), spec, shapley_p,
