@@ -394,6 +394,40 @@ class SearchConfig(_Strict):
         return value
 
 
+class StreamingConfig(_Strict):
+    """When training reads its split from parquet a row group at a time instead of holding it (issue 14).
+
+    A training split of more than ``max_rows_in_memory`` rows is streamed through a seeded shuffle
+    buffer of ``buffer_rows`` rows (pairs drawn per batch from the Shapley probabilities; validation
+    scored a row group at a time); smaller ones take the in-memory fast path with the materialized
+    pair table. ``max_rows_in_memory: 0`` always streams; ``null`` never does.
+    """
+
+    max_rows_in_memory: int | None = Field(5_000_000, ge=0)
+    buffer_rows: int = Field(262_144, ge=1)
+
+
+class DistributedConfig(_Strict):
+    """The final fits on several processes with DistributedDataParallel (issue 14), started by torch's
+    elastic launcher (what ``torchrun`` runs): ``nproc_per_node`` workers on this machine, ``nnodes``
+    machines in all (each runs the same ``kedro run``; they meet at ``master_addr:master_port`` under
+    ``run_id``). ``backend``: gloo on CPU, NCCL on GPU (``auto``). One process (the default) trains
+    in the Kedro process itself.
+    """
+
+    nproc_per_node: int = Field(1, ge=1, le=64)
+    nnodes: int = Field(1, ge=1)
+    master_addr: str = "127.0.0.1"
+    master_port: int = Field(29500, ge=0, le=65535)  # one machine: 0 = any free port
+    run_id: str = "ccss"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    timeout_s: int = Field(900, ge=10)  # how long the machines wait for each other
+
+    @property
+    def enabled(self) -> bool:
+        return self.nproc_per_node * self.nnodes > 1
+
+
 class TrainingConfig(_Strict):
     """The ``model_training`` parameters: backbones, shared budget, CCSS loss and the search."""
 
@@ -404,6 +438,8 @@ class TrainingConfig(_Strict):
     redraw_pairs_each_epoch: bool = False
     n_seeds: int = Field(3, ge=1, le=100)  # final fits per backbone and variant: seeds optimizer.seed + i
     search: SearchConfig = SearchConfig()
+    streaming: StreamingConfig = StreamingConfig()
+    distributed: DistributedConfig = DistributedConfig()
     checkpoint_dir: str = "data/06_models/checkpoints"
 
     @field_validator("checkpoint_dir")

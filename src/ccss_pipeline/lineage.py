@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import FeatureSpec
 
 #: Key of the fingerprint in a table's ``attrs`` and in JSON records.
@@ -43,16 +44,16 @@ def stamp(frame: Any, spec: FeatureSpec) -> Any:
     return StampedTable(frame, {SPEC_KEY: spec.fingerprint})
 
 
-def recorded(artifact: pd.DataFrame | Mapping[str, Any]) -> str | None:
+def recorded(artifact: pd.DataFrame | ParquetTable | Mapping[str, Any]) -> str | None:
     """The fingerprint an artifact records, None when it records none (built before fingerprints)."""
-    if isinstance(artifact, pd.DataFrame):
+    if isinstance(artifact, (pd.DataFrame, ParquetTable)):
         value = artifact.attrs.get(SPEC_KEY)
     else:
         value = artifact.get(SPEC_KEY)
     return None if value is None else str(value)
 
 
-def require_spec(name: str, artifact: pd.DataFrame | Mapping[str, Any], spec: FeatureSpec, rebuild: str) -> None:
+def require_spec(name: str, artifact: pd.DataFrame | ParquetTable | Mapping[str, Any], spec: FeatureSpec, rebuild: str) -> None:
     """Raise :class:`StaleArtifactError` unless ``artifact`` records ``spec``'s fingerprint.
 
     ``name`` is the catalog entry, ``rebuild`` the pipeline whose run rebuilds it.

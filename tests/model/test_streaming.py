@@ -91,3 +91,65 @@ def test_streamed_ccss_needs_the_feature_draw_probabilities(spec, table):
 def test_a_buffer_smaller_than_a_batch_is_refused(table):
     with pytest.raises(ValueError, match="batch_size"):
         next(shuffled_batches(table, batch_size=512, seed=0, epoch=1, buffer_rows=100))
+
+
+# ------------------------------------------------------------------ a streamed split used like one in memory
+def test_take_reads_any_rows_in_the_order_asked(spec, table):
+    memory = make_inputs(spec, 5_000, seed=1)
+    index = np.array([4_999, 3, 701, 700, 3, 2_100, 0])  # across row groups, unsorted, a repeat
+    got = table.take(index)
+    want = memory.take(index)
+    for name in ("cat", "dense", "bucket", "label"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert np.array_equal(got.group, index)  # the table's group column is the row number
+    assert np.array_equal(table.take(slice(690, 710)).group, np.arange(690, 710))
+    assert np.array_equal(table.label, memory.label)
+    with pytest.raises(IndexError):
+        table.take(np.array([5_000]))
+
+
+def test_a_folder_of_part_files_is_one_table(spec, tmp_path):
+    memory = make_inputs(spec, 3_000, seed=4)
+    folder = tmp_path / "train.parquet"
+    folder.mkdir()
+    for i, rows in enumerate((slice(0, 1_000), slice(1_000, 3_000))):
+        _write(memory.take(rows), spec, folder / f"part-{i:05d}.parquet", row_group_rows=600)
+    (folder / "_SUCCESS").write_text("")
+    table = ParquetModelInput(folder, spec)
+    assert len(table) == 3_000 and table.row_group_rows == (600, 400, 600, 600, 600, 200)
+    assert np.array_equal(table.take(np.array([2_999, 999, 1_000])).dense, memory.dense[[2_999, 999, 1_000]])
+
+
+def test_streamed_scores_and_grid_metrics_equal_the_in_memory_ones(spec, table):
+    from ccss_pipeline.evaluation.raw_grid import wrong_step_share
+    from ccss_pipeline.model.trainer import predict_logits, score_fn
+
+    memory = make_inputs(spec, 5_000, seed=1)
+    valid = make_inputs(spec, 500, seed=2)
+    fit = train_model(spec, memory.take(slice(0, 1_000)), valid, BackboneConfig(hidden_units=[8], embedding_dim=4),
+                      ContrastiveConfig(weight=0.0), OptimizerConfig(batch_size=256, max_epochs=1, device="cpu"))
+    assert np.allclose(predict_logits(fit.model, table), predict_logits(fit.model, memory), rtol=0, atol=1e-6)
+    share = [wrong_step_share(score_fn(fit.model), src, spec, levels=20, rows=300, seed=5) for src in (table, memory)]
+    assert share[0] == share[1]
+
+
+def test_a_split_is_streamed_only_above_the_size_limit(spec, table, caplog):
+    from ccss_pipeline.parquet_table import ParquetTable
+
+    lazy = ParquetTable(table.path)
+    with caplog.at_level("INFO", logger="ccss_pipeline.model.streaming"):
+        held = streaming.model_source(lazy, spec, 5_000, "train_model_input")
+        streamed = streaming.model_source(lazy, spec, 4_999, "train_model_input")
+        never = streaming.model_source(lazy, spec, None, "train_model_input")
+    assert isinstance(held, ModelInputs) and isinstance(never, ModelInputs) and len(held) == 5_000
+    assert isinstance(streamed, ParquetModelInput) and len(streamed) == 5_000
+    assert "held in memory" in caplog.text and "streamed from" in caplog.text and "8 row groups" in caplog.text
+    frame = streaming.model_source(lazy.frame(), spec, 0, "train_model_input")  # a frame is already in memory
+    assert isinstance(frame, ModelInputs)
+
+
+def test_a_table_missing_a_model_column_is_refused_by_name(spec, tmp_path):
+    frame = pd.DataFrame({LABEL_COLUMN: [0.0, 1.0], GROUP_COLUMN: [1, 2]})
+    frame.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(KeyError, match=r"bad.parquet.*lacks columns.*"):
+        ParquetModelInput(tmp_path / "bad.parquet", spec)

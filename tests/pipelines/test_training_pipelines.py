@@ -274,3 +274,51 @@ def test_the_search_pipeline_is_the_search_node_alone():
     assert [n.name for n in search.nodes] == ["model_training.tune_contrastive_loss"]
     assert "search_storage" in search.inputs() and "best_params" in search.outputs()
     assert set(search.nodes) <= set(pipelines["model_training"].nodes)
+
+
+@pytest.mark.slow
+def test_a_split_above_the_size_limit_is_streamed_through_search_and_final_fits(trained_project, tmp_path):
+    """``streaming.max_rows_in_memory: 0``: the search's trials and the final fits read the training
+    split a row group at a time (pairs drawn per batch), say so, and land near the in-memory models."""
+    root = tmp_path / "streamed"
+    shutil.copytree(trained_project, root)
+    local = root / "conf" / "local" / "parameters_model_training.yml"
+    params = yaml.safe_load(local.read_text())
+    params["model_training"]["streaming"] = {"max_rows_in_memory": 0, "buffer_rows": 2048}
+    local.write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = kedro_cli(root, "--pipelines=model_training")
+    log = proc.stdout + proc.stderr
+    assert "train_model_input:" in log and "streamed from" in log and "validation_model_input:" in log
+    history = {k: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text())
+               for k, r in (("memory", trained_project), ("streamed", root))}
+    assert set(history["streamed"]) == set(MODELS)
+    for variant in ("baseline", "ccss"):
+        auc = {k: np.mean([h[m]["best_val_auc"] for m in MODELS if f"__{variant}__" in m]) for k, h in history.items()}
+        assert abs(auc["streamed"] - auc["memory"]) < 0.05, (variant, auc)
+    trials = pd.read_csv(root / "data" / "08_reporting" / "optuna_trials.csv")
+    assert len(trials) == N_TRIALS  # a study of its own: streamed trials draw their pairs per batch
+    ccss = json.loads((root / "data" / "06_models" / "trained" / "dnn__ccss__seed42" / "model.json").read_text())
+    assert ccss["move"] == json.loads((trained_project / "data" / "06_models" / "trained" / "dnn__ccss__seed42"
+                                       / "model.json").read_text())["move"]
+
+
+@pytest.mark.slow
+def test_final_fits_on_two_ddp_processes_match_one(trained_project, tmp_path):
+    """``distributed.nproc_per_node: 2``: the final fits run on two gloo workers started by torch's
+    elastic launcher; the models land in the catalog as a one-process run's do, with its metrics."""
+    root = tmp_path / "ddp"
+    shutil.copytree(trained_project, root)
+    shutil.rmtree(root / "data" / "06_models" / "checkpoints")
+    local = root / "conf" / "local" / "parameters_model_training.yml"
+    params = yaml.safe_load(local.read_text())
+    params["model_training"]["distributed"] = {"nproc_per_node": 2}
+    local.write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = kedro_cli(root, "--pipelines=model_training")
+    assert "DistributedDataParallel: 2 process(es)" in proc.stdout + proc.stderr
+    history = {k: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text())
+               for k, r in (("one", trained_project), ("two", root))}
+    assert set(history["two"]) == set(MODELS)
+    for model in MODELS:
+        assert abs(history["two"][model]["best_val_auc"] - history["one"][model]["best_val_auc"]) < 0.01, model
+        assert all(e["world_size"] == 2 for e in history["two"][model]["epochs"])
+    assert sorted(p.name for p in (root / "data" / "06_models" / "trained").iterdir()) == sorted(MODELS)

@@ -6,6 +6,7 @@ where a later node or a rerun would read it: the old file stays until the new on
 
 from __future__ import annotations
 
+import json
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from kedro.io import AbstractDataset
 from kedro.io.core import parse_dataset_definition
 
 from ccss_pipeline.files import atomic_write
+from ccss_pipeline.parquet_table import PANDAS_ATTRS
 
 
 class AtomicDataset(AbstractDataset[Any, Any]):
@@ -54,17 +56,23 @@ class ParquetChunksDataset(AbstractDataset[Any, Any]):
 
     The chunks are consumed one at a time into a temporary file (memory: one chunk) that replaces the
     target only when the last chunk is written; a failure on any chunk leaves the previous file. Every
-    chunk is cast to the first chunk's schema. Loads as one frame.
+    chunk is cast to the first chunk's schema; the first chunk's ``attrs`` (lineage) are kept as pandas
+    keeps them. Loads as one frame (``load_as: pandas``) or, for a table that may not fit in memory,
+    as a :class:`ccss_pipeline.parquet_table.ParquetTable` (``load_as: lazy``: footers only).
     """
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(self, filepath: str, load_as: str = "pandas", metadata: dict[str, Any] | None = None) -> None:
+        if load_as not in ("pandas", "lazy"):
+            raise ValueError(f"ParquetChunksDataset load_as must be 'pandas' or 'lazy', not {load_as!r}")
         self._filepath = Path(filepath)
+        self._load_as = load_as
         self.metadata = metadata
 
     def load(self) -> Any:
-        import pandas as pd
+        from ccss_pipeline.parquet_table import ParquetTable
 
-        return pd.read_parquet(self._filepath)
+        table = ParquetTable(self._filepath)
+        return table if self._load_as == "lazy" else table.frame()
 
     def save(self, data: Any) -> None:
         import pandas as pd
@@ -80,6 +88,10 @@ class ParquetChunksDataset(AbstractDataset[Any, Any]):
                     table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
                     if writer is None:
                         schema = table.schema
+                        if chunk.attrs:  # where pandas' own to_parquet keeps them
+                            schema = schema.with_metadata({**(schema.metadata or {}),
+                                                           PANDAS_ATTRS.encode(): json.dumps(chunk.attrs).encode()})
+                            table = table.replace_schema_metadata(schema.metadata)
                         writer = pq.ParquetWriter(tmp, schema)
                     writer.write_table(table)
             finally:
@@ -94,4 +106,4 @@ class ParquetChunksDataset(AbstractDataset[Any, Any]):
         return self._filepath.exists()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": str(self._filepath), "load_as": self._load_as}

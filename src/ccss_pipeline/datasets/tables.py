@@ -2,8 +2,10 @@
 
 The data stages hand each other Ibis table expressions; saving one runs it on its engine straight
 into parquet (DuckDB: one file written as it streams, ``COPY ... TO``; Spark: a folder of part files,
-one per partition), and loading one is a lazy scan on the configured engine (``load_as: table``) or,
-for the stages that hold tables in memory, a frame (``load_as: pandas``). Saves go through a
+one per partition), and loading one is a lazy scan on the configured engine (``load_as: table``),
+for the stages that hold tables in memory a frame (``load_as: pandas``), or for those that may stream
+a table larger than memory a :class:`ccss_pipeline.parquet_table.ParquetTable` (``load_as: lazy``:
+footers only; the node reads the rows it needs). Saves go through a
 temporary sibling renamed over the target (:func:`ccss_pipeline.files.atomic_write`), so a failed or
 killed stage leaves the previous table.
 
@@ -23,11 +25,9 @@ from kedro.io import AbstractDataset
 from ccss_pipeline.data.relational.backends import backend_name, connect
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.lineage import StampedTable
+from ccss_pipeline.parquet_table import ATTRS_FILE, PANDAS_ATTRS, ParquetTable
 
-#: pandas restores ``DataFrame.attrs`` from this parquet key-value entry.
-PANDAS_ATTRS = "PANDAS_ATTRS"
-#: A Spark folder's attrs (Spark writes no custom parquet metadata); pyarrow skips ``_`` files.
-ATTRS_FILE = "_ccss_attrs.json"
+_LOAD_AS = ("table", "pandas", "lazy")
 
 
 class EngineTableDataset(AbstractDataset[Any, Any]):
@@ -36,8 +36,8 @@ class EngineTableDataset(AbstractDataset[Any, Any]):
 
     def __init__(self, filepath: str, engine: dict[str, Any] | None = None, load_as: str = "table",
                  metadata: dict[str, Any] | None = None) -> None:
-        if load_as not in ("table", "pandas"):
-            raise ValueError(f"EngineTableDataset load_as must be 'table' or 'pandas', not {load_as!r}")
+        if load_as not in _LOAD_AS:
+            raise ValueError(f"EngineTableDataset load_as must be one of {_LOAD_AS}, not {load_as!r}")
         self._filepath = Path(filepath)
         self._engine = dict(engine or {"backend": "duckdb"})
         self._load_as = load_as
@@ -46,21 +46,14 @@ class EngineTableDataset(AbstractDataset[Any, Any]):
     # ------------------------------------------------------------------------------------- load
     def load(self) -> Any:
         if self._load_as == "pandas":
-            return self._load_frame()
+            return ParquetTable(self._filepath).frame()
+        if self._load_as == "lazy":
+            return ParquetTable(self._filepath)
         con = connect(self._engine)
         path = self._filepath
         if path.is_dir() and self._engine.get("backend", "duckdb") == "duckdb":
             return con.read_parquet(str(path / "*.parquet"))
         return con.read_parquet(str(path))
-
-    def _load_frame(self) -> Any:
-        import pandas as pd
-
-        frame = pd.read_parquet(self._filepath)
-        sidecar = self._filepath / ATTRS_FILE
-        if self._filepath.is_dir() and sidecar.exists():
-            frame.attrs.update(json.loads(sidecar.read_text()))
-        return frame
 
     # ------------------------------------------------------------------------------------- save
     def save(self, data: Any) -> None:

@@ -150,15 +150,17 @@ def raw_grid_report(
     """Raw-grid ICE and edge-test metrics of one model on one split, for every directed feature.
 
     ``rows``: a seeded sample (without replacement, kept in row order) shared by all features; all
-    rows when ``rows >= len(inputs)``. Missing values of the swept feature are simply overwritten.
+    rows when ``rows >= len(inputs)``. ``inputs`` may also be a table streamed from parquet
+    (:class:`ccss_pipeline.model.streaming.ParquetModelInput`: anything with ``len`` and ``take``). Missing values of the swept feature are simply overwritten.
     """
     n_total = len(inputs)
     idx = np.arange(n_total)
     if rows < n_total:
         idx = np.sort(np.random.default_rng(seed).choice(n_total, size=rows, replace=False))
-    cat = np.ascontiguousarray(inputs.cat[idx], dtype=np.int64)
-    dense = np.ascontiguousarray(inputs.dense[idx], dtype=np.float32)
-    bucket = np.ascontiguousarray(inputs.bucket[idx], dtype=np.int64)
+    sample = inputs.take(idx)  # a table streamed from parquet reads only the row groups holding these rows
+    cat = np.ascontiguousarray(sample.cat, dtype=np.int64)
+    dense = np.ascontiguousarray(sample.dense, dtype=np.float32)
+    bucket = np.ascontiguousarray(sample.bucket, dtype=np.int64)
     n = dense.shape[0]
     if dense.shape[1] != len(spec.numerical):
         raise ValueError(f"dense has {dense.shape[1]} columns, spec has {len(spec.numerical)} numerical features")

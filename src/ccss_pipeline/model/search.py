@@ -57,6 +57,7 @@ from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig
 from ccss_pipeline.evaluation.plots import message_figure
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.evaluation.raw_grid import wrong_step_share
+from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import _pairs_digest, score_fn, train_model
@@ -111,9 +112,12 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, ba
     return f"{training.search.study_name}-{backbone}-{payload}"
 
 
-def search_digest(train: ModelInputs, valid: ModelInputs, pairs: PairTable) -> str:
-    """Content hash of what every trial trains and validates on."""
-    return "-".join([train.digest(), valid.digest(), _pairs_digest(pairs) or ""])
+def search_digest(train: ModelInputs | ParquetModelInput, valid: ModelInputs | ParquetModelInput,
+                  pairs: PairTable | None, stream_buffer_rows: int | None = None) -> str:
+    """Content hash of what every trial trains and validates on (a streamed split: its files; its
+    pairs are drawn per batch, so the buffer that shapes the batches stands in for the pair table)."""
+    drawn = f"stream{stream_buffer_rows}" if isinstance(train, ParquetModelInput) else ""
+    return "-".join([train.digest(), valid.digest(), _pairs_digest(pairs) or drawn])
 
 
 def suggest_contrastive(trial: optuna.trial.BaseTrial, base: ContrastiveConfig, search: SearchConfig) -> ContrastiveConfig:
@@ -321,13 +325,15 @@ def _await_other_workers(study: optuna.Study, search: SearchConfig, deadline: fl
 
 def run_search(
     spec: FeatureSpec,
-    train: ModelInputs,
-    valid: ModelInputs,
-    pairs: PairTable,
+    train: ModelInputs | ParquetModelInput,
+    valid: ModelInputs | ParquetModelInput,
+    pairs: PairTable | None,
     training: TrainingConfig,
     backbone: str,
     storage_root: Path | None = None,
     database_url: str | None = None,
+    shapley_p: np.ndarray | None = None,
+    move: str = "centre",
 ) -> optuna.Study:
     """Run the backbone's trials still missing, alone or beside other workers sharing ``database_url``.
 
@@ -335,11 +341,15 @@ def run_search(
     epochs and returns (validation AUC, validation raw-grid wrong-step share). Finished trials of an
     earlier, interrupted run count; a trial whose worker died is run again. The worker returns once
     the study holds ``search.n_trials`` finished trials (waiting for the other workers' last ones), so
-    every worker selects from the same trials and reports the same result.
+    every worker selects from the same trials and reports the same result. A ``train`` streamed from
+    parquet (:class:`ParquetModelInput`) has no pair table: its trials draw pairs per batch from
+    ``shapley_p`` with ``move`` through a buffer of ``training.streaming.buffer_rows`` rows.
     """
     search = training.search
     backbone_cfg = _backbone_config(training, backbone)
-    study = open_study(training, spec, search_digest(train, valid, pairs), backbone, storage_root, database_url)
+    buffer_rows = training.streaming.buffer_rows
+    study = open_study(training, spec, search_digest(train, valid, pairs, buffer_rows), backbone, storage_root,
+                       database_url)
     study.set_user_attr("backbone", backbone)
     study.set_user_attr("max_violation", search.max_violation)  # read by plot_pareto_front
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
@@ -382,6 +392,9 @@ def run_search(
             optim_cfg=optimizer,
             pairs=pairs,
             on_epoch=on_epoch,
+            shapley_p=shapley_p,
+            move=move,
+            stream_buffer_rows=buffer_rows,
         )
         auc = float(result.best_val_auc)
         share = float(

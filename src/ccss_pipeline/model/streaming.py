@@ -9,44 +9,91 @@ visited exactly once per epoch; the resident set is about ``buffer_rows`` plus o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
+import pandas as pd
 
 from ccss_pipeline.fingerprint import content_hash
-from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from ccss_pipeline.parquet_table import ParquetTable
+from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec, ModelInputs
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ParquetModelInput:
-    """A model-ready parquet file (as the feature stage writes it) that is never loaded whole."""
+    """A model-ready parquet table (a file, or a folder of part files) that is never loaded whole.
 
-    path: Path
+    Offers what training and validation need of a split without holding it: its length, its row
+    groups as :class:`ModelInputs`, its labels, and any rows by index (:meth:`take`, a row group at a
+    time), so code written for :class:`ModelInputs` (``len``, ``take``, ``label``) works on both.
+    """
+
+    table: ParquetTable
     spec: FeatureSpec
-    _sizes: tuple[int, ...] = field(init=False, repr=False)
+    _columns: tuple[str, ...] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        meta = pq.ParquetFile(self.path).metadata
-        object.__setattr__(self, "_sizes", tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)))
+    def __init__(self, table: ParquetTable | Path | str, spec: FeatureSpec) -> None:
+        object.__setattr__(self, "table", table if isinstance(table, ParquetTable) else ParquetTable(Path(table)))
+        object.__setattr__(self, "spec", spec)
+        needed = ([LABEL_COLUMN, GROUP_COLUMN] + [c.column for c in spec.categorical]
+                  + [n.dense_column for n in spec.numerical] + [n.bucket_column for n in spec.numerical])
+        present = set(self.table.columns)
+        missing = [c for c in needed if c not in present]
+        if missing:
+            raise KeyError(f"{self.table.path}: model-ready table lacks columns required by the feature spec: {missing}")
+        object.__setattr__(self, "_columns", tuple(needed + ([ORACLE_COLUMN] if ORACLE_COLUMN in present else [])))
+
+    @property
+    def path(self) -> Path:
+        return self.table.path
 
     def __len__(self) -> int:
-        return int(sum(self._sizes))
+        return self.table.num_rows
 
     @property
     def row_group_rows(self) -> tuple[int, ...]:
-        return self._sizes
+        return tuple(rows for _, _, rows in self.table.row_groups)
 
     def digest(self) -> str:
-        """Keyed by the file (name, size, modification time) and the spec: what a checkpoint resumes on."""
-        stat = Path(self.path).stat()
-        return content_hash([Path(self.path).name, stat.st_size, stat.st_mtime_ns, self.spec.fingerprint], length=16)
+        """Keyed by the files (name, size, modification time) and the spec: what a checkpoint or a
+        study resumes on (reading 10^8 rows to hash them would cost more than an epoch)."""
+        stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in self.table.files]
+        return content_hash([stats, self.spec.fingerprint], length=16)
 
     def read_row_group(self, i: int) -> ModelInputs:
-        frame = pq.ParquetFile(self.path).read_row_group(i).to_pandas()
-        return ModelInputs.from_frame(frame, self.spec)
+        return ModelInputs.from_frame(self.table.read_row_group(i, self._columns), self.spec)
+
+    @property
+    def label(self) -> np.ndarray:
+        """Every row's label (one float32 column, read a row group at a time)."""
+        parts = [f[LABEL_COLUMN].to_numpy(np.float32) for f in self.table.iter_frames([LABEL_COLUMN])]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def iter_row_groups(self) -> Iterator[ModelInputs]:
+        for i in range(len(self.table.row_groups)):
+            yield self.read_row_group(i)
+
+    def take(self, index: np.ndarray | slice) -> ModelInputs:
+        """Rows ``index`` (in that order) read from the row groups that hold them, one at a time."""
+        n = len(self)
+        index = np.arange(n)[index] if isinstance(index, slice) else np.asarray(index, dtype=np.int64)
+        if index.size and (index.min() < 0 or index.max() >= n):
+            raise IndexError(f"row index out of range for a table of {n} rows")
+        starts = np.concatenate([[0], np.cumsum(self.row_group_rows)])
+        group_of = np.searchsorted(starts, index, side="right") - 1
+        order = np.argsort(group_of, kind="stable")
+        parts = []
+        for g in np.unique(group_of):
+            local = index[order][group_of[order] == g] - starts[g]
+            parts.append(self.read_row_group(int(g)).take(local))
+        if not parts:
+            return ModelInputs.from_frame(pd.DataFrame(columns=list(self._columns)), self.spec)
+        return _concat(parts).take(np.argsort(order, kind="stable"))
 
 
 def _concat(parts: list[ModelInputs]) -> ModelInputs:
@@ -58,18 +105,22 @@ def _concat(parts: list[ModelInputs]) -> ModelInputs:
                        group=np.concatenate([p.group for p in parts]), oracle=oracle)
 
 
-def shuffled_batches(source: ParquetModelInput, batch_size: int, seed: int, epoch: int, buffer_rows: int
-                     ) -> Iterator[ModelInputs]:
+def shuffled_batches(source: ParquetModelInput, batch_size: int, seed: int, epoch: int, buffer_rows: int,
+                     shard: tuple[int, int] = (0, 1)) -> Iterator[ModelInputs]:
     """This epoch's batches: row groups in a ``(seed, epoch)`` order through a shuffle buffer.
 
     The buffer is filled to at least ``buffer_rows`` (whole row groups), shuffled, and emptied down to
     ``buffer_rows / 2`` a batch at a time, so rows of neighbouring row groups mix; the last batch of the
-    epoch may be short. Deterministic for a given file, seed and epoch.
+    epoch may be short. Deterministic for a given file, seed and epoch. ``shard = (rank, world)``: this
+    rank reads every ``world``-th row group of the epoch's order (the ranks together read each once).
     """
     if batch_size < 1 or buffer_rows < batch_size:
         raise ValueError(f"need 1 <= batch_size ({batch_size}) <= buffer_rows ({buffer_rows})")
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise ValueError(f"shard rank {rank} is not in 0..{world - 1}")
     rng = np.random.default_rng([int(seed), int(epoch)])
-    order = rng.permutation(len(source.row_group_rows))
+    order = rng.permutation(len(source.row_group_rows))[rank::world]
     buffer: ModelInputs | None = None
     keep = buffer_rows // 2
     for i, group in enumerate(order):
@@ -84,3 +135,19 @@ def shuffled_batches(source: ParquetModelInput, batch_size: int, seed: int, epoc
         for start in range(0, n_out, batch_size):
             yield buffer.take(slice(start, min(start + batch_size, n_out)))  # views, no copy
         buffer = buffer.take(slice(n_out, len(buffer)))
+
+
+def model_source(table: ParquetTable | pd.DataFrame, spec: FeatureSpec, max_rows_in_memory: int | None, name: str
+                 ) -> ModelInputs | ParquetModelInput:
+    """A split as training takes it: in memory when it has at most ``max_rows_in_memory`` rows (or the
+    limit is None, or it is already a frame), else streamed from its parquet file; the choice is logged."""
+    if isinstance(table, pd.DataFrame):
+        return ModelInputs.from_frame(table, spec)
+    rows = table.num_rows
+    if max_rows_in_memory is None or rows <= max_rows_in_memory:
+        logger.info("%s: %d rows, at most streaming.max_rows_in_memory=%s: held in memory", name, rows,
+                    max_rows_in_memory)
+        return ModelInputs.from_frame(table.frame(), spec)
+    logger.info("%s: %d rows, more than streaming.max_rows_in_memory=%d: streamed from %s a row group at a time "
+                "(%d row groups)", name, rows, max_rows_in_memory, table.path, len(table.row_groups))
+    return ParquetModelInput(table, spec)

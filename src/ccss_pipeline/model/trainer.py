@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from sklearn.metrics import roc_auc_score
+from torch.nn.parallel import DistributedDataParallel
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
 from ccss_pipeline.files import atomic_write, sweep_stale_temporaries
@@ -77,12 +81,16 @@ def _logits_np(model: CTRModel, cat: np.ndarray, dense: np.ndarray, bucket: np.n
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
-def predict_logits(model: CTRModel, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
-    """Logits for every row (eval mode, no grad, batched)."""
+def predict_logits(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batch_size: int = 8192) -> np.ndarray:
+    """Logits for every row (eval mode, no grad, batched); a table streamed from parquet is scored a
+    row group at a time (memory: one row group and the logits)."""
+    if isinstance(inputs, ParquetModelInput):
+        parts = [predict_logits(model, group, batch_size) for group in inputs.iter_row_groups()]
+        return np.concatenate(parts) if parts else np.zeros(0)
     return _logits_np(model, inputs.cat, inputs.dense, inputs.bucket, batch_size)
 
 
-def predict_proba(model: CTRModel, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
+def predict_proba(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batch_size: int = 8192) -> np.ndarray:
     """Click probabilities for every row."""
     return 1.0 / (1.0 + np.exp(-predict_logits(model, inputs, batch_size)))
 
@@ -220,32 +228,33 @@ _PAIR_BLOCK = 64
 
 
 def _streamed_batches(source: ParquetModelInput, spec: FeatureSpec, bs: int, seed: int, epoch: int, buffer_rows: int,
-                      device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str
-                      ) -> Iterator[tuple]:
+                      device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str,
+                      shard: tuple[int, int] = (0, 1)) -> Iterator[tuple]:
     """Batches read from parquet through the shuffle buffer, their pairs drawn as they come (the
     streaming path): for the first ``n_pair_rows`` rows of each batch, ``_PAIR_BLOCK`` batches at a time,
-    seeded by (seed, epoch, block)."""
+    seeded by (seed, epoch, block) and, on a rank of several, the rank. ``shard``: (rank, world size)."""
     block: list[ModelInputs] = []
     n_blocks = 0
-    for batch in shuffled_batches(source, bs, seed, epoch, max(buffer_rows, bs)):
+    for batch in shuffled_batches(source, bs, seed, epoch, max(buffer_rows, bs), shard=shard):
         block.append(batch)
         if len(block) == _PAIR_BLOCK:
-            yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move)
+            yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move, shard)
             block, n_blocks = [], n_blocks + 1
     if block:
-        yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move)
+        yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move, shard)
 
 
 def _block_with_pairs(block: list[ModelInputs], number: int, spec: FeatureSpec, seed: int, epoch: int,
-                      device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str
-                      ) -> Iterator[tuple]:
+                      device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str,
+                      shard: tuple[int, int] = (0, 1)) -> Iterator[tuple]:
     lookup, offsets = None, [0]
     if n_pair_rows > 0:
         heads = [b.take(slice(0, min(n_pair_rows, len(b)))) for b in block]
         offsets = list(np.cumsum([0] + [len(h) for h in heads]))
+        stream = [int(seed), int(epoch), int(number)] + ([int(shard[0])] if shard[1] > 1 else [])
         drawn = draw_pairs(np.concatenate([h.bucket for h in heads]), np.concatenate([h.dense for h in heads]),
                            np.concatenate([h.label for h in heads]), spec, shapley_p,
-                           seed=np.random.default_rng([int(seed), int(epoch), int(number)]), move=move)
+                           seed=np.random.default_rng(stream), move=move)
         lookup = PairLookup(drawn, offsets[-1], spec, device)
     for i, batch in enumerate(block):
         pair = None
@@ -256,10 +265,41 @@ def _block_with_pairs(block: list[ModelInputs], number: int, spec: FeatureSpec, 
                _to_device(batch.bucket, torch.long, device), _to_device(batch.label, torch.float32, device), pair)
 
 
+class _Step(torch.nn.Module):
+    """The training forward as one ``forward`` (plain, or with a batch's counterfactual points), so
+    DistributedDataParallel, which hooks ``forward`` only, syncs the gradients of both."""
+
+    def __init__(self, model: CTRModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, c: torch.Tensor, d: torch.Tensor, b: torch.Tensor, *points: object) -> tuple:
+        if not points:
+            return self.model(c, d, b)
+        return self.model.forward_points(c, d, b, *points)
+
+
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of the process group this fit runs in; (0, 1) outside one (the usual case:
+    only :mod:`ccss_pipeline.model.distributed` starts the workers that have a group)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _from_rank0(obj: object, world: int) -> object:
+    """``obj`` as rank 0 holds it, on every rank (validation runs on rank 0 only)."""
+    if world == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def train_model(
     spec: FeatureSpec,
     train: ModelInputs | ParquetModelInput,
-    valid: ModelInputs,
+    valid: ModelInputs | ParquetModelInput,
     backbone_cfg: BackboneConfig,
     contrastive_cfg: ContrastiveConfig,
     optim_cfg: OptimizerConfig,
@@ -285,12 +325,25 @@ def train_model(
     through a shuffle buffer of ``stream_buffer_rows`` rows (``model.streaming``), and each batch's
     pairs are drawn for its first ``pair_fraction`` rows from ``shapley_p`` (seeded by seed, epoch and
     block of batches) instead of gathered from a table of the whole split; memory stays bounded by the
-    buffer.
+    buffer. ``valid`` may be one too: it is then scored a row group at a time after each epoch.
+
+    Inside a process group (a worker of :mod:`ccss_pipeline.model.distributed`) the model is wrapped in
+    DistributedDataParallel and each rank trains on its own shard of every epoch (its slice of the
+    permutation, or its share of the row groups; uneven shards through DDP's ``join``); rank 0 scores
+    validation and broadcasts the result, so every rank stops at the same epoch, and rank 0 alone
+    writes the checkpoint (atomically). On CUDA each rank uses the device of its ``LOCAL_RANK``.
     """
+    rank, world = process_group()
     device = resolve_device(optim_cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     seed_everything(optim_cfg.seed)
     model = CTRModel(spec, backbone_cfg).to(device)
     opt = _adam(model, optim_cfg)
+    step: torch.nn.Module = _Step(model)
+    if world > 1:  # broadcasts rank 0's initial weights; all-reduces gradients in backward
+        step = DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
 
     lam = float(contrastive_cfg.weight)
     streamed = train if isinstance(train, ParquetModelInput) else None
@@ -307,10 +360,13 @@ def train_model(
     lookup = PairLookup(pairs, n, spec, device) if use_ccss and pairs is not None and streamed is None else None
     move = pairs.move if pairs is not None else move
 
-    bs = optim_cfg.batch_size
+    # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
+    # number of steps) means what it means on one process and the optimiser settings carry over
+    bs = max(1, optim_cfg.batch_size // world)
     n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction * bs))
     use_amp = device.type == "cuda"
 
+    val_label = valid.label  # read once (a streamed split reads its label column a row group at a time)
     history: list[dict[str, float]] = []
     best_auc, best_epoch, bad_epochs, start_epoch, stopped = -math.inf, 0, 0, 0, False
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -318,10 +374,14 @@ def train_model(
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     fp = _fingerprint(spec, backbone_cfg, contrastive_cfg, optim_cfg.model_copy(update={"max_epochs": 0}),
                       extra=[train.digest(), valid.digest(), None if streamed is not None else _pairs_digest(pairs),
-                             redraw_pairs_each_epoch, move, streamed is not None and stream_buffer_rows])
+                             redraw_pairs_each_epoch, move, streamed is not None and stream_buffer_rows]
+                      + ([{"world_size": world}] if world > 1 else []))
     if ckpt_path is not None:
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale_temporaries(ckpt_path)  # left by a kill mid-save
+        if rank == 0:
+            ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale_temporaries(ckpt_path)  # left by a kill mid-save
+        if world > 1:
+            dist.barrier()
         ck = _read_checkpoint(ckpt_path, device, fp, optim_cfg.max_epochs)
         if ck is not None:
             model.load_state_dict(ck["model"])
@@ -347,43 +407,53 @@ def train_model(
         if streamed is None:
             gen = torch.Generator().manual_seed(optim_cfg.seed * 1_000_003 + epoch)
             perm = torch.randperm(n, generator=gen).to(device)
-        loss_sum = torch.zeros((), device=device)
-        n_batches = 0
+            if world > 1:
+                perm = perm[rank::world]  # this rank's shard of the epoch
+        totals = torch.zeros(2, device=device)  # loss sum, batches
         if streamed is None:
             batches = _device_batches(tensors, perm, bs, lookup, n_pair_rows)
         else:
             batches = _streamed_batches(streamed, spec, bs, optim_cfg.seed, epoch, stream_buffer_rows, device,
-                                        n_pair_rows if use_ccss else 0, shapley_p, move)
-        for c, d, b, y, pair in batches:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                if pair is None:
-                    z_o, _ = model(c, d, b)
-                    loss = total_loss(z_o, y, None, 0.0)
-                else:
-                    p, q = pair.ints.shape[0], pair.n_points
-                    pi, pf = pair.ints, pair.floats
-                    # the first p rows of a batch are a random subset, as the batch is in random order
-                    z_o, z_pts, h_o, h_pts = model.forward_points(c, d, b, p, pi[:, 1], pi[:, 2 : 2 + q], pf[:, 1 : 1 + q])
-                    lc = counterfactual_loss(pair.template, z_o[:p], z_pts, h_o[:p], h_pts, pf[:, 0],
-                                             pf[:, 1 + q :], pi[:, 2 + q] > 0, pi[:, 0] > 0, contrastive_cfg)
-                    loss = total_loss(z_o, y, lc, lam)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach().float()
-            n_batches += 1
-        mean_loss = float(loss_sum.item()) / max(n_batches, 1)
+                                        n_pair_rows if use_ccss else 0, shapley_p, move, shard=(rank, world))
+        with step.join() if world > 1 else nullcontext():  # shards may differ by a batch
+            for c, d, b, y, pair in batches:
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    if pair is None:
+                        z_o, _ = step(c, d, b)
+                        loss = total_loss(z_o, y, None, 0.0)
+                    else:
+                        p, q = pair.ints.shape[0], pair.n_points
+                        pi, pf = pair.ints, pair.floats
+                        # the first p rows of a batch are a random subset, as the batch is in random order
+                        z_o, z_pts, h_o, h_pts = step(c, d, b, p, pi[:, 1], pi[:, 2 : 2 + q], pf[:, 1 : 1 + q])
+                        lc = counterfactual_loss(pair.template, z_o[:p], z_pts, h_o[:p], h_pts, pf[:, 0],
+                                                 pf[:, 1 + q :], pi[:, 2 + q] > 0, pi[:, 0] > 0, contrastive_cfg)
+                        loss = total_loss(z_o, y, lc, lam)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                totals[0] += loss.detach().float()
+                totals[1] += 1
+        if world > 1:
+            dist.all_reduce(totals)  # the epoch's loss over every rank's batches
+        mean_loss = float(totals[0].item()) / max(float(totals[1].item()), 1.0)
         train_seconds = time.perf_counter() - t0
 
-        val_auc = safe_auc(valid.label, predict_logits(model, valid))
-        seconds = time.perf_counter() - t0
-        record = {"epoch": epoch, "loss": mean_loss, "val_auc": val_auc,
-                  "samples_per_sec": n / max(train_seconds, 1e-9), "seconds": seconds}
-        if violation_rows > 0:
-            sub = valid.take(np.arange(min(violation_rows, len(valid))))
-            record["val_violation"] = neighbour_violation_rate(score_fn(model, device), sub, spec)
+        record = None
+        if rank == 0:
+            val_auc = safe_auc(val_label, predict_logits(model, valid))
+            # samples/s: the whole split over the epoch's wall time (all ranks together)
+            record = {"epoch": epoch, "loss": mean_loss, "val_auc": val_auc,
+                      "samples_per_sec": n / max(train_seconds, 1e-9), "seconds": time.perf_counter() - t0}
+            if world > 1:
+                record["world_size"] = world
+            if violation_rows > 0:
+                sub = valid.take(np.arange(min(violation_rows, len(valid))))
+                record["val_violation"] = neighbour_violation_rate(score_fn(model, device), sub, spec)
+        record = _from_rank0(record, world)
+        val_auc, seconds = record["val_auc"], record["seconds"]
         history.append(record)
-        logger.info("epoch %d loss %.5f val_auc %.5f%s %.0f samples/s (%.1fs)", epoch, mean_loss, val_auc,
+        (logger.info if rank == 0 else logger.debug)("epoch %d loss %.5f val_auc %.5f%s %.0f samples/s (%.1fs)", epoch, mean_loss, val_auc,
                     f" val_violation {record['val_violation']:.4f}" if "val_violation" in record else "",
                     record["samples_per_sec"], seconds)
 
@@ -395,9 +465,9 @@ def train_model(
             bad_epochs += 1
             stopped = bad_epochs > optim_cfg.patience
             if stopped:
-                logger.info("early stopping after epoch %d (best epoch %d)", epoch, best_epoch)
+                (logger.info if rank == 0 else logger.debug)("early stopping after epoch %d (best epoch %d)", epoch, best_epoch)
 
-        if ckpt_path is not None:
+        if ckpt_path is not None and rank == 0:
             ck = {"fingerprint": fp, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                   "best_state": best_state, "best_auc": best_auc, "best_epoch": best_epoch,
                   "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
@@ -405,6 +475,8 @@ def train_model(
             if device.type == "cuda":
                 ck["rng_cuda"] = torch.cuda.get_rng_state()
             _atomic_save(ck, ckpt_path)
+        if ckpt_path is not None and world > 1:
+            dist.barrier()  # no rank runs ahead of the checkpoint it would resume from
         if on_epoch is not None:
             on_epoch(epoch, val_auc)
 

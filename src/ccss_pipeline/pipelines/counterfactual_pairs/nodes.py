@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,28 +12,37 @@ from ccss_pipeline.config import ContrastiveConfig, PairsConfig, TrainingConfig
 from ccss_pipeline.lineage import SPEC_KEY, require_spec, stamp
 from ccss_pipeline.model.shapley import shapley_importance
 from ccss_pipeline.model.pair_stream import pair_chunks
+from ccss_pipeline.model.streaming import model_source
 from ccss_pipeline.model.trainer import logit_fn, train_model
-from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from ccss_pipeline.parquet_table import ParquetTable
+from ccss_pipeline.spec import FeatureSpec
+
+Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may hand a frame
 
 
 def estimate_feature_importance(
-    train_model_input: pd.DataFrame,
-    validation_model_input: pd.DataFrame,
+    train_model_input: Table,
+    validation_model_input: Table,
     feature_spec: dict[str, Any],
     counterfactual_pairs: PairsConfig,
     model_training: TrainingConfig,
 ) -> dict[str, Any]:
-    """q_k = mean |φ_k| (spec §3.1) on a short λ = 0 fit of the first backbone; p over directed features."""
+    """q_k = mean |φ_k| (spec §3.1) on a short λ = 0 fit of the first backbone; p over directed features.
+
+    A split larger than ``model_training.streaming.max_rows_in_memory`` is streamed by the warm-up fit
+    and only its sampled rows are read for the Shapley estimate."""
     spec = FeatureSpec.from_dict(feature_spec)
     require_spec("train_model_input", train_model_input, spec, "feature_engineering")
     require_spec("validation_model_input", validation_model_input, spec, "feature_engineering")
     if not spec.directed:
         raise ValueError("the schema declares no numerical feature with a direction (+1/-1): CCSS has nothing to constrain")
-    train = ModelInputs.from_frame(train_model_input, spec)
-    valid = ModelInputs.from_frame(validation_model_input, spec)
+    limit = model_training.streaming.max_rows_in_memory
+    train = model_source(train_model_input, spec, limit, "train_model_input")
+    valid = model_source(validation_model_input, spec, limit, "validation_model_input")
     backbone = model_training.backbone.model_copy(update={"name": model_training.backbones[0]})
     optimizer = model_training.optimizer.model_copy(update={"max_epochs": counterfactual_pairs.warmup_epochs})
-    warmup = train_model(spec, train, valid, backbone, ContrastiveConfig(weight=0.0), optimizer)
+    warmup = train_model(spec, train, valid, backbone, ContrastiveConfig(weight=0.0), optimizer,
+                         stream_buffer_rows=model_training.streaming.buffer_rows)
     result = shapley_importance(logit_fn(warmup.model), valid, spec, counterfactual_pairs.shapley)
     out = result.to_dict()
     out["warmup"] = {"backbone": backbone.name, "epochs": len(warmup.history), "val_auc": warmup.best_val_auc}
@@ -41,17 +51,18 @@ def estimate_feature_importance(
 
 
 def materialize_pairs(
-    train_model_input: pd.DataFrame,
+    train_model_input: Table,
     feature_spec: dict[str, Any],
     feature_importance: dict[str, Any],
     counterfactual_pairs: PairsConfig,
-) -> pd.DataFrame:
+) -> Iterator[pd.DataFrame]:
     """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints,
-    F side); drawn ``chunk_rows`` rows at a time (:mod:`ccss_pipeline.model.pair_stream`)."""
+    F side); drawn ``chunk_rows`` rows at a time (:mod:`ccss_pipeline.model.pair_stream`) from the table's
+    row groups and written chunk by chunk (memory: one chunk, whatever the table's size)."""
     spec = FeatureSpec.from_dict(feature_spec)
     require_spec("train_model_input", train_model_input, spec, "feature_engineering")
     require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
     p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
-    chunks = pair_chunks([train_model_input], spec, p, counterfactual_pairs.seed, counterfactual_pairs.move,
-                         counterfactual_pairs.chunk_rows)
-    return stamp(pd.concat(list(chunks), ignore_index=True), spec)
+    batches = train_model_input.iter_frames() if isinstance(train_model_input, ParquetTable) else [train_model_input]
+    chunks = pair_chunks(batches, spec, p, counterfactual_pairs.seed, counterfactual_pairs.move, counterfactual_pairs.chunk_rows)
+    return (stamp(chunk, spec) for chunk in chunks)

@@ -31,6 +31,7 @@ from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.lineage import require_spec
 from ccss_pipeline.model.persistence import rebuild_model
 from ccss_pipeline.model.trainer import score_fn
+from ccss_pipeline.parquet_table import ParquetTable, as_frame
 from ccss_pipeline.spec import GROUP_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs, NumericalFeature
 
 PLOT_DIR = "plots"
@@ -458,8 +459,8 @@ def write_model_card(
     feature_spec: dict[str, Any],
     best_params: dict[str, Any],
     split_validation_report: dict[str, Any],
-    train_model_input: pd.DataFrame,
-    validation_model_input: pd.DataFrame,
+    train_model_input: ParquetTable | pd.DataFrame,
+    validation_model_input: ParquetTable | pd.DataFrame,
     test_model_input: pd.DataFrame,
     raw_grid_curves: pd.DataFrame,
     project_lineage: dict[str, Any],
@@ -483,7 +484,8 @@ def write_model_card(
     frames = {"train": train_model_input, "validation": validation_model_input, "test": test_model_input}
     time_ranges = {}
     if schema.get("timestamp"):
-        time_ranges = split_time_ranges({k: f[TIME_COLUMN] for k, f in frames.items() if TIME_COLUMN in f.columns})
+        time_ranges = split_time_ranges({k: as_frame(f, [TIME_COLUMN])[TIME_COLUMN] for k, f in frames.items()
+                                         if TIME_COLUMN in f.columns})  # one column of a lazy table
     rows = _rows_per_split(split_validation_report) or {k: len(f) for k, f in frames.items()}
     context = ModelCardContext(
         spec=spec,

@@ -20,23 +20,46 @@ from optuna.visualization.matplotlib import plot_optimization_history, plot_para
 from ccss_pipeline.config import TrainingConfig  # noqa: E402
 from ccss_pipeline.evaluation.plots import message_figure  # noqa: E402
 from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec  # noqa: E402
+from ccss_pipeline.model.distributed import Fit, FitData, run_fits  # noqa: E402
 from ccss_pipeline.model.persistence import model_key  # noqa: E402
 from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table  # noqa: E402
+from ccss_pipeline.model.streaming import ParquetModelInput, model_source  # noqa: E402
 from ccss_pipeline.model.synthesis import PairTable  # noqa: E402
-from ccss_pipeline.model.trainer import train_model  # noqa: E402
+from ccss_pipeline.parquet_table import ParquetTable, as_frame  # noqa: E402
 from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
 
 BASELINE, CCSS = "baseline", "ccss"
 
 
-def _inputs(train: pd.DataFrame, valid: pd.DataFrame, feature_spec: dict[str, Any], pairs: pd.DataFrame
-            ) -> tuple[FeatureSpec, ModelInputs, ModelInputs, PairTable]:
-    """The spec, both splits and the pair table, each checked to be built for that spec."""
+Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may hand a frame
+
+
+def _inputs(train: Table, valid: Table, feature_spec: dict[str, Any], pairs: Table, feature_importance: dict[str, Any],
+            training: TrainingConfig
+            ) -> tuple[FeatureSpec, ModelInputs | ParquetModelInput, ModelInputs | ParquetModelInput, PairTable | None,
+                       np.ndarray, str]:
+    """The spec, both splits (each in memory or streamed, by size: ``streaming.max_rows_in_memory``),
+    the pair table (read only when the training split is held in memory; a streamed one draws its
+    pairs per batch), the Shapley feature-draw probabilities and the counterfactual move, each checked
+    to be built for that spec."""
     spec = FeatureSpec.from_dict(feature_spec)
     require_spec("train_model_input", train, spec, "feature_engineering")
     require_spec("validation_model_input", valid, spec, "feature_engineering")
     require_spec("counterfactual_pairs", pairs, spec, "counterfactual_pairs")
-    return spec, ModelInputs.from_frame(train, spec), ModelInputs.from_frame(valid, spec), PairTable.from_frame(pairs)
+    require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
+    limit = training.streaming.max_rows_in_memory
+    train_source = model_source(train, spec, limit, "train_model_input")
+    valid_source = model_source(valid, spec, limit, "validation_model_input")
+    table = None if isinstance(train_source, ParquetModelInput) else PairTable.from_frame(as_frame(pairs))
+    shapley_p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
+    move = table.move if table is not None else _pair_move(pairs)
+    return spec, train_source, valid_source, table, shapley_p, move
+
+
+def _pair_move(pairs: Table) -> str:
+    """The counterfactual move the pair table was drawn with (from its first row group when streamed)."""
+    head = pairs.read_row_group(0) if isinstance(pairs, ParquetTable) and pairs.row_groups else as_frame(pairs)
+    return PairTable.from_frame(head).move
 
 
 def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> dict[str, Figure]:
@@ -62,10 +85,11 @@ def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> di
 
 
 def tune_contrastive_loss(
-    train_model_input: pd.DataFrame,
-    validation_model_input: pd.DataFrame,
+    train_model_input: Table,
+    validation_model_input: Table,
     feature_spec: dict[str, Any],
-    counterfactual_pairs: pd.DataFrame,
+    counterfactual_pairs: Table,
+    feature_importance: dict[str, Any],
     search_storage: str | None,
     project_folder: Path,
     model_training: TrainingConfig,
@@ -76,13 +100,15 @@ def tune_contrastive_loss(
     ``search_storage``: the database URL several workers share (Kedro credentials), or None for the
     embedded SQLite file ``search.storage_path`` under ``project_folder``. Started N times against one
     database, the workers split the trials and each returns the same result once all are finished.
+    A training split larger than ``streaming.max_rows_in_memory`` is streamed by every trial.
     """
-    spec, train, valid, pairs = _inputs(train_model_input, validation_model_input, feature_spec, counterfactual_pairs)
+    spec, train, valid, pairs, shapley_p, move = _inputs(train_model_input, validation_model_input, feature_spec,
+                                                         counterfactual_pairs, feature_importance, model_training)
     best: dict[str, Any] = {}
     trials, plots = [], {}
     for backbone in model_training.backbones:
         study = run_search(spec, train, valid, pairs, model_training, backbone, storage_root=project_folder,
-                           database_url=search_storage)
+                           database_url=search_storage, shapley_p=shapley_p, move=move)
         best[backbone] = {**best_parameters(study, model_training), SPEC_KEY: spec.fingerprint}
         trials.append(trials_table(study).assign(backbone=backbone))
         plots.update(_study_plots(study, backbone, model_training.search.max_violation))
@@ -90,10 +116,10 @@ def tune_contrastive_loss(
 
 
 def train_final_models(
-    train_model_input: pd.DataFrame,
-    validation_model_input: pd.DataFrame,
+    train_model_input: Table,
+    validation_model_input: Table,
     feature_spec: dict[str, Any],
-    counterfactual_pairs: pd.DataFrame,
+    counterfactual_pairs: Table,
     feature_importance: dict[str, Any],
     best_params: dict[str, Any],
     project_folder: Path,
@@ -104,18 +130,17 @@ def train_final_models(
     CCSS − baseline is paired on the seed.
 
     Each fit checkpoints every epoch under ``project_folder / checkpoint_dir`` and resumes from it
-    after a kill.
+    after a kill. With ``distributed.nproc_per_node`` (× ``nnodes``) above 1 the fits run on that many
+    DistributedDataParallel workers started by torch's elastic launcher (:mod:`ccss_pipeline.model.distributed`).
     """
-    spec, train, valid, pairs = _inputs(train_model_input, validation_model_input, feature_spec, counterfactual_pairs)
-    require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
+    spec, train, valid, pairs, shapley_p, move = _inputs(train_model_input, validation_model_input, feature_spec,
+                                                         counterfactual_pairs, feature_importance, model_training)
     for name in model_training.backbones:
         if name not in best_params:
             raise StaleArtifactError(f"'best_params' has no entry for backbone {name!r} (it has "
                                      f"{sorted(best_params)}): rebuild it with `kedro run --pipelines=model_training`")
         require_spec(f"best_params[{name!r}]", best_params[name], spec, "model_training")
-    shapley_p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
-    models: dict[str, dict[str, Any]] = {}
-    history: dict[str, Any] = {}
+    fits: list[Fit] = []
     for name in model_training.backbones:
         chosen = best_params[name]
         tuned = {k: chosen[k] for k in ("weight", "margin", "temperature")}
@@ -127,32 +152,29 @@ def train_final_models(
                 update={"learning_rate": chosen["learning_rate"], "seed": model_training.optimizer.seed + i})
             for variant, contrastive in ((BASELINE, baseline), (CCSS, ccss)):
                 key = model_key(name, variant, optimizer.seed)
-                result = train_model(
-                    spec,
-                    train,
-                    valid,
-                    backbone,
-                    contrastive,
-                    optimizer,
-                    pairs=pairs if variant == CCSS else None,
-                    checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
-                    redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch and variant == CCSS,
-                    shapley_p=shapley_p,
-                )
-                models[key] = {
-                    "config": {
-                        "backbone": backbone.model_dump(),
-                        "variant": variant,
-                        "seed": optimizer.seed,
-                        "move": pairs.move if variant == CCSS else None,
-                        "contrastive": contrastive.model_dump(),
-                        "optimizer": optimizer.model_dump(),
-                        "spec_hash": spec.fingerprint,
-                        "best_epoch": result.best_epoch,
-                        "best_val_auc": result.best_val_auc,
-                    },
-                    "state_dict": result.model.state_dict(),
-                }
-                history[key] = {"best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc,
-                                "epochs": result.history}
+                fits.append(Fit(key, backbone, contrastive, optimizer, with_pairs=variant == CCSS,
+                                checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
+                                redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch))
+    data = FitData(spec, train, valid, pairs, shapley_p, move, model_training.streaming.buffer_rows)
+    results = run_fits(fits, data, model_training.distributed)
+    models: dict[str, dict[str, Any]] = {}
+    history: dict[str, Any] = {}
+    for fit in fits:
+        result = results[fit.key]
+        models[fit.key] = {
+            "config": {
+                "backbone": fit.backbone.model_dump(),
+                "variant": CCSS if fit.with_pairs else BASELINE,
+                "seed": fit.optimizer.seed,
+                "move": move if fit.with_pairs else None,
+                "contrastive": fit.contrastive.model_dump(),
+                "optimizer": fit.optimizer.model_dump(),
+                "spec_hash": spec.fingerprint,
+                "best_epoch": result.best_epoch,
+                "best_val_auc": result.best_val_auc,
+            },
+            "state_dict": result.model.state_dict(),
+        }
+        history[fit.key] = {"best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc,
+                            "epochs": result.history}
     return models, history

@@ -25,6 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "validation_model_input",
                     "feature_spec",
                     "counterfactual_pairs",
+                    "feature_importance",
                     "search_storage",
                     "project_folder",
                     "params:model_training",
