@@ -43,7 +43,8 @@ def estimate_feature_importance(
     optimizer = model_training.optimizer.model_copy(update={"max_epochs": counterfactual_pairs.warmup_epochs})
     warmup = train_model(spec, train, valid, backbone, ContrastiveConfig(weight=0.0), optimizer,
                          stream_buffer_rows=model_training.streaming.buffer_rows)
-    result = shapley_importance(logit_fn(warmup.model), valid, spec, counterfactual_pairs.shapley)
+    scorer = logit_fn(warmup.model, batch_size=counterfactual_pairs.shapley.batch_size)
+    result = shapley_importance(scorer, valid, spec, counterfactual_pairs.shapley)
     out = result.to_dict()
     out["warmup"] = {"backbone": backbone.name, "epochs": len(warmup.history), "val_auc": warmup.best_val_auc}
     out[SPEC_KEY] = spec.fingerprint
