@@ -16,10 +16,31 @@ from pathlib import Path
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, never shown
 
 import pytest  # noqa: E402
 
 from tests.support import postgres  # noqa: E402
+
+#: where the shared KuaiRand sample is looked for when neither the option nor the variable names it
+KUAIRAND_DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kuairand"
+KUAIRAND_VARIABLE = "CCSS_KUAIRAND_DIR"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kuairand-dir", default=None,
+                     help=f"folder of the KuaiRand sample tables (default: ${KUAIRAND_VARIABLE}, else ../shared/data/kuairand)")
+
+
+@pytest.fixture(scope="session")
+def kuairand_dir(request: pytest.FixtureRequest) -> Path:
+    """The KuaiRand sample folder: ``--kuairand-dir``, ``$CCSS_KUAIRAND_DIR``, or ``../shared/data/kuairand``
+    beside the repository; the test is skipped, saying where it looked, when there is none."""
+    chosen = request.config.getoption("--kuairand-dir") or os.environ.get(KUAIRAND_VARIABLE)
+    folder = Path(chosen) if chosen else KUAIRAND_DEFAULT
+    if not (folder / "log_like_hate_kcore15.tsv").is_file():
+        pytest.skip(f"KuaiRand sample not found in {folder} (set --kuairand-dir or ${KUAIRAND_VARIABLE})")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,34 @@ def test_deps_exist_and_params_name_keys_of_the_kedro_files() -> None:
     assert params["conf/base/parameters_schema.yml"]["keys"] == ["schema"]
 
 
+def _stage_pipeline(stage: dict) -> str | None:
+    cmd = stage.get("cmd", "")
+    return cmd.split("--pipelines=")[1].split()[0] if "--pipelines=" in cmd else None
+
+
+def test_code_deps_cover_each_stages_import_closure() -> None:
+    """Every project module a stage's pipeline imports, directly or not (grimp's import graph), is a
+    dep of that stage (the file or a folder holding it): else `dvc repro` misses a change to it."""
+    import grimp
+
+    graph = grimp.build_graph("ccss_pipeline")
+    gaps: dict[str, list[str]] = {}
+    for name, stage in _dvc_yaml()["stages"].items():
+        pipeline = _stage_pipeline(stage)
+        if pipeline is None:
+            continue
+        package = f"ccss_pipeline.pipelines.{pipeline}"
+        modules = graph.find_upstream_modules(package, as_package=True) | graph.find_descendants(package) | {package}
+        deps = [d.rstrip("/") for d in _entries(stage.get("deps"))]
+        for module in sorted(m for m in modules if m.split(".")[0] == "ccss_pipeline"):
+            base = REPO / "src" / module.replace(".", "/")
+            file = base.with_suffix(".py") if base.with_suffix(".py").exists() else base / "__init__.py"
+            rel = file.relative_to(REPO).as_posix()
+            if not any(rel == d or rel.startswith(d + "/") for d in deps):
+                gaps.setdefault(name, []).append(rel)
+    assert not gaps, f"dvc.yaml stage deps miss modules their pipelines import: {gaps}"
+
+
 def test_outs_are_catalog_paths_and_data_deps_are_upstream_outs() -> None:
     catalog = _catalog_paths()
     stages = _dvc_yaml()["stages"]

@@ -36,7 +36,6 @@ from ccss_pipeline.data.expectations import (
     validate_splits,
 )
 
-KUAIRAND = Path("/work/shared/data/kuairand")
 LOG_FILE = "data/01_raw/log.csv"
 USERS_FILE = "data/01_raw/users.csv"
 ORIGINS = {"log": LOG_FILE, "users": USERS_FILE}
@@ -123,11 +122,9 @@ def test_build_table_suite_is_a_gx_suite():
     assert "expect_table_row_count_to_be_between" in types
 
 
-def test_real_kuairand_files_pass():
-    log_path = KUAIRAND / "log_like_hate_kcore15.tsv"
-    users_path = KUAIRAND / "user_features_pure.csv"
-    if not log_path.exists():
-        pytest.skip("shared KuaiRand sample not available")
+def test_real_kuairand_files_pass(kuairand_dir):
+    log_path = kuairand_dir / "log_like_hate_kcore15.tsv"
+    users_path = kuairand_dir / "user_features_pure.csv"
     tables = {"log": pd.read_csv(log_path, sep="\t"), "users": pd.read_csv(users_path)}
     schema = SchemaConfig(
         source="kuairand",

@@ -19,8 +19,6 @@ from ccss_pipeline.data.sources import (
 )
 from ccss_pipeline.data.synthetic import SyntheticConfig
 
-KUAIRAND = Path("/work/shared/data/kuairand")
-needs_kuairand = pytest.mark.skipif(not KUAIRAND.is_dir(), reason="KuaiRand sample files not on this machine")
 
 
 def _write(path: Path, content: bytes | str) -> Path:
@@ -108,9 +106,8 @@ def test_source_error_is_a_value_error():
 # ---------------------------------------------------------------- KuaiRand layout
 
 
-@needs_kuairand
-def test_read_kuairand_shared_files():
-    bundle = read_kuairand(KUAIRAND)
+def test_read_kuairand_shared_files(kuairand_dir):
+    bundle = read_kuairand(kuairand_dir)
     assert set(bundle) == {"log", "users", "videos"}
     log, users, videos = bundle["log"], bundle["users"], bundle["videos"]
     assert len(log) == 41_828

@@ -10,17 +10,13 @@ import socket
 import subprocess
 import sys
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ccss_pipeline.config import (  # noqa: E402
+from ccss_pipeline.config import (
     BackboneConfig,
     ContrastiveConfig,
     OptimizerConfig,
@@ -29,8 +25,8 @@ from ccss_pipeline.config import (  # noqa: E402
     SearchRange,
     TrainingConfig,
 )
-from ccss_pipeline.model import search as search_mod  # noqa: E402
-from ccss_pipeline.model.search import (  # noqa: E402
+from ccss_pipeline.model import search as search_mod
+from ccss_pipeline.model.search import (
     AUC_ATTR,
     HISTORY_ATTR,
     SHARE_ATTR,
@@ -45,8 +41,8 @@ from ccss_pipeline.model.search import (  # noqa: E402
     suggest_contrastive,
     trials_table,
 )
-from ccss_pipeline.model.synthesis import draw_pairs  # noqa: E402
-from tests.model.conftest import make_inputs, make_spec  # noqa: E402
+from ccss_pipeline.model.synthesis import draw_pairs
+from tests.model.conftest import make_inputs, make_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

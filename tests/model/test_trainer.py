@@ -136,6 +136,7 @@ def _weak_monotone(spec, n, seed):
     return x
 
 
+@pytest.mark.slow  # ~20 s: two full fits to compare
 def test_ccss_lowers_violation_rate(spec):
     train, valid = _weak_monotone(spec, 3000, 2), _weak_monotone(spec, 1000, 3)
     opt = _opt(max_epochs=8, patience=10, learning_rate=5e-3)

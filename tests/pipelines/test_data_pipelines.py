@@ -34,7 +34,6 @@ from ccss_pipeline.pipelines.feature_engineering.nodes import (
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec
 from tests.kedro_project import REPO, SMALL_SYNTHETIC, SPLITS, downstream_files, make_project, run_pipelines
 
-KUAIRAND = Path("/work/shared/data/kuairand")
 OWN_TABLE = Path("data/01_raw/own/interactions.csv")
 
 
@@ -183,11 +182,10 @@ def test_synthetic_default_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not KUAIRAND.is_dir(), reason="KuaiRand sample files not on this machine")
-def test_kuairand_env_end_to_end(tmp_path):
+def test_kuairand_env_end_to_end(tmp_path, kuairand_dir):
     root = make_project(tmp_path / "project")
     try:
-        run_pipelines(root, env="kuairand", runtime_params={"kuairand_dir": str(KUAIRAND)})
+        run_pipelines(root, env="kuairand", runtime_params={"kuairand_dir": str(kuairand_dir)})
     except ValidationGateError as exc:
         failures = [line for line in str(exc).splitlines() if line.startswith("  - ")]
         if failures and all("no duplicated impressions" in line for line in failures):

@@ -244,15 +244,10 @@ def test_side_table_key_absent_from_the_log_is_a_gate_failure_not_a_key_error():
         build_interactions(tables, schema)
 
 
-def test_real_kuairand_env_key_coverage():
-    from pathlib import Path
-
+def test_real_kuairand_env_key_coverage(kuairand_dir):
     from ccss_pipeline.data.sources import origin_of, read_kuairand
 
-    folder = Path("/work/shared/data/kuairand")
-    if not folder.is_dir():
-        pytest.skip("shared KuaiRand sample not available")
-    bundle = read_kuairand(folder)
+    bundle = read_kuairand(kuairand_dir)
     conf = REPO / "conf" / "kuairand"
     schema = SchemaConfig(**yaml.safe_load((conf / "parameters_schema.yml").read_text())["schema"])
     cfg = ValidationConfig(**yaml.safe_load((conf / "parameters_data_validation.yml").read_text())["data_validation"])

@@ -6,27 +6,23 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import optuna
+import pandas as pd
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances  # noqa: E402
-
-from ccss_pipeline.config import TrainingConfig  # noqa: E402
-from ccss_pipeline.evaluation.plots import message_figure  # noqa: E402
-from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec  # noqa: E402
-from ccss_pipeline.model.distributed import Fit, FitData, run_fits  # noqa: E402
-from ccss_pipeline.model.persistence import model_key  # noqa: E402
-from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table  # noqa: E402
-from ccss_pipeline.model.streaming import ParquetModelInput, model_source  # noqa: E402
-from ccss_pipeline.model.synthesis import PairTable  # noqa: E402
-from ccss_pipeline.parquet_table import ParquetTable, as_frame  # noqa: E402
-from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
+from ccss_pipeline.config import TrainingConfig
+from ccss_pipeline.evaluation.plots import message_figure
+from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec
+from ccss_pipeline.model.distributed import Fit, FitData, run_fits
+from ccss_pipeline.model.persistence import model_key
+from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table
+from ccss_pipeline.model.streaming import ParquetModelInput, model_source
+from ccss_pipeline.model.synthesis import PairTable
+from ccss_pipeline.parquet_table import ParquetTable, as_frame
+from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 BASELINE, CCSS = "baseline", "ccss"
 
