@@ -136,7 +136,7 @@ def test_outs_are_catalog_paths_and_data_deps_are_upstream_outs() -> None:
         produced |= set(outs)
     evaluation = stages["evaluation"]
     assert _entries(evaluation["metrics"]) == {METRICS: {"cache": False}}
-    assert all(opts == {"cache": False} for opts in _entries(evaluation["plots"]).values())
+    assert all(opts["cache"] is False for opts in _entries(evaluation["plots"]).values())
     training = _entries(stages["model_training"]["outs"])
     assert training["data/06_models/optuna.db"] == {"persist": True}
 
@@ -233,3 +233,26 @@ def test_push_and_pull_through_the_default_local_remote() -> None:
 def git_commit_all(root, message: str) -> None:
     run(["git", "add", "-A"], root)
     git_commit(root, message)
+
+
+def test_plots_show_draws_one_line_per_model(tmp_path) -> None:
+    """`dvc plots show` on the committed plot data: every CSV stacks several models' curves, and each
+    is drawn as a line of its own (colour and line grouping by `model`; per-feature curves in panels),
+    not one zig-zag line through all of them. The HTML renders."""
+    proc = run(["dvc", "plots", "show", "--json"], cwd=REPO)
+    plots = json.loads(proc.stdout)["data"]
+    assert set(plots) == {f"data/08_reporting/{n}.csv" for n in ("roc", "calibration", "partial_dependence", "raw_grid")}
+    for name, (rendered, *_) in plots.items():
+        content = rendered["content"]
+        spec = content.get("spec", content)
+        assert spec["encoding"]["color"]["field"] == "model" and spec["encoding"]["detail"]["field"] == "model", name
+        models = {row["model"] for row in content["data"]["values"]}
+        assert len(models) >= 2, name
+        if "partial_dependence" in name or "raw_grid" in name:
+            assert content["facet"]["field"] == "feature", name
+    roc = plots["data/08_reporting/roc.csv"][0]["content"]["data"]["values"]
+    for model in {r["model"] for r in roc}:
+        fpr = [float(r["fpr"]) for r in roc if r["model"] == model]
+        assert fpr == sorted(fpr) and fpr[0] == 0.0 and fpr[-1] == 1.0, model  # one whole curve per model
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], cwd=REPO)
+    assert "vega" in (tmp_path / "plots" / "index.html").read_text()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -189,3 +191,45 @@ def test_straddle_lowers_wrong_bucket_edge_jumps(spec, data):
     assert w_base > 0.05, w_base  # the baseline does jump the wrong way (else the test proves nothing)
     assert w_ccss < 0.25 * w_base, (w_base, w_ccss)
     assert ccss.best_val_auc > base.best_val_auc - 0.02
+
+
+def test_a_batch_bar_shows_on_a_terminal_and_nowhere_else(tmp_path):
+    """tqdm's bar for the batches of an epoch: drawn on a terminal, absent from logs and CI output."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "from tests.model.conftest import make_inputs, make_spec\n"
+        "from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig\n"
+        "from ccss_pipeline.model.trainer import train_model\n"
+        "spec = make_spec()\n"
+        "train_model(spec, make_inputs(spec, 2000, seed=1), make_inputs(spec, 300, seed=2),\n"
+        "            BackboneConfig(hidden_units=[8], embedding_dim=4), ContrastiveConfig(weight=0.0),\n"
+        "            OptimizerConfig(batch_size=64, max_epochs=1, device='cpu'))\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    piped = subprocess.run([sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert "epoch 1/1" not in piped.stderr + piped.stdout
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=root, env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    assert b"epoch 1/1" in seen and b"batch" in seen

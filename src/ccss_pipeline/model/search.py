@@ -52,6 +52,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.evaluation.plots import message_figure
@@ -409,9 +410,16 @@ def run_search(
         return auc, share
 
     deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
-    while _await_other_workers(study, search, deadline, may_start=started[0] < budget):
-        # one trial at a time: Optuna's own loop runs it with the heartbeat, fails it on an error (re-raised)
-        study.optimize(objective, n_trials=1, n_jobs=1, gc_after_trial=True, catch=(SurplusTrialError,))
+    # finished trials of the study (every worker's) on a terminal; quiet in logs and CI. Optuna's own
+    # bar counts one optimize() call, and each trial here is a call of its own.
+    progress = tqdm(total=search.n_trials, initial=min(done, search.n_trials), desc=f"search {backbone}",
+                    unit="trial", disable=None, dynamic_ncols=True)
+    with progress:
+        while _await_other_workers(study, search, deadline, may_start=started[0] < budget):
+            # one trial at a time: Optuna's own loop runs it with the heartbeat, fails it on an error (re-raised)
+            study.optimize(objective, n_trials=1, n_jobs=1, gc_after_trial=True, catch=(SurplusTrialError,))
+            finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+            progress.update(max(0, min(finished, search.n_trials) - progress.n))
     states = [t.state for t in study.get_trials(deepcopy=False)]
     if optuna.trial.TrialState.COMPLETE not in states and optuna.trial.TrialState.FAIL in states:
         raise SearchFailedError(

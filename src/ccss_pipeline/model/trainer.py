@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
 from ccss_pipeline.files import atomic_write, sweep_stale_temporaries
@@ -415,7 +416,10 @@ def train_model(
         else:
             batches = _streamed_batches(streamed, spec, bs, optim_cfg.seed, epoch, stream_buffer_rows, device,
                                         n_pair_rows if use_ccss else 0, shapley_p, move, shard=(rank, world))
-        with step.join() if world > 1 else nullcontext():  # shards may differ by a batch
+        # a batch bar on a terminal (rank 0), nothing in logs or CI; the epoch line below stays
+        progress = tqdm(total=math.ceil(n / (bs * world)), desc=f"epoch {epoch}/{optim_cfg.max_epochs}", unit="batch",
+                        leave=False, disable=None if rank == 0 else True, dynamic_ncols=True)
+        with progress, step.join() if world > 1 else nullcontext():  # shards may differ by a batch
             for c, d, b, y, pair in batches:
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                     if pair is None:
@@ -434,6 +438,7 @@ def train_model(
                 opt.step()
                 totals[0] += loss.detach().float()
                 totals[1] += 1
+                progress.update()
         if world > 1:
             dist.all_reduce(totals)  # the epoch's loss over every rank's batches
         mean_loss = float(totals[0].item()) / max(float(totals[1].item()), 1.0)
