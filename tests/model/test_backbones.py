@@ -98,18 +98,3 @@ def test_encode_points_equals_encoding_moved_rows(spec, inputs):
         torch.testing.assert_close(all_d[6 + j * p : 6 + (j + 1) * p], d_j)
     for a, b in zip(before, (cat, dense, bucket)):
         assert torch.equal(a, b)  # inputs not mutated
-
-
-def test_encoder_swap_equals_encoding_moved_rows(spec, inputs):
-    enc = InputEncoder(spec, 4)
-    cat, dense, bucket = _batch(inputs, 6)
-    fields, d = enc(cat, dense, bucket)
-    rows, k = torch.tensor([1, 4]), torch.tensor([0, 2])
-    nb, nd = torch.tensor([2, 5]), torch.tensor([0.25, -1.0])
-    f2, d2 = enc.swap(fields, d, rows, k, nb, nd)
-    b3, d3 = bucket[rows].clone(), dense[rows].clone()
-    b3[torch.arange(2), k], d3[torch.arange(2), k] = nb, nd
-    ref_f, ref_d = enc(cat[rows], d3, b3)
-    torch.testing.assert_close(f2, ref_f)
-    torch.testing.assert_close(d2, ref_d)
-    assert torch.equal(fields, enc(cat, dense, bucket)[0])  # original encoding untouched

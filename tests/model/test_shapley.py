@@ -40,10 +40,11 @@ def test_model_shapley_on_ctr_model(spec, inputs):
 
     from ccss_pipeline.config import BackboneConfig
     from ccss_pipeline.model.backbones import CTRModel
-    from ccss_pipeline.model.shapley import model_shapley_importance
+    from ccss_pipeline.model.trainer import logit_fn
 
     torch.manual_seed(0)
     model = CTRModel(spec, BackboneConfig(hidden_units=[8]))
-    res = model_shapley_importance(model, inputs, spec, ShapleyConfig(n_samples=64, n_permutations=2), device="cpu")
+    cfg = ShapleyConfig(n_samples=64, n_permutations=2)
+    res = shapley_importance(logit_fn(model, "cpu", cfg.batch_size), inputs, spec, cfg)
     assert res.q.shape == (4,) and (res.q >= 0).all() and res.q.sum() > 0
     assert set(res.to_dict()["p"]) == {"pos", "neg", "flat"}

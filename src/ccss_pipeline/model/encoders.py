@@ -6,7 +6,7 @@ is embedded with one lookup. The encoded representation is ``fields`` (B, n_fiel
 fields first, then one bucket field per numerical feature — and ``dense`` (B, K).
 
 For CCSS (spec §4) a row and its counterfactual points differ in one numerical feature only:
-:meth:`InputEncoder.encode_points` (and :meth:`InputEncoder.swap` for already-encoded rows) copies the
+:meth:`InputEncoder.encode_points` copies the
 encoded O rows and replaces just the moved feature's bucket embedding and dense value, so the unchanged
 embeddings are computed once.
 """
@@ -46,26 +46,6 @@ class InputEncoder(nn.Module):
     def _lookup(self, idx: torch.Tensor) -> torch.Tensor:
         # index_select's backward (index_add) is ~2x faster on CPU than nn.Embedding's dense backward.
         return self.table.weight.index_select(0, idx.reshape(-1)).view(*idx.shape, self.embedding_dim)
-
-    def swap(
-        self,
-        fields: torch.Tensor,
-        dense: torch.Tensor,
-        rows: torch.Tensor,
-        feature: torch.Tensor,
-        new_bucket: torch.Tensor,
-        new_dense: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoded copies of ``rows`` with numerical ``feature`` moved to (new_bucket, new_dense).
-
-        Only the moved bucket embedding is looked up; everything else is reused from ``fields``.
-        """
-        n = rows.shape[0]
-        ar = torch.arange(n, device=fields.device)
-        emb = self._lookup(new_bucket + self.bkt_offsets[feature])
-        f = fields[rows].index_put((ar, feature + self.n_categorical), emb.to(fields.dtype))
-        d = dense[rows].index_put((ar, feature), new_dense.to(dense.dtype))
-        return f, d
 
     def encode_points(
         self,

@@ -1,67 +1,23 @@
-"""Saving and loading trained models without pickling modules.
+"""Trained models as the catalog holds them, rebuilt into modules: one place for the naming and the rules.
 
-``model.pt`` holds only the state_dict (loaded with ``weights_only=True``); ``model.json`` holds what is
-needed to rebuild the module (backbone config) plus a hash of the feature spec, so a model is never
-silently paired with a different spec.
+The files (``model.pt``: the state_dict, loaded with ``weights_only=True``; ``model.json``: the backbone
+config and the feature-spec fingerprint) are :class:`ccss_pipeline.datasets.ModelCollectionDataset`'s;
+a model is rebuilt here, and never paired silently with another feature spec.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import torch
-
 from ccss_pipeline.config import BackboneConfig
-from ccss_pipeline.files import atomic_write
 from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.spec import FeatureSpec
-
-WEIGHTS_NAME = "model.pt"
-CONFIG_NAME = "model.json"
 
 
 def spec_hash(spec: FeatureSpec) -> str:
     """Stable hash of the feature spec contents."""
     return spec.fingerprint
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    atomic_write(path, write)
-
-
-def save_model(model: CTRModel, config: dict[str, Any] | None, directory: str | Path, spec: FeatureSpec | None = None) -> Path:
-    """Write ``model.pt`` (state_dict) and ``model.json`` (backbone config + caller's ``config``) atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    meta: dict[str, Any] = dict(config or {})
-    meta["backbone"] = model.cfg.model_dump()
-    if spec is not None:
-        meta["spec_hash"] = spec_hash(spec)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_NAME, lambda p: torch.save(state, p))
-    _atomic_write(directory / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str)))
-    return directory
-
-
-def load_config(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / CONFIG_NAME).read_text())
-
-
-def load_model(directory: str | Path, spec: FeatureSpec, device: torch.device | str = "cpu") -> CTRModel:
-    """Rebuild the CTRModel from ``model.json`` and load ``model.pt`` with ``weights_only=True``."""
-    directory = Path(directory)
-    meta = load_config(directory)
-    if "spec_hash" in meta and meta["spec_hash"] != spec_hash(spec):
-        raise ValueError(f"model in {directory} was trained with a different feature spec")
-    model = CTRModel(spec, BackboneConfig(**meta["backbone"]))
-    state = torch.load(directory / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    model.to(device)
-    model.eval()
-    return model
 
 
 def model_key(backbone: str, variant: str, seed: int) -> str:

@@ -10,7 +10,6 @@ per row and evaluates all K + 1 coalitions of all rows in one batched scoring ca
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +17,6 @@ import numpy as np
 from ccss_pipeline.config import ShapleyConfig
 from ccss_pipeline.model.synthesis import directed_probabilities
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
-
-if TYPE_CHECKING:
-    import torch
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -74,12 +70,3 @@ def shapley_importance(score: Scorer, inputs: ModelInputs, spec: FeatureSpec, cf
     q = np.abs(phi).mean(axis=0)
     p = directed_probabilities(q, spec, cfg.epsilon) if spec.directed else np.zeros(0)
     return ShapleyResult([f.name for f in spec.numerical], q, [f.name for f in spec.directed], p)
-
-
-def model_shapley_importance(model: "torch.nn.Module", inputs: ModelInputs, spec: FeatureSpec,
-                             cfg: ShapleyConfig | None = None, device: str = "auto") -> ShapleyResult:
-    """Shapley importances of a trained CTRModel's logits (the warm-up model of spec §3.1)."""
-    from ccss_pipeline.model.trainer import logit_fn  # local: trainer does not depend on this module
-
-    cfg = cfg or ShapleyConfig()
-    return shapley_importance(logit_fn(model, device, cfg.batch_size), inputs, spec, cfg)

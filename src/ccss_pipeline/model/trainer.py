@@ -118,34 +118,6 @@ def safe_auc(label: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(label, score))
 
 
-def neighbour_violation_rate(score: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-                             inputs: ModelInputs, spec: FeatureSpec, eps: float = 1e-6) -> float:
-    """Pooled share of (row, existing ±1-bucket neighbour) of directed features where the score moves
-    against the feature's direction by more than ``eps`` (a training-time monitor; spec §6 has the full set).
-    All moved copies are scored in one call."""
-    cats, denses, buckets, base_idx, signs = [], [], [], [], []
-    for k in spec.directed_indices():
-        f = spec.numerical[k]
-        centres = np.asarray(f.centres_dense, np.float32)
-        b = inputs.bucket[:, k]
-        for step in (1, -1):
-            nb = b + step
-            ok = np.flatnonzero((b < f.n_buckets) & (nb >= 0) & (nb < f.n_buckets))
-            if ok.size == 0:
-                continue
-            d, bk = inputs.dense[ok].copy(), inputs.bucket[ok].copy()
-            bk[:, k] = nb[ok]
-            d[:, k] = centres[nb[ok]]
-            cats.append(inputs.cat[ok]), denses.append(d), buckets.append(bk)
-            base_idx.append(ok), signs.append(np.full(ok.size, f.direction * step, np.float64))
-    if not cats:
-        return float("nan")
-    base = score(inputs.cat, inputs.dense, inputs.bucket)
-    moved = score(np.concatenate(cats), np.concatenate(denses), np.concatenate(buckets))
-    change = np.concatenate(signs) * (moved - base[np.concatenate(base_idx)])
-    return float((change < -eps).mean())
-
-
 # -------------------------------------------------------------------------------------- checkpoints
 def _atomic_save(obj: object, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
@@ -309,7 +281,6 @@ def train_model(
     on_epoch: Callable[[int, float], None] | None = None,
     redraw_pairs_each_epoch: bool = False,
     shapley_p: np.ndarray | None = None,
-    violation_rows: int = 0,
     move: str = "centre",
     stream_buffer_rows: int = 262_144,
 ) -> TrainResult:
@@ -319,8 +290,7 @@ def train_model(
     ``shapley_p`` (seed derived from the run seed and epoch) with the move of ``pairs`` (``move`` when
     no table is given). λ = 0 or no pairs trains the plain baseline (the counterfactual forward is
     skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
-    and may raise (e.g. ``optuna.TrialPruned``) to stop. ``violation_rows > 0`` adds ``val_violation`` (the
-    neighbour violation rate on the first that many validation rows) to each epoch's history.
+    and may raise (e.g. ``optuna.TrialPruned``) to stop.
 
     ``train`` may be a :class:`ParquetModelInput`: the table is then streamed a row group at a time
     through a shuffle buffer of ``stream_buffer_rows`` rows (``model.streaming``), and each batch's
@@ -452,15 +422,11 @@ def train_model(
                       "samples_per_sec": n / max(train_seconds, 1e-9), "seconds": time.perf_counter() - t0}
             if world > 1:
                 record["world_size"] = world
-            if violation_rows > 0:
-                sub = valid.take(np.arange(min(violation_rows, len(valid))))
-                record["val_violation"] = neighbour_violation_rate(score_fn(model, device), sub, spec)
         record = _from_rank0(record, world)
         val_auc, seconds = record["val_auc"], record["seconds"]
         history.append(record)
-        (logger.info if rank == 0 else logger.debug)("epoch %d loss %.5f val_auc %.5f%s %.0f samples/s (%.1fs)", epoch, mean_loss, val_auc,
-                    f" val_violation {record['val_violation']:.4f}" if "val_violation" in record else "",
-                    record["samples_per_sec"], seconds)
+        (logger.info if rank == 0 else logger.debug)("epoch %d loss %.5f val_auc %.5f %.0f samples/s (%.1fs)", epoch,
+                                                     mean_loss, val_auc, record["samples_per_sec"], seconds)
 
         score = val_auc if not math.isnan(val_auc) else -mean_loss
         if score > best_auc:
