@@ -33,7 +33,8 @@ from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerCon
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report  # noqa: E402
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report  # noqa: E402
 from ccss_pipeline.model.synthesis import draw_pairs  # noqa: E402
-from ccss_pipeline.model.trainer import safe_auc, score_fn, train_model  # noqa: E402
+from ccss_pipeline.model.trainer import train_model  # noqa: E402
+from ccss_pipeline.model.scoring import safe_auc, score_fn
 from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
 
 

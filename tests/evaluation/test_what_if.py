@@ -12,7 +12,7 @@ from ccss_pipeline.data.transformer import encode_numerical
 from ccss_pipeline.evaluation.raw_grid import raw_grid
 from ccss_pipeline.evaluation.what_if import COLUMNS, plot_what_if, what_if, what_if_table
 from ccss_pipeline.model.backbones import CTRModel
-from ccss_pipeline.model.trainer import predict_proba
+from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.spec import ModelInputs
 from tests.model.conftest import make_inputs, make_spec
 

@@ -10,7 +10,7 @@ from ccss_pipeline.datasets import ModelCollectionDataset
 from ccss_pipeline.lineage import StaleArtifactError
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.persistence import rebuild_model, spec_hash
-from ccss_pipeline.model.trainer import predict_proba
+from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.spec import FeatureSpec
 
 

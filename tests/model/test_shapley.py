@@ -40,7 +40,7 @@ def test_model_shapley_on_ctr_model(spec, inputs):
 
     from ccss_pipeline.config import BackboneConfig
     from ccss_pipeline.model.backbones import CTRModel
-    from ccss_pipeline.model.trainer import logit_fn
+    from ccss_pipeline.model.scoring import logit_fn
 
     torch.manual_seed(0)
     model = CTRModel(spec, BackboneConfig(hidden_units=[8]))

@@ -122,7 +122,7 @@ def test_a_folder_of_part_files_is_one_table(spec, tmp_path):
 
 def test_streamed_scores_and_grid_metrics_equal_the_in_memory_ones(spec, table):
     from ccss_pipeline.evaluation.raw_grid import wrong_step_share
-    from ccss_pipeline.model.trainer import predict_logits, score_fn
+    from ccss_pipeline.model.scoring import predict_logits, score_fn
 
     memory = make_inputs(spec, 5_000, seed=1)
     valid = make_inputs(spec, 500, seed=2)

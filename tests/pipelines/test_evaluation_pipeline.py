@@ -34,7 +34,7 @@ from ccss_pipeline.pipelines.evaluation.nodes import (
     write_report,
 )
 from ccss_pipeline.lineage import stamp
-from ccss_pipeline.model.trainer import score_fn
+from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec, ModelInputs
 from tests.kedro_project import run_pipelines
 from tests.model.conftest import make_inputs, make_spec

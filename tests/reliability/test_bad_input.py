@@ -30,7 +30,8 @@ from ccss_pipeline.data.log_features import add_log_features
 from ccss_pipeline.data.transformer import DENSE_CLIP, fit_feature_spec, to_model_input
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.synthesis import PairTable
-from ccss_pipeline.model.trainer import predict_proba, train_model
+from ccss_pipeline.model.trainer import train_model
+from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.pipelines.data_validation.nodes import ValidationGateError
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from tests.kedro_project import REPO, downstream_files, make_project, run_pipelines

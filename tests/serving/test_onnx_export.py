@@ -19,7 +19,8 @@ import torch
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig, TrainingConfig
 from ccss_pipeline.lineage import StaleArtifactError, stamp
 from ccss_pipeline.model.backbones import BACKBONES, CTRModel
-from ccss_pipeline.model.trainer import predict_logits, predict_proba, train_model
+from ccss_pipeline.model.trainer import train_model
+from ccss_pipeline.model.scoring import predict_logits, predict_proba
 from ccss_pipeline.serving import INPUT_NAMES, OUTPUT_NAMES, encoding_description, export_onnx, onnx_inputs
 from ccss_pipeline.serving.onnx_export import METADATA_KEY, OPSET
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, FeatureSpec, ModelInputs

@@ -28,7 +28,7 @@ def _scorer(model: object) -> Scorer:
     """A scorer ``(cat, dense, bucket) -> prob`` from a CTRModel (float32, eval mode) or a callable."""
     if callable(model) and not hasattr(model, "state_dict"):
         return model  # type: ignore[return-value]
-    from ccss_pipeline.model.trainer import score_fn  # torch only when a model is given
+    from ccss_pipeline.model.scoring import score_fn  # torch only when a model is given
 
     return score_fn(model)  # type: ignore[arg-type]
 

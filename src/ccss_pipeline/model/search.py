@@ -61,7 +61,9 @@ from ccss_pipeline.evaluation.raw_grid import wrong_step_share
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
 from ccss_pipeline.model.synthesis import PairTable
-from ccss_pipeline.model.trainer import _pairs_digest, score_fn, train_model
+from ccss_pipeline.model.trainer import train_model
+from ccss_pipeline.model.scoring import score_fn
+from ccss_pipeline.model.checkpoint import pairs_digest
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ def search_digest(train: ModelInputs | ParquetModelInput, valid: ModelInputs | P
     """Content hash of what every trial trains and validates on (a streamed split: its files; its
     pairs are drawn per batch, so the buffer that shapes the batches stands in for the pair table)."""
     drawn = f"stream{stream_buffer_rows}" if isinstance(train, ParquetModelInput) else ""
-    return "-".join([train.digest(), valid.digest(), _pairs_digest(pairs) or drawn])
+    return "-".join([train.digest(), valid.digest(), pairs_digest(pairs) or drawn])
 
 
 def suggest_contrastive(trial: optuna.trial.BaseTrial, base: ContrastiveConfig, search: SearchConfig) -> ContrastiveConfig:

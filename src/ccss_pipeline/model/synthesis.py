@@ -172,9 +172,33 @@ def draw_pairs(
     return PairTable(template.name, rows, k, s > 0, pts_bucket, pts_dense, valid)
 
 
+@dataclass(frozen=True)
+class PairBatch:
+    """The counterfactual pairs of a batch's first P rows, by name (gathered from a :class:`PairLookup`).
+
+    ``has_pair`` (P,) bool: the row has a pair (else everything else is masked); ``feature`` (P,): the
+    moved numerical feature; ``point_bucket``/``point_dense`` (P, Q): the move's points; ``f_is_up``
+    (P,) bool: F is the upper neighbour; ``direction`` (P,): the feature's direction; ``valid`` (P, C):
+    which of the template's constraints hold for the row (float 0/1).
+    """
+
+    template: MoveTemplate
+    has_pair: torch.Tensor
+    feature: torch.Tensor
+    point_bucket: torch.Tensor
+    f_is_up: torch.Tensor
+    direction: torch.Tensor
+    point_dense: torch.Tensor
+    valid: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.feature.shape[0])
+
+
 class PairLookup:
     """Per-row pair arrays on the device, so a batch gathers its pairs by index without any sync.
 
+    Packed in two tensors so a batch's pairs cost two gathers (:meth:`gather` unpacks them by name):
     ``ints`` (N, 2 + Q + 1): has_pair, feature, point buckets, f_is_up; ``floats`` (N, 1 + Q + C):
     the feature's direction, point dense values, constraint validity. Rows without a pair have
     ``has_pair = 0`` and all constraints invalid.
@@ -196,3 +220,10 @@ class PairLookup:
         self.n_points, self.n_constraints = q, c
         self.ints = torch.as_tensor(ints, device=device)
         self.floats = torch.as_tensor(floats, device=device)
+
+    def gather(self, rows: torch.Tensor | slice) -> PairBatch:
+        """The pairs of ``rows`` (indices or a slice of this lookup's rows), unpacked as views."""
+        ints, floats, q = self.ints[rows], self.floats[rows], self.n_points
+        return PairBatch(self.template, has_pair=ints[:, 0] > 0, feature=ints[:, 1], point_bucket=ints[:, 2 : 2 + q],
+                         f_is_up=ints[:, 2 + q] > 0, direction=floats[:, 0], point_dense=floats[:, 1 : 1 + q],
+                         valid=floats[:, 1 + q :])

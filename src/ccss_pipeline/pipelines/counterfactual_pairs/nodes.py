@@ -13,7 +13,8 @@ from ccss_pipeline.lineage import SPEC_KEY, require_spec, stamp
 from ccss_pipeline.model.shapley import shapley_importance
 from ccss_pipeline.model.pair_stream import pair_chunks
 from ccss_pipeline.model.streaming import model_source
-from ccss_pipeline.model.trainer import logit_fn, train_model
+from ccss_pipeline.model.trainer import train_model
+from ccss_pipeline.model.scoring import logit_fn
 from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import FeatureSpec
 

@@ -30,7 +30,7 @@ from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.lineage import require_spec
 from ccss_pipeline.model.persistence import rebuild_model
-from ccss_pipeline.model.trainer import score_fn
+from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
 from ccss_pipeline.spec import GROUP_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs, NumericalFeature
 

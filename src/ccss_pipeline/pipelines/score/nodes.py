@@ -20,7 +20,7 @@ from ccss_pipeline.data.sources import ChunkedSource, origin_of, source_bundles
 from ccss_pipeline.data.transformer import to_model_input
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.persistence import chosen_models
-from ccss_pipeline.model.trainer import predict_proba
+from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.pipelines.data_validation.nodes import _report_outputs, gate
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs
 

@@ -1,0 +1,79 @@
+"""Scoring a trained model: logits and probabilities in batches, always in float32, and the AUC.
+
+Validation, evaluation and the search all score through here: bf16 (used for training on CUDA) would
+hide wrong monotonicity steps below its resolution, so scoring never autocasts. A split streamed from
+parquet (:class:`ccss_pipeline.model.streaming.ParquetModelInput`) is scored a row group at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ccss_pipeline.model.backbones import CTRModel
+from ccss_pipeline.model.device import resolve_device
+from ccss_pipeline.model.streaming import ParquetModelInput
+from ccss_pipeline.spec import ModelInputs
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def _logits_np(model: CTRModel, cat: np.ndarray, dense: np.ndarray, bucket: np.ndarray, batch_size: int,
+               device: torch.device | None = None) -> np.ndarray:
+    device = device or _model_device(model)
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, cat.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        with torch.autocast(device.type, enabled=False):  # float32 scoring on every device
+            z, _ = model(
+                torch.as_tensor(np.ascontiguousarray(cat[sl]), dtype=torch.long, device=device),
+                torch.as_tensor(np.ascontiguousarray(dense[sl]), dtype=torch.float32, device=device),
+                torch.as_tensor(np.ascontiguousarray(bucket[sl]), dtype=torch.long, device=device),
+            )
+        out.append(z.float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+
+def predict_logits(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batch_size: int = 8192) -> np.ndarray:
+    """Logits for every row (eval mode, no grad, batched); a table streamed from parquet is scored a
+    row group at a time (memory: one row group and the logits)."""
+    if isinstance(inputs, ParquetModelInput):
+        parts = [predict_logits(model, group, batch_size) for group in inputs.iter_row_groups()]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    return _logits_np(model, inputs.cat, inputs.dense, inputs.bucket, batch_size)
+
+
+def predict_proba(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batch_size: int = 8192) -> np.ndarray:
+    """Click probabilities for every row."""
+    return 1.0 / (1.0 + np.exp(-predict_logits(model, inputs, batch_size)))
+
+
+def logit_fn(model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
+             ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """A callable (cat, dense, bucket) -> logits; moves the model to ``device`` once."""
+    dev = resolve_device(device) if isinstance(device, str) else (device or _model_device(model))
+    model.to(dev)
+    return lambda cat, dense, bucket: _logits_np(model, cat, dense, bucket, batch_size, dev)
+
+
+def score_fn(model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
+             ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """A callable (cat, dense, bucket) -> probabilities, for fast evaluation (counterfactual sweeps)."""
+    f = logit_fn(model, device, batch_size)
+    return lambda cat, dense, bucket: 1.0 / (1.0 + np.exp(-f(cat, dense, bucket)))
+
+
+def safe_auc(label: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC, or NaN when only one class is present."""
+    if len(np.unique(label)) < 2:
+        return float("nan")
+    return float(roc_auc_score(label, score))
