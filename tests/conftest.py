@@ -21,6 +21,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, neve
 import pytest  # noqa: E402
 
 from tests.support import postgres  # noqa: E402
+from tests.support.trained_project import TrainedProject, build_trained_project  # noqa: E402
 
 #: where the shared KuaiRand sample is looked for when neither the option nor the variable names it
 KUAIRAND_DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kuairand"
@@ -71,3 +72,16 @@ def postgres_url(postgres_server: str, request: pytest.FixtureRequest) -> str:
     """A fresh database of its own on the test server (studies of different tests never mix)."""
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
     return postgres.new_database(postgres_server, name)
+
+
+@pytest.fixture(scope="session")
+def trained_build(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
+    """The small project after ``kedro run --pipeline=train`` (a subprocess, as a user runs it), built
+    once per session and shared by the training, evaluation, scoring and export tests; tests that
+    change it work on a copy."""
+    return build_trained_project(tmp_path_factory.mktemp("train"))
+
+
+@pytest.fixture(scope="session")
+def trained_project(trained_build: TrainedProject) -> Path:
+    return trained_build.root

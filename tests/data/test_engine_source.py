@@ -11,7 +11,6 @@ import yaml
 from kedro.io import DatasetError
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
-from ccss_pipeline.data import expectations as ex
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.relational.interactions import build_interactions as build_on_engine
 from ccss_pipeline.data.sources import EngineSource, SourceError, read_engine_source

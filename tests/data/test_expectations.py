@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,75 +27,32 @@ from ccss_pipeline.data.expectations import (
     RULE_TS_RANGE,
     RULE_UNIQUE_KEY,
     DataValidationError,
-    Failure,
     ValidationReport,
     build_table_suite,
     raise_if_failed,
     validate_source,
     validate_splits,
 )
+from tests.support.raw_tables import (
+    LOG_FILE,
+    ORIGINS,
+    SPLIT_ORIGINS,
+    USERS_FILE,
+    assert_message,
+    clean_tables,
+    only_failure,
+    small_schema,
+    split_frames,
+)
 
-LOG_FILE = "data/01_raw/log.csv"
-USERS_FILE = "data/01_raw/users.csv"
-ORIGINS = {"log": LOG_FILE, "users": USERS_FILE}
 CFG = ValidationConfig()
-
-
-def _schema(**overrides) -> SchemaConfig:
-    base = dict(
-        source="table",
-        label="click",
-        user="user_id",
-        item="item_id",
-        timestamp="ts",
-        timestamp_unit="ms",
-        categorical=["degree"],
-        numerical=[{"name": "price"}, {"name": "fans", "count": True}],
-        side_tables={"users": {"key": "user_id"}},
-    )
-    base.update(overrides)
-    return SchemaConfig(**base)
-
-
-def _clean() -> dict[str, pd.DataFrame]:
-    t0 = 1_650_000_000_000  # 2022-04-15 in ms
-    log = pd.DataFrame(
-        {
-            "user_id": [1, 1, 2, 2, 3, 3],
-            "item_id": [10, 11, 10, 12, 11, 12],
-            "click": [0, 1, 1, 0, 1, 0],
-            "ts": [t0 + i * 1000 for i in range(6)],
-            "price": [1.5, 2.0, 0.0, -1.0, 3.0, 2.5],
-        }
-    )
-    users = pd.DataFrame({"user_id": [1, 2, 3], "fans": [0, 5, 10], "degree": ["a", "b", "a"]})
-    return {"log": log, "users": users}
-
-
-def _only(report: ValidationReport, rule: str, column: str | None = None) -> Failure:
-    hits = [f for f in report.failures if f.rule == rule and (column is None or f.column == column)]
-    assert len(hits) == 1, report.error_message()
-    return hits[0]
-
-
-def _assert_message(report: ValidationReport, dataset: str, column: str, rule: str, count: int | None) -> None:
-    assert not report.success
-    lines = [ln for ln in report.error_message().splitlines() if rule in ln and f"'{column}'" in ln]
-    assert lines, report.error_message()
-    line = lines[0]
-    assert dataset in line
-    if count is not None:
-        assert f"for {count} row(s)" in line
-    with pytest.raises(DataValidationError) as err:
-        raise_if_failed(report)
-    assert line in str(err.value)
 
 
 # ------------------------------------------------------------------ passing cases
 
 
 def test_clean_frame_passes_and_reports_are_complete():
-    report = validate_source(_clean(), ORIGINS, _schema(), CFG)
+    report = validate_source(clean_tables(), ORIGINS, small_schema(), CFG)
     assert report.success, report.error_message()
     assert raise_if_failed(report) is report
     d = report.to_dict()
@@ -115,7 +71,7 @@ def test_clean_frame_passes_and_reports_are_complete():
 def test_build_table_suite_is_a_gx_suite():
     import great_expectations as gx
 
-    suite = build_table_suite("users", ["user_id", "fans", "degree"], _schema(), CFG)
+    suite = build_table_suite("users", ["user_id", "fans", "degree"], small_schema(), CFG)
     assert isinstance(suite, gx.ExpectationSuite)
     types = {e.expectation_type for e in suite.expectations}
     assert "expect_column_values_to_be_unique" in types
@@ -156,66 +112,66 @@ def test_real_kuairand_files_pass(kuairand_dir):
 
 @pytest.mark.parametrize("bad", [2, -1, "yes", "1", 0.5])
 def test_bad_label_values_caught(bad):
-    tables = _clean()
+    tables = clean_tables()
     log = tables["log"].astype({"click": object})
     log.loc[2, "click"] = bad
     tables["log"] = log
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "click", RULE_LABEL_SET, 1)
-    assert _only(report, RULE_LABEL_SET).examples == [bad]
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "click", RULE_LABEL_SET, 1)
+    assert only_failure(report, RULE_LABEL_SET).examples == [bad]
 
 
 def test_label_2_and_minus_1_in_int_column():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"].loc[[0, 1, 3], "click"] = [2, -1, 2]
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "click", RULE_LABEL_SET, 3)
-    assert _only(report, RULE_LABEL_SET).examples == [2, -1]  # distinct offending values
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "click", RULE_LABEL_SET, 3)
+    assert only_failure(report, RULE_LABEL_SET).examples == [2, -1]  # distinct offending values
 
 
 def test_missing_required_column_reported_not_crashing():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"] = tables["log"].drop(columns=["item_id"])
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "item_id", RULE_EXISTS, None)
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "item_id", RULE_EXISTS, None)
     # nothing else errors because of it
     assert all(o.error is None for o in report.outcomes)
 
 
 def test_feature_missing_from_every_table_reported_against_log():
-    tables = _clean()
+    tables = clean_tables()
     tables["users"] = tables["users"].drop(columns=["degree"])
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    f = _only(report, RULE_EXISTS, "degree")
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    f = only_failure(report, RULE_EXISTS, "degree")
     assert f.dataset == LOG_FILE and f.table == "log"
     assert "log, users" in f.detail
     assert "'degree'" in report.error_message()
 
 
 def test_missing_side_table_key_reported():
-    tables = _clean()
+    tables = clean_tables()
     tables["users"] = tables["users"].rename(columns={"user_id": "uid"})
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, USERS_FILE, "user_id", RULE_EXISTS, None)
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, USERS_FILE, "user_id", RULE_EXISTS, None)
 
 
 def test_required_side_table_absent():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"] = tables["log"].assign(fans=1, degree="a")
     del tables["users"]
-    schema = _schema(side_tables={"users": {"key": "user_id", "required": True}})
+    schema = small_schema(side_tables={"users": {"key": "user_id", "required": True}})
     report = validate_source(tables, ORIGINS, schema, CFG)
-    f = _only(report, RULE_TABLE_PRESENT)
+    f = only_failure(report, RULE_TABLE_PRESENT)
     assert f.dataset == USERS_FILE
     # optional side table absent: fine
-    assert validate_source(tables, ORIGINS, _schema(), CFG).success
+    assert validate_source(tables, ORIGINS, small_schema(), CFG).success
 
 
 def test_expectation_error_is_a_failure_not_a_crash():
     """A suite built for other columns (so GX errors on a missing column) is reported as 'column exists'."""
     from ccss_pipeline.data import expectations as ex
 
-    suite = build_table_suite("users", ["user_id", "fans", "degree"], _schema(), CFG)
+    suite = build_table_suite("users", ["user_id", "fans", "degree"], small_schema(), CFG)
     frame = pd.DataFrame({"user_id": [1, 2]})
     results = ex._run_suites([("users", frame, suite)], 5)
     report = ValidationReport(success=True)
@@ -229,136 +185,136 @@ def test_expectation_error_is_a_failure_not_a_crash():
     ("value", "rule"), [(np.inf, RULE_FINITE_INF), (-np.inf, RULE_FINITE_INF), (np.nan, RULE_FINITE_NAN)]
 )
 def test_non_finite_numeric_caught(value, rule):
-    tables = _clean()
+    tables = clean_tables()
     tables["log"].loc[[1, 4], "price"] = value
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "price", rule, 2)
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "price", rule, 2)
     assert "values finite" in rule
     assert len(report.failures) == 1
 
 
 def test_inf_and_nan_in_side_table_count_column():
-    tables = _clean()
+    tables = clean_tables()
     tables["users"]["fans"] = [np.inf, np.nan, -2.0]
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, USERS_FILE, "fans", RULE_FINITE_INF, 1)
-    _assert_message(report, USERS_FILE, "fans", RULE_FINITE_NAN, 1)
-    _assert_message(report, USERS_FILE, "fans", RULE_COUNT, 1)
-    assert _only(report, RULE_COUNT).examples == [-2.0]
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, USERS_FILE, "fans", RULE_FINITE_INF, 1)
+    assert_message(report, USERS_FILE, "fans", RULE_FINITE_NAN, 1)
+    assert_message(report, USERS_FILE, "fans", RULE_COUNT, 1)
+    assert only_failure(report, RULE_COUNT).examples == [-2.0]
 
 
 def test_negative_count_caught():
-    tables = _clean()
+    tables = clean_tables()
     tables["users"]["fans"] = [0, -5, -7]
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, USERS_FILE, "fans", RULE_COUNT, 2)
-    assert _only(report, RULE_COUNT).examples == [-5, -7]
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, USERS_FILE, "fans", RULE_COUNT, 2)
+    assert only_failure(report, RULE_COUNT).examples == [-5, -7]
 
 
 def test_non_numeric_dtype_caught():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"]["price"] = ["1.5", "2", "x", "0", "3", "2"]
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    f = _only(report, RULE_NUMERIC_DTYPE, "price")
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    f = only_failure(report, RULE_NUMERIC_DTYPE, "price")
     assert f.dataset == LOG_FILE and "observed dtype" in f.detail
     assert "price" in report.error_message() and RULE_NUMERIC_DTYPE in report.error_message()
     assert len(report.failures) == 1 and all(o.error is None for o in report.outcomes)  # no GX errors
     # object column mixing numbers and a string: the string is the offending value
     tables["log"]["price"] = pd.Series([1.5, 2, "x", 0, 3, 2], dtype=object)
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "price", RULE_NUMERIC_DTYPE, 1)
-    assert _only(report, RULE_NUMERIC_DTYPE).examples == ["x"]
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "price", RULE_NUMERIC_DTYPE, 1)
+    assert only_failure(report, RULE_NUMERIC_DTYPE).examples == ["x"]
     # object column of plain numbers is fine
     tables["log"]["price"] = pd.Series([1.5, 2, 7, 0, 3, 2], dtype=object)
-    assert validate_source(tables, ORIGINS, _schema(), CFG).success
+    assert validate_source(tables, ORIGINS, small_schema(), CFG).success
 
 
 def test_null_ids_caught():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"]["user_id"] = tables["log"]["user_id"].astype("float64")
     tables["log"].loc[[0, 5], "user_id"] = np.nan
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "user_id", RULE_ID_NOT_NULL, 2)
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "user_id", RULE_ID_NOT_NULL, 2)
 
 
 def test_side_table_key_not_unique():
-    tables = _clean()
+    tables = clean_tables()
     tables["users"]["user_id"] = [1, 2, 2]
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, USERS_FILE, "user_id", RULE_UNIQUE_KEY, 2)
-    assert _only(report, RULE_UNIQUE_KEY).examples == [2]
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, USERS_FILE, "user_id", RULE_UNIQUE_KEY, 2)
+    assert only_failure(report, RULE_UNIQUE_KEY).examples == [2]
 
 
 def test_duplicated_impressions_caught():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"] = pd.concat([tables["log"], tables["log"].iloc[[3]]], ignore_index=True)
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "user_id, item_id, ts", RULE_DUP_IMPRESSIONS, 2)
-    ex = _only(report, RULE_DUP_IMPRESSIONS).examples
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "user_id, item_id, ts", RULE_DUP_IMPRESSIONS, 2)
+    ex = only_failure(report, RULE_DUP_IMPRESSIONS).examples
     assert ex and ex[0]["user_id"] == 2 and ex[0]["item_id"] == 12
     # without a timestamp there is no impression key: no uniqueness expectation
-    no_ts = _schema(timestamp=None)
+    no_ts = small_schema(timestamp=None)
     assert validate_source(tables, ORIGINS, no_ts, CFG).success
 
 
 def test_timestamps_out_of_range_ms_and_s():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"].loc[1, "ts"] = 5  # 1970
     tables["log"].loc[2, "ts"] = 5_000_000_000_000  # year 2128
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "ts", RULE_TS_RANGE, 2)
-    assert _only(report, RULE_TS_RANGE).examples == [5, 5_000_000_000_000]  # raw values
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "ts", RULE_TS_RANGE, 2)
+    assert only_failure(report, RULE_TS_RANGE).examples == [5, 5_000_000_000_000]  # raw values
     # the same clean log in seconds passes with unit "s", fails with a narrow window
-    sec = _clean()
+    sec = clean_tables()
     sec["log"]["ts"] = sec["log"]["ts"] // 1000
-    assert validate_source(sec, ORIGINS, _schema(timestamp_unit="s"), CFG).success
+    assert validate_source(sec, ORIGINS, small_schema(timestamp_unit="s"), CFG).success
     narrow = ValidationConfig(timestamp_min="2023-01-01")
-    _assert_message(validate_source(sec, ORIGINS, _schema(timestamp_unit="s"), narrow), LOG_FILE, "ts",
+    assert_message(validate_source(sec, ORIGINS, small_schema(timestamp_unit="s"), narrow), LOG_FILE, "ts",
                     RULE_TS_RANGE, 6)
 
 
 def test_datetime_string_timestamps():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"]["ts"] = ["2022-04-10 08:59:09", "2022-04-10 09:00:00", "not a date", "1999-12-31 23:59:59",
                            "2022-04-11 00:00:00", None]
-    report = validate_source(tables, ORIGINS, _schema(timestamp_unit="datetime"), CFG)
-    _assert_message(report, LOG_FILE, "ts", RULE_TS_PARSEABLE, 2)
-    assert "not a date" in _only(report, RULE_TS_PARSEABLE).examples
-    _assert_message(report, LOG_FILE, "ts", RULE_TS_RANGE, 1)
-    assert _only(report, RULE_TS_RANGE).examples == ["1999-12-31 23:59:59"]
+    report = validate_source(tables, ORIGINS, small_schema(timestamp_unit="datetime"), CFG)
+    assert_message(report, LOG_FILE, "ts", RULE_TS_PARSEABLE, 2)
+    assert "not a date" in only_failure(report, RULE_TS_PARSEABLE).examples
+    assert_message(report, LOG_FILE, "ts", RULE_TS_RANGE, 1)
+    assert only_failure(report, RULE_TS_RANGE).examples == ["1999-12-31 23:59:59"]
     # real datetime64 values pass
     tables["log"]["ts"] = pd.date_range("2022-04-10", periods=6, freq="h")
-    assert validate_source(tables, ORIGINS, _schema(timestamp_unit="datetime"), CFG).success
+    assert validate_source(tables, ORIGINS, small_schema(timestamp_unit="datetime"), CFG).success
 
 
 def test_string_timestamps_with_ms_unit_not_parseable():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"]["ts"] = tables["log"]["ts"].astype(object)
     tables["log"].loc[0, "ts"] = "yesterday"
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    _assert_message(report, LOG_FILE, "ts", RULE_TS_PARSEABLE, 1)
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    assert_message(report, LOG_FILE, "ts", RULE_TS_PARSEABLE, 1)
 
 
 def test_empty_table_and_max_offending_values():
-    tables = _clean()
+    tables = clean_tables()
     tables["users"] = tables["users"].iloc[:0]
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
-    f = _only(report, RULE_ROWS)
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
+    f = only_failure(report, RULE_ROWS)
     assert f.dataset == USERS_FILE and "0 rows" in f.line()
 
-    many = _clean()
+    many = clean_tables()
     many["log"]["click"] = [2, 3, 4, 5, 6, 7]
-    report = validate_source(many, ORIGINS, _schema(), ValidationConfig(max_offending_values=2))
-    f = _only(report, RULE_LABEL_SET)
+    report = validate_source(many, ORIGINS, small_schema(), ValidationConfig(max_offending_values=2))
+    f = only_failure(report, RULE_LABEL_SET)
     assert f.unexpected_count == 6 and f.examples == [2, 3]
 
 
 def test_one_message_lists_every_failure():
-    tables = _clean()
+    tables = clean_tables()
     tables["log"].loc[0, "click"] = 2
     tables["log"].loc[1, "price"] = np.inf
     tables["users"]["fans"] = [-1, 0, 1]
-    report = validate_source(tables, ORIGINS, _schema(), CFG)
+    report = validate_source(tables, ORIGINS, small_schema(), CFG)
     msg = report.error_message()
     assert msg.count("\n") == len(report.failures) == 3
     assert "3 expectation(s) failed" in msg and LOG_FILE in msg and USERS_FILE in msg
@@ -372,18 +328,8 @@ def test_one_message_lists_every_failure():
 # ------------------------------------------------------------------ split checks
 
 
-def _splits():
-    def frame(times, labels):
-        return pd.DataFrame({"ts": times, "click": labels})
-
-    return frame([1, 2, 3, 4], [0, 1, 0, 1]), frame([5, 6], [1, 0]), frame([7, 8], [0, 1])
-
-
-SPLIT_ORIGINS = {"train": "train.parquet", "validation": "validation.parquet", "test": "test.parquet"}
-
-
 def test_clean_splits_pass_ties_allowed():
-    train, val, test = _splits()
+    train, val, test = split_frames()
     assert validate_splits(train, val, test, "click", "ts", SPLIT_ORIGINS).success
     val.loc[0, "ts"] = 4  # tie with the end of train: allowed by default, refused when strict
     assert validate_splits(train, val, test, "click", "ts", SPLIT_ORIGINS).success
@@ -392,37 +338,37 @@ def test_clean_splits_pass_ties_allowed():
 
 
 def test_empty_split_caught():
-    train, val, test = _splits()
+    train, val, test = split_frames()
     report = validate_splits(train, val.iloc[:0], test, "click", "ts", SPLIT_ORIGINS)
-    f = _only(report, RULE_SPLIT_NOT_EMPTY)
+    f = only_failure(report, RULE_SPLIT_NOT_EMPTY)
     assert f.dataset == "validation.parquet" and "0 rows" in f.line()
     with pytest.raises(DataValidationError, match="validation.parquet"):
         raise_if_failed(report)
 
 
 def test_overlapping_time_caught():
-    train, val, test = _splits()
+    train, val, test = split_frames()
     test.loc[0, "ts"] = 3  # earlier than the end of train and validation
     report = validate_splits(train, val, test, "click", "ts", SPLIT_ORIGINS)
-    f = _only(report, f"{RULE_TIME_ORDER}: max(validation) <= min(test)")
+    f = only_failure(report, f"{RULE_TIME_ORDER}: max(validation) <= min(test)")
     assert f.dataset == "test.parquet" and f.column == "ts" and f.unexpected_count == 1 and f.examples == [3]
     assert "max(validation)=6" in f.detail
     assert "test.parquet" in report.error_message()
 
 
 def test_datetime_overlap_caught():
-    train, val, test = _splits()
+    train, val, test = split_frames()
     for fr in (train, val, test):
         fr["ts"] = pd.Timestamp("2022-04-10") + pd.to_timedelta(fr["ts"], unit="h")
     val.loc[1, "ts"] = pd.Timestamp("2022-04-10 01:00")
     report = validate_splits(train, val, test, "click", "ts", SPLIT_ORIGINS)
-    f = _only(report, f"{RULE_TIME_ORDER}: max(train) <= min(validation)")
+    f = only_failure(report, f"{RULE_TIME_ORDER}: max(train) <= min(validation)")
     assert f.unexpected_count == 1
     json.dumps(report.to_dict(), allow_nan=False)
 
 
 def test_one_class_in_train_and_bad_labels_caught():
-    train, val, test = _splits()
+    train, val, test = split_frames()
     train["click"] = 1
     test.loc[0, "click"] = 2
     report = validate_splits(train, val, test, "click", "ts", SPLIT_ORIGINS)
@@ -431,5 +377,5 @@ def test_one_class_in_train_and_bad_labels_caught():
     assert set(both) == {"train.parquet", "test.parquet"}, report.error_message()
     f = both["train.parquet"]
     assert f.column == "click" and "observed values {1}" in f.detail
-    g = _only(report, RULE_LABEL_SET)
+    g = only_failure(report, RULE_LABEL_SET)
     assert g.dataset == "test.parquet" and g.unexpected_count == 1

@@ -20,7 +20,6 @@ from ccss_pipeline.data.sources import (
 from ccss_pipeline.data.synthetic import SyntheticConfig
 
 
-
 def _write(path: Path, content: bytes | str) -> Path:
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     return path

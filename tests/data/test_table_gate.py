@@ -19,9 +19,9 @@ ORIGINS = {"log": "data/01_raw/log.parquet", "users": "data/01_raw/users.parquet
 
 
 def _schema(**overrides) -> SchemaConfig:
-    import yaml
-
     from pathlib import Path
+
+    import yaml
 
     raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf/base/parameters_schema.yml").read_text())
     return SchemaConfig(**{**raw["schema"], **overrides})

@@ -10,10 +10,10 @@ import io
 import re
 
 import matplotlib.image as mpimg
-from matplotlib.container import BarContainer
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import BarContainer
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score
 
 from ccss_pipeline.evaluation.accuracy import (
@@ -35,7 +35,14 @@ from ccss_pipeline.evaluation.plots import (
     plot_violation_bars,
 )
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
-from ccss_pipeline.evaluation.report import PNG_SIGNATURE, ModelResult, PlotRef, ReportContext, png_data_uri, render_report
+from ccss_pipeline.evaluation.report import (
+    PNG_SIGNATURE,
+    ModelResult,
+    PlotRef,
+    ReportContext,
+    png_data_uri,
+    render_report,
+)
 from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
 from ccss_pipeline.spec import FeatureSpec
 

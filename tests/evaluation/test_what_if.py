@@ -69,11 +69,11 @@ def test_table_and_plot_cover_every_directed_feature_and_model():
 
 
 @pytest.mark.slow
-def test_the_what_if_pipeline_writes_a_table_and_a_plot_per_row(tmp_path_factory):
+def test_the_what_if_pipeline_writes_a_table_and_a_plot_per_row(trained_project):
     from tests.kedro_project import run_pipelines
-    from tests.pipelines.test_training_pipelines import is_png, trained_project_root
+    from tests.support.trained_project import is_png
 
-    root = trained_project_root(tmp_path_factory)
+    root = trained_project
     run_pipelines(root, pipeline_names=["what_if"],
                   runtime_params={"evaluation": {"what_if": {"rows": [0, 3], "levels": 10}}})
     table = pd.read_csv(root / "data" / "08_reporting" / "what_if.csv")

@@ -13,9 +13,9 @@ import pytest
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, DistributedConfig, OptimizerConfig
 from ccss_pipeline.model.distributed import DistributedTrainingError, Fit, FitData, run_fits
+from ccss_pipeline.model.scoring import predict_logits, safe_auc
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import draw_pairs
-from ccss_pipeline.model.scoring import predict_logits, safe_auc
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN
 from tests.model.conftest import make_inputs, make_spec
 

@@ -17,9 +17,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from ccss_pipeline.config import (
-    BackboneConfig,
     ContrastiveConfig,
-    OptimizerConfig,
     PrunerConfig,
     SearchConfig,
     SearchRange,
@@ -43,22 +41,11 @@ from ccss_pipeline.model.search import (
 )
 from ccss_pipeline.model.synthesis import draw_pairs
 from tests.model.conftest import make_inputs, make_spec
+from tests.support.configs import STORAGE, tiny_training
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-STORAGE = "data/optuna.db"
 COMPLETE, PRUNED, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL
-
-
-def _training(**search_kw) -> TrainingConfig:
-    search = {"n_trials": 2, "n_startup_trials": 1, "max_epochs": 1, "storage_path": STORAGE, "violation_rows": 100,
-              "grid_levels": 12, **search_kw}
-    return TrainingConfig(
-        backbones=["dnn"],
-        backbone=BackboneConfig(hidden_units=[8], embedding_dim=4),
-        optimizer=OptimizerConfig(batch_size=128, max_epochs=1, device="cpu"),
-        search=SearchConfig(**search),
-    )
 
 
 def _update(cfg: TrainingConfig, section: str, **kw) -> TrainingConfig:
@@ -69,9 +56,9 @@ def _update(cfg: TrainingConfig, section: str, **kw) -> TrainingConfig:
 
 
 def test_study_name_tracks_what_the_trials_depend_on(spec):
-    base = _training()
+    base = tiny_training()
     name = study_name(base, spec, "data-a", "dnn")
-    assert name.startswith("ccss-dnn-") and name == study_name(_training(), spec, "data-a", "dnn")
+    assert name.startswith("ccss-dnn-") and name == study_name(tiny_training(), spec, "data-a", "dnn")
     # budget, selection target, pruner, start-up count: same study (resume, re-select)
     same = [
         study_name(_update(base, "search", n_trials=50, n_startup_trials=10), spec, "data-a", "dnn"),
@@ -200,11 +187,11 @@ def test_select_trial_takes_the_best_auc_among_feasible_trials():
     assert best.number == 2 and feasible is True
     best, feasible = select_trial(study.trials, None)  # no target: best AUC overall
     assert best.number == 1 and feasible is True
-    out = best_parameters(study, _training(max_violation=0.005))
+    out = best_parameters(study, tiny_training(max_violation=0.005))
     assert out["source"] == "trial 2" and out["feasible"] is True
     assert out["weight"] == 3.0 and out["margin"] == 0.03
     assert out["val_auc"] == 0.75 and out["val_wrong_step_share"] == 0.005
-    training = _training()
+    training = tiny_training()
     assert out["temperature"] == training.contrastive.temperature
     assert out["learning_rate"] == training.optimizer.learning_rate
     assert out["n_trials"] == 6 and out["study"] == "fake" and out["loss"] == "margin"
@@ -219,7 +206,7 @@ def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(
         (0.90, 0.30, 4.0, 0.04),
     ])
     with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):
-        out = best_parameters(study, _training(max_violation=0.01))
+        out = best_parameters(study, tiny_training(max_violation=0.01))
     assert out["source"] == "trial 2" and out["feasible"] is False and out["weight"] == 3.0
     assert out["val_wrong_step_share"] == 0.05 and out["val_auc"] == 0.65
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -227,7 +214,7 @@ def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(
 
 
 def test_best_parameters_falls_back_to_defaults_without_a_completed_trial():
-    training = _training()
+    training = tiny_training()
     study = _fake_study([(None, None, 5.0, 0.05, PRUNED), (None, None, 6.0, 0.06, FAIL)])
     out = best_parameters(study, training)
     c = training.contrastive
@@ -300,7 +287,7 @@ def _point(t):
 
 def test_run_search_resumes_with_new_draws(data, tmp_path):
     spec, train, valid, pairs = data
-    first = run_search(spec, train, valid, pairs, _training(n_trials=2), "dnn", storage_root=tmp_path)
+    first = run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
     assert (tmp_path / STORAGE).is_file()
     assert first.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
     before = [(t.number, t.state, t.params, t.values) for t in first.trials]
@@ -313,7 +300,7 @@ def test_run_search_resumes_with_new_draws(data, tmp_path):
 
     # "resume" in a new call with a larger budget (and more random start-up trials, which keeps the
     # study): trials 2 and 3 are new points; the old per-process seeding re-drew trial 0's point here
-    again = run_search(spec, train, valid, pairs, _training(n_trials=4, n_startup_trials=3), "dnn",
+    again = run_search(spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn",
                        storage_root=tmp_path)
     assert again.study_name == first.study_name
     assert len(_finished(again)) == 4 and len(again.trials) == 4
@@ -321,20 +308,20 @@ def test_run_search_resumes_with_new_draws(data, tmp_path):
     assert len({_point(t) for t in again.trials}) == 4
 
     # nothing missing: a rerun runs no trial
-    same = run_search(spec, train, valid, pairs, _training(n_trials=4, n_startup_trials=3), "dnn",
+    same = run_search(spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn",
                       storage_root=tmp_path)
     assert len(same.trials) == 4
     table = trials_table(same)
     assert len(table) == 4 and {"number", AUC_ATTR, SHARE_ATTR, "params_weight", "params_margin"} <= set(table.columns)
     assert same.user_attrs["backbone"] == "dnn"
     # another backbone: its own study in the same database
-    other = open_study(_training(), spec, search_mod.search_digest(train, valid, pairs), "dcn_v2", tmp_path)
+    other = open_study(tiny_training(), spec, search_mod.search_digest(train, valid, pairs), "dcn_v2", tmp_path)
     assert other.study_name != first.study_name and other.trials == []
 
 
 def test_stale_running_trials_are_failed_on_reopen(data, tmp_path):
     spec, _, _, pairs = data
-    training = _training()
+    training = tiny_training()
     study = open_study(training, spec, len(pairs), "dnn", storage_root=tmp_path)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     trial = study.ask()  # a trial whose process died
@@ -359,7 +346,7 @@ def test_pruning_rule_sees_the_finished_trials_histories(data, tmp_path, monkeyp
         return len(others) >= 1
 
     monkeypatch.setattr(search_mod, "should_prune", prune_from_the_second_trial)
-    training = _training(n_trials=3, max_epochs=2)
+    training = tiny_training(n_trials=3, max_epochs=2)
     study = run_search(spec, train, valid, pairs, training, "dnn", storage_root=tmp_path)
     assert [t.state for t in study.trials] == [COMPLETE, PRUNED, PRUNED]
     history0 = study.trials[0].user_attrs[HISTORY_ATTR]
@@ -373,16 +360,16 @@ def test_pruning_rule_sees_the_finished_trials_histories(data, tmp_path, monkeyp
 def test_all_pruned_gives_defaults(data, tmp_path, monkeypatch):
     spec, train, valid, pairs = data
     monkeypatch.setattr(search_mod, "should_prune", lambda *a: True)
-    study = run_search(spec, train, valid, pairs, _training(n_trials=2), "dnn", storage_root=tmp_path)
+    study = run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
     assert [t.state for t in study.trials] == [PRUNED, PRUNED]
-    assert best_parameters(study, _training())["source"] == "defaults"
+    assert best_parameters(study, tiny_training())["source"] == "defaults"
 
 
 def test_a_fresh_search_draws_the_same_points_and_each_trial_its_own(data, tmp_path):
     """One sampler stream per trial number: two fresh studies agree point for point (workers sharing a
     study therefore never draw the same point twice from a common seed)."""
     spec, train, valid, pairs = data
-    runs = [run_search(spec, train, valid, pairs, _training(n_trials=3), "dnn", storage_root=tmp_path / name)
+    runs = [run_search(spec, train, valid, pairs, tiny_training(n_trials=3), "dnn", storage_root=tmp_path / name)
             for name in ("one", "two")]
     points = [[_point(t) for t in study.trials] for study in runs]
     assert points[0] == points[1] and len(set(points[0])) == 3
@@ -391,7 +378,7 @@ def test_a_fresh_search_draws_the_same_points_and_each_trial_its_own(data, tmp_p
 def test_a_trial_beyond_n_trials_is_failed_unrun(data, tmp_path):
     """Two workers asking at the same instant: the later trial is surplus and fails before training."""
     spec, _, _, pairs = data
-    study = open_study(_training(n_trials=2), spec, len(pairs), "dnn", storage_root=tmp_path)
+    study = open_study(tiny_training(n_trials=2), spec, len(pairs), "dnn", storage_root=tmp_path)
     first, second, third = study.ask(), study.ask(), study.ask()
     search_mod._check_not_surplus(study, second, n_trials=2)  # one trial before it: fine
     with pytest.raises(search_mod.SurplusTrialError, match="already has 2 trial"):

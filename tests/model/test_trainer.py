@@ -6,9 +6,9 @@ import torch
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
 from ccss_pipeline.model.device import resolve_device
+from ccss_pipeline.model.scoring import logit_fn, predict_proba, score_fn
 from ccss_pipeline.model.synthesis import directed_probabilities, draw_pairs
 from ccss_pipeline.model.trainer import train_model
-from ccss_pipeline.model.scoring import logit_fn, predict_proba, score_fn
 from tests.model.conftest import make_inputs, violation_rate
 
 BB = BackboneConfig(hidden_units=[32, 16])

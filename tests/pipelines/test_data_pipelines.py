@@ -7,7 +7,6 @@ End-to-end runs copy the project's conf/ into a temporary project (tests/kedro_p
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,7 @@ from ccss_pipeline.pipelines.feature_engineering.nodes import (
 )
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec
 from tests.kedro_project import REPO, SMALL_SYNTHETIC, SPLITS, downstream_files, make_project, run_pipelines
-
-OWN_TABLE = Path("data/01_raw/own/interactions.csv")
+from tests.support.own_table import own_table, write_own
 
 
 def _schema(env: str) -> SchemaConfig:
@@ -204,44 +202,11 @@ def test_kuairand_env_end_to_end(tmp_path, kuairand_dir):
 # ---------------------------------------------------------------- own_table environment
 
 
-def _own_table(n: int = 900, seed: int = 0) -> pd.DataFrame:
-    """A table matching conf/own_table/parameters_schema.yml, both classes throughout, unique impressions."""
-    rng = np.random.default_rng(seed)
-    start = pd.Timestamp("2023-03-01")
-    seconds = np.sort(rng.choice(10 * 86_400, size=n, replace=False))
-    rating = rng.normal(3.5, 0.8, n).round(2)
-    price = rng.exponential(30.0, n).round(2)
-    logit = 0.8 * (rating - 3.5) - 0.02 * price + rng.normal(0, 0.5, n)
-    return pd.DataFrame(
-        {
-            "user_id": rng.integers(0, 50, n),
-            "item_id": rng.integers(0, 80, n),
-            "event_time": (start + pd.to_timedelta(seconds, unit="s")).strftime("%Y-%m-%d %H:%M:%S"),
-            "clicked": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
-            "item_category": rng.choice(["books", "games", "music", "film"], n),
-            "device": rng.choice(["ios", "android", "web"], n),
-            "item_rating": rating,
-            "item_price": price,
-            "user_age_days": rng.integers(0, 2000, n),
-        }
-    )
-
-
-def _write_own(root: Path, frame: pd.DataFrame | None = None, raw: bytes | None = None) -> Path:
-    path = root / OWN_TABLE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if raw is not None:
-        path.write_bytes(raw)
-    else:
-        frame.to_csv(path, index=False)
-    return path
-
-
 @pytest.mark.slow
 def test_own_table_env_end_to_end(tmp_path):
     root = make_project(tmp_path / "project")
-    table = _own_table()
-    _write_own(root, table)
+    table = own_table()
+    write_own(root, table)
     run_pipelines(root, env="own_table")
     spec = _check_model_ready(root, "own_table", source="table", has_oracle=False)
     assert {f.name: f.direction for f in spec.directed} == {"item_rating": 1, "item_price": -1, "item_prior_ctr": 1}
@@ -254,7 +219,7 @@ def test_own_table_env_end_to_end(tmp_path):
 def test_own_table_path_as_runtime_param(tmp_path):
     root = make_project(tmp_path / "project")
     elsewhere = tmp_path / "mine.tsv"
-    _own_table(400, seed=1).to_csv(elsewhere, sep="\t", index=False)
+    own_table(400, seed=1).to_csv(elsewhere, sep="\t", index=False)
     run_pipelines(root, env="own_table", runtime_params={"table_path": str(elsewhere)})
     assert len(pd.read_parquet(root / "data" / "02_intermediate" / "interactions.parquet")) == 400
 
@@ -297,7 +262,7 @@ VALIDATION_FAILURES = [
                          ids=[c[0] for c in VALIDATION_FAILURES])
 def test_bad_own_table_fails_at_the_raw_gate(tmp_path, mutation, column, rule):
     root = make_project(tmp_path / "project")
-    path = _write_own(root, mutation(_own_table()))
+    path = write_own(root, mutation(own_table()))
     with pytest.raises(ValidationGateError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
@@ -326,7 +291,7 @@ def test_unreadable_own_table_fails_at_load(tmp_path, raw, needle):
     from kedro.io import DatasetError
 
     root = make_project(tmp_path / "project")
-    path = _write_own(root, raw=raw)
+    path = write_own(root, raw=raw)
     with pytest.raises(DatasetError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
@@ -337,10 +302,10 @@ def test_unreadable_own_table_fails_at_load(tmp_path, raw, needle):
 
 @pytest.mark.slow
 def test_one_class_train_split_fails_at_the_split_gate(tmp_path):
-    frame = _own_table()
+    frame = own_table()
     frame["clicked"] = (np.arange(len(frame)) >= 0.8 * len(frame)).astype(int)  # no click in the first 80%
     root = make_project(tmp_path / "project")
-    _write_own(root, frame)
+    write_own(root, frame)
     with pytest.raises(ValidationGateError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
@@ -356,10 +321,10 @@ def test_one_class_train_split_fails_at_the_split_gate(tmp_path):
 def test_own_table_mixed_iso_timestamps_that_pass_the_gate_also_join(tmp_path):
     """The gate parses datetimes with a ``format="mixed"`` fallback and accepts a column mixing
     ``2023-03-01 00:39:23`` and ``2023-03-01T00:39:23Z``; the join must not then crash on it."""
-    table = _own_table()
+    table = own_table()
     table.loc[::2, "event_time"] = table.loc[::2, "event_time"].str.replace(" ", "T") + "Z"
     root = make_project(tmp_path / "project")
-    _write_own(root, table)
+    write_own(root, table)
     run_pipelines(root, env="own_table")
     assert json.loads((root / "data" / "08_reporting" / "raw_validation.json").read_text())["success"] is True
     assert len(pd.read_parquet(root / "data" / "02_intermediate" / "interactions.parquet")) == len(table)

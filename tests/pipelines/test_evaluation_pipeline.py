@@ -10,11 +10,11 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import matplotlib.image as mpimg
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score
@@ -22,8 +22,10 @@ from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precisio
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, EvaluationConfig
 from ccss_pipeline.evaluation.plots import EDGE_GID, ONE_BUCKET_NOTE, UNMEASURABLE_GID
 from ccss_pipeline.evaluation.report import PNG_SIGNATURE
+from ccss_pipeline.lineage import stamp
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.persistence import spec_hash
+from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.pipelines.evaluation.nodes import (
     NO_USER_GAUC,
     SEED_METRICS,
@@ -33,12 +35,10 @@ from ccss_pipeline.pipelines.evaluation.nodes import (
     write_model_card,
     write_report,
 )
-from ccss_pipeline.lineage import stamp
-from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec, ModelInputs
 from tests.kedro_project import run_pipelines
 from tests.model.conftest import make_inputs, make_spec
-from tests.pipelines.test_training_pipelines import is_png, trained_project_root
+from tests.support.trained_project import is_png
 
 MEAN_STD = re.compile(r"\d+\.\d{2,4}%? ± \d+\.\d{2,4}%?")
 SEEDS = (0, 1)
@@ -439,8 +439,8 @@ def test_write_model_card_node(tiny, evaluated, aggregated):
 
 
 @pytest.fixture(scope="module")
-def evaluated_project(tmp_path_factory) -> Path:
-    root = trained_project_root(tmp_path_factory)
+def evaluated_project(trained_project) -> Path:
+    root = trained_project
     run_pipelines(root, pipeline_names=["evaluation"])
     return root
 

@@ -15,8 +15,8 @@ from ccss_pipeline.config import LogFeature, SchemaConfig, ValidationConfig
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.log_features import add_log_features
 from ccss_pipeline.data.scoring import with_history_log_features
-from ccss_pipeline.data.synthetic import SyntheticConfig
 from ccss_pipeline.data.sources import synthetic_bundle
+from ccss_pipeline.data.synthetic import SyntheticConfig
 from tests.kedro_project import REPO
 
 SCHEMA = SchemaConfig.model_validate(yaml.safe_load((REPO / "conf" / "base" / "parameters_schema.yml").read_text())["schema"])
@@ -64,11 +64,9 @@ def test_the_gate_checks_the_label_only_when_it_is_there(log):
 
 
 # --------------------------------------------------------------------------- end to end
-def _project(tmp_path_factory, tmp_path: Path) -> Path:
-    from tests.pipelines.test_training_pipelines import trained_project_root
-
+def _project(trained_project: Path, tmp_path: Path) -> Path:
     root = tmp_path / "project"
-    shutil.copytree(trained_project_root(tmp_path_factory), root)
+    shutil.copytree(trained_project, root)
     shutil.copytree(REPO / "conf" / "base", root / "conf" / "base", dirs_exist_ok=True)
     return root
 
@@ -89,10 +87,10 @@ def _score_from_files(root: Path, log: pd.DataFrame, users: pd.DataFrame, videos
 
 
 @pytest.mark.slow
-def test_score_with_and_without_label_and_bad_rows(tmp_path_factory, tmp_path):
+def test_score_with_and_without_label_and_bad_rows(trained_project, tmp_path):
     from tests.kedro_project import run_pipelines
 
-    root = _project(tmp_path_factory, tmp_path)
+    root = _project(trained_project, tmp_path)
     bundle = synthetic_bundle(SyntheticConfig(n_users=200, n_videos=200, n_days=2, seed=21))
     scores_path = root / "data" / "07_model_output" / "scores.parquet"
 

@@ -7,10 +7,7 @@ subprocess, the way a user runs it) and shared with tests/pipelines/test_evaluat
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,98 +16,8 @@ import pytest
 import yaml
 
 from ccss_pipeline.spec import FeatureSpec
-from tests.kedro_project import make_project, run_pipelines
-
-KEDRO = str(Path(sys.executable).with_name("kedro"))
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-N_TRIALS = 2
-
-LOCAL_CATALOG = {
-    "raw_source": {
-        "type": "CachedDataset",
-        "dataset": {
-            "type": "ccss_pipeline.datasets.SyntheticSourceDataset",
-            "n_users": 300,
-            "n_videos": 300,
-            "n_days": 8,
-            "impressions_per_user_day": 3.0,
-            "seed": 5,
-        },
-    }
-}
-LOCAL_TRAINING = {
-    "model_training": {
-        "backbones": ["dnn"],
-        "backbone": {"embedding_dim": 4, "hidden_units": [32, 16]},
-        "optimizer": {"batch_size": 512, "max_epochs": 2, "patience": 2, "seed": 42, "device": "cpu"},
-        "contrastive": {"loss": "margin", "weight": 1.0, "margin": 0.02},
-        "checkpoint_dir": "data/06_models/checkpoints",
-        "n_seeds": 2,
-        "search": {
-            "n_trials": N_TRIALS,
-            "n_startup_trials": 1,
-            "max_epochs": 1,
-            "storage_path": "data/06_models/optuna.db",
-            "violation_rows": 200,
-            "grid_levels": 30,
-            "pruner": {"enabled": True, "n_startup_trials": 1, "n_warmup_steps": 1},
-        },
-    }
-}
-LOCAL_PAIRS = {
-    "counterfactual_pairs": {
-        "warmup_epochs": 1,
-        "shapley": {"n_samples": 200, "n_permutations": 2, "batch_size": 4096},
-        "seed": 11,
-    }
-}
-LOCAL_EVALUATION = {"evaluation": {"device": "cpu", "max_rows": 1000, "grid_rows": 300, "grid_levels": 50}}
-MODELS = ("dnn__baseline__seed42", "dnn__baseline__seed43", "dnn__ccss__seed42", "dnn__ccss__seed43")
-
-_CACHE: dict[str, object] = {}
-
-
-def kedro_env() -> dict[str, str]:
-    return {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "False"}
-
-
-def kedro_cli(root: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    proc = subprocess.run([KEDRO, "run", *args], cwd=root, env=kedro_env(), capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"kedro run {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-    return proc
-
-
-def make_training_project(root: Path) -> Path:
-    make_project(root, local_catalog=LOCAL_CATALOG)
-    local = root / "conf" / "local"
-    (local / "parameters_model_training.yml").write_text(yaml.safe_dump(LOCAL_TRAINING, sort_keys=False))
-    (local / "parameters_counterfactual_pairs.yml").write_text(yaml.safe_dump(LOCAL_PAIRS, sort_keys=False))
-    (local / "parameters_evaluation.yml").write_text(yaml.safe_dump(LOCAL_EVALUATION, sort_keys=False))
-    return root
-
-
-def trained_project_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared project after ``kedro run --pipeline=train`` (built once per session)."""
-    if "root" not in _CACHE:
-        root = make_training_project(tmp_path_factory.mktemp("train") / "project")
-        kedro_cli(root, "--pipeline=train")
-        _CACHE["root"] = root
-        _CACHE["trials"] = pd.read_csv(root / "data" / "08_reporting" / "optuna_trials.csv")
-    return _CACHE["root"]  # type: ignore[return-value]
-
-
-@pytest.fixture
-def trained_project(tmp_path_factory) -> Path:
-    return trained_project_root(tmp_path_factory)
-
-
-def is_png(path: Path) -> bool:
-    import matplotlib.image as mpimg
-
-    if not path.is_file() or path.read_bytes()[:8] != PNG_MAGIC:
-        return False
-    image = mpimg.imread(path)
-    return image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
+from tests.kedro_project import run_pipelines
+from tests.support.trained_project import MODELS, N_TRIALS, is_png, kedro_cli
 
 
 def _spec(root: Path) -> FeatureSpec:
@@ -237,9 +144,9 @@ def test_trained_models(trained_project):
 
 
 @pytest.mark.slow
-def test_rerun_with_pipelines_option_resumes_the_study(trained_project):
+def test_rerun_with_pipelines_option_resumes_the_study(trained_project, trained_build):
     """``kedro run --pipelines=train`` (the plural option) reruns and finds the study complete."""
-    before = _CACHE["trials"]
+    before = trained_build.trials
     kedro_cli(trained_project, "--pipelines=train")
     after = pd.read_csv(trained_project / "data" / "08_reporting" / "optuna_trials.csv")
     assert len(after) == N_TRIALS

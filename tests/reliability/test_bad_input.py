@@ -29,13 +29,13 @@ from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.log_features import add_log_features
 from ccss_pipeline.data.transformer import DENSE_CLIP, fit_feature_spec, to_model_input
 from ccss_pipeline.model.backbones import CTRModel
+from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import train_model
-from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.pipelines.data_validation.nodes import ValidationGateError
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from tests.kedro_project import REPO, downstream_files, make_project, run_pipelines
-from tests.pipelines.test_data_pipelines import _own_table, _write_own
+from tests.support.own_table import own_table, write_own
 
 SKEW = 1e12
 OWN_SCHEMA = SchemaConfig(**yaml.safe_load((REPO / "conf" / "own_table" / "parameters_schema.yml").read_text())["schema"])
@@ -62,7 +62,7 @@ def _all_strings(frame: pd.DataFrame) -> pd.DataFrame:
                          ids=["some-strings", "all-strings"])
 def test_numerical_column_holding_strings_fails_the_gate(tmp_path, mutation, column):
     root = make_project(tmp_path / "project")
-    path = _write_own(root, mutation(_own_table()))
+    path = write_own(root, mutation(own_table()))
     with pytest.raises(ValidationGateError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
@@ -80,7 +80,7 @@ def _bundle(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def test_out_of_order_timestamps_are_sorted_by_the_join():
     """Handled: the join sorts by time, so a shuffled log gives the same leak-free features as a sorted one."""
-    table = _own_table(400, seed=3)
+    table = own_table(400, seed=3)
     shuffled = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
     assert not pd.to_datetime(shuffled["event_time"]).is_monotonic_increasing
     a = add_log_features(build_interactions(_bundle(table), OWN_SCHEMA), OWN_SCHEMA.log_features)
@@ -96,12 +96,12 @@ def test_out_of_order_timestamps_are_sorted_by_the_join():
 @pytest.fixture(scope="module")
 def hostile_project(tmp_path_factory) -> Path:
     """A valid but hostile table: shuffled rows, a directed feature with one value, 1e12 outliers."""
-    frame = _own_table(900, seed=5).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    frame = own_table(900, seed=5).sample(frac=1.0, random_state=1).reset_index(drop=True)
     frame["item_rating"] = 4.0  # directed (+1) and constant: one bucket
     frame.loc[[7, 70, 700], "item_price"] = SKEW  # directed (-1) count with log1p
     frame.loc[[8, 80, 800], "user_age_days"] = SKEW
     root = make_project(tmp_path_factory.mktemp("hostile") / "project")
-    _write_own(root, frame)
+    write_own(root, frame)
     run_pipelines(root, env="own_table", pipeline_names=["data_validation", "feature_engineering", "counterfactual_pairs"],
                   runtime_params=TINY)
     return root
@@ -155,7 +155,7 @@ def test_skewed_values_give_finite_inputs_and_loss(hostile_project):
 def test_skewed_identity_feature_is_clipped():
     """An identity-transformed column with 1e12 outliers: standardized then clipped to ±DENSE_CLIP."""
     schema = OWN_SCHEMA.model_copy(update={"log_features": []})
-    frame = build_interactions(_bundle(_own_table(300, seed=4)), schema)
+    frame = build_interactions(_bundle(own_table(300, seed=4)), schema)
     frame.loc[[5, 6], "item_rating"] = SKEW
     frame.loc[[9], "item_rating"] = -SKEW
     spec = fit_feature_spec(frame, schema, FeatureConfig(n_buckets=8))
@@ -170,7 +170,7 @@ def test_skewed_identity_feature_is_clipped():
 # ------------------------------------------------------------------------------------ unseen ids
 def test_ids_unseen_in_training_map_to_oov_and_are_scored():
     schema = OWN_SCHEMA.model_copy(update={"log_features": []})
-    train = build_interactions(_bundle(_own_table(300, seed=6)), schema)
+    train = build_interactions(_bundle(own_table(300, seed=6)), schema)
     spec = fit_feature_spec(train, schema, FeatureConfig(n_buckets=8))
     test = train.iloc[:20].copy()
     test["user"] = [f"never-seen-user-{i}" for i in range(20)]

@@ -20,7 +20,12 @@ import yaml
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
 from ccss_pipeline.data.expectations import validate_source
 from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.transformer import UnconstrainedFeatureError, bucket_boundaries, fit_feature_spec, to_model_input
+from ccss_pipeline.data.transformer import (
+    UnconstrainedFeatureError,
+    bucket_boundaries,
+    fit_feature_spec,
+    to_model_input,
+)
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.spec import GROUP_COLUMN, ModelInputs
 from tests.kedro_project import SMALL_SYNTHETIC, make_project

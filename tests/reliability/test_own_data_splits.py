@@ -335,9 +335,9 @@ def test_split_gate_checks_order_only_for_ordered_modes():
 # ------------------------------------------------------------------------ end to end: own_table files
 @pytest.mark.slow
 def test_own_table_split_files_end_to_end(tmp_path):
-    from tests.pipelines.test_data_pipelines import _own_table
+    from tests.support.own_table import own_table
 
-    table = _own_table(900, seed=9)
+    table = own_table(900, seed=9)
     fold = np.random.default_rng(9).choice(["train", "validation", "test"], len(table), p=[0.6, 0.2, 0.2])
     root = make_project(tmp_path / "project")
     files = {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from ccss_pipeline.run_lock import ProjectBusyError, ProjectLock
 from ccss_pipeline.spec import ModelInputs
 from tests.kedro_project import SMALL_SYNTHETIC, make_project, run_pipelines
 from tests.model.conftest import make_inputs, make_spec
-from tests.model.test_search import _training
+from tests.support.configs import tiny_training
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -125,7 +124,7 @@ def test_a_broken_study_database_is_named(tmp_path, content):
     db.parent.mkdir(parents=True)
     db.write_bytes(content)
     with pytest.raises(SearchStorageError, match=rf"{db}.*(not an SQLite database|cannot be)"):
-        open_study(_training(storage_path="data/optuna.db"), make_spec(), "digest", "dnn", storage_root=tmp_path)
+        open_study(tiny_training(storage_path="data/optuna.db"), make_spec(), "digest", "dnn", storage_root=tmp_path)
 
 
 def test_a_full_disk_names_the_checkpoint(tmp_path, monkeypatch):
@@ -188,7 +187,7 @@ def test_a_search_whose_every_trial_fails_is_an_error_not_defaults(tmp_path):
                         group=valid.group)  # one class: every validation AUC is NaN
     pairs = draw_pairs(train.bucket, train.dense, train.label, spec, np.ones(3) / 3, seed=0, move="centre")
     with pytest.raises(SearchFailedError, match="every trial failed"):
-        run_search(spec, train, valid, pairs, _training(n_trials=2), "dnn", storage_root=tmp_path)
+        run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
 
 
 # ------------------------------------------------------------------------------- 6. outliers
@@ -255,7 +254,7 @@ def test_a_second_run_on_the_same_project_is_refused_and_a_killed_one_leaves_no_
 
 
 def test_a_live_runs_trial_is_kept_and_a_dead_ones_is_failed(tmp_path):
-    spec, training = make_spec(), _training()
+    spec, training = make_spec(), tiny_training()
     study = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -274,7 +273,7 @@ def test_a_live_runs_trial_is_kept_and_a_dead_ones_is_failed(tmp_path):
 
 
 def test_a_silent_heartbeat_fails_a_remote_trial(tmp_path):
-    spec, training = make_spec(), _training(heartbeat_s=1, stale_after_s=2)
+    spec, training = make_spec(), tiny_training(heartbeat_s=1, stale_after_s=2)
     study = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
     remote = study.ask()
     remote.set_user_attr(search_mod.WORKER_ATTR, "some-other-host:4242")

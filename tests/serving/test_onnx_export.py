@@ -19,8 +19,8 @@ import torch
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig, TrainingConfig
 from ccss_pipeline.lineage import StaleArtifactError, stamp
 from ccss_pipeline.model.backbones import BACKBONES, CTRModel
-from ccss_pipeline.model.trainer import train_model
 from ccss_pipeline.model.scoring import predict_logits, predict_proba
+from ccss_pipeline.model.trainer import train_model
 from ccss_pipeline.serving import INPUT_NAMES, OUTPUT_NAMES, encoding_description, export_onnx, onnx_inputs
 from ccss_pipeline.serving.onnx_export import METADATA_KEY, OPSET
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, FeatureSpec, ModelInputs
@@ -345,12 +345,12 @@ def test_export_is_registered_but_not_in_the_default_run():
 
 
 @pytest.mark.slow
-def test_export_pipeline_on_a_trained_project(tmp_path_factory, tmp_path):
-    """``kedro run --pipelines=export`` on (a copy of) the project trained by the training-pipeline tests."""
-    from tests.pipelines.test_training_pipelines import kedro_cli, trained_project_root
+def test_export_pipeline_on_a_trained_project(trained_project, tmp_path):
+    """``kedro run --pipelines=export`` on (a copy of) the shared trained project."""
+    from tests.support.trained_project import kedro_cli
 
     root = tmp_path / "project"
-    shutil.copytree(trained_project_root(tmp_path_factory), root)
+    shutil.copytree(trained_project, root)
     shutil.copytree(REPO / "conf" / "base", root / "conf" / "base", dirs_exist_ok=True)  # this catalog
     kedro_cli(root, "--pipelines=export")
     folder = root / "data" / "06_models" / "onnx"

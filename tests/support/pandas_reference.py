@@ -18,10 +18,10 @@ from ccss_pipeline.data.transformer import DENSE_CLIP, apply_transform, categori
 from ccss_pipeline.lineage import stamp
 from ccss_pipeline.spec import (
     GROUP_COLUMN,
-    SPLIT_COLUMN,
     LABEL_COLUMN,
     ORACLE_COLUMN,
     QUANTILE_LEVELS,
+    SPLIT_COLUMN,
     TIME_COLUMN,
     CategoricalFeature,
     FeatureSpec,

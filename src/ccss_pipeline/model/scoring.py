@@ -34,9 +34,9 @@ def _logits_np(model: CTRModel, cat: np.ndarray, dense: np.ndarray, bucket: np.n
         sl = slice(start, start + batch_size)
         with torch.autocast(device.type, enabled=False):  # float32 scoring on every device
             z, _ = model(
-                torch.as_tensor(np.ascontiguousarray(cat[sl]), dtype=torch.long, device=device),
-                torch.as_tensor(np.ascontiguousarray(dense[sl]), dtype=torch.float32, device=device),
-                torch.as_tensor(np.ascontiguousarray(bucket[sl]), dtype=torch.long, device=device),
+                torch.as_tensor(np.require(cat[sl], requirements=["C", "W"]), dtype=torch.long, device=device),
+                torch.as_tensor(np.require(dense[sl], requirements=["C", "W"]), dtype=torch.float32, device=device),
+                torch.as_tensor(np.require(bucket[sl], requirements=["C", "W"]), dtype=torch.long, device=device),
             )
         out.append(z.float().cpu())
     model.train(was_training)
