@@ -148,7 +148,7 @@ def test_spark_gate_and_join_reproduce_duckdb(spark_session, tmp_path):
     from ccss_pipeline.config import ValidationConfig
     from ccss_pipeline.data.relational.interactions import build_interactions as on_engine
     from ccss_pipeline.data.sources import read_engine_source
-    from ccss_pipeline.data.table_gate import validate_source_tables
+    from ccss_pipeline.data.validation.table_gate import validate_source_tables
 
     paths = synthetic.write_parquet(synthetic.SyntheticConfig(n_users=150, n_videos=200, n_days=3, seed=4),
                                     tmp_path / "raw", chunk_rows=500)

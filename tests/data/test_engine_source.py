@@ -15,7 +15,7 @@ from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.relational.interactions import build_interactions as build_on_engine
 from ccss_pipeline.data.sources import EngineSource, SourceError, read_engine_source
 from ccss_pipeline.data.synthetic import SyntheticConfig, write_parquet
-from ccss_pipeline.data.table_gate import validate_source_tables
+from ccss_pipeline.data.validation.table_gate import validate_source_tables
 from ccss_pipeline.datasets import EngineSourceDataset
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
-from ccss_pipeline.data.expectations import (
+from ccss_pipeline.data.validation import (
     RULE_BOTH_CLASSES,
     RULE_COUNT,
     RULE_DUP_IMPRESSIONS,
@@ -169,7 +169,7 @@ def test_required_side_table_absent():
 
 def test_expectation_error_is_a_failure_not_a_crash():
     """A suite built for other columns (so GX errors on a missing column) is reported as 'column exists'."""
-    from ccss_pipeline.data import expectations as ex
+    from ccss_pipeline.data.validation import gx_run as ex
 
     suite = build_table_suite("users", ["user_id", "fans", "degree"], small_schema(), CFG)
     frame = pd.DataFrame({"user_id": [1, 2]})

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
-from ccss_pipeline.data import expectations as ex
+from ccss_pipeline.data import validation as ex
 from ccss_pipeline.data.synthetic import SyntheticConfig, generate
-from ccss_pipeline.data.table_gate import validate_source_tables
+from ccss_pipeline.data.validation.table_gate import validate_source_tables
 
 ibis = pytest.importorskip("ibis")
 

@@ -52,7 +52,7 @@ def test_rows_to_score_see_the_history_and_not_each_other(log):
 
 
 def test_the_gate_checks_the_label_only_when_it_is_there(log):
-    from ccss_pipeline.data.expectations import validate_source
+    from ccss_pipeline.data.validation import validate_source
 
     bundle = synthetic_bundle(SyntheticConfig(n_users=50, n_videos=40, n_days=2, seed=5))
     unlabelled = {**bundle, "log": bundle["log"].drop(columns=[SCHEMA.label])}

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
-from ccss_pipeline.data.expectations import (
+from ccss_pipeline.data.validation import (
     RULE_BOTH_CLASSES,
     RULE_DUP_IMPRESSIONS,
     RULE_EXISTS,

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
-from ccss_pipeline.data.expectations import validate_source
+from ccss_pipeline.data.validation import validate_source
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.transformer import (
     UnconstrainedFeatureError,

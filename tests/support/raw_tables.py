@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.config import SchemaConfig
-from ccss_pipeline.data.expectations import DataValidationError, Failure, ValidationReport, raise_if_failed
+from ccss_pipeline.data.validation import DataValidationError, Failure, ValidationReport, raise_if_failed
 
 LOG_FILE = "data/01_raw/log.csv"
 USERS_FILE = "data/01_raw/users.csv"

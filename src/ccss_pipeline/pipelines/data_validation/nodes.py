@@ -37,12 +37,12 @@ def validate_raw_source(
 ) -> tuple[dict[str, Any], str]:
     """Validate the log and each side table with its own expectation suite."""
     if _on_engine(raw_source):  # read by the engine: every row, a batch at a time
-        from ccss_pipeline.data.table_gate import validate_source_tables
+        from ccss_pipeline.data.validation.table_gate import validate_source_tables
 
         origins = dict(getattr(raw_source, "origins", {}))
         return _report_outputs(validate_source_tables(raw_source, origins, schema, data_validation,
                                                       batch_rows=data_validation.batch_rows))
-    from ccss_pipeline.data.expectations import validate_source  # GX takes ~8 s to import: only when used
+    from ccss_pipeline.data.validation import validate_source  # GX takes ~8 s to import: only when used
 
     origins = {name: origin_of(frame, name) for name, frame in raw_source.items()}
     return _report_outputs(validate_source(raw_source, origins, schema, data_validation))
@@ -74,7 +74,7 @@ def validate_split(train: Any, validation: Any, test: Any, features: FeatureConf
     """
     import ibis
 
-    from ccss_pipeline.data.expectations import validate_split_tables  # GX takes ~8 s to import: only when used
+    from ccss_pipeline.data.validation import validate_split_tables  # GX takes ~8 s to import: only when used
 
     mode = (features or FeatureConfig()).split.mode
     splits = {"train": train, "validation": validation, "test": test}

@@ -31,7 +31,7 @@ def validate_rows_to_score(score_source: Source, schema: SchemaConfig,
                            data_validation: ValidationConfig) -> tuple[dict[str, Any], str]:
     """The raw gate's suites on the rows to score (every chunk); the label rules apply only when the
     label is there."""
-    from ccss_pipeline.data.expectations import combine_reports, validate_source  # GX: ~8 s to import
+    from ccss_pipeline.data.validation import combine_reports, validate_source  # GX: ~8 s to import
 
     title = "Scoring data validation"
     reports = (validate_source(bundle, {name: origin_of(frame, name) for name, frame in bundle.items()}, schema,

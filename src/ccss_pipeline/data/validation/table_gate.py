@@ -1,7 +1,7 @@
 """The raw-data gate on engine tables: every row validated, memory bounded by a batch.
 
-The same suites (:func:`ccss_pipeline.data.expectations.build_table_suite`), rules, report and messages
-as :func:`~ccss_pipeline.data.expectations.validate_source` on frames, split by what a batch can decide:
+The same suites (:func:`ccss_pipeline.data.validation.build_table_suite`), rules, report and messages
+as :func:`~ccss_pipeline.data.validation.validate_source` on frames, split by what a batch can decide:
 
 - **row rules** (column exists, ids and label not null, label in {0, 1}, numeric dtype, timestamp
   parseable and in range, finite values, counts >= 0) run in Great Expectations on batches of at most
@@ -22,12 +22,30 @@ import ibis
 import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
-from ccss_pipeline.data import expectations as ex
 from ccss_pipeline.data.relational.timestamps import epoch_ms
 from ccss_pipeline.data.sources import engine_errors
+from ccss_pipeline.data.validation.gates import _batches, key_coverage_detail, key_types_detail, missing_tables
+from ccss_pipeline.data.validation.gx_run import _collect, _run_suites
+from ccss_pipeline.data.validation.report import (
+    ExpectationOutcome,
+    Failure,
+    TableStats,
+    ValidationReport,
+    combine_reports,
+)
+from ccss_pipeline.data.validation.rules import (
+    LOG_TABLE,
+    RULE_DUP_IMPRESSIONS,
+    RULE_KEY_COVERAGE,
+    RULE_KEY_TYPES,
+    RULE_NOT_ALL_NULL,
+    RULE_ROWS,
+    RULE_UNIQUE_KEY,
+)
+from ccss_pipeline.data.validation.suites import _join_columns, build_table_suite, prepare_table
 
 #: Rules a batch cannot decide; the engine evaluates them on the whole table.
-WHOLE_TABLE_RULES = frozenset({ex.RULE_ROWS, ex.RULE_NOT_ALL_NULL, ex.RULE_UNIQUE_KEY, ex.RULE_DUP_IMPRESSIONS})
+WHOLE_TABLE_RULES = frozenset({RULE_ROWS, RULE_NOT_ALL_NULL, RULE_UNIQUE_KEY, RULE_DUP_IMPRESSIONS})
 
 __all__ = ["WHOLE_TABLE_RULES", "validate_source_tables"]
 
@@ -66,16 +84,16 @@ def _smallest(values: ibis.Table, column: str, limit: int) -> list[Any]:
 class _Checks:
     """Outcomes and failures of the whole-table rules, in the report's own types."""
 
-    def __init__(self, report: ex.ValidationReport) -> None:
+    def __init__(self, report: ValidationReport) -> None:
         self.report = report
 
     def add(self, dataset: str, table: str, column: str | None, rule: str, ok: bool, *, kind: str,
             unexpected: int | None = None, observed: Any = None, examples: list[Any] | None = None,
             detail: str = "") -> None:
-        self.report.outcomes.append(ex.ExpectationOutcome(dataset, table, column, rule, f"engine:{kind}", ok,
+        self.report.outcomes.append(ExpectationOutcome(dataset, table, column, rule, f"engine:{kind}", ok,
                                                           unexpected, observed))
         if not ok:
-            self.report.failures.append(ex.Failure(dataset, table, column, rule, unexpected, list(examples or []),
+            self.report.failures.append(Failure(dataset, table, column, rule, unexpected, list(examples or []),
                                                    detail))
 
 
@@ -89,22 +107,22 @@ def _whole_table_rules(name: str, table: ibis.Table, rows: int, dataset: str, su
         if rule not in WHOLE_TABLE_RULES:
             continue
         column = meta.get("column")
-        if rule == ex.RULE_ROWS:
+        if rule == RULE_ROWS:
             checks.add(dataset, name, None, rule, rows >= 1, kind="row_count", observed=rows,
                        detail=f"observed {rows} rows")
-        elif rule == ex.RULE_NOT_ALL_NULL and column in table.columns:
+        elif rule == RULE_NOT_ALL_NULL and column in table.columns:
             n = int(_scalar(table[column].nunique(where=_present(table[column]))) or 0)
             if rows:  # an empty table fails "row count" once
                 checks.add(dataset, name, column, rule, n >= 1, kind="distinct_count", observed=n,
                            detail=f"observed {n} distinct value(s): every value is missing")
-        elif rule == ex.RULE_UNIQUE_KEY and column in table.columns:
+        elif rule == RULE_UNIQUE_KEY and column in table.columns:
             key = table[column]
             counts = table.filter(key.notnull()).group_by(column).aggregate(n=lambda t: t.count())
             repeated = counts.filter(counts.n > 1)
             bad = int(_scalar(repeated.n.sum()) or 0)
             checks.add(dataset, name, column, rule, bad == 0, kind="unique", unexpected=bad,
                        examples=_smallest(repeated, column, limit) if bad else [])
-        elif rule == ex.RULE_DUP_IMPRESSIONS:
+        elif rule == RULE_DUP_IMPRESSIONS:
             _duplicate_impressions(name, table, dataset, expectation, schema, cfg, checks)
 
 
@@ -128,18 +146,18 @@ def _duplicate_impressions(name: str, table: ibis.Table, dataset: str, expectati
         rows = keyed.semi_join(first, [schema.user, schema.item, instant])
         shown = rows.select(*meta.get("source_columns", [])).order_by(meta.get("source_columns", [])).distinct()
         examples = shown.limit(cfg.max_offending_values).to_pandas().to_dict("records")
-    checks.add(dataset, name, meta.get("column"), ex.RULE_DUP_IMPRESSIONS, ok, kind="compound_unique",
+    checks.add(dataset, name, meta.get("column"), RULE_DUP_IMPRESSIONS, ok, kind="compound_unique",
                unexpected=bad, examples=examples, detail=str(meta.get("detail", "")))
 
 
 def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], schema: SchemaConfig,
                 cfg: ValidationConfig, log_rows: int, checks: _Checks) -> None:
     """Each side table's key against the log: types that can match, and the share of log rows found."""
-    if ex.LOG_TABLE not in present:
+    if LOG_TABLE not in present:
         return
-    log = present[ex.LOG_TABLE]
-    log_origin = origins.get(ex.LOG_TABLE, ex.LOG_TABLE)
-    taken = ex._join_columns(schema, {n: list(t.columns) for n, t in present.items()})
+    log = present[LOG_TABLE]
+    log_origin = origins.get(LOG_TABLE, LOG_TABLE)
+    taken = _join_columns(schema, {n: list(t.columns) for n, t in present.items()})
     for name, side in schema.side_tables.items():
         key = side.key
         if name not in present or key not in log.columns or key not in present[name].columns:
@@ -149,9 +167,9 @@ def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], s
         kinds = (_kind(lt), _kind(st))
         ok = None in kinds or kinds[0] == kinds[1]
         examples = [] if ok else [*_first_value(log, key), *_first_value(side_table, key)]
-        checks.add(log_origin, ex.LOG_TABLE, key, ex.RULE_KEY_TYPES, ok, kind="join_key_types",
-                   observed={ex.LOG_TABLE: str(lt), name: str(st)}, examples=examples,
-                   detail=ex.key_types_detail(key, name, side_origin, kinds, (lt, st)))
+        checks.add(log_origin, LOG_TABLE, key, RULE_KEY_TYPES, ok, kind="join_key_types",
+                   observed={LOG_TABLE: str(lt), name: str(st)}, examples=examples,
+                   detail=key_types_detail(key, name, side_origin, kinds, (lt, st)))
         if not ok:
             continue
         keys = side_table.select(key).filter(side_table[key].notnull()).distinct()
@@ -163,9 +181,9 @@ def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], s
         ok = not gated or coverage is None or coverage >= cfg.min_key_coverage
         observed = {"side_table": name, "coverage": None if coverage is None else round(coverage, 6),
                     "min_key_coverage": cfg.min_key_coverage if gated else "not gated"}
-        detail = "" if coverage is None else ex.key_coverage_detail(
+        detail = "" if coverage is None else key_coverage_detail(
             key, name, side_origin, cfg.min_key_coverage, columns).replace("{coverage}", f"{coverage:.2%}")
-        checks.add(log_origin, ex.LOG_TABLE, key, ex.RULE_KEY_COVERAGE, ok, kind="key_coverage",
+        checks.add(log_origin, LOG_TABLE, key, RULE_KEY_COVERAGE, ok, kind="key_coverage",
                    unexpected=not_found, observed=observed,
                    examples=[] if ok else _smallest(missing.filter(missing[key].notnull()), key,
                                                     cfg.max_offending_values),
@@ -196,24 +214,24 @@ def validate_source_tables(
     label_required: bool = True,
     title: str = "Raw data validation",
     batch_rows: int = 1_000_000,
-) -> ex.ValidationReport:
-    """:func:`~ccss_pipeline.data.expectations.validate_source` on engine tables (see the module docstring)."""
+) -> ValidationReport:
+    """:func:`~ccss_pipeline.data.validation.validate_source` on engine tables (see the module docstring)."""
     cfg = cfg or ValidationConfig()
-    head = ex.ValidationReport(success=True, title=title, failures=ex.missing_tables(tables, origins, schema))
-    present = {n: tables[n] for n in [ex.LOG_TABLE, *schema.side_tables] if n in tables}
+    head = ValidationReport(success=True, title=title, failures=missing_tables(tables, origins, schema))
+    present = {n: tables[n] for n in [LOG_TABLE, *schema.side_tables] if n in tables}
     all_columns = {n: list(t.columns) for n, t in present.items()}
-    whole = ex.ValidationReport(success=True, title=title)
+    whole = ValidationReport(success=True, title=title)
     checks = _Checks(whole)
-    parts: list[ex.ValidationReport] = []
+    parts: list[ValidationReport] = []
     rows_of: dict[str, int] = {}
     for name, table in present.items():
         dataset = origins.get(name, name)
         with engine_errors(dataset):  # a file the engine scans lazily fails here, naming it
             rows_of[name] = _validate_table(name, table, dataset, all_columns, schema, cfg, label_required,
                                             batch_rows, parts, whole, checks)
-    with engine_errors(origins.get(ex.LOG_TABLE, ex.LOG_TABLE)):
-        _join_rules(present, origins, schema, cfg, rows_of.get(ex.LOG_TABLE, 0), checks)
-    report = ex.combine_reports([head, *parts, whole], title, cfg.max_offending_values)
+    with engine_errors(origins.get(LOG_TABLE, LOG_TABLE)):
+        _join_rules(present, origins, schema, cfg, rows_of.get(LOG_TABLE, 0), checks)
+    report = combine_reports([head, *parts, whole], title, cfg.max_offending_values)
     report.tables = whole.tables
     report.success = not report.failures
     return report
@@ -221,19 +239,19 @@ def validate_source_tables(
 
 def _validate_table(name: str, table: ibis.Table, dataset: str, all_columns: dict[str, list[str]],
                     schema: SchemaConfig, cfg: ValidationConfig, label_required: bool, batch_rows: int,
-                    parts: list[ex.ValidationReport], whole: ex.ValidationReport, checks: _Checks) -> int:
+                    parts: list[ValidationReport], whole: ValidationReport, checks: _Checks) -> int:
     """One table: its row rules batch by batch (appended to ``parts``), its whole-table rules; its rows."""
-    suite = ex.build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
+    suite = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
                                  non_numeric=_non_numeric(table, [n.name for n in schema.numerical]),
                                  label_required=label_required)
     rows = int(_scalar(table.count()) or 0)
-    whole.tables[name] = ex.TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
+    whole.tables[name] = TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
     row_suite = _row_rules_suite(suite)
-    for batch in ex._batches(table, list(table.columns), batch_rows):
-        frame = ex.prepare_table(name, batch, schema)
-        part = ex.ValidationReport(success=True, title=whole.title)
-        for table_name, result in ex._run_suites([(name, frame, row_suite)], cfg.max_offending_values).items():
-            ex._collect(dataset, table_name, frame, result, cfg.max_offending_values, part)
+    for batch in _batches(table, list(table.columns), batch_rows):
+        frame = prepare_table(name, batch, schema)
+        part = ValidationReport(success=True, title=whole.title)
+        for table_name, result in _run_suites([(name, frame, row_suite)], cfg.max_offending_values).items():
+            _collect(dataset, table_name, frame, result, cfg.max_offending_values, part)
         parts.append(part)
     _whole_table_rules(name, table, rows, dataset, suite, schema, cfg, checks)
     return rows

@@ -1,0 +1,225 @@
+"""What the gate found: failures per file, column and rule, as one report (JSON and Markdown) and one error."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain-Python, strict-JSON version of a value (numpy scalars, NaN/inf, timestamps, dicts)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if value is pd.NaT:
+        return "NaT"
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return str(pd.Timestamp(value))
+    return str(value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + ")"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed expectation: which file, table, column, rule, how many rows and a few examples."""
+
+    dataset: str
+    table: str
+    column: str | None
+    rule: str
+    unexpected_count: int | None = None
+    examples: list[Any] = field(default_factory=list)
+    detail: str = ""
+
+    def line(self) -> str:
+        col = f"column '{self.column}'" if self.column else "table"
+        parts = [f"{self.dataset} [table '{self.table}'], {col}: {self.rule} failed"]
+        if self.unexpected_count is not None:
+            parts.append(f" for {self.unexpected_count} row(s)")
+        if self.examples:
+            parts.append("; e.g. " + ", ".join(_fmt(v) for v in self.examples))
+        if self.detail:
+            parts.append(f" ({self.detail})")
+        return "".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One evaluated expectation (passed or failed), for the report's statistics."""
+
+    dataset: str
+    table: str
+    column: str | None
+    rule: str
+    expectation_type: str
+    success: bool
+    unexpected_count: int | None = None
+    observed_value: Any = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass
+class TableStats:
+    dataset: str
+    table: str
+    rows: int
+    columns: int
+
+
+@dataclass
+class ValidationReport:
+    """Result of a validation gate; ``success`` is True iff there is no failure."""
+
+    success: bool
+    failures: list[Failure] = field(default_factory=list)
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    tables: dict[str, TableStats] = field(default_factory=dict)
+    title: str = "Data validation"
+
+    def to_dict(self) -> dict[str, Any]:
+        tables: dict[str, Any] = {}
+        for name, st in self.tables.items():
+            outs = [o for o in self.outcomes if o.table == name]
+            tables[name] = {
+                "dataset": st.dataset,
+                "rows": st.rows,
+                "columns": st.columns,
+                "evaluated": len(outs),
+                "failed": sum(not o.success for o in outs),
+                "expectations": [o.to_dict() for o in outs],
+            }
+        out = {
+            "title": self.title,
+            "success": self.success,
+            "n_failures": len(self.failures),
+            "failures": [f.to_dict() for f in self.failures],
+            "tables": tables,
+        }
+        json.dumps(out, allow_nan=False)  # guarantee: strict JSON
+        return out
+
+    def error_message(self) -> str:
+        if self.success:
+            return f"{self.title}: PASSED"
+        datasets = sorted({f.dataset for f in self.failures})
+        head = (
+            f"{self.title} FAILED: {len(self.failures)} expectation(s) failed in "
+            f"{len(datasets)} dataset(s) ({', '.join(datasets)}):"
+        )
+        return "\n".join([head, *(f"  - {f.line()}" for f in self.failures)])
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title} report", "", f"**Result: {'PASSED' if self.success else 'FAILED'}** "
+                 f"({len(self.outcomes)} expectations evaluated, {len(self.failures)} failed)", ""]
+        for name, st in self.tables.items():
+            lines += [f"## {name} — `{st.dataset}`", "", f"{st.rows} rows, {st.columns} columns", "",
+                      "| column | rule | expectation | result | unexpected | observed |",
+                      "|---|---|---|---|---|---|"]
+            for o in (o for o in self.outcomes if o.table == name):
+                res = "PASS" if o.success else ("ERROR" if o.error else "FAIL")
+                unexp = "" if o.unexpected_count is None else str(o.unexpected_count)
+                lines.append(f"| {o.column or '(table)'} | {_md(o.rule)} | `{o.expectation_type}` | {res} "
+                             f"| {unexp} | {_md(_observed(o.observed_value))} |")
+            lines.append("")
+        if self.failures:
+            lines += ["## Failures", ""] + [f"- {_md(f.line())}" for f in self.failures] + [""]
+        return "\n".join(lines)
+
+
+def combine_reports(reports: Iterable[ValidationReport], title: str, max_examples: int = 5) -> ValidationReport:
+    """One report for a table validated a chunk at a time: an expectation passes when it passed on every
+    chunk; counts of unexpected rows and table rows add up; examples are kept up to ``max_examples``."""
+    outcomes: dict[tuple[Any, ...], ExpectationOutcome] = {}
+    failures: dict[tuple[Any, ...], Failure] = {}
+    tables: dict[str, TableStats] = {}
+    for report in reports:
+        for o in report.outcomes:
+            key = (o.dataset, o.table, o.column, o.rule, o.expectation_type)
+            seen = outcomes.get(key)
+            count = None if o.unexpected_count is None and (seen is None or seen.unexpected_count is None) else (
+                (o.unexpected_count or 0) + ((seen.unexpected_count or 0) if seen else 0))
+            outcomes[key] = ExpectationOutcome(o.dataset, o.table, o.column, o.rule, o.expectation_type,
+                                               o.success and (seen.success if seen else True), count,
+                                               seen.observed_value if seen else o.observed_value,
+                                               (seen.error if seen else None) or o.error)
+        for f in report.failures:
+            key = (f.dataset, f.table, f.column, f.rule)
+            seen_f = failures.get(key)
+            if seen_f is None:
+                failures[key] = f
+            else:
+                count = None if f.unexpected_count is None else (seen_f.unexpected_count or 0) + f.unexpected_count
+                examples = _distinct([*seen_f.examples, *f.examples])[:max_examples]
+                failures[key] = Failure(f.dataset, f.table, f.column, f.rule, count, examples, seen_f.detail)
+        for name, st in report.tables.items():
+            rows = st.rows + (tables[name].rows if name in tables else 0)
+            tables[name] = TableStats(st.dataset, st.table, rows, st.columns)
+    return ValidationReport(success=not failures, failures=list(failures.values()), outcomes=list(outcomes.values()),
+                            tables=tables, title=title)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _observed(value: Any, width: int = 80) -> str:
+    """A short, one-line rendering of an outcome's observed value for the Markdown table."""
+    if value is None:
+        return ""
+    if isinstance(value, float) or isinstance(value, np.floating):
+        text = f"{float(value):.6g}"
+    else:
+        text = _fmt(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class DataValidationError(ValueError):
+    """Raised when a validation gate fails; the message lists every failed expectation."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(report.error_message())
+
+
+def raise_if_failed(report: ValidationReport) -> ValidationReport:
+    """Raise :class:`DataValidationError` if the report failed; return it unchanged otherwise."""
+    if not report.success:
+        raise DataValidationError(report)
+    return report
+
+def _distinct(values: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    out = []
+    for v in values:
+        key = repr(v)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
