@@ -55,8 +55,13 @@ def synthetic_config(rows: int, seed: int = 7):
     from ccss_pipeline.data.synthetic import SyntheticConfig
 
     n_users, n_videos, n_days = max(50, round(rows / 100)), max(50, round(rows / 70)), 14
-    return SyntheticConfig(n_users=n_users, n_videos=n_videos, n_days=n_days,
-                           impressions_per_user_day=rows / (n_users * n_days * _ACTIVITY_FACTOR), seed=seed)
+    return SyntheticConfig(
+        n_users=n_users,
+        n_videos=n_videos,
+        n_days=n_days,
+        impressions_per_user_day=rows / (n_users * n_days * _ACTIVITY_FACTOR),
+        seed=seed,
+    )
 
 
 # ----------------------------------------------------------------------------- children
@@ -88,8 +93,9 @@ def child_pairs(model_input: Path, spec_path: Path, out: Path, chunk_rows: int) 
                 yield frame
 
     def chunks():
-        for frame in pair_chunks(batches(), spec, np.ones(len(spec.directed)), seed=11, move="decomposed",
-                                 chunk_rows=chunk_rows):
+        for frame in pair_chunks(
+            batches(), spec, np.ones(len(spec.directed)), seed=11, move="decomposed", chunk_rows=chunk_rows
+        ):
             counted["pairs"] += len(frame)
             yield frame
 
@@ -105,11 +111,16 @@ def child_compare(a: Path, b: Path) -> dict[str, Any]:
 
     def scan(path: Path) -> str:
         target = path / "*.parquet" if path.is_dir() else path
-        return (f"(SELECT *, row_number() OVER (ORDER BY filename, file_row_number) AS __pos "
-                f"FROM read_parquet('{target}', filename = true, file_row_number = true))")
+        return (
+            f"(SELECT *, row_number() OVER (ORDER BY filename, file_row_number) AS __pos "
+            f"FROM read_parquet('{target}', filename = true, file_row_number = true))"
+        )
 
     con = duckdb.connect()
-    cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet('{a / '*.parquet' if a.is_dir() else a}')").fetchall()]
+    cols = [
+        r[0]
+        for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet('{a / '*.parquet' if a.is_dir() else a}')").fetchall()
+    ]
     dense = [c for c in cols if c.startswith("num__")]  # NumericalFeature.dense_column
     exact = [c for c in cols if c not in dense]
     mismatch = " + ".join(f"(a.{c} IS DISTINCT FROM b.{c})::INT" for c in exact) or "0"
@@ -117,14 +128,22 @@ def child_compare(a: Path, b: Path) -> dict[str, Any]:
     # one float32 step at |x|: 2^-23 * 2^floor(log2|x|); allow what the equality tests allow (2^-22 relative + 1e-7)
     outside = " + ".join(f"(abs(a.{c} - b.{c}) > 2.384185791015625e-07 * abs(a.{c}) + 1e-7)::INT" for c in dense) or "0"
     changed = " + ".join(f"(a.{c} != b.{c})::INT" for c in dense) or "0"
-    q = (f"SELECT count(*), sum(CASE WHEN b.__pos IS NULL OR a.__pos IS NULL THEN 1 ELSE 0 END), "
-         f"sum({mismatch}), greatest({gap}), sum({changed}), sum({outside}) "
-         f"FROM {scan(a)} a FULL JOIN {scan(b)} b USING (__pos)")
+    q = (
+        f"SELECT count(*), sum(CASE WHEN b.__pos IS NULL OR a.__pos IS NULL THEN 1 ELSE 0 END), "
+        f"sum({mismatch}), greatest({gap}), sum({changed}), sum({outside}) "
+        f"FROM {scan(a)} a FULL JOIN {scan(b)} b USING (__pos)"
+    )
     n, unmatched, differing, max_gap, changed_n, outside_n = con.sql(q).fetchone()
-    return {"rows": int(n), "unmatched_rows": int(unmatched or 0), "differing_exact_values": int(differing or 0),
-            "max_abs_dense_difference": float(max_gap or 0.0), "dense_values_differing": int(changed_n or 0),
-            "dense_values_beyond_test_tolerance": int(outside_n or 0), "exact_columns": len(exact),
-            "dense_columns": len(dense)}
+    return {
+        "rows": int(n),
+        "unmatched_rows": int(unmatched or 0),
+        "differing_exact_values": int(differing or 0),
+        "max_abs_dense_difference": float(max_gap or 0.0),
+        "dense_values_differing": int(changed_n or 0),
+        "dense_values_beyond_test_tolerance": int(outside_n or 0),
+        "exact_columns": len(exact),
+        "dense_columns": len(dense),
+    }
 
 
 def _child(args: list[str], timeout: float) -> dict[str, Any]:
@@ -155,26 +174,50 @@ def _child(args: list[str], timeout: float) -> dict[str, Any]:
 def write_env(project: Path, raw: Path, engine: str, memory_limit: str, spill: Path, spark_memory: str) -> None:
     env = project / "conf" / "bench"
     env.mkdir(parents=True, exist_ok=True)
-    tables = {"log": str(raw / "log"), "users": str(raw / "users.parquet"), "videos": str(raw / "videos.parquet"),
-              "directions": str(raw / "directions.parquet")}
-    catalog = {"raw_source": {"type": "ccss_pipeline.datasets.EngineSourceDataset", "tables": tables,
-                              "engine": "${globals:data_engine}"}}
+    tables = {
+        "log": str(raw / "log"),
+        "users": str(raw / "users.parquet"),
+        "videos": str(raw / "videos.parquet"),
+        "directions": str(raw / "directions.parquet"),
+    }
+    catalog = {
+        "raw_source": {
+            "type": "ccss_pipeline.datasets.EngineSourceDataset",
+            "tables": tables,
+            "engine": "${globals:data_engine}",
+        }
+    }
     (env / "catalog.yml").write_text(json.dumps(catalog, indent=2))  # JSON is YAML
     if engine == "duckdb":
         data_engine = {"backend": "duckdb", "threads": 2, "memory_limit": memory_limit, "temp_directory": str(spill)}
     else:
         data_engine = {"backend": "pyspark"}
-        spark = {"spark.master": "local[2]", "spark.app.name": "ccss-bench", "spark.driver.memory": spark_memory,
-                 "spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": 8, "spark.ui.enabled": False,
-                 "spark.sql.execution.arrow.pyspark.enabled": True, "spark.local.dir": str(spill)}
+        spark = {
+            "spark.master": "local[2]",
+            "spark.app.name": "ccss-bench",
+            "spark.driver.memory": spark_memory,
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": 8,
+            "spark.ui.enabled": False,
+            "spark.sql.execution.arrow.pyspark.enabled": True,
+            "spark.local.dir": str(spill),
+        }
         (env / "spark.yml").write_text(json.dumps(spark, indent=2))
     (env / "globals.yml").write_text(json.dumps({"data_engine": data_engine}, indent=2))
 
 
 def kedro_stage(project: Path, pipeline: str, timeout: float) -> dict[str, Any]:
     result = run_kedro(project, pipeline, timeout, extra=["--env", "bench"])
-    keep = ("returncode", "timed_out", "wall_seconds", "peak_rss_mib", "user_cpu_seconds", "system_cpu_seconds",
-            "nodes", "log_tail")
+    keep = (
+        "returncode",
+        "timed_out",
+        "wall_seconds",
+        "peak_rss_mib",
+        "user_cpu_seconds",
+        "system_cpu_seconds",
+        "nodes",
+        "log_tail",
+    )
     return {k: result[k] for k in keep}
 
 
@@ -206,8 +249,16 @@ def measure(rows: int, engine: str, work: Path, raw: Path, args: argparse.Namesp
     fe["rows_per_sec_in_nodes"] = n / max(sum(x["seconds"] or 0 for x in fe["nodes"]), 1e-9)
     entry["data_validation"]["rows_per_sec"] = n / entry["data_validation"]["wall_seconds"]
     model_input = project / "data" / "05_model_input" / "train.parquet"
-    pairs = _child(["--child-pairs", str(model_input), str(project / "data" / "04_feature" / "feature_spec.json"),
-                    str(work / f"pairs_{engine}.parquet"), str(args.chunk_rows)], args.timeout)
+    pairs = _child(
+        [
+            "--child-pairs",
+            str(model_input),
+            str(project / "data" / "04_feature" / "feature_spec.json"),
+            str(work / f"pairs_{engine}.parquet"),
+            str(args.chunk_rows),
+        ],
+        args.timeout,
+    )
     if "rows" in pairs:
         pairs["rows_per_sec"] = pairs["rows"] / pairs["seconds"]
     entry["pairs"] = pairs
@@ -257,20 +308,33 @@ def main() -> None:
             continue
         entry.update(measure(rows, "duckdb", work, raw, args))
         results["sizes"].append(entry)
-        print(json.dumps({k: v for k, v in entry.items() if k not in ("data_validation", "feature_engineering")},
-                         default=str)[:2000], flush=True)
+        print(
+            json.dumps(
+                {k: v for k, v in entry.items() if k not in ("data_validation", "feature_engineering")}, default=str
+            )[:2000],
+            flush=True,
+        )
         if args.spark_rows == rows:
             spark = measure(rows, "pyspark", work, raw, args)
             if "error" not in spark:
                 spark["equal_to_duckdb"] = {
-                    split: _child(["--child-compare",
-                                   str(work / "project_duckdb" / "data" / "05_model_input" / f"{split}.parquet"),
-                                   str(work / "project_pyspark" / "data" / "05_model_input" / f"{split}.parquet")],
-                                  args.timeout)
-                    for split in ("train", "validation", "test")}
+                    split: _child(
+                        [
+                            "--child-compare",
+                            str(work / "project_duckdb" / "data" / "05_model_input" / f"{split}.parquet"),
+                            str(work / "project_pyspark" / "data" / "05_model_input" / f"{split}.parquet"),
+                        ],
+                        args.timeout,
+                    )
+                    for split in ("train", "validation", "test")
+                }
             results["spark"] = spark
-            print(json.dumps({k: v for k, v in spark.items() if k not in ("data_validation", "feature_engineering")},
-                             default=str)[:3000], flush=True)
+            print(
+                json.dumps(
+                    {k: v for k, v in spark.items() if k not in ("data_validation", "feature_engineering")}, default=str
+                )[:3000],
+                flush=True,
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         results["aims"] = aims(results)
         out.write_text(json.dumps(results, indent=2, default=str))
@@ -291,8 +355,12 @@ def aims(results: dict[str, Any]) -> dict[str, Any]:
     failed = [s["target_rows"] for s in results["sizes"] if "error" in s]
     if done or failed:
         peaks = {s["target_rows"]: s["peak_rss_mib"] for s in done}
-        out["peak_rss_mib"] = {"values": peaks, "failed_sizes": failed, "aim": RSS_AIM_MIB,
-                               "met": bool(peaks) and not failed and max(peaks.values()) <= RSS_AIM_MIB}
+        out["peak_rss_mib"] = {
+            "values": peaks,
+            "failed_sizes": failed,
+            "aim": RSS_AIM_MIB,
+            "met": bool(peaks) and not failed and max(peaks.values()) <= RSS_AIM_MIB,
+        }
         if len(peaks) > 1:
             lo, hi = min(peaks), max(peaks)
             out["peak_rss_growth"] = {"rows_ratio": hi / lo, "rss_ratio": peaks[hi] / peaks[lo]}

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import resource
 import subprocess
 import sys
@@ -91,8 +89,9 @@ def synthetic_config(rows: int, seed: int = 7):
     n_users = max(50, round(rows / 100))
     n_videos = max(50, round(rows / 70))
     per_user_day = rows / (n_users * n_days * _ACTIVITY_FACTOR)
-    return SyntheticConfig(n_users=n_users, n_videos=n_videos, n_days=n_days,
-                           impressions_per_user_day=per_user_day, seed=seed)
+    return SyntheticConfig(
+        n_users=n_users, n_videos=n_videos, n_days=n_days, impressions_per_user_day=per_user_day, seed=seed
+    )
 
 
 def project_configs():
@@ -102,7 +101,9 @@ def project_configs():
 
     base = ROOT / "conf" / "base"
     schema = SchemaConfig(**yaml.safe_load((base / "parameters_schema.yml").read_text())["schema"])
-    features = FeatureConfig(**yaml.safe_load((base / "parameters_feature_engineering.yml").read_text())["feature_engineering"])
+    features = FeatureConfig(
+        **yaml.safe_load((base / "parameters_feature_engineering.yml").read_text())["feature_engineering"]
+    )
     return schema, features
 
 
@@ -164,8 +165,13 @@ def stage_features(rows: int, workdir: Path) -> dict[str, Any]:
         "target_rows": rows,
         "rows": n_rows,
         "raw_log_rows": int(len(bundle["log"])),
-        "generator": {"n_users": cfg.n_users, "n_videos": cfg.n_videos, "n_days": cfg.n_days,
-                      "impressions_per_user_day": round(cfg.impressions_per_user_day, 4), "seed": cfg.seed},
+        "generator": {
+            "n_users": cfg.n_users,
+            "n_videos": cfg.n_videos,
+            "n_days": cfg.n_days,
+            "impressions_per_user_day": round(cfg.impressions_per_user_day, 4),
+            "seed": cfg.seed,
+        },
         "generate_seconds": generate_s,
         "seconds": seconds,
         "cpu_seconds": cpu,
@@ -240,7 +246,7 @@ def _run_child(args: list[str], timeout: float | None) -> tuple[dict[str, Any] |
         return None, f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}"
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):]), ""
+            return json.loads(line[len("RESULT ") :]), ""
     return None, "no RESULT line in the child's output"
 
 
@@ -269,20 +275,34 @@ def aims(sizes: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not done:
         return {"note": "no size completed"}
-    ratios = {s["target_rows"]: {stage: s[stage]["peak_increment_over_model_ready"]
-                                 for stage in ("feature_engineering", "pair_materialization")} for s in done}
-    out["memory_ratio"] = {"aim": f"peak increment <= {MEMORY_RATIO_AIM}x model-ready tables",
-                           "values": ratios,
-                           "met": all(v <= MEMORY_RATIO_AIM for r in ratios.values() for v in r.values())}
+    ratios = {
+        s["target_rows"]: {
+            stage: s[stage]["peak_increment_over_model_ready"]
+            for stage in ("feature_engineering", "pair_materialization")
+        }
+        for s in done
+    }
+    out["memory_ratio"] = {
+        "aim": f"peak increment <= {MEMORY_RATIO_AIM}x model-ready tables",
+        "values": ratios,
+        "met": all(v <= MEMORY_RATIO_AIM for r in ratios.values() for v in r.values()),
+    }
     out["pairs_faster_than_features"] = {
-        "values": {s["target_rows"]: {"features_rows_per_sec": s["feature_engineering"]["rows_per_sec"],
-                                      "pairs_rows_per_sec": s["pair_materialization"]["rows_per_sec"]} for s in done},
+        "values": {
+            s["target_rows"]: {
+                "features_rows_per_sec": s["feature_engineering"]["rows_per_sec"],
+                "pairs_rows_per_sec": s["pair_materialization"]["rows_per_sec"],
+            }
+            for s in done
+        },
         "met": all(s["pairs_faster_than_features"] for s in done),
     }
     if len(done) >= 2:
         small, large = min(done, key=lambda s: s["target_rows"]), max(done, key=lambda s: s["target_rows"])
-        growth = {stage: large[stage]["peak_increment_bytes_per_row"] / small[stage]["peak_increment_bytes_per_row"]
-                  for stage in ("feature_engineering", "pair_materialization")}
+        growth = {
+            stage: large[stage]["peak_increment_bytes_per_row"] / small[stage]["peak_increment_bytes_per_row"]
+            for stage in ("feature_engineering", "pair_materialization")
+        }
         out["linear_growth"] = {
             "aim": f"peak increment per row at {large['target_rows']:,} within {LINEAR_TOLERANCE}x of {small['target_rows']:,}",
             "per_row_ratio": growth,
@@ -328,10 +348,12 @@ def _print_entry(e: dict[str, Any]) -> None:
     for key in ("feature_engineering", "pair_materialization"):
         s = e.get(key)
         if s:
-            print(f"{e['target_rows']:>11,} target | {key:22s} {s['rows']:>11,} rows {s['seconds']:7.2f} s "
-                  f"{s['rows_per_sec']:>10,.0f} rows/s (cpu {s['cpu_seconds']:.1f} s) | peak {s['peak_rss_mib']:8.0f} MiB, "
-                  f"+{s['peak_increment_mib']:6.0f} MiB = {s['peak_increment_over_model_ready']:.2f}x model-ready",
-                  flush=True)
+            print(
+                f"{e['target_rows']:>11,} target | {key:22s} {s['rows']:>11,} rows {s['seconds']:7.2f} s "
+                f"{s['rows_per_sec']:>10,.0f} rows/s (cpu {s['cpu_seconds']:.1f} s) | peak {s['peak_rss_mib']:8.0f} MiB, "
+                f"+{s['peak_increment_mib']:6.0f} MiB = {s['peak_increment_over_model_ready']:.2f}x model-ready",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

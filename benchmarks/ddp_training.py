@@ -51,21 +51,31 @@ def run(nproc: int, seed: int, epochs: int) -> dict[str, Any]:
     best = data_dir / "06_models" / "best_params.json"
     if best.exists():
         chosen = json.loads(best.read_text()).get("dnn", {})
-        contrastive = contrastive.model_copy(update={k: chosen[k] for k in ("weight", "margin", "temperature") if k in chosen})
+        contrastive = contrastive.model_copy(
+            update={k: chosen[k] for k in ("weight", "margin", "temperature") if k in chosen}
+        )
     train = ModelInputs.from_frame(ParquetTable(data_dir / "05_model_input" / "train.parquet").frame(), spec)
     valid = ModelInputs.from_frame(ParquetTable(data_dir / "05_model_input" / "validation.parquet").frame(), spec)
     pairs = PairTable.from_frame(ParquetTable(data_dir / "05_model_input" / "counterfactual_pairs.parquet").frame())
-    optimizer = training.optimizer.model_copy(update={"max_epochs": epochs, "patience": epochs, "seed": seed,
-                                                      "device": "cpu"})
+    optimizer = training.optimizer.model_copy(
+        update={"max_epochs": epochs, "patience": epochs, "seed": seed, "device": "cpu"}
+    )
     fit = Fit("ccss", training.backbone.model_copy(update={"name": "dnn"}), contrastive, optimizer, with_pairs=True)
     data = FitData(spec, train, valid, pairs, p, pairs.move, training.streaming.buffer_rows)
     t0 = time.perf_counter()
     result = run_fits([fit], data, DistributedConfig(nproc_per_node=nproc, timeout_s=600))["ccss"]
     wall = time.perf_counter() - t0
     total = max(h["samples_per_sec"] for h in result.history)
-    return {"nproc": nproc, "seed": seed, "rows": len(train), "epochs": len(result.history),
-            "samples_per_sec_total": total, "samples_per_sec_per_process": total / nproc,
-            "wall_seconds": wall, "best_val_auc": result.best_val_auc}
+    return {
+        "nproc": nproc,
+        "seed": seed,
+        "rows": len(train),
+        "epochs": len(result.history),
+        "samples_per_sec_total": total,
+        "samples_per_sec_per_process": total / nproc,
+        "wall_seconds": wall,
+        "best_val_auc": result.best_val_auc,
+    }
 
 
 def main() -> None:
@@ -82,7 +92,9 @@ def main() -> None:
     summary = {
         "total_speedup": mean(many, "samples_per_sec_total") / mean(one, "samples_per_sec_total"),
         "per_process_ratio": mean(many, "samples_per_sec_per_process") / mean(one, "samples_per_sec_per_process"),
-        "max_abs_auc_difference": max(abs(a["best_val_auc"] - b["best_val_auc"]) for a, b in zip(one, many)),
+        "max_abs_auc_difference": max(
+            abs(a["best_val_auc"] - b["best_val_auc"]) for a, b in zip(one, many, strict=True)
+        ),
     }
     result = {"machine": machine_info(), "nproc": args.nproc, "epochs": args.epochs, "runs": runs, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,12 @@ def make_project(dest: Path) -> None:
         shutil.copy2(ROOT / ".telemetry", dest / ".telemetry")
     (dest / "src").mkdir()
     layers = {p.name for p in (ROOT / "data").iterdir() if p.is_dir()} if (ROOT / "data").is_dir() else set()
-    for layer in layers | {f"0{i}_{n}" for i, n in enumerate(
-            ["raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting"], 1)}:
+    for layer in layers | {
+        f"0{i}_{n}"
+        for i, n in enumerate(
+            ["raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting"], 1
+        )
+    }:
         (dest / "data" / layer).mkdir(parents=True, exist_ok=True)
 
 
@@ -62,8 +66,11 @@ def parse_node_times(log: str) -> list[dict[str, Any]]:
     names = {name for _, name in completed}
     for stamp, text in running:  # "Running node: <name>: func([..]) -> [..]" or the derived name itself
         head = text.split(":", 1)[0].strip()  # Kedro logs the node's own name, the namespace only when completed
-        name = text if text in names else next(
-            (n for n in names if text.startswith(n + ": ") or n == head or n.endswith("." + head)), text)
+        name = (
+            text
+            if text in names
+            else next((n for n in names if text.startswith(n + ": ") or n == head or n.endswith("." + head)), text)
+        )
         starts.setdefault(name, stamp)
     nodes = []
     for stamp, name in completed:
@@ -73,8 +80,15 @@ def parse_node_times(log: str) -> list[dict[str, Any]]:
 
 
 def run_kedro(project: Path, pipeline: str, timeout: float, extra: list[str] | None = None) -> dict[str, Any]:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False",
-               MPLBACKEND="Agg", KEDRO_LOGGING_CONFIG=str(project / "conf" / "logging.yml"), PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        GX_ANALYTICS_ENABLED="False",
+        MPLBACKEND="Agg",
+        KEDRO_LOGGING_CONFIG=str(project / "conf" / "logging.yml"),
+        PYTHONUNBUFFERED="1",
+    )
     cmd = [sys.executable, "-m", "kedro", "run"] + ([] if pipeline == "__default__" else ["--pipeline", pipeline])
     cmd += list(extra or [])
     log_path = project / f"kedro_run_{pipeline}.log"
@@ -132,9 +146,15 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "end_to_end", "machine": machine_info(), **result}, indent=2))
-    status = "ok" if result["returncode"] == 0 else ("TIMED OUT" if result["timed_out"] else f"FAILED ({result['returncode']})")
-    print(f"kedro run --pipeline {args.pipeline}: {status}, {result['wall_seconds']:.1f} s wall, "
-          f"peak RSS {result['peak_rss_mib']:.0f} MiB, {result['nodes_completed']} nodes")
+    status = (
+        "ok"
+        if result["returncode"] == 0
+        else ("TIMED OUT" if result["timed_out"] else f"FAILED ({result['returncode']})")
+    )
+    print(
+        f"kedro run --pipeline {args.pipeline}: {status}, {result['wall_seconds']:.1f} s wall, "
+        f"peak RSS {result['peak_rss_mib']:.0f} MiB, {result['nodes_completed']} nodes"
+    )
     for n in sorted(result["nodes"], key=lambda n: -(n["seconds"] or 0))[:10]:
         print(f"  {n['seconds'] if n['seconds'] is not None else float('nan'):8.2f} s  {n['node']}")
     if result["log_tail"]:

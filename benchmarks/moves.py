@@ -32,16 +32,18 @@ from machine import machine_info  # noqa: E402
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig  # noqa: E402
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report  # noqa: E402
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report  # noqa: E402
+from ccss_pipeline.model.scoring import safe_auc, score_fn  # noqa: E402
 from ccss_pipeline.model.synthesis import draw_pairs  # noqa: E402
 from ccss_pipeline.model.trainer import train_model  # noqa: E402
-from ccss_pipeline.model.scoring import safe_auc, score_fn
 from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
 
 
 def load(data: Path) -> tuple[FeatureSpec, ModelInputs, ModelInputs, ModelInputs, np.ndarray]:
     spec = FeatureSpec.load(data / "04_feature" / "feature_spec.json")
-    splits = [ModelInputs.from_frame(pd.read_parquet(data / "05_model_input" / f"{s}.parquet"), spec)
-              for s in ("train", "validation", "test")]
+    splits = [
+        ModelInputs.from_frame(pd.read_parquet(data / "05_model_input" / f"{s}.parquet"), spec)
+        for s in ("train", "validation", "test")
+    ]
     importance = json.loads((data / "04_feature" / "feature_importance.json").read_text())
     p = np.array([importance["p"][f.name] for f in spec.directed], np.float64)
     return spec, *splits, p
@@ -91,30 +93,58 @@ def main() -> None:
             optimizer = OptimizerConfig(seed=seed, max_epochs=args.epochs, device="cpu")
             for move in ["baseline", *args.moves]:
                 weight = 0.0 if move == "baseline" else args.weight
-                contrastive = ContrastiveConfig(weight=weight, margin=args.margin, edge_weight=args.edge_weight,
-                                                edge_margin=args.edge_margin, pair_fraction=args.pair_fraction)
-                pairs = None if move == "baseline" else draw_pairs(train.bucket, train.dense, train.label, spec, p,
-                                                                    seed=11, move=move)
+                contrastive = ContrastiveConfig(
+                    weight=weight,
+                    margin=args.margin,
+                    edge_weight=args.edge_weight,
+                    edge_margin=args.edge_margin,
+                    pair_fraction=args.pair_fraction,
+                )
+                pairs = (
+                    None
+                    if move == "baseline"
+                    else draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=11, move=move)
+                )
                 t0 = time.perf_counter()
                 result = train_model(spec, train, valid, backbone, contrastive, optimizer, pairs=pairs)
                 wall = time.perf_counter() - t0
                 epoch_s = float(np.median([len(train) / h["samples_per_sec"] for h in result.history]))
-                rec = {"backbone": backbone_name, "move": move, "seed": seed, "epochs": len(result.history),
-                       "best_epoch": result.best_epoch, "epoch_seconds": epoch_s, "fit_seconds": wall,
-                       **evaluate(result.model, spec, test, args.rows, args.levels)}
+                rec = {
+                    "backbone": backbone_name,
+                    "move": move,
+                    "seed": seed,
+                    "epochs": len(result.history),
+                    "best_epoch": result.best_epoch,
+                    "epoch_seconds": epoch_s,
+                    "fit_seconds": wall,
+                    **evaluate(result.model, spec, test, args.rows, args.levels),
+                }
                 records.append(rec)
                 print(json.dumps(rec), flush=True)
     frame = pd.DataFrame(records)
     base = frame[frame.move == "baseline"].set_index(["backbone", "seed"])["epoch_seconds"]
     frame["time_ratio"] = frame.apply(lambda r: r.epoch_seconds / base.loc[(r.backbone, r.seed)], axis=1)
-    cols = ["auc", "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
-            "max_feature_wrong_step_share", "edge_wrong_share", "monotone_row_share", "neighbour_violation_rate", "time_ratio"]
+    cols = [
+        "auc",
+        "wrong_step_share",
+        "wrong_step_share_inside",
+        "wrong_step_share_crossing",
+        "max_feature_wrong_step_share",
+        "edge_wrong_share",
+        "monotone_row_share",
+        "neighbour_violation_rate",
+        "time_ratio",
+    ]
     summary = frame.groupby(["backbone", "move"], sort=False)[cols].agg(["mean", "std"])
     pd.set_option("display.width", 250)
     print(summary.round(5).to_string())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()},
-                                    "records": records}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}, "records": records},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from machine import machine_info  # noqa: E402
 
-LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input", "06_models",
-          "07_model_output", "08_reporting")
+LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+)
 
 
 def make_copy(root: Path, backbones: list[str], seeds: int) -> None:
@@ -53,7 +61,11 @@ def fmt(mean: float, std: float, pct: bool = False) -> str:
     scale, unit, digits = (100.0, "%", 2) if pct else (1.0, "", 4)
     if pd.isna(mean):
         return "n/a"
-    return f"{mean * scale:.{digits}f}{unit} ± {std * scale:.{digits}f}{unit}" if pd.notna(std) else f"{mean * scale:.{digits}f}{unit}"
+    return (
+        f"{mean * scale:.{digits}f}{unit} ± {std * scale:.{digits}f}{unit}"
+        if pd.notna(std)
+        else f"{mean * scale:.{digits}f}{unit}"
+    )
 
 
 def markdown(summary: pd.DataFrame, paired: pd.DataFrame, source: str) -> str:
@@ -87,8 +99,9 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=["dnn", "wide_deep", "deepfm", "dcn_v2"])
     ap.add_argument("--keep", type=Path, default=None, help="copy the run's data/08_reporting here")
     args = ap.parse_args()
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False",
-               MPLBACKEND="Agg")
+    env = dict(
+        os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False", MPLBACKEND="Agg"
+    )
     with tempfile.TemporaryDirectory(prefix="ccss-results-") as tmp:
         root = Path(tmp) / "project"
         root.mkdir()
@@ -110,11 +123,23 @@ def main() -> None:
     table = markdown(summary, paired, args.source)
     print(table)
     out = ROOT / "benchmarks" / "results" / f"results_{args.source}.json"
-    out.write_text(json.dumps({
-        "machine": machine_info(), "source": args.source, "seeds": args.seeds, "backbones": args.backbones,
-        "wall_seconds": wall, "best_params": best, "seed_summary": summary.to_dict("records"),
-        "paired_differences": paired.to_dict("records"), "markdown": table,
-    }, indent=2, default=str))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": machine_info(),
+                "source": args.source,
+                "seeds": args.seeds,
+                "backbones": args.backbones,
+                "wall_seconds": wall,
+                "best_params": best,
+                "seed_summary": summary.to_dict("records"),
+                "paired_differences": paired.to_dict("records"),
+                "markdown": table,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(f"wrote {out} ({wall:.0f} s)")
 
 

@@ -48,12 +48,22 @@ def _run(name: str, args: list[str], timeout: float) -> dict[str, Any]:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         rc, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
-        rc, out, err = "timeout", (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or ""), f"timed out after {timeout:.0f} s"
+        rc, out, err = (
+            "timeout",
+            (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or ""),
+            f"timed out after {timeout:.0f} s",
+        )
     print(out, end="", flush=True)
     if rc != 0:
         print(f"--- {name} failed ({rc}):\n{(err or '')[-3000:]}", flush=True)
-    return {"command": " ".join(cmd[1:]), "returncode": rc, "seconds": time.perf_counter() - t0,
-            "load_average_before": load, "stdout": out[-4000:], "stderr": (err or "")[-2000:] if rc != 0 else None}
+    return {
+        "command": " ".join(cmd[1:]),
+        "returncode": rc,
+        "seconds": time.perf_counter() - t0,
+        "load_average_before": load,
+        "stdout": out[-4000:],
+        "stderr": (err or "")[-2000:] if rc != 0 else None,
+    }
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -70,17 +80,22 @@ def run_all(steps: set[str], quick: bool, timeout: float) -> dict[str, Any]:
     if "train" in steps:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         for device in devices:
-            logs[f"train_{device}"] = _run(f"training throughput ({device})", [
-                "train_throughput.py", "--device", device, "--out", str(RESULTS / f"train_throughput_{device}.json")],
-                timeout)
+            logs[f"train_{device}"] = _run(
+                f"training throughput ({device})",
+                ["train_throughput.py", "--device", device, "--out", str(RESULTS / f"train_throughput_{device}.json")],
+                timeout,
+            )
     if "eval" in steps:
         logs["eval_speed"] = _run("evaluation speed", ["eval_speed.py"], timeout)
     if "data" in steps:
         rows = ["--rows", "1000000"] + ([] if quick else ["--rows", "10000000"])
-        logs["data_stages"] = _run("data stages", ["data_stages.py", *rows, "--timeout", str(timeout)], 2 * timeout + 60)
+        logs["data_stages"] = _run(
+            "data stages", ["data_stages.py", *rows, "--timeout", str(timeout)], 2 * timeout + 60
+        )
     if "engine" in steps:
-        sizes = ["--rows", "10000000"] + ([] if quick else ["--rows", "30000000", "--rows", "100000000",
-                                                            "--spark-rows", "10000000"])
+        sizes = ["--rows", "10000000"] + (
+            [] if quick else ["--rows", "30000000", "--rows", "100000000", "--spark-rows", "10000000"]
+        )
         logs["data_engine"] = _run("data engine", ["data_engine.py", *sizes, "--timeout", str(timeout)], 6 * timeout)
     if "e2e" in steps:
         logs["end_to_end"] = _run("end to end", ["end_to_end.py", "--timeout", str(timeout)], timeout + 60)
@@ -93,7 +108,9 @@ def _parse_eval(stdout: str | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     m = re.search(r"monotonicity_report: (\d+) rows.*?: ([\d.]+) s total, ([\d.]+) s in the scorer", stdout)
     if m:
-        out.update(rows=int(m.group(1)), monotonicity_report_seconds=float(m.group(2)), scorer_seconds=float(m.group(3)))
+        out.update(
+            rows=int(m.group(1)), monotonicity_report_seconds=float(m.group(2)), scorer_seconds=float(m.group(3))
+        )
     m = re.search(r"accuracy_metrics: ([\d.]+) s", stdout)
     if m:
         out["accuracy_metrics_seconds"] = float(m.group(1))
@@ -133,67 +150,118 @@ def evaluate_aims(s: dict[str, Any]) -> list[dict[str, Any]]:
     default_pf = default_pair_fraction()
     for device, res in s["train_throughput"].items():
         # "ccss" is pair_fraction 1.0, "ccss_pf" the script's --pair-fraction: judge the one equal to the default.
-        key = "ccss_pf_over_baseline" if default_pf is not None and abs(default_pf - res.get("pair_fraction", -1)) < 1e-9 \
+        key = (
+            "ccss_pf_over_baseline"
+            if default_pf is not None and abs(default_pf - res.get("pair_fraction", -1)) < 1e-9
             else "ccss_over_baseline"
+        )
         pf = res.get("pair_fraction") if key == "ccss_pf_over_baseline" else 1.0
         for r in res.get("results", []):
             ratio = r.get(key)
             if ratio is not None:
-                aims.append({"aim": f"CCSS / baseline epoch time <= {RATIO_AIM} at the default pair_fraction {pf} "
-                                    f"({r['backbone']}, {device})",
-                             "value": f"{ratio:.2f}", "met": ratio <= RATIO_AIM})
+                aims.append(
+                    {
+                        "aim": f"CCSS / baseline epoch time <= {RATIO_AIM} at the default pair_fraction {pf} "
+                        f"({r['backbone']}, {device})",
+                        "value": f"{ratio:.2f}",
+                        "met": ratio <= RATIO_AIM,
+                    }
+                )
             if r.get("backbone") == "dnn" and device == "cpu" and r.get("baseline_samples_per_sec"):
                 v = r["baseline_samples_per_sec"]
                 cores = res.get("machine", {}).get("cpu_count")
-                aims.append({"aim": f"DNN baseline >= {DNN_CPU_AIM:,} samples/s on 2 CPU cores ({cores} here)",
-                             "value": f"{v:,.0f}", "met": v >= DNN_CPU_AIM})
+                aims.append(
+                    {
+                        "aim": f"DNN baseline >= {DNN_CPU_AIM:,} samples/s on 2 CPU cores ({cores} here)",
+                        "value": f"{v:,.0f}",
+                        "met": v >= DNN_CPU_AIM,
+                    }
+                )
     ds = s.get("data_stages") or {}
     a = ds.get("aims", {})
     if "memory_ratio" in a:
         worst = max(v for r in a["memory_ratio"]["values"].values() for v in r.values())
-        aims.append({"aim": "data stages: peak memory increment <= 3x the model-ready tables",
-                     "value": f"worst {worst:.2f}x", "met": a["memory_ratio"]["met"]})
+        aims.append(
+            {
+                "aim": "data stages: peak memory increment <= 3x the model-ready tables",
+                "value": f"worst {worst:.2f}x",
+                "met": a["memory_ratio"]["met"],
+            }
+        )
     if "linear_growth" in a:
         g = a["linear_growth"]
-        value = ", ".join(f"{k.split('_')[0]} {v:.2f}x" for k, v in g.get("per_row_ratio", {}).items()) or g.get("note", "")
-        aims.append({"aim": "data stages: memory linear in rows (per-row peak increment, largest / smallest size <= 1.3)",
-                     "value": value, "met": g.get("met")})
+        value = ", ".join(f"{k.split('_')[0]} {v:.2f}x" for k, v in g.get("per_row_ratio", {}).items()) or g.get(
+            "note", ""
+        )
+        aims.append(
+            {
+                "aim": "data stages: memory linear in rows (per-row peak increment, largest / smallest size <= 1.3)",
+                "value": value,
+                "met": g.get("met"),
+            }
+        )
     if "pairs_faster_than_features" in a:
         vals = a["pairs_faster_than_features"]["values"]
-        value = "; ".join(f"{int(k):,}: {v['pairs_rows_per_sec']:,.0f} vs {v['features_rows_per_sec']:,.0f} rows/s"
-                          for k, v in vals.items())
-        aims.append({"aim": "data stages: pair materialization faster than feature engineering",
-                     "value": value, "met": a["pairs_faster_than_features"]["met"]})
+        value = "; ".join(
+            f"{int(k):,}: {v['pairs_rows_per_sec']:,.0f} vs {v['features_rows_per_sec']:,.0f} rows/s"
+            for k, v in vals.items()
+        )
+        aims.append(
+            {
+                "aim": "data stages: pair materialization faster than feature engineering",
+                "value": value,
+                "met": a["pairs_faster_than_features"]["met"],
+            }
+        )
     de = (s.get("data_engine") or {}).get("aims", {})
     if "features_rows_per_sec_at_10M" in de:
         a = de["features_rows_per_sec_at_10M"]
-        aims.append({"aim": f"data engine: feature engineering >= {a['aim']:,} rows/s at 10M rows (DuckDB)",
-                     "value": f"{a['value']:,.0f}", "met": a["met"]})
+        aims.append(
+            {
+                "aim": f"data engine: feature engineering >= {a['aim']:,} rows/s at 10M rows (DuckDB)",
+                "value": f"{a['value']:,.0f}",
+                "met": a["met"],
+            }
+        )
     if "peak_rss_mib" in de:
         a = de["peak_rss_mib"]
-        value = ", ".join([f"{int(k) // 1_000_000}M: {v:,.0f} MiB" for k, v in a["values"].items()]
-                          + [f"{int(k) // 1_000_000}M: failed" for k in a.get("failed_sizes", [])])
-        aims.append({"aim": "data engine: peak RSS <= 6 GiB through validation + features + pairs",
-                     "value": value, "met": a["met"]})
+        value = ", ".join(
+            [f"{int(k) // 1_000_000}M: {v:,.0f} MiB" for k, v in a["values"].items()]
+            + [f"{int(k) // 1_000_000}M: failed" for k in a.get("failed_sizes", [])]
+        )
+        aims.append(
+            {
+                "aim": "data engine: peak RSS <= 6 GiB through validation + features + pairs",
+                "value": value,
+                "met": a["met"],
+            }
+        )
     return aims
 
 
 def _engine_rows(entry: dict[str, Any], label: str) -> list[str]:
     lines = []
-    for key, stage in (("data_validation", "validation + join"), ("feature_engineering", "features"),
-                       ("pairs", "pairs (streamed)")):
+    for key, stage in (
+        ("data_validation", "validation + join"),
+        ("feature_engineering", "features"),
+        ("pairs", "pairs (streamed)"),
+    ):
         r = entry.get(key)
         if not r:
             continue
         if r.get("returncode", 0) != 0 or "error" in r:
             reason = r.get("error") or _engine_failure(r.get("log_tail") or "")
-            lines.append(f"| {entry['target_rows']:,} | {label} | {stage}: **failed** ({reason}) | | "
-                         f"{r.get('wall_seconds', 0):.0f} | | {r.get('peak_rss_mib', 0):,.0f} |")
+            lines.append(
+                f"| {entry['target_rows']:,} | {label} | {stage}: **failed** ({reason}) | | "
+                f"{r.get('wall_seconds', 0):.0f} | | {r.get('peak_rss_mib', 0):,.0f} |"
+            )
             continue
         rows = r.get("rows", entry.get("rows"))
         speed = f"{rows / r['wall_seconds']:,.0f}" if rows else ""
-        lines.append(f"| {entry['target_rows']:,} | {label} | {stage} | {f'{rows:,}' if rows else ''} | "
-                     f"{r['wall_seconds']:.0f} | {speed} | {r['peak_rss_mib']:,.0f} |")
+        lines.append(
+            f"| {entry['target_rows']:,} | {label} | {stage} | {f'{rows:,}' if rows else ''} | "
+            f"{r['wall_seconds']:.0f} | {speed} | {r['peak_rss_mib']:,.0f} |"
+        )
     return lines
 
 
@@ -215,31 +283,40 @@ def render(s: dict[str, Any]) -> str:
         f"Measured {m['timestamp']} on {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gib']} GiB RAM"
         + (f", GPU {m['cuda_device']}" if m.get("cuda_device") else ", no GPU")
         + f"; torch {m.get('torch')}, pandas {m.get('pandas')}; commit {str(m['git']['commit'])[:10]}"
-        + (" (dirty)" if m["git"].get("dirty") else "") + f"; load average {m['load_average_1_5_15']}.",
+        + (" (dirty)" if m["git"].get("dirty") else "")
+        + f"; load average {m['load_average_1_5_15']}.",
         "Reproduce with `python benchmarks/run.py` (raw numbers: `benchmarks/results/summary.json`).",
         "",
     ]
     if s["train_throughput"]:
         pf = next(iter(s["train_throughput"].values())).get("pair_fraction")
         move = next(iter(s["train_throughput"].values())).get("move", "centre")
-        lines += [f"**Training throughput** (samples/s, fastest epoch; CCSS with the `{move}` move at pair_fraction 1.0, "
-                  f"`ccss_pf` at {pf}; "
-                  f"project default {default_pair_fraction()})", "",
-                  "| device | backbone | baseline | CCSS | CCSS / baseline (time) | ccss_pf | ccss_pf / baseline |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"**Training throughput** (samples/s, fastest epoch; CCSS with the `{move}` move at pair_fraction 1.0, "
+            f"`ccss_pf` at {pf}; "
+            f"project default {default_pair_fraction()})",
+            "",
+            "| device | backbone | baseline | CCSS | CCSS / baseline (time) | ccss_pf | ccss_pf / baseline |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         for device, res in s["train_throughput"].items():
             for r in res.get("results", []):
-                lines.append(f"| {device} | {r.get('backbone')} | {_fmt(r.get('baseline_samples_per_sec'))} | "
-                             f"{_fmt(r.get('ccss_samples_per_sec'))} | {_fmt(r.get('ccss_over_baseline'), '.2f')} | "
-                             f"{_fmt(r.get('ccss_pf_samples_per_sec'))} | {_fmt(r.get('ccss_pf_over_baseline'), '.2f')} |")
+                lines.append(
+                    f"| {device} | {r.get('backbone')} | {_fmt(r.get('baseline_samples_per_sec'))} | "
+                    f"{_fmt(r.get('ccss_samples_per_sec'))} | {_fmt(r.get('ccss_over_baseline'), '.2f')} | "
+                    f"{_fmt(r.get('ccss_pf_samples_per_sec'))} | {_fmt(r.get('ccss_pf_over_baseline'), '.2f')} |"
+                )
         lines.append("")
     ds = s.get("data_stages")
     if ds:
-        lines += ["**Data stages** (feature engineering = interactions + log features + split + fit + 3 model inputs; "
-                  "pairs = stack + draw + table, on the train split; peak RSS per stage process, increment over "
-                  "the stage's input)", "",
-                  "| target rows | stage | rows | seconds | rows/s | peak RSS MiB | increment MiB | model-ready MiB | increment / model-ready |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "**Data stages** (feature engineering = interactions + log features + split + fit + 3 model inputs; "
+            "pairs = stack + draw + table, on the train split; peak RSS per stage process, increment over "
+            "the stage's input)",
+            "",
+            "| target rows | stage | rows | seconds | rows/s | peak RSS MiB | increment MiB | model-ready MiB | increment / model-ready |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for e in ds.get("sizes", []):
             if "error" in e:
                 lines.append(f"| {e['target_rows']:,} | {e['error'][:80]} | | | | | | | |")
@@ -248,18 +325,23 @@ def render(s: dict[str, Any]) -> str:
                 if not r:
                     continue
                 ready = r.get("model_ready_total_mib", r.get("train_model_ready_mib"))
-                lines.append(f"| {e['target_rows']:,} | {label} | {r['rows']:,} | {r['seconds']:.2f} | "
-                             f"{r['rows_per_sec']:,.0f} | {r['peak_rss_mib']:,.0f} | {r['peak_increment_mib']:,.0f} | "
-                             f"{ready:,.0f} | {r['peak_increment_over_model_ready']:.2f} |")
+                lines.append(
+                    f"| {e['target_rows']:,} | {label} | {r['rows']:,} | {r['seconds']:.2f} | "
+                    f"{r['rows_per_sec']:,.0f} | {r['peak_rss_mib']:,.0f} | {r['peak_increment_mib']:,.0f} | "
+                    f"{ready:,.0f} | {r['peak_increment_over_model_ready']:.2f} |"
+                )
         lines.append("")
     de = s.get("data_engine")
     if de:
-        lines += [f"**Data stages on the data engine** (`benchmarks/data_engine.py`: `kedro run` of data_validation "
-                  f"and feature_engineering on an `EngineSourceDataset` of synthetic parquet, then pairs streamed "
-                  f"from the train table; DuckDB 2 threads, memory_limit {de.get('memory_limit')}; Spark local[2]; "
-                  "wall seconds include Kedro's start; peak RSS of each stage's process)", "",
-                  "| target rows | engine | stage | rows | wall s | rows/s | peak RSS MiB |",
-                  "|---:|---|---|---:|---:|---:|---:|"]
+        lines += [
+            f"**Data stages on the data engine** (`benchmarks/data_engine.py`: `kedro run` of data_validation "
+            f"and feature_engineering on an `EngineSourceDataset` of synthetic parquet, then pairs streamed "
+            f"from the train table; DuckDB 2 threads, memory_limit {de.get('memory_limit')}; Spark local[2]; "
+            "wall seconds include Kedro's start; peak RSS of each stage's process)",
+            "",
+            "| target rows | engine | stage | rows | wall s | rows/s | peak RSS MiB |",
+            "|---:|---|---|---:|---:|---:|---:|",
+        ]
         for e in de.get("sizes", []):
             lines += _engine_rows(e, "duckdb")
         spark = de.get("spark")
@@ -267,12 +349,14 @@ def render(s: dict[str, Any]) -> str:
             lines += _engine_rows(spark, "spark")
             eq = spark.get("equal_to_duckdb") or {}
             if eq:
-                parts = [f"{k}: {v.get('rows', 0):,} rows, {v.get('differing_exact_values', '?')} differing "
-                         f"ids/buckets/labels, {v.get('unmatched_rows', '?')} unmatched rows, "
-                         f"{v.get('dense_values_differing', '?'):,} dense values differ (max "
-                         f"{v.get('max_abs_dense_difference', float('nan')):.1e}), "
-                         f"{v.get('dense_values_beyond_test_tolerance', '?')} beyond one float32 step"
-                         for k, v in eq.items()]
+                parts = [
+                    f"{k}: {v.get('rows', 0):,} rows, {v.get('differing_exact_values', '?')} differing "
+                    f"ids/buckets/labels, {v.get('unmatched_rows', '?')} unmatched rows, "
+                    f"{v.get('dense_values_differing', '?'):,} dense values differ (max "
+                    f"{v.get('max_abs_dense_difference', float('nan')):.1e}), "
+                    f"{v.get('dense_values_beyond_test_tolerance', '?')} beyond one float32 step"
+                    for k, v in eq.items()
+                ]
                 lines += ["", "Spark's model-ready tables against DuckDB's: " + "; ".join(parts) + "."]
         if de.get("note"):
             lines += ["", f"Note: {de['note']}."]
@@ -281,16 +365,25 @@ def render(s: dict[str, Any]) -> str:
     if e2e:
         slow = sorted(e2e.get("nodes", []), key=lambda n: -(n["seconds"] or 0))[:3]
         status = "ok" if e2e.get("returncode") == 0 else f"failed ({e2e.get('returncode')})"
-        lines += ["**End to end** (`kedro run`, default pipeline, embedded synthetic data)", "",
-                  "| status | wall s | peak RSS MiB | nodes | slowest nodes |", "|---|---:|---:|---:|---|",
-                  f"| {status} | {e2e['wall_seconds']:.1f} | {e2e['peak_rss_mib']:,.0f} | {e2e['nodes_completed']} | "
-                  + ", ".join(f"{n['node']} {n['seconds']:.1f} s" for n in slow if n["seconds"] is not None) + " |", ""]
+        lines += [
+            "**End to end** (`kedro run`, default pipeline, embedded synthetic data)",
+            "",
+            "| status | wall s | peak RSS MiB | nodes | slowest nodes |",
+            "|---|---:|---:|---:|---|",
+            f"| {status} | {e2e['wall_seconds']:.1f} | {e2e['peak_rss_mib']:,.0f} | {e2e['nodes_completed']} | "
+            + ", ".join(f"{n['node']} {n['seconds']:.1f} s" for n in slow if n["seconds"] is not None)
+            + " |",
+            "",
+        ]
     ev = s.get("eval_speed")
     if ev:
-        lines += [f"**Evaluation**: monotonicity report on {ev.get('rows', 0):,} rows "
-                  f"{_fmt(ev.get('monotonicity_report_seconds'), '.2f')} s "
-                  f"({_fmt(ev.get('scorer_seconds'), '.2f')} s in the scorer); accuracy metrics "
-                  f"{_fmt(ev.get('accuracy_metrics_seconds'), '.2f')} s.", ""]
+        lines += [
+            f"**Evaluation**: monotonicity report on {ev.get('rows', 0):,} rows "
+            f"{_fmt(ev.get('monotonicity_report_seconds'), '.2f')} s "
+            f"({_fmt(ev.get('scorer_seconds'), '.2f')} s in the scorer); accuracy metrics "
+            f"{_fmt(ev.get('accuracy_metrics_seconds'), '.2f')} s.",
+            "",
+        ]
     if s["aims"]:
         lines += ["**Aims**", "", "| aim | measured | met |", "|---|---|---|"]
         for a in s["aims"]:
@@ -312,8 +405,9 @@ def write_readme(table: str) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="data stages at 1,000,000 rows only")
-    ap.add_argument("--only", default="train,eval,data,engine,e2e",
-                    help="comma-separated subset of train,eval,data,engine,e2e")
+    ap.add_argument(
+        "--only", default="train,eval,data,engine,e2e", help="comma-separated subset of train,eval,data,engine,e2e"
+    )
     ap.add_argument("--render-only", action="store_true", help="no runs: summarize the existing result files")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed per benchmark script")
     args = ap.parse_args()

@@ -48,11 +48,24 @@ N_BUCKETS = 16
 def default_like_spec() -> FeatureSpec:
     """The default synthetic data's feature counts: 5 categorical (user 2,001, item 2,986, 5, 3, 31) and
     11 numerical features with 16 buckets."""
-    cats = [CategoricalFeature(n, v) for n, v in
-            [("user", 2001), ("item", 2986), ("user_active_degree", 5), ("video_type", 3), ("tag", 31)]]
+    cats = [
+        CategoricalFeature(n, v)
+        for n, v in [("user", 2001), ("item", 2986), ("user_active_degree", 5), ("video_type", 3), ("tag", 31)]
+    ]
     grid = np.linspace(-2, 2, N_BUCKETS)
-    nums = [NumericalFeature(f"n{i}", [1, -1, 0][i % 3], "identity", 0.0, 1.0,
-                             ((grid[1:] + grid[:-1]) / 2).tolist(), grid.tolist(), grid.tolist()) for i in range(11)]
+    nums = [
+        NumericalFeature(
+            f"n{i}",
+            [1, -1, 0][i % 3],
+            "identity",
+            0.0,
+            1.0,
+            ((grid[1:] + grid[:-1]) / 2).tolist(),
+            grid.tolist(),
+            grid.tolist(),
+        )
+        for i in range(11)
+    ]
     return FeatureSpec(categorical=cats, numerical=nums, source="benchmark")
 
 
@@ -80,8 +93,8 @@ def torch_scorer(model: CTRModel, arrays: dict[str, np.ndarray], batch: int):
     def score() -> None:
         with torch.no_grad():
             for start in range(0, n, batch):
-                logit, _ = model(*(t[start:start + batch] for t in tensors))
-                out[start:start + batch] = torch.sigmoid(logit)
+                logit, _ = model(*(t[start : start + batch] for t in tensors))
+                out[start : start + batch] = torch.sigmoid(logit)
 
     return score
 
@@ -98,7 +111,9 @@ def onnx_scorer(data: bytes, arrays: dict[str, np.ndarray], batch: int, threads:
 
     def score() -> None:
         for start in range(0, n, batch):
-            out[start:start + batch] = session.run(["probability"], {k: v[start:start + batch] for k, v in arrays.items()})[0]
+            out[start : start + batch] = session.run(
+                ["probability"], {k: v[start : start + batch] for k, v in arrays.items()}
+            )[0]
 
     return score
 
@@ -129,27 +144,46 @@ def main() -> None:
         export_onnx(model, spec, buffer)
         engines: dict[str, dict[str, dict]] = {"torch": {}, "onnxruntime": {}}
         for batch in batches:
-            for engine, score in (("torch", torch_scorer(model, arrays, batch)),
-                                  ("onnxruntime", onnx_scorer(buffer.getvalue(), arrays, batch, args.threads))):
+            for engine, score in (
+                ("torch", torch_scorer(model, arrays, batch)),
+                ("onnxruntime", onnx_scorer(buffer.getvalue(), arrays, batch, args.threads)),
+            ):
                 rps, seconds = _median_rows_per_sec(score, args.rows, args.repeats)
                 engines[engine][str(batch)] = {"rows_per_sec": rps, "seconds": seconds}
         best = {e: max(r.items(), key=lambda kv: kv[1]["rows_per_sec"]) for e, r in engines.items()}
-        row = {"backbone": name, "by_batch_size": engines,
-               **{f"{e}_rows_per_sec": b[1]["rows_per_sec"] for e, b in best.items()},
-               **{f"{e}_best_batch": int(b[0]) for e, b in best.items()}}
+        row = {
+            "backbone": name,
+            "by_batch_size": engines,
+            **{f"{e}_rows_per_sec": b[1]["rows_per_sec"] for e, b in best.items()},
+            **{f"{e}_best_batch": int(b[0]) for e, b in best.items()},
+        }
         row["onnxruntime_over_torch"] = row["onnxruntime_rows_per_sec"] / row["torch_rows_per_sec"]
         row["aim_met"] = min(row["torch_rows_per_sec"], row["onnxruntime_rows_per_sec"]) >= AIM_ROWS_PER_SEC
         results.append(row)
-        print(f"| {name} | {row['torch_rows_per_sec']:,.0f} ({row['torch_best_batch']}) | "
-              f"{row['onnxruntime_rows_per_sec']:,.0f} ({row['onnxruntime_best_batch']}) | "
-              f"{row['onnxruntime_over_torch']:.2f} | {'yes' if row['aim_met'] else '**no**'} |", flush=True)
+        print(
+            f"| {name} | {row['torch_rows_per_sec']:,.0f} ({row['torch_best_batch']}) | "
+            f"{row['onnxruntime_rows_per_sec']:,.0f} ({row['onnxruntime_best_batch']}) | "
+            f"{row['onnxruntime_over_torch']:.2f} | {'yes' if row['aim_met'] else '**no**'} |",
+            flush=True,
+        )
     machine = machine_info()
     machine["onnxruntime"] = ort.__version__
-    result = {"benchmark": "scoring_speed", "machine": machine, "note": args.note, "spec": spec_from,
-              "n_categorical": len(spec.categorical), "n_numerical": len(spec.numerical), "rows": args.rows,
-              "threads": args.threads, "repeats": args.repeats, "statistic": "median over repeats, best batch size",
-              "aim_rows_per_sec": AIM_ROWS_PER_SEC, "load_average_before": load_before,
-              "load_average_after": load_average(), "results": results}
+    result = {
+        "benchmark": "scoring_speed",
+        "machine": machine,
+        "note": args.note,
+        "spec": spec_from,
+        "n_categorical": len(spec.categorical),
+        "n_numerical": len(spec.numerical),
+        "rows": args.rows,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "statistic": "median over repeats, best batch size",
+        "aim_rows_per_sec": AIM_ROWS_PER_SEC,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

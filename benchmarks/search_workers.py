@@ -50,24 +50,41 @@ def _use_database(project: Path, url: str) -> None:
     local = project / "conf" / "local"
     local.mkdir(parents=True, exist_ok=True)
     (local / "credentials.yml").write_text(yaml.safe_dump({"optuna_db": {"url": url}}))
-    (local / "catalog.yml").write_text(yaml.safe_dump(
-        {"search_storage": {"type": "ccss_pipeline.datasets.StudyStorageDataset", "credentials": "optuna_db"}}))
+    (local / "catalog.yml").write_text(
+        yaml.safe_dump(
+            {"search_storage": {"type": "ccss_pipeline.datasets.StudyStorageDataset", "credentials": "optuna_db"}}
+        )
+    )
 
 
 def _workers(project: Path, n: int, threads: int | None, timeout: float) -> dict[str, Any]:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False",
-               MPLBACKEND="Agg")
+    env = dict(
+        os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False", MPLBACKEND="Agg"
+    )
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     logs = [project / f"search_worker_{n}_{i}.log" for i in range(n)]
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "kedro", "run", "--pipelines=search"], cwd=project, env=env,
-                              stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run", "--pipelines=search"],
+            cwd=project,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for log in logs
+    ]
     codes = [p.wait(timeout=timeout) for p in procs]
     wall = time.perf_counter() - t0
     ran = [log.read_text().count("(dnn): val AUC") for log in logs]
-    out = {"workers": n, "threads_per_worker": threads or "torch default", "wall_seconds": wall,
-           "returncodes": codes, "completed_trials_per_worker": ran}
+    out = {
+        "workers": n,
+        "threads_per_worker": threads or "torch default",
+        "wall_seconds": wall,
+        "returncodes": codes,
+        "completed_trials_per_worker": ran,
+    }
     if any(codes):
         out["log_tail"] = logs[codes.index(next(c for c in codes if c))].read_text()[-3000:]
     return out
@@ -93,8 +110,12 @@ def main() -> None:
             params = {"model_training": {"backbones": ["dnn"], "search": {"n_trials": args.trials}}}
             (project / "conf" / "local").mkdir(parents=True, exist_ok=True)
             (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(params))
-            upstream = run_kedro(project, "__default__", args.timeout,
-                                 extra=["--pipelines", "data_validation,feature_engineering,counterfactual_pairs"])
+            upstream = run_kedro(
+                project,
+                "__default__",
+                args.timeout,
+                extra=["--pipelines", "data_validation,feature_engineering,counterfactual_pairs"],
+            )
             if upstream.get("returncode"):
                 raise SystemExit(f"the data stages failed: {upstream.get('log_tail')}")
             runs = []
@@ -107,8 +128,13 @@ def main() -> None:
                 pg.stop(cluster)
     one, two = runs
     ratio = two["wall_seconds"] / one["wall_seconds"]
-    result = {"machine": machine_info(), "trials": args.trials, "backbone": "dnn", "runs": runs,
-              "aims": {"two_workers_wall_ratio": {"value": ratio, "aim": AIM, "met": ratio <= AIM}}}
+    result = {
+        "machine": machine_info(),
+        "trials": args.trials,
+        "backbone": "dnn",
+        "runs": runs,
+        "aims": {"two_workers_wall_ratio": {"value": ratio, "aim": AIM, "met": ratio <= AIM}},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result["aims"], indent=1))

@@ -92,17 +92,22 @@ def child(mode: str, table: Path, memory_rows: int, epochs: int) -> dict[str, An
         result = train_model(spec, train, valid, backbone, training.contrastive, optim, pairs=pairs)
     else:
         train = ParquetModelInput(table, spec)
-        result = train_model(spec, train, valid, backbone, training.contrastive, optim, shapley_p=p,
-                             move="decomposed")
-    return {"mode": mode, "rows": len(train), "epochs": len(result.history),
-            "samples_per_sec": max(h["samples_per_sec"] for h in result.history),
-            "val_auc": result.best_val_auc, "seconds": time.perf_counter() - t0}
+        result = train_model(spec, train, valid, backbone, training.contrastive, optim, shapley_p=p, move="decomposed")
+    return {
+        "mode": mode,
+        "rows": len(train),
+        "epochs": len(result.history),
+        "samples_per_sec": max(h["samples_per_sec"] for h in result.history),
+        "val_auc": result.best_val_auc,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def run_child(args: list[str]) -> dict[str, Any]:
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true")
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     out, err = proc.communicate()
     result = next((json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")), None)
     if result is None:
@@ -131,17 +136,29 @@ def main() -> None:
         write_table(args.rows, table)
         written = time.perf_counter() - t0
         write_table(args.memory_rows, same)  # the same seeded draw: the first --memory-rows rows of the table
-        runs = {mode: run_child(["--child", mode, str(path), str(args.memory_rows), str(args.epochs)])
-                for mode, path in (("memory", table), ("streamed_same_rows", same), ("streamed", table))}
-    result: dict[str, Any] = {"machine": machine_info(), "rows": args.rows, "memory_rows": args.memory_rows,
-                              "write_seconds": written, **runs}
+        runs = {
+            mode: run_child(["--child", mode, str(path), str(args.memory_rows), str(args.epochs)])
+            for mode, path in (("memory", table), ("streamed_same_rows", same), ("streamed", table))
+        }
+    result: dict[str, Any] = {
+        "machine": machine_info(),
+        "rows": args.rows,
+        "memory_rows": args.memory_rows,
+        "write_seconds": written,
+        **runs,
+    }
     mem, same, streamed = runs["memory"], runs["streamed_same_rows"], runs["streamed"]
     if not any("error" in r for r in runs.values()):
         ratio = same["samples_per_sec"] / mem["samples_per_sec"]  # the same rows, so the same work
         result["aims"] = {
-            "streamed_peak_rss_mib": {"value": streamed["peak_rss_mib"], "aim": RSS_AIM_MIB,
-                                      "met": streamed["peak_rss_mib"] <= RSS_AIM_MIB, "rows": args.rows},
-            "throughput_ratio": {"value": ratio, "aim": RATIO_AIM, "met": ratio >= RATIO_AIM}}
+            "streamed_peak_rss_mib": {
+                "value": streamed["peak_rss_mib"],
+                "aim": RSS_AIM_MIB,
+                "met": streamed["peak_rss_mib"] <= RSS_AIM_MIB,
+                "rows": args.rows,
+            },
+            "throughput_ratio": {"value": ratio, "aim": RATIO_AIM, "met": ratio >= RATIO_AIM},
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))

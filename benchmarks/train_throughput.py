@@ -42,8 +42,16 @@ def make_spec() -> FeatureSpec:
     ]
     grid = np.linspace(-2, 2, N_BUCKETS)
     nums = [
-        NumericalFeature(f"n{i}", [1, -1, 0][i % 3], "identity", 0.0, 1.0,
-                         list(((grid[1:] + grid[:-1]) / 2).tolist()), grid.tolist(), grid.tolist())
+        NumericalFeature(
+            f"n{i}",
+            [1, -1, 0][i % 3],
+            "identity",
+            0.0,
+            1.0,
+            list(((grid[1:] + grid[:-1]) / 2).tolist()),
+            grid.tolist(),
+            grid.tolist(),
+        )
         for i in range(10)
     ]
     return FeatureSpec(categorical=cats, numerical=nums)
@@ -90,28 +98,54 @@ def main() -> None:
         for variant, ccfg in variants.items():
             res = train_model(spec, train, valid, bb, ccfg, optim, pairs if ccfg.weight > 0 else None)
             best = max(res.history, key=lambda h: h["samples_per_sec"])
-            result[variant] = {"epoch_seconds": args.rows / best["samples_per_sec"],
-                               "samples_per_sec": best["samples_per_sec"]}
+            result[variant] = {
+                "epoch_seconds": args.rows / best["samples_per_sec"],
+                "samples_per_sec": best["samples_per_sec"],
+            }
         base_s = result["baseline"]["epoch_seconds"]
         ratio = result["ccss"]["epoch_seconds"] / base_s
         ratio_pf = result["ccss_pf"]["epoch_seconds"] / base_s
-        rows.append({"backbone": name, **{f"{v}_{k}": x for v, d in result.items() for k, x in d.items()},
-                     "ccss_over_baseline": ratio, "ccss_pf_over_baseline": ratio_pf})
-        print(f"{name:10s} | " + " | ".join(
-            f"{v} {d['epoch_seconds']:5.2f}s {d['samples_per_sec']:8.0f}/s" for v, d in result.items())
-            + f" | ccss/base {ratio:4.2f} | ccss_pf/base {ratio_pf:4.2f}", flush=True)
+        rows.append(
+            {
+                "backbone": name,
+                **{f"{v}_{k}": x for v, d in result.items() for k, x in d.items()},
+                "ccss_over_baseline": ratio,
+                "ccss_pf_over_baseline": ratio_pf,
+            }
+        )
+        print(
+            f"{name:10s} | "
+            + " | ".join(f"{v} {d['epoch_seconds']:5.2f}s {d['samples_per_sec']:8.0f}/s" for v, d in result.items())
+            + f" | ccss/base {ratio:4.2f} | ccss_pf/base {ratio_pf:4.2f}",
+            flush=True,
+        )
 
     machine = {
-        "platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
-        "torch": torch.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "device": args.device,
         "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" and torch.cuda.is_available() else None,
     }
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"train_throughput_{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "rows": args.rows, "batch_size": 1024, "move": args.move,
-                               "pair_fraction": args.pair_fraction, "results": rows,
-                               "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "rows": args.rows,
+                "batch_size": 1024,
+                "move": args.move,
+                "pair_fraction": args.pair_fraction,
+                "results": rows,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

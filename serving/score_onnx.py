@@ -77,13 +77,15 @@ def main() -> None:
     n = len(inputs["dense"])
     probability = np.empty(n, np.float32)
     for start in range(0, n, args.batch_size):
-        batch = {name: array[start:start + args.batch_size] for name, array in inputs.items()}
-        probability[start:start + args.batch_size] = session.run(["probability"], batch)[0]
+        batch = {name: array[start : start + args.batch_size] for name, array in inputs.items()}
+        probability[start : start + args.batch_size] = session.run(["probability"], batch)[0]
     meta = {"model": str(description.get("model")), "spec_fingerprint": description["spec_fingerprint"]}
     table = pa.table({"row": np.arange(n, dtype=np.int64), "probability": probability})
     pq.write_table(table.replace_schema_metadata({f"ccss_{k}": v for k, v in meta.items()}), args.out)
-    print(f"scored {n:,} rows with {args.model.name} ({description['backbone']}, {description.get('variant')}) "
-          f"-> {args.out}")
+    print(
+        f"scored {n:,} rows with {args.model.name} ({description['backbone']}, {description.get('variant')}) "
+        f"-> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,11 @@ KUAIRAND_VARIABLE = "CCSS_KUAIRAND_DIR"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--kuairand-dir", default=None,
-                     help=f"folder of the KuaiRand sample tables (default: ${KUAIRAND_VARIABLE}, else ../shared/data/kuairand)")
+    parser.addoption(
+        "--kuairand-dir",
+        default=None,
+        help=f"folder of the KuaiRand sample tables (default: ${KUAIRAND_VARIABLE}, else ../shared/data/kuairand)",
+    )
 
 
 @pytest.fixture(scope="session")

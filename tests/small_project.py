@@ -121,8 +121,20 @@ def make_small_project(root: Path) -> Path:
 
 def git_commit(root: Path, message: str) -> None:
     run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false",
-         "commit", "-q", "--allow-empty", "-m", message],
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            message,
+        ],
         root,
     )
 

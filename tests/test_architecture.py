@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_method_library_does_not_import_kedro() -> None:
     """import-linter's forbidden contract in pyproject.toml (spec, config, data, model, evaluation)."""
     lint = Path(sys.executable).with_name("lint-imports")
-    result = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 kept, 0 broken" in result.stdout  # no Kedro in the method library; the layers
 
@@ -29,3 +31,13 @@ def test_every_parameters_file_has_exactly_one_top_level_key() -> None:
         assert len(keys) == 1, f"{path} defines {keys}"
         stem = path.stem.removeprefix("parameters_")
         assert keys[0] == stem, f"{path}: top-level key {keys[0]!r} should match the file name"
+
+
+def test_ruff_lint_and_format_are_clean() -> None:
+    """ruff, as configured in pyproject.toml: the lint rules hold and the code is formatted."""
+    ruff = Path(sys.executable).with_name("ruff")
+    paths = ["src", "tests", "benchmarks", "serving"]
+    lint = subprocess.run([str(ruff), "check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(ruff), "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -241,7 +241,9 @@ def test_plots_show_draws_one_line_per_model(tmp_path) -> None:
     not one zig-zag line through all of them. The HTML renders."""
     proc = run(["dvc", "plots", "show", "--json"], cwd=REPO)
     plots = json.loads(proc.stdout)["data"]
-    assert set(plots) == {f"data/08_reporting/{n}.csv" for n in ("roc", "calibration", "partial_dependence", "raw_grid")}
+    assert set(plots) == {
+        f"data/08_reporting/{n}.csv" for n in ("roc", "calibration", "partial_dependence", "raw_grid")
+    }
     for name, (rendered, *_) in plots.items():
         content = rendered["content"]
         spec = content.get("spec", content)

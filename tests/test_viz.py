@@ -25,8 +25,13 @@ from tests.small_project import REPO, run, subprocess_env
 CHROMIUM = shutil.which("chromium")
 SCREENSHOT = REPO / "test-artifacts" / "kedro_viz.png"
 #: Nodes of the `train` pipeline, from the gate to the final fits.
-TRAIN_NODES = ("validate_raw_source", "fit_feature_spec", "estimate_shapley_importance", "tune_contrastive_loss",
-               "train_ccss_and_baseline")
+TRAIN_NODES = (
+    "validate_raw_source",
+    "fit_feature_spec",
+    "estimate_shapley_importance",
+    "tune_contrastive_loss",
+    "train_ccss_and_baseline",
+)
 EVALUATION_NODE = "evaluate_accuracy_and_monotonicity"  # in __default__, not in train
 
 pytestmark = [
@@ -43,9 +48,18 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     cmd = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}", "--virtual-time-budget=8000", *args,
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=8000",
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=subprocess_env())
 
@@ -95,6 +109,7 @@ def test_screenshot_of_the_graph(site, tmp_path: Path) -> None:
     url, _ = site
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
-    proc = _chromium("--hide-scrollbars", "--window-size=1400,900", f"--screenshot={SCREENSHOT}", url,
-                     profile=tmp_path / "profile")
+    proc = _chromium(
+        "--hide-scrollbars", "--window-size=1400,900", f"--screenshot={SCREENSHOT}", url, profile=tmp_path / "profile"
+    )
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 20_000, proc.stderr[-3000:]

@@ -43,10 +43,17 @@ def _inside_data_folder(value: str, field: str) -> str:
     from pathlib import PurePosixPath, PureWindowsPath
 
     path = PurePosixPath(value.replace("\\", "/"))
-    if (path.is_absolute() or PureWindowsPath(value).drive or ".." in path.parts or not path.parts
-            or path.parts[0] != "data"):
-        raise ValueError(f"{field} must be a relative path inside the project's data/ folder "
-                         f"(e.g. 'data/06_models/...'; no '..', not absolute), got {value!r}")
+    if (
+        path.is_absolute()
+        or PureWindowsPath(value).drive
+        or ".." in path.parts
+        or not path.parts
+        or path.parts[0] != "data"
+    ):
+        raise ValueError(
+            f"{field} must be a relative path inside the project's data/ folder "
+            f"(e.g. 'data/06_models/...'; no '..', not absolute), got {value!r}"
+        )
     return value
 
 
@@ -131,13 +138,17 @@ class SchemaConfig(_Strict):
         conflicts = self.role_conflicts()
         for i, feature in enumerate(self.log_features):
             if getattr(self, feature.entity) is None:
-                conflicts.append(f"schema.log_features[{i}] ({feature.name!r}) counts per {feature.entity}, but "
-                                 f"schema.{feature.entity} is not set: a per-{feature.entity} log feature needs that id")
+                conflicts.append(
+                    f"schema.log_features[{i}] ({feature.name!r}) counts per {feature.entity}, but "
+                    f"schema.{feature.entity} is not set: a per-{feature.entity} log feature needs that id"
+                )
         if conflicts:
             raise ValueError("; ".join(conflicts))
         if self.timestamp_format is not None and self.timestamp_unit != "datetime":
-            raise ValueError("schema.timestamp_format applies to timestamp_unit: datetime only "
-                             f"(timestamp_unit is {self.timestamp_unit!r})")
+            raise ValueError(
+                "schema.timestamp_format applies to timestamp_unit: datetime only "
+                f"(timestamp_unit is {self.timestamp_unit!r})"
+            )
         return self
 
     def role_conflicts(self) -> list[str]:
@@ -150,20 +161,26 @@ class SchemaConfig(_Strict):
         problems = []
         names = list(roles)
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 if roles[a] == roles[b]:
-                    problems.append(f"schema.{a} and schema.{b} are the same column {roles[a]!r}: "
-                                    "the label, the ids and the timestamp must be different columns")
+                    problems.append(
+                        f"schema.{a} and schema.{b} are the same column {roles[a]!r}: "
+                        "the label, the ids and the timestamp must be different columns"
+                    )
         by_column = {column: role for role, column in roles.items()}
-        features = ([(f"schema.categorical[{i}]", c) for i, c in enumerate(self.categorical)]
-                    + [(f"schema.numerical[{i}].name", n.name) for i, n in enumerate(self.numerical)]
-                    + [(f"schema.log_features[{i}].name", f.name) for i, f in enumerate(self.log_features)])
+        features = (
+            [(f"schema.categorical[{i}]", c) for i, c in enumerate(self.categorical)]
+            + [(f"schema.numerical[{i}].name", n.name) for i, n in enumerate(self.numerical)]
+            + [(f"schema.log_features[{i}].name", f.name) for i, f in enumerate(self.log_features)]
+        )
         for path, column in features:
             if column in by_column:
                 role = by_column[column]
                 why = "label leakage" if role == "label" else f"the {role} column is not a feature"
-                problems.append(f"{path} is {column!r}, the {role} column (schema.{role}): a feature may not be "
-                                f"the label, the timestamp or an id ({why})")
+                problems.append(
+                    f"{path} is {column!r}, the {role} column (schema.{role}): a feature may not be "
+                    f"the label, the timestamp or an id ({why})"
+                )
         return problems
 
     @property
@@ -196,8 +213,10 @@ class ValidationConfig(_Strict):
         import pandas as pd
 
         if not pd.Timestamp(self.timestamp_min) < pd.Timestamp(self.timestamp_max):
-            raise ValueError(f"data_validation.timestamp_min ({self.timestamp_min}) must be before "
-                             f"timestamp_max ({self.timestamp_max})")
+            raise ValueError(
+                f"data_validation.timestamp_min ({self.timestamp_min}) must be before "
+                f"timestamp_max ({self.timestamp_max})"
+            )
         return self
 
 
@@ -371,8 +390,10 @@ class SearchConfig(_Strict):
     @model_validator(mode="after")
     def _stale_after_heartbeats(self) -> SearchConfig:
         if self.stale_after_s <= self.heartbeat_s:
-            raise ValueError(f"search.stale_after_s ({self.stale_after_s}) must be longer than search.heartbeat_s "
-                             f"({self.heartbeat_s}): a live worker's trial would be failed between two heartbeats")
+            raise ValueError(
+                f"search.stale_after_s ({self.stale_after_s}) must be longer than search.heartbeat_s "
+                f"({self.heartbeat_s}): a live worker's trial would be failed between two heartbeats"
+            )
         return self
 
     @model_validator(mode="after")
@@ -389,8 +410,10 @@ class SearchConfig(_Strict):
     def _inside_data(cls, value: str) -> str:
         _inside_data_folder(value, "storage_path")
         if not value.lower().endswith(SQLITE_SUFFIXES):
-            raise ValueError(f"storage_path must name an SQLite file ending in {', '.join(SQLITE_SUFFIXES)} "
-                             f"(e.g. 'data/06_models/optuna.db'), got {value!r}")
+            raise ValueError(
+                f"storage_path must name an SQLite file ending in {', '.join(SQLITE_SUFFIXES)} "
+                f"(e.g. 'data/06_models/optuna.db'), got {value!r}"
+            )
         return value
 
 
@@ -451,8 +474,10 @@ class TrainingConfig(_Strict):
     def _seeds_in_range(self) -> TrainingConfig:
         last = self.optimizer.seed + self.n_seeds - 1
         if last > 2**32 - 1:
-            raise ValueError(f"model_training.optimizer.seed + n_seeds - 1 = {last} exceeds the largest seed "
-                             f"{2**32 - 1}: lower optimizer.seed")
+            raise ValueError(
+                f"model_training.optimizer.seed + n_seeds - 1 = {last} exceeds the largest seed "
+                f"{2**32 - 1}: lower optimizer.seed"
+            )
         return self
 
     @field_validator("backbones")

@@ -41,7 +41,7 @@ def _owner_pid(path: Path, target: Path) -> int | None:
     for marker in (".tmp-", ".old-"):
         prefix = f".{target.name}{marker}"
         if path.name.startswith(prefix):
-            head = path.name[len(prefix):].split("-", 1)[0]
+            head = path.name[len(prefix) :].split("-", 1)[0]
             return int(head) if head.isdigit() else -1  # -1: an older naming scheme, no owner to ask
     return None
 
@@ -95,8 +95,9 @@ def write_error(target: Path, exc: BaseException) -> ArtifactWriteError:
     text = str(exc)
     full = code == errno.ENOSPC or "No space left" in text or "file write failed" in text
     hint = " — the disk is full; free space and rerun" if full else ""
-    return ArtifactWriteError(code or errno.EIO, f"cannot write {target}: {text}{hint} (the previous version, "
-                                                 "if any, is unchanged)")
+    return ArtifactWriteError(
+        code or errno.EIO, f"cannot write {target}: {text}{hint} (the previous version, if any, is unchanged)"
+    )
 
 
 def _io_cause(exc: BaseException) -> BaseException | None:

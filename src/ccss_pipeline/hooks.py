@@ -115,7 +115,9 @@ def _dotted(key: str, loc: tuple[Any, ...], raw: Any) -> tuple[str, str]:
     return ".".join(parts), note
 
 
-def _problems_of(key: str, model: type[BaseModel], raw: Any) -> tuple[list[tuple[str, str, Any, str]], BaseModel | None]:
+def _problems_of(
+    key: str, model: type[BaseModel], raw: Any
+) -> tuple[list[tuple[str, str, Any, str]], BaseModel | None]:
     """(key path, note, bad value, rule) per pydantic error, and the model when valid."""
     try:
         return [], model.model_validate({} if raw is None else raw)
@@ -162,13 +164,18 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 def _cross_checks(schema: SchemaConfig) -> list[tuple[str, str, Any, str]]:
     """Rules pydantic cannot see alone: feature names must not shadow canonical columns."""
     problems = []
-    groups = [("categorical", list(schema.categorical)), ("numerical", [n.name for n in schema.numerical]),
-              ("log_features", [f.name for f in schema.log_features])]
+    groups = [
+        ("categorical", list(schema.categorical)),
+        ("numerical", [n.name for n in schema.numerical]),
+        ("log_features", [f.name for f in schema.log_features]),
+    ]
     for group, names in groups:
         for i, name in enumerate(names):
             if name in CANONICAL_COLUMNS:
                 path = f"schema.{group}[{i}]" + (".name" if group != "categorical" else "")
-                problems.append((path, "", name, f"a feature name may not be a canonical column ({', '.join(CANONICAL_COLUMNS)})"))
+                problems.append(
+                    (path, "", name, f"a feature name may not be a canonical column ({', '.join(CANONICAL_COLUMNS)})")
+                )
     return problems
 
 
@@ -221,7 +228,11 @@ def _suggest(key: str, value: Any) -> str:
 
 
 def check_parameters(
-    params: Mapping[str, Any], conf_root: Path, env: str | None, base_env: str = "base", runtime_keys: set[str] | None = None
+    params: Mapping[str, Any],
+    conf_root: Path,
+    env: str | None,
+    base_env: str = "base",
+    runtime_keys: set[str] | None = None,
 ) -> dict[str, BaseModel]:
     """Validate every known top-level key; raise :class:`ConfigurationError` listing all problems."""
     runtime_keys = runtime_keys or set()
@@ -234,7 +245,9 @@ def check_parameters(
     validated: dict[str, BaseModel] = {}
     for key, model in PARAMETER_MODELS.items():
         if key not in params:
-            lines.append(f"  - '{key}' is not defined in any parameters file under {conf_root} (expected one for {model.__name__})")
+            lines.append(
+                f"  - '{key}' is not defined in any parameters file under {conf_root} (expected one for {model.__name__})"
+            )
             continue
         problems, value = _problems_of(key, model, params[key])
         if value is not None:
@@ -254,11 +267,13 @@ def check_parameters(
     for key in params:
         if key in PARAMETER_MODELS or (key in runtime_keys and key in runtime_only):
             continue
-        origin = ("runtime --params" if key in runtime_keys
-                  else find_parameter_file(str(key), conf_root, env, base_env))
-        lines.append(f"  - {origin}: key '{key}': unknown top-level key{_suggest(str(key), params[key])}"
-                     f" (allowed: {', '.join(PARAMETER_MODELS)}"
-                     + (f"; runtime-only: {', '.join(sorted(runtime_only))}" if runtime_only else "") + ")")
+        origin = "runtime --params" if key in runtime_keys else find_parameter_file(str(key), conf_root, env, base_env)
+        lines.append(
+            f"  - {origin}: key '{key}': unknown top-level key{_suggest(str(key), params[key])}"
+            f" (allowed: {', '.join(PARAMETER_MODELS)}"
+            + (f"; runtime-only: {', '.join(sorted(runtime_only))}" if runtime_only else "")
+            + ")"
+        )
     if lines:
         raise ConfigurationError("invalid parameters (nothing was run):\n" + "\n".join(lines))
     return validated
@@ -296,8 +311,10 @@ class ProjectLockHooks:
         project = run_params.get("project_path") or Path.cwd()
         lock = ProjectLock(project)
         names = list(run_params.get("pipeline_names") or [])
-        lock.acquire({"pipelines": ",".join(names) or run_params.get("pipeline_name") or "__default__"},
-                     shared=names == [SEARCH_PIPELINE])  # N search workers split one study
+        lock.acquire(
+            {"pipelines": ",".join(names) or run_params.get("pipeline_name") or "__default__"},
+            shared=names == [SEARCH_PIPELINE],
+        )  # N search workers split one study
         self._lock = lock
 
     def _release(self) -> None:
@@ -332,7 +349,8 @@ class SparkHooks:
         except ImportError as exc:
             raise ConfigurationError(
                 "this environment configures Spark (spark.yml) but PySpark is not installed: "
-                "pip install 'ccss-pipeline[spark]' (and Java 17)") from exc
+                "pip install 'ccss-pipeline[spark]' (and Java 17)"
+            ) from exc
         from ccss_pipeline.data.relational.backends import use_this_python_for_spark_workers
 
         use_this_python_for_spark_workers()

@@ -53,7 +53,9 @@ def recorded(artifact: pd.DataFrame | ParquetTable | Mapping[str, Any]) -> str |
     return None if value is None else str(value)
 
 
-def require_spec(name: str, artifact: pd.DataFrame | ParquetTable | Mapping[str, Any], spec: FeatureSpec, rebuild: str) -> None:
+def require_spec(
+    name: str, artifact: pd.DataFrame | ParquetTable | Mapping[str, Any], spec: FeatureSpec, rebuild: str
+) -> None:
     """Raise :class:`StaleArtifactError` unless ``artifact`` records ``spec``'s fingerprint.
 
     ``name`` is the catalog entry, ``rebuild`` the pipeline whose run rebuilds it.
@@ -61,7 +63,9 @@ def require_spec(name: str, artifact: pd.DataFrame | ParquetTable | Mapping[str,
     found = recorded(artifact)
     if found == spec.fingerprint:
         return
-    what = f"was built for another feature spec (fingerprint {found})" if found else "records no feature-spec fingerprint"
+    what = (
+        f"was built for another feature spec (fingerprint {found})" if found else "records no feature-spec fingerprint"
+    )
     raise StaleArtifactError(
         f"'{name}' {what}, but 'feature_spec' (data/04_feature/feature_spec.json) has fingerprint "
         f"{spec.fingerprint}: it is stale and is not used. Rebuild it with `kedro run --pipelines={rebuild}` "

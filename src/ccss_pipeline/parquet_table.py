@@ -88,8 +88,11 @@ class ParquetTable:
     def read_row_group(self, index: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Row group ``index`` (counted over all files, as in :attr:`row_groups`) as a frame."""
         file, group, _ = self.row_groups[index]
-        return pq.ParquetFile(self._files[file]).read_row_group(
-            group, columns=list(columns) if columns is not None else None).to_pandas()
+        return (
+            pq.ParquetFile(self._files[file])
+            .read_row_group(group, columns=list(columns) if columns is not None else None)
+            .to_pandas()
+        )
 
     def iter_frames(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
         """Every row group in order, one frame at a time (memory: one row group)."""

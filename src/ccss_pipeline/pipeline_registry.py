@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from ccss_pipeline.run_lock import SEARCH_PIPELINE
-
 from ccss_pipeline.pipelines import (
     counterfactual_pairs,
     data_validation,
@@ -20,6 +18,7 @@ from ccss_pipeline.pipelines import (
     score,
     what_if,
 )
+from ccss_pipeline.run_lock import SEARCH_PIPELINE
 
 
 def register_pipelines() -> dict[str, Pipeline]:

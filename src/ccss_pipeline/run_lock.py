@@ -71,9 +71,17 @@ class ProjectLock:
         if not shared or not handle.read().strip():  # shared holders keep the first one's description
             handle.seek(0)
             handle.truncate()
-            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                     "command": " ".join(sys.argv[:6]), **(description or {})}))
+            handle.write(
+                json.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "command": " ".join(sys.argv[:6]),
+                        **(description or {}),
+                    }
+                )
+            )
             handle.flush()
         self._handle = handle
         self._shared = shared
@@ -97,6 +105,8 @@ def _busy_message(path: Path, holder: str) -> str:
     except json.JSONDecodeError:
         info = {}
     who = ", ".join(f"{k} {info[k]}" for k in ("pid", "host", "started", "pipelines", "command") if info.get(k))
-    return (f"another kedro run is using this project ({who or 'details unknown'}; lock {path}). Its outputs "
-            "under data/ have one writer at a time, so nothing was run: wait for it to finish, or run from a "
-            "separate copy of the project")
+    return (
+        f"another kedro run is using this project ({who or 'details unknown'}; lock {path}). Its outputs "
+        "under data/ have one writer at a time, so nothing was run: wait for it to finish, or run from a "
+        "separate copy of the project"
+    )

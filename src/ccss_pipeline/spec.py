@@ -144,9 +144,21 @@ class FeatureSpec:
                 "rebuild it with `kedro run --pipelines=feature_engineering`"
             )
         cat_fields = {"name", "vocab_size", "vocabulary"}
-        num_fields = {"name", "direction", "transform", "mean", "std", "boundaries", "centres", "centres_dense", "quantiles"}
+        num_fields = {
+            "name",
+            "direction",
+            "transform",
+            "mean",
+            "std",
+            "boundaries",
+            "centres",
+            "centres_dense",
+            "quantiles",
+        }
         return cls(
-            categorical=[CategoricalFeature(**{k: v for k, v in c.items() if k in cat_fields}) for c in data["categorical"]],
+            categorical=[
+                CategoricalFeature(**{k: v for k, v in c.items() if k in cat_fields}) for c in data["categorical"]
+            ],
             numerical=[NumericalFeature(**{k: v for k, v in n.items() if k in num_fields}) for n in data["numerical"]],
             has_oracle=bool(data.get("has_oracle", False)),
             source=str(data.get("source", "")),

@@ -22,8 +22,9 @@ from tests.kedro_project import REPO as PROJECT_ROOT
 from tests.support import pandas_reference as reference
 
 SCHEMA = SchemaConfig(**yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_schema.yml").read_text())["schema"])
-FEATURES = FeatureConfig(**yaml.safe_load(
-    (PROJECT_ROOT / "conf/base/parameters_feature_engineering.yml").read_text())["feature_engineering"])
+FEATURES = FeatureConfig(
+    **yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_feature_engineering.yml").read_text())["feature_engineering"]
+)
 RTOL = 1e-9
 
 
@@ -59,7 +60,7 @@ def assert_inputs_close(ours: pd.DataFrame, theirs: pd.DataFrame) -> None:
         a, b = ours[column].to_numpy(), theirs[column].to_numpy()
         assert a.dtype == b.dtype, column
         if a.dtype == np.float32:
-            np.testing.assert_allclose(a, b, rtol=2 ** -22, atol=1e-7, err_msg=column)
+            np.testing.assert_allclose(a, b, rtol=2**-22, atol=1e-7, err_msg=column)
         else:
             np.testing.assert_array_equal(a, b, err_msg=column)
 
@@ -105,9 +106,14 @@ def spark_session():
     from ccss_pipeline.data.relational.backends import use_this_python_for_spark_workers
 
     use_this_python_for_spark_workers()
-    session = (SparkSession.builder.master("local[2]").appName("ccss-tests")
-               .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("ccss-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
     yield session
     session.stop()
 
@@ -150,8 +156,9 @@ def test_spark_gate_and_join_reproduce_duckdb(spark_session, tmp_path):
     from ccss_pipeline.data.sources import read_engine_source
     from ccss_pipeline.data.validation.table_gate import validate_source_tables
 
-    paths = synthetic.write_parquet(synthetic.SyntheticConfig(n_users=150, n_videos=200, n_days=3, seed=4),
-                                    tmp_path / "raw", chunk_rows=500)
+    paths = synthetic.write_parquet(
+        synthetic.SyntheticConfig(n_users=150, n_videos=200, n_days=3, seed=4), tmp_path / "raw", chunk_rows=500
+    )
     users = pd.read_parquet(paths["users"])
     users.loc[[0, 3], "user_active_days"] = -1  # a bad row for the gate to find
     users.to_parquet(paths["users"], index=False)

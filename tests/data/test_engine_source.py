@@ -48,8 +48,11 @@ def test_engine_source_gate_and_join_equal_the_in_memory_path(written):
     assert report.success, report.error_message()
     assert report.tables["log"].rows == sum(len(pd.read_parquet(p)) for p in written["log"].glob("*.parquet"))
 
-    frames = {"log": pd.read_parquet(written["log"]), "users": pd.read_parquet(written["users"]),
-              "videos": pd.read_parquet(written["videos"])}
+    frames = {
+        "log": pd.read_parquet(written["log"]),
+        "users": pd.read_parquet(written["users"]),
+        "videos": pd.read_parquet(written["videos"]),
+    }
     expected = build_interactions(frames, SCHEMA)
     got = build_on_engine(source, SCHEMA).to_pandas()
     assert got["row"].tolist() == list(range(len(got)))
@@ -64,8 +67,10 @@ def test_bad_rows_in_an_engine_source_fail_the_gate_naming_the_file(written, tmp
     source = read_engine_source({**_tables(written), "users": str(bad_users)}, _duckdb())
     report = validate_source_tables(source, source.origins, SCHEMA, ValidationConfig(), batch_rows=50)
     assert not report.success
-    assert f"{bad_users} [table 'users'], column 'user_active_days': count >= 0 failed for 2 row(s)" in \
-        report.error_message()
+    assert (
+        f"{bad_users} [table 'users'], column 'user_active_days': count >= 0 failed for 2 row(s)"
+        in report.error_message()
+    )
 
 
 def _duckdb():

@@ -91,8 +91,7 @@ def test_real_kuairand_files_pass(kuairand_dir):
         timestamp_unit="ms",
         categorical=["user_active_degree"],
         numerical=[
-            {"name": n, "count": True}
-            for n in ("follow_user_num", "fans_user_num", "friend_user_num", "register_days")
+            {"name": n, "count": True} for n in ("follow_user_num", "fans_user_num", "friend_user_num", "register_days")
         ],
         side_tables={"users": {"key": "user_id", "required": True}},
     )
@@ -269,14 +268,21 @@ def test_timestamps_out_of_range_ms_and_s():
     sec["log"]["ts"] = sec["log"]["ts"] // 1000
     assert validate_source(sec, ORIGINS, small_schema(timestamp_unit="s"), CFG).success
     narrow = ValidationConfig(timestamp_min="2023-01-01")
-    assert_message(validate_source(sec, ORIGINS, small_schema(timestamp_unit="s"), narrow), LOG_FILE, "ts",
-                    RULE_TS_RANGE, 6)
+    assert_message(
+        validate_source(sec, ORIGINS, small_schema(timestamp_unit="s"), narrow), LOG_FILE, "ts", RULE_TS_RANGE, 6
+    )
 
 
 def test_datetime_string_timestamps():
     tables = clean_tables()
-    tables["log"]["ts"] = ["2022-04-10 08:59:09", "2022-04-10 09:00:00", "not a date", "1999-12-31 23:59:59",
-                           "2022-04-11 00:00:00", None]
+    tables["log"]["ts"] = [
+        "2022-04-10 08:59:09",
+        "2022-04-10 09:00:00",
+        "not a date",
+        "1999-12-31 23:59:59",
+        "2022-04-11 00:00:00",
+        None,
+    ]
     report = validate_source(tables, ORIGINS, small_schema(timestamp_unit="datetime"), CFG)
     assert_message(report, LOG_FILE, "ts", RULE_TS_PARSEABLE, 2)
     assert "not a date" in only_failure(report, RULE_TS_PARSEABLE).examples

@@ -79,8 +79,19 @@ def test_build_interactions_canonical_columns_types_and_order():
     bundle = _bundle()
     bundle["log"][ORACLE_COLUMN] = [0.9, 0.1, 0.2, 0.8]
     out = build_interactions(bundle, _schema())
-    assert list(out.columns) == [USER, ITEM, LABEL_COLUMN, TIME_COLUMN, "device", "genre", "price", "age",
-                                 ORACLE_COLUMN, GROUP_COLUMN, "row"]
+    assert list(out.columns) == [
+        USER,
+        ITEM,
+        LABEL_COLUMN,
+        TIME_COLUMN,
+        "device",
+        "genre",
+        "price",
+        "age",
+        ORACLE_COLUMN,
+        GROUP_COLUMN,
+        "row",
+    ]
     assert out["row"].tolist() == [0, 1, 2, 3]  # the canonical order the engine keeps
     assert out[LABEL_COLUMN].dtype == np.int8
     assert out[TIME_COLUMN].dtype == np.int64

@@ -48,8 +48,17 @@ def test_hand_computed_example():
     assert out["user_active_days"].tolist() == [0, 0, 0, 1, 1, 1, 2]
     assert out["item_active_days"].tolist() == [0, 0, 0, 1, 1, 1, 0]
     # global prior: Laplace-smoothed click rate of all events strictly before (ties share the first's)
-    prior = np.array([(0 + 1) / (0 + 2), (1 + 1) / (1 + 2), (1 + 1) / (1 + 2), (2 + 1) / (3 + 2),
-                      (2 + 1) / (3 + 2), (3 + 1) / (5 + 2), (4 + 1) / (6 + 2)])
+    prior = np.array(
+        [
+            (0 + 1) / (0 + 2),
+            (1 + 1) / (1 + 2),
+            (1 + 1) / (1 + 2),
+            (2 + 1) / (3 + 2),
+            (2 + 1) / (3 + 2),
+            (3 + 1) / (5 + 2),
+            (4 + 1) / (6 + 2),
+        ]
+    )
     imp, clk = out["user_impressions"].to_numpy(), out["user_clicks"].to_numpy()
     np.testing.assert_allclose(out["user_smoothed_ctr"], (clk + 2 * prior) / (imp + 2))
     imp, clk = out["item_impressions"].to_numpy(), out["item_clicks"].to_numpy()

@@ -124,8 +124,12 @@ def _kuairand_dir(root: Path, n_logs: int = 2) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n_logs):
         pd.DataFrame(
-            {"user_id": [1, 2], "video_id": [10 + i, 20 + i], "time_ms": [1_650_000_000_000 + i, 1_650_000_000_500 + i],
-             "is_click": [0, 1]}
+            {
+                "user_id": [1, 2],
+                "video_id": [10 + i, 20 + i],
+                "time_ms": [1_650_000_000_000 + i, 1_650_000_000_500 + i],
+                "is_click": [0, 1],
+            }
         ).to_csv(root / f"log_standard_part{i}.csv", index=False)
     pd.DataFrame({"user_id": [1, 2], "register_days": [5, 6]}).to_csv(root / "user_features_x.csv", index=False)
     return root
@@ -152,9 +156,11 @@ def test_read_kuairand_rejects_mismatched_log_columns(tmp_path):
 def test_read_kuairand_merges_video_tables_statistics_win(tmp_path):
     root = _kuairand_dir(tmp_path / "kr", n_logs=1)
     pd.DataFrame({"video_id": [10, 11], "video_type": ["NORMAL", "AD"], "n": [1, 1]}).to_csv(
-        root / "video_features_basic_x.csv", index=False)
+        root / "video_features_basic_x.csv", index=False
+    )
     pd.DataFrame({"video_id": [11, 12], "show_cnt": [7, 8], "n": [2, 2]}).to_csv(
-        root / "video_features_statistic_x.csv", index=False)
+        root / "video_features_statistic_x.csv", index=False
+    )
     videos = read_kuairand(root)["videos"].sort_values("video_id").reset_index(drop=True)
     assert videos["video_id"].tolist() == [10, 11, 12]  # outer join
     assert videos["n"].tolist()[1:] == [2, 2]  # statistics win on shared names

@@ -14,8 +14,11 @@ from ccss_pipeline.data.validation.table_gate import validate_source_tables
 
 ibis = pytest.importorskip("ibis")
 
-ORIGINS = {"log": "data/01_raw/log.parquet", "users": "data/01_raw/users.parquet",
-           "videos": "data/01_raw/videos.parquet"}
+ORIGINS = {
+    "log": "data/01_raw/log.parquet",
+    "users": "data/01_raw/users.parquet",
+    "videos": "data/01_raw/videos.parquet",
+}
 
 
 def _schema(**overrides) -> SchemaConfig:
@@ -90,9 +93,22 @@ def _missing_table(t):
     del t["videos"]
 
 
-CASES = [None, _corrupt_label, _null_ids, _inf_numeric, _negative_count, _bad_timestamps, _duplicate_impressions,
-         _repeated_side_key, _uncovered_keys, _string_side_key, _all_null_feature, _missing_column,
-         _empty_side_table, _missing_table]
+CASES = [
+    None,
+    _corrupt_label,
+    _null_ids,
+    _inf_numeric,
+    _negative_count,
+    _bad_timestamps,
+    _duplicate_impressions,
+    _repeated_side_key,
+    _uncovered_keys,
+    _string_side_key,
+    _all_null_feature,
+    _missing_column,
+    _empty_side_table,
+    _missing_table,
+]
 
 
 def _verdict(report: ex.ValidationReport) -> set[tuple]:
@@ -106,8 +122,9 @@ def test_table_gate_matches_frame_gate(clean, corrupt):
         corrupt(tables)
     schema, cfg = _schema(), ValidationConfig()
     expected = ex.validate_source(tables, ORIGINS, schema, cfg)
-    got = validate_source_tables({k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, schema, cfg,
-                                 batch_rows=700)  # several batches per log
+    got = validate_source_tables(
+        {k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, schema, cfg, batch_rows=700
+    )  # several batches per log
     assert got.success == expected.success == (corrupt is None)
     assert _verdict(got) == _verdict(expected), (got.error_message(), expected.error_message())
     assert {n: s.rows for n, s in got.tables.items()} == {n: s.rows for n, s in expected.tables.items()}
@@ -117,10 +134,14 @@ def test_examples_are_offending_values_and_message_names_file_column_rule(clean)
     tables = _copy(clean)
     _repeated_side_key(tables)
     _uncovered_keys(tables)
-    got = validate_source_tables({k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, _schema(),
-                                 ValidationConfig(), batch_rows=500)
+    got = validate_source_tables(
+        {k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, _schema(), ValidationConfig(), batch_rows=500
+    )
     message = got.error_message()
-    assert "data/01_raw/users.parquet [table 'users'], column 'user_id': unique key failed for 4 row(s); e.g. 0, 1" in message
+    assert (
+        "data/01_raw/users.parquet [table 'users'], column 'user_id': unique key failed for 4 row(s); e.g. 0, 1"
+        in message
+    )
     coverage = next(f for f in got.failures if f.rule == ex.RULE_KEY_COVERAGE)
     assert set(coverage.examples) <= set(range(5)) and coverage.examples == sorted(coverage.examples)
 
@@ -130,8 +151,9 @@ def test_duplicate_fraction_allowance_is_applied_to_the_whole_log(clean):
     _duplicate_impressions(tables)
     memtables = {k: ibis.memtable(v) for k, v in tables.items()}
     strict = validate_source_tables(memtables, ORIGINS, _schema(), ValidationConfig(), batch_rows=500)
-    loose = validate_source_tables(memtables, ORIGINS, _schema(),
-                                   ValidationConfig(max_duplicate_impression_fraction=0.01), batch_rows=500)
+    loose = validate_source_tables(
+        memtables, ORIGINS, _schema(), ValidationConfig(max_duplicate_impression_fraction=0.01), batch_rows=500
+    )
     assert [f.rule for f in strict.failures] == [ex.RULE_DUP_IMPRESSIONS]
     assert strict.failures[0].unexpected_count == 5 and len(strict.failures[0].examples) == 2
     assert loose.success

@@ -173,8 +173,16 @@ def test_to_model_input_columns_and_round_trip(spec):
     frame = _split(50, 5)
     frame.loc[0, "price"] = np.nan
     out = to_model_input(frame, spec)
-    expected = [LABEL_COLUMN, GROUP_COLUMN, TIME_COLUMN, "cat__user", "cat__item", "cat__device",
-                *[c for n in spec.numerical for c in (n.dense_column, n.bucket_column)], ORACLE_COLUMN]
+    expected = [
+        LABEL_COLUMN,
+        GROUP_COLUMN,
+        TIME_COLUMN,
+        "cat__user",
+        "cat__item",
+        "cat__device",
+        *[c for n in spec.numerical for c in (n.dense_column, n.bucket_column)],
+        ORACLE_COLUMN,
+    ]
     assert list(out.columns) == expected
     assert out[LABEL_COLUMN].dtype == np.int8 and out["cat__item"].dtype == np.int64
     assert out["bkt__price"].iloc[0] == spec.numerical[0].missing_bucket and out["num__price"].iloc[0] == 0.0

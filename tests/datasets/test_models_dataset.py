@@ -19,7 +19,11 @@ def _collection(seed: int) -> dict:
         for p in net.parameters():
             p.data = torch.randn(p.shape, generator=g)
         out[name] = {
-            "config": {"variant": name.split("__")[1], "contrastive": {"weight": 0.0 if "baseline" in name else 1.5}, "seed": seed},
+            "config": {
+                "variant": name.split("__")[1],
+                "contrastive": {"weight": 0.0 if "baseline" in name else 1.5},
+                "seed": seed,
+            },
             "state_dict": net.state_dict(),
         }
     return out

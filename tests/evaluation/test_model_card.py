@@ -137,7 +137,10 @@ def test_card_names_every_directed_feature_with_its_direction():
         assert row[4] == ("yes" if f.n_buckets > 1 else f"no — {ONE_BUCKET_NOTE}"), row
         assert f.name in html
     assert "Not constrained: flat" in md
-    assert "without a declared direction (no constraint): noise" in md and "Categorical features (no direction): region" in md
+    assert (
+        "without a declared direction (no constraint): noise" in md
+        and "Categorical features (no direction): region" in md
+    )
     # per backbone, the per-feature raw-grid figures name each directed feature with its direction
     for backbone in BACKBONES:
         assert f"## Backbone: {backbone}" in md
@@ -145,16 +148,28 @@ def test_card_names_every_directed_feature_with_its_direction():
     assert all(r[1] == ONE_BUCKET_NOTE for r in _rows(md, "flat (+1)"))
     # the training range over which monotonicity was measured, and nothing claimed outside it
     assert "outside a feature's training range" in md
-    assert _rows(md, "prior_ctr")[0][1:] == ["+1", f"{spec.numerical[0].quantiles[0]:.6g}", f"{spec.numerical[0].quantiles[-1]:.6g}"]
+    assert _rows(md, "prior_ctr")[0][1:] == [
+        "+1",
+        f"{spec.numerical[0].quantiles[0]:.6g}",
+        f"{spec.numerical[0].quantiles[-1]:.6g}",
+    ]
 
 
 def test_card_accuracy_monotonicity_parameters_and_split():
     md, _ = render_model_card(_context())
-    summary = summarize_over_seeds(_seed_frame(), ["backbone", "variant"], list(METRICS)).set_index(["backbone", "variant"])
+    summary = summarize_over_seeds(_seed_frame(), ["backbone", "variant"], list(METRICS)).set_index(
+        ["backbone", "variant"]
+    )
     ccss = summary.loc[("dnn", "ccss")]
     (auc,) = _rows(md, "AUC")[:1]
     assert auc[1] == f"{ccss['auc_mean']:.4f} ± {ccss['auc_std']:.4f}"  # CCSS first, then its baseline
-    for label in ("GAUC", "LogLoss", "Brier score", "raw-grid wrong-step share (pooled)", "edge test: rows moving the wrong way"):
+    for label in (
+        "GAUC",
+        "LogLoss",
+        "Brier score",
+        "raw-grid wrong-step share (pooled)",
+        "edge test: rows moving the wrong way",
+    ):
         assert len(_rows(md, label)) == len(BACKBONES), label
     assert md.count("ΔAUC (CCSS − baseline, paired on the training seed, 3 pairs): -0.0020, 95% interval [") == 2
     assert [r[1] for r in _rows(md, "λ (contrastive weight)")] == ["2.5", "0.75"]
@@ -206,7 +221,9 @@ def test_lineage_md5_equals_dvc_lock_and_says_whether_the_file_matches(project):
     records = {r.path: r for r in artifact_records(loaded["dvc_lock"], loaded["artifacts"])}
     assert records[TRAIN].locked_md5 == lock["stages"]["feature_engineering"]["outs"][0]["md5"]
     assert records[TRAIN].stage == "feature_engineering" and records[TRAIN].status == MATCHES
-    assert records[TEST].status.startswith("differs") and records[TEST].current_md5 == _md5((project / TEST).read_bytes())
+    assert records[TEST].status.startswith("differs") and records[TEST].current_md5 == _md5(
+        (project / TEST).read_bytes()
+    )
     assert records[SPEC_JSON].status == "differs — the file is missing"
     assert records[TRAINED].status == FOLDER and records[TRAINED].stage == "model_training"
 

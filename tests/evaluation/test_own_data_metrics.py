@@ -75,7 +75,9 @@ def test_classification_metrics_by_hand():
     # threshold 0.5: predicted positive = rows 0, 1, 4 (p = 0.5 counts: p >= threshold), 6 -> TP 2, FP 2, FN 2
     m = classification_metrics(LABEL, PROB, 0.5)
     assert m["accuracy"] == pytest.approx(6 / 10)
-    assert m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 4) and m["f1"] == pytest.approx(0.5)
+    assert (
+        m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 4) and m["f1"] == pytest.approx(0.5)
+    )
     # threshold 0.3: predicted positive = rows 0, 1, 2, 3, 4, 6, 8 -> TP 4, FP 3, FN 0
     m = classification_metrics(LABEL, PROB, 0.3)
     assert m["accuracy"] == pytest.approx(7 / 10)
@@ -129,7 +131,9 @@ def test_plots_name_the_label(spec, inputs):
     cal = calibration_data(inputs.label, inputs.oracle, n_bins=5)
     figures = {
         "pd": plot_partial_dependence({"m": mono.curves}, "up_feat", 1, label_name="defaulted"),
-        "ice": plot_raw_grid_ice({"m": grid.curves}, "up_feat", 1, spec.numerical[0].boundaries, label_name="defaulted"),
+        "ice": plot_raw_grid_ice(
+            {"m": grid.curves}, "up_feat", 1, spec.numerical[0].boundaries, label_name="defaulted"
+        ),
         "roc": plot_roc({"m": roc}, label_name="defaulted"),
         "calibration": plot_calibration({"m": cal}, label_name="defaulted"),
         "one bucket": not_constrained_figure("flat", 1, label_name="defaulted"),

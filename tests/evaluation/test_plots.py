@@ -29,13 +29,19 @@ def _scorer(sign):
 
 @pytest.fixture
 def results(spec, inputs):
-    return {"baseline": monotonicity_report(_scorer(-1), inputs, spec), "CCSS": monotonicity_report(_scorer(1), inputs, spec)}
+    return {
+        "baseline": monotonicity_report(_scorer(-1), inputs, spec),
+        "CCSS": monotonicity_report(_scorer(1), inputs, spec),
+    }
 
 
 @pytest.fixture
 def grid_results(spec, inputs):
     kw = {"levels": 40, "rows": 50}
-    return {"dnn baseline": raw_grid_report(_scorer(-1), inputs, spec, **kw), "dnn CCSS": raw_grid_report(_scorer(1), inputs, spec, **kw)}
+    return {
+        "dnn baseline": raw_grid_report(_scorer(-1), inputs, spec, **kw),
+        "dnn CCSS": raw_grid_report(_scorer(1), inputs, spec, **kw),
+    }
 
 
 def _check_png(fig, path):

@@ -36,7 +36,9 @@ def _seed_frame(seeds=SEEDS) -> pd.DataFrame:
     for (backbone, variant), values in VALUES.items():
         for i, seed in enumerate(seeds):
             row = {"backbone": backbone, "variant": variant, "seed": seed, **{m: v[i] for m, v in values.items()}}
-            row.update(gauc=row["auc"] - 0.05, logloss=0.45 + i / 100, neighbour_violation_rate=row["wrong_step_share"] / 2)
+            row.update(
+                gauc=row["auc"] - 0.05, logloss=0.45 + i / 100, neighbour_violation_rate=row["wrong_step_share"] / 2
+            )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -101,7 +103,10 @@ def test_headline_numbers_are_mean_and_std_over_seeds(frame, rendered):
     assert "| … steps crossing an edge | 20.00% ± 0.00% | 1.20% ± 0.20% |" in md
     assert "0.0040% ± 0.0000%" in md  # dnn CCSS edge test: small shares keep their digits
     assert "| rows monotone over the whole grid | 20.00% ± 10.00% | 95.00% ± 5.00% |" in md
-    assert "| secondary: neighbour-move violation rate (the move the loss trains) | 6.00% ± 1.00% | 0.060% ± 0.010% |" in md
+    assert (
+        "| secondary: neighbour-move violation rate (the move the loss trains) | 6.00% ± 1.00% | 0.060% ± 0.010% |"
+        in md
+    )
     dcn = frame[(frame["backbone"] == "dcn_v2") & (frame["variant"] == "ccss")]["auc"]
     assert f"| AUC | 0.7810 ± 0.0010 | {format_mean_std(dcn.mean(), dcn.std())} |" in md
     assert "oracle AUC" not in md and "true directions" not in md  # absent metrics leave no row
@@ -113,7 +118,10 @@ def test_paired_table_shows_the_interval(frame, rendered):
     assert f"| AUC | 3 | {auc['mean']:+.4f} | [{auc['ci_low']:+.4f}, {auc['ci_high']:+.4f}] |" in md
     ws = _paired_row(frame, "wrong_step_share", "dnn")
     assert ws["ci_high"] < 0
-    assert f"| raw-grid wrong-step share (pooled) | 3 | {100 * ws['mean']:+.2f} pp | [{100 * ws['ci_low']:+.2f} pp, {100 * ws['ci_high']:+.2f} pp] |" in md
+    assert (
+        f"| raw-grid wrong-step share (pooled) | 3 | {100 * ws['mean']:+.2f} pp | [{100 * ws['ci_low']:+.2f} pp, {100 * ws['ci_high']:+.2f} pp] |"
+        in md
+    )
     assert md.count("95% interval |") == 2  # one paired table per backbone
 
 
@@ -127,8 +135,11 @@ def test_verdicts_read_the_numbers(frame, rendered):
         "12.00% to 0.12% (95% interval of the paired difference below 0); edge-test wrong share 30.00% → 0.0040%; "
         "rows monotone over the whole grid 20.00% → 95.00%." in md
     )
-    assert "With CCSS a step crossing a bucket edge goes the wrong way far more often than one inside a bucket (1.20% vs 0.010%)." in md
-    dcn = md[md.index("Verdict — dcn_v2"):].splitlines()[0]
+    assert (
+        "With CCSS a step crossing a bucket edge goes the wrong way far more often than one inside a bucket (1.20% vs 0.010%)."
+        in md
+    )
+    dcn = md[md.index("Verdict — dcn_v2") :].splitlines()[0]
     assert "CCSS lowers AUC" in dcn and "raises the raw-grid wrong-step share from 5.33% to 7.00%" in dcn
     assert "far more often" not in dcn  # inside and crossing alike
 
@@ -159,7 +170,7 @@ def test_per_feature_table_averages_over_seeds(rendered):
     # dnn baseline, feature scaled by 2: wrong-step 2 × 12% = 24%, inside 22%, crossing 40%, edge 60%, monotone 40%
     assert "| dnn | days<since> (-1) | baseline | 3 | 24.00% | 22.00% | 40.00% | 60.00% | 40.00% |" in md
     assert "| dnn | video_hist_ctr (+1) | CCSS | 3 | 0.12% | 0.010% | 1.20% | 0.0040% | 95.00% |" in md
-    table = md[md.index(header):].split("\n\n")[0]
+    table = md[md.index(header) :].split("\n\n")[0]
     order = [line.split(" | ")[0:3] for line in table.splitlines()[2:]]
     assert order[:4] == [["| dnn", "video_hist_ctr (+1)", "baseline"], ["| dnn", "video_hist_ctr (+1)", "CCSS"],
                          ["| dnn", "days<since> (-1)", "baseline"], ["| dnn", "days<since> (-1)", "CCSS"]]  # fmt: skip
@@ -168,8 +179,13 @@ def test_per_feature_table_averages_over_seeds(rendered):
 
 def test_chosen_parameters_and_missed_target(rendered):
     md, page = rendered
-    assert "| dnn | margin | 0.5 | 0.01 | — | 0.002 | trial 7 | 0.7654 | 1.23% | ≤ 0.50% | yes | ccss-dnn-abc (20 trials) |" in md
-    assert "| dcn_v2 | margin | 0.5 | 0.01 | — | 0.002 | trial 3 | 0.7654 | 2.10% | ≤ 0.50% | NO — target not met |" in md
+    assert (
+        "| dnn | margin | 0.5 | 0.01 | — | 0.002 | trial 7 | 0.7654 | 1.23% | ≤ 0.50% | yes | ccss-dnn-abc (20 trials) |"
+        in md
+    )
+    assert (
+        "| dcn_v2 | margin | 0.5 | 0.01 | — | 0.002 | trial 3 | 0.7654 | 2.10% | ≤ 0.50% | NO — target not met |" in md
+    )
     warning = "Target not met for dcn_v2: no trial reached a validation wrong-step share ≤ 0.50%"
     assert warning in md and warning in page
     assert "Target not met for dnn" not in md
@@ -224,4 +240,6 @@ def test_mapping_context_and_missing_backbone(frame):
     assert "### deepfm\n\nNo trained model of this backbone was evaluated." in md
     with pytest.raises(TypeError):
         render_report({**ctx, "bogus": 1})
-    assert np.isfinite(ModelResult.from_summary(summarize_over_seeds(frame, ["backbone", "variant"], ["auc"]))[0].mean["auc"])
+    assert np.isfinite(
+        ModelResult.from_summary(summarize_over_seeds(frame, ["backbone", "variant"], ["auc"]))[0].mean["auc"]
+    )

@@ -44,8 +44,9 @@ def test_what_if_of_a_torch_model_equals_scoring_the_moved_rows():
     got = what_if(model, spec, rows, "pos", values)
     for j, v in enumerate(values):
         d, b = encode_numerical(np.full(len(rows), v), spec.numerical[0])
-        moved = ModelInputs(cat=rows.cat, dense=rows.dense.copy(), bucket=rows.bucket.copy(), label=rows.label,
-                            group=rows.group)
+        moved = ModelInputs(
+            cat=rows.cat, dense=rows.dense.copy(), bucket=rows.bucket.copy(), label=rows.label, group=rows.group
+        )
         moved.dense[:, 0], moved.bucket[:, 0] = d, b
         np.testing.assert_allclose(got[:, j], predict_proba(model, moved), rtol=1e-6, atol=1e-7)
 
@@ -74,8 +75,9 @@ def test_the_what_if_pipeline_writes_a_table_and_a_plot_per_row(trained_project)
     from tests.support.trained_project import is_png
 
     root = trained_project
-    run_pipelines(root, pipeline_names=["what_if"],
-                  runtime_params={"evaluation": {"what_if": {"rows": [0, 3], "levels": 10}}})
+    run_pipelines(
+        root, pipeline_names=["what_if"], runtime_params={"evaluation": {"what_if": {"rows": [0, 3], "levels": 10}}}
+    )
     table = pd.read_csv(root / "data" / "08_reporting" / "what_if.csv")
     assert set(table["row"]) == {0, 3} and {"dnn ccss", "dnn baseline"} <= set(table["model"])
     assert table["probability"].between(0, 1).all()

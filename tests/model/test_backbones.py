@@ -74,8 +74,9 @@ def test_forward_points_gradients_reach_moved_embeddings(spec, inputs):
     """The counterfactual logits are differentiable w.r.t. the moved bucket's embedding row."""
     model = CTRModel(spec, BackboneConfig(hidden_units=[8]))
     cat, dense, bucket = _batch(inputs, 4)
-    _, z_pts, _, _ = model.forward_points(cat, dense, bucket, 1, torch.tensor([0]), torch.tensor([[6, 7]]),
-                                          torch.tensor([[1.0, 2.0]]))
+    _, z_pts, _, _ = model.forward_points(
+        cat, dense, bucket, 1, torch.tensor([0]), torch.tensor([[6, 7]]), torch.tensor([[1.0, 2.0]])
+    )
     z_pts.sum().backward()
     enc = model.encoder
     row = (enc.bkt_offsets[0] + 7).item()  # feature 0, bucket 7
@@ -96,5 +97,5 @@ def test_encode_points_equals_encoding_moved_rows(spec, inputs):
         f_j, d_j = enc(*rows)
         torch.testing.assert_close(all_f[6 + j * p : 6 + (j + 1) * p], f_j)
         torch.testing.assert_close(all_d[6 + j * p : 6 + (j + 1) * p], d_j)
-    for a, b in zip(before, (cat, dense, bucket)):
+    for a, b in zip(before, (cat, dense, bucket), strict=True):
         assert torch.equal(a, b)  # inputs not mutated

@@ -36,9 +36,17 @@ def data() -> FitData:
 
 def _fits(max_epochs: int, checkpoint_root=None) -> list[Fit]:
     optimizer = OptimizerConfig(batch_size=256, max_epochs=max_epochs, patience=5, device="cpu")
-    return [Fit(f"{variant}", BACKBONE, ContrastiveConfig(weight=w), optimizer, with_pairs=w > 0,
-                checkpoint_dir=None if checkpoint_root is None else checkpoint_root / variant)
-            for variant, w in (("baseline", 0.0), ("ccss", 1.0))]
+    return [
+        Fit(
+            f"{variant}",
+            BACKBONE,
+            ContrastiveConfig(weight=w),
+            optimizer,
+            with_pairs=w > 0,
+            checkpoint_dir=None if checkpoint_root is None else checkpoint_root / variant,
+        )
+        for variant, w in (("baseline", 0.0), ("ccss", 1.0))
+    ]
 
 
 def test_two_processes_match_one(data):
@@ -73,18 +81,28 @@ def test_a_streamed_split_is_shared_by_row_groups(data, tmp_path):
     for k, f in enumerate(spec.numerical):
         frame[f.dense_column], frame[f.bucket_column] = train.dense[:, k], train.bucket[:, k]
     frame.to_parquet(tmp_path / "train.parquet", row_group_size=500, index=False)
-    streamed = FitData(spec, ParquetModelInput(tmp_path / "train.parquet", spec), data.valid, None, data.shapley_p,
-                       "centre", 2_048)
+    streamed = FitData(
+        spec, ParquetModelInput(tmp_path / "train.parquet", spec), data.valid, None, data.shapley_p, "centre", 2_048
+    )
     one = run_fits(_fits(3), streamed, ONE)
     two = run_fits(_fits(3), streamed, TWO)
     for key in ("baseline", "ccss"):
-        assert abs(two[key].best_val_auc - one[key].best_val_auc) < 0.02, (key, two[key].best_val_auc,
-                                                                            one[key].best_val_auc)
+        assert abs(two[key].best_val_auc - one[key].best_val_auc) < 0.02, (
+            key,
+            two[key].best_val_auc,
+            one[key].best_val_auc,
+        )
 
 
 def test_a_failing_worker_is_one_clear_error(data):
     broken = FitData(data.spec, data.train, data.valid, None, None, "centre", 4_096)
-    fit = Fit("ccss", BACKBONE, ContrastiveConfig(weight=1.0), OptimizerConfig(batch_size=256, max_epochs=1, device="cpu"),
-              with_pairs=True, redraw_pairs_each_epoch=True)
+    fit = Fit(
+        "ccss",
+        BACKBONE,
+        ContrastiveConfig(weight=1.0),
+        OptimizerConfig(batch_size=256, max_epochs=1, device="cpu"),
+        with_pairs=True,
+        redraw_pairs_each_epoch=True,
+    )
     with pytest.raises(DistributedTrainingError, match="distributed training failed"):
         run_fits([fit], broken, TWO)

@@ -20,21 +20,32 @@ def _loss(template, z_o, z_pts, direction, valid, cfg, f_is_up=None, has_pair=No
     n = z_o.shape[0]
     f_is_up = torch.ones(n, dtype=torch.bool) if f_is_up is None else f_is_up
     has_pair = torch.ones(n, dtype=torch.bool) if has_pair is None else has_pair
-    return counterfactual_loss(template, z_o, z_pts, h_o, h_pts, _t(direction), _t(valid, torch.bool), f_is_up,
-                               has_pair, cfg)
+    return counterfactual_loss(
+        template, z_o, z_pts, h_o, h_pts, _t(direction), _t(valid, torch.bool), f_is_up, has_pair, cfg
+    )
 
 
 @pytest.fixture(scope="module")
 def hand_spec() -> FeatureSpec:
     """Identity feature, boundaries [1, 2, 3] -> 4 buckets (the same as tests/model/test_moves.py)."""
-    f = NumericalFeature("x", 1, "identity", 0.0, 1.0, [1.0, 2.0, 3.0], [0.5, 1.5, 2.5, 3.5], [0.5, 1.5, 2.5, 3.5],
-                         np.linspace(0.0, 4.0, 41).tolist())
+    f = NumericalFeature(
+        "x",
+        1,
+        "identity",
+        0.0,
+        1.0,
+        [1.0, 2.0, 3.0],
+        [0.5, 1.5, 2.5, 3.5],
+        [0.5, 1.5, 2.5, 3.5],
+        np.linspace(0.0, 4.0, 41).tolist(),
+    )
     return FeatureSpec(categorical=[], numerical=[f])
 
 
 def _hand_pairs(spec, move, x, b, y=1.0):
-    return draw_pairs(np.array([[b]]), np.array([[x]], np.float32), np.array([y], np.float32), spec,
-                      np.array([1.0]), move=move)
+    return draw_pairs(
+        np.array([[b]]), np.array([[x]], np.float32), np.array([y], np.float32), spec, np.array([1.0]), move=move
+    )
 
 
 # ------------------------------------------------------------------------------------------- basics
@@ -73,11 +84,19 @@ def test_centre_pair_equals_paper_form(spec, y, d):
     z_c = z_pts[0, 0] if pair.f_is_up[0] else z_pts[0, 1]
     s = 1.0 if y == 1 else -1.0
     m, tau = 0.7, 0.3
-    margin = _loss(CENTRE, z_o, z_pts, [float(d)], pair.valid, ContrastiveConfig(margin=m, anchor_on_original=False),
-                   f_is_up=f_is_up)
+    margin = _loss(
+        CENTRE,
+        z_o,
+        z_pts,
+        [float(d)],
+        pair.valid,
+        ContrastiveConfig(margin=m, anchor_on_original=False),
+        f_is_up=f_is_up,
+    )
     assert margin.item() == pytest.approx(max(0.0, m - s * (z_f - z_c).item()), abs=1e-6)
-    bpr = _loss(CENTRE, z_o, z_pts, [float(d)], pair.valid, ContrastiveConfig(loss="bpr", temperature=tau),
-                f_is_up=f_is_up)
+    bpr = _loss(
+        CENTRE, z_o, z_pts, [float(d)], pair.valid, ContrastiveConfig(loss="bpr", temperature=tau), f_is_up=f_is_up
+    )
     assert bpr.item() == pytest.approx(-F.logsigmoid(s * (z_f - z_c) / tau).item(), abs=1e-6)
 
 
@@ -90,8 +109,15 @@ def test_gradient_pushes_logits_along_direction(spec, name, y, d):
     assert pair.valid.all()
     z_o, z_pts = _t([0.0], grad=True), _t([[0.0, 0.0]], grad=True)
     direction = [float(spec.numerical[pair.feature[0]].direction)]
-    loss = _loss(CENTRE, z_o, z_pts, direction, pair.valid, ContrastiveConfig(loss=name, margin=0.1),
-                 f_is_up=torch.as_tensor(pair.f_is_up))
+    loss = _loss(
+        CENTRE,
+        z_o,
+        z_pts,
+        direction,
+        pair.valid,
+        ContrastiveConfig(loss=name, margin=0.1),
+        f_is_up=torch.as_tensor(pair.f_is_up),
+    )
     loss.backward()
     g_down, g_up = z_pts.grad[0]
     # gradient descent step direction on (z_up - z_down) is -(g_up - g_down); must have sign d
@@ -109,11 +135,11 @@ def test_lambda_zero_is_plain_bce():
 def test_mean_over_pairs_only():
     cfg = ContrastiveConfig(margin=1.0, anchor_on_original=False)
     z0 = torch.zeros(2)
-    out = _loss(CENTRE, z0, torch.zeros(2, 2), [1.0, 1.0], [[True] * 3] * 2, cfg,
-                has_pair=torch.tensor([True, False]))
+    out = _loss(CENTRE, z0, torch.zeros(2, 2), [1.0, 1.0], [[True] * 3] * 2, cfg, has_pair=torch.tensor([True, False]))
     assert out.item() == pytest.approx(1.0)
-    none = _loss(CENTRE, z0, torch.zeros(2, 2), [1.0, 1.0], [[True] * 3] * 2, cfg,
-                 has_pair=torch.tensor([False, False]))
+    none = _loss(
+        CENTRE, z0, torch.zeros(2, 2), [1.0, 1.0], [[True] * 3] * 2, cfg, has_pair=torch.tensor([False, False])
+    )
     assert none.item() == 0.0
 
 
@@ -135,8 +161,9 @@ def test_first_bucket_counts_one_hinge_not_two(hand_spec):
     z_down = z_o  # 'down' holds O's value: the model gives it O's logit
     out = _loss(CENTRE, _t([z_o]), _t([[z_down, z_up]]), [1.0], first.valid, cfg)
     assert out.item() == pytest.approx(max(0.0, m - (z_up - z_o)))  # 0.6, not 1.2
-    np.testing.assert_array_equal(constraint_weights(CENTRE, torch.as_tensor(first.valid), cfg).numpy(),
-                                  [[0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(
+        constraint_weights(CENTRE, torch.as_tensor(first.valid), cfg).numpy(), [[0.0, 1.0, 0.0]]
+    )
 
     last = _hand_pairs(hand_spec, "centre", x=3.6, b=3)
     np.testing.assert_array_equal(last.valid, [[True, False, True]])
@@ -179,8 +206,9 @@ def test_edge_constraints_use_edge_margin_and_weight(hand_spec, name):
     base = dict(loss=name, margin=0.5, temperature=0.5)  # centre steps hold by >= 1
     no_edge = _loss(t, z_o, z_pts, [1.0], pairs.valid, ContrastiveConfig(**base, edge_weight=0.0), **args)
     m_e, w_e = 0.3, 2.5
-    with_edge = _loss(t, z_o, z_pts, [1.0], pairs.valid,
-                      ContrastiveConfig(**base, edge_weight=w_e, edge_margin=m_e), **args)
+    with_edge = _loss(
+        t, z_o, z_pts, [1.0], pairs.valid, ContrastiveConfig(**base, edge_weight=w_e, edge_margin=m_e), **args
+    )
     delta = 0.1 - 0.3
     assert (with_edge - no_edge).item() == pytest.approx(w_e * (m_e - delta))  # 2.5 * 0.5 = 1.25
     # edge_margin is the edge hinge's margin, not contrastive.margin: satisfied edge + m_e = 0 -> nothing
@@ -211,8 +239,16 @@ def test_edge_move_uses_only_edge_hinges(hand_spec):
 
 def test_infonce_with_edge_move_raises_naming_the_move():
     with pytest.raises(ValueError, match="'edge'"):
-        _loss(get_move("edge"), torch.zeros(1), torch.zeros(1, 2), [1.0], [[True] * 3],
-              ContrastiveConfig(loss="infonce"), h_o=torch.randn(1, 3), h_pts=torch.randn(1, 2, 3))
+        _loss(
+            get_move("edge"),
+            torch.zeros(1),
+            torch.zeros(1, 2),
+            [1.0],
+            [[True] * 3],
+            ContrastiveConfig(loss="infonce"),
+            h_o=torch.randn(1, 3),
+            h_pts=torch.randn(1, 2, 3),
+        )
 
 
 @pytest.mark.parametrize("f_up", [True, False])
@@ -223,8 +259,7 @@ def test_infonce_matches_hand_formula_and_ignores_logits(f_up):
     h_pts = torch.tensor([[[0.0, 1.0], [1.0, 1.0]], [[1.0, 1.0], [-1.0, 0.0]]])  # [down, up]
     f_is_up = torch.tensor([f_up, f_up])
     z_pts = _t([[3.0, -3.0], [3.0, -3.0]], grad=True)  # badly ordered logits
-    out = _loss(CENTRE, torch.zeros(2), z_pts, [1.0, 1.0], [[True] * 3] * 2, cfg, f_is_up=f_is_up,
-                h_o=h_o, h_pts=h_pts)
+    out = _loss(CENTRE, torch.zeros(2), z_pts, [1.0, 1.0], [[True] * 3] * 2, cfg, f_is_up=f_is_up, h_o=h_o, h_pts=h_pts)
     h_f = h_pts[:, 1] if f_up else h_pts[:, 0]
     h_c = h_pts[:, 0] if f_up else h_pts[:, 1]
     cos_f, cos_c = F.cosine_similarity(h_o, h_f, dim=-1), F.cosine_similarity(h_o, h_c, dim=-1)

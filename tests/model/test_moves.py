@@ -24,7 +24,11 @@ B = np.array([1, 1, 0, 3], np.int64)
 
 def _feature(direction: int = 1) -> NumericalFeature:
     return NumericalFeature(
-        "x", direction, "identity", 0.0, 1.0,
+        "x",
+        direction,
+        "identity",
+        0.0,
+        1.0,
         boundaries=[1.0, 2.0, 3.0],
         centres=[0.5, 1.5, 2.5, 3.5],
         centres_dense=[0.5, 1.5, 2.5, 3.5],
@@ -204,8 +208,14 @@ def test_decreasing_feature_same_points_swapped_fc(move):
 
 def test_tie_between_boundaries_is_a_real_boundary(hand_spec):
     """A row exactly half-way still gets a straddle pair at one of its two boundaries."""
-    pairs = draw_pairs(np.array([[1]]), np.array([[1.5]], np.float32), np.ones(1, np.float32), hand_spec,
-                       np.array([1.0]), move="straddle")
+    pairs = draw_pairs(
+        np.array([[1]]),
+        np.array([[1.5]], np.float32),
+        np.ones(1, np.float32),
+        hand_spec,
+        np.array([1.0]),
+        move="straddle",
+    )
     below_b, below_d = pairs.point("below")
     assert (below_b[0], below_d[0]) in {(0, 1.0), (1, 2.0)}
     assert pairs.valid[0].all()

@@ -26,8 +26,9 @@ def _draw(frame, spec, chunk_rows, batch_sizes):
     p = np.ones(len(spec.directed))
     edges = np.cumsum([0, *batch_sizes])
     batches = [frame.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    return pd.concat(list(pair_chunks(batches, spec, p, seed=11, move="decomposed", chunk_rows=chunk_rows)),
-                     ignore_index=True)
+    return pd.concat(
+        list(pair_chunks(batches, spec, p, seed=11, move="decomposed", chunk_rows=chunk_rows)), ignore_index=True
+    )
 
 
 def _frame(inputs: ModelInputs, spec) -> pd.DataFrame:
@@ -43,8 +44,9 @@ def test_streamed_pairs_do_not_depend_on_the_batches_and_one_chunk_is_the_one_sh
     n = len(frame)
     whole = _draw(frame, spec, chunk_rows=n, batch_sizes=[n])
     inputs = ModelInputs.from_frame(frame, spec)
-    one_shot = draw_pairs(inputs.bucket, inputs.dense, inputs.label, spec, np.ones(len(spec.directed)), seed=11,
-                          move="decomposed").to_frame()
+    one_shot = draw_pairs(
+        inputs.bucket, inputs.dense, inputs.label, spec, np.ones(len(spec.directed)), seed=11, move="decomposed"
+    ).to_frame()
     pd.testing.assert_frame_equal(whole, one_shot)
 
     chunk = max(2, n // 3)

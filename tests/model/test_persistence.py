@@ -15,8 +15,10 @@ from ccss_pipeline.spec import FeatureSpec
 
 
 def _entry(model: CTRModel, spec: FeatureSpec) -> dict:
-    return {"config": {"backbone": model.cfg.model_dump(), "spec_hash": spec_hash(spec), "run": "x"},
-            "state_dict": model.state_dict()}
+    return {
+        "config": {"backbone": model.cfg.model_dump(), "spec_hash": spec_hash(spec), "run": "x"},
+        "state_dict": model.state_dict(),
+    }
 
 
 @pytest.mark.parametrize("name", ["dnn", "dcn_v2"])

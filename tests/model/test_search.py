@@ -175,14 +175,16 @@ def _fake_study(trials: list[tuple], name: str = "fake") -> optuna.Study:
 
 
 def test_select_trial_takes_the_best_auc_among_feasible_trials():
-    study = _fake_study([
-        (0.70, 0.001, 1.0, 0.01),
-        (0.90, 0.050, 2.0, 0.02),  # best AUC but above the target
-        (0.75, 0.005, 3.0, 0.03),  # best feasible (the target itself counts as feasible)
-        (0.74, 0.000, 4.0, 0.04),
-        (None, None, 5.0, 0.05, PRUNED),
-        (0.75, 0.002, 6.0, 0.06),  # same AUC as trial 2, later: loses the tie
-    ])
+    study = _fake_study(
+        [
+            (0.70, 0.001, 1.0, 0.01),
+            (0.90, 0.050, 2.0, 0.02),  # best AUC but above the target
+            (0.75, 0.005, 3.0, 0.03),  # best feasible (the target itself counts as feasible)
+            (0.74, 0.000, 4.0, 0.04),
+            (None, None, 5.0, 0.05, PRUNED),
+            (0.75, 0.002, 6.0, 0.06),  # same AUC as trial 2, later: loses the tie
+        ]
+    )
     best, feasible = select_trial(study.trials, 0.005)
     assert best.number == 2 and feasible is True
     best, feasible = select_trial(study.trials, None)  # no target: best AUC overall
@@ -199,12 +201,14 @@ def test_select_trial_takes_the_best_auc_among_feasible_trials():
 
 
 def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(caplog):
-    study = _fake_study([
-        (0.80, 0.20, 1.0, 0.01),
-        (0.60, 0.05, 2.0, 0.02),
-        (0.65, 0.05, 3.0, 0.03),  # same lowest share, higher AUC: chosen
-        (0.90, 0.30, 4.0, 0.04),
-    ])
+    study = _fake_study(
+        [
+            (0.80, 0.20, 1.0, 0.01),
+            (0.60, 0.05, 2.0, 0.02),
+            (0.65, 0.05, 3.0, 0.03),  # same lowest share, higher AUC: chosen
+            (0.90, 0.30, 4.0, 0.04),
+        ]
+    )
     with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):
         out = best_parameters(study, tiny_training(max_violation=0.01))
     assert out["source"] == "trial 2" and out["feasible"] is False and out["weight"] == 3.0
@@ -227,8 +231,9 @@ def test_best_parameters_falls_back_to_defaults_without_a_completed_trial():
 
 
 def test_pareto_plot_marks_the_chosen_trial_and_the_target():
-    study = _fake_study([(0.70, 0.001, 1.0, 0.01), (0.90, 0.050, 2.0, 0.02), (0.75, 0.004, 3.0, 0.03),
-                         (None, None, 5.0, 0.05, PRUNED)])
+    study = _fake_study(
+        [(0.70, 0.001, 1.0, 0.01), (0.90, 0.050, 2.0, 0.02), (0.75, 0.004, 3.0, 0.03), (None, None, 5.0, 0.05, PRUNED)]
+    )
     fig = plot_pareto_front(study, max_violation=0.005)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
@@ -300,16 +305,18 @@ def test_run_search_resumes_with_new_draws(data, tmp_path):
 
     # "resume" in a new call with a larger budget (and more random start-up trials, which keeps the
     # study): trials 2 and 3 are new points; the old per-process seeding re-drew trial 0's point here
-    again = run_search(spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn",
-                       storage_root=tmp_path)
+    again = run_search(
+        spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn", storage_root=tmp_path
+    )
     assert again.study_name == first.study_name
     assert len(_finished(again)) == 4 and len(again.trials) == 4
     assert [(t.number, t.state, t.params, t.values) for t in again.trials[:2]] == before
     assert len({_point(t) for t in again.trials}) == 4
 
     # nothing missing: a rerun runs no trial
-    same = run_search(spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn",
-                      storage_root=tmp_path)
+    same = run_search(
+        spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn", storage_root=tmp_path
+    )
     assert len(same.trials) == 4
     table = trials_table(same)
     assert len(table) == 4 and {"number", AUC_ATTR, SHARE_ATTR, "params_weight", "params_margin"} <= set(table.columns)
@@ -369,8 +376,10 @@ def test_a_fresh_search_draws_the_same_points_and_each_trial_its_own(data, tmp_p
     """One sampler stream per trial number: two fresh studies agree point for point (workers sharing a
     study therefore never draw the same point twice from a common seed)."""
     spec, train, valid, pairs = data
-    runs = [run_search(spec, train, valid, pairs, tiny_training(n_trials=3), "dnn", storage_root=tmp_path / name)
-            for name in ("one", "two")]
+    runs = [
+        run_search(spec, train, valid, pairs, tiny_training(n_trials=3), "dnn", storage_root=tmp_path / name)
+        for name in ("one", "two")
+    ]
     points = [[_point(t) for t in study.trials] for study in runs]
     assert points[0] == points[1] and len(set(points[0])) == 3
 

@@ -69,13 +69,20 @@ def test_streamed_training_matches_the_in_memory_path_within_noise(spec, table):
     p = np.ones(len(spec.directed)) / len(spec.directed)
     backbone, contrastive = BackboneConfig(hidden_units=[16], embedding_dim=4), ContrastiveConfig(weight=1.0)
     optim = OptimizerConfig(batch_size=256, max_epochs=3, device="cpu")
-    memory = train_model(spec, train, valid, backbone, contrastive, optim,
-                         pairs=draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=0))
+    memory = train_model(
+        spec,
+        train,
+        valid,
+        backbone,
+        contrastive,
+        optim,
+        pairs=draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=0),
+    )
     streamed = train_model(spec, table, valid, backbone, contrastive, optim, shapley_p=p, stream_buffer_rows=2_000)
     assert abs(streamed.best_val_auc - memory.best_val_auc) < 0.02, (streamed.best_val_auc, memory.best_val_auc)
     assert streamed.history[0]["samples_per_sec"] > 0 and len(streamed.history) == 3
     again = train_model(spec, table, valid, backbone, contrastive, optim, shapley_p=p, stream_buffer_rows=2_000)
-    for a, b in zip(streamed.model.state_dict().values(), again.model.state_dict().values()):
+    for a, b in zip(streamed.model.state_dict().values(), again.model.state_dict().values(), strict=True):
         assert bool((a == b).all())  # seeded: the same weights on a rerun
 
 
@@ -84,8 +91,15 @@ def test_streamed_ccss_needs_the_feature_draw_probabilities(spec, table):
     train = make_inputs(spec, 5_000, seed=1)
     pairs = draw_pairs(train.bucket, train.dense, train.label, spec, np.ones(len(spec.directed)) / len(spec.directed))
     with pytest.raises(ValueError, match="needs shapley_p"):
-        train_model(spec, table, valid, BackboneConfig(hidden_units=[8], embedding_dim=4), ContrastiveConfig(weight=1.0),
-                    OptimizerConfig(batch_size=256, max_epochs=1, device="cpu"), pairs=pairs)
+        train_model(
+            spec,
+            table,
+            valid,
+            BackboneConfig(hidden_units=[8], embedding_dim=4),
+            ContrastiveConfig(weight=1.0),
+            OptimizerConfig(batch_size=256, max_epochs=1, device="cpu"),
+            pairs=pairs,
+        )
 
 
 def test_a_buffer_smaller_than_a_batch_is_refused(table):
@@ -126,8 +140,14 @@ def test_streamed_scores_and_grid_metrics_equal_the_in_memory_ones(spec, table):
 
     memory = make_inputs(spec, 5_000, seed=1)
     valid = make_inputs(spec, 500, seed=2)
-    fit = train_model(spec, memory.take(slice(0, 1_000)), valid, BackboneConfig(hidden_units=[8], embedding_dim=4),
-                      ContrastiveConfig(weight=0.0), OptimizerConfig(batch_size=256, max_epochs=1, device="cpu"))
+    fit = train_model(
+        spec,
+        memory.take(slice(0, 1_000)),
+        valid,
+        BackboneConfig(hidden_units=[8], embedding_dim=4),
+        ContrastiveConfig(weight=0.0),
+        OptimizerConfig(batch_size=256, max_epochs=1, device="cpu"),
+    )
     assert np.allclose(predict_logits(fit.model, table), predict_logits(fit.model, memory), rtol=0, atol=1e-6)
     share = [wrong_step_share(score_fn(fit.model), src, spec, levels=20, rows=300, seed=5) for src in (table, memory)]
     assert share[0] == share[1]

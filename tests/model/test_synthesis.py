@@ -81,7 +81,7 @@ def test_draw_pairs_rejects_bad_p_and_unknown_move(spec, inputs):
 def test_pairs_move_exactly_one_feature_by_at_most_one_bucket(spec, inputs, move):
     before = (inputs.bucket.copy(), inputs.dense.copy(), inputs.label.copy())
     pairs = _draw(spec, inputs, move=move)
-    for a, b in zip(before, (inputs.bucket, inputs.dense, inputs.label)):
+    for a, b in zip(before, (inputs.bucket, inputs.dense, inputs.label), strict=True):
         np.testing.assert_array_equal(a, b)  # inputs not mutated
     t = get_move(move)
     assert pairs.bucket.shape == pairs.dense.shape == (len(pairs), len(t.points))
@@ -152,7 +152,7 @@ def test_valid_constraints_follow_raw_order(spec, inputs, move):
 def test_centre_up_is_next_bucket_centre_down_is_previous(spec, inputs):
     pairs = _draw(spec, inputs)
     k, r = pairs.feature, pairs.row
-    b0, x0 = inputs.bucket[r, k], inputs.dense[r, k]
+    b0 = inputs.bucket[r, k]
     nb = np.array([spec.numerical[j].n_buckets for j in k])
     up_b, up_d = pairs.point("up")
     down_b, down_d = pairs.point("down")
@@ -160,8 +160,12 @@ def test_centre_up_is_next_bucket_centre_down_is_previous(spec, inputs):
     np.testing.assert_array_equal(down_b, np.where(b0 > 0, b0 - 1, b0))
     centres = [np.asarray(f.centres_dense, np.float32) for f in spec.numerical]
     inner_up, inner_down = b0 + 1 < nb, b0 > 0
-    np.testing.assert_array_equal(up_d[inner_up], [centres[j][u] for j, u in zip(k[inner_up], up_b[inner_up])])
-    np.testing.assert_array_equal(down_d[inner_down], [centres[j][u] for j, u in zip(k[inner_down], down_b[inner_down])])
+    np.testing.assert_array_equal(
+        up_d[inner_up], [centres[j][u] for j, u in zip(k[inner_up], up_b[inner_up], strict=True)]
+    )
+    np.testing.assert_array_equal(
+        down_d[inner_down], [centres[j][u] for j, u in zip(k[inner_down], down_b[inner_down], strict=True)]
+    )
     assert (up_b != down_b).all()
     inner = inner_up & inner_down
     assert inner.any() and pairs.valid[inner].all()

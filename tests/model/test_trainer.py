@@ -87,16 +87,30 @@ def test_lambda_zero_ignores_pairs(spec, data):
     train, valid = data
     opt = _opt(max_epochs=1)
     none = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt, None)
-    with_pairs = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0, edge_weight=5.0), opt,
-                             _pairs(spec, train, move="decomposed"))
+    with_pairs = train_model(
+        spec,
+        train,
+        valid,
+        BB,
+        ContrastiveConfig(weight=0.0, edge_weight=5.0),
+        opt,
+        _pairs(spec, train, move="decomposed"),
+    )
     assert _same(none.model, with_pairs.model)
 
 
 def test_infonce_with_edge_move_fails_in_training(spec, data):
     train, valid = data
     with pytest.raises(ValueError, match="'edge'"):
-        train_model(spec, train, valid, BB, ContrastiveConfig(weight=1.0, loss="infonce"), _opt(max_epochs=1),
-                    _pairs(spec, train, move="edge"))
+        train_model(
+            spec,
+            train,
+            valid,
+            BB,
+            ContrastiveConfig(weight=1.0, loss="infonce"),
+            _opt(max_epochs=1),
+            _pairs(spec, train, move="edge"),
+        )
 
 
 def test_redraw_each_epoch_keeps_the_move(spec, data):
@@ -104,8 +118,12 @@ def test_redraw_each_epoch_keeps_the_move(spec, data):
     train, valid = data
     p = directed_probabilities(np.ones(len(spec.numerical)), spec)
     ccss = ContrastiveConfig(weight=1.0, edge_margin=0.05)
-    fits = {m: train_model(spec, train, valid, BB, ccss, _opt(max_epochs=1), None, redraw_pairs_each_epoch=True,
-                           shapley_p=p, move=m) for m in ("centre", "straddle")}
+    fits = {
+        m: train_model(
+            spec, train, valid, BB, ccss, _opt(max_epochs=1), None, redraw_pairs_each_epoch=True, shapley_p=p, move=m
+        )
+        for m in ("centre", "straddle")
+    }
     assert not _same(fits["centre"].model, fits["straddle"].model)
     with pytest.raises(ValueError, match="shapley_p"):
         train_model(spec, train, valid, BB, ccss, _opt(max_epochs=1), None, redraw_pairs_each_epoch=True)
@@ -142,9 +160,17 @@ def test_ccss_lowers_violation_rate(spec):
     train, valid = _weak_monotone(spec, 3000, 2), _weak_monotone(spec, 1000, 3)
     opt = _opt(max_epochs=8, patience=10, learning_rate=5e-3)
     base = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt, None)
-    ccss = train_model(spec, train, valid, BB, ContrastiveConfig(weight=3.0, margin=0.02), opt,
-                       None, redraw_pairs_each_epoch=True,
-                       shapley_p=directed_probabilities(np.ones(len(spec.numerical)), spec))
+    ccss = train_model(
+        spec,
+        train,
+        valid,
+        BB,
+        ContrastiveConfig(weight=3.0, margin=0.02),
+        opt,
+        None,
+        redraw_pairs_each_epoch=True,
+        shapley_p=directed_probabilities(np.ones(len(spec.numerical)), spec),
+    )
     v_base = violation_rate(score_fn(base.model, "cpu"), valid, spec)
     v_ccss = violation_rate(score_fn(ccss.model, "cpu"), valid, spec)
     assert v_base > 0.05
@@ -208,10 +234,13 @@ def test_a_batch_bar_shows_on_a_terminal_and_nowhere_else(tmp_path):
         "spec = make_spec()\n"
         "train_model(spec, make_inputs(spec, 2000, seed=1), make_inputs(spec, 300, seed=2),\n"
         "            BackboneConfig(hidden_units=[8], embedding_dim=4), ContrastiveConfig(weight=0.0),\n"
-        "            OptimizerConfig(batch_size=64, max_epochs=1, device='cpu'))\n")
+        "            OptimizerConfig(batch_size=64, max_epochs=1, device='cpu'))\n"
+    )
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    piped = subprocess.run([sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    piped = subprocess.run(
+        [sys.executable, str(script)], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
     assert piped.returncode == 0, piped.stderr
     assert "epoch 1/1" not in piped.stderr + piped.stdout
     leader, follower = pty.openpty()

@@ -187,7 +187,9 @@ def test_kuairand_env_end_to_end(tmp_path, kuairand_dir):
     except ValidationGateError as exc:
         failures = [line for line in str(exc).splitlines() if line.startswith("  - ")]
         if failures and all("no duplicated impressions" in line for line in failures):
-            raise AssertionError(f"the KuaiRand env must tolerate the log's 247 duplicated impressions:\n{exc}") from exc
+            raise AssertionError(
+                f"the KuaiRand env must tolerate the log's 247 duplicated impressions:\n{exc}"
+            ) from exc
         raise
     inter = pd.read_parquet(root / "data" / "02_intermediate" / "interactions.parquet")
     # 124 repeated rows (same user, video, ms) collapse to one each; every other impression is kept
@@ -258,8 +260,9 @@ VALIDATION_FAILURES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mutation", "column", "rule"), [c[1:] for c in VALIDATION_FAILURES],
-                         ids=[c[0] for c in VALIDATION_FAILURES])
+@pytest.mark.parametrize(
+    ("mutation", "column", "rule"), [c[1:] for c in VALIDATION_FAILURES], ids=[c[0] for c in VALIDATION_FAILURES]
+)
 def test_bad_own_table_fails_at_the_raw_gate(tmp_path, mutation, column, rule):
     root = make_project(tmp_path / "project")
     path = write_own(root, mutation(own_table()))
@@ -279,8 +282,11 @@ def test_bad_own_table_fails_at_the_raw_gate(tmp_path, mutation, column, rule):
 LOAD_FAILURES = [
     ("empty-file", b"", "empty"),
     ("wrong-delimiter", b"user_id|item_id|event_time|clicked\n1|2|2023-03-01 00:00:00|1\n", "wrong delimiter"),
-    ("non-utf8", "user_id,item_id,event_time,clicked,item_category\n1,2,2023-03-01 00:00:00,1,b\xe4cher\n".encode(
-        "latin-1"), "UTF-8"),
+    (
+        "non-utf8",
+        "user_id,item_id,event_time,clicked,item_category\n1,2,2023-03-01 00:00:00,1,b\xe4cher\n".encode("latin-1"),
+        "UTF-8",
+    ),
     ("ragged-row", b"user_id,item_id,event_time,clicked\n1,2,2023-03-01 00:00:00,1\n1,2,3,4,5,6\n", "parsed"),
 ]
 

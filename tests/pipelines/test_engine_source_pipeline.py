@@ -13,15 +13,20 @@ from tests.kedro_project import SPLITS, downstream_files, make_project, run_pipe
 
 def _project(tmp_path, raw):
     tables = {name: str(path) for name, path in raw.items()}
-    catalog = {"raw_source": {"type": "ccss_pipeline.datasets.EngineSourceDataset", "tables": tables,
-                              "engine": "${globals:data_engine}"}}
-    return make_project(tmp_path / "project", local_catalog=catalog,
-                        local_parameters={"data_validation": {"batch_rows": 2000}})
+    catalog = {
+        "raw_source": {
+            "type": "ccss_pipeline.datasets.EngineSourceDataset",
+            "tables": tables,
+            "engine": "${globals:data_engine}",
+        }
+    }
+    return make_project(
+        tmp_path / "project", local_catalog=catalog, local_parameters={"data_validation": {"batch_rows": 2000}}
+    )
 
 
 def test_engine_source_runs_the_data_pipelines(tmp_path):
-    raw = write_parquet(SyntheticConfig(n_users=200, n_videos=300, n_days=6, seed=3), tmp_path / "raw",
-                        chunk_rows=1500)
+    raw = write_parquet(SyntheticConfig(n_users=200, n_videos=300, n_days=6, seed=3), tmp_path / "raw", chunk_rows=1500)
     root = _project(tmp_path, raw)
     run_pipelines(root)
     report = (root / "data" / "08_reporting" / "raw_validation.md").read_text()
@@ -36,8 +41,7 @@ def test_engine_source_runs_the_data_pipelines(tmp_path):
 
 
 def test_bad_rows_in_an_engine_source_stop_the_run_before_anything_downstream(tmp_path):
-    raw = write_parquet(SyntheticConfig(n_users=150, n_videos=200, n_days=4, seed=5), tmp_path / "raw",
-                        chunk_rows=1500)
+    raw = write_parquet(SyntheticConfig(n_users=150, n_videos=200, n_days=4, seed=5), tmp_path / "raw", chunk_rows=1500)
     first = sorted(raw["log"].glob("*.parquet"))[-1]
     log = pd.read_parquet(first)
     log.loc[[0, 1, 2], "is_click"] = 7

@@ -67,13 +67,13 @@ def _collection(spec: FeatureSpec, with_group: bool = True):
     models = {}
     for name in MODELS:
         _, variant, seed = name.split("__")
-        torch.manual_seed(int(seed[len("seed"):]) * 10 + VARIANTS.index(variant))
+        torch.manual_seed(int(seed[len("seed") :]) * 10 + VARIANTS.index(variant))
         model = CTRModel(spec, backbone)
         models[name] = {
             "config": {
                 "backbone": backbone.model_dump(),
                 "variant": variant,
-                "seed": int(seed[len("seed"):]),
+                "seed": int(seed[len("seed") :]),
                 "move": "straddle" if variant == "ccss" else None,
                 "contrastive": ContrastiveConfig(weight=2.0 if variant == "ccss" else 0.0).model_dump(),
                 "spec_hash": spec_hash(spec),
@@ -151,7 +151,9 @@ def test_new_metrics_flow_to_seed_metrics_summary_and_metrics_json(tiny, evaluat
                 assert np.isfinite(metrics[f"dnn__{variant}.{m}.{stat}"]), (variant, m, stat)
         mean = seed_metrics[seed_metrics["variant"] == variant]["f1"].mean()
         assert metrics[f"dnn__{variant}.f1.mean"] == pytest.approx(mean)
-        assert summary.set_index("variant").loc[variant, "brier_mean"] == pytest.approx(metrics[f"dnn__{variant}.brier.mean"])
+        assert summary.set_index("variant").loc[variant, "brier_mean"] == pytest.approx(
+            metrics[f"dnn__{variant}.brier.mean"]
+        )
     assert set(NEW_METRICS) <= set(paired["metric"]) and "dnn.ccss_minus_baseline.f1.mean" in metrics
 
 
@@ -189,7 +191,8 @@ def test_plot_evaluation_node(tiny, evaluated):
     spec = tiny[0]
     _, _, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     grid_plots, pd_plots, violation, roc_fig, calibration_fig = plot_evaluation(
-        grid_curves, curves, grid_features, roc, calibration, spec.to_dict())
+        grid_curves, curves, grid_features, roc, calibration, spec.to_dict()
+    )
     assert set(grid_plots) == {f"ice_dnn_{f.name}.png" for f in spec.directed}
     assert set(pd_plots) == {f"pd_dnn_{f.name}.png" for f in spec.directed}
     measurable = [f for f in spec.directed if f.n_buckets > 1]
@@ -207,7 +210,11 @@ def test_plot_evaluation_node(tiny, evaluated):
     assert len(drawn) == len(measurable) * len(VARIANTS)  # flat gets no (zero-height) bar
     assert [p.get_gid() for p in bars.patches if p not in drawn] == [UNMEASURABLE_GID]
     assert "2 seeds" in bars.get_title()
-    assert {t.get_text() for t in bars.get_legend().get_texts()} == {"dnn baseline", "dnn CCSS", "not measurable (one bucket)"}
+    assert {t.get_text() for t in bars.get_legend().get_texts()} == {
+        "dnn baseline",
+        "dnn CCSS",
+        "not measurable (one bucket)",
+    }
     assert len(roc_fig.axes[0].lines) == 3  # two models (first seed) + diagonal
     for fig in [*grid_plots.values(), *pd_plots.values(), violation, roc_fig, calibration_fig]:
         assert isinstance(fig, Figure) and fig.axes
@@ -234,8 +241,19 @@ def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=Non
     summary, paired, _ = aggregated
     split = {"tables": {"train": {"rows": 10}, "validation": {"rows": 5}, "test": {"rows": 300}}}
     tables = (grid_curves, curves, roc, calibration) if figures else (None, None, None, None)
-    return write_report(results, summary, paired, grid_features, per_feature, spec.to_dict(), _best_params(feasible),
-                        split, EVALUATION, *tables, optuna)
+    return write_report(
+        results,
+        summary,
+        paired,
+        grid_features,
+        per_feature,
+        spec.to_dict(),
+        _best_params(feasible),
+        split,
+        EVALUATION,
+        *tables,
+        optuna,
+    )
 
 
 def test_write_report_node(tiny, evaluated, aggregated):
@@ -318,9 +336,13 @@ def test_write_report_node_marks_the_one_bucket_feature(tiny, evaluated, aggrega
 def test_one_bucket_feature_is_left_out_of_direction_agreement(tiny):
     spec, frame, models, _ = tiny
     one = {"dnn__ccss__seed0": models["dnn__ccss__seed0"]}
-    with_flat = evaluate_models(frame, spec.to_dict(), one, {"directions": {"pos": 1, "neg": -1, "flat": 1}}, EVALUATION)
+    with_flat = evaluate_models(
+        frame, spec.to_dict(), one, {"directions": {"pos": 1, "neg": -1, "flat": 1}}, EVALUATION
+    )
     without = evaluate_models(frame, spec.to_dict(), one, {"directions": {"pos": 1, "neg": -1}}, EVALUATION)
-    assert with_flat[0]["dnn__ccss__seed0"]["direction_agreement"] == without[0]["dnn__ccss__seed0"]["direction_agreement"]
+    assert (
+        with_flat[0]["dnn__ccss__seed0"]["direction_agreement"] == without[0]["dnn__ccss__seed0"]["direction_agreement"]
+    )
     flat_only = evaluate_models(frame, spec.to_dict(), one, {"directions": {"flat": 1}}, EVALUATION)
     assert flat_only[0]["dnn__ccss__seed0"]["direction_agreement"] is None  # nothing measurable: no 0% nor 100%
     per_feature = with_flat[1].set_index("feature")
@@ -360,7 +382,9 @@ def test_constant_group_gives_no_gauc_equal_to_auc(tiny):
     """A schema with a user column whose test rows all share one group: GAUC would equal AUC."""
     spec, frame, models, truth = tiny
     one = {"dnn__ccss__seed0": models["dnn__ccss__seed0"]}
-    results, *_, seed_metrics = evaluate_models(frame.assign(**{GROUP_COLUMN: 7}), spec.to_dict(), one, truth, EVALUATION)
+    results, *_, seed_metrics = evaluate_models(
+        frame.assign(**{GROUP_COLUMN: 7}), spec.to_dict(), one, truth, EVALUATION
+    )
     assert np.isnan(seed_metrics["gauc"].iloc[0]) and np.isfinite(seed_metrics["auc"].iloc[0])
     assert "every test row has the same user" in results["dnn__ccss__seed0"]["accuracy"]["gauc_note"]
 
@@ -376,7 +400,8 @@ def test_label_name_replaces_click_everywhere(own_data):
     spec, evaluated, aggregated = own_data
     _, _, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     grid_plots, pd_plots, violation, roc_fig, calibration_fig = plot_evaluation(
-        grid_curves, curves, grid_features, roc, calibration, spec.to_dict())
+        grid_curves, curves, grid_features, roc, calibration, spec.to_dict()
+    )
     for name, fig in [*grid_plots.items(), *pd_plots.items(), ("violation", violation), ("roc", roc_fig),
                       ("calibration", calibration_fig)]:  # fmt: skip
         text = _figure_texts(fig)
@@ -403,8 +428,21 @@ def _card(tiny, evaluated, aggregated, lineage, parameters):
     day = 86_400_000
     train, valid, test = (frame.assign(event_ts=np.arange(len(frame), dtype=np.int64) * 1000 + start * day)
                           for start in (19_000, 19_010, 19_020))  # fmt: skip
-    return write_model_card(summary, paired, grid_features, spec.to_dict(), _best_params(), split, train, valid, test,
-                            grid_curves, lineage, parameters, EVALUATION)
+    return write_model_card(
+        summary,
+        paired,
+        grid_features,
+        spec.to_dict(),
+        _best_params(),
+        split,
+        train,
+        valid,
+        test,
+        grid_curves,
+        lineage,
+        parameters,
+        EVALUATION,
+    )
 
 
 def test_write_model_card_node(tiny, evaluated, aggregated):
@@ -459,8 +497,16 @@ def test_metrics_json(evaluated_project):
     n_seeds = _seed_metrics(evaluated_project).groupby("variant").size()
     for variant in VARIANTS:
         assert metrics[f"dnn__{variant}.n_seeds"] == n_seeds[variant] >= 2
-        for key in ("auc", "gauc", "logloss", *NEW_METRICS, "wrong_step_share", "edge_wrong_share",
-                    "neighbour_violation_rate", "oracle_auc"):
+        for key in (
+            "auc",
+            "gauc",
+            "logloss",
+            *NEW_METRICS,
+            "wrong_step_share",
+            "edge_wrong_share",
+            "neighbour_violation_rate",
+            "oracle_auc",
+        ):
             for stat in ("mean", "std"):
                 value = metrics[f"dnn__{variant}.{key}.{stat}"]
                 assert isinstance(value, float) and np.isfinite(value), (variant, key, stat)
@@ -479,7 +525,7 @@ def test_tables(evaluated_project):
     models = set(seeds["model"])
     assert all(re.fullmatch(r"dnn__(baseline|ccss)__seed\d+", m) for m in models) and len(models) >= 4
     first = {m for m in models if m.endswith(f"__seed{seeds['seed'].min()}")}
-    for table, every_seed in (("monotonicity_per_feature", True), ("raw_grid_per_feature", True)):
+    for table in ("monotonicity_per_feature", "raw_grid_per_feature"):
         frame = pd.read_csv(reporting / f"{table}.csv")
         assert {"model", "backbone", "variant", "seed", "feature"} <= set(frame.columns)
         for name in models:

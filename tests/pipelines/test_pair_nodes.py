@@ -32,11 +32,18 @@ def test_the_shapley_batch_size_reaches_the_scorer(monkeypatch):
         return real(model, device, batch_size)
 
     monkeypatch.setattr(nodes, "logit_fn", spy)
-    pairs = PairsConfig.model_validate({"warmup_epochs": 1, "shapley": {"n_samples": 50, "n_permutations": 1,
-                                                                         "batch_size": 128}})
-    training = TrainingConfig.model_validate({"backbone": {"hidden_units": [8], "embedding_dim": 4},
-                                              "optimizer": {"batch_size": 256, "device": "cpu"}})
-    out = nodes.estimate_feature_importance(_frame(make_inputs(spec, 600, seed=1), spec),
-                                            _frame(make_inputs(spec, 200, seed=2), spec), spec.to_dict(), pairs, training)
+    pairs = PairsConfig.model_validate(
+        {"warmup_epochs": 1, "shapley": {"n_samples": 50, "n_permutations": 1, "batch_size": 128}}
+    )
+    training = TrainingConfig.model_validate(
+        {"backbone": {"hidden_units": [8], "embedding_dim": 4}, "optimizer": {"batch_size": 256, "device": "cpu"}}
+    )
+    out = nodes.estimate_feature_importance(
+        _frame(make_inputs(spec, 600, seed=1), spec),
+        _frame(make_inputs(spec, 200, seed=2), spec),
+        spec.to_dict(),
+        pairs,
+        training,
+    )
     assert seen == [128]
     assert set(out["p"]) == {f.name for f in spec.directed}

@@ -19,9 +19,14 @@ from ccss_pipeline.data.sources import synthetic_bundle
 from ccss_pipeline.data.synthetic import SyntheticConfig
 from tests.kedro_project import REPO
 
-SCHEMA = SchemaConfig.model_validate(yaml.safe_load((REPO / "conf" / "base" / "parameters_schema.yml").read_text())["schema"])
-FEATURES = [LogFeature(name=f"{e}_{s}", entity=e, stat=s) for e in ("user", "item")
-            for s in ("impressions", "clicks", "smoothed_ctr", "active_days")]
+SCHEMA = SchemaConfig.model_validate(
+    yaml.safe_load((REPO / "conf" / "base" / "parameters_schema.yml").read_text())["schema"]
+)
+FEATURES = [
+    LogFeature(name=f"{e}_{s}", entity=e, stat=s)
+    for e in ("user", "item")
+    for s in ("impressions", "clicks", "smoothed_ctr", "active_days")
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +76,21 @@ def _project(trained_project: Path, tmp_path: Path) -> Path:
     return root
 
 
-def _score_from_files(root: Path, log: pd.DataFrame, users: pd.DataFrame, videos: pd.DataFrame,
-                      chunk_rows: int | None = None) -> None:
+def _score_from_files(
+    root: Path, log: pd.DataFrame, users: pd.DataFrame, videos: pd.DataFrame, chunk_rows: int | None = None
+) -> None:
     folder = root / "data" / "01_raw" / "to_score"
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in (("log", log), ("users", users), ("videos", videos)):
         frame.to_csv(folder / f"{name}.csv", index=False)
     catalog_path = root / "conf" / "local" / "catalog.yml"
     catalog = yaml.safe_load(catalog_path.read_text()) or {}
-    catalog["score_source"] = {"type": "ccss_pipeline.datasets.TableSourceDataset",
-                               "filepath": str(folder / "log.csv"),
-                               "side_tables": {"users": str(folder / "users.csv"), "videos": str(folder / "videos.csv")},
-                               **({"chunk_rows": chunk_rows} if chunk_rows else {})}
+    catalog["score_source"] = {
+        "type": "ccss_pipeline.datasets.TableSourceDataset",
+        "filepath": str(folder / "log.csv"),
+        "side_tables": {"users": str(folder / "users.csv"), "videos": str(folder / "videos.csv")},
+        **({"chunk_rows": chunk_rows} if chunk_rows else {}),
+    }
     catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))
 
 

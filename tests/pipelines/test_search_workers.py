@@ -29,18 +29,34 @@ from tests.kedro_project import SMALL_SYNTHETIC, make_project, run_pipelines
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 N_TRIALS = 8
-TRAINING = {"backbones": ["dnn"], "n_seeds": 1,
-            "backbone": {"hidden_units": [16], "embedding_dim": 4},
-            "optimizer": {"max_epochs": 1, "device": "cpu", "batch_size": 256},
-            "search": {"n_trials": N_TRIALS, "n_startup_trials": 3, "max_epochs": 2, "violation_rows": 100,
-                       "grid_levels": 10, "heartbeat_s": 1, "stale_after_s": 10, "max_retry": 2}}
+TRAINING = {
+    "backbones": ["dnn"],
+    "n_seeds": 1,
+    "backbone": {"hidden_units": [16], "embedding_dim": 4},
+    "optimizer": {"max_epochs": 1, "device": "cpu", "batch_size": 256},
+    "search": {
+        "n_trials": N_TRIALS,
+        "n_startup_trials": 3,
+        "max_epochs": 2,
+        "violation_rows": 100,
+        "grid_levels": 10,
+        "heartbeat_s": 1,
+        "stale_after_s": 10,
+        "max_retry": 2,
+    },
+}
 PAIRS = {"warmup_epochs": 1, "shapley": {"n_samples": 100, "n_permutations": 1}}
 
 
 def _worker(root: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "kedro", "run", "--pipelines=search"], cwd=root, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--pipelines=search"],
+        cwd=root,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _study(url: str) -> optuna.Study:
@@ -62,8 +78,11 @@ def _wait_for_running_trial_of(url: str, pid: int, timeout: float = 180) -> int:
 
 
 def test_two_workers_share_a_study_and_a_killed_workers_trial_is_run_again(tmp_path, postgres_url):
-    first = make_project(tmp_path / "machine_a", local_catalog=SMALL_SYNTHETIC,
-                         local_parameters={"counterfactual_pairs": PAIRS, "model_training": TRAINING})
+    first = make_project(
+        tmp_path / "machine_a",
+        local_catalog=SMALL_SYNTHETIC,
+        local_parameters={"counterfactual_pairs": PAIRS, "model_training": TRAINING},
+    )
     run_pipelines(first, pipeline_names=["data_validation", "feature_engineering", "counterfactual_pairs"])
     second = tmp_path / "machine_b"
     shutil.copytree(first, second)
@@ -94,7 +113,8 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_run_again(tmp_p
     # failed: the killed worker's trial, and only trials two workers asked for at once (never run)
     assert killed_number in {t.number for t in failed}
     assert all(t.number == killed_number or t.user_attrs.get("surplus") for t in failed), [
-        (t.number, t.user_attrs) for t in failed]
+        (t.number, t.user_attrs) for t in failed
+    ]
     assert not any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
     killed = next(t for t in trials if t.number == killed_number)
     (rerun,) = [t for t in finished if t.system_attrs.get("failed_trial") == killed_number]

@@ -104,7 +104,9 @@ def test_search_artifacts(trained_project):
             top = complete.sort_values(["val_wrong_step_share", "val_auc"], ascending=[True, False]).iloc[0]
         assert best["feasible"] == bool(len(feasible))
         assert best["source"] == f"trial {int(top['number'])}"
-        assert best["weight"] == pytest.approx(top["params_weight"]) and best["margin"] == pytest.approx(top["params_margin"])
+        assert best["weight"] == pytest.approx(top["params_weight"]) and best["margin"] == pytest.approx(
+            top["params_margin"]
+        )
         assert 0.1 <= best["weight"] <= 10.0 and 1e-3 <= best["margin"] <= 0.1
     else:
         assert best["source"] == "defaults"
@@ -196,8 +198,10 @@ def test_a_split_above_the_size_limit_is_streamed_through_search_and_final_fits(
     proc = kedro_cli(root, "--pipelines=model_training")
     log = proc.stdout + proc.stderr
     assert "train_model_input:" in log and "streamed from" in log and "validation_model_input:" in log
-    history = {k: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text())
-               for k, r in (("memory", trained_project), ("streamed", root))}
+    history = {
+        k: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text())
+        for k, r in (("memory", trained_project), ("streamed", root))
+    }
     assert set(history["streamed"]) == set(MODELS)
     for variant in ("baseline", "ccss"):
         auc = {k: np.mean([h[m]["best_val_auc"] for m in MODELS if f"__{variant}__" in m]) for k, h in history.items()}
@@ -205,8 +209,12 @@ def test_a_split_above_the_size_limit_is_streamed_through_search_and_final_fits(
     trials = pd.read_csv(root / "data" / "08_reporting" / "optuna_trials.csv")
     assert len(trials) == N_TRIALS  # a study of its own: streamed trials draw their pairs per batch
     ccss = json.loads((root / "data" / "06_models" / "trained" / "dnn__ccss__seed42" / "model.json").read_text())
-    assert ccss["move"] == json.loads((trained_project / "data" / "06_models" / "trained" / "dnn__ccss__seed42"
-                                       / "model.json").read_text())["move"]
+    assert (
+        ccss["move"]
+        == json.loads(
+            (trained_project / "data" / "06_models" / "trained" / "dnn__ccss__seed42" / "model.json").read_text()
+        )["move"]
+    )
 
 
 @pytest.mark.slow
@@ -222,8 +230,10 @@ def test_final_fits_on_two_ddp_processes_match_one(trained_project, tmp_path):
     local.write_text(yaml.safe_dump(params, sort_keys=False))
     proc = kedro_cli(root, "--pipelines=model_training")
     assert "DistributedDataParallel: 2 process(es)" in proc.stdout + proc.stderr
-    history = {k: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text())
-               for k, r in (("one", trained_project), ("two", root))}
+    history = {
+        k: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text())
+        for k, r in (("one", trained_project), ("two", root))
+    }
     assert set(history["two"]) == set(MODELS)
     for model in MODELS:
         assert abs(history["two"][model]["best_val_auc"] - history["one"][model]["best_val_auc"]) < 0.01, model

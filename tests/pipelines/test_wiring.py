@@ -34,9 +34,17 @@ def _free(pipeline) -> set[str]:
 
 def test_every_dataset_is_a_catalog_entry(pipelines, catalog):
     """No node output silently becomes a MemoryDataset (lost at the end of a run, unseen by DVC)."""
-    loose = {name: sorted(d for d in p.datasets() if not d.startswith("params:") and d != "parameters"
-                          and d not in catalog.config and not catalog.match_dataset_pattern(d))
-             for name, p in pipelines.items()}
+    loose = {
+        name: sorted(
+            d
+            for d in p.datasets()
+            if not d.startswith("params:")
+            and d != "parameters"
+            and d not in catalog.config
+            and not catalog.match_dataset_pattern(d)
+        )
+        for name, p in pipelines.items()
+    }
     assert not any(loose.values()), loose
 
 

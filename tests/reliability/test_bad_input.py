@@ -38,7 +38,9 @@ from tests.kedro_project import REPO, downstream_files, make_project, run_pipeli
 from tests.support.own_table import own_table, write_own
 
 SKEW = 1e12
-OWN_SCHEMA = SchemaConfig(**yaml.safe_load((REPO / "conf" / "own_table" / "parameters_schema.yml").read_text())["schema"])
+OWN_SCHEMA = SchemaConfig(
+    **yaml.safe_load((REPO / "conf" / "own_table" / "parameters_schema.yml").read_text())["schema"]
+)
 TINY = {
     "counterfactual_pairs": {"warmup_epochs": 1, "shapley": {"n_samples": 100, "n_permutations": 2}},
     "model_training": {"optimizer": {"batch_size": 64, "device": "cpu"}},
@@ -58,8 +60,11 @@ def _all_strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mutation", "column"), [(_strings_in_numerical, "item_rating"), (_all_strings, "user_age_days")],
-                         ids=["some-strings", "all-strings"])
+@pytest.mark.parametrize(
+    ("mutation", "column"),
+    [(_strings_in_numerical, "item_rating"), (_all_strings, "user_age_days")],
+    ids=["some-strings", "all-strings"],
+)
 def test_numerical_column_holding_strings_fails_the_gate(tmp_path, mutation, column):
     root = make_project(tmp_path / "project")
     path = write_own(root, mutation(own_table()))
@@ -102,8 +107,12 @@ def hostile_project(tmp_path_factory) -> Path:
     frame.loc[[8, 80, 800], "user_age_days"] = SKEW
     root = make_project(tmp_path_factory.mktemp("hostile") / "project")
     write_own(root, frame)
-    run_pipelines(root, env="own_table", pipeline_names=["data_validation", "feature_engineering", "counterfactual_pairs"],
-                  runtime_params=TINY)
+    run_pipelines(
+        root,
+        env="own_table",
+        pipeline_names=["data_validation", "feature_engineering", "counterfactual_pairs"],
+        runtime_params=TINY,
+    )
     return root
 
 
@@ -117,8 +126,10 @@ def _inputs(root: Path, split: str, spec: FeatureSpec) -> ModelInputs:
 
 @pytest.mark.slow
 def test_shuffled_log_still_gives_time_ordered_splits(hostile_project):
-    frames = {s: pd.read_parquet(hostile_project / "data" / "05_model_input" / f"{s}.parquet")
-              for s in ("train", "validation", "test")}
+    frames = {
+        s: pd.read_parquet(hostile_project / "data" / "05_model_input" / f"{s}.parquet")
+        for s in ("train", "validation", "test")
+    }
     assert frames["train"]["event_ts"].is_monotonic_increasing
     assert frames["train"]["event_ts"].max() < frames["validation"]["event_ts"].min()
     assert frames["validation"]["event_ts"].max() < frames["test"]["event_ts"].min()
@@ -132,11 +143,20 @@ def test_single_bucket_feature_is_never_drawn_and_training_runs(hostile_project)
     importance = json.loads((hostile_project / "data" / "04_feature" / "feature_importance.json").read_text())
     assert importance["p"]["item_rating"] == 0.0
     assert sum(importance["p"].values()) == pytest.approx(1.0)
-    pairs = PairTable.from_frame(pd.read_parquet(hostile_project / "data" / "05_model_input" / "counterfactual_pairs.parquet"))
+    pairs = PairTable.from_frame(
+        pd.read_parquet(hostile_project / "data" / "05_model_input" / "counterfactual_pairs.parquet")
+    )
     assert len(pairs) > 0 and k not in set(pairs.feature.tolist())
     train, valid = _inputs(hostile_project, "train", spec), _inputs(hostile_project, "validation", spec)
-    result = train_model(spec, train, valid, BackboneConfig(hidden_units=[16]), ContrastiveConfig(weight=1.0),
-                         OptimizerConfig(batch_size=64, max_epochs=1, device="cpu"), pairs=pairs)
+    result = train_model(
+        spec,
+        train,
+        valid,
+        BackboneConfig(hidden_units=[16]),
+        ContrastiveConfig(weight=1.0),
+        OptimizerConfig(batch_size=64, max_epochs=1, device="cpu"),
+        pairs=pairs,
+    )
     assert np.isfinite(result.history[0]["loss"])
 
 
@@ -147,8 +167,14 @@ def test_skewed_values_give_finite_inputs_and_loss(hostile_project):
     assert np.isfinite(train.dense).all() and np.abs(train.dense).max() <= DENSE_CLIP
     price = [f.name for f in spec.numerical].index("item_price")
     assert np.all(np.diff(spec.numerical[price].centres) >= 0)  # buckets stay ordered
-    result = train_model(spec, train, _inputs(hostile_project, "validation", spec), BackboneConfig(hidden_units=[16]),
-                         ContrastiveConfig(weight=0.0), OptimizerConfig(batch_size=64, max_epochs=1, device="cpu"))
+    result = train_model(
+        spec,
+        train,
+        _inputs(hostile_project, "validation", spec),
+        BackboneConfig(hidden_units=[16]),
+        ContrastiveConfig(weight=0.0),
+        OptimizerConfig(batch_size=64, max_epochs=1, device="cpu"),
+    )
     assert np.isfinite(result.history[0]["loss"])
 
 
@@ -186,9 +212,13 @@ def test_ids_unseen_in_training_map_to_oov_and_are_scored():
 
 
 # ------------------------------------------------------------------------------------ atomic writes
-ATOMIC = {"ccss_pipeline.datasets.AtomicDataset", "ccss_pipeline.datasets.ModelCollectionDataset",
-          "ccss_pipeline.datasets.onnx.OnnxFolderDataset", "ccss_pipeline.datasets.ParquetChunksDataset",
-          "ccss_pipeline.datasets.EngineTableDataset"}
+ATOMIC = {
+    "ccss_pipeline.datasets.AtomicDataset",
+    "ccss_pipeline.datasets.ModelCollectionDataset",
+    "ccss_pipeline.datasets.onnx.OnnxFolderDataset",
+    "ccss_pipeline.datasets.ParquetChunksDataset",
+    "ccss_pipeline.datasets.EngineTableDataset",
+}
 
 
 def _read_only(entry: dict) -> bool:
@@ -197,7 +227,8 @@ def _read_only(entry: dict) -> bool:
     inner = entry.get("dataset", entry) if entry.get("type") == "CachedDataset" else entry
     kind = inner["type"] if isinstance(inner, dict) else inner
     return kind.startswith("ccss_pipeline.datasets.") and kind.endswith(
-        ("SourceDataset", "ProjectFolderDataset", "PngFolderDataset", "ProjectLineageDataset", "StudyStorageDataset"))
+        ("SourceDataset", "ProjectFolderDataset", "PngFolderDataset", "ProjectLineageDataset", "StudyStorageDataset")
+    )
 
 
 @pytest.mark.parametrize("env", ["base", "kuairand", "own_table"])

@@ -48,37 +48,120 @@ def _written(root: Path) -> list[Path]:
 
 # (id, parameters group (file), dotted path to set, bad value, key path named, rule/allowed values named)
 CASES = [
-    ("unknown-backbone", "model_training", "model_training.backbone.name", "transformer",
-     "model_training.backbone.name", BACKBONES),
-    ("unknown-backbone-in-list", "model_training", "model_training.backbones", ["dnn", "xgboost"],
-     "model_training.backbones[1]", BACKBONES),
-    ("unknown-loss", "model_training", "model_training.contrastive.loss", "hinge",
-     "model_training.contrastive.loss", LOSSES),
-    ("negative-lambda", "model_training", "model_training.contrastive.weight", -0.5,
-     "model_training.contrastive.weight", "greater than or equal to 0"),
-    ("negative-margin", "model_training", "model_training.contrastive.margin", -0.01,
-     "model_training.contrastive.margin", "greater than or equal to 0"),
-    ("one-bucket", "feature_engineering", "feature_engineering.n_buckets", 1,
-     "feature_engineering.n_buckets", "greater than or equal to 2"),
-    ("direction-2", "schema", "schema.numerical.0.direction", 2,
-     "schema.numerical[0].direction", "+1, -1 or none"),
-    ("direction-up", "schema", "schema.log_features.1.direction", "up",
-     "schema.log_features[1].direction", "+1, -1 or none"),
-    ("unknown-transform", "schema", "schema.numerical.2.transform", "sqrt",
-     "schema.numerical[2].transform", "'log1p' or 'identity'"),
-    ("checkpoint-dir-parent", "model_training", "model_training.checkpoint_dir", "../outside",
-     "model_training.checkpoint_dir", INSIDE_DATA),
-    ("checkpoint-dir-absolute", "model_training", "model_training.checkpoint_dir", "/tmp/x",
-     "model_training.checkpoint_dir", INSIDE_DATA),
-    ("storage-path-absolute", "model_training", "model_training.search.storage_path", "/tmp/optuna.db",
-     "model_training.search.storage_path", INSIDE_DATA),
-    ("typo-optimiser", "model_training", "model_training.optimiser", {"learning_rate": 0.01},
-     "model_training.optimiser", "unknown key"),
-    ("feature-named-like-canonical-column", "schema", "schema.categorical", ["label", "video_type"],
-     "schema.categorical[0]", "canonical column"),
+    (
+        "unknown-backbone",
+        "model_training",
+        "model_training.backbone.name",
+        "transformer",
+        "model_training.backbone.name",
+        BACKBONES,
+    ),
+    (
+        "unknown-backbone-in-list",
+        "model_training",
+        "model_training.backbones",
+        ["dnn", "xgboost"],
+        "model_training.backbones[1]",
+        BACKBONES,
+    ),
+    (
+        "unknown-loss",
+        "model_training",
+        "model_training.contrastive.loss",
+        "hinge",
+        "model_training.contrastive.loss",
+        LOSSES,
+    ),
+    (
+        "negative-lambda",
+        "model_training",
+        "model_training.contrastive.weight",
+        -0.5,
+        "model_training.contrastive.weight",
+        "greater than or equal to 0",
+    ),
+    (
+        "negative-margin",
+        "model_training",
+        "model_training.contrastive.margin",
+        -0.01,
+        "model_training.contrastive.margin",
+        "greater than or equal to 0",
+    ),
+    (
+        "one-bucket",
+        "feature_engineering",
+        "feature_engineering.n_buckets",
+        1,
+        "feature_engineering.n_buckets",
+        "greater than or equal to 2",
+    ),
+    ("direction-2", "schema", "schema.numerical.0.direction", 2, "schema.numerical[0].direction", "+1, -1 or none"),
+    (
+        "direction-up",
+        "schema",
+        "schema.log_features.1.direction",
+        "up",
+        "schema.log_features[1].direction",
+        "+1, -1 or none",
+    ),
+    (
+        "unknown-transform",
+        "schema",
+        "schema.numerical.2.transform",
+        "sqrt",
+        "schema.numerical[2].transform",
+        "'log1p' or 'identity'",
+    ),
+    (
+        "checkpoint-dir-parent",
+        "model_training",
+        "model_training.checkpoint_dir",
+        "../outside",
+        "model_training.checkpoint_dir",
+        INSIDE_DATA,
+    ),
+    (
+        "checkpoint-dir-absolute",
+        "model_training",
+        "model_training.checkpoint_dir",
+        "/tmp/x",
+        "model_training.checkpoint_dir",
+        INSIDE_DATA,
+    ),
+    (
+        "storage-path-absolute",
+        "model_training",
+        "model_training.search.storage_path",
+        "/tmp/optuna.db",
+        "model_training.search.storage_path",
+        INSIDE_DATA,
+    ),
+    (
+        "typo-optimiser",
+        "model_training",
+        "model_training.optimiser",
+        {"learning_rate": 0.01},
+        "model_training.optimiser",
+        "unknown key",
+    ),
+    (
+        "feature-named-like-canonical-column",
+        "schema",
+        "schema.categorical",
+        ["label", "video_type"],
+        "schema.categorical[0]",
+        "canonical column",
+    ),
     ("unknown-source", "schema", "schema.source", "bigquery", "schema.source", "'synthetic', 'kuairand' or 'table'"),
-    ("unknown-log-stat", "schema", "schema.log_features.0.stat", "median",
-     "schema.log_features[0].stat", "'impressions', 'clicks', 'smoothed_ctr' or 'active_days'"),
+    (
+        "unknown-log-stat",
+        "schema",
+        "schema.log_features.0.stat",
+        "median",
+        "schema.log_features[0].stat",
+        "'impressions', 'clicks', 'smoothed_ctr' or 'active_days'",
+    ),
 ]
 
 
@@ -94,7 +177,9 @@ def test_bad_parameter_fails_before_any_work(tmp_path, group, path, value, key, 
     assert f"conf/local/parameters_{group}.yml" in message, message
     assert f"key '{key}'" in message, message
     assert rule in message, message
-    shown = value[0] if isinstance(value, list) and key.endswith("[0]") else value[1] if isinstance(value, list) else value
+    shown = (
+        value[0] if isinstance(value, list) and key.endswith("[0]") else value[1] if isinstance(value, list) else value
+    )
     if not isinstance(shown, dict):
         assert f"value {shown!r}" in message, message
     assert _written(root) == [], "the configuration check must fire before any node writes"
@@ -148,8 +233,14 @@ def test_good_configuration_of_every_environment_passes():
             for path in sorted((REPO / "conf" / env).glob("parameters*.yml")):
                 params.update(yaml.safe_load(path.read_text()))
         validated = check_parameters(params, REPO / "conf", env)
-        assert set(validated) == {"schema", "data_validation", "feature_engineering", "counterfactual_pairs",
-                                  "model_training", "evaluation"}
+        assert set(validated) == {
+            "schema",
+            "data_validation",
+            "feature_engineering",
+            "counterfactual_pairs",
+            "model_training",
+            "evaluation",
+        }
 
 
 def test_the_env_file_wins_over_base():
@@ -172,9 +263,17 @@ def test_kedro_cli_fails_with_the_same_message(tmp_path):
     root = make_project(tmp_path / "project", local_catalog=SMALL_SYNTHETIC)
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines=data_validation",
-         "--params=model_training.backbone.name=transformer"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        [
+            str(Path(sys.executable).with_name("kedro")),
+            "run",
+            "--pipelines=data_validation",
+            "--params=model_training.backbone.name=transformer",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

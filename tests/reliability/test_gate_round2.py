@@ -23,6 +23,8 @@ import pytest
 import yaml
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
+from ccss_pipeline.data.interactions import build_interactions
+from ccss_pipeline.data.sources import SourceError, read_table
 from ccss_pipeline.data.validation import (
     RULE_BOTH_CLASSES,
     RULE_DUP_IMPRESSIONS,
@@ -34,8 +36,6 @@ from ccss_pipeline.data.validation import (
     validate_source,
     validate_splits,
 )
-from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.sources import SourceError, read_table
 from ccss_pipeline.spec import TIME_COLUMN
 from tests.kedro_project import REPO
 from tests.support.own_table import own_table
@@ -86,8 +86,14 @@ def test_build_interactions_refuses_what_is_not_iso_8601_naming_the_column():
 
 
 def test_timestamp_format_parses_day_first_dates_in_the_gate_and_the_join_alike():
-    values = ["03/04/2022 10:00", "15/04/2022 09:30", "01/05/2022 00:00", "02/05/2022 00:00", "12/04/2022 23:59",
-              "13/04/2022 00:01"]
+    values = [
+        "03/04/2022 10:00",
+        "15/04/2022 09:30",
+        "01/05/2022 00:00",
+        "02/05/2022 00:00",
+        "12/04/2022 23:59",
+        "13/04/2022 00:01",
+    ]
     schema = small_schema(timestamp_unit="datetime", timestamp_format="%d/%m/%Y %H:%M")
     tables = _datetime_log(values)
     assert validate_source(tables, ORIGINS, schema, CFG).success
@@ -102,8 +108,14 @@ def test_timestamp_format_parses_day_first_dates_in_the_gate_and_the_join_alike(
 
 
 def test_timezones_convert_to_utc_in_the_gate_and_the_join():
-    values = ["2022-04-05T12:00:00+02:00", "2022-04-05T10:00:01Z", "2022-04-05 10:00:02", "2022-04-05T10:00:03",
-              "2022-04-05T05:00:04-05:00", "2022-04-05"]
+    values = [
+        "2022-04-05T12:00:00+02:00",
+        "2022-04-05T10:00:01Z",
+        "2022-04-05 10:00:02",
+        "2022-04-05T10:00:03",
+        "2022-04-05T05:00:04-05:00",
+        "2022-04-05",
+    ]
     tables = _datetime_log(values)
     schema = small_schema(timestamp_unit="datetime")
     assert validate_source(tables, ORIGINS, schema, CFG).success
@@ -140,8 +152,14 @@ def test_one_class_in_validation_or_test_fails_the_split_gate(split):
 
 
 def test_duplicate_impression_in_two_iso_notations_is_caught_with_raw_examples():
-    values = ["2022-04-05T10:00:00Z", "2022-04-05T10:00:01Z", "2022-04-05T10:00:02Z", "2022-04-05T10:00:03Z",
-              "2022-04-05T10:00:04Z", "2022-04-05 10:00:00+00:00"]
+    values = [
+        "2022-04-05T10:00:00Z",
+        "2022-04-05T10:00:01Z",
+        "2022-04-05T10:00:02Z",
+        "2022-04-05T10:00:03Z",
+        "2022-04-05T10:00:04Z",
+        "2022-04-05 10:00:00+00:00",
+    ]
     tables = _datetime_log(values)
     tables["log"].loc[5, ["user_id", "item_id"]] = [1, 10]  # same user, item and instant as row 0
     report = validate_source(tables, ORIGINS, small_schema(timestamp_unit="datetime"), CFG)
@@ -171,8 +189,7 @@ def test_duplicate_impression_in_ms_as_int_and_as_float_string_is_caught():
 @pytest.mark.parametrize(("name", "sep"), [("log.csv", ","), ("log.tsv", "\t")])
 def test_read_table_refuses_a_header_repeating_a_column_name(tmp_path, name, sep):
     path = tmp_path / name
-    rows = [["user_id", "item_id", "price", "click", "price"], ["1", "2", "3.5", "1", "9.9"],
-            ["2", "3", "1", "0", "8"]]
+    rows = [["user_id", "item_id", "price", "click", "price"], ["1", "2", "3.5", "1", "9.9"], ["2", "3", "1", "0", "8"]]
     path.write_text("\n".join(sep.join(r) for r in rows) + "\n")
     with pytest.raises(SourceError) as info:
         read_table(path)
@@ -204,8 +221,10 @@ def test_side_table_matching_part_of_the_log_fails_key_coverage_and_is_reported(
     # a relaxed setting accepts it, the coverage still reported
     relaxed = validate_source(tables, ORIGINS, small_schema(), ValidationConfig(min_key_coverage=0.6))
     assert relaxed.success, relaxed.error_message()
-    assert any(o.rule == RULE_KEY_COVERAGE and o.observed_value["coverage"] == pytest.approx(4 / 6, abs=1e-6)
-               for o in relaxed.outcomes)
+    assert any(
+        o.rule == RULE_KEY_COVERAGE and o.observed_value["coverage"] == pytest.approx(4 / 6, abs=1e-6)
+        for o in relaxed.outcomes
+    )
 
 
 def test_side_table_the_join_takes_nothing_from_is_measured_not_gated():
@@ -253,8 +272,7 @@ def test_real_kuairand_env_key_coverage(kuairand_dir):
     cfg = ValidationConfig(**yaml.safe_load((conf / "parameters_data_validation.yml").read_text())["data_validation"])
     report = validate_source(bundle, {n: origin_of(f, n) for n, f in bundle.items()}, schema, cfg)
     assert report.success, report.error_message()
-    cov = {o.observed_value["side_table"]: o.observed_value
-           for o in report.outcomes if o.rule == RULE_KEY_COVERAGE}
+    cov = {o.observed_value["side_table"]: o.observed_value for o in report.outcomes if o.rule == RULE_KEY_COVERAGE}
     assert cov["users"]["coverage"] == 1.0 and cov["users"]["min_key_coverage"] == cfg.min_key_coverage
     assert cov["videos"]["coverage"] == pytest.approx(0.0267, abs=5e-4)  # measured; the README says 2.7%
     assert cov["videos"]["min_key_coverage"] == "not gated"  # the schema takes no column from the video table

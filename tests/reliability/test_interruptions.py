@@ -85,24 +85,44 @@ def _training(final_epochs: int, n_trials: int = 1, search_epochs: int = 1) -> d
         "backbone": {"hidden_units": [64, 32]},
         "optimizer": {"batch_size": 256, "max_epochs": final_epochs, "patience": 100, "device": "cpu", "seed": 5},
         "n_seeds": 1,
-        "search": {"n_trials": n_trials, "n_startup_trials": 1, "max_epochs": search_epochs, "violation_rows": 100,
-                   "grid_levels": 20, "pruner": {"enabled": False}},
+        "search": {
+            "n_trials": n_trials,
+            "n_startup_trials": 1,
+            "max_epochs": search_epochs,
+            "violation_rows": 100,
+            "grid_levels": 20,
+            "pruner": {"enabled": False},
+        },
     }
 
 
 def _env(root: Path) -> dict[str, str]:
     logging_yml = root / "test_logging.yml"
     logging_yml.write_text(yaml.safe_dump(LOGGING))
-    return dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False",
-                KEDRO_LOGGING_CONFIG=str(logging_yml), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
+    return dict(
+        os.environ,
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        GX_ANALYTICS_ENABLED="False",
+        KEDRO_LOGGING_CONFIG=str(logging_yml),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        CUDA_VISIBLE_DEVICES="",
+    )
 
 
 def _start(root: Path, args: list[str], log: Path) -> subprocess.Popen:
     handle = log.open("wb")
     try:
-        return subprocess.Popen([KEDRO, "run", *args], cwd=root, env=_env(root), stdout=handle,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [KEDRO, "run", *args],
+            cwd=root,
+            env=_env(root),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     finally:
         handle.close()  # the child keeps its own descriptor
 
@@ -146,8 +166,11 @@ def _project(tmp_path: Path, prepared: Path, name: str) -> Path:
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((root / "data").rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((root / "data").rglob("*"))
+        if p.is_file()
+    }
 
 
 PAIRS = {"warmup_epochs": 1, "shapley": {"n_samples": 200, "n_permutations": 2}}
@@ -181,7 +204,9 @@ def _finished(db: Path) -> tuple[str, list[tuple[int, dict[str, float], float]],
     names = optuna.get_all_study_names(storage=storage)
     assert len(names) == 1, names
     study = optuna.load_study(study_name=names[0], storage=storage)
-    done = [(t.number, dict(t.params), tuple(t.values)) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    done = [
+        (t.number, dict(t.params), tuple(t.values)) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+    ]
     return names[0], done, [t.state.name for t in study.trials]
 
 
@@ -215,8 +240,18 @@ def test_killed_search_resumes_the_same_study(tmp_path, prepared):
 
 
 # ------------------------------------------------------------------------------ (b) the final training
-BEST = {"dnn": {"loss": "margin", "weight": 1.5, "margin": 0.02, "temperature": 0.1, "learning_rate": 0.002,
-                "study": "fixed", "n_trials": 0, "source": "test"}}
+BEST = {
+    "dnn": {
+        "loss": "margin",
+        "weight": 1.5,
+        "margin": 0.02,
+        "temperature": 0.1,
+        "learning_rate": 0.002,
+        "study": "fixed",
+        "n_trials": 0,
+        "source": "test",
+    }
+}
 MODELS = {"dnn__baseline__seed5", "dnn__ccss__seed5"}
 
 
@@ -233,8 +268,11 @@ def _state_dicts(root: Path) -> dict[str, dict[str, Any]]:
     import torch
 
     trained = root / "data" / "06_models" / "trained"
-    return {sub.name: torch.load(sub / "model.pt", map_location="cpu", weights_only=True)
-            for sub in sorted(trained.iterdir()) if sub.is_dir()}
+    return {
+        sub.name: torch.load(sub / "model.pt", map_location="cpu", weights_only=True)
+        for sub in sorted(trained.iterdir())
+        if sub.is_dir()
+    }
 
 
 def test_killed_training_resumes_to_the_same_model(tmp_path, prepared):
@@ -276,7 +314,9 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, prepared):
         assert resumed[model].keys() == straight[model].keys()
         for key, tensor in straight[model].items():
             assert torch.equal(resumed[model][key], tensor), f"{model}: {key} differs after resume"
-    history = {n: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text()) for n, r in roots.items()}
+    history = {
+        n: json.loads((r / "data" / "08_reporting" / "training_history.json").read_text()) for n, r in roots.items()
+    }
     for model in straight:
         strip = lambda h: [(e["epoch"], e["loss"], e["val_auc"]) for e in h["epochs"]]  # noqa: E731
         assert strip(history["killed"][model]) == strip(history["straight"][model])

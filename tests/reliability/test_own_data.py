@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
-from ccss_pipeline.data.validation import validate_source
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.transformer import (
     UnconstrainedFeatureError,
@@ -26,6 +25,7 @@ from ccss_pipeline.data.transformer import (
     fit_feature_spec,
     to_model_input,
 )
+from ccss_pipeline.data.validation import validate_source
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.spec import GROUP_COLUMN, ModelInputs
 from tests.kedro_project import SMALL_SYNTHETIC, make_project
@@ -36,30 +36,56 @@ def _table(n: int = 4000, seed: int = 0) -> pd.DataFrame:
     sparse = np.where(rng.random(n) < 0.03, rng.integers(1, 40, n), 0)  # zero for 97% of rows
     score = rng.normal(0, 1, n)
     label = (rng.random(n) < 1 / (1 + np.exp(-(score + 0.3 * sparse)))).astype(int)
-    return pd.DataFrame({"label": label, "score": score, "late_payments": sparse,
-                         "region": rng.choice(["n", "s", "e", "w"], n),
-                         "rating": rng.integers(1, 6, n)})
+    return pd.DataFrame(
+        {
+            "label": label,
+            "score": score,
+            "late_payments": sparse,
+            "region": rng.choice(["n", "s", "e", "w"], n),
+            "rating": rng.integers(1, 6, n),
+        }
+    )
 
 
 NO_IDS = SchemaConfig(
-    source="table", label="label", categorical=["region"],
-    numerical=[{"name": "score", "direction": 1}, {"name": "late_payments", "direction": -1, "count": True},
-               {"name": "rating", "direction": 1}],
+    source="table",
+    label="label",
+    categorical=["region"],
+    numerical=[
+        {"name": "score", "direction": 1},
+        {"name": "late_payments", "direction": -1, "count": True},
+        {"name": "rating", "direction": 1},
+    ],
 )
 
 
 # --------------------------------------------------------------------------- 1. the range error
 def test_the_timestamp_range_error_names_the_setting_and_the_file():
-    log = pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "y": [0, 1],
-                        "t": ["1994-03-01T10:00:00", "1995-07-02T11:00:00"], "v": [1.0, 2.0]})
-    schema = SchemaConfig(source="table", label="y", user="u", item="i", timestamp="t", timestamp_unit="datetime",
-                          numerical=[{"name": "v", "direction": 1}])
+    log = pd.DataFrame(
+        {
+            "u": ["a", "b"],
+            "i": ["x", "y"],
+            "y": [0, 1],
+            "t": ["1994-03-01T10:00:00", "1995-07-02T11:00:00"],
+            "v": [1.0, 2.0],
+        }
+    )
+    schema = SchemaConfig(
+        source="table",
+        label="y",
+        user="u",
+        item="i",
+        timestamp="t",
+        timestamp_unit="datetime",
+        numerical=[{"name": "v", "direction": 1}],
+    )
     report = validate_source({"log": log}, {"log": "old.csv"}, schema, ValidationConfig())
     message = report.error_message()
     assert "timestamp in range" in message
     assert "data_validation.timestamp_min" in message and "parameters_data_validation.yml" in message, message
-    template = yaml.safe_load((Path(__file__).parents[2] / "conf" / "own_table" / "parameters_data_validation.yml")
-                              .read_text())
+    template = yaml.safe_load(
+        (Path(__file__).parents[2] / "conf" / "own_table" / "parameters_data_validation.yml").read_text()
+    )
     assert "timestamp_min" in template["data_validation"], "the own-table template carries the setting"
 
 
@@ -78,8 +104,12 @@ def test_a_table_without_ids_joins_and_fits():
 
 def test_a_per_user_log_feature_without_a_user_column_is_refused():
     with pytest.raises(ValueError, match=r"log_features\[0\].*counts per user, but schema.user is not set"):
-        SchemaConfig(source="table", label="label", numerical=[{"name": "score", "direction": 1}],
-                     log_features=[{"name": "prior", "entity": "user", "stat": "impressions"}])
+        SchemaConfig(
+            source="table",
+            label="label",
+            numerical=[{"name": "score", "direction": 1}],
+            log_features=[{"name": "prior", "entity": "user", "stat": "impressions"}],
+        )
 
 
 # ------------------------------------------------------------------------ 4. discrete and tied
@@ -127,12 +157,16 @@ def test_params_on_one_key_keeps_its_siblings(env):
     root = make_project(Path(tempfile.mkdtemp()) / "project", local_catalog=SMALL_SYNTHETIC)
     mine = root / "conf" / "mine"
     mine.mkdir()
-    (mine / "parameters_model_training.yml").write_text(yaml.safe_dump(
-        {"model_training": {"backbones": ["dcn_v2"], "n_seeds": 2, "optimizer": {"learning_rate": 0.01}}}))
+    (mine / "parameters_model_training.yml").write_text(
+        yaml.safe_dump(
+            {"model_training": {"backbones": ["dcn_v2"], "n_seeds": 2, "optimizer": {"learning_rate": 0.01}}}
+        )
+    )
     bootstrap_project(root)
     # what `kedro run --params model_training.optimizer.seed=1` passes
-    with KedroSession.create(project_path=root, env=env,
-                             runtime_params={"model_training": {"optimizer": {"seed": 1}}}) as session:
+    with KedroSession.create(
+        project_path=root, env=env, runtime_params={"model_training": {"optimizer": {"seed": 1}}}
+    ) as session:
         training = session.load_context().params["model_training"]
     assert training.optimizer.seed == 1
     if env == "mine":  # the environment's values stay
@@ -171,20 +205,44 @@ def test_a_risk_table_without_ids_or_timestamp_runs_end_to_end(tmp_path):
     env = root / "conf" / "own_table"
     schema = NO_IDS.model_dump(exclude={"side_tables", "log_features"}) | {"label": "defaulted"}
     (env / "parameters_schema.yml").write_text(yaml.safe_dump({"schema": schema}))
-    (env / "parameters_feature_engineering.yml").write_text(yaml.safe_dump(
-        {"feature_engineering": {"split": {"mode": "random", "seed": 3}}}))
-    (env / "parameters_model_training.yml").write_text(yaml.safe_dump({"model_training": {
-        "backbones": ["dnn"], "n_seeds": 2, "backbone": {"hidden_units": [16], "embedding_dim": 4},
-        "optimizer": {"max_epochs": 2, "device": "cpu", "batch_size": 256},
-        "search": {"n_trials": 2, "n_startup_trials": 1, "max_epochs": 1, "violation_rows": 100, "grid_levels": 10}}}))
-    (env / "parameters_counterfactual_pairs.yml").write_text(yaml.safe_dump(
-        {"counterfactual_pairs": {"warmup_epochs": 1, "shapley": {"n_samples": 200, "n_permutations": 2}}}))
-    (env / "parameters_evaluation.yml").write_text(yaml.safe_dump(
-        {"evaluation": {"device": "cpu", "grid_rows": 100, "grid_levels": 20, "max_rows": 300, "threshold": 0.4}}))
+    (env / "parameters_feature_engineering.yml").write_text(
+        yaml.safe_dump({"feature_engineering": {"split": {"mode": "random", "seed": 3}}})
+    )
+    (env / "parameters_model_training.yml").write_text(
+        yaml.safe_dump(
+            {
+                "model_training": {
+                    "backbones": ["dnn"],
+                    "n_seeds": 2,
+                    "backbone": {"hidden_units": [16], "embedding_dim": 4},
+                    "optimizer": {"max_epochs": 2, "device": "cpu", "batch_size": 256},
+                    "search": {
+                        "n_trials": 2,
+                        "n_startup_trials": 1,
+                        "max_epochs": 1,
+                        "violation_rows": 100,
+                        "grid_levels": 10,
+                    },
+                }
+            }
+        )
+    )
+    (env / "parameters_counterfactual_pairs.yml").write_text(
+        yaml.safe_dump(
+            {"counterfactual_pairs": {"warmup_epochs": 1, "shapley": {"n_samples": 200, "n_permutations": 2}}}
+        )
+    )
+    (env / "parameters_evaluation.yml").write_text(
+        yaml.safe_dump(
+            {"evaluation": {"device": "cpu", "grid_rows": 100, "grid_levels": 20, "max_rows": 300, "threshold": 0.4}}
+        )
+    )
     run_pipelines(root, env="own_table", pipeline_names=["__default__"])
     reporting = root / "data" / "08_reporting"
     metrics = yaml.safe_load((reporting / "metrics.json").read_text())
-    assert {"dnn__ccss.f1.mean", "dnn__ccss.brier.mean", "dnn__ccss.accuracy.mean", "dnn__ccss.auc.mean"} <= set(metrics)
+    assert {"dnn__ccss.f1.mean", "dnn__ccss.brier.mean", "dnn__ccss.accuracy.mean", "dnn__ccss.auc.mean"} <= set(
+        metrics
+    )
     assert not [k for k in metrics if "gauc" in k]
     report = (reporting / "report.md").read_text()
     assert "the schema declares no user column" in report and "P(defaulted)" in report and "click" not in report

@@ -36,8 +36,16 @@ OWN_SCHEMA = yaml.safe_load((REPO / "conf" / "own_table" / "parameters_schema.ym
 
 def _schema(timestamp: str | None = "ts", split_column: str | None = "fold", **extra) -> SchemaConfig:
     """A small table schema whose numerical feature ``rid`` is the row id (a unique id to compare by)."""
-    return SchemaConfig(source="table", label="clicked", user="user_id", item="item_id", timestamp=timestamp,
-                        split_column=split_column, numerical=[{"name": "rid"}], **extra)
+    return SchemaConfig(
+        source="table",
+        label="clicked",
+        user="user_id",
+        item="item_id",
+        timestamp=timestamp,
+        split_column=split_column,
+        numerical=[{"name": "rid"}],
+        **extra,
+    )
 
 
 def _features(mode: str, **split) -> FeatureConfig:
@@ -49,14 +57,16 @@ def _log(n: int = 600, seed: int = 0, folds: list[str] | None = None) -> pd.Data
     rng = np.random.default_rng(seed)
     ts = rng.permutation(n) * 1000 + 1_600_000_000_000
     fold = folds if folds is not None else list(rng.choice(["train", "validation", "test"], n, p=[0.6, 0.2, 0.2]))
-    return pd.DataFrame({
-        "rid": np.arange(n),
-        "user_id": rng.integers(0, 40, n),
-        "item_id": rng.integers(0, 60, n),
-        "ts": ts,
-        "clicked": (np.arange(n) % 3 == 0).astype(int),
-        "fold": fold,
-    })
+    return pd.DataFrame(
+        {
+            "rid": np.arange(n),
+            "user_id": rng.integers(0, 40, n),
+            "item_id": rng.integers(0, 60, n),
+            "ts": ts,
+            "clicked": (np.arange(n) % 3 == 0).astype(int),
+            "fold": fold,
+        }
+    )
 
 
 def _rids(frame: pd.DataFrame) -> list[int]:
@@ -65,11 +75,13 @@ def _rids(frame: pd.DataFrame) -> list[int]:
 
 def _canonical(n: int, label_rate: float = 0.3, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "rid": np.arange(n),
-        LABEL_COLUMN: (rng.random(n) < label_rate).astype(np.int8),
-        TIME_COLUMN: np.arange(n, dtype=np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "rid": np.arange(n),
+            LABEL_COLUMN: (rng.random(n) < label_rate).astype(np.int8),
+            TIME_COLUMN: np.arange(n, dtype=np.int64),
+        }
+    )
 
 
 # ------------------------------------------------------------------------------------------ time
@@ -90,8 +102,7 @@ def test_row_order_splits_by_the_order_of_rows_in_the_file():
     schema = _schema(timestamp=None, split_column=None)
     frame = build_interactions({"log": raw}, schema)
     assert frame[TIME_COLUMN].tolist() == list(range(1000))  # event_ts is the row number
-    tr, va, te = split_interactions(frame, _features("row_order", validation_fraction=0.1, test_fraction=0.2),
-                                    schema)
+    tr, va, te = split_interactions(frame, _features("row_order", validation_fraction=0.1, test_fraction=0.2), schema)
     assert tr["rid"].astype(int).tolist() == list(range(700))
     assert va["rid"].astype(int).tolist() == list(range(700, 800))
     assert te["rid"].astype(int).tolist() == list(range(800, 1000))
@@ -162,8 +173,15 @@ def test_column_mode_unknown_values_fail_naming_column_values_and_setting():
     with pytest.raises(SplitColumnError) as info:
         split_interactions(frame, _features("column"), schema)
     message = str(info.value)
-    for part in ("'fold'", "schema.split_column", "'holdout'", "<missing>", "'train'",
-                 "feature_engineering.split.labels", "4 row(s)"):
+    for part in (
+        "'fold'",
+        "schema.split_column",
+        "'holdout'",
+        "<missing>",
+        "'train'",
+        "feature_engineering.split.labels",
+        "4 row(s)",
+    ):
         assert part in message, (part, message)
 
 
@@ -176,8 +194,9 @@ def test_column_without_validation_rows_carves_the_latest_train_rows():
     assert sorted(_rids(tr) + _rids(va)) == list(range(800))
     assert len(va) == 160 and tr[TIME_COLUMN].max() < va[TIME_COLUMN].min()  # the latest 20% of train in time
     # the same when labels.validation is set but no row carries it
-    same = split_interactions(build_interactions({"log": raw}, schema), _features("column", validation_fraction=0.2),
-                              schema)
+    same = split_interactions(
+        build_interactions({"log": raw}, schema), _features("column", validation_fraction=0.2), schema
+    )
     assert _rids(same[1]) == _rids(va)
 
 
@@ -203,8 +222,14 @@ def test_split_column_is_refused_as_a_feature():
     with pytest.raises(ValueError, match="split_column"):
         _schema(categorical=["fold"])
     with pytest.raises(ValueError, match="split_column"):
-        SchemaConfig(source="table", label="clicked", user="user_id", item="item_id", split_column="fold",
-                     numerical=[{"name": "fold"}])
+        SchemaConfig(
+            source="table",
+            label="clicked",
+            user="user_id",
+            item="item_id",
+            split_column="fold",
+            numerical=[{"name": "fold"}],
+        )
 
 
 def test_split_column_missing_from_the_log_is_named():
@@ -276,12 +301,21 @@ def test_table_source_dataset_split_files_errors(tmp_path):
         ({"split_column": None}, "column", "schema.split_column", ["mode is 'column'", "split_column is not set"]),
         ({"split_column": "fold"}, "time", "feature_engineering.split.mode", ["'fold'", "mode: column"]),
         ({"split_column": "fold"}, "random", "feature_engineering.split.mode", ["'fold'", "'random'"]),
-        ({"split_column": None, "timestamp": None}, "time", "feature_engineering.split.mode",
-         ["schema.timestamp", "row_order", "random"]),
+        (
+            {"split_column": None, "timestamp": None},
+            "time",
+            "feature_engineering.split.mode",
+            ["schema.timestamp", "row_order", "random"],
+        ),
         ({"split_column": None}, "row_order", "feature_engineering.split.mode", ["row_order", "'ts'"]),
     ],
-    ids=["column-without-split-column", "split-column-with-time", "split-column-with-random",
-         "time-without-timestamp", "row-order-with-timestamp"],
+    ids=[
+        "column-without-split-column",
+        "split-column-with-time",
+        "split-column-with-random",
+        "time-without-timestamp",
+        "row-order-with-timestamp",
+    ],
 )
 def test_split_config_mismatch_fails_before_any_work(schema_kwargs, mode, key, words):
     schema = _schema(**schema_kwargs)
@@ -352,8 +386,11 @@ def test_own_table_split_files_end_to_end(tmp_path):
     dataset.pop("filepath")
     dataset["split_files"] = files
     catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))
-    run_pipelines(root, env="own_table", runtime_params={
-        "schema": {"split_column": SPLIT_COLUMN}, "feature_engineering": {"split": {"mode": "column"}}})
+    run_pipelines(
+        root,
+        env="own_table",
+        runtime_params={"schema": {"split_column": SPLIT_COLUMN}, "feature_engineering": {"split": {"mode": "column"}}},
+    )
     inter = pd.read_parquet(root / "data" / "02_intermediate" / "interactions.parquet")
     assert len(inter) == 900 and SPLIT_COLUMN in inter.columns
     since_epoch = pd.to_datetime(table["event_time"]) - pd.Timestamp("1970-01-01")

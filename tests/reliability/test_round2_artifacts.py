@@ -40,10 +40,13 @@ from tests.support.configs import tiny_training
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-TINY_TRAINING = {"backbones": ["dnn"], "n_seeds": 1,
-                 "backbone": {"hidden_units": [8], "embedding_dim": 4},
-                 "optimizer": {"max_epochs": 1, "device": "cpu", "batch_size": 256},
-                 "search": {"n_trials": 1, "max_epochs": 1, "violation_rows": 100, "grid_levels": 10}}
+TINY_TRAINING = {
+    "backbones": ["dnn"],
+    "n_seeds": 1,
+    "backbone": {"hidden_units": [8], "embedding_dim": 4},
+    "optimizer": {"max_epochs": 1, "device": "cpu", "batch_size": 256},
+    "search": {"n_trials": 1, "max_epochs": 1, "violation_rows": 100, "grid_levels": 10},
+}
 TINY_PAIRS = {"warmup_epochs": 1, "shapley": {"n_samples": 100, "n_permutations": 1}}
 
 
@@ -51,16 +54,19 @@ TINY_PAIRS = {"warmup_epochs": 1, "shapley": {"n_samples": 100, "n_permutations"
 def test_a_pair_table_of_another_spec_is_refused_end_to_end(tmp_path):
     """feature_engineering rerun with 8 buckets, then model_training alone: the 16-bucket pair table
     is refused with what is stale and the command that rebuilds it (it used to train, exit 0)."""
-    root = make_project(tmp_path / "project", local_catalog=SMALL_SYNTHETIC,
-                        local_parameters={"counterfactual_pairs": TINY_PAIRS, "model_training": TINY_TRAINING})
+    root = make_project(
+        tmp_path / "project",
+        local_catalog=SMALL_SYNTHETIC,
+        local_parameters={"counterfactual_pairs": TINY_PAIRS, "model_training": TINY_TRAINING},
+    )
     run_pipelines(root, pipeline_names=["data_validation", "feature_engineering", "counterfactual_pairs"])
     pairs_file = root / "data" / "05_model_input" / "counterfactual_pairs.parquet"
     assert pd.read_parquet(pairs_file).attrs.get(SPEC_KEY), "the pair table records its spec"
-    run_pipelines(root, pipeline_names=["feature_engineering"],
-                  runtime_params={"feature_engineering": {"n_buckets": 8}})
+    run_pipelines(
+        root, pipeline_names=["feature_engineering"], runtime_params={"feature_engineering": {"n_buckets": 8}}
+    )
     with pytest.raises(Exception) as info:
-        run_pipelines(root, pipeline_names=["model_training"],
-                      runtime_params={"feature_engineering": {"n_buckets": 8}})
+        run_pipelines(root, pipeline_names=["model_training"], runtime_params={"feature_engineering": {"n_buckets": 8}})
     message = str(info.value)
     assert "'counterfactual_pairs' was built for another feature spec" in message, message
     assert "kedro run --pipelines=counterfactual_pairs" in message, message
@@ -81,10 +87,15 @@ def test_every_spec_dependent_input_is_checked():
 
 
 def _fit(spec, train, valid, ckpt: Path | None, max_epochs: int):
-    return train_model(spec, train, valid, BackboneConfig(hidden_units=[8], embedding_dim=4),
-                       ContrastiveConfig(weight=0.0), OptimizerConfig(max_epochs=max_epochs, patience=10,
-                                                                      batch_size=256, device="cpu"),
-                       checkpoint_dir=ckpt)
+    return train_model(
+        spec,
+        train,
+        valid,
+        BackboneConfig(hidden_units=[8], embedding_dim=4),
+        ContrastiveConfig(weight=0.0),
+        OptimizerConfig(max_epochs=max_epochs, patience=10, batch_size=256, device="cpu"),
+        checkpoint_dir=ckpt,
+    )
 
 
 def test_a_checkpoint_that_trained_longer_is_not_reused_for_a_shorter_budget(tmp_path):
@@ -117,8 +128,11 @@ def test_a_corrupt_checkpoint_is_named_and_the_fit_starts_over(tmp_path, caplog)
     assert torch.load(tmp_path / "ck" / CHECKPOINT_NAME, weights_only=True)["epoch"] == 1  # replaced
 
 
-@pytest.mark.parametrize("content", [b"not a database at all", b"SQLite format 3\x00" + b"\x00\x10" + b"\xff" * 90],
-                         ids=["foreign-file", "truncated-sqlite"])
+@pytest.mark.parametrize(
+    "content",
+    [b"not a database at all", b"SQLite format 3\x00" + b"\x00\x10" + b"\xff" * 90],
+    ids=["foreign-file", "truncated-sqlite"],
+)
 def test_a_broken_study_database_is_named(tmp_path, content):
     db = tmp_path / "data" / "optuna.db"
     db.parent.mkdir(parents=True)
@@ -132,8 +146,10 @@ def test_a_full_disk_names_the_checkpoint(tmp_path, monkeypatch):
     train, valid = make_inputs(spec, 300, seed=1), make_inputs(spec, 100, seed=2)
 
     def full(obj, f, *args, **kwargs):
-        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
-                           "data/0: file write failed")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+            "data/0: file write failed"
+        )
 
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(ArtifactWriteError) as info:
@@ -163,8 +179,9 @@ def test_temporaries_of_a_killed_save_are_swept_at_the_next_save(tmp_path):
     target = tmp_path / "table.parquet"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         stale = [tmp_path / f".table.parquet.tmp-{dead}-0a1b2c3d", tmp_path / ".table.parquet.tmp-deadbeef"]
         live = tmp_path / f".table.parquet.tmp-{sleeper.pid}-0a1b2c3d"  # a save still in progress elsewhere
         for path in [*stale, live]:
@@ -183,8 +200,9 @@ def test_temporaries_of_a_killed_save_are_swept_at_the_next_save(tmp_path):
 def test_a_search_whose_every_trial_fails_is_an_error_not_defaults(tmp_path):
     spec = make_spec()
     train, valid = make_inputs(spec, 600, seed=1), make_inputs(spec, 200, seed=2)
-    valid = ModelInputs(cat=valid.cat, dense=valid.dense, bucket=valid.bucket, label=np.zeros_like(valid.label),
-                        group=valid.group)  # one class: every validation AUC is NaN
+    valid = ModelInputs(
+        cat=valid.cat, dense=valid.dense, bucket=valid.bucket, label=np.zeros_like(valid.label), group=valid.group
+    )  # one class: every validation AUC is NaN
     pairs = draw_pairs(train.bucket, train.dense, train.label, spec, np.ones(3) / 3, seed=0, move="centre")
     with pytest.raises(SearchFailedError, match="every trial failed"):
         run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
@@ -194,11 +212,23 @@ def test_a_search_whose_every_trial_fails_is_an_error_not_defaults(tmp_path):
 def _outlier_frame(values: np.ndarray) -> tuple[pd.DataFrame, SchemaConfig]:
     n = len(values)
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"user": rng.integers(0, 20, n).astype(str), "item": rng.integers(0, 20, n).astype(str),
-                          "label": rng.integers(0, 2, n).astype(np.int8), "event_ts": np.arange(n),
-                          "group_id": 0, "x": values})
-    schema = SchemaConfig(source="table", label="y", user="u", item="i",
-                          numerical=[{"name": "x", "direction": 1, "transform": "identity"}])
+    frame = pd.DataFrame(
+        {
+            "user": rng.integers(0, 20, n).astype(str),
+            "item": rng.integers(0, 20, n).astype(str),
+            "label": rng.integers(0, 2, n).astype(np.int8),
+            "event_ts": np.arange(n),
+            "group_id": 0,
+            "x": values,
+        }
+    )
+    schema = SchemaConfig(
+        source="table",
+        label="y",
+        user="u",
+        item="i",
+        numerical=[{"name": "x", "direction": 1, "transform": "identity"}],
+    )
     return frame, schema
 
 
@@ -225,9 +255,11 @@ def test_values_that_overflow_name_the_column():
 
 # -------------------------------------------------------------------------- 7. concurrent runs
 def _holder(root: Path) -> subprocess.Popen:
-    code = ("import sys, time; from ccss_pipeline.run_lock import ProjectLock; "
-            f"lock = ProjectLock({str(root)!r}); lock.acquire({{'pipelines': 'holder'}}); print('held', flush=True); "
-            "time.sleep(120)")
+    code = (
+        "import sys, time; from ccss_pipeline.run_lock import ProjectLock; "
+        f"lock = ProjectLock({str(root)!r}); lock.acquire({{'pipelines': 'holder'}}); print('held', flush=True); "
+        "time.sleep(120)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
@@ -285,9 +317,11 @@ def test_a_silent_heartbeat_fails_a_remote_trial(tmp_path):
 
 def test_search_workers_share_the_project_lock_and_any_other_run_excludes_them(tmp_path):
     """N ``kedro run --pipelines=search`` in one project split a study; a train run must wait for them."""
-    code = ("import sys, time; from ccss_pipeline.run_lock import ProjectLock; "
-            f"lock = ProjectLock({str(tmp_path)!r}); lock.acquire({{'pipelines': 'search'}}, shared=True); "
-            "print('held', flush=True); time.sleep(60)")
+    code = (
+        "import sys, time; from ccss_pipeline.run_lock import ProjectLock; "
+        f"lock = ProjectLock({str(tmp_path)!r}); lock.acquire({{'pipelines': 'search'}}, shared=True); "
+        "print('held', flush=True); time.sleep(60)"
+    )
     worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert worker.stdout.readline().strip() == "held"

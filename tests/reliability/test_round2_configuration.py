@@ -38,17 +38,30 @@ def _message(params: dict[str, Any], env: str = "local", runtime_keys: set[str] 
 @pytest.mark.parametrize(
     ("edit", "named"),
     [
-        (lambda s: s["numerical"].append({"name": "is_click", "direction": 1}), "schema.numerical[7].name is 'is_click'"),
+        (
+            lambda s: s["numerical"].append({"name": "is_click", "direction": 1}),
+            "schema.numerical[7].name is 'is_click'",
+        ),
         (lambda s: s.update(item="is_click"), "schema.label and schema.item are the same column 'is_click'"),
         (lambda s: s["categorical"].append("is_click"), "schema.categorical[3] is 'is_click'"),
-        (lambda s: s["log_features"].__setitem__(0, {**s["log_features"][0], "name": "time_ms"}),
-         "schema.log_features[0].name is 'time_ms', the timestamp column"),
-        (lambda s: s["numerical"].append({"name": "video_id", "direction": "none"}),
-         "schema.numerical[7].name is 'video_id', the item column"),
+        (
+            lambda s: s["log_features"].__setitem__(0, {**s["log_features"][0], "name": "time_ms"}),
+            "schema.log_features[0].name is 'time_ms', the timestamp column",
+        ),
+        (
+            lambda s: s["numerical"].append({"name": "video_id", "direction": "none"}),
+            "schema.numerical[7].name is 'video_id', the item column",
+        ),
         (lambda s: s.update(user="video_id"), "schema.user and schema.item are the same column 'video_id'"),
     ],
-    ids=["label-as-numerical", "label-as-item-id", "label-as-categorical", "timestamp-as-log-feature",
-         "item-id-as-numerical", "user-is-item"],
+    ids=[
+        "label-as-numerical",
+        "label-as-item-id",
+        "label-as-categorical",
+        "timestamp-as-log-feature",
+        "item-id-as-numerical",
+        "user-is-item",
+    ],
 )
 def test_a_column_in_two_roles_is_refused(edit, named):
     params = _base_params()
@@ -78,22 +91,60 @@ def test_the_library_refuses_it_too():
     ("group", "path", "value", "key", "rule"),
     [
         ("model_training", ["optimizer", "seed"], -1, "model_training.optimizer.seed", "greater than or equal to 0"),
-        ("model_training", ["optimizer", "seed"], 10**14, "model_training.optimizer.seed", "less than or equal to 4294967295"),
+        (
+            "model_training",
+            ["optimizer", "seed"],
+            10**14,
+            "model_training.optimizer.seed",
+            "less than or equal to 4294967295",
+        ),
         ("counterfactual_pairs", ["seed"], -3, "counterfactual_pairs.seed", "greater than or equal to 0"),
         ("evaluation", ["seed"], 2**40, "evaluation.seed", "less than or equal to 4294967295"),
-        ("model_training", ["optimizer", "learning_rate"], float("inf"), "model_training.optimizer.learning_rate",
-         "finite number"),
-        ("model_training", ["contrastive", "margin"], float("nan"), "model_training.contrastive.margin", "finite number"),
-        ("model_training", ["search", "storage_path"], "data", "model_training.search.storage_path",
-         "must name an SQLite file"),
-        ("model_training", ["backbone", "hidden_units"], [0], "model_training.backbone.hidden_units[0]",
-         "greater than or equal to 1"),
+        (
+            "model_training",
+            ["optimizer", "learning_rate"],
+            float("inf"),
+            "model_training.optimizer.learning_rate",
+            "finite number",
+        ),
+        (
+            "model_training",
+            ["contrastive", "margin"],
+            float("nan"),
+            "model_training.contrastive.margin",
+            "finite number",
+        ),
+        (
+            "model_training",
+            ["search", "storage_path"],
+            "data",
+            "model_training.search.storage_path",
+            "must name an SQLite file",
+        ),
+        (
+            "model_training",
+            ["backbone", "hidden_units"],
+            [0],
+            "model_training.backbone.hidden_units[0]",
+            "greater than or equal to 1",
+        ),
         ("model_training", ["backbone", "hidden_units"], [], "model_training.backbone.hidden_units", "at least 1 item"),
         ("data_validation", ["timestamp_min"], "2000-13-45", "data_validation.timestamp_min", "must be a date"),
         ("data_validation", ["timestamp_max"], "1999-01-01", "data_validation", "must be before timestamp_max"),
     ],
-    ids=["seed-negative", "seed-1e14", "pairs-seed-negative", "eval-seed-huge", "lr-inf", "margin-nan",
-         "storage-folder", "hidden-zero", "hidden-empty", "timestamp-min-malformed", "timestamp-bounds-reversed"],
+    ids=[
+        "seed-negative",
+        "seed-1e14",
+        "pairs-seed-negative",
+        "eval-seed-huge",
+        "lr-inf",
+        "margin-nan",
+        "storage-folder",
+        "hidden-zero",
+        "hidden-empty",
+        "timestamp-min-malformed",
+        "timestamp-bounds-reversed",
+    ],
 )
 def test_values_the_run_cannot_use_are_refused_naming_the_key(group, path, value, key, rule):
     params = _base_params()

@@ -89,9 +89,14 @@ def test_random_model_parity_on_10k_rows(backbone, tmp_path):
 def test_trained_model_parity_on_10k_rows(tmp_path):
     spec = make_spec()
     train, valid = make_inputs(spec, 6000, seed=1), make_inputs(spec, 2000, seed=2)
-    result = train_model(spec, train, valid, BackboneConfig(name="deepfm", embedding_dim=8, hidden_units=[32, 16]),
-                         ContrastiveConfig(weight=0.0),
-                         OptimizerConfig(batch_size=256, max_epochs=3, patience=3, device="cpu", seed=0))
+    result = train_model(
+        spec,
+        train,
+        valid,
+        BackboneConfig(name="deepfm", embedding_dim=8, hidden_units=[32, 16]),
+        ContrastiveConfig(weight=0.0),
+        OptimizerConfig(batch_size=256, max_epochs=3, patience=3, device="cpu", seed=0),
+    )
     assert result.best_val_auc > 0.6  # it learned something
     inputs = make_inputs(spec, PARITY_ROWS, seed=4)
     diff_p, diff_z = _parity(result.model, spec, inputs, tmp_path / "deepfm.onnx")
@@ -131,7 +136,11 @@ def test_description_names_inputs_columns_dtypes_and_the_spec(tmp_path):
     written = json.loads(path.with_suffix(".json").read_text())
     assert written == returned
     assert written["spec_fingerprint"] == spec.fingerprint
-    assert (written["backbone"], written["variant"], written["model"]) == ("wide_deep", "ccss", "wide_deep__ccss__seed42")
+    assert (written["backbone"], written["variant"], written["model"]) == (
+        "wide_deep",
+        "ccss",
+        "wide_deep__ccss__seed42",
+    )
     assert written["training"] == {"seed": 42}
     assert written["opset"] >= 17
     cat, dense, bucket = written["inputs"]
@@ -140,13 +149,19 @@ def test_description_names_inputs_columns_dtypes_and_the_spec(tmp_path):
     assert (cat["dtype"], cat["shape"], cat["columns"]) == ("int64", ["batch", m], ["cat__user", "cat__item"])
     assert cat["cardinalities"] == [30, 20]
     assert (dense["dtype"], dense["shape"]) == ("float32", ["batch", k])
-    assert dense["columns"] == [f"num__{f.name}" for f in spec.numerical] == ["num__pos", "num__neg", "num__free", "num__flat"]
+    assert (
+        dense["columns"]
+        == [f"num__{f.name}" for f in spec.numerical]
+        == ["num__pos", "num__neg", "num__free", "num__flat"]
+    )
     assert (bucket["dtype"], bucket["shape"]) == ("int64", ["batch", k])
     assert bucket["columns"] == [f"bkt__{f.name}" for f in spec.numerical]
     assert bucket["cardinalities"] == [f.n_buckets + 1 for f in spec.numerical]
     assert bucket["missing_bucket"] == [f.n_buckets for f in spec.numerical]
     assert [(o["name"], o["dtype"], o["shape"]) for o in written["outputs"]] == [
-        ("probability", "float32", ["batch"]), ("logit", "float32", ["batch"])]
+        ("probability", "float32", ["batch"]),
+        ("logit", "float32", ["batch"]),
+    ]
     assert written["check"]["max_abs_diff_probability"] <= TOLERANCE
 
     proto = onnx.load(str(path))
@@ -185,7 +200,10 @@ def test_onnx_inputs_refuses_missing_columns_bad_ids_and_nan():
     frame = _frame(spec, make_inputs(spec, 20, seed=0))
     arrays = onnx_inputs(frame, description)
     assert {k: (v.dtype.name, v.shape) for k, v in arrays.items()} == {
-        "cat": ("int64", (20, 2)), "dense": ("float32", (20, 4)), "bucket": ("int64", (20, 4))}
+        "cat": ("int64", (20, 2)),
+        "dense": ("float32", (20, 4)),
+        "bucket": ("int64", (20, 4)),
+    }
     with pytest.raises(KeyError, match="bkt__neg"):
         onnx_inputs(frame.drop(columns=["bkt__neg"]), description)
     with pytest.raises(ValueError, match="cat__item.*0 .. 19"):
@@ -211,8 +229,12 @@ _WITHOUT_TORCH = (
 
 
 def _score(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, str(SCRIPT), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_score_onnx_script_matches_torch(tmp_path):
@@ -278,8 +300,10 @@ def test_onnx_folder_dataset_round_trip_is_atomic(tmp_path):
     dataset = OnnxFolderDataset(str(folder))
     with pytest.raises(DatasetError, match="pipelines=export"):
         dataset.load()
-    data = {"dnn": {"onnx": b"\x08\x07", "encoding": {"backbone": "dnn"}},
-            "dcn_v2": {"onnx": b"\x08\x08", "encoding": {"backbone": "dcn_v2"}}}
+    data = {
+        "dnn": {"onnx": b"\x08\x07", "encoding": {"backbone": "dnn"}},
+        "dcn_v2": {"onnx": b"\x08\x08", "encoding": {"backbone": "dcn_v2"}},
+    }
     dataset.save(data)
     assert sorted(p.name for p in folder.iterdir()) == ["dcn_v2.json", "dcn_v2.onnx", "dnn.json", "dnn.onnx"]
     assert dataset.load() == data
@@ -301,8 +325,13 @@ def _collection(spec: FeatureSpec, backbones: list[str], seeds: list[int]) -> di
             for variant in ("baseline", "ccss"):
                 model = _model(spec, backbone, seed)
                 models[f"{backbone}__{variant}__seed{seed}"] = {
-                    "config": {"backbone": model.cfg.model_dump(), "variant": variant, "seed": seed,
-                               "spec_hash": spec.fingerprint, "best_val_auc": 0.7},
+                    "config": {
+                        "backbone": model.cfg.model_dump(),
+                        "variant": variant,
+                        "seed": seed,
+                        "spec_hash": spec.fingerprint,
+                        "best_val_auc": 0.7,
+                    },
                     "state_dict": model.state_dict(),
                 }
     return models
@@ -319,7 +348,11 @@ def test_export_node_exports_the_first_seed_ccss_model_of_each_backbone():
     inputs = make_inputs(spec, 500, seed=8)
     for backbone, entry in exported.items():
         encoding = entry["encoding"]
-        assert (encoding["model"], encoding["variant"], encoding["backbone"]) == (f"{backbone}__ccss__seed42", "ccss", backbone)
+        assert (encoding["model"], encoding["variant"], encoding["backbone"]) == (
+            f"{backbone}__ccss__seed42",
+            "ccss",
+            backbone,
+        )
         assert encoding["training"] == {"seed": 42, "best_val_auc": 0.7}
         chosen = CTRModel(spec, BackboneConfig(**models[f"{backbone}__ccss__seed42"]["config"]["backbone"]))
         chosen.load_state_dict(models[f"{backbone}__ccss__seed42"]["state_dict"])
@@ -329,7 +362,9 @@ def test_export_node_exports_the_first_seed_ccss_model_of_each_backbone():
     with pytest.raises(StaleArtifactError, match="dcn_v2__ccss__seed42"):
         export_onnx_models(models, spec.to_dict(), TrainingConfig(backbones=["dcn_v2"]))
     with pytest.raises(StaleArtifactError, match="dnn__ccss__seed44.*dnn__ccss__seed42"):
-        export_onnx_models(models, spec.to_dict(), TrainingConfig(backbones=["dnn"], optimizer=OptimizerConfig(seed=44)))
+        export_onnx_models(
+            models, spec.to_dict(), TrainingConfig(backbones=["dnn"], optimizer=OptimizerConfig(seed=44))
+        )
     stale = {k: {**v, "config": {**v["config"], "spec_hash": "0000000000000000"}} for k, v in models.items()}
     with pytest.raises(StaleArtifactError, match="another feature spec"):
         export_onnx_models(stale, spec.to_dict(), training)

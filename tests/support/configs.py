@@ -9,8 +9,15 @@ STORAGE = "data/optuna.db"
 
 
 def tiny_training(**search_kw) -> TrainingConfig:
-    search = {"n_trials": 2, "n_startup_trials": 1, "max_epochs": 1, "storage_path": STORAGE, "violation_rows": 100,
-              "grid_levels": 12, **search_kw}
+    search = {
+        "n_trials": 2,
+        "n_startup_trials": 1,
+        "max_epochs": 1,
+        "storage_path": STORAGE,
+        "violation_rows": 100,
+        "grid_levels": 12,
+        **search_kw,
+    }
     return TrainingConfig(
         backbones=["dnn"],
         backbone=BackboneConfig(hidden_units=[8], embedding_dim=4),

@@ -71,8 +71,9 @@ def _active_days(frame: pd.DataFrame, key: str, counted: np.ndarray) -> np.ndarr
     return pd.Series(exclusive).groupby([keys, day], sort=False).transform("first").to_numpy(np.float64)
 
 
-def add_log_features(interactions: pd.DataFrame, features: list[LogFeature], counted: np.ndarray | None = None
-                     ) -> pd.DataFrame:
+def add_log_features(
+    interactions: pd.DataFrame, features: list[LogFeature], counted: np.ndarray | None = None
+) -> pd.DataFrame:
     """Append the requested leak-free features to a time-sorted interaction table (returns a copy).
 
     ``counted`` (0/1 per row, default all 1) says which rows are events the features count: rows to score
@@ -100,8 +101,10 @@ def add_log_features(interactions: pd.DataFrame, features: list[LogFeature], cou
             if prior is None:
                 prior = _global_prior(frame, counted)
             k = feat.prior_strength
-            frame[feat.name] = (clicks + k * prior) / (impressions + k) if k > 0 else np.divide(
-                clicks, impressions, out=prior.copy(), where=impressions > 0
+            frame[feat.name] = (
+                (clicks + k * prior) / (impressions + k)
+                if k > 0
+                else np.divide(clicks, impressions, out=prior.copy(), where=impressions > 0)
             )
     return frame
 
@@ -148,8 +151,9 @@ def bucket_boundaries(values: np.ndarray, n_buckets: int) -> np.ndarray:
     return np.asarray(greedy, dtype=np.float64)
 
 
-def _fit_numerical(name: str, values: np.ndarray, direction: int, transform: str, n_buckets: int,
-                   outlier_quantile: float = 0.0) -> NumericalFeature:
+def _fit_numerical(
+    name: str, values: np.ndarray, direction: int, transform: str, n_buckets: int, outlier_quantile: float = 0.0
+) -> NumericalFeature:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         raise ValueError(f"numerical feature '{name}' has no finite value in the training split")
@@ -204,8 +208,9 @@ def fit_feature_spec(train: pd.DataFrame, schema: SchemaConfig, cfg: FeatureConf
     """Fit every transform on the training split and return the spec that encodes them."""
     categorical = [_fit_vocabulary(c, train[c], cfg.min_category_count) for c in categorical_columns(schema)]
     numerical = [
-        _fit_numerical(f.name, train[f.name].to_numpy(np.float64), f.direction, f.transform, cfg.n_buckets,
-                       cfg.outlier_quantile)
+        _fit_numerical(
+            f.name, train[f.name].to_numpy(np.float64), f.direction, f.transform, cfg.n_buckets, cfg.outlier_quantile
+        )
         for f in schema.all_numerical
     ]
     report_unconstrained(numerical, cfg)
@@ -226,7 +231,9 @@ def encode_numerical(values: np.ndarray, feature: NumericalFeature) -> tuple[np.
     missing = ~np.isfinite(values)
     safe = np.where(missing, 0.0, values)
     with np.errstate(over="ignore"):  # an overflow is ±inf, clipped like any large value
-        dense = np.clip((apply_transform(safe, feature.transform) - feature.mean) / feature.std, -DENSE_CLIP, DENSE_CLIP)
+        dense = np.clip(
+            (apply_transform(safe, feature.transform) - feature.mean) / feature.std, -DENSE_CLIP, DENSE_CLIP
+        )
     bucket = np.searchsorted(np.asarray(feature.boundaries), safe, side="right")
     dense[missing] = 0.0
     bucket[missing] = feature.missing_bucket
@@ -288,7 +295,9 @@ def _log_core(schema: SchemaConfig) -> set[str]:
 ROW_COLUMN = "row"
 
 
-def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig, for_scoring: bool = False) -> pd.DataFrame:
+def build_interactions(
+    bundle: dict[str, pd.DataFrame], schema: SchemaConfig, for_scoring: bool = False
+) -> pd.DataFrame:
     """The canonical, time-sorted interaction table of a validated bundle.
 
     ``for_scoring``: rows to score — the label may be absent, no row is dropped as a duplicate, the split
@@ -302,8 +311,9 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig, fo
             **{canonical: joined[column].to_numpy() for canonical, column in ids.items() if column},
             **({LABEL_COLUMN: pd.to_numeric(joined[schema.label]).to_numpy(np.int8)} if labelled else {}),
             TIME_COLUMN: (
-                to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit, schema.timestamp_format,
-                            column=schema.timestamp)
+                to_epoch_ms(
+                    joined[schema.timestamp], schema.timestamp_unit, schema.timestamp_format, column=schema.timestamp
+                )
                 if schema.timestamp
                 else np.arange(len(joined), dtype=np.int64)
             ),
@@ -320,8 +330,10 @@ def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig, fo
     elif schema.split_column:
         # Each row's split (feature_engineering.split.mode: column); the split drops it from its outputs.
         if schema.split_column not in joined.columns:
-            raise KeyError(f"schema.split_column {schema.split_column!r} is not a column of the log "
-                           f"(columns: {list(bundle['log'].columns)})")
+            raise KeyError(
+                f"schema.split_column {schema.split_column!r} is not a column of the log "
+                f"(columns: {list(bundle['log'].columns)})"
+            )
         out[SPLIT_COLUMN] = joined[schema.split_column].to_numpy()
     # GAUC groups by user; without a user id every row is one group (the report says GAUC is n/a)
     out[GROUP_COLUMN] = out[USER] if schema.user else 0

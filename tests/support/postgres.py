@@ -61,8 +61,9 @@ def _free_port() -> int:
 def _run(command: list[str]) -> None:
     done = subprocess.run(_as_owner(command), capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        raise PostgresUnavailable(f"{' '.join(command[:2])} failed ({done.returncode}): "
-                                  f"{(done.stderr or done.stdout).strip()[-800:]}")
+        raise PostgresUnavailable(
+            f"{' '.join(command[:2])} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}"
+        )
 
 
 def start(folder: Path) -> str:
@@ -83,8 +84,21 @@ def start(folder: Path) -> str:
     port = _free_port()
     _run([str(pg / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-instructions"])
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} -c fsync=off"
-    _run([str(pg / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60",
-          "start"])
+    _run(
+        [
+            str(pg / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+    )
     (folder / "port").write_text(str(port))
     _run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE])
     return f"postgresql+psycopg://{USER}@127.0.0.1:{port}/{DATABASE}"
@@ -108,8 +122,12 @@ def stop(folder: Path) -> None:
     data = Path(folder).resolve() / "data"
     if not (data / "postmaster.pid").exists():
         return
-    subprocess.run(_as_owner([str(bin_dir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                   capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        _as_owner([str(bin_dir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def main(argv: list[str]) -> int:

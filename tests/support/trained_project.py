@@ -60,12 +60,15 @@ LOCAL_PAIRS = {
 LOCAL_EVALUATION = {"evaluation": {"device": "cpu", "max_rows": 1000, "grid_rows": 300, "grid_levels": 50}}
 MODELS = ("dnn__baseline__seed42", "dnn__baseline__seed43", "dnn__ccss__seed42", "dnn__ccss__seed43")
 
+
 def kedro_env() -> dict[str, str]:
     return {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "False"}
 
 
 def kedro_cli(root: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    proc = subprocess.run([KEDRO, "run", *args], cwd=root, env=kedro_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [KEDRO, "run", *args], cwd=root, env=kedro_env(), capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f"kedro run {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     return proc
 

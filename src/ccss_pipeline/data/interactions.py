@@ -40,14 +40,17 @@ def join_tables(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.Dat
     return joined.order_by(on_engine.POSITION).to_pandas().drop(columns=on_engine.POSITION)
 
 
-def build_interactions(bundle: dict[str, pd.DataFrame], schema: SchemaConfig, for_scoring: bool = False) -> pd.DataFrame:
+def build_interactions(
+    bundle: dict[str, pd.DataFrame], schema: SchemaConfig, for_scoring: bool = False
+) -> pd.DataFrame:
     """The canonical, time-sorted interaction table of a validated bundle.
 
     ``for_scoring``: rows to score — the label may be absent, no row is dropped as a duplicate, the split
     column is ignored, and ``row`` keeps each row's position in the input log.
     """
     if schema.timestamp and schema.timestamp in bundle["log"].columns:
-        to_epoch_ms(bundle["log"][schema.timestamp], schema.timestamp_unit, schema.timestamp_format,
-                    column=schema.timestamp)  # the safety net: raises naming the column
+        to_epoch_ms(
+            bundle["log"][schema.timestamp], schema.timestamp_unit, schema.timestamp_format, column=schema.timestamp
+        )  # the safety net: raises naming the column
     table = on_engine.build_interactions(_memtables(bundle, schema), schema, for_scoring=for_scoring)
     return table.to_pandas().reset_index(drop=True)

@@ -16,8 +16,9 @@ from ccss_pipeline.spec import TIME_COLUMN
 _POSITION, _COUNTED = "__ccss_position", "__ccss_counted"
 
 
-def add_log_features(interactions: pd.DataFrame, features: list[LogFeature], counted: np.ndarray | None = None
-                     ) -> pd.DataFrame:
+def add_log_features(
+    interactions: pd.DataFrame, features: list[LogFeature], counted: np.ndarray | None = None
+) -> pd.DataFrame:
     """Append the requested leak-free features to a time-sorted interaction table (returns a copy).
 
     ``counted`` (0/1 per row, default all 1) says which rows are events the features count: rows to score

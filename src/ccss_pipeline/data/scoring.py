@@ -42,7 +42,8 @@ def with_history_log_features(rows: pd.DataFrame, history: Any, schema: SchemaCo
         rows[TIME_COLUMN] = last + 1 + np.arange(len(rows), dtype=np.int64)
     keys = [c for c in ("user", "item") if c in rows.columns and c in past_table.columns]
     past = past_table.select(*keys, TIME_COLUMN, LABEL_COLUMN).mutate(
-        **{_HISTORY: ibis.literal(1.0), ROW_COLUMN: ibis.literal(-1, type="int64")})
+        **{_HISTORY: ibis.literal(1.0), ROW_COLUMN: ibis.literal(-1, type="int64")}
+    )
     new = ibis.memtable(rows[[*keys, TIME_COLUMN, ROW_COLUMN]].assign(**{LABEL_COLUMN: 0, _HISTORY: 0.0}))
     new = new.select(*past.columns).cast(past.schema())
     both = add_log_features(past.union(new), schema.log_features, counted=_HISTORY)

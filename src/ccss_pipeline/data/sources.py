@@ -72,8 +72,13 @@ def _check_file(path: Path) -> None:
 
 def _csv_options(path: Path, sep: str | None) -> dict[str, object]:
     """Strict CSV/TSV reading: UTF-8 only, a malformed line is an error, types from the whole file."""
-    return {"sep": sep or _sniff_separator(path), "encoding": "utf-8", "encoding_errors": "strict",
-            "on_bad_lines": "error", "low_memory": False}
+    return {
+        "sep": sep or _sniff_separator(path),
+        "encoding": "utf-8",
+        "encoding_errors": "strict",
+        "on_bad_lines": "error",
+        "low_memory": False,
+    }
 
 
 @contextmanager
@@ -241,31 +246,38 @@ def read_split_files(split_files: dict[str, str | Path], column: str = SPLIT_FIL
         raise SourceError(f"split_files: unknown split name(s) {unknown}; allowed: {list(SPLIT_FILE_NAMES)}")
     missing = [name for name in ("train", "test") if not split_files.get(name)]
     if missing:
-        raise SourceError(f"split_files: the {' and '.join(missing)} file is required "
-                          f"(given: {sorted(k for k, v in split_files.items() if v)})")
+        raise SourceError(
+            f"split_files: the {' and '.join(missing)} file is required "
+            f"(given: {sorted(k for k, v in split_files.items() if v)})"
+        )
     names = [name for name in SPLIT_FILE_NAMES if split_files.get(name)]
     frames = {name: read_table(split_files[name]) for name in names}
     first = frames[names[0]]
     for name, frame in frames.items():
         if column in frame.columns:
-            raise SourceError(f"{origin_of(frame, name)}: already has a column {column!r}, the column split_files "
-                              "adds to name each row's split: rename it")
+            raise SourceError(
+                f"{origin_of(frame, name)}: already has a column {column!r}, the column split_files "
+                "adds to name each row's split: rename it"
+            )
         if set(frame.columns) != set(first.columns):
             lacks = sorted(set(first.columns) - set(frame.columns))
             extra = sorted(set(frame.columns) - set(first.columns))
             raise SourceError(
                 f"split_files: the {name} file {origin_of(frame, name)} does not have the columns of the "
                 f"{names[0]} file {origin_of(first, names[0])} (every split file needs the same columns): "
-                f"lacks {lacks}, has extra {extra}")
-    log = pd.concat([frames[name][list(first.columns)].assign(**{column: name}) for name in names],
-                    ignore_index=True)
+                f"lacks {lacks}, has extra {extra}"
+            )
+    log = pd.concat([frames[name][list(first.columns)].assign(**{column: name}) for name in names], ignore_index=True)
     return with_origin(log, ", ".join(f"{origin_of(frames[name], name)} ({name})" for name in names))
 
 
-def read_own_table_in_chunks(filepath: str | Path, chunk_rows: int, side_tables: dict[str, str] | None = None
-                             ) -> ChunkedSource:
+def read_own_table_in_chunks(
+    filepath: str | Path, chunk_rows: int, side_tables: dict[str, str] | None = None
+) -> ChunkedSource:
     """A user's own log read ``chunk_rows`` rows at a time, with its side tables read whole."""
-    return ChunkedSource(Path(filepath), chunk_rows, {name: read_table(path) for name, path in (side_tables or {}).items()})
+    return ChunkedSource(
+        Path(filepath), chunk_rows, {name: read_table(path) for name, path in (side_tables or {}).items()}
+    )
 
 
 def read_own_table(
@@ -276,8 +288,10 @@ def read_own_table(
     """A user's own log (CSV/TSV/parquet), or one file per split (:func:`read_split_files`), and optional
     side tables given as name -> file."""
     if (filepath is None) == (not split_files):
-        raise SourceError("give the log either as one file (filepath) or as one file per split (split_files), "
-                          f"not {'both' if filepath is not None else 'neither'}")
+        raise SourceError(
+            "give the log either as one file (filepath) or as one file per split (split_files), "
+            f"not {'both' if filepath is not None else 'neither'}"
+        )
     bundle = {"log": read_table(filepath) if filepath is not None else read_split_files(split_files or {})}
     for name, path in (side_tables or {}).items():
         bundle[name] = read_table(path)
@@ -319,8 +333,10 @@ def read_engine_source(tables: dict[str, str | Path], con: object) -> EngineSour
                 table = con.read_parquet(target)  # type: ignore[attr-defined]
             else:
                 sep = "\t" if all(f.lower().endswith(".tsv") for f in files) else _sniff_separator(Path(files[0]))
-                table = con.read_csv(files if len(files) > 1 else files[0],  # type: ignore[attr-defined]
-                                     **_strict_csv(str(getattr(con, "name", "duckdb")), sep))
+                table = con.read_csv(
+                    files if len(files) > 1 else files[0],  # type: ignore[attr-defined]
+                    **_strict_csv(str(getattr(con, "name", "duckdb")), sep),
+                )
             table.columns  # noqa: B018 - resolves the schema now, so a bad file fails here, naming it
         out[name], origins[name] = table, pattern
     return EngineSource(out, origins)

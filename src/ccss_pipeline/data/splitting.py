@@ -51,48 +51,63 @@ def split_config_problems(schema: SchemaConfig, features: FeatureConfig) -> list
     mode = split.mode
     problems: list[tuple[str, str]] = []
     if mode == "column" and not schema.split_column:
-        problems.append((
-            "schema.split_column",
-            "feature_engineering.split.mode is 'column', but schema.split_column is not set: name the column "
-            "that holds each row's split (with separate files per split, TableSourceDataset's split_files "
-            f"adds it as {SPLIT_COLUMN!r})",
-        ))
+        problems.append(
+            (
+                "schema.split_column",
+                "feature_engineering.split.mode is 'column', but schema.split_column is not set: name the column "
+                "that holds each row's split (with separate files per split, TableSourceDataset's split_files "
+                f"adds it as {SPLIT_COLUMN!r})",
+            )
+        )
     if schema.split_column and mode != "column":
-        problems.append((
-            "feature_engineering.split.mode",
-            f"schema.split_column is {schema.split_column!r}, but feature_engineering.split.mode is {mode!r}: "
-            "set mode: column to split by that column, or remove schema.split_column",
-        ))
+        problems.append(
+            (
+                "feature_engineering.split.mode",
+                f"schema.split_column is {schema.split_column!r}, but feature_engineering.split.mode is {mode!r}: "
+                "set mode: column to split by that column, or remove schema.split_column",
+            )
+        )
     if mode == "time" and not schema.timestamp:
-        problems.append((
-            "feature_engineering.split.mode",
-            "mode 'time' needs schema.timestamp, which is null: use mode: row_order (the same fractions by the "
-            "order of the rows in the file) or mode: random (a seeded split), or set schema.timestamp",
-        ))
+        problems.append(
+            (
+                "feature_engineering.split.mode",
+                "mode 'time' needs schema.timestamp, which is null: use mode: row_order (the same fractions by the "
+                "order of the rows in the file) or mode: random (a seeded split), or set schema.timestamp",
+            )
+        )
     if mode == "row_order" and schema.timestamp:
-        problems.append((
-            "feature_engineering.split.mode",
-            f"mode 'row_order' splits by the order of the rows in the file, but schema.timestamp is "
-            f"{schema.timestamp!r} and the rows are sorted by it: use mode: time, or set schema.timestamp: null",
-        ))
+        problems.append(
+            (
+                "feature_engineering.split.mode",
+                f"mode 'row_order' splits by the order of the rows in the file, but schema.timestamp is "
+                f"{schema.timestamp!r} and the rows are sorted by it: use mode: time, or set schema.timestamp: null",
+            )
+        )
     if mode == "column":
         labels = split.labels
-        named = [(k, v) for k, v in (("train", labels.train), ("validation", labels.validation),
-                                     ("test", labels.test)) if v is not None]
+        named = [
+            (k, v)
+            for k, v in (("train", labels.train), ("validation", labels.validation), ("test", labels.test))
+            if v is not None
+        ]
         values = [v for _, v in named]
         if len(set(values)) < len(values):
-            problems.append((
-                "feature_engineering.split.labels",
-                "train, validation and test must be different values, got "
-                + ", ".join(f"{k}={v!r}" for k, v in named),
-            ))
+            problems.append(
+                (
+                    "feature_engineering.split.labels",
+                    "train, validation and test must be different values, got "
+                    + ", ".join(f"{k}={v!r}" for k, v in named),
+                )
+            )
         features_named = schema.categorical + [n.name for n in schema.all_numerical]
         if schema.split_column and SPLIT_COLUMN in features_named:
-            problems.append((
-                "schema",
-                f"a feature is named {SPLIT_COLUMN!r}, the canonical split column of the interaction table: "
-                "rename that feature",
-            ))
+            problems.append(
+                (
+                    "schema",
+                    f"a feature is named {SPLIT_COLUMN!r}, the canonical split column of the interaction table: "
+                    "rename that feature",
+                )
+            )
     return problems
 
 
@@ -100,8 +115,10 @@ def check_split_config(schema: SchemaConfig, features: FeatureConfig) -> None:
     """Raise :class:`SplitConfigError` listing every problem of :func:`split_config_problems`."""
     problems = split_config_problems(schema, features)
     if problems:
-        raise SplitConfigError("invalid split configuration (nothing was split):\n"
-                               + "\n".join(f"  - key '{key}': {message}" for key, message in problems))
+        raise SplitConfigError(
+            "invalid split configuration (nothing was split):\n"
+            + "\n".join(f"  - key '{key}': {message}" for key, message in problems)
+        )
 
 
 # ----------------------------------------------------------------------------------------- modes
@@ -160,8 +177,7 @@ def split_by_row_order(frame: pd.DataFrame, cfg: SplitConfig) -> Splits:
     n = len(frame)
     if n == 0:
         raise ValueError("cannot split an empty interaction table")
-    order = (np.argsort(frame[TIME_COLUMN].to_numpy(), kind="stable") if TIME_COLUMN in frame.columns
-             else np.arange(n))
+    order = np.argsort(frame[TIME_COLUMN].to_numpy(), kind="stable") if TIME_COLUMN in frame.columns else np.arange(n)
     test_at = min(n - 1, int(np.floor(n * (1.0 - cfg.test_fraction))))
     valid_at = min(n - 1, int(np.floor(n * (1.0 - cfg.test_fraction - cfg.validation_fraction))))
     return _take(frame, order[:valid_at]), _take(frame, order[valid_at:test_at]), _take(frame, order[test_at:])
@@ -176,8 +192,9 @@ def split_randomly(frame: pd.DataFrame, cfg: SplitConfig) -> Splits:
     labels = frame[LABEL_COLUMN].to_numpy() if cfg.stratify else None
     rest, test = _random_share(np.arange(n), labels, cfg.test_fraction, rng, "test")
     rest_labels = labels[rest] if labels is not None else None
-    train, valid = _random_share(rest, rest_labels, cfg.validation_fraction / (1.0 - cfg.test_fraction), rng,
-                                 "validation")
+    train, valid = _random_share(
+        rest, rest_labels, cfg.validation_fraction / (1.0 - cfg.test_fraction), rng, "validation"
+    )
     return _take(frame, train), _take(frame, valid), _take(frame, test)
 
 
@@ -198,11 +215,14 @@ def split_by_column(
     if SPLIT_COLUMN not in frame.columns:
         raise SplitColumnError(
             f"feature_engineering.split.mode is 'column', but the interaction table has no {SPLIT_COLUMN!r} "
-            f"column: set schema.split_column to the raw column naming each row's split (now {split_column!r})")
+            f"column: set schema.split_column to the raw column naming each row's split (now {split_column!r})"
+        )
     labels = cfg.labels
     text = split_values_as_text(frame[SPLIT_COLUMN])
-    names = {k: v.strip() if v is not None else None
-             for k, v in (("train", labels.train), ("validation", labels.validation), ("test", labels.test))}
+    names = {
+        k: v.strip() if v is not None else None
+        for k, v in (("train", labels.train), ("validation", labels.validation), ("test", labels.test))
+    }
     known = [v for v in names.values() if v is not None]
     unknown = ~text.isin(known).to_numpy(dtype=bool)
     if unknown.any():
@@ -215,18 +235,25 @@ def split_by_column(
             f"split column {split_column!r} (schema.split_column): {int(unknown.sum())} row(s) have a value "
             f"that names no split: {bad[:_MAX_SHOWN]}; values found: {found}{more}. "
             f"feature_engineering.split.labels is {setting} (values compared as text): fix the column or "
-            "set the labels")
-    masks = {k: (text == v).to_numpy(dtype=bool) if v is not None else np.zeros(len(frame), bool)
-             for k, v in names.items()}
+            "set the labels"
+        )
+    masks = {
+        k: (text == v).to_numpy(dtype=bool) if v is not None else np.zeros(len(frame), bool) for k, v in names.items()
+    }
     train = np.flatnonzero(masks["train"])
     valid = np.flatnonzero(masks["validation"])
     test = np.flatnonzero(masks["test"])
     if len(valid) == 0 and len(train):
         train, valid = _carve_validation(frame, train, cfg, has_timestamp=has_timestamp)
         how = "its latest events" if has_timestamp else "a seeded " + ("stratified " if cfg.stratify else "") + "share"
-        logger.info("split column %r has no validation rows: validation is %d of %d train rows (%s, "
-                    "validation_fraction=%s)", split_column, len(valid), len(train) + len(valid), how,
-                    cfg.validation_fraction)
+        logger.info(
+            "split column %r has no validation rows: validation is %d of %d train rows (%s, validation_fraction=%s)",
+            split_column,
+            len(valid),
+            len(train) + len(valid),
+            how,
+            cfg.validation_fraction,
+        )
     return _take(frame, train), _take(frame, valid), _take(frame, test)
 
 
@@ -258,14 +285,14 @@ def _random_share(
     if len(positions) < 2:
         return positions, positions[:0]
     try:
-        rest, share = train_test_split(positions, test_size=fraction, random_state=rng, shuffle=True,
-                                       stratify=labels)
+        rest, share = train_test_split(positions, test_size=fraction, random_state=rng, shuffle=True, stratify=labels)
     except ValueError as exc:
         if labels is None:
             raise
         raise ValueError(
             f"cannot draw the {name} share stratified by the label ({exc}): give more rows of each class, or "
-            "set feature_engineering.split.stratify: false") from exc
+            "set feature_engineering.split.stratify: false"
+        ) from exc
     return np.sort(rest), np.sort(share)
 
 

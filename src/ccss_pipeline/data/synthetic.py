@@ -146,8 +146,15 @@ def generate(cfg: SyntheticConfig | None = None) -> dict[str, pd.DataFrame]:
     return {"log": log, "users": public_users, "videos": public_videos, "directions": directions}
 
 
-def _log_rows(cfg: SyntheticConfig, rng: np.random.Generator, users: pd.DataFrame, videos: pd.DataFrame,
-              tag_effect: np.ndarray, day: np.ndarray, user: np.ndarray) -> pd.DataFrame:
+def _log_rows(
+    cfg: SyntheticConfig,
+    rng: np.random.Generator,
+    users: pd.DataFrame,
+    videos: pd.DataFrame,
+    tag_effect: np.ndarray,
+    day: np.ndarray,
+    user: np.ndarray,
+) -> pd.DataFrame:
     """The log rows of the given (day, user) impressions: videos by popularity, times, oracle and clicks."""
     n = day.size
     pop = videos["_popularity"].to_numpy()
@@ -206,12 +213,17 @@ def write_parquet(cfg: SyntheticConfig, folder: str | Path, chunk_rows: int = 2_
             log = _log_rows(cfg, chunk_rng, users, videos, tag_effect, np.full(user.size, day), user)
             pq.write_table(pa.Table.from_pandas(log, preserve_index=False), folder / "log" / f"part-{part:05d}.parquet")
             part += 1
-    paths = {"log": folder / "log", "users": folder / "users.parquet", "videos": folder / "videos.parquet",
-             "directions": folder / "directions.parquet"}
+    paths = {
+        "log": folder / "log",
+        "users": folder / "users.parquet",
+        "videos": folder / "videos.parquet",
+        "directions": folder / "directions.parquet",
+    }
     users.drop(columns=["_activity", "_bias"]).to_parquet(paths["users"], index=False)
     videos.drop(columns=["_bias", "_popularity"]).to_parquet(paths["videos"], index=False)
     pd.DataFrame({"feature": list(TRUE_DIRECTIONS), "direction": list(TRUE_DIRECTIONS.values())}).to_parquet(
-        paths["directions"], index=False)
+        paths["directions"], index=False
+    )
     return paths
 
 

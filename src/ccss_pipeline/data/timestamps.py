@@ -70,9 +70,11 @@ def to_epoch_ms(
         name = column if column is not None else (series.name if series.name is not None else "timestamp")
         examples = list(dict.fromkeys(repr(v) for v in series[bad].head(50)))[:5]
         if unit == "datetime":
-            how = (f"matching schema.timestamp_format {timestamp_format!r}" if timestamp_format else
-                   f"in ISO 8601 ({ISO_EXAMPLES}); set schema.timestamp_format (e.g. '%d/%m/%Y') "
-                   "for another layout")
+            how = (
+                f"matching schema.timestamp_format {timestamp_format!r}"
+                if timestamp_format
+                else f"in ISO 8601 ({ISO_EXAMPLES}); set schema.timestamp_format (e.g. '%d/%m/%Y') for another layout"
+            )
         else:
             how = f"numbers of {'milliseconds' if unit == 'ms' else 'seconds'} since the epoch"
         raise ValueError(

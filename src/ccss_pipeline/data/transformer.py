@@ -77,8 +77,10 @@ def report_unconstrained(numerical: list[NumericalFeature], cfg: FeatureConfig) 
     stuck = [f.name for f in numerical if f.direction != 0 and f.n_buckets < 2]
     if not stuck:
         return
-    message = (f"directed feature(s) {stuck} have a single value in the training split, hence one bucket: CCSS "
-               "cannot constrain them and their monotonicity is not measurable (the report marks them)")
+    message = (
+        f"directed feature(s) {stuck} have a single value in the training split, hence one bucket: CCSS "
+        "cannot constrain them and their monotonicity is not measurable (the report marks them)"
+    )
     if cfg.unconstrained_directed == "fail":
         raise UnconstrainedFeatureError(message + "; feature_engineering.unconstrained_directed is 'fail'")
     logger.warning("%s; set feature_engineering.unconstrained_directed: fail to stop instead", message)
@@ -105,7 +107,9 @@ def encode_numerical(values: np.ndarray, feature: NumericalFeature) -> tuple[np.
     missing = ~np.isfinite(values)
     safe = np.where(missing, 0.0, values)
     with np.errstate(over="ignore"):  # an overflow is ±inf, clipped like any large value
-        dense = np.clip((apply_transform(safe, feature.transform) - feature.mean) / feature.std, -DENSE_CLIP, DENSE_CLIP)
+        dense = np.clip(
+            (apply_transform(safe, feature.transform) - feature.mean) / feature.std, -DENSE_CLIP, DENSE_CLIP
+        )
     bucket = np.searchsorted(np.asarray(feature.boundaries), safe, side="right")
     dense[missing] = 0.0
     bucket[missing] = feature.missing_bucket

@@ -8,8 +8,26 @@ from ccss_pipeline.datasets.atomic import AtomicDataset, ParquetChunksDataset
 from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDataset
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.datasets.models import ModelCollectionDataset
+from ccss_pipeline.datasets.sources import (
+    EngineSourceDataset,
+    KuaiRandSourceDataset,
+    SyntheticSourceDataset,
+    TableSourceDataset,
+)
 from ccss_pipeline.datasets.study_storage import StudyStorageDataset
 from ccss_pipeline.datasets.tables import EngineTableDataset
-from ccss_pipeline.datasets.sources import EngineSourceDataset, KuaiRandSourceDataset, SyntheticSourceDataset, TableSourceDataset
 
-__all__ = ["AtomicDataset", "EngineSourceDataset", "EngineTableDataset", "ParquetChunksDataset", "ModelCollectionDataset", "PngFolderDataset", "ProjectFolderDataset", "ProjectLineageDataset", "KuaiRandSourceDataset", "StudyStorageDataset", "SyntheticSourceDataset", "TableSourceDataset"]
+__all__ = [
+    "AtomicDataset",
+    "EngineSourceDataset",
+    "EngineTableDataset",
+    "ParquetChunksDataset",
+    "ModelCollectionDataset",
+    "PngFolderDataset",
+    "ProjectFolderDataset",
+    "ProjectLineageDataset",
+    "KuaiRandSourceDataset",
+    "StudyStorageDataset",
+    "SyntheticSourceDataset",
+    "TableSourceDataset",
+]

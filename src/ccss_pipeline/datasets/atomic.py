@@ -21,7 +21,9 @@ from ccss_pipeline.parquet_table import PANDAS_ATTRS
 class AtomicDataset(AbstractDataset[Any, Any]):
     """Wrap a local file dataset (``dataset: {type: ..., filepath: ...}``) so that saves are atomic."""
 
-    def __init__(self, dataset: dict[str, Any] | str, filepath: str | None = None, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, dataset: dict[str, Any] | str, filepath: str | None = None, metadata: dict[str, Any] | None = None
+    ):
         config = {"type": dataset} if isinstance(dataset, str) else deepcopy(dataset)
         if filepath is not None:
             config["filepath"] = filepath
@@ -48,7 +50,6 @@ class AtomicDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "dataset": self._config.get("type")}
-
 
 
 class ParquetChunksDataset(AbstractDataset[Any, Any]):
@@ -89,8 +90,9 @@ class ParquetChunksDataset(AbstractDataset[Any, Any]):
                     if writer is None:
                         schema = table.schema
                         if chunk.attrs:  # where pandas' own to_parquet keeps them
-                            schema = schema.with_metadata({**(schema.metadata or {}),
-                                                           PANDAS_ATTRS.encode(): json.dumps(chunk.attrs).encode()})
+                            schema = schema.with_metadata(
+                                {**(schema.metadata or {}), PANDAS_ATTRS.encode(): json.dumps(chunk.attrs).encode()}
+                            )
                             table = table.replace_schema_metadata(schema.metadata)
                         writer = pq.ParquetWriter(tmp, schema)
                     writer.write_table(table)

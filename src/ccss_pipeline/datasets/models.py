@@ -40,8 +40,10 @@ class ModelCollectionDataset(AbstractDataset[dict[str, dict[str, Any]], dict[str
             try:
                 state = torch.load(sub / WEIGHTS, map_location="cpu", weights_only=True)
             except Exception as exc:  # truncated zip, foreign pickle refused by weights_only, ...
-                raise DatasetError(f"{sub / WEIGHTS}: not a readable state_dict ({type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0][:200]}); rerun model_training") from exc
+                raise DatasetError(
+                    f"{sub / WEIGHTS}: not a readable state_dict ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200]}); rerun model_training"
+                ) from exc
             models[sub.name] = {"config": config, "state_dict": state}
         if not models:
             raise DatasetError(f"{self._path}: no model sub-folder with {WEIGHTS} and {CONFIG}")

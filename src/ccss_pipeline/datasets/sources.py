@@ -92,9 +92,11 @@ class TableSourceDataset(_ReadOnlySource):
             raise DatasetError("TableSourceDataset: chunk_rows must be >= 1 and works with filepath only")
         self._chunk_rows = chunk_rows
         if (filepath is None) == (not split_files):
-            raise DatasetError("TableSourceDataset needs either filepath (one log file) or split_files "
-                               "(one file per split: train, validation (optional), test), "
-                               f"not {'both' if filepath is not None else 'neither'}")
+            raise DatasetError(
+                "TableSourceDataset needs either filepath (one log file) or split_files "
+                "(one file per split: train, validation (optional), test), "
+                f"not {'both' if filepath is not None else 'neither'}"
+            )
         self._filepath = Path(filepath) if filepath is not None else None
         self._split_files = {name: Path(path) for name, path in (split_files or {}).items() if path}
         self._side_tables = dict(side_tables or {})
@@ -125,8 +127,9 @@ class EngineSourceDataset(_ReadOnlySource):
     gate validates it a batch at a time and the join runs on the engine.
     """
 
-    def __init__(self, tables: dict[str, str], engine: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, tables: dict[str, str], engine: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
         if "log" not in tables:
             raise DatasetError(f"EngineSourceDataset needs a 'log' table, got {sorted(tables)}")
         self._tables = dict(tables)

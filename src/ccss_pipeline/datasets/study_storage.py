@@ -22,9 +22,11 @@ class StudyStorageDataset(AbstractDataset[None, "str | None"]):
         credentials = credentials or {}
         url = credentials.get("url") or credentials.get("con")
         if credentials and not url:
-            raise DatasetError("StudyStorageDataset: the credentials entry has no 'url' (e.g. "
-                               "postgresql+psycopg://user:password@host:5432/optuna); it has "
-                               f"{sorted(credentials)}")
+            raise DatasetError(
+                "StudyStorageDataset: the credentials entry has no 'url' (e.g. "
+                "postgresql+psycopg://user:password@host:5432/optuna); it has "
+                f"{sorted(credentials)}"
+            )
         self._url: str | None = str(url) if url else None
         self.metadata = metadata
 

@@ -34,8 +34,13 @@ class EngineTableDataset(AbstractDataset[Any, Any]):
     """A parquet table of the data stages (``engine``: the engine configuration, see
     :func:`ccss_pipeline.data.relational.backends.connect`)."""
 
-    def __init__(self, filepath: str, engine: dict[str, Any] | None = None, load_as: str = "table",
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        filepath: str,
+        engine: dict[str, Any] | None = None,
+        load_as: str = "table",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         if load_as not in _LOAD_AS:
             raise ValueError(f"EngineTableDataset load_as must be one of {_LOAD_AS}, not {load_as!r}")
         self._filepath = Path(filepath)

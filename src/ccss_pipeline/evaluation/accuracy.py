@@ -83,7 +83,9 @@ def gauc(label: np.ndarray, prob: np.ndarray, group: np.ndarray) -> tuple[float,
     return float(np.sum(w * used["auc"].to_numpy()) / np.sum(w)), int(len(used))
 
 
-def classification_metrics(label: np.ndarray, prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
+def classification_metrics(
+    label: np.ndarray, prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD
+) -> dict[str, float]:
     """Accuracy, precision, recall and F1 of the rows predicted positive (``prob >= threshold``), and the
     Brier score (mean squared error of ``prob`` against the label), all by scikit-learn.
 
@@ -168,9 +170,7 @@ def roc_curve_data(label: np.ndarray, prob: np.ndarray, max_points: int = 1000) 
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
 
 
-def calibration_data(
-    label: np.ndarray, prob: np.ndarray, n_bins: int = 10, strategy: str = "quantile"
-) -> pd.DataFrame:
+def calibration_data(label: np.ndarray, prob: np.ndarray, n_bins: int = 10, strategy: str = "quantile") -> pd.DataFrame:
     """Reliability diagram data: ``prob_pred`` (mean predicted) vs ``prob_true`` (observed rate) per bin."""
     y = _as_binary(label)
     prob_true, prob_pred = calibration_curve(

@@ -88,7 +88,7 @@ class ArtifactRecord:
 
     @property
     def status(self) -> str:
-        """"matches" / "differs — ..." for a file, the folder note for a folder, or why nothing is compared."""
+        """ "matches" / "differs — ..." for a file, the folder note for a folder, or why nothing is compared."""
         if self.locked_md5 is None:
             return NOT_LOCKED
         if self.kind == "folder":
@@ -116,7 +116,9 @@ def locked_outputs(dvc_lock: Mapping[str, Any] | None) -> dict[str, dict[str, An
     return out
 
 
-def artifact_records(dvc_lock: Mapping[str, Any] | None, current: Mapping[str, Mapping[str, Any]]) -> list[ArtifactRecord]:
+def artifact_records(
+    dvc_lock: Mapping[str, Any] | None, current: Mapping[str, Mapping[str, Any]]
+) -> list[ArtifactRecord]:
     """One :class:`ArtifactRecord` per path of ``current`` (``path -> {"kind", "md5"}``, as
     :class:`~ccss_pipeline.datasets.ProjectLineageDataset` reads them), in that order."""
     locked = locked_outputs(dvc_lock)
@@ -296,8 +298,12 @@ def _intended_use(ctx: ModelCardContext) -> list[tuple]:
         "wrong-step share is a measured rate on sampled test rows, not a proof; any direction for features "
         "without a declared direction; any constraint for a directed feature with one bucket (marked "
         f"'{ONE_BUCKET_NOTE}'); monotonicity when several features move at once.",
-        _split_text(ctx) + (f" The accuracy figures hold for data like the test split; events after {test_end} "
-                            "were not seen." if test_end else ""),  # fmt: skip
+        _split_text(ctx)
+        + (
+            f" The accuracy figures hold for data like the test split; events after {test_end} were not seen."
+            if test_end
+            else ""
+        ),  # fmt: skip
     ]
     out: list[tuple] = [("h", 2, "Intended use and limits"), ("ul", limits)]
     if directed:
@@ -354,10 +360,17 @@ def _features(ctx: ModelCardContext) -> list[tuple]:
                       "rises, -1 that it should not rise."),
                 ("table", ["feature", "declared direction", "buckets", "transform", "constrained by CCSS"], rows)]  # fmt: skip
     else:
-        out.append(("p", "No directed feature: CCSS constrains nothing, the CCSS models equal their baselines in kind."))
+        out.append(
+            ("p", "No directed feature: CCSS constrains nothing, the CCSS models equal their baselines in kind.")
+        )
     if unconstrained:
-        out.append(("p", f"Not constrained: {', '.join(ctx.unconstrained)} — a directed feature with one bucket has no "
-                         "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measured."))
+        out.append(
+            (
+                "p",
+                f"Not constrained: {', '.join(ctx.unconstrained)} — a directed feature with one bucket has no "
+                "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measured.",
+            )
+        )
     free = [f.name for f in spec.numerical if f.direction == 0]
     if free:
         out.append(("p", f"Numerical features without a declared direction (no constraint): {', '.join(free)}."))
@@ -394,7 +407,9 @@ def _per_feature_rows(ctx: ModelCardContext, backbone: str) -> list[list[str]]:
         for variant in (CCSS, BASELINE):
             for m in ("wrong_step_share", "edge_wrong_share"):
                 r = cell.get((variant, f.name))
-                values.append("n/a" if r is None or m not in metrics else _mean_std(r[f"{m}_mean"], r[f"{m}_std"], True))
+                values.append(
+                    "n/a" if r is None or m not in metrics else _mean_std(r[f"{m}_mean"], r[f"{m}_std"], True)
+                )
         rows.append([name, *values])
     return rows
 
@@ -480,14 +495,20 @@ def _lineage(ctx: ModelCardContext) -> list[tuple]:
     if lin.git_commit == UNKNOWN:
         notes.append("This copy is not a git repository, so the commit to check out is not known.")
     elif lin.git_dirty:
-        notes.append("The working tree had uncommitted changes when this card was written: checking out the commit "
-                     "alone does not give exactly these inputs.")
+        notes.append(
+            "The working tree had uncommitted changes when this card was written: checking out the commit "
+            "alone does not give exactly these inputs."
+        )
     if lin.env != "base":
-        notes.append(f"dvc.yaml's stages run the base environment; these models came from the '{lin.env}' environment, "
-                     f"so rebuild them with `kedro run --env {lin.env}` after `dvc pull`.")
+        notes.append(
+            f"dvc.yaml's stages run the base environment; these models came from the '{lin.env}' environment, "
+            f"so rebuild them with `kedro run --env {lin.env}` after `dvc pull`."
+        )
     if any(r.status.startswith(DIFFERS) for r in lin.artifacts):
-        notes.append("Some artifacts differ from dvc.lock: `dvc repro` (or `dvc commit`) records the current ones; "
-                     "until then `dvc pull` restores the recorded versions, not the ones this card describes.")
+        notes.append(
+            "Some artifacts differ from dvc.lock: `dvc repro` (or `dvc commit`) records the current ones; "
+            "until then `dvc pull` restores the recorded versions, not the ones this card describes."
+        )
     return out + [("p", n) for n in notes]
 
 

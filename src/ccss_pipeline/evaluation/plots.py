@@ -76,15 +76,17 @@ def _title(feature: str, direction: int, what: str = "", label_name: str = "labe
 def not_constrained_figure(feature: str, direction: int, label_name: str = "label") -> Figure:
     """What the ICE / PD figure of a directed feature with a single bucket shows instead of a one-point
     curve: that CCSS cannot constrain it and its monotonicity is not measurable."""
-    fig = message_figure(f"{feature}: {ONE_BUCKET_NOTE}.\nNo curve of {prob_label(label_name)} to draw "
-                         "(a single training value).", figsize=(7.0, 4.4))
+    fig = message_figure(
+        f"{feature}: {ONE_BUCKET_NOTE}.\nNo curve of {prob_label(label_name)} to draw (a single training value).",
+        figsize=(7.0, 4.4),
+    )
     FigureCanvasAgg(fig)
     fig.axes[0].set_title(_title(feature, direction, " — not measurable", label_name))
     return fig
 
 
 def _auto_xscale(xs: np.ndarray) -> str:
-    """"log" when the values are positive and span more than two decades, "symlog" when they also
+    """ "log" when the values are positive and span more than two decades, "symlog" when they also
     include 0 (non-negative), else "linear"."""
     xs = xs[np.isfinite(xs)]
     pos = xs[xs > 0]
@@ -111,11 +113,13 @@ def _curves_with_band(ax, curves_by_model: Mapping[str, pd.DataFrame], feature: 
         x = sub[x_col].to_numpy(np.float64)
         all_x.append(x)
         colour = _colour(i)
-        ax.plot(x, sub["mean"].to_numpy(), marker="o" if len(x) <= 30 else None, ms=3, color=colour,
-                label=f"{label} (mean)")
+        ax.plot(
+            x, sub["mean"].to_numpy(), marker="o" if len(x) <= 30 else None, ms=3, color=colour, label=f"{label} (mean)"
+        )
         if {"q10", "q90"} <= set(sub.columns):
-            ax.fill_between(x, sub["q10"].to_numpy(), sub["q90"].to_numpy(), color=colour, alpha=0.18,
-                            label=f"{label} ICE 10–90%")
+            ax.fill_between(
+                x, sub["q10"].to_numpy(), sub["q90"].to_numpy(), color=colour, alpha=0.18, label=f"{label} ICE 10–90%"
+            )
     return np.concatenate(all_x) if all_x else np.array([], dtype=np.float64)
 
 
@@ -159,8 +163,9 @@ def plot_raw_grid_ice(
     xs = _curves_with_band(ax, curves_by_model, feature, "value", "value")
     _set_xscale(ax, xscale or _auto_xscale(xs), xs)
     for j, edge in enumerate(boundaries):
-        ax.axvline(float(edge), color="grey", lw=0.6, alpha=0.7, ls=":", gid=EDGE_GID,
-                   label="bucket edges" if j == 0 else None)
+        ax.axvline(
+            float(edge), color="grey", lw=0.6, alpha=0.7, ls=":", gid=EDGE_GID, label="bucket edges" if j == 0 else None
+        )
     ax.set_title(_title(feature, direction, " — raw-value grid", label_name))
     ax.set_xlabel(f"{feature} (raw value)")
     ax.set_ylabel(prob_label(label_name))
@@ -227,19 +232,51 @@ def plot_violation_bars(
         low = np.minimum(e, np.maximum(drawn - floor, 0.0)) if yscale == "log" else np.minimum(e, drawn)
         pos_x = x + (i - (n_models - 1) / 2) * width
         keep = ~np.asarray(skipped, dtype=bool)
-        ax.bar(pos_x[keep], drawn[keep], width, yerr=np.vstack([low, e])[:, keep], capsize=2, label=label,
-               color=_colour(i), error_kw={"elinewidth": 0.8, "ecolor": "#333"})
+        ax.bar(
+            pos_x[keep],
+            drawn[keep],
+            width,
+            yerr=np.vstack([low, e])[:, keep],
+            capsize=2,
+            label=label,
+            color=_colour(i),
+            error_kw={"elinewidth": 0.8, "ecolor": "#333"},
+        )
         top = max(top, float(np.max(drawn + e, initial=0.0)))
         base = floor if yscale == "log" else 0.0
         for xi, vi, hi in zip(pos_x[keep], v[keep], (drawn + e)[keep], strict=True):
-            ax.annotate(_pct_text(vi), (xi, max(hi, base)), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=6)
+            ax.annotate(
+                _pct_text(vi),
+                (xi, max(hi, base)),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=6,
+            )
     for j in np.flatnonzero(skipped):
-        ax.axvspan(j - 0.4, j + 0.4, facecolor="none", edgecolor="grey", hatch="//", lw=0.6, gid=UNMEASURABLE_GID,
-                   label="not measurable (one bucket)" if j == np.flatnonzero(skipped)[0] else None)
-        ax.text(j, 0.5, "not measurable:\none bucket", transform=ax.get_xaxis_transform(), ha="center", va="center",
-                rotation=90, fontsize=7, color="#444",
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 2})
+        ax.axvspan(
+            j - 0.4,
+            j + 0.4,
+            facecolor="none",
+            edgecolor="grey",
+            hatch="//",
+            lw=0.6,
+            gid=UNMEASURABLE_GID,
+            label="not measurable (one bucket)" if j == np.flatnonzero(skipped)[0] else None,
+        )
+        ax.text(
+            j,
+            0.5,
+            "not measurable:\none bucket",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="center",
+            rotation=90,
+            fontsize=7,
+            color="#444",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 2},
+        )
     if yscale == "log":
         ax.set_yscale("log")
         ax.set_ylim(floor, max(top, floor * 10) * 3)

@@ -190,9 +190,14 @@ def raw_grid_report(
         curves.append(
             pd.DataFrame(
                 {
-                    "feature": feat.name, "direction": d, "value": grid, "bucket": g_bucket,
-                    "crosses_edge": crosses, "mean": ice.mean(axis=0) if n else np.full(grid.size, NAN),
-                    "q10": qlo, "q90": qhi,
+                    "feature": feat.name,
+                    "direction": d,
+                    "value": grid,
+                    "bucket": g_bucket,
+                    "crosses_edge": crosses,
+                    "mean": ice.mean(axis=0) if n else np.full(grid.size, NAN),
+                    "q10": qlo,
+                    "q90": qhi,
                 }  # fmt: skip
             )
         )

@@ -68,6 +68,8 @@ def _threshold(ctx: ReportContext) -> float:
 
 def _label(metric: str, ctx: ReportContext) -> str:
     return _LABEL[metric].replace("{t}", f"{_threshold(ctx):g}")
+
+
 _SHARE = {m for m, _, share in HEADLINE if share}
 #: Metrics of the paired CCSS − baseline table, in order.
 PAIRED = ["auc", "gauc", "logloss", "accuracy", "precision", "recall", "f1", "brier", "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
@@ -96,9 +98,13 @@ class ModelResult:
         """From a ``summarize_over_seeds`` table (columns backbone, variant, n_seeds, ``<m>_mean``, ``<m>_std``)."""
         metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
         return [
-            cls(str(row["backbone"]), str(row["variant"]), int(row["n_seeds"]),
+            cls(
+                str(row["backbone"]),
+                str(row["variant"]),
+                int(row["n_seeds"]),
                 {m: _float(row[f"{m}_mean"]) for m in metrics},
-                {m: _float(row.get(f"{m}_std")) for m in metrics})  # fmt: skip
+                {m: _float(row.get(f"{m}_std")) for m in metrics},
+            )  # fmt: skip
             for row in summary.to_dict("records")
         ]
 
@@ -218,7 +224,7 @@ def _interval(row: Mapping[str, Any] | None, share: bool) -> str:
 
 
 def _sign_of_interval(row: Mapping[str, Any] | None) -> str | None:
-    """"below" / "above" 0, "contains" 0, or None without an interval."""
+    """ "below" / "above" 0, "contains" 0, or None without an interval."""
     if row is None or _missing(row.get("ci_low")) or _missing(row.get("ci_high")):
         return None
     return "below" if row["ci_high"] < 0 else "above" if row["ci_low"] > 0 else "contains"
@@ -253,9 +259,16 @@ def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping
         f"{_value(ccss.mean.get('edge_wrong_share'), True)}; rows monotone over the whole grid "
         f"{_value(base.mean.get('monotone_row_share'), True)} → {_value(ccss.mean.get('monotone_row_share'), True)}."
     )
-    inside, crossing = _float(ccss.mean.get("wrong_step_share_inside")), _float(ccss.mean.get("wrong_step_share_crossing"))
+    inside, crossing = (
+        _float(ccss.mean.get("wrong_step_share_inside")),
+        _float(ccss.mean.get("wrong_step_share_crossing")),
+    )
     if ws_c > 0 and not (_missing(inside) or _missing(crossing)) and max(inside, crossing) > 2 * min(inside, crossing):
-        more, less = ("crossing a bucket edge", "inside a bucket") if crossing > inside else ("inside a bucket", "crossing an edge")
+        more, less = (
+            ("crossing a bucket edge", "inside a bucket")
+            if crossing > inside
+            else ("inside a bucket", "crossing an edge")
+        )
         text += (f" With CCSS a step {more} goes the wrong way far more often than one {less} "
                  f"({_value(max(inside, crossing), True)} vs {_value(min(inside, crossing), True)}).")  # fmt: skip
     return text
@@ -290,7 +303,10 @@ def _headline(ctx: ReportContext, bb: str) -> list[tuple]:
     hidden = {"gauc"} if ctx.gauc_note else set()
     metrics = [m for m, _, _ in HEADLINE if m not in hidden and any(not _missing(r.mean.get(m)) for r in models)]
     header = ["metric"] + [f"{r.display} ({r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})" for r in models]
-    out: list[tuple] = [("h", 3, bb), ("table", header, [[_label(m, ctx)] + [r.cell(m) for r in models] for m in metrics])]
+    out: list[tuple] = [
+        ("h", 3, bb),
+        ("table", header, [[_label(m, ctx)] + [r.cell(m) for r in models] for m in metrics]),
+    ]
     paired = _paired_for(ctx, bb)
     rows = []
     for m in PAIRED:
@@ -298,7 +314,14 @@ def _headline(ctx: ReportContext, bb: str) -> list[tuple]:
         if m in hidden or row is None or not int(row.get("n") or 0):
             continue
         share = m in _SHARE
-        rows.append([_label(m, ctx), str(int(row["n"])), _diff(row["mean"], share, _pct_digits(row["mean"])), _interval(row, share)])
+        rows.append(
+            [
+                _label(m, ctx),
+                str(int(row["n"])),
+                _diff(row["mean"], share, _pct_digits(row["mean"])),
+                _interval(row, share),
+            ]
+        )
     if rows:
         out.append(("p", f"CCSS − baseline, paired on the training seed ({bb}):"))
         out.append(("table", ["metric", "pairs", "mean difference", "95% interval"], rows))
@@ -343,10 +366,12 @@ def _per_feature(ctx: ReportContext) -> list[tuple]:
 
 def _unconstrained_sentence(ctx: ReportContext) -> str:
     names = ", ".join(ctx.unconstrained)
-    return (f"Not constrained: {names} — a directed feature with one bucket (a single training value) has no "
-            "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measurable; its rows are "
-            "marked, it is left out of the bar chart and of the direction agreement, and it never counts as "
-            "0 violations (see feature_engineering.n_buckets / the warning in the log).")
+    return (
+        f"Not constrained: {names} — a directed feature with one bucket (a single training value) has no "
+        "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measurable; its rows are "
+        "marked, it is left out of the bar chart and of the direction agreement, and it never counts as "
+        "0 violations (see feature_engineering.n_buckets / the warning in the log)."
+    )
 
 
 def _parameters(ctx: ReportContext) -> list[tuple]:
@@ -471,8 +496,7 @@ def _to_markdown(blocks: list[tuple]) -> str:
             out.append(f"```\n{block[1]}\n```")
         elif kind == "table":
             header, rows = block[1], block[2]
-            lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |",
-                     "|" + "|".join(["---"] * len(header)) + "|"]
+            lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
             out.append("\n".join(lines))
         elif kind == "img":
@@ -523,10 +547,12 @@ def _to_html(blocks: list[tuple], title: str) -> str:
                     f"<figcaption>{e(caption)}</figcaption></figure>"
                 )
             else:  # no bytes to embed: name the file rather than link it, so the page has no broken image
-                body.append(f'<figure class="missing"><p>Image not embedded: {e(path)} (relative to the report folder).</p>'
-                            f"<figcaption>{e(caption)}</figcaption></figure>")
+                body.append(
+                    f'<figure class="missing"><p>Image not embedded: {e(path)} (relative to the report folder).</p>'
+                    f"<figcaption>{e(caption)}</figcaption></figure>"
+                )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{e(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"

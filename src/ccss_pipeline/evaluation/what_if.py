@@ -54,8 +54,9 @@ def what_if(model: object, spec: FeatureSpec, rows: ModelInputs, feature: str, v
     return np.asarray(probability, dtype=np.float64).reshape(n, g)
 
 
-def what_if_table(models: Mapping[str, object], spec: FeatureSpec, rows: ModelInputs, row_ids: Sequence[int],
-                  levels: int = 50) -> pd.DataFrame:
+def what_if_table(
+    models: Mapping[str, object], spec: FeatureSpec, rows: ModelInputs, row_ids: Sequence[int], levels: int = 50
+) -> pd.DataFrame:
     """Long table (:data:`COLUMNS`): each model, row and directed feature over ``levels`` quantile levels
     of the feature's training values (de-duplicated, as in the raw-grid evaluation)."""
     frames = []
@@ -63,10 +64,18 @@ def what_if_table(models: Mapping[str, object], spec: FeatureSpec, rows: ModelIn
         for f in spec.directed:
             values = raw_grid(f, levels)
             probability = what_if(model, spec, rows, f.name, values)
-            frames.append(pd.DataFrame({
-                "row": np.repeat(np.asarray(row_ids), values.size), "model": model_name, "feature": f.name,
-                "direction": f.direction, "value": np.tile(values, len(rows)), "probability": probability.ravel(),
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "row": np.repeat(np.asarray(row_ids), values.size),
+                        "model": model_name,
+                        "feature": f.name,
+                        "direction": f.direction,
+                        "value": np.tile(values, len(rows)),
+                        "probability": probability.ravel(),
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 

@@ -129,7 +129,9 @@ class CTRModel(nn.Module):
         self.encoder = InputEncoder(spec, cfg.embedding_dim, cfg.embedding_init_std)
         self.backbone = build_backbone(cfg.name, spec, cfg)
 
-    def forward(self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         fields, d = self.encoder(cat, dense, bucket)
         return self.backbone(fields, d)
 

@@ -41,12 +41,17 @@ def to_device(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.
 
 def device_tensors(inputs: ModelInputs, device: torch.device) -> tuple[torch.Tensor, ...]:
     """(cat, dense, bucket, label) of a split held in memory, moved to ``device`` once."""
-    return (to_device(inputs.cat, torch.long, device), to_device(inputs.dense, torch.float32, device),
-            to_device(inputs.bucket, torch.long, device), to_device(inputs.label, torch.float32, device))
+    return (
+        to_device(inputs.cat, torch.long, device),
+        to_device(inputs.dense, torch.float32, device),
+        to_device(inputs.bucket, torch.long, device),
+        to_device(inputs.label, torch.float32, device),
+    )
 
 
-def device_batches(tensors: tuple[torch.Tensor, ...], perm: torch.Tensor, batch_size: int, lookup: PairLookup | None,
-                   n_pair_rows: int) -> Iterator[Batch]:
+def device_batches(
+    tensors: tuple[torch.Tensor, ...], perm: torch.Tensor, batch_size: int, lookup: PairLookup | None, n_pair_rows: int
+) -> Iterator[Batch]:
     """Batches as index slices of a permutation of device-resident tensors (the in-memory path)."""
     cat, dense, bucket, label = tensors
     for start in range(0, perm.shape[0], batch_size):
@@ -55,9 +60,19 @@ def device_batches(tensors: tuple[torch.Tensor, ...], perm: torch.Tensor, batch_
         yield Batch(cat[idx], dense[idx], bucket[idx], label[idx], pairs)
 
 
-def streamed_batches(source: ParquetModelInput, spec: FeatureSpec, batch_size: int, seed: int, epoch: int,
-                     buffer_rows: int, device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str,
-                     shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+def streamed_batches(
+    source: ParquetModelInput,
+    spec: FeatureSpec,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    buffer_rows: int,
+    device: torch.device,
+    n_pair_rows: int,
+    shapley_p: np.ndarray | None,
+    move: str,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[Batch]:
     """Batches read from parquet through the shuffle buffer, their pairs drawn as they come (the
     streaming path): for the first ``n_pair_rows`` rows of each batch (0: none), ``PAIR_BLOCK`` batches
     at a time, seeded by (seed, epoch, block) and, on a rank of several, the rank. ``shard``: (rank, world size)."""
@@ -66,25 +81,47 @@ def streamed_batches(source: ParquetModelInput, spec: FeatureSpec, batch_size: i
     for batch in shuffled_batches(source, batch_size, seed, epoch, max(buffer_rows, batch_size), shard=shard):
         block.append(batch)
         if len(block) == PAIR_BLOCK:
-            yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move, shard)
+            yield from _block_with_pairs(
+                block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move, shard
+            )
             block, n_blocks = [], n_blocks + 1
     if block:
         yield from _block_with_pairs(block, n_blocks, spec, seed, epoch, device, n_pair_rows, shapley_p, move, shard)
 
 
-def _block_with_pairs(block: list[ModelInputs], number: int, spec: FeatureSpec, seed: int, epoch: int,
-                      device: torch.device, n_pair_rows: int, shapley_p: np.ndarray | None, move: str,
-                      shard: tuple[int, int]) -> Iterator[Batch]:
+def _block_with_pairs(
+    block: list[ModelInputs],
+    number: int,
+    spec: FeatureSpec,
+    seed: int,
+    epoch: int,
+    device: torch.device,
+    n_pair_rows: int,
+    shapley_p: np.ndarray | None,
+    move: str,
+    shard: tuple[int, int],
+) -> Iterator[Batch]:
     lookup, offsets = None, [0]
     if n_pair_rows > 0:
         heads = [b.take(slice(0, min(n_pair_rows, len(b)))) for b in block]
         offsets = list(np.cumsum([0] + [len(h) for h in heads]))
         stream = [int(seed), int(epoch), int(number)] + ([int(shard[0])] if shard[1] > 1 else [])
-        drawn = draw_pairs(np.concatenate([h.bucket for h in heads]), np.concatenate([h.dense for h in heads]),
-                           np.concatenate([h.label for h in heads]), spec, shapley_p,
-                           seed=np.random.default_rng(stream), move=move)
+        drawn = draw_pairs(
+            np.concatenate([h.bucket for h in heads]),
+            np.concatenate([h.dense for h in heads]),
+            np.concatenate([h.label for h in heads]),
+            spec,
+            shapley_p,
+            seed=np.random.default_rng(stream),
+            move=move,
+        )
         lookup = PairLookup(drawn, offsets[-1], spec, device)
     for i, batch in enumerate(block):
         pairs = None if lookup is None else lookup.gather(slice(int(offsets[i]), int(offsets[i + 1])))
-        yield Batch(to_device(batch.cat, torch.long, device), to_device(batch.dense, torch.float32, device),
-                    to_device(batch.bucket, torch.long, device), to_device(batch.label, torch.float32, device), pairs)
+        yield Batch(
+            to_device(batch.cat, torch.long, device),
+            to_device(batch.dense, torch.float32, device),
+            to_device(batch.bucket, torch.long, device),
+            to_device(batch.label, torch.float32, device),
+            pairs,
+        )

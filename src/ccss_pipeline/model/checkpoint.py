@@ -65,9 +65,16 @@ class FitState:
         """Write the checkpoint atomically (a kill mid-save leaves the previous one)."""
         s = self.stopping
         ck: dict[str, Any] = {
-            "fingerprint": fingerprint, "epoch": self.epoch, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "best_state": self.best_state, "best_auc": s.best_score,
-            "best_epoch": s.best_epoch, "bad_epochs": s.bad_epochs, "stopped": s.stopped, "history": self.history,
+            "fingerprint": fingerprint,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best_state": self.best_state,
+            "best_auc": s.best_score,
+            "best_epoch": s.best_epoch,
+            "bad_epochs": s.bad_epochs,
+            "stopped": s.stopped,
+            "history": self.history,
             "rng_cpu": torch.get_rng_state(),
         }
         if device.type == "cuda":
@@ -98,15 +105,23 @@ def read_checkpoint(path: Path, device: torch.device, fingerprint: str, max_epoc
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # truncated or foreign file: a cache, so start over rather than fail
-        logger.warning("checkpoint %s cannot be read (%s: %s); starting this fit from scratch", path,
-                       type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        logger.warning(
+            "checkpoint %s cannot be read (%s: %s); starting this fit from scratch",
+            path,
+            type(exc).__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )
         return None
     if not isinstance(ck, dict) or ck.get("fingerprint") != fingerprint:
         logger.warning("checkpoint %s belongs to a different configuration; starting fresh", path)
         return None
     if int(ck.get("epoch", 0)) > max_epochs:
-        logger.warning("checkpoint %s has trained %d epochs, more than max_epochs=%d; starting fresh", path,
-                       int(ck["epoch"]), max_epochs)
+        logger.warning(
+            "checkpoint %s has trained %d epochs, more than max_epochs=%d; starting fresh",
+            path,
+            int(ck["epoch"]),
+            max_epochs,
+        )
         return None
     return ck
 
@@ -115,7 +130,9 @@ def pairs_digest(pairs: PairTable | None) -> str | None:
     """Content hash of a pair table (a redrawn table of the same length must not resume a checkpoint)."""
     if pairs is None:
         return None
-    return array_hash((pairs.row, pairs.feature, pairs.bucket, pairs.dense, pairs.valid, pairs.f_is_up), prefix=pairs.move)
+    return array_hash(
+        (pairs.row, pairs.feature, pairs.bucket, pairs.dense, pairs.valid, pairs.f_is_up), prefix=pairs.move
+    )
 
 
 def fit_fingerprint(spec: FeatureSpec, *cfgs: object, extra: object = None) -> str:

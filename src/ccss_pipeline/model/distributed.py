@@ -66,7 +66,12 @@ class FitData:
 
 def _train(fit: Fit, data: FitData) -> TrainResult:
     return train_model(
-        data.spec, data.train, data.valid, fit.backbone, fit.contrastive, fit.optimizer,
+        data.spec,
+        data.train,
+        data.valid,
+        fit.backbone,
+        fit.contrastive,
+        fit.optimizer,
         pairs=data.pairs if fit.with_pairs else None,
         checkpoint_dir=fit.checkpoint_dir,
         redraw_pairs_each_epoch=fit.redraw_pairs_each_epoch and fit.with_pairs,
@@ -107,8 +112,15 @@ def launch_fits(fits: list[Fit], data: FitData, distributed: DistributedConfig) 
     )
     # the machine's cores shared between this machine's workers, as torchrun's OMP_NUM_THREADS does
     threads = max(1, torch.get_num_threads() // distributed.nproc_per_node)
-    logger.info("training %d model(s) with DistributedDataParallel: %d process(es) x %d machine(s), %s backend, "
-                "%d thread(s) each", len(fits), distributed.nproc_per_node, distributed.nnodes, backend, threads)
+    logger.info(
+        "training %d model(s) with DistributedDataParallel: %d process(es) x %d machine(s), %s backend, "
+        "%d thread(s) each",
+        len(fits),
+        distributed.nproc_per_node,
+        distributed.nnodes,
+        backend,
+        threads,
+    )
     try:
         returned = elastic_launch(config, _worker)(fits, data, backend, threads, distributed.timeout_s)
     except ChildFailedError as exc:
@@ -120,8 +132,9 @@ def launch_fits(fits: list[Fit], data: FitData, distributed: DistributedConfig) 
         model = CTRModel(data.spec, fit.backbone)
         model.load_state_dict(got["state_dict"])
         model.eval()
-        out[fit.key] = TrainResult(model=model, history=got["history"], best_epoch=got["best_epoch"],
-                                   best_val_auc=got["best_val_auc"])
+        out[fit.key] = TrainResult(
+            model=model, history=got["history"], best_epoch=got["best_epoch"], best_val_auc=got["best_val_auc"]
+        )
     return out
 
 
@@ -140,9 +153,12 @@ def _worker(fits: list[Fit], data: FitData, backend: str, threads: int, timeout_
             out = {}
             for fit in fits:
                 result = _train(fit, data)
-                out[fit.key] = {"state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-                                "history": result.history, "best_epoch": result.best_epoch,
-                                "best_val_auc": result.best_val_auc}
+                out[fit.key] = {
+                    "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+                    "history": result.history,
+                    "best_epoch": result.best_epoch,
+                    "best_val_auc": result.best_val_auc,
+                }
             return out
         finally:
             dist.destroy_process_group()

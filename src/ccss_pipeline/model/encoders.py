@@ -27,7 +27,9 @@ class InputEncoder(nn.Module):
         cat_sizes = [c.vocab_size for c in spec.categorical]
         bkt_sizes = [n.n_buckets + 1 for n in spec.numerical]
         sizes = cat_sizes + bkt_sizes
-        offsets = torch.tensor([0] + sizes[:-1], dtype=torch.long).cumsum(0) if sizes else torch.zeros(0, dtype=torch.long)
+        offsets = (
+            torch.tensor([0] + sizes[:-1], dtype=torch.long).cumsum(0) if sizes else torch.zeros(0, dtype=torch.long)
+        )
         self.n_categorical = len(cat_sizes)
         self.n_numerical = len(bkt_sizes)
         self.n_fields = len(sizes)
@@ -38,7 +40,9 @@ class InputEncoder(nn.Module):
         self.register_buffer("cat_offsets", offsets[: self.n_categorical].clone(), persistent=False)
         self.register_buffer("bkt_offsets", offsets[self.n_categorical :].clone(), persistent=False)
 
-    def forward(self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, M) ids, (B, K) dense, (B, K) buckets -> fields (B, M+K, d), dense (B, K)."""
         idx = torch.cat([cat + self.cat_offsets, bucket + self.bkt_offsets], dim=1)
         return self._lookup(idx), dense

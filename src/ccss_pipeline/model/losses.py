@@ -65,8 +65,10 @@ def counterfactual_loss(
     if cfg.loss not in CONTRASTIVE_LOSSES:
         raise ValueError(f"unknown contrastive loss {cfg.loss!r}; allowed: {sorted(CONTRASTIVE_LOSSES)}")
     if cfg.loss == "infonce" and not template.has_centre_pair:
-        raise ValueError(f"the infonce loss needs a move with a centre pair; move {template.name!r} has none "
-                         "(use counterfactual_pairs.move: centre, within, straddle or decomposed)")
+        raise ValueError(
+            f"the infonce loss needs a move with a centre pair; move {template.name!r} has none "
+            "(use counterfactual_pairs.move: centre, within, straddle or decomposed)"
+        )
     z = torch.cat([z_o.float()[:, None], z_pts.float()], dim=1)
     lower = torch.as_tensor(template.lower, device=z.device)
     higher = torch.as_tensor(template.higher, device=z.device)

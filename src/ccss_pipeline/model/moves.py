@@ -75,9 +75,7 @@ class MoveTemplate:
 MOVES: dict[str, MoveTemplate] = {
     "centre": MoveTemplate("centre", ("down", "up"), _CENTRE_CONSTRAINTS),
     "within": MoveTemplate("within", ("down", "up"), _CENTRE_CONSTRAINTS),
-    "straddle": MoveTemplate(
-        "straddle", ("down", "up", "below", "at"), _CENTRE_CONSTRAINTS + (("below", "at", EDGE),)
-    ),
+    "straddle": MoveTemplate("straddle", ("down", "up", "below", "at"), _CENTRE_CONSTRAINTS + (("below", "at", EDGE),)),
     "edge": MoveTemplate(
         "edge", ("below", "at"), ((ORIGIN, "below", EDGE), ("below", "at", EDGE), ("at", ORIGIN, EDGE))
     ),
@@ -85,15 +83,23 @@ MOVES: dict[str, MoveTemplate] = {
         "path",
         ("below", "at", "centre"),
         (
-            (ORIGIN, "below", EDGE), ("below", "at", EDGE), ("at", "centre", EDGE), (ORIGIN, "centre", MAIN),
-            ("centre", "below", EDGE), ("at", ORIGIN, EDGE), ("centre", ORIGIN, MAIN),
+            (ORIGIN, "below", EDGE),
+            ("below", "at", EDGE),
+            ("at", "centre", EDGE),
+            (ORIGIN, "centre", MAIN),
+            ("centre", "below", EDGE),
+            ("at", ORIGIN, EDGE),
+            ("centre", ORIGIN, MAIN),
         ),
     ),
     "bracket": MoveTemplate(
         "bracket",
         ("lo_below", "lo_at", "hi_below", "hi_at"),
         (
-            ("lo_below", "lo_at", EDGE), ("lo_at", ORIGIN, EDGE), (ORIGIN, "hi_below", EDGE), ("hi_below", "hi_at", EDGE),
+            ("lo_below", "lo_at", EDGE),
+            ("lo_at", ORIGIN, EDGE),
+            (ORIGIN, "hi_below", EDGE),
+            ("hi_below", "hi_at", EDGE),
         ),
     ),
     "decomposed": MoveTemplate(
@@ -178,8 +184,14 @@ def build_points(
 
     exists = {
         ORIGIN: np.ones_like(has_up),
-        "down": has_down, "up": has_up, "lo_below": has_down, "lo_at": has_down,
-        "hi_below": has_up, "hi_at": has_up, "below": has_up | has_down, "at": has_up | has_down,
+        "down": has_down,
+        "up": has_up,
+        "lo_below": has_down,
+        "lo_at": has_down,
+        "hi_below": has_up,
+        "hi_at": has_up,
+        "below": has_up | has_down,
+        "at": has_up | has_down,
         "centre": has_up | has_down,
     }
     bucket = np.stack([points[p][0] for p in template.points], 1).astype(np.int64)

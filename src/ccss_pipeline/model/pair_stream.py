@@ -43,15 +43,22 @@ def chunk_generator(seed: int, chunk: int) -> np.random.Generator:
     return np.random.default_rng(seed if chunk == 0 else [seed, chunk])
 
 
-def pair_chunks(batches: Iterable[pd.DataFrame], spec: FeatureSpec, p: np.ndarray, seed: int, move: str,
-                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def pair_chunks(
+    batches: Iterable[pd.DataFrame],
+    spec: FeatureSpec,
+    p: np.ndarray,
+    seed: int,
+    move: str,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
     """The pair table of a model-ready table given as batches of rows, one compact frame per chunk;
     ``row`` counts rows from the start of the table."""
     start = 0
     for k, frame in enumerate(fixed_chunks(batches, chunk_rows)):
         inputs = ModelInputs.from_frame(frame, spec)
-        pairs = draw_pairs(inputs.bucket, inputs.dense, inputs.label, spec, p, seed=chunk_generator(seed, k),
-                           move=move).to_frame()
+        pairs = draw_pairs(
+            inputs.bucket, inputs.dense, inputs.label, spec, p, seed=chunk_generator(seed, k), move=move
+        ).to_frame()
         pairs["row"] += start
         start += len(frame)
         yield pairs

@@ -25,17 +25,20 @@ def model_key(backbone: str, variant: str, seed: int) -> str:
     return f"{backbone}__{variant}__seed{seed}"
 
 
-def chosen_models(spec: FeatureSpec, trained_models: dict[str, dict[str, Any]], backbones: list[str],
-                  seed: int) -> dict[str, tuple[str, CTRModel]]:
+def chosen_models(
+    spec: FeatureSpec, trained_models: dict[str, dict[str, Any]], backbones: list[str], seed: int
+) -> dict[str, tuple[str, CTRModel]]:
     """``{backbone: (name, model)}`` of the model served per backbone — its CCSS fit with the first seed
     — rebuilt and checked against ``spec``; a missing one fails naming the models there are."""
     chosen = {}
     for backbone in backbones:
         name = model_key(backbone, "ccss", seed)
         if name not in trained_models:
-            raise StaleArtifactError(f"'trained_models' has no {name!r} (the CCSS model of backbone {backbone!r} "
-                                     f"with the first seed {seed}); it has {sorted(trained_models)}. Train it "
-                                     "with `kedro run --pipelines=model_training`")
+            raise StaleArtifactError(
+                f"'trained_models' has no {name!r} (the CCSS model of backbone {backbone!r} "
+                f"with the first seed {seed}); it has {sorted(trained_models)}. Train it "
+                "with `kedro run --pipelines=model_training`"
+            )
         chosen[backbone] = (name, rebuild_model(spec, name, trained_models[name]))
     return chosen
 

@@ -24,8 +24,14 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def _logits_np(model: CTRModel, cat: np.ndarray, dense: np.ndarray, bucket: np.ndarray, batch_size: int,
-               device: torch.device | None = None) -> np.ndarray:
+def _logits_np(
+    model: CTRModel,
+    cat: np.ndarray,
+    dense: np.ndarray,
+    bucket: np.ndarray,
+    batch_size: int,
+    device: torch.device | None = None,
+) -> np.ndarray:
     device = device or _model_device(model)
     was_training = model.training
     model.eval()
@@ -57,16 +63,18 @@ def predict_proba(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batc
     return 1.0 / (1.0 + np.exp(-predict_logits(model, inputs, batch_size)))
 
 
-def logit_fn(model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
-             ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+def logit_fn(
+    model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """A callable (cat, dense, bucket) -> logits; moves the model to ``device`` once."""
     dev = resolve_device(device) if isinstance(device, str) else (device or _model_device(model))
     model.to(dev)
     return lambda cat, dense, bucket: _logits_np(model, cat, dense, bucket, batch_size, dev)
 
 
-def score_fn(model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
-             ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+def score_fn(
+    model: CTRModel, device: torch.device | str | None = None, batch_size: int = 16384
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """A callable (cat, dense, bucket) -> probabilities, for fast evaluation (counterfactual sweeps)."""
     f = logit_fn(model, device, batch_size)
     return lambda cat, dense, bucket: 1.0 / (1.0 + np.exp(-f(cat, dense, bucket)))

@@ -56,14 +56,14 @@ from tqdm.auto import tqdm
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.evaluation.plots import message_figure
-from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.evaluation.raw_grid import wrong_step_share
+from ccss_pipeline.fingerprint import content_hash
+from ccss_pipeline.model.checkpoint import pairs_digest
+from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import train_model
-from ccss_pipeline.model.scoring import score_fn
-from ccss_pipeline.model.checkpoint import pairs_digest
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,17 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # Fields of the search configuration that do not change what a trial computes: the budget, where the
 # study is stored, the selection target, the pruner and the number of random start-up trials (which
 # the configuration forces below n_trials, so raising n_trials may need it raised too).
-_NOT_HASHED = {"n_trials", "timeout_s", "storage_path", "max_violation", "pruner", "n_startup_trials",
-               "heartbeat_s", "stale_after_s", "max_retry"}
+_NOT_HASHED = {
+    "n_trials",
+    "timeout_s",
+    "storage_path",
+    "max_violation",
+    "pruner",
+    "n_startup_trials",
+    "heartbeat_s",
+    "stale_after_s",
+    "max_retry",
+}
 # How trials draw their points (one sampler stream per trial number); a study of another scheme would
 # mix draws of both, so the scheme is part of the study's name.
 _SAMPLING = "sampler-seeded-per-trial-number"
@@ -115,15 +124,21 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, ba
     return f"{training.search.study_name}-{backbone}-{payload}"
 
 
-def search_digest(train: ModelInputs | ParquetModelInput, valid: ModelInputs | ParquetModelInput,
-                  pairs: PairTable | None, stream_buffer_rows: int | None = None) -> str:
+def search_digest(
+    train: ModelInputs | ParquetModelInput,
+    valid: ModelInputs | ParquetModelInput,
+    pairs: PairTable | None,
+    stream_buffer_rows: int | None = None,
+) -> str:
     """Content hash of what every trial trains and validates on (a streamed split: its files; its
     pairs are drawn per batch, so the buffer that shapes the batches stands in for the pair table)."""
     drawn = f"stream{stream_buffer_rows}" if isinstance(train, ParquetModelInput) else ""
     return "-".join([train.digest(), valid.digest(), pairs_digest(pairs) or drawn])
 
 
-def suggest_contrastive(trial: optuna.trial.BaseTrial, base: ContrastiveConfig, search: SearchConfig) -> ContrastiveConfig:
+def suggest_contrastive(
+    trial: optuna.trial.BaseTrial, base: ContrastiveConfig, search: SearchConfig
+) -> ContrastiveConfig:
     """λ and m always; τ only for the losses that have one (infonce, bpr)."""
     update: dict[str, Any] = {
         "weight": trial.suggest_float("weight", search.weight.low, search.weight.high, log=search.weight.log),
@@ -208,8 +223,9 @@ def fail_dead_trials(study: optuna.Study) -> int:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER_ATTR)
         # a worker records itself right after Optuna starts the trial: give it that moment
-        unclaimed = worker is None and (t.datetime_start is None or
-                                        (now - t.datetime_start).total_seconds() > search_grace(study))
+        unclaimed = worker is None and (
+            t.datetime_start is None or (now - t.datetime_start).total_seconds() > search_grace(study)
+        )
         if unclaimed or (worker is not None and _worker_alive(str(worker)) is False):
             try:
                 failed = storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
@@ -250,9 +266,11 @@ def open_study(
             load_if_exists=True,
         )
     except Exception as exc:  # a corrupt database surfaces here as an SQLAlchemy error
-        raise SearchStorageError(f"{where}: the Optuna study database cannot be read "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); move it away or "
-                                 "delete it to start the search afresh") from exc
+        raise SearchStorageError(
+            f"{where}: the Optuna study database cannot be read "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); move it away or "
+            "delete it to start the search afresh"
+        ) from exc
     if list(study.directions) != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]:
         raise ValueError(f"study {name} in {where} does not have the directions {DIRECTIONS}")
     dead = fail_dead_trials(study)
@@ -301,12 +319,13 @@ def _check_not_surplus(study: optuna.Study, trial: optuna.trial.Trial, n_trials:
     before = [t for t in study.get_trials(deepcopy=False, states=_COUNTED) if t.number < trial.number]
     if len(before) >= n_trials:
         trial.set_user_attr("surplus", True)
-        raise SurplusTrialError(f"trial {trial.number}: the study already has {len(before)} trial(s) for "
-                                f"n_trials={n_trials} (another worker asked at the same time); not run")
+        raise SurplusTrialError(
+            f"trial {trial.number}: the study already has {len(before)} trial(s) for "
+            f"n_trials={n_trials} (another worker asked at the same time); not run"
+        )
 
 
-def _await_other_workers(study: optuna.Study, search: SearchConfig, deadline: float | None, may_start: bool
-                         ) -> bool:
+def _await_other_workers(study: optuna.Study, search: SearchConfig, deadline: float | None, may_start: bool) -> bool:
     """True when this worker has a trial to run: a queued one (a dead worker's, run again) or, while
     ``may_start``, a new one the study still needs. Otherwise waits while other workers' trials run
     (one of them may die and be queued again); False when none runs or the deadline passed."""
@@ -351,8 +370,9 @@ def run_search(
     search = training.search
     backbone_cfg = _backbone_config(training, backbone)
     buffer_rows = training.streaming.buffer_rows
-    study = open_study(training, spec, search_digest(train, valid, pairs, buffer_rows), backbone, storage_root,
-                       database_url)
+    study = open_study(
+        training, spec, search_digest(train, valid, pairs, buffer_rows), backbone, storage_root, database_url
+    )
     study.set_user_attr("backbone", backbone)
     study.set_user_attr("max_violation", search.max_violation)  # read by plot_pareto_front
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
@@ -376,7 +396,7 @@ def run_search(
 
         def on_epoch(epoch: int, val_auc: float) -> None:
             history.extend([float("nan")] * (epoch - 1 - len(history)))
-            history[epoch - 1:] = [float(val_auc)]
+            history[epoch - 1 :] = [float(val_auc)]
             trial.set_user_attr(HISTORY_ATTR, list(history))
             others = [
                 t.user_attrs.get(HISTORY_ATTR, [])
@@ -401,21 +421,34 @@ def run_search(
         )
         auc = float(result.best_val_auc)
         share = float(
-            wrong_step_share(score_fn(result.model), valid, spec, levels=search.grid_levels,
-                             rows=search.violation_rows, seed=search.seed)
+            wrong_step_share(
+                score_fn(result.model),
+                valid,
+                spec,
+                levels=search.grid_levels,
+                rows=search.violation_rows,
+                seed=search.seed,
+            )
         )
         trial.set_user_attr(AUC_ATTR, auc)
         trial.set_user_attr(SHARE_ATTR, share)
         trial.set_user_attr("best_epoch", int(result.best_epoch))
-        logger.info("trial %d (%s): val AUC %.5f, wrong-step share %.4f, %s", trial.number, backbone, auc, share,
-                    trial.params)
+        logger.info(
+            "trial %d (%s): val AUC %.5f, wrong-step share %.4f, %s", trial.number, backbone, auc, share, trial.params
+        )
         return auc, share
 
     deadline = None if search.timeout_s is None else time.monotonic() + search.timeout_s
     # finished trials of the study (every worker's) on a terminal; quiet in logs and CI. Optuna's own
     # bar counts one optimize() call, and each trial here is a call of its own.
-    progress = tqdm(total=search.n_trials, initial=min(done, search.n_trials), desc=f"search {backbone}",
-                    unit="trial", disable=None, dynamic_ncols=True)
+    progress = tqdm(
+        total=search.n_trials,
+        initial=min(done, search.n_trials),
+        desc=f"search {backbone}",
+        unit="trial",
+        disable=None,
+        dynamic_ncols=True,
+    )
     with progress:
         while _await_other_workers(study, search, deadline, may_start=started[0] < budget):
             # one trial at a time: Optuna's own loop runs it with the heartbeat, fails it on an error (re-raised)
@@ -462,7 +495,11 @@ def select_trial(
     logger.warning(
         "no completed trial reaches the target validation wrong-step share <= %.4g (%d completed); "
         "choosing trial %d, the lowest share found: %.4g (val AUC %.4f)",
-        max_violation, len(scored), best.number, share, auc,
+        max_violation,
+        len(scored),
+        best.number,
+        share,
+        auc,
     )
     return best, False
 
@@ -531,8 +568,9 @@ def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -
     ax.scatter([auc], [share], s=220, facecolors="none", edgecolors="black", linewidths=2, zorder=10, label=label)
     ax.annotate(f"trial {chosen.number}", (auc, share), xytext=(8, 8), textcoords="offset points", fontsize=9)
     if max_violation is not None:
-        ax.axhline(max_violation, color="tab:red", linestyle="--", linewidth=1.2,
-                   label=f"target share <= {max_violation:g}")
+        ax.axhline(
+            max_violation, color="tab:red", linestyle="--", linewidth=1.2, label=f"target share <= {max_violation:g}"
+        )
     ax.legend(loc="best", fontsize=8)
     fig = ax.figure
     fig.set_size_inches(7, 4.5)

@@ -32,8 +32,8 @@ class ShapleyResult:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "q": {n: float(v) for n, v in zip(self.feature_names, self.q)},
-            "p": {n: float(v) for n, v in zip(self.directed_names, self.p)},
+            "q": {n: float(v) for n, v in zip(self.feature_names, self.q, strict=True)},
+            "p": {n: float(v) for n, v in zip(self.directed_names, self.p, strict=True)},
         }
 
 
@@ -63,7 +63,9 @@ def shapley_values(score: Scorer, inputs: ModelInputs, n_samples: int, n_permuta
     return phi / n_permutations
 
 
-def shapley_importance(score: Scorer, inputs: ModelInputs, spec: FeatureSpec, cfg: ShapleyConfig | None = None) -> ShapleyResult:
+def shapley_importance(
+    score: Scorer, inputs: ModelInputs, spec: FeatureSpec, cfg: ShapleyConfig | None = None
+) -> ShapleyResult:
     """q_k = mean |φ_k| over a seeded validation subsample, and p over the directed features."""
     cfg = cfg or ShapleyConfig()
     phi = shapley_values(score, inputs, cfg.n_samples, cfg.n_permutations, cfg.seed)

@@ -40,12 +40,18 @@ class ParquetModelInput:
     def __init__(self, table: ParquetTable | Path | str, spec: FeatureSpec) -> None:
         object.__setattr__(self, "table", table if isinstance(table, ParquetTable) else ParquetTable(Path(table)))
         object.__setattr__(self, "spec", spec)
-        needed = ([LABEL_COLUMN, GROUP_COLUMN] + [c.column for c in spec.categorical]
-                  + [n.dense_column for n in spec.numerical] + [n.bucket_column for n in spec.numerical])
+        needed = (
+            [LABEL_COLUMN, GROUP_COLUMN]
+            + [c.column for c in spec.categorical]
+            + [n.dense_column for n in spec.numerical]
+            + [n.bucket_column for n in spec.numerical]
+        )
         present = set(self.table.columns)
         missing = [c for c in needed if c not in present]
         if missing:
-            raise KeyError(f"{self.table.path}: model-ready table lacks columns required by the feature spec: {missing}")
+            raise KeyError(
+                f"{self.table.path}: model-ready table lacks columns required by the feature spec: {missing}"
+            )
         object.__setattr__(self, "_columns", tuple(needed + ([ORACLE_COLUMN] if ORACLE_COLUMN in present else [])))
 
     @property
@@ -100,13 +106,19 @@ def _concat(parts: list[ModelInputs]) -> ModelInputs:
     if len(parts) == 1:
         return parts[0]
     oracle = None if any(p.oracle is None for p in parts) else np.concatenate([p.oracle for p in parts])
-    return ModelInputs(cat=np.concatenate([p.cat for p in parts]), dense=np.concatenate([p.dense for p in parts]),
-                       bucket=np.concatenate([p.bucket for p in parts]), label=np.concatenate([p.label for p in parts]),
-                       group=np.concatenate([p.group for p in parts]), oracle=oracle)
+    return ModelInputs(
+        cat=np.concatenate([p.cat for p in parts]),
+        dense=np.concatenate([p.dense for p in parts]),
+        bucket=np.concatenate([p.bucket for p in parts]),
+        label=np.concatenate([p.label for p in parts]),
+        group=np.concatenate([p.group for p in parts]),
+        oracle=oracle,
+    )
 
 
-def shuffled_batches(source: ParquetModelInput, batch_size: int, seed: int, epoch: int, buffer_rows: int,
-                     shard: tuple[int, int] = (0, 1)) -> Iterator[ModelInputs]:
+def shuffled_batches(
+    source: ParquetModelInput, batch_size: int, seed: int, epoch: int, buffer_rows: int, shard: tuple[int, int] = (0, 1)
+) -> Iterator[ModelInputs]:
     """This epoch's batches: row groups in a ``(seed, epoch)`` order through a shuffle buffer.
 
     The buffer is filled to at least ``buffer_rows`` (whole row groups), shuffled, and emptied down to
@@ -137,17 +149,26 @@ def shuffled_batches(source: ParquetModelInput, batch_size: int, seed: int, epoc
         buffer = buffer.take(slice(n_out, len(buffer)))
 
 
-def model_source(table: ParquetTable | pd.DataFrame, spec: FeatureSpec, max_rows_in_memory: int | None, name: str
-                 ) -> ModelInputs | ParquetModelInput:
+def model_source(
+    table: ParquetTable | pd.DataFrame, spec: FeatureSpec, max_rows_in_memory: int | None, name: str
+) -> ModelInputs | ParquetModelInput:
     """A split as training takes it: in memory when it has at most ``max_rows_in_memory`` rows (or the
     limit is None, or it is already a frame), else streamed from its parquet file; the choice is logged."""
     if isinstance(table, pd.DataFrame):
         return ModelInputs.from_frame(table, spec)
     rows = table.num_rows
     if max_rows_in_memory is None or rows <= max_rows_in_memory:
-        logger.info("%s: %d rows, at most streaming.max_rows_in_memory=%s: held in memory", name, rows,
-                    max_rows_in_memory)
+        logger.info(
+            "%s: %d rows, at most streaming.max_rows_in_memory=%s: held in memory", name, rows, max_rows_in_memory
+        )
         return ModelInputs.from_frame(table.frame(), spec)
-    logger.info("%s: %d rows, more than streaming.max_rows_in_memory=%d: streamed from %s a row group at a time "
-                "(%d row groups)", name, rows, max_rows_in_memory, table.path, len(table.row_groups))
+    logger.info(
+        "%s: %d rows, more than streaming.max_rows_in_memory=%d: streamed from %s a row group at a time "
+        "(%d row groups)",
+        name,
+        rows,
+        max_rows_in_memory,
+        table.path,
+        len(table.row_groups),
+    )
     return ParquetModelInput(table, spec)

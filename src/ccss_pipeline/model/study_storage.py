@@ -27,14 +27,18 @@ def storage_url(root: Path, storage_path: str) -> str:
     """``sqlite:///<root>/<storage_path>``, refusing a folder or a file that is not an SQLite database."""
     path = Path(root) / storage_path
     if path.is_dir():
-        raise SearchStorageError(f"{path}: model_training.search.storage_path names a folder, not an SQLite file "
-                                 "(e.g. data/06_models/optuna.db)")
+        raise SearchStorageError(
+            f"{path}: model_training.search.storage_path names a folder, not an SQLite file "
+            "(e.g. data/06_models/optuna.db)"
+        )
     if path.exists() and path.stat().st_size > 0:
         with path.open("rb") as fh:
             head = fh.read(len(_SQLITE_MAGIC))
         if head != _SQLITE_MAGIC:
-            raise SearchStorageError(f"{path}: not an SQLite database (truncated or overwritten?); move it away "
-                                     "or delete it to start the search afresh")
+            raise SearchStorageError(
+                f"{path}: not an SQLite database (truncated or overwritten?); move it away "
+                "or delete it to start the search afresh"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
@@ -73,14 +77,24 @@ def open_storage(root: Path, search: SearchConfig, url: str | None = None) -> op
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9, stable in practice
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = _retry_without_worker(optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=search.max_retry, inherit_intermediate_values=False))
-            return optuna.storages.RDBStorage(url, heartbeat_interval=search.heartbeat_s,
-                                              grace_period=search.stale_after_s,
-                                              heartbeat_stale_trial_callback=retry)
+            retry = _retry_without_worker(
+                optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=search.max_retry, inherit_intermediate_values=False
+                )
+            )
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=search.heartbeat_s,
+                grace_period=search.stale_after_s,
+                heartbeat_stale_trial_callback=retry,
+            )
     except Exception as exc:  # sqlalchemy.exc.DatabaseError, OperationalError (server down) and friends
-        raise SearchStorageError(f"{where}: cannot be opened as the Optuna study database "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                                 + ("check that the server runs and the credentials are right" if url.startswith(
-                                     ("postgres", "mysql")) else "move it away or delete it to start the search afresh")
-                                 ) from exc
+        raise SearchStorageError(
+            f"{where}: cannot be opened as the Optuna study database "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            + (
+                "check that the server runs and the credentials are right"
+                if url.startswith(("postgres", "mysql"))
+                else "move it away or delete it to start the search afresh"
+            )
+        ) from exc

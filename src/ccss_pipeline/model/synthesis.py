@@ -103,17 +103,25 @@ class PairTable:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> PairTable:
         if "move" not in frame.columns:
-            raise KeyError("pair table lacks the 'move' column: rebuild it with `kedro run --pipelines=counterfactual_pairs`")
+            raise KeyError(
+                "pair table lacks the 'move' column: rebuild it with `kedro run --pipelines=counterfactual_pairs`"
+            )
         moves = pd.unique(frame["move"].astype(str))
         if len(moves) > 1:
             raise ValueError(f"pair table mixes counterfactual moves {sorted(moves)}")
-        if not len(moves) and isinstance(frame["move"].dtype, pd.CategoricalDtype) and len(frame["move"].cat.categories):
+        if (
+            not len(moves)
+            and isinstance(frame["move"].dtype, pd.CategoricalDtype)
+            and len(frame["move"].cat.categories)
+        ):
             moves = [str(frame["move"].cat.categories[0])]
         if not len(moves):  # an empty table read back from parquet: its point columns name the move
-            points = {c[len("bucket_"):] for c in frame.columns if c.startswith("bucket_")}
+            points = {c[len("bucket_") :] for c in frame.columns if c.startswith("bucket_")}
             moves = [name for name, t in MOVES.items() if set(t.points) == points][:1] or ["centre"]
         template = get_move(str(moves[0]))
-        needed = ["row", "feature", "f_is_up"] + [f"{kind}_{p}" for p in template.points for kind in ("bucket", "dense")]
+        needed = ["row", "feature", "f_is_up"] + [
+            f"{kind}_{p}" for p in template.points for kind in ("bucket", "dense")
+        ]
         needed += [f"valid_{c}" for c in range(len(template.constraints))]
         missing = [c for c in needed if c not in frame.columns]
         if missing:
@@ -126,8 +134,9 @@ class PairTable:
             f_is_up=frame["f_is_up"].to_numpy(np.bool_),
             bucket=frame[[f"bucket_{p}" for p in template.points]].to_numpy(np.int64).reshape(n, len(template.points)),
             dense=frame[[f"dense_{p}" for p in template.points]].to_numpy(np.float32).reshape(n, len(template.points)),
-            valid=frame[[f"valid_{c}" for c in range(len(template.constraints))]].to_numpy(np.bool_).reshape(
-                n, len(template.constraints)),
+            valid=frame[[f"valid_{c}" for c in range(len(template.constraints))]]
+            .to_numpy(np.bool_)
+            .reshape(n, len(template.constraints)),
         )
 
 
@@ -224,6 +233,13 @@ class PairLookup:
     def gather(self, rows: torch.Tensor | slice) -> PairBatch:
         """The pairs of ``rows`` (indices or a slice of this lookup's rows), unpacked as views."""
         ints, floats, q = self.ints[rows], self.floats[rows], self.n_points
-        return PairBatch(self.template, has_pair=ints[:, 0] > 0, feature=ints[:, 1], point_bucket=ints[:, 2 : 2 + q],
-                         f_is_up=ints[:, 2 + q] > 0, direction=floats[:, 0], point_dense=floats[:, 1 : 1 + q],
-                         valid=floats[:, 1 + q :])
+        return PairBatch(
+            self.template,
+            has_pair=ints[:, 0] > 0,
+            feature=ints[:, 1],
+            point_bucket=ints[:, 2 : 2 + q],
+            f_is_up=ints[:, 2 + q] > 0,
+            direction=floats[:, 0],
+            point_dense=floats[:, 1 : 1 + q],
+            valid=floats[:, 1 + q :],
+        )

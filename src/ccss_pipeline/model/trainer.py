@@ -150,7 +150,9 @@ def train_model(
 
     lam = float(contrastive_cfg.weight)
     streamed = train if isinstance(train, ParquetModelInput) else None
-    use_ccss = lam > 0 and (pairs is not None or redraw_pairs_each_epoch or (streamed is not None and shapley_p is not None))
+    use_ccss = lam > 0 and (
+        pairs is not None or redraw_pairs_each_epoch or (streamed is not None and shapley_p is not None)
+    )
     if redraw_pairs_each_epoch and use_ccss and shapley_p is None:
         raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
     if streamed is not None and use_ccss and shapley_p is None:
@@ -166,10 +168,21 @@ def train_model(
     val_label = valid.label  # read once (a streamed split reads its label column a row group at a time)
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    fp = fit_fingerprint(spec, backbone_cfg, contrastive_cfg, optim_cfg.model_copy(update={"max_epochs": 0}),
-                         extra=[train.digest(), valid.digest(), None if streamed is not None else pairs_digest(pairs),
-                                redraw_pairs_each_epoch, move, streamed is not None and stream_buffer_rows]
-                         + ([{"world_size": world}] if world > 1 else []))
+    fp = fit_fingerprint(
+        spec,
+        backbone_cfg,
+        contrastive_cfg,
+        optim_cfg.model_copy(update={"max_epochs": 0}),
+        extra=[
+            train.digest(),
+            valid.digest(),
+            None if streamed is not None else pairs_digest(pairs),
+            redraw_pairs_each_epoch,
+            move,
+            streamed is not None and stream_buffer_rows,
+        ]
+        + ([{"world_size": world}] if world > 1 else []),
+    )
     if ckpt_path is not None:
         _resume(state, ckpt_path, fp, optim_cfg.max_epochs, device, rank, world)
 
@@ -178,8 +191,15 @@ def train_model(
         if state.stopping.stopped:
             break
         if use_ccss and redraw_pairs_each_epoch and streamed is None:
-            drawn = draw_pairs(train.bucket, train.dense, train.label, spec, shapley_p,
-                               seed=optim_cfg.seed * 100_003 + epoch, move=move)
+            drawn = draw_pairs(
+                train.bucket,
+                train.dense,
+                train.label,
+                spec,
+                shapley_p,
+                seed=optim_cfg.seed * 100_003 + epoch,
+                move=move,
+            )
             lookup = PairLookup(drawn, n, spec, device)
         model.train()
         t0 = time.perf_counter()
@@ -190,29 +210,59 @@ def train_model(
                 perm = perm[rank::world]  # this rank's shard of the epoch
             batches = device_batches(tensors, perm, bs, lookup, n_pair_rows)
         else:
-            batches = streamed_batches(streamed, spec, bs, optim_cfg.seed, epoch, stream_buffer_rows, device,
-                                       n_pair_rows if use_ccss else 0, shapley_p, move, shard=(rank, world))
+            batches = streamed_batches(
+                streamed,
+                spec,
+                bs,
+                optim_cfg.seed,
+                epoch,
+                stream_buffer_rows,
+                device,
+                n_pair_rows if use_ccss else 0,
+                shapley_p,
+                move,
+                shard=(rank, world),
+            )
         # a batch bar on a terminal (rank 0), nothing in logs or CI; the epoch line below stays
-        progress = tqdm(total=math.ceil(n / (bs * world)), desc=f"epoch {epoch}/{optim_cfg.max_epochs}", unit="batch",
-                        leave=False, disable=None if rank == 0 else True, dynamic_ncols=True)
+        progress = tqdm(
+            total=math.ceil(n / (bs * world)),
+            desc=f"epoch {epoch}/{optim_cfg.max_epochs}",
+            unit="batch",
+            leave=False,
+            disable=None if rank == 0 else True,
+            dynamic_ncols=True,
+        )
         with progress:
-            mean_loss = _train_epoch(step, state.optimizer, batches, lam, contrastive_cfg, device, world, progress.update)
+            mean_loss = _train_epoch(
+                step, state.optimizer, batches, lam, contrastive_cfg, device, world, progress.update
+            )
         train_seconds = time.perf_counter() - t0
 
         record = None
         if rank == 0:
             val_auc = safe_auc(val_label, predict_logits(model, valid))
             # samples/s: the whole split over the epoch's wall time (all ranks together)
-            record = {"epoch": epoch, "loss": mean_loss, "val_auc": val_auc,
-                      "samples_per_sec": n / max(train_seconds, 1e-9), "seconds": time.perf_counter() - t0}
+            record = {
+                "epoch": epoch,
+                "loss": mean_loss,
+                "val_auc": val_auc,
+                "samples_per_sec": n / max(train_seconds, 1e-9),
+                "seconds": time.perf_counter() - t0,
+            }
             if world > 1:
                 record["world_size"] = world
         record = _from_rank0(record, world)
         val_auc = record["val_auc"]
         state.history.append(record)
         state.epoch = epoch
-        say("epoch %d loss %.5f val_auc %.5f %.0f samples/s (%.1fs)", epoch, mean_loss, val_auc,
-            record["samples_per_sec"], record["seconds"])
+        say(
+            "epoch %d loss %.5f val_auc %.5f %.0f samples/s (%.1fs)",
+            epoch,
+            mean_loss,
+            val_auc,
+            record["samples_per_sec"],
+            record["seconds"],
+        )
         if state.stopping.update(epoch, val_auc if not math.isnan(val_auc) else -mean_loss):
             state.keep_best()
         elif state.stopping.stopped:
@@ -228,12 +278,15 @@ def train_model(
     model.load_state_dict(state.best_state)
     model.eval()
     best_epoch, history = state.stopping.best_epoch, state.history
-    best_val_auc = float(history[best_epoch - 1]["val_auc"]) if best_epoch and len(history) >= best_epoch else float("nan")
+    best_val_auc = (
+        float(history[best_epoch - 1]["val_auc"]) if best_epoch and len(history) >= best_epoch else float("nan")
+    )
     return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_auc=best_val_auc)
 
 
-def _resume(state: FitState, path: Path, fingerprint: str, max_epochs: int, device: torch.device, rank: int,
-            world: int) -> None:
+def _resume(
+    state: FitState, path: Path, fingerprint: str, max_epochs: int, device: torch.device, rank: int, world: int
+) -> None:
     """Restore ``state`` from the checkpoint at ``path`` when it belongs to this fit."""
     if rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,9 +299,16 @@ def _resume(state: FitState, path: Path, fingerprint: str, max_epochs: int, devi
         logger.info("resumed from %s at epoch %d", path, state.epoch)
 
 
-def _train_epoch(step: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[Batch], lam: float,
-                 contrastive_cfg: ContrastiveConfig, device: torch.device, world: int,
-                 on_batch: Callable[[], object]) -> float:
+def _train_epoch(
+    step: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterator[Batch],
+    lam: float,
+    contrastive_cfg: ContrastiveConfig,
+    device: torch.device,
+    world: int,
+    on_batch: Callable[[], object],
+) -> float:
     """One pass over ``batches``: BCE (+ λ·CCSS on the batches with pairs); the mean loss over every rank's batches."""
     use_amp = device.type == "cuda"
     totals = torch.zeros(2, device=device)  # loss sum, batches
@@ -261,10 +321,21 @@ def _train_epoch(step: torch.nn.Module, optimizer: torch.optim.Optimizer, batche
                     loss = total_loss(z_o, batch.label, None, 0.0)
                 else:
                     p = len(pb)  # the first p rows of a batch are a random subset, as the batch is in random order
-                    z_o, z_pts, h_o, h_pts = step(batch.cat, batch.dense, batch.bucket, p, pb.feature, pb.point_bucket,
-                                                  pb.point_dense)
-                    lc = counterfactual_loss(pb.template, z_o[:p], z_pts, h_o[:p], h_pts, pb.direction, pb.valid,
-                                             pb.f_is_up, pb.has_pair, contrastive_cfg)
+                    z_o, z_pts, h_o, h_pts = step(
+                        batch.cat, batch.dense, batch.bucket, p, pb.feature, pb.point_bucket, pb.point_dense
+                    )
+                    lc = counterfactual_loss(
+                        pb.template,
+                        z_o[:p],
+                        z_pts,
+                        h_o[:p],
+                        h_pts,
+                        pb.direction,
+                        pb.valid,
+                        pb.f_is_up,
+                        pb.has_pair,
+                        contrastive_cfg,
+                    )
                     loss = total_loss(z_o, batch.label, lc, lam)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -84,7 +84,7 @@ def encoding_description(
                 "features": [c.name for c in spec.categorical],
                 "cardinalities": [int(c.vocab_size) for c in spec.categorical],
                 "meaning": "categorical ids from the feature spec's vocabularies; 0 = out of vocabulary; "
-                           "valid ids are 0 .. cardinality - 1",
+                "valid ids are 0 .. cardinality - 1",
             },
             {
                 "name": "dense",
@@ -103,15 +103,20 @@ def encoding_description(
                 "cardinalities": [int(n.n_buckets) + 1 for n in spec.numerical],
                 "missing_bucket": [int(n.missing_bucket) for n in spec.numerical],
                 "meaning": "bucket ids of the same numerical values (feature spec boundaries); "
-                           "id n_buckets (= cardinality - 1) is the missing-value bucket",
+                "id n_buckets (= cardinality - 1) is the missing-value bucket",
             },
         ],
         "outputs": [
-            {"name": "probability", "dtype": "float32", "shape": [BATCH], "meaning": "click probability, sigmoid(logit)"},
+            {
+                "name": "probability",
+                "dtype": "float32",
+                "shape": [BATCH],
+                "meaning": "click probability, sigmoid(logit)",
+            },
             {"name": "logit", "dtype": "float32", "shape": [BATCH], "meaning": "the model's logit"},
         ],
         "note": "inputs are the model-ready encoding (data/05_model_input/*.parquet); raw values are encoded "
-                "with the feature spec whose fingerprint is spec_fingerprint (data/04_feature/feature_spec.json)",
+        "with the feature spec whose fingerprint is spec_fingerprint (data/04_feature/feature_spec.json)",
         **({"training": dict(extra)} if extra else {}),
     }
 
@@ -136,8 +141,10 @@ def onnx_inputs(frame: pd.DataFrame, description: Mapping[str, Any]) -> dict[str
             bad = (arr < 0) | (arr >= np.asarray(inp["cardinalities"], np.int64))
             if bad.any():
                 j = int(np.flatnonzero(bad.any(0))[0])
-                raise ValueError(f"column {cols[j]!r} has ids outside 0 .. {inp['cardinalities'][j] - 1} "
-                                 f"(e.g. {int(arr[bad[:, j], j][0])})")
+                raise ValueError(
+                    f"column {cols[j]!r} has ids outside 0 .. {inp['cardinalities'][j] - 1} "
+                    f"(e.g. {int(arr[bad[:, j], j][0])})"
+                )
         if dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
             j = int(np.flatnonzero(~np.isfinite(arr).all(0))[0])
             raise ValueError(f"column {cols[j]!r} has non-finite values (model-ready tables encode missing as 0)")
@@ -153,7 +160,9 @@ class _Scorer(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logit, _ = self.model(cat, dense, bucket)
         return torch.sigmoid(logit), logit
 
@@ -161,10 +170,16 @@ class _Scorer(torch.nn.Module):
 def sample_encoding(spec: FeatureSpec, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``n`` seeded random rows of valid model-ready inputs for ``spec`` (missing buckets included)."""
     rng = np.random.default_rng(seed)
-    cat = np.stack([rng.integers(0, c.vocab_size, n) for c in spec.categorical], 1) if spec.categorical \
+    cat = (
+        np.stack([rng.integers(0, c.vocab_size, n) for c in spec.categorical], 1)
+        if spec.categorical
         else np.zeros((n, 0), np.int64)
-    bucket = np.stack([rng.integers(0, f.n_buckets + 1, n) for f in spec.numerical], 1) if spec.numerical \
+    )
+    bucket = (
+        np.stack([rng.integers(0, f.n_buckets + 1, n) for f in spec.numerical], 1)
+        if spec.numerical
         else np.zeros((n, 0), np.int64)
+    )
     dense = np.zeros(bucket.shape, np.float32)
     for k, f in enumerate(spec.numerical):
         centres = np.append(np.asarray(f.centres_dense, np.float64), 0.0)  # the missing bucket's dense value is 0
@@ -199,8 +214,10 @@ def _finish(raw: bytes, description: Mapping[str, Any]) -> bytes:
     import onnx
 
     proto = onnx.load_from_string(raw)
-    proto.doc_string = (f"CCSS CTR model {description.get('model') or description['backbone']}: "
-                        f"inputs {list(INPUT_NAMES)}, outputs {list(OUTPUT_NAMES)}; encoding in metadata '{METADATA_KEY}'")
+    proto.doc_string = (
+        f"CCSS CTR model {description.get('model') or description['backbone']}: "
+        f"inputs {list(INPUT_NAMES)}, outputs {list(OUTPUT_NAMES)}; encoding in metadata '{METADATA_KEY}'"
+    )
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(description, sort_keys=True)
     entry = proto.metadata_props.add()
@@ -212,8 +229,9 @@ def _finish(raw: bytes, description: Mapping[str, Any]) -> bytes:
     return proto.SerializeToString()
 
 
-def _check_with_onnxruntime(data: bytes, scorer: _Scorer, spec: FeatureSpec, rows: int, tolerance: float
-                            ) -> dict[str, Any]:
+def _check_with_onnxruntime(
+    data: bytes, scorer: _Scorer, spec: FeatureSpec, rows: int, tolerance: float
+) -> dict[str, Any]:
     """Score ``rows`` seeded random rows with onnxruntime and with torch; fail above ``tolerance``."""
     import onnxruntime as ort
 
@@ -231,10 +249,17 @@ def _check_with_onnxruntime(data: bytes, scorer: _Scorer, spec: FeatureSpec, row
     diff_p = float(np.max(np.abs(prob.astype(np.float64) - p_t.double().numpy()), initial=0.0))
     diff_z = float(np.max(np.abs(logit.astype(np.float64) - z_t.double().numpy()), initial=0.0))
     if prob.shape != (rows,) or prob.dtype != np.float32 or not diff_p <= tolerance:
-        raise OnnxCheckError(f"onnxruntime and torch disagree on {rows} rows: max |Δp| = {diff_p:.3g} "
-                             f"(tolerance {tolerance:g}), output {prob.dtype} {prob.shape}")
-    return {"rows": rows, "max_abs_diff_probability": diff_p, "max_abs_diff_logit": diff_z, "tolerance": tolerance,
-            "onnxruntime": ort.__version__}
+        raise OnnxCheckError(
+            f"onnxruntime and torch disagree on {rows} rows: max |Δp| = {diff_p:.3g} "
+            f"(tolerance {tolerance:g}), output {prob.dtype} {prob.shape}"
+        )
+    return {
+        "rows": rows,
+        "max_abs_diff_probability": diff_p,
+        "max_abs_diff_logit": diff_z,
+        "tolerance": tolerance,
+        "onnxruntime": ort.__version__,
+    }
 
 
 def export_onnx(

@@ -54,8 +54,10 @@ def _open(config: dict[str, Any]) -> Any:
         except ImportError as exc:
             raise EngineError("the 'pyspark' engine needs PySpark: pip install 'ccss-pipeline[spark]'") from exc
         use_this_python_for_spark_workers()
-        session = SparkSession.getActiveSession() or SparkSession.builder.master(
-            config.get("master") or "local[*]").appName("ccss-pipeline").getOrCreate()
+        session = (
+            SparkSession.getActiveSession()
+            or SparkSession.builder.master(config.get("master") or "local[*]").appName("ccss-pipeline").getOrCreate()
+        )
         return ibis.pyspark.connect(session)
     raise EngineError(f"unknown data engine backend {backend!r}; choose one of {list(BACKENDS)}")
 

@@ -44,8 +44,9 @@ def join_tables(tables: Mapping[str, ibis.Table], schema: SchemaConfig) -> ibis.
     wanted = set(schema.categorical) | {n.name for n in schema.numerical}
     keep = [c for c in log.columns if c in wanted or c in _log_core(schema)]
     keys = [side.key for name, side in schema.side_tables.items() if name in tables]
-    joined = log.select(*dict.fromkeys([*keep, *[k for k in keys if k in log.columns]]),
-                        **{POSITION: ibis.row_number()})
+    joined = log.select(
+        *dict.fromkeys([*keep, *[k for k in keys if k in log.columns]]), **{POSITION: ibis.row_number()}
+    )
     for name, side in schema.side_tables.items():
         if name not in tables:
             continue
@@ -74,18 +75,22 @@ def _kind(column: ibis.Column) -> str:
 def _require_comparable_keys(log_key: ibis.Column, side_key: ibis.Column, name: str) -> None:
     """A safety net behind the gate's "join key types match" rule."""
     if _kind(log_key) != _kind(side_key):
-        raise ValueError(f"join key '{log_key.get_name()}': the log holds {_kind(log_key)} ({log_key.type()}) but "
-                         f"side table '{name}' holds {_kind(side_key)} ({side_key.type()}); they can never match "
-                         "(the raw-data validation gate reports this as 'join key types match')")
+        raise ValueError(
+            f"join key '{log_key.get_name()}': the log holds {_kind(log_key)} ({log_key.type()}) but "
+            f"side table '{name}' holds {_kind(side_key)} ({side_key.type()}); they can never match "
+            "(the raw-data validation gate reports this as 'join key types match')"
+        )
 
 
 def _require_unique_key(table: ibis.Table, key: str, name: str) -> None:
     """A safety net behind the gate's "unique key" rule: a repeated key would multiply log rows."""
     repeated = int(table.group_by(key).aggregate(n=table.count()).filter(lambda t: t.n > 1).count().execute())
     if repeated:
-        raise ValueError(f"side table '{name}': {repeated} value(s) of key '{key}' repeat, so the join would "
-                         "be many-to-many and multiply log rows (the raw-data validation gate reports these "
-                         "as 'unique key')")
+        raise ValueError(
+            f"side table '{name}': {repeated} value(s) of key '{key}' repeat, so the join would "
+            "be many-to-many and multiply log rows (the raw-data validation gate reports these "
+            "as 'unique key')"
+        )
 
 
 def _number(column: ibis.Column) -> ibis.Column:
@@ -105,8 +110,7 @@ def _first_of_repeats(table: ibis.Table) -> ibis.Table:
     return table.semi_join(firsts, match)
 
 
-def build_interactions(tables: Mapping[str, ibis.Table], schema: SchemaConfig, for_scoring: bool = False
-                       ) -> ibis.Table:
+def build_interactions(tables: Mapping[str, ibis.Table], schema: SchemaConfig, for_scoring: bool = False) -> ibis.Table:
     """The canonical interaction table of a validated source (see the module docstring), ordered by
     ``event_ts`` then file order. ``for_scoring``: rows to score — the label may be absent, no row is
     dropped as a duplicate, the split column is ignored, and ``row`` is each row's position in the log.
@@ -120,8 +124,11 @@ def build_interactions(tables: Mapping[str, ibis.Table], schema: SchemaConfig, f
         columns[ITEM] = joined[schema.item]
     if labelled:
         columns[LABEL_COLUMN] = _number(joined[schema.label]).cast("int8")
-    columns[TIME_COLUMN] = (to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit, schema.timestamp_format)
-                            if schema.timestamp else joined[POSITION].cast("int64"))
+    columns[TIME_COLUMN] = (
+        to_epoch_ms(joined[schema.timestamp], schema.timestamp_unit, schema.timestamp_format)
+        if schema.timestamp
+        else joined[POSITION].cast("int64")
+    )
     for name in schema.categorical:
         columns[name] = joined[name]
     for num in schema.numerical:
@@ -132,8 +139,10 @@ def build_interactions(tables: Mapping[str, ibis.Table], schema: SchemaConfig, f
         columns[ROW] = joined[POSITION].cast("int64")
     elif schema.split_column:
         if schema.split_column not in joined.columns:
-            raise KeyError(f"schema.split_column {schema.split_column!r} is not a column of the log "
-                           f"(columns: {list(tables['log'].columns)})")
+            raise KeyError(
+                f"schema.split_column {schema.split_column!r} is not a column of the log "
+                f"(columns: {list(tables['log'].columns)})"
+            )
         columns[SPLIT_COLUMN] = joined[schema.split_column]
     columns[GROUP_COLUMN] = joined[schema.user] if schema.user else ibis.literal(0, "int64")
     out = joined.select(**columns, **{POSITION: joined[POSITION]})

@@ -43,8 +43,11 @@ def split_by_time(table: ibis.Table, cfg: SplitConfig) -> Splits:
     valid_at, test_at = _cut_positions(n, cfg)
     valid_cut, test_cut = _value_at(table, valid_at), _value_at(table, test_at)
     ts = table[TIME_COLUMN]
-    return (table.filter(ts < valid_cut), table.filter((ts >= valid_cut) & (ts < test_cut)),
-            table.filter(ts >= test_cut))
+    return (
+        table.filter(ts < valid_cut),
+        table.filter((ts >= valid_cut) & (ts < test_cut)),
+        table.filter(ts >= test_cut),
+    )
 
 
 def split_by_row_order(table: ibis.Table, cfg: SplitConfig) -> Splits:
@@ -56,20 +59,23 @@ def split_by_row_order(table: ibis.Table, cfg: SplitConfig) -> Splits:
     order = [TIME_COLUMN, ROW] if ROW in table.columns else [TIME_COLUMN]
     ranked = table.mutate(__ccss_pos=ibis.row_number().over(order_by=[table[c] for c in order]))
     pos = ranked["__ccss_pos"]
-    parts = (ranked.filter(pos < valid_at), ranked.filter((pos >= valid_at) & (pos < test_at)),
-             ranked.filter(pos >= test_at))
+    parts = (
+        ranked.filter(pos < valid_at),
+        ranked.filter((pos >= valid_at) & (pos < test_at)),
+        ranked.filter(pos >= test_at),
+    )
     return tuple(p.drop("__ccss_pos") for p in parts)  # type: ignore[return-value]
 
 
-def split_table(table: ibis.Table, cfg: SplitConfig, *, has_timestamp: bool = True,
-                split_column: str = SPLIT_COLUMN) -> Splits:
+def split_table(
+    table: ibis.Table, cfg: SplitConfig, *, has_timestamp: bool = True, split_column: str = SPLIT_COLUMN
+) -> Splits:
     """Split as ``cfg.mode`` says; the canonical split column is dropped from the outputs."""
     if cfg.mode == "time":
         parts = split_by_time(table, cfg)
     elif cfg.mode == "row_order":
         parts = split_by_row_order(table, cfg)
     else:  # random / column: the in-memory rules (see the module docstring)
-        frames = in_memory.split_rows(table.to_pandas(), cfg, has_timestamp=has_timestamp,
-                                      split_column=split_column)
+        frames = in_memory.split_rows(table.to_pandas(), cfg, has_timestamp=has_timestamp, split_column=split_column)
         return tuple(ibis.memtable(frame) for frame in frames)  # type: ignore[return-value]
     return tuple(p.drop(SPLIT_COLUMN) if SPLIT_COLUMN in p.columns else p for p in parts)  # type: ignore[return-value]

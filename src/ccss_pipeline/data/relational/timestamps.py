@@ -22,8 +22,7 @@ def _as_float(values: Any) -> Any:
     return np.asarray(values, dtype=np.float64)
 
 
-def epoch_ms(column: ibis.Column, unit: str, timestamp_format: str | None = None, *, rint: bool = False
-             ) -> ibis.Column:
+def epoch_ms(column: ibis.Column, unit: str, timestamp_format: str | None = None, *, rint: bool = False) -> ibis.Column:
     """float64 milliseconds since the epoch (UTC) of ``column``; NULL where missing or unparseable.
     ``rint``: rounded to whole milliseconds half to even, as the in-memory join does (``numpy.rint``)."""
     import hashlib
@@ -47,6 +46,7 @@ def epoch_ms(column: ibis.Column, unit: str, timestamp_format: str | None = None
 
         udf = ibis.udf.scalar.pyarrow(on_arrow, name=name, signature=((in_type,), dt.float64))
     else:
+
         def on_pandas(series):  # a pandas Series -> float64 Series
             return pd.Series(finish(_as_float(parse(series, unit, timestamp_format))), index=series.index)
 

@@ -61,8 +61,16 @@ class SortedColumn:
     def __init__(self, finite: ibis.Table) -> None:
         self.finite = finite
         self.table = finite.mutate(__pos=ibis.row_number().over(order_by=finite["__v"])).cache()
-        row = self.table.aggregate(n=self.table.count(), distinct=self.table["__v"].nunique(),
-                                   lo=self.table["__v"].min(), hi=self.table["__v"].max()).to_pandas().iloc[0]
+        row = (
+            self.table.aggregate(
+                n=self.table.count(),
+                distinct=self.table["__v"].nunique(),
+                lo=self.table["__v"].min(),
+                hi=self.table["__v"].max(),
+            )
+            .to_pandas()
+            .iloc[0]
+        )
         self.n = int(row["n"])
         self.distinct = int(row["distinct"])
         self.lo = float(row["lo"]) if self.n else math.nan
@@ -227,20 +235,25 @@ def _winsorized_scale(column: SortedColumn, transform: str, outlier_quantile: fl
     return mean, (std if std > 1e-12 else 1.0)
 
 
-def _fit_numerical(train: ibis.Table, name: str, direction: int, transform: str, cfg: FeatureConfig
-                   ) -> NumericalFeature:
+def _fit_numerical(
+    train: ibis.Table, name: str, direction: int, transform: str, cfg: FeatureConfig
+) -> NumericalFeature:
     with SortedColumn(_finite(train, name)) as column:
         return _fit_sorted(column, name, direction, transform, cfg)
 
 
-def _fit_sorted(column: SortedColumn, name: str, direction: int, transform: str, cfg: FeatureConfig
-                ) -> NumericalFeature:
+def _fit_sorted(
+    column: SortedColumn, name: str, direction: int, transform: str, cfg: FeatureConfig
+) -> NumericalFeature:
     n, lo, hi = column.n, column.lo, column.hi
     if n == 0:
         raise ValueError(f"numerical feature '{name}' has no finite value in the training split")
     sketch_levels = np.linspace(0.0, 1.0, QUANTILE_LEVELS)
-    column.prefetch(_winsor_levels(cfg.outlier_quantile), sketch_levels,
-                    _boundary_levels(cfg.n_buckets) if column.distinct > cfg.n_buckets else np.empty(0))
+    column.prefetch(
+        _winsor_levels(cfg.outlier_quantile),
+        sketch_levels,
+        _boundary_levels(cfg.n_buckets) if column.distinct > cfg.n_buckets else np.empty(0),
+    )
     with np.errstate(over="ignore", invalid="ignore"):
         mean, std = _winsorized_scale(column, transform, cfg.outlier_quantile)
         edges = _boundaries(column, cfg.n_buckets)
@@ -254,9 +267,17 @@ def _fit_sorted(column: SortedColumn, name: str, direction: int, transform: str,
     centres = _bucket_medians(column, edges)
     with np.errstate(over="ignore"):
         centres_dense = np.clip((apply_transform(centres, transform) - mean) / std, -DENSE_CLIP, DENSE_CLIP)
-    return NumericalFeature(name=name, direction=int(direction), transform=transform, mean=mean, std=std,
-                            boundaries=edges.tolist(), centres=centres.tolist(),
-                            centres_dense=centres_dense.tolist(), quantiles=sketch.tolist())
+    return NumericalFeature(
+        name=name,
+        direction=int(direction),
+        transform=transform,
+        mean=mean,
+        std=std,
+        boundaries=edges.tolist(),
+        centres=centres.tolist(),
+        centres_dense=centres_dense.tolist(),
+        quantiles=sketch.tolist(),
+    )
 
 
 def _as_text(value: Any) -> Any:
@@ -269,7 +290,9 @@ def _fit_vocabulary(train: ibis.Table, name: str, min_count: int) -> Categorical
     text = _as_text(present[name]).name("value")
     counts = present.group_by(text).aggregate(count=present.count())
     kept = counts.filter(counts["count"] >= min_count).to_pandas()
-    order = sorted(zip(kept["value"].astype(str), kept["count"].astype(int), strict=True), key=lambda kv: (-kv[1], kv[0]))
+    order = sorted(
+        zip(kept["value"].astype(str), kept["count"].astype(int), strict=True), key=lambda kv: (-kv[1], kv[0])
+    )
     vocabulary = [k for k, _ in order]
     return CategoricalFeature(name=name, vocab_size=len(vocabulary) + 1, vocabulary=vocabulary)
 
@@ -279,15 +302,25 @@ def fit_feature_spec(train: ibis.Table, schema: SchemaConfig, cfg: FeatureConfig
     categorical = [_fit_vocabulary(train, c, cfg.min_category_count) for c in categorical_columns(schema)]
     numerical = [_fit_numerical(train, f.name, f.direction, f.transform, cfg) for f in schema.all_numerical]
     report_unconstrained(numerical, cfg)
-    return FeatureSpec(categorical=categorical, numerical=numerical, has_oracle=ORACLE_COLUMN in train.columns,
-                       source=schema.source, label_name=schema.label, has_user=schema.user is not None,
-                       has_item=schema.item is not None)
+    return FeatureSpec(
+        categorical=categorical,
+        numerical=numerical,
+        has_oracle=ORACLE_COLUMN in train.columns,
+        source=schema.source,
+        label_name=schema.label,
+        has_user=schema.user is not None,
+        has_item=schema.item is not None,
+    )
 
 
 # ---------------------------------------------------------------------------------------- encode
 def _vocabulary_table(feature: CategoricalFeature) -> ibis.Table:
-    frame = pd.DataFrame({"__value": pd.Series(feature.vocabulary, dtype=object),
-                          "__code": np.arange(1, len(feature.vocabulary) + 1, dtype=np.int64)})
+    frame = pd.DataFrame(
+        {
+            "__value": pd.Series(feature.vocabulary, dtype=object),
+            "__code": np.arange(1, len(feature.vocabulary) + 1, dtype=np.int64),
+        }
+    )
     return ibis.memtable(frame, schema={"__value": "string", "__code": "int64"})
 
 
@@ -311,7 +344,9 @@ def to_model_input(table: ibis.Table, spec: FeatureSpec) -> ibis.Table:
         scaled = (transform_expr(raw, num.transform) - real(num.mean)) / real(num.std)
         dense = scaled.clip(lower=real(-DENSE_CLIP), upper=real(DENSE_CLIP))
         columns[num.dense_column] = ibis.ifelse(finite, dense, real(0.0)).cast("float32")
-        columns[num.bucket_column] = ibis.ifelse(finite, bucket_expr(raw, num.boundaries), num.missing_bucket).cast("int64")
+        columns[num.bucket_column] = ibis.ifelse(finite, bucket_expr(raw, num.boundaries), num.missing_bucket).cast(
+            "int64"
+        )
     if ORACLE_COLUMN in table.columns:
         columns[ORACLE_COLUMN] = out[ORACLE_COLUMN].cast("float64")
     if ROW in table.columns:

@@ -42,26 +42,34 @@ from ccss_pipeline.data.validation.suites import (
 
 
 def missing_tables(tables: Mapping[str, Any], origins: Mapping[str, str], schema: SchemaConfig) -> list[Failure]:
-    """"table present" failures: the log, or a required side table, not loaded."""
-    return [Failure(dataset=origins.get(name, name), table=name, column=None, rule=RULE_TABLE_PRESENT,
-                    detail="table not loaded")
-            for name in [LOG_TABLE, *schema.side_tables]
-            if name not in tables and (name == LOG_TABLE or schema.side_tables[name].required)]
+    """ "table present" failures: the log, or a required side table, not loaded."""
+    return [
+        Failure(
+            dataset=origins.get(name, name), table=name, column=None, rule=RULE_TABLE_PRESENT, detail="table not loaded"
+        )
+        for name in [LOG_TABLE, *schema.side_tables]
+        if name not in tables and (name == LOG_TABLE or schema.side_tables[name].required)
+    ]
 
 
-def key_types_detail(key: str, side_table: str, side_origin: str, kinds: tuple[Any, Any], types: tuple[Any, Any]
-                     ) -> str:
+def key_types_detail(
+    key: str, side_table: str, side_origin: str, kinds: tuple[Any, Any], types: tuple[Any, Any]
+) -> str:
     """The "join key types match" message: what each table holds and why the join cannot work."""
-    return (f"the log holds {kinds[0]} (dtype {types[0]}) but side table '{side_table}' ({side_origin}) holds "
-            f"{kinds[1]} (dtype {types[1]}) in its key column '{key}': they can never match, so the join is "
-            "impossible; write the key the same way in both files")
+    return (
+        f"the log holds {kinds[0]} (dtype {types[0]}) but side table '{side_table}' ({side_origin}) holds "
+        f"{kinds[1]} (dtype {types[1]}) in its key column '{key}': they can never match, so the join is "
+        "impossible; write the key the same way in both files"
+    )
 
 
 def key_coverage_detail(key: str, side_table: str, side_origin: str, min_coverage: float, columns: list[str]) -> str:
     """The "key found in side table" message, with ``{coverage}`` standing for the measured share."""
-    return (f"{{coverage}} of the log rows have a '{key}' found in side table '{side_table}' ({side_origin}), "
-            f"below data_validation.min_key_coverage = {min_coverage:g}; the left join leaves "
-            f"{', '.join(columns)} empty (NaN) for the others")
+    return (
+        f"{{coverage}} of the log rows have a '{key}' found in side table '{side_table}' ({side_origin}), "
+        f"below data_validation.min_key_coverage = {min_coverage:g}; the left join leaves "
+        f"{', '.join(columns)} empty (NaN) for the others"
+    )
 
 
 def validate_source(
@@ -91,11 +99,19 @@ def validate_source(
     suites, frames = {}, {}
     for name, frame in present.items():
         non_numeric = _non_numeric_columns(frame, [n.name for n in schema.numerical])
-        suites[name] = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
-                                         non_numeric=non_numeric, label_required=label_required)
+        suites[name] = build_table_suite(
+            name,
+            all_columns[name],
+            schema,
+            cfg,
+            all_columns=all_columns,
+            non_numeric=non_numeric,
+            label_required=label_required,
+        )
         frames[name] = prepare_table(name, frame, schema)
-        report.tables[name] = TableStats(dataset=origins.get(name, name), table=name, rows=len(frame),
-                                         columns=frame.shape[1])
+        report.tables[name] = TableStats(
+            dataset=origins.get(name, name), table=name, rows=len(frame), columns=frame.shape[1]
+        )
     type_checks = _add_join_checks(present, origins, schema, cfg, suites, frames)
     jobs = [(name, frames[name], suites[name]) for name in present]
     for name, validation in _run_suites(jobs, cfg.max_offending_values).items():
@@ -109,9 +125,16 @@ def validate_source(
 
 
 _KEY_KINDS = {
-    "integer": "numbers", "floating": "numbers", "mixed-integer-float": "numbers", "decimal": "numbers",
-    "boolean": "numbers", "string": "strings", "bytes": "strings", "datetime64": "datetimes",
-    "datetime": "datetimes", "date": "datetimes",
+    "integer": "numbers",
+    "floating": "numbers",
+    "mixed-integer-float": "numbers",
+    "decimal": "numbers",
+    "boolean": "numbers",
+    "string": "strings",
+    "bytes": "strings",
+    "datetime64": "datetimes",
+    "datetime": "datetimes",
+    "date": "datetimes",
 }
 
 
@@ -158,15 +181,24 @@ def _add_join_checks(
         kinds = (_key_kind(lk), _key_kind(sk))
         ok = None in kinds or kinds[0] == kinds[1]
         outcome = ExpectationOutcome(
-            dataset=log_origin, table=LOG_TABLE, column=key, rule=RULE_KEY_TYPES,
-            expectation_type="pandas:join_key_types", success=ok,
-            observed_value={LOG_TABLE: str(lk.dtype), name: str(sk.dtype)})
+            dataset=log_origin,
+            table=LOG_TABLE,
+            column=key,
+            rule=RULE_KEY_TYPES,
+            expectation_type="pandas:join_key_types",
+            success=ok,
+            observed_value={LOG_TABLE: str(lk.dtype), name: str(sk.dtype)},
+        )
         failure = None
         if not ok:
             failure = Failure(
-                dataset=log_origin, table=LOG_TABLE, column=key, rule=RULE_KEY_TYPES,
+                dataset=log_origin,
+                table=LOG_TABLE,
+                column=key,
+                rule=RULE_KEY_TYPES,
                 examples=_distinct([*lk.dropna().head(1), *sk.dropna().head(1)]),
-                detail=key_types_detail(key, name, side_origin, kinds, (lk.dtype, sk.dtype)))
+                detail=key_types_detail(key, name, side_origin, kinds, (lk.dtype, sk.dtype)),
+            )
         checks.append((outcome, failure))
         if not ok:
             continue
@@ -179,9 +211,17 @@ def _add_join_checks(
             meta["detail"] = key_coverage_detail(key, name, side_origin, cfg.min_key_coverage, columns)
         else:
             meta["detail"] = f"not gated: the join takes no schema column from side table '{name}'"
-        suites[LOG_TABLE].add_expectation(_E(
-            E.ExpectColumnValuesToBeInSet, RULE_KEY_COVERAGE, key, column=column, value_set=[True],
-            mostly=cfg.min_key_coverage if columns else 0.0, meta=meta))
+        suites[LOG_TABLE].add_expectation(
+            _E(
+                E.ExpectColumnValuesToBeInSet,
+                RULE_KEY_COVERAGE,
+                key,
+                column=column,
+                value_set=[True],
+                mostly=cfg.min_key_coverage if columns else 0.0,
+                meta=meta,
+            )
+        )
     if derived:
         frames[LOG_TABLE] = frames[LOG_TABLE].assign(**derived)
     return checks
@@ -198,8 +238,12 @@ def _non_numeric_columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]
             pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_datetime64_any_dtype(col)
         ):
             continue
-        if col.dtype == object and not col.map(lambda v: isinstance(v, (str, bytes)) or
-                                                 not isinstance(v, (int, float, np.number, type(None)))).any():
+        if (
+            col.dtype == object
+            and not col.map(
+                lambda v: isinstance(v, (str, bytes)) or not isinstance(v, (int, float, np.number, type(None)))
+            ).any()
+        ):
             continue  # object column of plain numbers: checked value by value
         out.append(name)
     return out
@@ -246,16 +290,24 @@ def validate_splits(
         if time_col:
             suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, time_col, column=time_col))
         if label_col in frame.columns:
-            suite.add_expectation(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, label_col,
-                                     column=label_col))
-            suite.add_expectation(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col,
-                                     value_set=[0, 1]))
+            suite.add_expectation(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, label_col, column=label_col))
+            suite.add_expectation(
+                _E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col, value_set=[0, 1])
+            )
             if len(frame):
-                suite.add_expectation(_E(E.ExpectColumnDistinctValuesToContainSet, RULE_BOTH_CLASSES, label_col,
-                                         column=label_col, value_set=[0, 1]))
+                suite.add_expectation(
+                    _E(
+                        E.ExpectColumnDistinctValuesToContainSet,
+                        RULE_BOTH_CLASSES,
+                        label_col,
+                        column=label_col,
+                        value_set=[0, 1],
+                    )
+                )
         jobs.append((name, frame, suite))
-        report.tables[name] = TableStats(dataset=origins.get(name, name), table=name, rows=len(frame),
-                                         columns=frame.shape[1])
+        report.tables[name] = TableStats(
+            dataset=origins.get(name, name), table=name, rows=len(frame), columns=frame.shape[1]
+        )
     for name, res in _run_suites(jobs, max_offending_values).items():
         _collect(origins.get(name, name), name, splits[name], res, max_offending_values, report)
 
@@ -272,16 +324,31 @@ def validate_splits(
             op = "<=" if allow_ties else "<"
             rule = f"{RULE_TIME_ORDER}: max({early}) {op} min({late})"
             ok = bad.empty
-            report.outcomes.append(ExpectationOutcome(
-                dataset=origins.get(late, late), table=late, column=time_col, rule=rule,
-                expectation_type="pandas:time_order", success=ok, unexpected_count=int(len(bad)),
-                observed_value={"max_" + early: boundary, "min_" + late: tb.min()}))
+            report.outcomes.append(
+                ExpectationOutcome(
+                    dataset=origins.get(late, late),
+                    table=late,
+                    column=time_col,
+                    rule=rule,
+                    expectation_type="pandas:time_order",
+                    success=ok,
+                    unexpected_count=int(len(bad)),
+                    observed_value={"max_" + early: boundary, "min_" + late: tb.min()},
+                )
+            )
             if not ok:
-                report.failures.append(Failure(
-                    dataset=origins.get(late, late), table=late, column=time_col, rule=rule,
-                    unexpected_count=int(len(bad)), examples=_distinct(list(bad))[:max_offending_values],
-                    detail=f"max({early})={boundary}, min({late})={tb.min()}: {late} rows "
-                           f"{'before' if allow_ties else 'at or before'} the end of {early}"))
+                report.failures.append(
+                    Failure(
+                        dataset=origins.get(late, late),
+                        table=late,
+                        column=time_col,
+                        rule=rule,
+                        unexpected_count=int(len(bad)),
+                        examples=_distinct(list(bad))[:max_offending_values],
+                        detail=f"max({early})={boundary}, min({late})={tb.min()}: {late} rows "
+                        f"{'before' if allow_ties else 'at or before'} the end of {early}",
+                    )
+                )
     report.success = not report.failures
     return report
 
@@ -328,31 +395,51 @@ def validate_split_tables(
             suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, time_col, column=time_col))
         if label_col in table.columns:
             suite.add_expectation(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, label_col, column=label_col))
-            suite.add_expectation(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col,
-                                     value_set=[0, 1]))
+            suite.add_expectation(
+                _E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col, value_set=[0, 1])
+            )
         for batch in _batches(table, [label_col, *([time_col] if time_col else [])], batch_rows):
             part = ValidationReport(success=True, title="Split validation")
             for table_name, res in _run_suites([(name, batch, suite)], max_offending_values).items():
                 _collect(dataset, table_name, batch, res, max_offending_values, part)
             reports.append(part)
-        facts = table.aggregate(
-            n=table.count(),
-            **({"lo": table[time_col].min(), "hi": table[time_col].max()} if time_col and time_col in table.columns
-               else {}),
-        ).to_pandas().iloc[0]
+        facts = (
+            table.aggregate(
+                n=table.count(),
+                **(
+                    {"lo": table[time_col].min(), "hi": table[time_col].max()}
+                    if time_col and time_col in table.columns
+                    else {}
+                ),
+            )
+            .to_pandas()
+            .iloc[0]
+        )
         rows = int(facts["n"])
         lo, hi = facts.get("lo"), facts.get("hi")
-        order_facts[name] = (rows, None if lo is None or pd.isna(lo) else int(lo), None if hi is None or pd.isna(hi) else int(hi))
+        order_facts[name] = (
+            rows,
+            None if lo is None or pd.isna(lo) else int(lo),
+            None if hi is None or pd.isna(hi) else int(hi),
+        )
         summary.tables[name] = TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
-        summary.outcomes.append(ExpectationOutcome(dataset, name, None, RULE_SPLIT_NOT_EMPTY, "engine:row_count",
-                                                   rows >= 1, None, rows))
+        summary.outcomes.append(
+            ExpectationOutcome(dataset, name, None, RULE_SPLIT_NOT_EMPTY, "engine:row_count", rows >= 1, None, rows)
+        )
         if rows < 1:
             summary.failures.append(Failure(dataset, name, None, RULE_SPLIT_NOT_EMPTY, detail="0 rows"))
         elif label_col in table.columns:
             distinct = table.select(label_col).distinct().to_pandas()
             classes = ExpectationSuite(name=f"ccss_split_{name}_classes")
-            classes.add_expectation(_E(E.ExpectColumnDistinctValuesToContainSet, RULE_BOTH_CLASSES, label_col,
-                                       column=label_col, value_set=[0, 1]))
+            classes.add_expectation(
+                _E(
+                    E.ExpectColumnDistinctValuesToContainSet,
+                    RULE_BOTH_CLASSES,
+                    label_col,
+                    column=label_col,
+                    value_set=[0, 1],
+                )
+            )
             for table_name, res in _run_suites([(name, distinct, classes)], max_offending_values).items():
                 _collect(dataset, table_name, distinct, res, max_offending_values, summary)
     report = combine_reports([*reports, summary], "Split validation", max_offending_values)
@@ -370,14 +457,30 @@ def validate_split_tables(
             op = "<=" if allow_ties else "<"
             rule = f"{RULE_TIME_ORDER}: max({early}) {op} min({late})"
             dataset = origins.get(late, late)
-            report.outcomes.append(ExpectationOutcome(
-                dataset=dataset, table=late, column=time_col, rule=rule, expectation_type="engine:time_order",
-                success=bad == 0, unexpected_count=bad, observed_value={"max_" + early: boundary, "min_" + late: late_min}))
+            report.outcomes.append(
+                ExpectationOutcome(
+                    dataset=dataset,
+                    table=late,
+                    column=time_col,
+                    rule=rule,
+                    expectation_type="engine:time_order",
+                    success=bad == 0,
+                    unexpected_count=bad,
+                    observed_value={"max_" + early: boundary, "min_" + late: late_min},
+                )
+            )
             if bad:
-                report.failures.append(Failure(
-                    dataset=dataset, table=late, column=time_col, rule=rule, unexpected_count=bad,
-                    examples=list(examples.to_pandas()[time_col]),
-                    detail=f"max({early})={boundary}, min({late})={late_min}: {late} rows "
-                           f"{'before' if allow_ties else 'at or before'} the end of {early}"))
+                report.failures.append(
+                    Failure(
+                        dataset=dataset,
+                        table=late,
+                        column=time_col,
+                        rule=rule,
+                        unexpected_count=bad,
+                        examples=list(examples.to_pandas()[time_col]),
+                        detail=f"max({early})={boundary}, min({late})={late_min}: {late} rows "
+                        f"{'before' if allow_ties else 'at or before'} the end of {early}",
+                    )
+                )
     report.success = not report.failures
     return report

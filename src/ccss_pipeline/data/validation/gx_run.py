@@ -53,12 +53,6 @@ def _run_suites(jobs: list[tuple[str, pd.DataFrame, ExpectationSuite]], max_exam
     return results
 
 
-
-
-
-
-
-
 def _error_message(exc_info: Any) -> str | None:
     """The GX error message of an errored expectation, None if it ran."""
     if not exc_info:
@@ -96,12 +90,24 @@ def _collect(
         if meta.get("side_table") and err is None:  # "key found in side table": share of log rows found
             rows = int(result.get("element_count") or 0)
             coverage = (rows - int(unexpected or 0)) / rows if rows else None
-            observed = {"side_table": meta["side_table"],
-                        "coverage": None if coverage is None else round(coverage, 6),
-                        "min_key_coverage": meta.get("min_key_coverage", "not gated")}
-        report.outcomes.append(ExpectationOutcome(
-            dataset=dataset, table=table, column=column, rule=rule, expectation_type=conf.type,
-            success=success, unexpected_count=unexpected, observed_value=observed, error=err))
+            observed = {
+                "side_table": meta["side_table"],
+                "coverage": None if coverage is None else round(coverage, 6),
+                "min_key_coverage": meta.get("min_key_coverage", "not gated"),
+            }
+        report.outcomes.append(
+            ExpectationOutcome(
+                dataset=dataset,
+                table=table,
+                column=column,
+                rule=rule,
+                expectation_type=conf.type,
+                success=success,
+                unexpected_count=unexpected,
+                observed_value=observed,
+                error=err,
+            )
+        )
         if success or (rule == RULE_NOT_ALL_NULL and not len(frame)):  # an empty table fails "row count" once
             continue
         detail = str(meta.get("detail", ""))
@@ -118,8 +124,9 @@ def _collect(
             src = meta.get("source_column")
             srcs = [c for c in meta.get("source_columns") or [] if c in frame.columns]
             idx = result.get("partial_unexpected_index_list")
-            rows = ([i for i in idx or [] if not isinstance(i, dict) and i in frame.index]
-                    if frame.index.is_unique else [])
+            rows = (
+                [i for i in idx or [] if not isinstance(i, dict) and i in frame.index] if frame.index.is_unique else []
+            )
             if src and src in frame.columns and rows:  # derived column: raw values
                 examples = [frame.at[i, src] for i in rows]
             elif srcs and rows:  # compound key with a derived column: the raw values of the row
@@ -140,6 +147,14 @@ def _collect(
             elif conf.type == "expect_column_distinct_values_to_contain_set":
                 seen = sorted(map(_fmt, frame[gx_col].dropna().unique())) if gx_col in frame.columns else []
                 detail = f"observed values {{{', '.join(seen)}}}, expected {set(kwargs.get('value_set', []))}"
-        report.failures.append(Failure(dataset=dataset, table=table, column=column, rule=rule,
-                                       unexpected_count=unexpected, examples=examples[:max_examples],
-                                       detail=detail))
+        report.failures.append(
+            Failure(
+                dataset=dataset,
+                table=table,
+                column=column,
+                rule=rule,
+                unexpected_count=unexpected,
+                examples=examples[:max_examples],
+                detail=detail,
+            )
+        )

@@ -135,17 +135,29 @@ class ValidationReport:
         return "\n".join([head, *(f"  - {f.line()}" for f in self.failures)])
 
     def to_markdown(self) -> str:
-        lines = [f"# {self.title} report", "", f"**Result: {'PASSED' if self.success else 'FAILED'}** "
-                 f"({len(self.outcomes)} expectations evaluated, {len(self.failures)} failed)", ""]
+        lines = [
+            f"# {self.title} report",
+            "",
+            f"**Result: {'PASSED' if self.success else 'FAILED'}** "
+            f"({len(self.outcomes)} expectations evaluated, {len(self.failures)} failed)",
+            "",
+        ]
         for name, st in self.tables.items():
-            lines += [f"## {name} — `{st.dataset}`", "", f"{st.rows} rows, {st.columns} columns", "",
-                      "| column | rule | expectation | result | unexpected | observed |",
-                      "|---|---|---|---|---|---|"]
+            lines += [
+                f"## {name} — `{st.dataset}`",
+                "",
+                f"{st.rows} rows, {st.columns} columns",
+                "",
+                "| column | rule | expectation | result | unexpected | observed |",
+                "|---|---|---|---|---|---|",
+            ]
             for o in (o for o in self.outcomes if o.table == name):
                 res = "PASS" if o.success else ("ERROR" if o.error else "FAIL")
                 unexp = "" if o.unexpected_count is None else str(o.unexpected_count)
-                lines.append(f"| {o.column or '(table)'} | {_md(o.rule)} | `{o.expectation_type}` | {res} "
-                             f"| {unexp} | {_md(_observed(o.observed_value))} |")
+                lines.append(
+                    f"| {o.column or '(table)'} | {_md(o.rule)} | `{o.expectation_type}` | {res} "
+                    f"| {unexp} | {_md(_observed(o.observed_value))} |"
+                )
             lines.append("")
         if self.failures:
             lines += ["## Failures", ""] + [f"- {_md(f.line())}" for f in self.failures] + [""]
@@ -162,12 +174,22 @@ def combine_reports(reports: Iterable[ValidationReport], title: str, max_example
         for o in report.outcomes:
             key = (o.dataset, o.table, o.column, o.rule, o.expectation_type)
             seen = outcomes.get(key)
-            count = None if o.unexpected_count is None and (seen is None or seen.unexpected_count is None) else (
-                (o.unexpected_count or 0) + ((seen.unexpected_count or 0) if seen else 0))
-            outcomes[key] = ExpectationOutcome(o.dataset, o.table, o.column, o.rule, o.expectation_type,
-                                               o.success and (seen.success if seen else True), count,
-                                               seen.observed_value if seen else o.observed_value,
-                                               (seen.error if seen else None) or o.error)
+            count = (
+                None
+                if o.unexpected_count is None and (seen is None or seen.unexpected_count is None)
+                else ((o.unexpected_count or 0) + ((seen.unexpected_count or 0) if seen else 0))
+            )
+            outcomes[key] = ExpectationOutcome(
+                o.dataset,
+                o.table,
+                o.column,
+                o.rule,
+                o.expectation_type,
+                o.success and (seen.success if seen else True),
+                count,
+                seen.observed_value if seen else o.observed_value,
+                (seen.error if seen else None) or o.error,
+            )
         for f in report.failures:
             key = (f.dataset, f.table, f.column, f.rule)
             seen_f = failures.get(key)
@@ -180,8 +202,13 @@ def combine_reports(reports: Iterable[ValidationReport], title: str, max_example
         for name, st in report.tables.items():
             rows = st.rows + (tables[name].rows if name in tables else 0)
             tables[name] = TableStats(st.dataset, st.table, rows, st.columns)
-    return ValidationReport(success=not failures, failures=list(failures.values()), outcomes=list(outcomes.values()),
-                            tables=tables, title=title)
+    return ValidationReport(
+        success=not failures,
+        failures=list(failures.values()),
+        outcomes=list(outcomes.values()),
+        tables=tables,
+        title=title,
+    )
 
 
 def _md(text: str) -> str:
@@ -213,6 +240,7 @@ def raise_if_failed(report: ValidationReport) -> ValidationReport:
     if not report.success:
         raise DataValidationError(report)
     return report
+
 
 def _distinct(values: list[Any]) -> list[Any]:
     seen: set[str] = set()

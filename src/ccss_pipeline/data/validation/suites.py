@@ -40,14 +40,17 @@ _NUMERIC_TYPES = [
     *(f"uint{b}" for b in (8, 16, 32, 64)),
     *(f"Int{b}" for b in (8, 16, 32, 64)),
     *(f"UInt{b}" for b in (8, 16, 32, 64)),
-    "float16", "float32", "float64", "Float32", "Float64",
-    "bool", "boolean", "int", "float",
+    "float16",
+    "float32",
+    "float64",
+    "Float32",
+    "Float64",
+    "bool",
+    "boolean",
+    "int",
+    "float",
     *(f"{t}[pyarrow]" for t in ("int8", "int16", "int32", "int64", "float", "double", "bool")),
 ]
-
-
-
-
 
 
 def timestamp_epoch_column(timestamp: str) -> str:
@@ -72,9 +75,11 @@ def _ts_parse_detail(schema: SchemaConfig) -> str:
     if unit == "datetime" and schema.timestamp_format:
         return f"unit datetime: missing, or does not match schema.timestamp_format {schema.timestamp_format!r}"
     if unit == "datetime":
-        return (f"unit datetime: missing, or not ISO 8601 (like {ISO_EXAMPLES}); for another layout set "
-                "schema.timestamp_format to its strftime format, e.g. '%d/%m/%Y' — day-first and month-first "
-                "dates are never guessed")
+        return (
+            f"unit datetime: missing, or not ISO 8601 (like {ISO_EXAMPLES}); for another layout set "
+            "schema.timestamp_format to its strftime format, e.g. '%d/%m/%Y' — day-first and month-first "
+            "dates are never guessed"
+        )
     per = "milliseconds" if unit == "ms" else "seconds"
     return f"unit {unit}: missing, or not a number of {per} since the epoch"
 
@@ -158,17 +163,33 @@ def build_table_suite(
     if table_name == LOG_TABLE:
         for col in feature_cols:
             if not any(col in set(c) for c in searched.values()):
-                add(_E(E.ExpectColumnToExist, RULE_EXISTS, col, column=col,
-                       meta={"detail": f"not found in any of the tables searched: {', '.join(searched)}"}))
+                add(
+                    _E(
+                        E.ExpectColumnToExist,
+                        RULE_EXISTS,
+                        col,
+                        column=col,
+                        meta={"detail": f"not found in any of the tables searched: {', '.join(searched)}"},
+                    )
+                )
         # the join key of every side table loaded must be in the log too (else the join has nothing to match)
         join_keys: dict[str, list[str]] = {}
         for name, side in schema.side_tables.items():
             if name in searched and side.key not in required:
                 join_keys.setdefault(side.key, []).append(name)
         for key, names in join_keys.items():
-            add(_E(E.ExpectColumnToExist, RULE_EXISTS, key, column=key,
-                   meta={"detail": f"join key of side table(s) {', '.join(repr(n) for n in names)}: the log "
-                                   "must hold it for the side table to be joined"}))
+            add(
+                _E(
+                    E.ExpectColumnToExist,
+                    RULE_EXISTS,
+                    key,
+                    column=key,
+                    meta={
+                        "detail": f"join key of side table(s) {', '.join(repr(n) for n in names)}: the log "
+                        "must hold it for the side table to be joined"
+                    },
+                )
+            )
 
     # every schema feature column holds at least one value, checked where the join takes it from
     owners = _column_owners(schema, searched)
@@ -182,23 +203,39 @@ def build_table_suite(
                 add(_E(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, col, column=col))
         if schema.label in present:
             add(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, schema.label, column=schema.label))
-            add(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, schema.label, column=schema.label,
-                   value_set=[0, 1]))
+            add(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, schema.label, column=schema.label, value_set=[0, 1]))
         ts = schema.timestamp
         if ts and ts in present:
             derived = timestamp_epoch_column(ts)
             meta = {"source_column": ts, "unit": schema.timestamp_unit}
             if schema.timestamp_unit in ("ms", "s"):
-                add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, ts, column=ts,
-                       type_list=_NUMERIC_TYPES))
-            add(_E(E.ExpectColumnValuesToNotBeNull, RULE_TS_PARSEABLE, ts, column=derived,
-                   meta={**meta, "detail": _ts_parse_detail(schema)}))
-            add(_E(E.ExpectColumnValuesToBeBetween, RULE_TS_RANGE, ts, column=derived,
-                   min_value=_epoch_ms_bound(cfg.timestamp_min), max_value=_epoch_ms_bound(cfg.timestamp_max),
-                   meta={**meta, "detail": f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]; older or newer "
-                                           "data: set data_validation.timestamp_min / timestamp_max in your "
-                                           "environment's parameters_data_validation.yml (conf/<env>/, "
-                                           "e.g. conf/own_table/)"}))
+                add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, ts, column=ts, type_list=_NUMERIC_TYPES))
+            add(
+                _E(
+                    E.ExpectColumnValuesToNotBeNull,
+                    RULE_TS_PARSEABLE,
+                    ts,
+                    column=derived,
+                    meta={**meta, "detail": _ts_parse_detail(schema)},
+                )
+            )
+            add(
+                _E(
+                    E.ExpectColumnValuesToBeBetween,
+                    RULE_TS_RANGE,
+                    ts,
+                    column=derived,
+                    min_value=_epoch_ms_bound(cfg.timestamp_min),
+                    max_value=_epoch_ms_bound(cfg.timestamp_max),
+                    meta={
+                        **meta,
+                        "detail": f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]; older or newer "
+                        "data: set data_validation.timestamp_min / timestamp_max in your "
+                        "environment's parameters_data_validation.yml (conf/<env>/, "
+                        "e.g. conf/own_table/)",
+                    },
+                )
+            )
         keys = [c for c in (schema.user, schema.item, ts) if c]
         if ts and schema.user and schema.item and all(c in present for c in keys):
             # compared on the parsed instant, so one instant written two ways is still a duplicate; rows with
@@ -208,10 +245,17 @@ def build_table_suite(
             detail = "same user, item and timestamp instant"
             if frac:
                 detail += f"; at most {frac:.2%} of rows may be duplicated"
-            add(_E(E.ExpectCompoundColumnsToBeUnique, RULE_DUP_IMPRESSIONS, ", ".join(keys),
-                   column_list=[schema.user, schema.item, timestamp_epoch_column(ts)],
-                   ignore_row_if="any_value_is_missing",
-                   meta={"detail": detail, "source_columns": keys}, **extra))
+            add(
+                _E(
+                    E.ExpectCompoundColumnsToBeUnique,
+                    RULE_DUP_IMPRESSIONS,
+                    ", ".join(keys),
+                    column_list=[schema.user, schema.item, timestamp_epoch_column(ts)],
+                    ignore_row_if="any_value_is_missing",
+                    meta={"detail": detail, "source_columns": keys},
+                    **extra,
+                )
+            )
     elif table_name in schema.side_tables:
         key = schema.side_tables[table_name].key
         if key in present:
@@ -226,8 +270,7 @@ def build_table_suite(
         if col in skip_values:
             continue
         add(_E(E.ExpectColumnValuesToNotBeNull, RULE_FINITE_NAN, col, column=col))
-        add(_E(E.ExpectColumnValuesToBeBetween, RULE_FINITE_INF, col, column=col, min_value=-_FMAX,
-               max_value=_FMAX))
+        add(_E(E.ExpectColumnValuesToBeBetween, RULE_FINITE_INF, col, column=col, min_value=-_FMAX, max_value=_FMAX))
         if num.count:
             add(_E(E.ExpectColumnValuesToBeBetween, RULE_COUNT, col, column=col, min_value=0))
     return suite

@@ -87,18 +87,37 @@ class _Checks:
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
 
-    def add(self, dataset: str, table: str, column: str | None, rule: str, ok: bool, *, kind: str,
-            unexpected: int | None = None, observed: Any = None, examples: list[Any] | None = None,
-            detail: str = "") -> None:
-        self.report.outcomes.append(ExpectationOutcome(dataset, table, column, rule, f"engine:{kind}", ok,
-                                                          unexpected, observed))
+    def add(
+        self,
+        dataset: str,
+        table: str,
+        column: str | None,
+        rule: str,
+        ok: bool,
+        *,
+        kind: str,
+        unexpected: int | None = None,
+        observed: Any = None,
+        examples: list[Any] | None = None,
+        detail: str = "",
+    ) -> None:
+        self.report.outcomes.append(
+            ExpectationOutcome(dataset, table, column, rule, f"engine:{kind}", ok, unexpected, observed)
+        )
         if not ok:
-            self.report.failures.append(Failure(dataset, table, column, rule, unexpected, list(examples or []),
-                                                   detail))
+            self.report.failures.append(Failure(dataset, table, column, rule, unexpected, list(examples or []), detail))
 
 
-def _whole_table_rules(name: str, table: ibis.Table, rows: int, dataset: str, suite: Any, schema: SchemaConfig,
-                       cfg: ValidationConfig, checks: _Checks) -> None:
+def _whole_table_rules(
+    name: str,
+    table: ibis.Table,
+    rows: int,
+    dataset: str,
+    suite: Any,
+    schema: SchemaConfig,
+    cfg: ValidationConfig,
+    checks: _Checks,
+) -> None:
     """The engine's verdict on the suite's whole-table expectations of one table."""
     limit = cfg.max_offending_values
     for expectation in suite.expectations:
@@ -108,26 +127,50 @@ def _whole_table_rules(name: str, table: ibis.Table, rows: int, dataset: str, su
             continue
         column = meta.get("column")
         if rule == RULE_ROWS:
-            checks.add(dataset, name, None, rule, rows >= 1, kind="row_count", observed=rows,
-                       detail=f"observed {rows} rows")
+            checks.add(
+                dataset, name, None, rule, rows >= 1, kind="row_count", observed=rows, detail=f"observed {rows} rows"
+            )
         elif rule == RULE_NOT_ALL_NULL and column in table.columns:
             n = int(_scalar(table[column].nunique(where=_present(table[column]))) or 0)
             if rows:  # an empty table fails "row count" once
-                checks.add(dataset, name, column, rule, n >= 1, kind="distinct_count", observed=n,
-                           detail=f"observed {n} distinct value(s): every value is missing")
+                checks.add(
+                    dataset,
+                    name,
+                    column,
+                    rule,
+                    n >= 1,
+                    kind="distinct_count",
+                    observed=n,
+                    detail=f"observed {n} distinct value(s): every value is missing",
+                )
         elif rule == RULE_UNIQUE_KEY and column in table.columns:
             key = table[column]
             counts = table.filter(key.notnull()).group_by(column).aggregate(n=lambda t: t.count())
             repeated = counts.filter(counts.n > 1)
             bad = int(_scalar(repeated.n.sum()) or 0)
-            checks.add(dataset, name, column, rule, bad == 0, kind="unique", unexpected=bad,
-                       examples=_smallest(repeated, column, limit) if bad else [])
+            checks.add(
+                dataset,
+                name,
+                column,
+                rule,
+                bad == 0,
+                kind="unique",
+                unexpected=bad,
+                examples=_smallest(repeated, column, limit) if bad else [],
+            )
         elif rule == RULE_DUP_IMPRESSIONS:
             _duplicate_impressions(name, table, dataset, expectation, schema, cfg, checks)
 
 
-def _duplicate_impressions(name: str, table: ibis.Table, dataset: str, expectation: Any, schema: SchemaConfig,
-                           cfg: ValidationConfig, checks: _Checks) -> None:
+def _duplicate_impressions(
+    name: str,
+    table: ibis.Table,
+    dataset: str,
+    expectation: Any,
+    schema: SchemaConfig,
+    cfg: ValidationConfig,
+    checks: _Checks,
+) -> None:
     """Rows sharing user, item and timestamp instant (parsed by the one parser), among rows with all three."""
     meta = expectation.meta or {}
     ts = schema.timestamp
@@ -146,12 +189,27 @@ def _duplicate_impressions(name: str, table: ibis.Table, dataset: str, expectati
         rows = keyed.semi_join(first, [schema.user, schema.item, instant])
         shown = rows.select(*meta.get("source_columns", [])).order_by(meta.get("source_columns", [])).distinct()
         examples = shown.limit(cfg.max_offending_values).to_pandas().to_dict("records")
-    checks.add(dataset, name, meta.get("column"), RULE_DUP_IMPRESSIONS, ok, kind="compound_unique",
-               unexpected=bad, examples=examples, detail=str(meta.get("detail", "")))
+    checks.add(
+        dataset,
+        name,
+        meta.get("column"),
+        RULE_DUP_IMPRESSIONS,
+        ok,
+        kind="compound_unique",
+        unexpected=bad,
+        examples=examples,
+        detail=str(meta.get("detail", "")),
+    )
 
 
-def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], schema: SchemaConfig,
-                cfg: ValidationConfig, log_rows: int, checks: _Checks) -> None:
+def _join_rules(
+    present: Mapping[str, ibis.Table],
+    origins: Mapping[str, str],
+    schema: SchemaConfig,
+    cfg: ValidationConfig,
+    log_rows: int,
+    checks: _Checks,
+) -> None:
     """Each side table's key against the log: types that can match, and the share of log rows found."""
     if LOG_TABLE not in present:
         return
@@ -167,9 +225,17 @@ def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], s
         kinds = (_kind(lt), _kind(st))
         ok = None in kinds or kinds[0] == kinds[1]
         examples = [] if ok else [*_first_value(log, key), *_first_value(side_table, key)]
-        checks.add(log_origin, LOG_TABLE, key, RULE_KEY_TYPES, ok, kind="join_key_types",
-                   observed={LOG_TABLE: str(lt), name: str(st)}, examples=examples,
-                   detail=key_types_detail(key, name, side_origin, kinds, (lt, st)))
+        checks.add(
+            log_origin,
+            LOG_TABLE,
+            key,
+            RULE_KEY_TYPES,
+            ok,
+            kind="join_key_types",
+            observed={LOG_TABLE: str(lt), name: str(st)},
+            examples=examples,
+            detail=key_types_detail(key, name, side_origin, kinds, (lt, st)),
+        )
         if not ok:
             continue
         keys = side_table.select(key).filter(side_table[key].notnull()).distinct()
@@ -179,15 +245,30 @@ def _join_rules(present: Mapping[str, ibis.Table], origins: Mapping[str, str], s
         columns = taken.get(name, [])
         gated = bool(columns)
         ok = not gated or coverage is None or coverage >= cfg.min_key_coverage
-        observed = {"side_table": name, "coverage": None if coverage is None else round(coverage, 6),
-                    "min_key_coverage": cfg.min_key_coverage if gated else "not gated"}
-        detail = "" if coverage is None else key_coverage_detail(
-            key, name, side_origin, cfg.min_key_coverage, columns).replace("{coverage}", f"{coverage:.2%}")
-        checks.add(log_origin, LOG_TABLE, key, RULE_KEY_COVERAGE, ok, kind="key_coverage",
-                   unexpected=not_found, observed=observed,
-                   examples=[] if ok else _smallest(missing.filter(missing[key].notnull()), key,
-                                                    cfg.max_offending_values),
-                   detail=detail)
+        observed = {
+            "side_table": name,
+            "coverage": None if coverage is None else round(coverage, 6),
+            "min_key_coverage": cfg.min_key_coverage if gated else "not gated",
+        }
+        detail = (
+            ""
+            if coverage is None
+            else key_coverage_detail(key, name, side_origin, cfg.min_key_coverage, columns).replace(
+                "{coverage}", f"{coverage:.2%}"
+            )
+        )
+        checks.add(
+            log_origin,
+            LOG_TABLE,
+            key,
+            RULE_KEY_COVERAGE,
+            ok,
+            kind="key_coverage",
+            unexpected=not_found,
+            observed=observed,
+            examples=[] if ok else _smallest(missing.filter(missing[key].notnull()), key, cfg.max_offending_values),
+            detail=detail,
+        )
 
 
 def _first_value(table: ibis.Table, column: str) -> list[Any]:
@@ -227,8 +308,9 @@ def validate_source_tables(
     for name, table in present.items():
         dataset = origins.get(name, name)
         with engine_errors(dataset):  # a file the engine scans lazily fails here, naming it
-            rows_of[name] = _validate_table(name, table, dataset, all_columns, schema, cfg, label_required,
-                                            batch_rows, parts, whole, checks)
+            rows_of[name] = _validate_table(
+                name, table, dataset, all_columns, schema, cfg, label_required, batch_rows, parts, whole, checks
+            )
     with engine_errors(origins.get(LOG_TABLE, LOG_TABLE)):
         _join_rules(present, origins, schema, cfg, rows_of.get(LOG_TABLE, 0), checks)
     report = combine_reports([head, *parts, whole], title, cfg.max_offending_values)
@@ -237,13 +319,29 @@ def validate_source_tables(
     return report
 
 
-def _validate_table(name: str, table: ibis.Table, dataset: str, all_columns: dict[str, list[str]],
-                    schema: SchemaConfig, cfg: ValidationConfig, label_required: bool, batch_rows: int,
-                    parts: list[ValidationReport], whole: ValidationReport, checks: _Checks) -> int:
+def _validate_table(
+    name: str,
+    table: ibis.Table,
+    dataset: str,
+    all_columns: dict[str, list[str]],
+    schema: SchemaConfig,
+    cfg: ValidationConfig,
+    label_required: bool,
+    batch_rows: int,
+    parts: list[ValidationReport],
+    whole: ValidationReport,
+    checks: _Checks,
+) -> int:
     """One table: its row rules batch by batch (appended to ``parts``), its whole-table rules; its rows."""
-    suite = build_table_suite(name, all_columns[name], schema, cfg, all_columns=all_columns,
-                                 non_numeric=_non_numeric(table, [n.name for n in schema.numerical]),
-                                 label_required=label_required)
+    suite = build_table_suite(
+        name,
+        all_columns[name],
+        schema,
+        cfg,
+        all_columns=all_columns,
+        non_numeric=_non_numeric(table, [n.name for n in schema.numerical]),
+        label_required=label_required,
+    )
     rows = int(_scalar(table.count()) or 0)
     whole.tables[name] = TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
     row_suite = _row_rules_suite(suite)

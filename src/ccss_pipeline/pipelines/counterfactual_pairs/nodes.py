@@ -10,11 +10,11 @@ import pandas as pd
 
 from ccss_pipeline.config import ContrastiveConfig, PairsConfig, TrainingConfig
 from ccss_pipeline.lineage import SPEC_KEY, require_spec, stamp
-from ccss_pipeline.model.shapley import shapley_importance
 from ccss_pipeline.model.pair_stream import pair_chunks
+from ccss_pipeline.model.scoring import logit_fn
+from ccss_pipeline.model.shapley import shapley_importance
 from ccss_pipeline.model.streaming import model_source
 from ccss_pipeline.model.trainer import train_model
-from ccss_pipeline.model.scoring import logit_fn
 from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import FeatureSpec
 
@@ -36,14 +36,23 @@ def estimate_feature_importance(
     require_spec("train_model_input", train_model_input, spec, "feature_engineering")
     require_spec("validation_model_input", validation_model_input, spec, "feature_engineering")
     if not spec.directed:
-        raise ValueError("the schema declares no numerical feature with a direction (+1/-1): CCSS has nothing to constrain")
+        raise ValueError(
+            "the schema declares no numerical feature with a direction (+1/-1): CCSS has nothing to constrain"
+        )
     limit = model_training.streaming.max_rows_in_memory
     train = model_source(train_model_input, spec, limit, "train_model_input")
     valid = model_source(validation_model_input, spec, limit, "validation_model_input")
     backbone = model_training.backbone.model_copy(update={"name": model_training.backbones[0]})
     optimizer = model_training.optimizer.model_copy(update={"max_epochs": counterfactual_pairs.warmup_epochs})
-    warmup = train_model(spec, train, valid, backbone, ContrastiveConfig(weight=0.0), optimizer,
-                         stream_buffer_rows=model_training.streaming.buffer_rows)
+    warmup = train_model(
+        spec,
+        train,
+        valid,
+        backbone,
+        ContrastiveConfig(weight=0.0),
+        optimizer,
+        stream_buffer_rows=model_training.streaming.buffer_rows,
+    )
     scorer = logit_fn(warmup.model, batch_size=counterfactual_pairs.shapley.batch_size)
     result = shapley_importance(scorer, valid, spec, counterfactual_pairs.shapley)
     out = result.to_dict()
@@ -66,5 +75,7 @@ def materialize_pairs(
     require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
     p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
     batches = train_model_input.iter_frames() if isinstance(train_model_input, ParquetTable) else [train_model_input]
-    chunks = pair_chunks(batches, spec, p, counterfactual_pairs.seed, counterfactual_pairs.move, counterfactual_pairs.chunk_rows)
+    chunks = pair_chunks(
+        batches, spec, p, counterfactual_pairs.seed, counterfactual_pairs.move, counterfactual_pairs.chunk_rows
+    )
     return (stamp(chunk, spec) for chunk in chunks)

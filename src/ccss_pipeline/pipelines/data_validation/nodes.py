@@ -40,8 +40,9 @@ def validate_raw_source(
         from ccss_pipeline.data.validation.table_gate import validate_source_tables
 
         origins = dict(getattr(raw_source, "origins", {}))
-        return _report_outputs(validate_source_tables(raw_source, origins, schema, data_validation,
-                                                      batch_rows=data_validation.batch_rows))
+        return _report_outputs(
+            validate_source_tables(raw_source, origins, schema, data_validation, batch_rows=data_validation.batch_rows)
+        )
     from ccss_pipeline.data.validation import validate_source  # GX takes ~8 s to import: only when used
 
     origins = {name: origin_of(frame, name) for name, frame in raw_source.items()}
@@ -64,8 +65,9 @@ def _on_engine(raw_source: dict[str, Any]) -> bool:
     return not any(isinstance(t, pd.DataFrame) for t in raw_source.values())
 
 
-def validate_split(train: Any, validation: Any, test: Any, features: FeatureConfig | None = None
-                   ) -> tuple[dict[str, Any], str]:
+def validate_split(
+    train: Any, validation: Any, test: Any, features: FeatureConfig | None = None
+) -> tuple[dict[str, Any], str]:
     """No empty split, labels in {0, 1} and both classes in every split; train < validation < test in
     ``event_ts`` for the ``time`` and ``row_order`` splits (``event_ts`` is the row number in the latter),
     not for ``random`` and ``column`` splits, which are not ordered (``features`` absent: a time split).
@@ -80,8 +82,9 @@ def validate_split(train: Any, validation: Any, test: Any, features: FeatureConf
     splits = {"train": train, "validation": validation, "test": test}
     tables = {s: ibis.memtable(t) if isinstance(t, pd.DataFrame) else t for s, t in splits.items()}
     origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in splits}
-    report = validate_split_tables(tables, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False,
-                                   check_order=mode in ("time", "row_order"))
+    report = validate_split_tables(
+        tables, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False, check_order=mode in ("time", "row_order")
+    )
     return _report_outputs(report)
 
 

@@ -13,9 +13,8 @@ from pydantic import BaseModel
 
 from ccss_pipeline.config import EvaluationConfig
 from ccss_pipeline.evaluation.accuracy import CLASSIFICATION_METRICS, accuracy_metrics, calibration_data, roc_curve_data
+from ccss_pipeline.evaluation.model_card import Lineage, ModelCardContext, render_model_card, split_time_ranges
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report, true_direction_agreement
-from ccss_pipeline.evaluation.raw_grid import raw_grid_report
-from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
 from ccss_pipeline.evaluation.plots import (
     not_constrained_figure,
     plot_calibration,
@@ -24,11 +23,12 @@ from ccss_pipeline.evaluation.plots import (
     plot_roc,
     plot_violation_bars,
 )
+from ccss_pipeline.evaluation.raw_grid import raw_grid_report
 from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, render_report
-from ccss_pipeline.evaluation.model_card import Lineage, ModelCardContext, render_model_card, split_time_ranges
+from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
 from ccss_pipeline.fingerprint import content_hash
-from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.lineage import require_spec
+from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.model.persistence import rebuild_model
 from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
@@ -74,7 +74,9 @@ def evaluate_models(
     trained_models: dict[str, dict[str, Any]],
     source_truth: dict[str, Any],
     evaluation: EvaluationConfig,
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[
+    dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame
+]:
     """Accuracy and monotonicity (spec §6) of every trained model on the test split, scored in float32.
 
     Headline monotonicity is the raw-grid sweep (:mod:`ccss_pipeline.evaluation.raw_grid`), which does not
@@ -111,9 +113,18 @@ def evaluate_models(
         gauc_note = _gauc_note(spec, accuracy)
         if gauc_note:
             accuracy.update(gauc=math.nan, gauc_note=gauc_note)
-        grid = raw_grid_report(scorer, test, spec, levels=evaluation.grid_levels, rows=evaluation.grid_rows,
-                               seed=evaluation.seed, eps=evaluation.eps)
-        mono = monotonicity_report(scorer, test, spec, eps=evaluation.eps, max_rows=evaluation.max_rows, seed=evaluation.seed)
+        grid = raw_grid_report(
+            scorer,
+            test,
+            spec,
+            levels=evaluation.grid_levels,
+            rows=evaluation.grid_rows,
+            seed=evaluation.seed,
+            eps=evaluation.eps,
+        )
+        mono = monotonicity_report(
+            scorer, test, spec, eps=evaluation.eps, max_rows=evaluation.max_rows, seed=evaluation.seed
+        )
         agreement = None
         if true_directions:
             agree = true_direction_agreement(mono.curves, true_directions)
@@ -137,16 +148,27 @@ def evaluate_models(
             grid_curves.append(grid.curves.assign(**tag))
             roc.append(roc_curve_data(test.label, prob).assign(**tag))
             calibration.append(calibration_data(test.label, prob, n_bins=evaluation.calibration_bins).assign(**tag))
-        rows.append({
-            **tag,
-            **{k: accuracy.get(k) for k in ("auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc")},
-            **{k: grid.pooled[k] for k in ("wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
-                                           "max_feature_wrong_step_share", "edge_wrong_share", "monotone_row_share",
-                                           "mean_wrong_mass")},
-            "neighbour_violation_rate": mono.pooled["violation_rate"],
-            "ice_monotone_share": mono.pooled["ice_monotone_share"],
-            "true_direction_agreement": agreement,
-        })
+        rows.append(
+            {
+                **tag,
+                **{k: accuracy.get(k) for k in ("auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc")},
+                **{
+                    k: grid.pooled[k]
+                    for k in (
+                        "wrong_step_share",
+                        "wrong_step_share_inside",
+                        "wrong_step_share_crossing",
+                        "max_feature_wrong_step_share",
+                        "edge_wrong_share",
+                        "monotone_row_share",
+                        "mean_wrong_mass",
+                    )
+                },
+                "neighbour_violation_rate": mono.pooled["violation_rate"],
+                "ice_monotone_share": mono.pooled["ice_monotone_share"],
+                "true_direction_agreement": agreement,
+            }
+        )
     seed_metrics = pd.DataFrame(rows, columns=["model", "backbone", "variant", "seed", *SEED_METRICS])
     return (
         results,
@@ -208,7 +230,9 @@ def _first_seed_by_model(frame: pd.DataFrame, backbone: str | None = None) -> di
     ``evaluate_models`` already keeps curves for the first seed only; this makes sure of it."""
     part = frame if backbone is None else frame[frame["backbone"] == backbone]
     out = {}
-    for (b, v), group in sorted(part.groupby(["backbone", "variant"]), key=lambda kv: (kv[0][0], _variant_order(kv[0][1]))):
+    for (b, v), group in sorted(
+        part.groupby(["backbone", "variant"]), key=lambda kv: (kv[0][0], _variant_order(kv[0][1]))
+    ):
         if "seed" in group.columns:
             group = group[group["seed"] == group["seed"].min()]
         out[f"{b} {_display(v)}"] = group.drop(columns=["model", "backbone", "variant", "seed"], errors="ignore")
@@ -220,7 +244,9 @@ def _seed_means_by_model(per_feature: pd.DataFrame, metric: str) -> dict[str, pd
     summary = summarize_over_seeds(per_feature, ["backbone", "variant", "feature"], [metric])
     summary = summary.rename(columns={f"{metric}_mean": metric})
     out = {}
-    for (b, v), group in sorted(summary.groupby(["backbone", "variant"]), key=lambda kv: (kv[0][0], _variant_order(kv[0][1]))):
+    for (b, v), group in sorted(
+        summary.groupby(["backbone", "variant"]), key=lambda kv: (kv[0][0], _variant_order(kv[0][1]))
+    ):
         out[f"{b} {_display(v)}"] = group[["feature", metric, f"{metric}_std", "n_seeds"]]
     return out
 
@@ -260,13 +286,18 @@ def plot_evaluation(
                 continue
             grid_plots[f"ice_{backbone}_{feat.name}.png"] = _ice_figure(grid_models, feat, label)
             pd_plots[f"pd_{backbone}_{feat.name}.png"] = plot_partial_dependence(
-                pd_models, feat.name, feat.direction, label_name=label)
+                pd_models, feat.name, feat.direction, label_name=label
+            )
     bars = _seed_means_by_model(raw_grid_per_feature, "wrong_step_share")
     seeds = sorted({int(t["n_seeds"].max()) for t in bars.values()}) or [0]
     n_seeds = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
     violation = plot_violation_bars(
-        bars, "wrong_step_share", features=[f.name for f in spec.directed], unmeasurable=sorted(one_bucket),
-        title=f"Raw-grid wrong-step share of P({label}) per feature (mean ± std over {n_seeds} seeds)")
+        bars,
+        "wrong_step_share",
+        features=[f.name for f in spec.directed],
+        unmeasurable=sorted(one_bucket),
+        title=f"Raw-grid wrong-step share of P({label}) per feature (mean ± std over {n_seeds} seeds)",
+    )
     return (
         grid_plots,
         pd_plots,
@@ -294,11 +325,15 @@ def _report_images(
     """Report path → PNG bytes of every figure :func:`plot_evaluation` draws, drawn again from the same
     tables (the saved PNGs cannot be loaded back through the catalog), at the catalog's dpi."""
     grid_plots, pd_plots, violation, roc, calibration = plot_evaluation(
-        raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, feature_spec)
+        raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, feature_spec
+    )
     figures = {f"{PLOT_DIR}/raw_grid/{k}": v for k, v in grid_plots.items()}
     figures |= {f"{PLOT_DIR}/partial_dependence/{k}": v for k, v in pd_plots.items()}
-    figures |= {f"{PLOT_DIR}/violation_rate.png": violation, f"{PLOT_DIR}/roc.png": roc,
-                f"{PLOT_DIR}/calibration.png": calibration}
+    figures |= {
+        f"{PLOT_DIR}/violation_rate.png": violation,
+        f"{PLOT_DIR}/roc.png": roc,
+        f"{PLOT_DIR}/calibration.png": calibration,
+    }
     return {path: figure_png(fig) for path, fig in figures.items()}
 
 
@@ -329,8 +364,11 @@ def _report_plots(backbones: list[str], spec: FeatureSpec) -> list[PlotRef]:
         for b in backbones for f in directed
     ]  # fmt: skip
     plots += [
-        PlotRef(f"{PLOT_DIR}/violation_rate.png", "Raw-grid wrong-step share per directed feature, mean ± std over seeds",
-                "Raw-grid wrong-step share"),
+        PlotRef(
+            f"{PLOT_DIR}/violation_rate.png",
+            "Raw-grid wrong-step share per directed feature, mean ± std over seeds",
+            "Raw-grid wrong-step share",
+        ),
         PlotRef(f"{PLOT_DIR}/roc.png", "ROC curves on the test split (first seed)", "Accuracy"),
         PlotRef(f"{PLOT_DIR}/calibration.png", "Calibration on the test split (first seed)", "Accuracy"),
     ]
@@ -340,8 +378,11 @@ def _report_plots(backbones: list[str], spec: FeatureSpec) -> list[PlotRef]:
                 "Bucket-centre partial dependence (secondary)")
         for b in backbones for f in directed
     ]  # fmt: skip
-    optuna = {"pareto": "validation AUC against wrong-step share per trial",
-              "history": "optimization history (validation AUC)", "importance": "parameter importances for validation AUC"}
+    optuna = {
+        "pareto": "validation AUC against wrong-step share per trial",
+        "history": "optimization history (validation AUC)",
+        "importance": "parameter importances for validation AUC",
+    }
     plots += [
         PlotRef(f"{PLOT_DIR}/optuna/{b}_{name}.png", f"{b}: {caption}", f"Optuna search ({b})")
         for b in backbones for name, caption in optuna.items()
@@ -379,8 +420,9 @@ def write_report(
     spec = FeatureSpec.from_dict(feature_spec)
     images: dict[str, bytes] = {}
     if all(t is not None for t in (raw_grid_curves, partial_dependence, roc_curves, calibration_curves)):
-        images = _report_images(raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves,
-                                calibration_curves, feature_spec)
+        images = _report_images(
+            raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, feature_spec
+        )
     for name, png in (optuna_plot_images or {}).items():
         images[f"{PLOT_DIR}/optuna/{name}"] = png
     evaluated = list(dict.fromkeys(str(r["backbone"]) for r in evaluation_results.values()))
@@ -390,7 +432,8 @@ def write_report(
     if {*keys, "violation_rate"} <= set(monotonicity_per_feature.columns):
         neighbour = monotonicity_per_feature[[*keys, "violation_rate"]]
         per_feature = raw_grid_per_feature.merge(
-            neighbour.rename(columns={"violation_rate": "neighbour_violation_rate"}), on=keys, how="left")
+            neighbour.rename(columns={"violation_rate": "neighbour_violation_rate"}), on=keys, how="left"
+        )
     moves = sorted({str(r["move"]) for r in evaluation_results.values()
                     if r.get("move") and str(r.get("variant")).lower() == "ccss"})  # fmt: skip
     context = ReportContext(
@@ -403,8 +446,14 @@ def write_report(
         paired=paired_differences,
         per_feature=per_feature,
         chosen_params={b: best_params[b] for b in backbones if b in best_params},
-        method={"grid_levels": evaluation.grid_levels, "grid_rows": evaluation.grid_rows, "eps": evaluation.eps,
-                "max_rows": evaluation.max_rows, "move": ", ".join(moves) or None, "threshold": evaluation.threshold},
+        method={
+            "grid_levels": evaluation.grid_levels,
+            "grid_rows": evaluation.grid_rows,
+            "eps": evaluation.eps,
+            "max_rows": evaluation.max_rows,
+            "move": ", ".join(moves) or None,
+            "threshold": evaluation.threshold,
+        },
         plots=[PlotRef(p.path, p.caption, p.section, images.get(p.path)) for p in _report_plots(backbones, spec)],
         split_note="time-ordered: every validation event is later than every train event, every test event later still",
         label_name=_label_name(spec),
@@ -484,8 +533,9 @@ def write_model_card(
     frames = {"train": train_model_input, "validation": validation_model_input, "test": test_model_input}
     time_ranges = {}
     if schema.get("timestamp"):
-        time_ranges = split_time_ranges({k: as_frame(f, [TIME_COLUMN])[TIME_COLUMN] for k, f in frames.items()
-                                         if TIME_COLUMN in f.columns})  # one column of a lazy table
+        time_ranges = split_time_ranges(
+            {k: as_frame(f, [TIME_COLUMN])[TIME_COLUMN] for k, f in frames.items() if TIME_COLUMN in f.columns}
+        )  # one column of a lazy table
     rows = _rows_per_split(split_validation_report) or {k: len(f) for k, f in frames.items()}
     context = ModelCardContext(
         spec=spec,
@@ -497,8 +547,12 @@ def write_model_card(
         split_mode=str(split.get("mode", "time")),
         time_ranges=time_ranges,
         rows_per_split=rows,
-        method={"grid_levels": evaluation.grid_levels, "grid_rows": evaluation.grid_rows, "eps": evaluation.eps,
-                "threshold": evaluation.threshold},
+        method={
+            "grid_levels": evaluation.grid_levels,
+            "grid_rows": evaluation.grid_rows,
+            "eps": evaluation.eps,
+            "threshold": evaluation.threshold,
+        },
         plots=_card_plots(raw_grid_curves, spec, backbones),
         lineage=Lineage.from_loaded(project_lineage, params_hash=content_hash(parameters)),
         gauc_note=_card_gauc_note(spec, seed_summary),

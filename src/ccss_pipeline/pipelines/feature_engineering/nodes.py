@@ -46,7 +46,9 @@ def split_interactions(
     )
 
 
-def fit_features(train: ibis.Table, split_report: dict[str, Any], schema: SchemaConfig, features: FeatureConfig) -> dict[str, Any]:
+def fit_features(
+    train: ibis.Table, split_report: dict[str, Any], schema: SchemaConfig, features: FeatureConfig
+) -> dict[str, Any]:
     """Fit buckets, scaling and vocabularies on train only; the spec is the persisted transformer.
 
     Gated on the split validation report: a bad split stops the run before any feature is written.

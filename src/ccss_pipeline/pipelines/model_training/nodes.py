@@ -30,10 +30,16 @@ BASELINE, CCSS = "baseline", "ccss"
 Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may hand a frame
 
 
-def _inputs(train: Table, valid: Table, feature_spec: dict[str, Any], pairs: Table, feature_importance: dict[str, Any],
-            training: TrainingConfig
-            ) -> tuple[FeatureSpec, ModelInputs | ParquetModelInput, ModelInputs | ParquetModelInput, PairTable | None,
-                       np.ndarray, str]:
+def _inputs(
+    train: Table,
+    valid: Table,
+    feature_spec: dict[str, Any],
+    pairs: Table,
+    feature_importance: dict[str, Any],
+    training: TrainingConfig,
+) -> tuple[
+    FeatureSpec, ModelInputs | ParquetModelInput, ModelInputs | ParquetModelInput, PairTable | None, np.ndarray, str
+]:
     """The spec, both splits (each in memory or streamed, by size: ``streaming.max_rows_in_memory``),
     the pair table (read only when the training split is held in memory; a streamed one draws its
     pairs per batch), the Shapley feature-draw probabilities and the counterfactual move, each checked
@@ -66,14 +72,20 @@ def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> di
     with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are stable enough
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         pareto = plot_pareto_front(study, max_violation)
-        history = plot_optimization_history(study, **auc).figure if finished else message_figure("no completed trial yet")
+        history = (
+            plot_optimization_history(study, **auc).figure if finished else message_figure("no completed trial yet")
+        )
         if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # sign-free, unlike PED-ANOVA
             importance = plot_param_importances(study, evaluator=evaluator, **auc).figure
         else:
             importance = message_figure("parameter importances need at least two completed trials")
     plt.close("all")  # Optuna's plots live on pyplot figures; the dataset keeps its own references
-    plots = {f"{backbone}_pareto.png": pareto, f"{backbone}_history.png": history, f"{backbone}_importance.png": importance}
+    plots = {
+        f"{backbone}_pareto.png": pareto,
+        f"{backbone}_history.png": history,
+        f"{backbone}_importance.png": importance,
+    }
     for fig in plots.values():
         fig.set_size_inches(7, 4.5)
         fig.tight_layout()
@@ -98,13 +110,29 @@ def tune_contrastive_loss(
     database, the workers split the trials and each returns the same result once all are finished.
     A training split larger than ``streaming.max_rows_in_memory`` is streamed by every trial.
     """
-    spec, train, valid, pairs, shapley_p, move = _inputs(train_model_input, validation_model_input, feature_spec,
-                                                         counterfactual_pairs, feature_importance, model_training)
+    spec, train, valid, pairs, shapley_p, move = _inputs(
+        train_model_input,
+        validation_model_input,
+        feature_spec,
+        counterfactual_pairs,
+        feature_importance,
+        model_training,
+    )
     best: dict[str, Any] = {}
     trials, plots = [], {}
     for backbone in model_training.backbones:
-        study = run_search(spec, train, valid, pairs, model_training, backbone, storage_root=project_folder,
-                           database_url=search_storage, shapley_p=shapley_p, move=move)
+        study = run_search(
+            spec,
+            train,
+            valid,
+            pairs,
+            model_training,
+            backbone,
+            storage_root=project_folder,
+            database_url=search_storage,
+            shapley_p=shapley_p,
+            move=move,
+        )
         best[backbone] = {**best_parameters(study, model_training), SPEC_KEY: spec.fingerprint}
         trials.append(trials_table(study).assign(backbone=backbone))
         plots.update(_study_plots(study, backbone, model_training.search.max_violation))
@@ -129,12 +157,20 @@ def train_final_models(
     after a kill. With ``distributed.nproc_per_node`` (× ``nnodes``) above 1 the fits run on that many
     DistributedDataParallel workers started by torch's elastic launcher (:mod:`ccss_pipeline.model.distributed`).
     """
-    spec, train, valid, pairs, shapley_p, move = _inputs(train_model_input, validation_model_input, feature_spec,
-                                                         counterfactual_pairs, feature_importance, model_training)
+    spec, train, valid, pairs, shapley_p, move = _inputs(
+        train_model_input,
+        validation_model_input,
+        feature_spec,
+        counterfactual_pairs,
+        feature_importance,
+        model_training,
+    )
     for name in model_training.backbones:
         if name not in best_params:
-            raise StaleArtifactError(f"'best_params' has no entry for backbone {name!r} (it has "
-                                     f"{sorted(best_params)}): rebuild it with `kedro run --pipelines=model_training`")
+            raise StaleArtifactError(
+                f"'best_params' has no entry for backbone {name!r} (it has "
+                f"{sorted(best_params)}): rebuild it with `kedro run --pipelines=model_training`"
+            )
         require_spec(f"best_params[{name!r}]", best_params[name], spec, "model_training")
     fits: list[Fit] = []
     for name in model_training.backbones:
@@ -145,12 +181,21 @@ def train_final_models(
         backbone = model_training.backbone.model_copy(update={"name": name})
         for i in range(model_training.n_seeds):
             optimizer = model_training.optimizer.model_copy(
-                update={"learning_rate": chosen["learning_rate"], "seed": model_training.optimizer.seed + i})
+                update={"learning_rate": chosen["learning_rate"], "seed": model_training.optimizer.seed + i}
+            )
             for variant, contrastive in ((BASELINE, baseline), (CCSS, ccss)):
                 key = model_key(name, variant, optimizer.seed)
-                fits.append(Fit(key, backbone, contrastive, optimizer, with_pairs=variant == CCSS,
-                                checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
-                                redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch))
+                fits.append(
+                    Fit(
+                        key,
+                        backbone,
+                        contrastive,
+                        optimizer,
+                        with_pairs=variant == CCSS,
+                        checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
+                        redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch,
+                    )
+                )
     data = FitData(spec, train, valid, pairs, shapley_p, move, model_training.streaming.buffer_rows)
     results = run_fits(fits, data, model_training.distributed)
     models: dict[str, dict[str, Any]] = {}
@@ -171,6 +216,9 @@ def train_final_models(
             },
             "state_dict": result.model.state_dict(),
         }
-        history[fit.key] = {"best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc,
-                            "epochs": result.history}
+        history[fit.key] = {
+            "best_epoch": result.best_epoch,
+            "best_val_auc": result.best_val_auc,
+            "epochs": result.history,
+        }
     return models, history

@@ -27,16 +27,25 @@ from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec, ModelInpu
 Source = dict[str, pd.DataFrame] | ChunkedSource
 
 
-def validate_rows_to_score(score_source: Source, schema: SchemaConfig,
-                           data_validation: ValidationConfig) -> tuple[dict[str, Any], str]:
+def validate_rows_to_score(
+    score_source: Source, schema: SchemaConfig, data_validation: ValidationConfig
+) -> tuple[dict[str, Any], str]:
     """The raw gate's suites on the rows to score (every chunk); the label rules apply only when the
     label is there."""
     from ccss_pipeline.data.validation import combine_reports, validate_source  # GX: ~8 s to import
 
     title = "Scoring data validation"
-    reports = (validate_source(bundle, {name: origin_of(frame, name) for name, frame in bundle.items()}, schema,
-                               data_validation, label_required=False, title=title)
-               for bundle in source_bundles(score_source))
+    reports = (
+        validate_source(
+            bundle,
+            {name: origin_of(frame, name) for name, frame in bundle.items()},
+            schema,
+            data_validation,
+            label_required=False,
+            title=title,
+        )
+        for bundle in source_bundles(score_source)
+    )
     return _report_outputs(combine_reports(reports, title, data_validation.max_offending_values))
 
 
@@ -54,16 +63,26 @@ def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRMode
     return out.reset_index(drop=True)
 
 
-def score_rows(score_source: Source, score_validation_report: dict[str, Any], interactions: Any,
-               feature_spec: dict[str, Any], trained_models: dict[str, dict[str, Any]], schema: SchemaConfig,
-               model_training: TrainingConfig) -> Iterator[pd.DataFrame]:
+def score_rows(
+    score_source: Source,
+    score_validation_report: dict[str, Any],
+    interactions: Any,
+    feature_spec: dict[str, Any],
+    trained_models: dict[str, dict[str, Any]],
+    schema: SchemaConfig,
+    model_training: TrainingConfig,
+) -> Iterator[pd.DataFrame]:
     """Gate, then per chunk: join (no row dropped; ``row`` = the position in the input), the log
     features from the training log (``interactions``) strictly before each row — never from the other
     rows to score, so chunks are independent — and the scores. Lazy: the catalog writes each chunk."""
     gate(score_validation_report)
     spec = FeatureSpec.from_dict(feature_spec)
-    models = {backbone: model for backbone, (_, model) in
-              chosen_models(spec, trained_models, model_training.backbones, model_training.optimizer.seed).items()}
+    models = {
+        backbone: model
+        for backbone, (_, model) in chosen_models(
+            spec, trained_models, model_training.backbones, model_training.optimizer.seed
+        ).items()
+    }
 
     def chunks() -> Iterator[pd.DataFrame]:
         offset = 0

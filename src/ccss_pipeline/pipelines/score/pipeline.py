@@ -20,8 +20,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 score_rows,
-                inputs=["score_source", "score_validation_report", "interactions", "feature_spec", "trained_models",
-                        "params:schema", "params:model_training"],
+                inputs=[
+                    "score_source",
+                    "score_validation_report",
+                    "interactions",
+                    "feature_spec",
+                    "trained_models",
+                    "params:schema",
+                    "params:model_training",
+                ],
                 outputs="scores",
                 name="score_rows",
                 namespace=NAMESPACE,

@@ -25,21 +25,28 @@ def _rows(n: int, evaluation: EvaluationConfig) -> np.ndarray:
     return np.sort(np.random.default_rng(cfg.seed).choice(n, size=min(cfg.n_rows, n), replace=False))
 
 
-def what_if_curves(test_model_input: pd.DataFrame, feature_spec: dict[str, Any],
-                   trained_models: dict[str, dict[str, Any]], evaluation: EvaluationConfig) -> pd.DataFrame:
+def what_if_curves(
+    test_model_input: pd.DataFrame,
+    feature_spec: dict[str, Any],
+    trained_models: dict[str, dict[str, Any]],
+    evaluation: EvaluationConfig,
+) -> pd.DataFrame:
     """The first seed's CCSS and baseline model of every backbone on the chosen test rows (positions in
     the test split), each directed feature swept over ``what_if.levels`` quantile levels."""
     spec = FeatureSpec.from_dict(feature_spec)
     require_spec("test_model_input", test_model_input, spec, "feature_engineering")
     test = ModelInputs.from_frame(test_model_input, spec)
     rows = _rows(len(test), evaluation)
-    models = {f"{backbone} {variant}": rebuild_model(spec, name, trained_models[name])
-              for (backbone, variant), name in first_seed_models(trained_models).items()}
+    models = {
+        f"{backbone} {variant}": rebuild_model(spec, name, trained_models[name])
+        for (backbone, variant), name in first_seed_models(trained_models).items()
+    }
     return what_if_table(models, spec, test.take(rows), rows.tolist(), evaluation.what_if.levels)
 
 
 def plot_what_if_curves(what_if_curves: pd.DataFrame, feature_spec: dict[str, Any]) -> dict[str, Figure]:
     """One figure per chosen row: ``row_<position>.png``."""
     label = FeatureSpec.from_dict(feature_spec).label_name
-    return {f"row_{int(r)}.png": plot_what_if(what_if_curves, int(r), label)
-            for r in sorted(what_if_curves["row"].unique())}
+    return {
+        f"row_{int(r)}.png": plot_what_if(what_if_curves, int(r), label) for r in sorted(what_if_curves["row"].unique())
+    }
