@@ -27,8 +27,10 @@ def test_sliced_windows_equal_one_plan(interactions, monkeypatch):
     con = ibis.duckdb.connect(memory_limit="1GB")
     table = con.create_table("interactions", interactions)
     whole = log_features.add_log_features(table, ALL_FEATURES).order_by("row").to_pandas()
-    monkeypatch.setattr(log_features, "_ROWS_PER_GIB", len(interactions) // 4)  # about 5 slices
-    assert log_features._Materializer(con, len(interactions)).n_slices > 3
+    monkeypatch.setattr(log_features, "_ROWS_PER_GIB", len(interactions) // 4)  # about 5 window slices
+    monkeypatch.setattr(log_features, "_JOIN_ROWS_PER_GIB", len(interactions) // 6)  # about 7 time ranges
+    plan = log_features._Materializer(con, len(interactions))
+    assert plan.n_slices > 3 and plan.n_join_slices > 5
     sliced = log_features.add_log_features(table, ALL_FEATURES).order_by("row").to_pandas()
     pd.testing.assert_frame_equal(sliced, whole)  # bit-identical
     configured = log_features.add_log_features(table, SCHEMA.log_features).order_by("row").to_pandas()
