@@ -441,7 +441,7 @@ class DistributedConfig(_Strict):
     nproc_per_node: int = Field(1, ge=1, le=64)
     nnodes: int = Field(1, ge=1)
     master_addr: str = "127.0.0.1"
-    master_port: int = Field(29500, ge=0, le=65535)  # one machine: 0 = any free port
+    master_port: int = Field(29500, ge=0, le=65535)  # several machines only (one machine meets on a free loopback port)
     run_id: str = "ccss"
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     timeout_s: int = Field(900, ge=10)  # how long the machines wait for each other
