@@ -56,14 +56,14 @@ def _catalog_paths() -> set[str]:
     paths: set[str] = set()
     for entry in catalog.values():
         inner = entry.get("dataset", entry)
-        path = inner.get("filepath") or inner.get("path") if isinstance(inner, dict) else None
-        if not path:
+        if not isinstance(inner, dict):
             continue
-        keys = [k for k in fill if "{" + k + "}" in path]
-        if not keys:
-            paths.add(path)
-        for key in keys:
-            paths.update(path.replace("{" + key + "}", v) for v in fill[key])
+        for path in filter(None, [inner.get("filepath") or inner.get("path"), inner.get("markdown")]):
+            keys = [k for k in fill if "{" + k + "}" in path]
+            if not keys:
+                paths.add(path)
+            for key in keys:
+                paths.update(path.replace("{" + key + "}", v) for v in fill[key])
     return paths
 
 

@@ -454,7 +454,7 @@ class DistributedConfig(_Strict):
 class TrainingConfig(_Strict):
     """The ``model_training`` parameters: backbones, shared budget, CCSS loss and the search."""
 
-    backbones: list[Literal["dnn", "wide_deep", "deepfm", "dcn_v2"]] = Field(default_factory=lambda: ["dnn"])
+    backbones: list[Literal["dnn", "wide_deep", "deepfm", "dcn_v2"]] = Field(default_factory=lambda: ["dnn"])  # type: ignore[arg-type]
     backbone: BackboneConfig = BackboneConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     contrastive: ContrastiveConfig = ContrastiveConfig()

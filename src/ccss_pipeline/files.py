@@ -112,7 +112,7 @@ def _io_cause(exc: BaseException) -> BaseException | None:
     return None
 
 
-def atomic_write(target: Path | str, write: Callable[[Path], None]) -> Path:
+def atomic_write(target: Path | str, write: Callable[[Path], object]) -> Path:
     """Run ``write(tmp)`` on a temporary sibling, then rename it over ``target``.
 
     ``write`` may create a file or a folder at ``tmp``. Stale temporaries of the same target are swept

@@ -220,7 +220,7 @@ def _suggest(key: str, value: Any) -> str:
     if close:
         return f"; did you mean '{close[0]}'?"
     known = [p for group, model in PARAMETER_MODELS.items() for p in _dotted_fields(model, group)]
-    hits = []
+    hits: list[str] = []
     for leaf in _leaf_paths(value, str(key)):
         hits.extend(p for p in known if p.endswith("." + leaf))
     hits = sorted(dict.fromkeys(hits))

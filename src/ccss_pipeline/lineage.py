@@ -44,17 +44,20 @@ def stamp(frame: Any, spec: FeatureSpec) -> Any:
     return StampedTable(frame, {SPEC_KEY: spec.fingerprint})
 
 
-def recorded(artifact: pd.DataFrame | ParquetTable | Mapping[str, Any]) -> str | None:
-    """The fingerprint an artifact records, None when it records none (built before fingerprints)."""
+def recorded(artifact: pd.DataFrame | ParquetTable | Mapping[str, Any] | object) -> str | None:
+    """The fingerprint an artifact records, None when it records none (built before fingerprints):
+    a table's attrs, a JSON record's key, or a record object's ``spec_fingerprint`` attribute."""
     if isinstance(artifact, (pd.DataFrame, ParquetTable)):
         value = artifact.attrs.get(SPEC_KEY)
-    else:
+    elif isinstance(artifact, Mapping):
         value = artifact.get(SPEC_KEY)
+    else:
+        value = getattr(artifact, SPEC_KEY, None)
     return None if value is None else str(value)
 
 
 def require_spec(
-    name: str, artifact: pd.DataFrame | ParquetTable | Mapping[str, Any], spec: FeatureSpec, rebuild: str
+    name: str, artifact: pd.DataFrame | ParquetTable | Mapping[str, Any] | object, spec: FeatureSpec, rebuild: str
 ) -> None:
     """Raise :class:`StaleArtifactError` unless ``artifact`` records ``spec``'s fingerprint.
 

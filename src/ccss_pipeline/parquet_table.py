@@ -50,7 +50,7 @@ class ParquetTable:
     @cached_property
     def row_groups(self) -> tuple[tuple[int, int, int], ...]:
         """(file index, row group index, rows) of every row group, in file order."""
-        out = []
+        out: list[tuple[int, int, int]] = []
         for i, f in enumerate(self._files):
             meta = pq.ParquetFile(f).metadata
             out.extend((i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups))

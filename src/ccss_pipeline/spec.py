@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -173,6 +173,15 @@ class FeatureSpec:
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpec:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+class RowSample(Protocol):
+    """What sampling code needs of a split: its length and any rows by index — :class:`ModelInputs` in
+    memory, or ``ParquetModelInput`` streamed from parquet (which reads only the row groups it needs)."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, index: np.ndarray | slice) -> ModelInputs: ...
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html as html_module
 import io
 import re
 import subprocess
@@ -303,3 +304,28 @@ def test_html_images_are_data_uris_only():
     _, bare = render_model_card(_context(images=False))
     assert "<img" not in bare and "Image not embedded: plots/raw_grid/ice_dnn_prior_ctr.png" in bare
     assert bare.lstrip().lower().startswith("<!doctype html") and "<pre><code>git checkout" in bare
+
+
+def test_html_escapes_feature_and_source_names():
+    odd = "days<since>&|x"
+    spec = FeatureSpec(categorical=[CategoricalFeature(name="re<gion>", vocab_size=4)],
+                       numerical=[_numerical(odd, -1, 5), _numerical("prior_ctr", +1, 8)],
+                       source="loans <2024> & co", label_name="defaulted")  # fmt: skip
+    md, page = render_model_card(_context(spec))
+    assert f"| {odd.replace('|', chr(92) + '|')} | -1 | 5 | identity | yes |" in md  # the cell escapes its pipe
+    assert (
+        "Categorical features (no direction): re<gion>." in md
+        and "# Model card — CCSS models on loans <2024> & co" in md
+    )
+    assert "re<gion>" not in page and "days<since>" not in page and "<2024>" not in page
+    assert "<td>days&lt;since&gt;&amp;|x</td>" in page and "<td>days&lt;since&gt;&amp;|x (-1)</td>" in page
+    assert "<h1>Model card — CCSS models on loans &lt;2024&gt; &amp; co</h1>" in page
+
+
+def test_card_markdown_and_html_have_the_same_headings():
+    md, page = render_model_card(_context())
+    md_headings = [(len(h), t) for h, t in re.findall(r"^(#+) (.*)$", md, flags=re.M) if not t.startswith("!")]
+    html_headings = [(int(n), html_module.unescape(t)) for n, t in re.findall(r"<h(\d)>(.*?)</h\d>", page)]
+    assert md_headings == html_headings and len(md_headings) > 10
+    for item in re.findall(r"^- (.*)$", md, flags=re.M):  # the bullet lists
+        assert f"<li>{html_module.escape(item, quote=False)}</li>" in page.replace("&#39;", "'")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import fnmatch
+import html
 import re
+import tomllib
+from importlib import resources
+from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 import pytest
 
-from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, render_report, verdict
+from ccss_pipeline.evaluation.render import TEMPLATES, environment
+from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, _view, render_report, verdict
 from ccss_pipeline.evaluation.seeds import format_mean_std, paired_difference, summarize_over_seeds
 
 SEEDS = (1, 2, 3)
@@ -243,3 +250,54 @@ def test_mapping_context_and_missing_backbone(frame):
     assert np.isfinite(
         ModelResult.from_summary(summarize_over_seeds(frame, ["backbone", "variant"], ["auc"]))[0].mean["auc"]
     )
+
+
+# ------------------------------------------------------------------------------- templates (Jinja2)
+
+
+def test_missing_template_value_fails_loudly(frame):
+    view = _view(_context(frame))
+    del view["method"]
+    for fmt in ("md", "html"):
+        with pytest.raises(jinja2.UndefinedError, match="method"):
+            environment(fmt).get_template(f"report.{fmt}.j2").render(view)
+
+
+def test_html_escapes_names_markdown_escapes_cell_pipes(frame):
+    odd_bb, odd_feature = "dcn<v2>&co", "a|b<c>&d"
+    renamed = frame.replace({"backbone": {"dcn_v2": odd_bb}})
+    features = {"video_hist_ctr": 1, odd_feature: -1}
+    per_feature = _per_feature(renamed).replace({"feature": {"days<since>": odd_feature}})
+    plots = [PlotRef("plots/roc curve.png", 'ROC <b> & "q"', "Accuracy", b"\x89PNG\r\n\x1a\n+/=")]
+    ctx = _context(renamed, backbones=["dnn", odd_bb], directed_features=features, per_feature=per_feature,
+                   chosen_params={odd_bb: _params()}, plots=plots)  # fmt: skip
+    md, page = render_report(ctx)
+    assert f"### {odd_bb}" in md and f"| {odd_bb} | a\\|b<c>&d (-1) | baseline |" in md
+    assert '![ROC <b> & "q"](<plots/roc curve.png>)' in md
+    assert odd_bb not in page and "a|b<c>" not in page and "<b>" not in page
+    assert "<h3>dcn&lt;v2&gt;&amp;co</h3>" in page and "<td>a|b&lt;c&gt;&amp;d (-1)</td>" in page
+    assert "Verdict — dcn&lt;v2&gt;&amp;co: CCSS lowers AUC" in page
+    # the data URI is embedded as it is, the caption escaped inside the attribute
+    assert '<img src="data:image/png;base64,iVBORw0KGgorLz0=" alt="ROC &lt;b&gt; &amp; &#34;q&#34;">' in page
+
+
+def test_markdown_and_html_have_the_same_headings_and_paragraphs(rendered):
+    md, page = rendered
+    md_headings = re.findall(r"^(#+) (.*)$", md, flags=re.M)
+    html_headings = re.findall(r"<h(\d)>(.*?)</h\d>", page)
+    assert [(str(len(h)), t) for h, t in md_headings] == [(n, html.unescape(t)) for n, t in html_headings]
+    paragraphs = [html.unescape(p) for p in re.findall(r"^<p>(.*)</p>$", page, flags=re.M)]
+    assert len(paragraphs) > 10 and all(f"\n{p}\n" in md for p in paragraphs)
+
+
+def test_templates_ship_with_the_package():
+    """The templates are package data: present beside the module (importlib.resources, as in a wheel)
+    and matched by pyproject's [tool.setuptools.package-data] patterns, so `pip wheel` includes them."""
+    folder = resources.files("ccss_pipeline.evaluation") / TEMPLATES
+    names = {entry.name for entry in folder.iterdir() if entry.name.endswith(".j2")}
+    needed = {f"{doc}.{fmt}.j2" for doc in ("report", "model_card") for fmt in ("md", "html")}
+    assert needed | {"_macros.md.j2", "_macros.html.j2", "_page.html.j2"} <= names
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["ccss_pipeline.evaluation"]
+    assert all(any(fnmatch.fnmatch(f"{TEMPLATES}/{name}", p) for p in patterns) for name in names)
+    assert any(dep.startswith("jinja2") for dep in pyproject["project"]["dependencies"])

@@ -190,14 +190,14 @@ def test_select_trial_takes_the_best_auc_among_feasible_trials():
     best, feasible = select_trial(study.trials, None)  # no target: best AUC overall
     assert best.number == 1 and feasible is True
     out = best_parameters(study, tiny_training(max_violation=0.005))
-    assert out["source"] == "trial 2" and out["feasible"] is True
-    assert out["weight"] == 3.0 and out["margin"] == 0.03
-    assert out["val_auc"] == 0.75 and out["val_wrong_step_share"] == 0.005
+    assert out.source == "trial 2" and out.feasible is True
+    assert out.weight == 3.0 and out.margin == 0.03
+    assert out.val_auc == 0.75 and out.val_wrong_step_share == 0.005
     training = tiny_training()
-    assert out["temperature"] == training.contrastive.temperature
-    assert out["learning_rate"] == training.optimizer.learning_rate
-    assert out["n_trials"] == 6 and out["study"] == "fake" and out["loss"] == "margin"
-    assert out["max_violation"] == 0.005
+    assert out.temperature == training.contrastive.temperature
+    assert out.learning_rate == training.optimizer.learning_rate
+    assert out.n_trials == 6 and out.study == "fake" and out.loss == "margin"
+    assert out.max_violation == 0.005
 
 
 def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(caplog):
@@ -211,8 +211,8 @@ def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(
     )
     with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):
         out = best_parameters(study, tiny_training(max_violation=0.01))
-    assert out["source"] == "trial 2" and out["feasible"] is False and out["weight"] == 3.0
-    assert out["val_wrong_step_share"] == 0.05 and out["val_auc"] == 0.65
+    assert out.source == "trial 2" and out.feasible is False and out.weight == 3.0
+    assert out.val_wrong_step_share == 0.05 and out.val_auc == 0.65
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warning) == 1 and "0.01" in warning[0] and "0.05" in warning[0] and "trial 2" in warning[0]
 
@@ -222,12 +222,12 @@ def test_best_parameters_falls_back_to_defaults_without_a_completed_trial():
     study = _fake_study([(None, None, 5.0, 0.05, PRUNED), (None, None, 6.0, 0.06, FAIL)])
     out = best_parameters(study, training)
     c = training.contrastive
-    assert out["source"] == "defaults" and out["feasible"] is None
-    assert (out["weight"], out["margin"], out["temperature"]) == (c.weight, c.margin, c.temperature)
-    assert out["learning_rate"] == training.optimizer.learning_rate
-    assert out["val_auc"] is None and out["val_wrong_step_share"] is None and out["n_trials"] == 2
+    assert out.source == "defaults" and out.feasible is None
+    assert (out.weight, out.margin, out.temperature) == (c.weight, c.margin, c.temperature)
+    assert out.learning_rate == training.optimizer.learning_rate
+    assert out.val_auc is None and out.val_wrong_step_share is None and out.n_trials == 2
     assert select_trial(study.trials, 0.01) == (None, False)
-    assert best_parameters(_fake_study([]), training)["source"] == "defaults"
+    assert best_parameters(_fake_study([]), training).source == "defaults"
 
 
 def test_pareto_plot_marks_the_chosen_trial_and_the_target():
@@ -361,7 +361,7 @@ def test_pruning_rule_sees_the_finished_trials_histories(data, tmp_path, monkeyp
     assert calls[2][0] == [history0] and calls[2][1] == 1  # trial 1, first epoch: pruned there
     assert calls[3][0] == [history0, study.trials[1].user_attrs[HISTORY_ATTR]]
     assert len(study.trials[1].user_attrs[HISTORY_ATTR]) == 1 and study.trials[1].values is None
-    assert best_parameters(study, training)["source"] == "trial 0"
+    assert best_parameters(study, training).source == "trial 0"
 
 
 def test_all_pruned_gives_defaults(data, tmp_path, monkeypatch):
@@ -369,7 +369,7 @@ def test_all_pruned_gives_defaults(data, tmp_path, monkeypatch):
     monkeypatch.setattr(search_mod, "should_prune", lambda *a: True)
     study = run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
     assert [t.state for t in study.trials] == [PRUNED, PRUNED]
-    assert best_parameters(study, tiny_training())["source"] == "defaults"
+    assert best_parameters(study, tiny_training()).source == "defaults"
 
 
 def test_a_fresh_search_draws_the_same_points_and_each_trial_its_own(data, tmp_path):

@@ -17,8 +17,8 @@ import yaml
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
 from ccss_pipeline.data.sources import synthetic_bundle
 from ccss_pipeline.data.synthetic import SyntheticConfig
+from ccss_pipeline.data.validation import DataValidationError, ValidationReport
 from ccss_pipeline.pipelines.data_validation.nodes import (
-    ValidationGateError,
     gate,
     gate_and_join,
     validate_raw_source,
@@ -64,7 +64,7 @@ def raw_report(bundle, base_schema):
 
 
 def test_validate_raw_source_node_passes_good_data(raw_report):
-    payload, markdown = raw_report
+    payload, markdown = raw_report.to_dict(), raw_report.to_markdown()
     assert payload["success"] is True and payload["error_message"] == ""
     json.dumps(payload, allow_nan=False)
     assert "PASSED" in markdown and set(payload["tables"]) >= {"log", "users", "videos"}
@@ -75,25 +75,25 @@ def test_validate_raw_source_node_reports_bad_data(bundle, base_schema):
     bad["log"] = bundle["log"].copy()
     bad["log"].loc[3, "is_click"] = 2
     bad["log"].attrs["origin"] = "bad_log_file.csv"
-    payload, markdown = validate_raw_source(bad, base_schema, ValidationConfig())
+    report = validate_raw_source(bad, base_schema, ValidationConfig())
+    payload, markdown = report.to_dict(), report.to_markdown()
     assert payload["success"] is False
     assert "bad_log_file.csv" in payload["error_message"] and "is_click" in payload["error_message"]
     assert "label in {0, 1}" in payload["error_message"] and "FAILED" in markdown
-    with pytest.raises(ValidationGateError, match="label in"):
-        gate_and_join(bad, payload, base_schema)
+    with pytest.raises(DataValidationError, match="label in"):
+        gate_and_join(bad, ValidationReport.from_dict(payload), base_schema)  # as the catalog loads it
 
 
-def test_gate():
-    gate({"success": True})
-    with pytest.raises(ValidationGateError, match="boom"):
-        gate({"success": False, "error_message": "boom"})
-    with pytest.raises(ValidationGateError, match="failed"):
-        gate({})
+def test_gate(raw_report):
+    gate(raw_report)
+    failed = ValidationReport(success=False, title="Boom")
+    with pytest.raises(DataValidationError, match="Boom FAILED"):
+        gate(failed)
 
 
 @pytest.fixture(scope="module")
 def interactions(bundle, raw_report, base_schema) -> pd.DataFrame:
-    return gate_and_join(bundle, raw_report[0], base_schema)
+    return gate_and_join(bundle, raw_report, base_schema)
 
 
 def test_gate_and_join_node(interactions, bundle, base_schema):
@@ -109,29 +109,29 @@ def test_feature_nodes_chain(interactions, base_schema):
     assert {f.name for f in base_schema.log_features} <= set(with_logs.columns)
     train, valid, test = split_interactions(with_logs, features)
     assert train[TIME_COLUMN].max() < valid[TIME_COLUMN].min() <= valid[TIME_COLUMN].max() < test[TIME_COLUMN].min()
-    report, md = validate_split(train, valid, test)
-    assert report["success"] is True, report["error_message"]
-    spec_dict = fit_features(train, report, base_schema, features)
-    spec = FeatureSpec.from_dict(spec_dict)
+    report = validate_split(train, valid, test)
+    assert report.success is True, report.error_message()
+    spec = fit_features(train, report, base_schema, features)
+    assert isinstance(spec, FeatureSpec)
     assert {f.name: f.direction for f in spec.numerical} == _conf_directions("base")
     for split in (train, valid, test):
-        out = make_model_input(split, spec_dict)
+        out = make_model_input(split, spec)
         assert len(out) == len(split) and out["num__hist_ctr"].notna().all()
 
 
 def test_fit_features_is_gated_by_the_split_report(interactions, base_schema):
     train = interactions.iloc[:100].assign(**{LABEL_COLUMN: np.int8(0)})
-    report, md = validate_split(train, interactions.iloc[100:150], interactions.iloc[150:200])
-    assert report["success"] is False
-    assert "both classes present" in report["error_message"] and "train" in report["error_message"]
-    with pytest.raises(ValidationGateError, match="both classes present"):
+    report = validate_split(train, interactions.iloc[100:150], interactions.iloc[150:200])
+    assert report.success is False
+    assert "both classes present" in report.error_message() and "train" in report.error_message()
+    with pytest.raises(DataValidationError, match="both classes present"):
         fit_features(engineer_log_features(train, base_schema), report, base_schema, FeatureConfig())
 
 
 def test_validate_split_rejects_empty_split(interactions):
-    report, _ = validate_split(interactions.iloc[:100], interactions.iloc[:0], interactions.iloc[100:])
-    assert report["success"] is False and "split not empty" in report["error_message"]
-    assert "validation_interactions.parquet" in report["error_message"]
+    report = validate_split(interactions.iloc[:100], interactions.iloc[:0], interactions.iloc[100:])
+    assert report.success is False and "split not empty" in report.error_message()
+    assert "validation_interactions.parquet" in report.error_message()
 
 
 # =====================================================================================================
@@ -184,7 +184,7 @@ def test_kuairand_env_end_to_end(tmp_path, kuairand_dir):
     root = make_project(tmp_path / "project")
     try:
         run_pipelines(root, env="kuairand", runtime_params={"kuairand_dir": str(kuairand_dir)})
-    except ValidationGateError as exc:
+    except DataValidationError as exc:
         failures = [line for line in str(exc).splitlines() if line.startswith("  - ")]
         if failures and all("no duplicated impressions" in line for line in failures):
             raise AssertionError(
@@ -266,7 +266,7 @@ VALIDATION_FAILURES = [
 def test_bad_own_table_fails_at_the_raw_gate(tmp_path, mutation, column, rule):
     root = make_project(tmp_path / "project")
     path = write_own(root, mutation(own_table()))
-    with pytest.raises(ValidationGateError) as info:
+    with pytest.raises(DataValidationError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
     assert str(path) in message, message
@@ -312,7 +312,7 @@ def test_one_class_train_split_fails_at_the_split_gate(tmp_path):
     frame["clicked"] = (np.arange(len(frame)) >= 0.8 * len(frame)).astype(int)  # no click in the first 80%
     root = make_project(tmp_path / "project")
     write_own(root, frame)
-    with pytest.raises(ValidationGateError) as info:
+    with pytest.raises(DataValidationError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
     assert "both classes present" in message and "train" in message and "column 'label'" in message, message

@@ -20,11 +20,13 @@ from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, EvaluationConfig
+from ccss_pipeline.data.validation import TableStats, ValidationReport
 from ccss_pipeline.evaluation.plots import EDGE_GID, ONE_BUCKET_NOTE, UNMEASURABLE_GID
 from ccss_pipeline.evaluation.report import PNG_SIGNATURE
 from ccss_pipeline.lineage import stamp
 from ccss_pipeline.model.backbones import CTRModel
-from ccss_pipeline.model.persistence import spec_hash
+from ccss_pipeline.model.chosen_params import ChosenParams
+from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.pipelines.evaluation.nodes import (
     NO_USER_GAUC,
@@ -69,17 +71,16 @@ def _collection(spec: FeatureSpec, with_group: bool = True):
         _, variant, seed = name.split("__")
         torch.manual_seed(int(seed[len("seed") :]) * 10 + VARIANTS.index(variant))
         model = CTRModel(spec, backbone)
-        models[name] = {
-            "config": {
-                "backbone": backbone.model_dump(),
-                "variant": variant,
-                "seed": int(seed[len("seed") :]),
-                "move": "straddle" if variant == "ccss" else None,
-                "contrastive": ContrastiveConfig(weight=2.0 if variant == "ccss" else 0.0).model_dump(),
-                "spec_hash": spec_hash(spec),
-            },
-            "state_dict": model.state_dict(),
-        }
+        models[name] = TrainedModel(
+            name=name,
+            backbone=backbone,
+            variant=variant,
+            seed=int(seed[len("seed") :]),
+            spec_fingerprint=spec.fingerprint,
+            state_dict=model.state_dict(),
+            move="straddle" if variant == "ccss" else None,
+            contrastive=ContrastiveConfig(weight=2.0 if variant == "ccss" else 0.0),
+        )
     truth = {"directions": {"pos": 1, "neg": -1}}
     return spec, frame, models, truth
 
@@ -89,13 +90,14 @@ def tiny():
     return _collection(make_spec())
 
 
+SPLIT_ROWS = {"train": 10, "validation": 5, "test": 300}
 EVALUATION = EvaluationConfig(device="cpu", grid_levels=25, grid_rows=60, max_rows=100)
 
 
 @pytest.fixture(scope="module")
 def evaluated(tiny):
     spec, frame, models, truth = tiny
-    return evaluate_models(frame, spec.to_dict(), models, truth, EVALUATION)
+    return evaluate_models(frame, spec, models, truth, EVALUATION)
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +107,9 @@ def aggregated(evaluated):
 
 def _best_params(feasible=True):
     return {
-        "dnn": {"loss": "margin", "weight": 2.0, "margin": 0.02, "temperature": 0.1, "learning_rate": 0.001,
-                "source": "trial 1", "val_auc": 0.6512, "val_wrong_step_share": 0.0123, "feasible": feasible,
-                "max_violation": 0.005, "study": "ccss-abc", "n_trials": 3}
+        "dnn": ChosenParams(loss="margin", weight=2.0, margin=0.02, temperature=0.1, learning_rate=0.001,
+                            source="trial 1", val_auc=0.6512, val_wrong_step_share=0.0123, feasible=feasible,
+                            max_violation=0.005, study="ccss-abc", n_trials=3)
     }  # fmt: skip
 
 
@@ -163,9 +165,9 @@ def test_threshold_reaches_the_metrics(tiny):
     spec, frame, models, truth = tiny
     name = "dnn__ccss__seed0"
     config = EvaluationConfig(**{**EVALUATION.model_dump(), "threshold": 0.55})
-    results, *_, seed_metrics = evaluate_models(frame, spec.to_dict(), {name: models[name]}, truth, config)
-    model = CTRModel(spec, BackboneConfig(**models[name]["config"]["backbone"]))
-    model.load_state_dict(models[name]["state_dict"])
+    results, *_, seed_metrics = evaluate_models(frame, spec, {name: models[name]}, truth, config)
+    model = CTRModel(spec, models[name].backbone)
+    model.load_state_dict(dict(models[name].state_dict))
     test = ModelInputs.from_frame(frame, spec)
     prob = score_fn(model.eval(), torch.device("cpu"))(test.cat, test.dense, test.bucket)
     y, pred = test.label.astype(int), (prob >= 0.55).astype(int)
@@ -181,17 +183,16 @@ def test_threshold_reaches_the_metrics(tiny):
 
 def test_evaluate_models_rejects_a_model_of_another_spec(tiny):
     spec, frame, models, truth = tiny
-    entry = models["dnn__ccss__seed0"]
-    bad = {"dnn__ccss__seed0": {**entry, "config": {**entry["config"], "spec_hash": "deadbeef"}}}
+    bad = {"dnn__ccss__seed0": replace(models["dnn__ccss__seed0"], spec_fingerprint="deadbeef")}
     with pytest.raises(ValueError, match=r"trained_models\['dnn__ccss__seed0'\]' was built for another feature spec"):
-        evaluate_models(frame, spec.to_dict(), bad, {}, EVALUATION)
+        evaluate_models(frame, spec, bad, {}, EVALUATION)
 
 
 def test_plot_evaluation_node(tiny, evaluated):
     spec = tiny[0]
     _, _, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     grid_plots, pd_plots, violation, roc_fig, calibration_fig = plot_evaluation(
-        grid_curves, curves, grid_features, roc, calibration, spec.to_dict()
+        grid_curves, curves, grid_features, roc, calibration, spec
     )
     assert set(grid_plots) == {f"ice_dnn_{f.name}.png" for f in spec.directed}
     assert set(pd_plots) == {f"pd_dnn_{f.name}.png" for f in spec.directed}
@@ -239,7 +240,7 @@ def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=Non
     spec = tiny[0]
     results, per_feature, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     summary, paired, _ = aggregated
-    split = {"tables": {"train": {"rows": 10}, "validation": {"rows": 5}, "test": {"rows": 300}}}
+    split = ValidationReport(True, tables={s: TableStats(f"{s}.parquet", s, n, 20) for s, n in SPLIT_ROWS.items()})
     tables = (grid_curves, curves, roc, calibration) if figures else (None, None, None, None)
     return write_report(
         results,
@@ -247,7 +248,7 @@ def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=Non
         paired,
         grid_features,
         per_feature,
-        spec.to_dict(),
+        spec,
         _best_params(feasible),
         split,
         EVALUATION,
@@ -336,14 +337,12 @@ def test_write_report_node_marks_the_one_bucket_feature(tiny, evaluated, aggrega
 def test_one_bucket_feature_is_left_out_of_direction_agreement(tiny):
     spec, frame, models, _ = tiny
     one = {"dnn__ccss__seed0": models["dnn__ccss__seed0"]}
-    with_flat = evaluate_models(
-        frame, spec.to_dict(), one, {"directions": {"pos": 1, "neg": -1, "flat": 1}}, EVALUATION
-    )
-    without = evaluate_models(frame, spec.to_dict(), one, {"directions": {"pos": 1, "neg": -1}}, EVALUATION)
+    with_flat = evaluate_models(frame, spec, one, {"directions": {"pos": 1, "neg": -1, "flat": 1}}, EVALUATION)
+    without = evaluate_models(frame, spec, one, {"directions": {"pos": 1, "neg": -1}}, EVALUATION)
     assert (
         with_flat[0]["dnn__ccss__seed0"]["direction_agreement"] == without[0]["dnn__ccss__seed0"]["direction_agreement"]
     )
-    flat_only = evaluate_models(frame, spec.to_dict(), one, {"directions": {"flat": 1}}, EVALUATION)
+    flat_only = evaluate_models(frame, spec, one, {"directions": {"flat": 1}}, EVALUATION)
     assert flat_only[0]["dnn__ccss__seed0"]["direction_agreement"] is None  # nothing measurable: no 0% nor 100%
     per_feature = with_flat[1].set_index("feature")
     assert np.isnan(per_feature.loc["flat", "ice_monotone_share"]) and per_feature.loc["flat", "n_pairs"] == 0
@@ -360,7 +359,7 @@ def own_data():
     (the test table then has no group column at all)."""
     spec = replace(make_spec(), label_name="defaulted", has_user=False, source="credit.parquet")
     spec, frame, models, truth = _collection(spec, with_group=False)
-    evaluated = evaluate_models(frame, spec.to_dict(), models, truth, EVALUATION)
+    evaluated = evaluate_models(frame, spec, models, truth, EVALUATION)
     return spec, evaluated, aggregate_over_seeds(evaluated[-1])
 
 
@@ -382,9 +381,7 @@ def test_constant_group_gives_no_gauc_equal_to_auc(tiny):
     """A schema with a user column whose test rows all share one group: GAUC would equal AUC."""
     spec, frame, models, truth = tiny
     one = {"dnn__ccss__seed0": models["dnn__ccss__seed0"]}
-    results, *_, seed_metrics = evaluate_models(
-        frame.assign(**{GROUP_COLUMN: 7}), spec.to_dict(), one, truth, EVALUATION
-    )
+    results, *_, seed_metrics = evaluate_models(frame.assign(**{GROUP_COLUMN: 7}), spec, one, truth, EVALUATION)
     assert np.isnan(seed_metrics["gauc"].iloc[0]) and np.isfinite(seed_metrics["auc"].iloc[0])
     assert "every test row has the same user" in results["dnn__ccss__seed0"]["accuracy"]["gauc_note"]
 
@@ -400,7 +397,7 @@ def test_label_name_replaces_click_everywhere(own_data):
     spec, evaluated, aggregated = own_data
     _, _, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     grid_plots, pd_plots, violation, roc_fig, calibration_fig = plot_evaluation(
-        grid_curves, curves, grid_features, roc, calibration, spec.to_dict()
+        grid_curves, curves, grid_features, roc, calibration, spec
     )
     for name, fig in [*grid_plots.items(), *pd_plots.items(), ("violation", violation), ("roc", roc_fig),
                       ("calibration", calibration_fig)]:  # fmt: skip
@@ -424,7 +421,7 @@ def _card(tiny, evaluated, aggregated, lineage, parameters):
     spec, frame = tiny[0], tiny[1]
     _, _, grid_features, _, grid_curves, _, _, _ = evaluated
     summary, paired, _ = aggregated
-    split = {"tables": {"train": {"rows": 10}, "validation": {"rows": 5}, "test": {"rows": 300}}}
+    split = ValidationReport(True, tables={s: TableStats(f"{s}.parquet", s, n, 20) for s, n in SPLIT_ROWS.items()})
     day = 86_400_000
     train, valid, test = (frame.assign(event_ts=np.arange(len(frame), dtype=np.int64) * 1000 + start * day)
                           for start in (19_000, 19_010, 19_020))  # fmt: skip
@@ -432,7 +429,7 @@ def _card(tiny, evaluated, aggregated, lineage, parameters):
         summary,
         paired,
         grid_features,
-        spec.to_dict(),
+        spec,
         _best_params(),
         split,
         train,

@@ -41,7 +41,7 @@ def test_the_shapley_batch_size_reaches_the_scorer(monkeypatch):
     out = nodes.estimate_feature_importance(
         _frame(make_inputs(spec, 600, seed=1), spec),
         _frame(make_inputs(spec, 200, seed=2), spec),
-        spec.to_dict(),
+        spec,
         pairs,
         training,
     )

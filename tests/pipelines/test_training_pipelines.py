@@ -115,7 +115,6 @@ def test_search_artifacts(trained_project):
 @pytest.mark.slow
 def test_trained_models(trained_project):
     from ccss_pipeline.datasets.models import ModelCollectionDataset
-    from ccss_pipeline.model.persistence import spec_hash
 
     trained = trained_project / "data" / "06_models" / "trained"
     assert sorted(p.name for p in trained.iterdir()) == sorted(MODELS)
@@ -133,12 +132,12 @@ def test_trained_models(trained_project):
         assert base["optimizer"] == ccss["optimizer"] and ccss["optimizer"]["seed"] == seed
         assert base["backbone"] == ccss["backbone"]
         assert ccss["optimizer"]["max_epochs"] == 2
-        assert ccss["spec_hash"] == spec_hash(_spec(trained_project))
+        assert ccss["spec_hash"] == _spec(trained_project).fingerprint
     # different seeds give different weights
     loaded = ModelCollectionDataset(str(trained)).load()
     assert set(loaded) == set(MODELS)
-    first = loaded["dnn__ccss__seed42"]["state_dict"]
-    second = loaded["dnn__ccss__seed43"]["state_dict"]
+    first = loaded["dnn__ccss__seed42"].state_dict
+    second = loaded["dnn__ccss__seed43"].state_dict
     assert any(not np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
     history = json.loads((trained_project / "data" / "08_reporting" / "training_history.json").read_text())
     assert set(history) == set(MODELS)

@@ -28,11 +28,11 @@ from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, FeatureConfi
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.log_features import add_log_features
 from ccss_pipeline.data.transformer import DENSE_CLIP, fit_feature_spec, to_model_input
+from ccss_pipeline.data.validation import DataValidationError
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import train_model
-from ccss_pipeline.pipelines.data_validation.nodes import ValidationGateError
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from tests.kedro_project import REPO, downstream_files, make_project, run_pipelines
 from tests.support.own_table import own_table, write_own
@@ -68,7 +68,7 @@ def _all_strings(frame: pd.DataFrame) -> pd.DataFrame:
 def test_numerical_column_holding_strings_fails_the_gate(tmp_path, mutation, column):
     root = make_project(tmp_path / "project")
     path = write_own(root, mutation(own_table()))
-    with pytest.raises(ValidationGateError) as info:
+    with pytest.raises(DataValidationError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
     assert str(path) in message and f"column '{column}'" in message and "numeric dtype" in message, message

@@ -349,21 +349,21 @@ def test_split_labels_must_differ():
 def test_split_gate_checks_order_only_for_ordered_modes():
     frame = _canonical(3000, seed=2)
     parts = split_rows(frame, SplitConfig(mode="random", seed=0))
-    random_report, _ = validate_split(*parts, _features("random"))
-    assert random_report["success"] is True, random_report["error_message"]
-    column_report, _ = validate_split(*parts, _features("column"))
-    assert column_report["success"] is True, column_report["error_message"]
-    time_report, _ = validate_split(*parts, _features("time"))  # the same rows, judged as a time split
-    assert time_report["success"] is False and "time order" in time_report["error_message"]
-    row_report, _ = validate_split(*parts, _features("row_order"))
-    assert row_report["success"] is False and "time order" in row_report["error_message"]
-    ordered, _ = validate_split(*split_rows(frame, SplitConfig(mode="row_order")), _features("row_order"))
-    assert ordered["success"] is True, ordered["error_message"]
+    random_report = validate_split(*parts, _features("random"))
+    assert random_report.success is True, random_report.error_message()
+    column_report = validate_split(*parts, _features("column"))
+    assert column_report.success is True, column_report.error_message()
+    time_report = validate_split(*parts, _features("time"))  # the same rows, judged as a time split
+    assert time_report.success is False and "time order" in time_report.error_message()
+    row_report = validate_split(*parts, _features("row_order"))
+    assert row_report.success is False and "time order" in row_report.error_message()
+    ordered = validate_split(*split_rows(frame, SplitConfig(mode="row_order")), _features("row_order"))
+    assert ordered.success is True, ordered.error_message()
     one_class = [p.assign(**{LABEL_COLUMN: np.int8(0)}) if i == 1 else p for i, p in enumerate(parts)]
-    still, _ = validate_split(*one_class, _features("random"))  # both classes in every split in every mode
-    assert still["success"] is False and "both classes present" in still["error_message"]
-    empty, _ = validate_split(parts[0], parts[1].iloc[:0], parts[2], _features("column"))
-    assert empty["success"] is False and "split not empty" in empty["error_message"]
+    still = validate_split(*one_class, _features("random"))  # both classes in every split in every mode
+    assert still.success is False and "both classes present" in still.error_message()
+    empty = validate_split(parts[0], parts[1].iloc[:0], parts[2], _features("column"))
+    assert empty.success is False and "split not empty" in empty.error_message()
 
 
 # ------------------------------------------------------------------------ end to end: own_table files

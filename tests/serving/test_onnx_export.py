@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig, TrainingConfig
 from ccss_pipeline.lineage import StaleArtifactError, stamp
 from ccss_pipeline.model.backbones import BACKBONES, CTRModel
+from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.model.scoring import predict_logits, predict_proba
 from ccss_pipeline.model.trainer import train_model
 from ccss_pipeline.serving import INPUT_NAMES, OUTPUT_NAMES, encoding_description, export_onnx, onnx_inputs
@@ -324,16 +326,16 @@ def _collection(spec: FeatureSpec, backbones: list[str], seeds: list[int]) -> di
         for seed in seeds:
             for variant in ("baseline", "ccss"):
                 model = _model(spec, backbone, seed)
-                models[f"{backbone}__{variant}__seed{seed}"] = {
-                    "config": {
-                        "backbone": model.cfg.model_dump(),
-                        "variant": variant,
-                        "seed": seed,
-                        "spec_hash": spec.fingerprint,
-                        "best_val_auc": 0.7,
-                    },
-                    "state_dict": model.state_dict(),
-                }
+                name = f"{backbone}__{variant}__seed{seed}"
+                models[name] = TrainedModel(
+                    name=name,
+                    backbone=model.cfg,
+                    variant=variant,
+                    seed=seed,
+                    spec_fingerprint=spec.fingerprint,
+                    state_dict=model.state_dict(),
+                    best_val_auc=0.7,
+                )
     return models
 
 
@@ -343,7 +345,7 @@ def test_export_node_exports_the_first_seed_ccss_model_of_each_backbone():
     spec = make_spec()
     models = _collection(spec, ["dnn", "deepfm"], [42, 43])
     training = TrainingConfig(backbones=["deepfm", "dnn"], optimizer=OptimizerConfig(seed=42))
-    exported = export_onnx_models(models, spec.to_dict(), training)
+    exported = export_onnx_models(models, spec, training)
     assert sorted(exported) == ["deepfm", "dnn"]
     inputs = make_inputs(spec, 500, seed=8)
     for backbone, entry in exported.items():
@@ -354,20 +356,18 @@ def test_export_node_exports_the_first_seed_ccss_model_of_each_backbone():
             backbone,
         )
         assert encoding["training"] == {"seed": 42, "best_val_auc": 0.7}
-        chosen = CTRModel(spec, BackboneConfig(**models[f"{backbone}__ccss__seed42"]["config"]["backbone"]))
-        chosen.load_state_dict(models[f"{backbone}__ccss__seed42"]["state_dict"])
+        chosen = CTRModel(spec, models[f"{backbone}__ccss__seed42"].backbone)
+        chosen.load_state_dict(dict(models[f"{backbone}__ccss__seed42"].state_dict))
         prob, _ = _onnx_scores(entry["onnx"], onnx_inputs(_frame(spec, inputs), encoding))
         assert np.abs(prob - predict_proba(chosen.eval(), inputs)).max() <= TOLERANCE
 
     with pytest.raises(StaleArtifactError, match="dcn_v2__ccss__seed42"):
-        export_onnx_models(models, spec.to_dict(), TrainingConfig(backbones=["dcn_v2"]))
+        export_onnx_models(models, spec, TrainingConfig(backbones=["dcn_v2"]))
     with pytest.raises(StaleArtifactError, match="dnn__ccss__seed44.*dnn__ccss__seed42"):
-        export_onnx_models(
-            models, spec.to_dict(), TrainingConfig(backbones=["dnn"], optimizer=OptimizerConfig(seed=44))
-        )
-    stale = {k: {**v, "config": {**v["config"], "spec_hash": "0000000000000000"}} for k, v in models.items()}
+        export_onnx_models(models, spec, TrainingConfig(backbones=["dnn"], optimizer=OptimizerConfig(seed=44)))
+    stale = {k: replace(v, spec_fingerprint="0000000000000000") for k, v in models.items()}
     with pytest.raises(StaleArtifactError, match="another feature spec"):
-        export_onnx_models(stale, spec.to_dict(), training)
+        export_onnx_models(stale, spec, training)
 
 
 def test_export_is_registered_but_not_in_the_default_run():
@@ -397,8 +397,7 @@ def test_export_pipeline_on_a_trained_project(trained_project, tmp_path):
     from ccss_pipeline.datasets import ModelCollectionDataset
 
     entry = ModelCollectionDataset(str(root / "data" / "06_models" / "trained")).load()["dnn__ccss__seed42"]
-    model = CTRModel(spec, BackboneConfig(**entry["config"]["backbone"]))
-    model.load_state_dict(entry["state_dict"])
+    model = entry.rebuild(spec)
     test = pd.read_parquet(root / "data" / "05_model_input" / "test.parquet")
     out = tmp_path / "scores.parquet"
     proc = _score(folder / "dnn.onnx", root / "data" / "05_model_input" / "test.parquet", "--out", out)

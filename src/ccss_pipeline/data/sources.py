@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
@@ -56,7 +57,7 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
         if path.suffix.lower() == ".parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, **_csv_options(path, sep))
+            frame = cast(pd.DataFrame, pd.read_csv(path, **_csv_options(path, sep)))
     if path.suffix.lower() != ".parquet":
         _check_field_counts(path, sep or _sniff_separator(path))
         _check_columns(path, frame)
@@ -70,7 +71,7 @@ def _check_file(path: Path) -> None:
         raise SourceError(f"{path}: file is empty (0 bytes)")
 
 
-def _csv_options(path: Path, sep: str | None) -> dict[str, object]:
+def _csv_options(path: Path, sep: str | None) -> dict[str, Any]:
     """Strict CSV/TSV reading: UTF-8 only, a malformed line is an error, types from the whole file."""
     return {
         "sep": sep or _sniff_separator(path),
@@ -313,7 +314,7 @@ class EngineSource(dict):
         self.origins = dict(origins)
 
 
-def read_engine_source(tables: dict[str, str | Path], con: object) -> EngineSource:
+def read_engine_source(tables: dict[str, str | Path], con: Any) -> EngineSource:
     """Each named table (``log``, side tables, optional ``directions``) as a lazy engine scan of its parquet
     file, folder or glob, or CSV/TSV file(s). Nothing is loaded into Python memory; a file that is absent,
     empty or that the engine cannot parse fails naming it."""
@@ -330,11 +331,11 @@ def read_engine_source(tables: dict[str, str | Path], con: object) -> EngineSour
         target = str(path / "*.parquet") if path.is_dir() else pattern
         with engine_errors(pattern):
             if parquet:
-                table = con.read_parquet(target)  # type: ignore[attr-defined]
+                table = con.read_parquet(target)
             else:
                 sep = "\t" if all(f.lower().endswith(".tsv") for f in files) else _sniff_separator(Path(files[0]))
                 table = con.read_csv(
-                    files if len(files) > 1 else files[0],  # type: ignore[attr-defined]
+                    files if len(files) > 1 else files[0],
                     **_strict_csv(str(getattr(con, "name", "duckdb")), sep),
                 )
             table.columns  # noqa: B018 - resolves the schema now, so a bad file fails here, naming it

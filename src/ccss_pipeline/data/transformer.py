@@ -119,7 +119,7 @@ def encode_numerical(values: np.ndarray, feature: NumericalFeature) -> tuple[np.
 def encode_categorical(values: pd.Series, feature: CategoricalFeature) -> np.ndarray:
     """Vocabulary index + 1; unseen or missing ids map to 0 (out of vocabulary)."""
     index = pd.Index(feature.vocabulary)
-    codes = index.get_indexer(values.astype(str).where(values.notna(), None))
+    codes = index.get_indexer(pd.Index(values.astype(str).where(values.notna(), None)))
     return (codes + 1).astype(np.int64)
 
 

@@ -8,6 +8,7 @@ from ccss_pipeline.datasets.atomic import AtomicDataset, ParquetChunksDataset
 from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDataset
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.datasets.models import ModelCollectionDataset
+from ccss_pipeline.datasets.records import ChosenParamsDataset, FeatureSpecDataset, ValidationReportDataset
 from ccss_pipeline.datasets.sources import (
     EngineSourceDataset,
     KuaiRandSourceDataset,
@@ -19,8 +20,10 @@ from ccss_pipeline.datasets.tables import EngineTableDataset
 
 __all__ = [
     "AtomicDataset",
+    "ChosenParamsDataset",
     "EngineSourceDataset",
     "EngineTableDataset",
+    "FeatureSpecDataset",
     "ParquetChunksDataset",
     "ModelCollectionDataset",
     "PngFolderDataset",
@@ -30,4 +33,5 @@ __all__ = [
     "StudyStorageDataset",
     "SyntheticSourceDataset",
     "TableSourceDataset",
+    "ValidationReportDataset",
 ]

@@ -1,7 +1,8 @@
 """A folder of trained models, one sub-folder each: ``model.pt`` (state_dict) + ``model.json``.
 
-No pickled modules: weights load with ``torch.load(..., weights_only=True)`` and the module is rebuilt
-from the JSON config by the node that needs it. The whole folder is written to a temporary sibling and
+Loads and saves ``{name: TrainedModel}`` (:mod:`ccss_pipeline.model.persistence`). No pickled modules:
+weights load with ``torch.load(..., weights_only=True)`` and the module is rebuilt from the record by the
+node that needs it (``TrainedModel.rebuild``). The whole folder is written to a temporary sibling and
 swapped in, so a failed save never leaves a mix of old and new models.
 """
 
@@ -15,18 +16,19 @@ import torch
 from kedro.io import AbstractDataset, DatasetError
 
 from ccss_pipeline.files import atomic_write
+from ccss_pipeline.model.persistence import TrainedModel
 
 WEIGHTS, CONFIG = "model.pt", "model.json"
 
 
-class ModelCollectionDataset(AbstractDataset[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]):
-    """Saves/loads ``{name: {"config": dict, "state_dict": dict[str, Tensor]}}``."""
+class ModelCollectionDataset(AbstractDataset[dict[str, TrainedModel], dict[str, TrainedModel]]):
+    """Saves/loads ``{name: TrainedModel}``, a sub-folder per model."""
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
         self._path = Path(path)
         self.metadata = metadata
 
-    def load(self) -> dict[str, dict[str, Any]]:
+    def load(self) -> dict[str, TrainedModel]:
         if not self._path.is_dir():
             raise DatasetError(f"{self._path}: no trained models (run the model_training pipeline first)")
         models = {}
@@ -44,22 +46,28 @@ class ModelCollectionDataset(AbstractDataset[dict[str, dict[str, Any]], dict[str
                     f"{sub / WEIGHTS}: not a readable state_dict ({type(exc).__name__}: "
                     f"{str(exc).splitlines()[0][:200]}); rerun model_training"
                 ) from exc
-            models[sub.name] = {"config": config, "state_dict": state}
+            try:
+                models[sub.name] = TrainedModel.from_config(sub.name, config, state)
+            except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+                raise DatasetError(
+                    f"{sub / CONFIG}: not a trained-model record ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200]}); rerun model_training"
+                ) from exc
         if not models:
             raise DatasetError(f"{self._path}: no model sub-folder with {WEIGHTS} and {CONFIG}")
         return models
 
-    def save(self, data: dict[str, dict[str, Any]]) -> None:
+    def save(self, data: dict[str, TrainedModel]) -> None:
         if self._path.exists() and not self._path.is_dir():
             raise DatasetError(f"{self._path} exists and is not a folder")
 
         def write(tmp: Path) -> None:
-            for name, entry in data.items():
+            for name, model in data.items():
                 sub = tmp / name
                 sub.mkdir(parents=True)
-                state = {k: v.detach().cpu() for k, v in entry["state_dict"].items()}
+                state = {k: v.detach().cpu() for k, v in model.state_dict.items()}
                 torch.save(state, sub / WEIGHTS)
-                (sub / CONFIG).write_text(json.dumps(entry["config"], indent=2, sort_keys=True))
+                (sub / CONFIG).write_text(json.dumps(model.config(), indent=2, sort_keys=True))
 
         atomic_write(self._path, write)
 

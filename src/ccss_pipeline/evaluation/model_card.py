@@ -1,8 +1,9 @@
 """The model card: what each chosen CCSS model is for, what it guarantees, how it did, how to rebuild it.
 
-:func:`render_model_card` turns a :class:`ModelCardContext` into ``(markdown, html)`` through the
-report's document blocks and renderers (:func:`.report.render_blocks`), so the card looks like the
-report and its HTML is self-contained in the same way: every figure with bytes is a PNG data URI, a
+:func:`render_model_card` turns a :class:`ModelCardContext` into ``(markdown, html)``: this module
+builds the sentences and tables (the view), the Jinja2 templates ``templates/model_card.md.j2`` and
+``model_card.html.j2`` lay them out with the report's macros and page (:mod:`.render`), so the card looks
+like the report and its HTML is self-contained in the same way: every figure with bytes is a PNG data URI, a
 figure without bytes is named, never linked; the Markdown links figures by their path relative to the
 card's folder.
 
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
+from ccss_pipeline.evaluation.render import Part, Table, render
 from ccss_pipeline.evaluation.report import (
     BASELINE,
     CCSS,
@@ -44,11 +46,12 @@ from ccss_pipeline.evaluation.report import (
     _interval,
     _mean_std,
     _missing,
+    _seeds_header,
     _value,
-    render_blocks,
+    plot_figure,
 )
 from ccss_pipeline.evaluation.seeds import summarize_over_seeds
-from ccss_pipeline.spec import FeatureSpec
+from ccss_pipeline.spec import FeatureSpec, NumericalFeature
 
 UNKNOWN = "unknown"
 MATCHES = "matches"
@@ -233,7 +236,9 @@ class ModelCardContext:
         return f"Model card — CCSS models on {self.source}"
 
 
-# ------------------------------------------------------------------------------------------ blocks
+# ------------------------------------------------------------------------------------------- view
+# What the templates lay out (templates/model_card.md.j2, model_card.html.j2): every sentence and cell is
+# built here, so the Markdown and the HTML say the same; the templates only place and format it.
 
 
 def _threshold(ctx: ModelCardContext) -> float:
@@ -249,7 +254,7 @@ def _raw(v: Any) -> str:
     return "n/a" if _missing(v) else f"{float(v):.6g}"
 
 
-def _training_range(feature) -> tuple[Any, Any]:
+def _training_range(feature: NumericalFeature) -> tuple[Any, Any]:
     values = feature.quantiles or feature.centres
     return (values[0], values[-1]) if values else (None, None)
 
@@ -278,12 +283,12 @@ def _split_text(ctx: ModelCardContext, ranges: bool = True) -> str:
     return text
 
 
-def _intended_use(ctx: ModelCardContext) -> list[tuple]:
+def _limits(ctx: ModelCardContext) -> list[str]:
+    """The bullets of "Intended use and limits": what the models are for, what CCSS gives and does not."""
     label, m = ctx.label, ctx.method
     eps = m.get("eps", 1e-6)
-    directed = [f for f in ctx.spec.directed if f.n_buckets >= 2]
     test_end = ctx.time_ranges.get("test", (None, None))[1]
-    limits = [
+    return [
         f"Use: scoring P({label} = 1) for rows of the {ctx.source} data, described by the features below and "
         f"encoded by the fitted feature spec, where the prediction should move in each directed feature's declared "
         "direction. The label is '" + label + "'.",
@@ -305,13 +310,17 @@ def _intended_use(ctx: ModelCardContext) -> list[tuple]:
             else ""
         ),  # fmt: skip
     ]
-    out: list[tuple] = [("h", 2, "Intended use and limits"), ("ul", limits)]
-    if directed:
-        rows = [[f.name, _dir(f.direction), _raw(_training_range(f)[0]), _raw(_training_range(f)[1])] for f in directed]
-        out += [("p", "Training range of each constrained feature — the range over which monotonicity was measured "
-                      "(raw units):"),
-                ("table", ["feature", "direction", "training minimum", "training maximum"], rows)]  # fmt: skip
-    return out
+
+
+def _training_ranges(ctx: ModelCardContext) -> Part | None:
+    """The raw range each constrained feature was measured over; None without such a feature."""
+    directed = [f for f in ctx.spec.directed if f.n_buckets >= 2]
+    if not directed:
+        return None
+    rows = [[f.name, _dir(f.direction), _raw(_training_range(f)[0]), _raw(_training_range(f)[1])] for f in directed]
+    return Part(["Training range of each constrained feature — the range over which monotonicity was measured "
+                 "(raw units):"],
+                Table(["feature", "direction", "training minimum", "training maximum"], rows))  # fmt: skip
 
 
 def _artifact_rows(records: Sequence[ArtifactRecord]) -> list[list[str]]:
@@ -324,9 +333,10 @@ def _artifact_rows(records: Sequence[ArtifactRecord]) -> list[list[str]]:
     return rows
 
 
-def _training_data(ctx: ModelCardContext) -> list[tuple]:
-    out: list[tuple] = [("h", 2, "Training data"), ("p", f"Source: {ctx.source}. Label: {ctx.label}.")]
+def _training_data(ctx: ModelCardContext) -> Part:
+    """Source and label, rows (and time range) per split, and the split mode."""
     splits = list(dict.fromkeys([*ctx.rows_per_split, *ctx.time_ranges]))
+    table = None
     if splits:
         header = ["split", "rows"] + (["first event (UTC)", "last event (UTC)"] if ctx.time_ranges else [])
         rows = []
@@ -336,47 +346,44 @@ def _training_data(ctx: ModelCardContext) -> list[tuple]:
             if ctx.time_ranges:
                 row += list(ctx.time_ranges.get(s, ("n/a", "n/a")))
             rows.append(row)
-        out.append(("table", header, rows))
-    out.append(("p", _split_text(ctx, ranges=not ctx.time_ranges)))  # the table gives the ranges
+        table = Table(header, rows)
+    # the table gives the ranges
+    return Part([f"Source: {ctx.source}. Label: {ctx.label}."], table, [_split_text(ctx, ranges=not ctx.time_ranges)])
+
+
+def _data_hashes(ctx: ModelCardContext) -> Part | None:
+    """The DVC md5s of the model-ready tables; None when there is a dvc.lock without them."""
     data = [r for r in ctx.lineage.artifacts if r.path.startswith(DATA_PREFIX)]
     if data:
-        out += [("p", "DVC hash of the data (md5 as dvc.lock records it for the stage that wrote it; "
-                      "'current' compares it with the file as it is now):"),
-                ("table", ["file", "stage", "md5 in dvc.lock", "current"], _artifact_rows(data))]  # fmt: skip
-    elif not ctx.lineage.has_dvc_lock:
-        out.append(("p", "DVC hash of the data: unknown — no dvc.lock was found."))
-    return out
+        return Part(["DVC hash of the data (md5 as dvc.lock records it for the stage that wrote it; "
+                     "'current' compares it with the file as it is now):"],
+                    Table(["file", "stage", "md5 in dvc.lock", "current"], _artifact_rows(data)))  # fmt: skip
+    if not ctx.lineage.has_dvc_lock:
+        return Part(["DVC hash of the data: unknown — no dvc.lock was found."])
+    return None
 
 
-def _features(ctx: ModelCardContext) -> list[tuple]:
+def _features(ctx: ModelCardContext) -> Part:
     spec, unconstrained = ctx.spec, set(ctx.unconstrained)
     rows = []
     for f in spec.directed:
         constrained = f"no — {ONE_BUCKET_NOTE}" if f.name in unconstrained else "yes"
         rows.append([f.name, _dir(f.direction), str(f.n_buckets), f.transform, constrained])
-    out: list[tuple] = [("h", 2, "Features and declared directions")]
-    if rows:
-        out += [("p", f"Directed features ({len(rows)}): +1 means P({ctx.label}) should not fall when the value "
-                      "rises, -1 that it should not rise."),
-                ("table", ["feature", "declared direction", "buckets", "transform", "constrained by CCSS"], rows)]  # fmt: skip
-    else:
-        out.append(
-            ("p", "No directed feature: CCSS constrains nothing, the CCSS models equal their baselines in kind.")
-        )
+    notes = []
     if unconstrained:
-        out.append(
-            (
-                "p",
-                f"Not constrained: {', '.join(ctx.unconstrained)} — a directed feature with one bucket has no "
-                "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measured.",
-            )
-        )
+        notes.append(f"Not constrained: {', '.join(ctx.unconstrained)} — a directed feature with one bucket has no "
+                     "neighbouring bucket, so CCSS cannot constrain it and its monotonicity is not measured.")  # fmt: skip
     free = [f.name for f in spec.numerical if f.direction == 0]
     if free:
-        out.append(("p", f"Numerical features without a declared direction (no constraint): {', '.join(free)}."))
+        notes.append(f"Numerical features without a declared direction (no constraint): {', '.join(free)}.")
     if spec.categorical:
-        out.append(("p", f"Categorical features (no direction): {', '.join(c.name for c in spec.categorical)}."))
-    return out
+        notes.append(f"Categorical features (no direction): {', '.join(c.name for c in spec.categorical)}.")
+    if not rows:
+        return Part(["No directed feature: CCSS constrains nothing, the CCSS models equal their baselines in kind."],
+                    None, notes)  # fmt: skip
+    header = ["feature", "declared direction", "buckets", "transform", "constrained by CCSS"]
+    return Part([f"Directed features ({len(rows)}): +1 means P({ctx.label}) should not fall when the value "
+                 "rises, -1 that it should not rise."], Table(header, rows), notes)  # fmt: skip
 
 
 def _paired_row(ctx: ModelCardContext, backbone: str, metric: str) -> dict[str, Any] | None:
@@ -384,7 +391,7 @@ def _paired_row(ctx: ModelCardContext, backbone: str, metric: str) -> dict[str, 
     if paired is None or paired.empty or not {"backbone", "metric"} <= set(paired.columns):
         return None
     part = paired[(paired["backbone"].astype(str) == backbone) & (paired["metric"].astype(str) == metric)]
-    return part.iloc[0].to_dict() if len(part) else None
+    return {str(k): v for k, v in part.iloc[0].to_dict().items()} if len(part) else None
 
 
 def _per_feature_rows(ctx: ModelCardContext, backbone: str) -> list[list[str]]:
@@ -414,47 +421,50 @@ def _per_feature_rows(ctx: ModelCardContext, backbone: str) -> list[list[str]]:
     return rows
 
 
-def _backbone(ctx: ModelCardContext, bb: str) -> list[tuple]:
-    models = {r.variant.lower(): r for r in ctx.results if r.backbone == bb}
-    ccss, base = models.get(CCSS), models.get(BASELINE)
-    out: list[tuple] = [("h", 2, f"Backbone: {bb}")]
-    params = ctx.chosen_params.get(bb) or {}
-    n = ccss.n_seeds if ccss else 0
-    out.append(("p", f"The chosen model: {bb} trained with CCSS at λ = {_fmt_param(params.get('weight'))}, margin "
-                     f"{_fmt_param(params.get('margin'))}, over {n} training seed{'s' if n != 1 else ''}; its baseline is "
-                     "the same backbone, budget and seeds with λ = 0."))  # fmt: skip
-    out.append(("h", 3, "Accuracy and monotonicity (test split)"))
-    if ccss is None:
-        out.append(("p", "No CCSS model of this backbone was evaluated."))
-    else:
-        shown = [r for r in (ccss, base) if r is not None]
-        hidden = {"gauc"} if ctx.gauc_note else set()
-        metrics = [m for m in CARD_METRICS if m not in hidden and any(not _missing(r.mean.get(m)) for r in shown)]
-        header = ["metric"] + [f"{r.display} ({r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})" for r in shown]
-        out.append(("p", "Mean ± standard deviation over the training seeds."))
-        out.append(("table", header, [[_metric_label(m, ctx)] + [r.cell(m) for r in shown] for m in metrics]))
-        if ctx.gauc_note:
-            out.append(("p", ctx.gauc_note))
+def _accuracy(ctx: ModelCardContext, bb: str, ccss: ModelResult | None, base: ModelResult | None) -> Part:
+    """The CCSS model against its baseline on the test split, then the paired ΔAUC."""
     auc = _paired_row(ctx, bb, "auc")
     if auc is not None and int(auc.get("n") or 0):
-        out.append(("p", f"ΔAUC (CCSS − baseline, paired on the training seed, {int(auc['n'])} pairs): "
-                         f"{_diff(auc.get('mean'), False)}, 95% interval {_interval(auc, False)}."))  # fmt: skip
+        delta = (f"ΔAUC (CCSS − baseline, paired on the training seed, {int(auc['n'])} pairs): "
+                 f"{_diff(auc.get('mean'), False)}, 95% interval {_interval(auc, False)}.")  # fmt: skip
     else:
-        out.append(("p", "ΔAUC (CCSS − baseline, paired on the training seed): n/a — no paired seeds."))
+        delta = "ΔAUC (CCSS − baseline, paired on the training seed): n/a — no paired seeds."
+    if ccss is None:
+        return Part(["No CCSS model of this backbone was evaluated."], None, [delta])
+    shown = [r for r in (ccss, base) if r is not None]
+    hidden = {"gauc"} if ctx.gauc_note else set()
+    metrics = [m for m in CARD_METRICS if m not in hidden and any(not _missing(r.mean.get(m)) for r in shown)]
+    header = ["metric"] + [_seeds_header(r) for r in shown]
+    table = Table(header, [[_metric_label(m, ctx)] + [r.cell(m) for r in shown] for m in metrics])
+    return Part(["Mean ± standard deviation over the training seeds."], table,
+                [ctx.gauc_note, delta] if ctx.gauc_note else [delta])  # fmt: skip
+
+
+def _backbone(ctx: ModelCardContext, bb: str) -> dict[str, Any]:
+    """One backbone's section: its chosen model, how it did, its ICE figures and its parameters."""
+    models = {r.variant.lower(): r for r in ctx.results if r.backbone == bb}
+    ccss, base = models.get(CCSS), models.get(BASELINE)
+    params = ctx.chosen_params.get(bb) or {}
+    n = ccss.n_seeds if ccss else 0
     rows = _per_feature_rows(ctx, bb)
-    if rows:
-        out += [("p", "Per directed feature, on the raw-value grid over the training range (mean ± std over seeds):"),
-                ("table", ["feature", "CCSS wrong-step share", "CCSS edge test wrong", "baseline wrong-step share",
-                           "baseline edge test wrong"], rows)]  # fmt: skip
-    out += [("img", p.path, p.caption, p.png) for p in ctx.plots if p.section == bb]
-    out += _chosen(ctx, bb, params)
-    return out
+    per_feature = Part(["Per directed feature, on the raw-value grid over the training range (mean ± std over seeds):"],
+                       Table(["feature", "CCSS wrong-step share", "CCSS edge test wrong", "baseline wrong-step share",
+                              "baseline edge test wrong"], rows))  # fmt: skip
+    return {
+        "name": bb,
+        "chosen": f"The chosen model: {bb} trained with CCSS at λ = {_fmt_param(params.get('weight'))}, margin "
+                  f"{_fmt_param(params.get('margin'))}, over {n} training seed{'s' if n != 1 else ''}; its baseline is "
+                  "the same backbone, budget and seeds with λ = 0.",
+        "accuracy": _accuracy(ctx, bb, ccss, base),
+        "per_feature": per_feature if rows else None,
+        "figures": [plot_figure(p) for p in ctx.plots if p.section == bb],
+        "parameters": _chosen(params),
+    }  # fmt: skip
 
 
-def _chosen(ctx: ModelCardContext, bb: str, p: Mapping[str, Any]) -> list[tuple]:
-    out: list[tuple] = [("h", 3, "Chosen hyper-parameters")]
+def _chosen(p: Mapping[str, Any]) -> Part:
     if not p:
-        return out + [("p", "No chosen parameters were recorded for this backbone (best_params has no entry).")]
+        return Part(["No chosen parameters were recorded for this backbone (best_params has no entry)."])
     feasible, target = p.get("feasible"), p.get("max_violation")
     met = ("n/a — no completed search trial, the configured defaults" if feasible is None else
            "yes" if feasible else "NO — no trial met the target; the least violating one was chosen")  # fmt: skip
@@ -469,28 +479,11 @@ def _chosen(ctx: ModelCardContext, bb: str, p: Mapping[str, Any]) -> list[tuple]
         ["feasible (target met)", met],
         ["study", f"{p.get('study', '?')} ({p.get('n_trials', 0)} trials)"],
     ]
-    return out + [("table", ["parameter", "value"], rows)]
+    return Part(table=Table(["parameter", "value"], rows))
 
 
-def _lineage(ctx: ModelCardContext) -> list[tuple]:
-    lin = ctx.lineage
-    items = [
-        f"Git commit: {_commit_text(lin)}",
-        f"Kedro environment: {lin.env}",
-        f"Parameters hash (SHA-256 of all parameters as sorted JSON, ccss_pipeline.fingerprint.content_hash): "
-        f"{lin.params_hash or UNKNOWN}",
-    ]
-    out: list[tuple] = [("h", 2, "Lineage"), ("ul", items)]
-    if lin.artifacts and lin.has_dvc_lock:
-        out += [("p", "DVC md5 of the data and model artifacts, as dvc.lock records them for the stage that wrote "
-                      "each one. Under `dvc repro` the upstream stages' entries are final when this card is written; "
-                      "after a plain `kedro run` dvc.lock may be older than the files, hence the last column: a file "
-                      "is compared by the md5 of its bytes (what DVC 3 records), a folder by `dvc status`."),
-                ("table", ["artifact", "stage", "md5 in dvc.lock", "current"], _artifact_rows(lin.artifacts))]  # fmt: skip
-    else:
-        out.append(("p", "DVC md5s: unknown — no dvc.lock was found next to the project."))
-    commit = lin.git_commit if lin.git_commit != UNKNOWN else "<commit: unknown>"
-    out += [("h", 3, "Rebuild"), ("pre", f"git checkout {commit}\ndvc pull\ndvc repro")]
+def _rebuild_notes(lin: Lineage) -> list[str]:
+    """Why checking out the commit might not give these models back."""
     notes = []
     if lin.git_commit == UNKNOWN:
         notes.append("This copy is not a git repository, so the commit to check out is not known.")
@@ -509,23 +502,47 @@ def _lineage(ctx: ModelCardContext) -> list[tuple]:
             "Some artifacts differ from dvc.lock: `dvc repro` (or `dvc commit`) records the current ones; "
             "until then `dvc pull` restores the recorded versions, not the ones this card describes."
         )
-    return out + [("p", n) for n in notes]
+    return notes
 
 
-def model_card_blocks(ctx: ModelCardContext) -> list[tuple]:
-    """The card as document blocks (:mod:`.report`'s block list)."""
+def _lineage(ctx: ModelCardContext) -> dict[str, Any]:
+    lin = ctx.lineage
+    facts = [
+        f"Git commit: {_commit_text(lin)}",
+        f"Kedro environment: {lin.env}",
+        f"Parameters hash (SHA-256 of all parameters as sorted JSON, ccss_pipeline.fingerprint.content_hash): "
+        f"{lin.params_hash or UNKNOWN}",
+    ]
+    if lin.artifacts and lin.has_dvc_lock:
+        dvc = Part(["DVC md5 of the data and model artifacts, as dvc.lock records them for the stage that wrote "
+                    "each one. Under `dvc repro` the upstream stages' entries are final when this card is written; "
+                    "after a plain `kedro run` dvc.lock may be older than the files, hence the last column: a file "
+                    "is compared by the md5 of its bytes (what DVC 3 records), a folder by `dvc status`."],
+                   Table(["artifact", "stage", "md5 in dvc.lock", "current"], _artifact_rows(lin.artifacts)))  # fmt: skip
+    else:
+        dvc = Part(["DVC md5s: unknown — no dvc.lock was found next to the project."])
+    commit = lin.git_commit if lin.git_commit != UNKNOWN else "<commit: unknown>"
+    return {"facts": facts, "dvc": dvc, "rebuild": f"git checkout {commit}\ndvc pull\ndvc repro",
+            "notes": _rebuild_notes(lin)}  # fmt: skip
+
+
+def _view(ctx: ModelCardContext) -> dict[str, Any]:
+    """Everything the card templates show, in document order."""
     names = ", ".join(ctx.backbones) or "none"
-    b: list[tuple] = [
-        ("h", 1, ctx.title),
-        ("p", f"One card for the chosen model of each backbone ({names}): the CCSS model trained with the backbone's "
-              f"chosen λ and margin, compared with its baseline. Every model predicts P({ctx.label})."),
-    ]  # fmt: skip
-    b += _intended_use(ctx) + _training_data(ctx) + _features(ctx)
-    for bb in ctx.backbones:
-        b += _backbone(ctx, bb)
-    return b + _lineage(ctx)
+    return {
+        "title": ctx.title,
+        "intro": f"One card for the chosen model of each backbone ({names}): the CCSS model trained with the "
+                 f"backbone's chosen λ and margin, compared with its baseline. Every model predicts P({ctx.label}).",
+        "limits": _limits(ctx),
+        "training_ranges": _training_ranges(ctx),
+        "training_data": _training_data(ctx),
+        "data_hashes": _data_hashes(ctx),
+        "features": _features(ctx),
+        "backbones": [_backbone(ctx, bb) for bb in ctx.backbones],
+        "lineage": _lineage(ctx),
+    }  # fmt: skip
 
 
 def render_model_card(ctx: ModelCardContext) -> tuple[str, str]:
     """``(markdown, html)`` of the card; the HTML embeds each figure with bytes as a data URI."""
-    return render_blocks(model_card_blocks(ctx), ctx.title)
+    return render("model_card", _view(ctx))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -39,7 +40,15 @@ def message_figure(text: str, figsize: tuple[float, float] = (7, 4.5)) -> Figure
     return fig
 
 
-def _new_figure(figsize: tuple[float, float] = _FIGSIZE) -> tuple[Figure, object]:
+def figure_of(ax: Axes) -> Figure:
+    """The top-level figure an Axes is drawn on (Optuna's plots return Axes)."""
+    fig = ax.get_figure(root=True)
+    if fig is None:
+        raise ValueError("the axes are not on a figure")
+    return fig
+
+
+def _new_figure(figsize: tuple[float, float] = _FIGSIZE) -> tuple[Figure, Axes]:
     fig = Figure(figsize=figsize, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -266,7 +275,7 @@ def plot_violation_bars(
             label="not measurable (one bucket)" if j == np.flatnonzero(skipped)[0] else None,
         )
         ax.text(
-            j,
+            float(j),
             0.5,
             "not measurable:\none bucket",
             transform=ax.get_xaxis_transform(),

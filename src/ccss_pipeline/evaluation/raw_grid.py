@@ -27,7 +27,7 @@ import pandas as pd
 
 from ccss_pipeline.data.transformer import encode_numerical
 from ccss_pipeline.evaluation.monotonicity import DEFAULT_CHUNK_ROWS, DEFAULT_EPS, Scorer, flat_metrics
-from ccss_pipeline.spec import FeatureSpec, ModelInputs, NumericalFeature
+from ccss_pipeline.spec import FeatureSpec, NumericalFeature, RowSample
 
 RAW_GRID_COLUMNS = [
     "feature", "direction", "n_rows", "n_levels", "n_steps", "n_wrong_steps", "wrong_step_share",
@@ -139,7 +139,7 @@ def _feature_stats(ice: np.ndarray, edge_ice: np.ndarray, grid_bucket: np.ndarra
 
 def raw_grid_report(
     scorer: Scorer,
-    inputs: ModelInputs,
+    inputs: RowSample,
     spec: FeatureSpec,
     levels: int = 200,
     rows: int = 2000,
@@ -228,7 +228,7 @@ def raw_grid_report(
 
 def wrong_step_share(
     scorer: Scorer,
-    inputs: ModelInputs,
+    inputs: RowSample,
     spec: FeatureSpec,
     levels: int = 100,
     rows: int = 1000,

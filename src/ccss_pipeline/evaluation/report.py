@@ -1,7 +1,8 @@
 """The human-readable evaluation report: one Markdown and one HTML document with the same content.
 
-:func:`render_report` turns a :class:`ReportContext` into ``(markdown, html)`` through one document
-tree (headings, paragraphs, lists, tables, images) walked by two small renderers. The context holds
+:func:`render_report` turns a :class:`ReportContext` into ``(markdown, html)``: this module builds every
+sentence and table cell (the view), the Jinja2 templates ``templates/report.md.j2`` and
+``report.html.j2`` lay them out (:mod:`.render`), so the two documents say the same. The context holds
 the seed-aggregated tables of the evaluation stage: ``ModelResult.from_summary(seed_summary)``
 (mean ± std per backbone and variant), the paired CCSS − baseline differences, the raw-grid
 per-feature table, the chosen parameters per backbone, the method parameters and the plots: their
@@ -21,7 +22,6 @@ missing value renders as "n/a".
 from __future__ import annotations
 
 import base64
-import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
+from ccss_pipeline.evaluation.render import Figure, Part, Table, render
 from ccss_pipeline.evaluation.seeds import format_mean_std, summarize_over_seeds
 
 BASELINE = "baseline"
@@ -274,10 +275,24 @@ def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping
     return text
 
 
-# ------------------------------------------------------------------------------- document blocks
-# A block is a tuple: ("h", level, text) | ("p", text) | ("ul", [text]) | ("table", header, rows)
-# | ("img", path, caption, png bytes or None) | ("pre", text): a code block (commands). Both renderers walk
-# the same list, so the two documents agree (:func:`render_blocks`; the model card uses them too).
+# ---------------------------------------------------------------------------------------- the view
+# What the templates lay out (templates/report.md.j2, report.html.j2): every sentence and every cell is
+# built here, so the Markdown and the HTML say the same; the templates only place and format it.
+
+HEADLINE_INTRO = (
+    "Mean ± standard deviation over the training seeds on the test split. The raw-grid figures sweep each directed "
+    "feature's raw value, a move the training loss never sees; the neighbour-move rate is the move the loss trains "
+    "and is shown as secondary."
+)
+PER_FEATURE_INTRO = (
+    "Means over the training seeds. Wrong-step shares are per step of the feature's raw grid; the edge test and rows "
+    "monotone (along this feature's whole grid) are shares of sampled rows."
+)
+PARAMETERS_INTRO = (
+    "Per backbone, the Optuna trial with the best validation AUC among those whose validation raw-grid wrong-step "
+    "share meets the target; each seed's baseline (λ = 0) shares every other setting."
+)
+NO_MODEL = "No trained model of this backbone was evaluated."
 
 
 def _variant_rank(variant: str) -> int:
@@ -293,48 +308,50 @@ def _paired_for(ctx: ReportContext, backbone: str) -> dict[str, dict[str, Any]]:
     if ctx.paired is None or ctx.paired.empty:
         return {}
     part = ctx.paired[ctx.paired["backbone"].astype(str) == backbone]
-    return {str(r["metric"]): r for r in part.to_dict("records")}
+    return {str(r["metric"]): {str(k): v for k, v in r.items()} for r in part.to_dict("records")}
 
 
-def _headline(ctx: ReportContext, bb: str) -> list[tuple]:
-    models = sorted((r for r in ctx.results if r.backbone == bb), key=lambda r: (_variant_rank(r.variant), r.variant))
-    if not models:
-        return [("h", 3, bb), ("p", "No trained model of this backbone was evaluated.")]
-    hidden = {"gauc"} if ctx.gauc_note else set()
-    metrics = [m for m, _, _ in HEADLINE if m not in hidden and any(not _missing(r.mean.get(m)) for r in models)]
-    header = ["metric"] + [f"{r.display} ({r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})" for r in models]
-    out: list[tuple] = [
-        ("h", 3, bb),
-        ("table", header, [[_label(m, ctx)] + [r.cell(m) for r in models] for m in metrics]),
-    ]
-    paired = _paired_for(ctx, bb)
+def _seeds_header(r: ModelResult) -> str:
+    return f"{r.display} ({r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})"
+
+
+def _paired_table(ctx: ReportContext, paired: Mapping[str, Mapping[str, Any]], hidden: set[str]) -> Table | None:
+    """CCSS − baseline per metric with its interval; None when no metric has a paired seed."""
     rows = []
     for m in PAIRED:
         row = paired.get(m)
         if m in hidden or row is None or not int(row.get("n") or 0):
             continue
         share = m in _SHARE
-        rows.append(
-            [
-                _label(m, ctx),
-                str(int(row["n"])),
-                _diff(row["mean"], share, _pct_digits(row["mean"])),
-                _interval(row, share),
-            ]
-        )
-    if rows:
-        out.append(("p", f"CCSS − baseline, paired on the training seed ({bb}):"))
-        out.append(("table", ["metric", "pairs", "mean difference", "95% interval"], rows))
+        rows.append([_label(m, ctx), str(int(row["n"])), _diff(row["mean"], share, _pct_digits(row["mean"])),
+                     _interval(row, share)])  # fmt: skip
+    return Table(["metric", "pairs", "mean difference", "95% interval"], rows) if rows else None
+
+
+def _headline(ctx: ReportContext, bb: str) -> dict[str, Any]:
+    """One backbone's results table, its paired differences and the verdict."""
+    models = sorted((r for r in ctx.results if r.backbone == bb), key=lambda r: (_variant_rank(r.variant), r.variant))
+    if not models:
+        return {"name": bb, "parts": [Part([NO_MODEL])]}
+    hidden = {"gauc"} if ctx.gauc_note else set()
+    metrics = [m for m, _, _ in HEADLINE if m not in hidden and any(not _missing(r.mean.get(m)) for r in models)]
+    results = Table(["metric"] + [_seeds_header(r) for r in models],
+                    [[_label(m, ctx)] + [r.cell(m) for r in models] for m in metrics])  # fmt: skip
+    parts = [Part(table=results)]
+    paired = _paired_for(ctx, bb)
+    table = _paired_table(ctx, paired, hidden)
+    if table is not None:
+        parts.append(Part([f"CCSS − baseline, paired on the training seed ({bb}):"], table))
     base, ccss = _find(models, bb, BASELINE), _find(models, bb, CCSS)
     if base and ccss:
-        out.append(("p", "Verdict — " + verdict(bb, base, ccss, paired)))
-    return out
+        parts.append(Part(["Verdict — " + verdict(bb, base, ccss, paired)]))
+    return {"name": bb, "parts": parts}
 
 
-def _per_feature(ctx: ReportContext) -> list[tuple]:
+def _per_feature(ctx: ReportContext) -> Part | None:
     table = ctx.per_feature
     if table is None or table.empty or "feature" not in table.columns:
-        return []
+        return None
     metrics = [(m, label) for m, label in FEATURE_COLUMNS if m in table.columns]
     summary = summarize_over_seeds(table, ["backbone", "variant", "feature"], [m for m, _ in metrics])
     border = {b: i for i, b in enumerate(ctx.backbones)}
@@ -351,17 +368,11 @@ def _per_feature(ctx: ReportContext) -> list[tuple]:
         d = ctx.directed_features.get(name)
         cells = (([ONE_BUCKET_NOTE] + ["—"] * len(metrics))[: len(metrics)] if name in unconstrained
                  else [_value(r[f"{m}_mean"], True) for m, _ in metrics])  # fmt: skip
-        rows.append([r["backbone"], f"{name} ({_dir(d)})" if d is not None else name,
-                     "CCSS" if str(r["variant"]).lower() == CCSS else r["variant"], str(r["n_seeds"]), *cells])  # fmt: skip
-    out = [
-        ("h", 2, "Raw-grid monotonicity per directed feature"),
-        ("p", "Means over the training seeds. Wrong-step shares are per step of the feature's raw grid; the edge "
-              "test and rows monotone (along this feature's whole grid) are shares of sampled rows."),
-        ("table", ["backbone", "feature", "model", "seeds"] + [label for _, label in metrics], rows),
-    ]  # fmt: skip
-    if unconstrained & set(summary["feature"].astype(str)):
-        out.append(("p", _unconstrained_sentence(ctx)))
-    return out
+        rows.append([str(r["backbone"]), f"{name} ({_dir(d)})" if d is not None else name,
+                     "CCSS" if str(r["variant"]).lower() == CCSS else str(r["variant"]), str(r["n_seeds"]), *cells])  # fmt: skip
+    header = ["backbone", "feature", "model", "seeds"] + [label for _, label in metrics]
+    after = [_unconstrained_sentence(ctx)] if unconstrained & set(summary["feature"].astype(str)) else []
+    return Part([PER_FEATURE_INTRO], Table(header, rows), after)
 
 
 def _unconstrained_sentence(ctx: ReportContext) -> str:
@@ -374,10 +385,10 @@ def _unconstrained_sentence(ctx: ReportContext) -> str:
     )
 
 
-def _parameters(ctx: ReportContext) -> list[tuple]:
+def _parameters(ctx: ReportContext) -> Part | None:
     params = {bb: ctx.chosen_params[bb] for bb in ctx.backbones if bb in ctx.chosen_params}
     if not params:
-        return []
+        return None
     rows, warnings = [], []
     for bb, p in params.items():
         feasible, target = p.get("feasible"), p.get("max_violation")
@@ -396,17 +407,12 @@ def _parameters(ctx: ReportContext) -> list[tuple]:
             )
         elif feasible is None:
             warnings.append(f"{bb}: no completed search trial; CCSS used the configured defaults (no target check).")
-    return [
-        ("h", 2, "Chosen CCSS parameters"),
-        ("p", "Per backbone, the Optuna trial with the best validation AUC among those whose validation raw-grid "
-              "wrong-step share meets the target; each seed's baseline (λ = 0) shares every other setting."),
-        ("table", ["backbone", "loss", "λ", "margin", "τ", "learning rate", "chosen", "val AUC",
-                   "val wrong-step share", "target", "target met", "study"], rows),
-        *[("p", w) for w in warnings],
-    ]  # fmt: skip
+    header = ["backbone", "loss", "λ", "margin", "τ", "learning rate", "chosen", "val AUC", "val wrong-step share",
+              "target", "target met", "study"]  # fmt: skip
+    return Part([PARAMETERS_INTRO], Table(header, rows), warnings)
 
 
-def _method(ctx: ReportContext) -> list[tuple]:
+def _method(ctx: ReportContext) -> Part:
     m = ctx.method
     eps, levels = _float(m.get("eps", 1e-6)), m.get("grid_levels", "?")
     max_rows = m.get("max_rows")
@@ -434,129 +440,53 @@ def _method(ctx: ReportContext) -> list[tuple]:
     )
     if m.get("move"):
         notes.append(f"The CCSS models were trained on the '{m['move']}' counterfactual move.")
-    return [("h", 2, "Method"), *[("p", n) for n in notes]]
+    return Part(notes)
 
 
-def _blocks(ctx: ReportContext) -> list[tuple]:
-    b: list[tuple] = [("h", 1, ctx.title), ("p", f"Source: {ctx.source or 'n/a'}")]
-    if ctx.split_note:
-        b.append(("p", f"Splits: {ctx.split_note}"))
-    if ctx.rows_per_split:
-        b.append(("table", ["split", "rows"], [[k, f"{int(v):,}"] for k, v in ctx.rows_per_split.items()]))
-    b.append(("p", f"Label: {ctx.label_name or 'label'} — every model predicts P({ctx.label_name or 'label'})."))
-    unconstrained = set(ctx.unconstrained)
-    b.append(("p", f"Directed features ({len(ctx.directed_features)}): "
-                   + (", ".join(f"{n} ({_dir(d)}{', ' + ONE_BUCKET_NOTE if n in unconstrained else ''})"
-                                for n, d in ctx.directed_features.items()) or "none")))  # fmt: skip
-    b.append(("p", f"Backbones: {', '.join(ctx.backbones) if ctx.backbones else 'n/a'}"))
-    b.append(("h", 2, "Headline: CCSS against its baseline over training seeds"))
-    b.append(("p", "Mean ± standard deviation over the training seeds on the test split. The raw-grid figures sweep "
-                   "each directed feature's raw value, a move the training loss never sees; the neighbour-move rate "
-                   "is the move the loss trains and is shown as secondary."))  # fmt: skip
-    if ctx.gauc_note:
-        b.append(("p", ctx.gauc_note))
-    for bb in ctx.backbones:
-        b += _headline(ctx, bb)
-    b += _per_feature(ctx) + _parameters(ctx) + _method(ctx)
-    b += [("p", note) for note in ctx.notes]
-    section = None
-    for p in ctx.plots:
-        if section is None:
-            b.append(("h", 2, "Figures"))
-        if p.section != section:
-            section = p.section
-            if section != "Figures":
-                b.append(("h", 3, section))
-        b.append(("img", p.path, p.caption, p.png))
-    return b
+def _intro(ctx: ReportContext) -> Part:
+    """Source, splits, label, directed features and backbones: what the report is about."""
+    before = [f"Source: {ctx.source or 'n/a'}"] + ([f"Splits: {ctx.split_note}"] if ctx.split_note else [])
+    splits = Table(["split", "rows"], [[k, f"{int(v):,}"] for k, v in ctx.rows_per_split.items()])
+    label, unconstrained = ctx.label_name or "label", set(ctx.unconstrained)
+    directed = ", ".join(f"{n} ({_dir(d)}{', ' + ONE_BUCKET_NOTE if n in unconstrained else ''})"
+                         for n, d in ctx.directed_features.items())  # fmt: skip
+    after = [
+        f"Label: {label} — every model predicts P({label}).",
+        f"Directed features ({len(ctx.directed_features)}): {directed or 'none'}",
+        f"Backbones: {', '.join(ctx.backbones) if ctx.backbones else 'n/a'}",
+    ]
+    return Part(before, splits if ctx.rows_per_split else None, after)
 
 
-# ------------------------------------------------------------------------------------ renderers
+def plot_figure(plot: PlotRef) -> Figure:
+    """The view of a plot: its path, caption and, where it has bytes, their data URI."""
+    return Figure(plot.path, plot.caption, png_data_uri(plot.png) if plot.png else None)
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _figure_groups(plots: Sequence[PlotRef]) -> list[dict[str, Any]]:
+    """Consecutive plots of one section, under the section's heading (none for the section "Figures")."""
+    groups: list[dict[str, Any]] = []
+    for p in plots:
+        if not groups or groups[-1]["section"] != p.section:
+            groups.append({"section": p.section, "heading": None if p.section == "Figures" else p.section,
+                           "figures": []})  # fmt: skip
+        groups[-1]["figures"].append(plot_figure(p))
+    return groups
 
 
-def _md_link_target(path: str) -> str:
-    return f"<{path}>" if any(c in path for c in " ()") else path
-
-
-def _to_markdown(blocks: list[tuple]) -> str:
-    out: list[str] = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            out.append(f"{'#' * block[1]} {block[2]}")
-        elif kind == "p":
-            out.append(block[1])
-        elif kind == "ul":
-            out.append("\n".join(f"- {item}" for item in block[1]))
-        elif kind == "pre":
-            out.append(f"```\n{block[1]}\n```")
-        elif kind == "table":
-            header, rows = block[1], block[2]
-            lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-            out.append("\n".join(lines))
-        elif kind == "img":
-            out.append(f"![{_md_cell(block[2])}]({_md_link_target(block[1])})\n\n*{block[2]}*")
-    return "\n\n".join(out) + "\n"
-
-
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1100px;
-       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
-h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; padding-bottom: .15em; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
-th, td { border: 1px solid #bbb; padding: .3em .6em; text-align: right; }
-th { background: #f0f0f0; }
-td:first-child, th:first-child, td:nth-child(2) { text-align: left; }
-tr:nth-child(even) td { background: #fafafa; }
-figure { margin: 1.2em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-style: italic; color: #555; }
-pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6em; overflow-x: auto; }
-figure.missing p { color: #777; border: 1px dashed #bbb; padding: .6em; margin: 0 0 .3em; }
-""".strip()
-
-
-def _to_html(blocks: list[tuple], title: str) -> str:
-    e = html.escape
-    body: list[str] = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            body.append(f"<h{block[1]}>{e(block[2])}</h{block[1]}>")
-        elif kind == "p":
-            body.append(f"<p>{e(block[1])}</p>")
-        elif kind == "ul":
-            body.append("<ul>\n" + "\n".join(f"  <li>{e(item)}</li>" for item in block[1]) + "\n</ul>")
-        elif kind == "pre":
-            body.append(f"<pre><code>{e(block[1])}</code></pre>")
-        elif kind == "table":
-            head = "".join(f"<th>{e(str(h))}</th>" for h in block[1])
-            rows = "\n".join("  <tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in block[2])
-            body.append(f"<table>\n  <thead><tr>{head}</tr></thead>\n  <tbody>\n{rows}\n  </tbody>\n</table>")
-        elif kind == "img":
-            path, caption, png = block[1], block[2], block[3] if len(block) > 3 else None
-            if png:
-                body.append(
-                    f'<figure><img src="{png_data_uri(png)}" alt="{e(caption, quote=True)}">'
-                    f"<figcaption>{e(caption)}</figcaption></figure>"
-                )
-            else:  # no bytes to embed: name the file rather than link it, so the page has no broken image
-                body.append(
-                    f'<figure class="missing"><p>Image not embedded: {e(path)} (relative to the report folder).</p>'
-                    f"<figcaption>{e(caption)}</figcaption></figure>"
-                )
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{e(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
+def _view(ctx: ReportContext) -> dict[str, Any]:
+    """Everything the report templates show, in document order."""
+    return {
+        "title": ctx.title,
+        "intro": _intro(ctx),
+        "headline_intro": Part([HEADLINE_INTRO] + ([ctx.gauc_note] if ctx.gauc_note else [])),
+        "headline": [_headline(ctx, bb) for bb in ctx.backbones],
+        "per_feature": _per_feature(ctx),
+        "parameters": _parameters(ctx),
+        "method": _method(ctx),
+        "notes": Part(list(ctx.notes)) if ctx.notes else None,
+        "figures": _figure_groups(ctx.plots),
+    }
 
 
 def png_data_uri(png: bytes) -> str:
@@ -566,16 +496,9 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
 
 
-def render_blocks(blocks: list[tuple], title: str) -> tuple[str, str]:
-    """``(markdown, html)`` of a block list (see "document blocks" above): the renderers of the report,
-    for other documents with the same look (the model card)."""
-    return _to_markdown(blocks), _to_html(blocks, title)
-
-
 def render_report(context: ReportContext | Mapping[str, Any]) -> tuple[str, str]:
     """Render ``(markdown, html)``. The Markdown links images by ``PlotRef.path`` (relative to the
     directory the two files are written to); the HTML embeds each ``PlotRef.png`` as a data URI and
     names, without linking, a plot that has no bytes."""
     ctx = context if isinstance(context, ReportContext) else ReportContext(**context)
-    blocks = _blocks(ctx)
-    return _to_markdown(blocks), _to_html(blocks, ctx.title)
+    return render("report", _view(ctx))

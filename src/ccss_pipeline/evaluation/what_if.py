@@ -27,13 +27,15 @@ COLUMNS = ["row", "model", "feature", "direction", "value", "probability"]
 def _scorer(model: object) -> Scorer:
     """A scorer ``(cat, dense, bucket) -> prob`` from a CTRModel (float32, eval mode) or a callable."""
     if callable(model) and not hasattr(model, "state_dict"):
-        return model  # type: ignore[return-value]
+        return model
     from ccss_pipeline.model.scoring import score_fn  # torch only when a model is given
 
     return score_fn(model)  # type: ignore[arg-type]
 
 
-def what_if(model: object, spec: FeatureSpec, rows: ModelInputs, feature: str, values: Sequence[float]) -> np.ndarray:
+def what_if(
+    model: object, spec: FeatureSpec, rows: ModelInputs, feature: str, values: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """``(len(rows), len(values))`` probabilities with ``feature`` set to each raw value in turn.
 
     ``model`` is a trained :class:`~ccss_pipeline.model.backbones.CTRModel` or a scorer
@@ -43,9 +45,9 @@ def what_if(model: object, spec: FeatureSpec, rows: ModelInputs, feature: str, v
     if feature not in names:
         raise KeyError(f"'{feature}' is not a numerical feature of the spec (numerical: {names})")
     k = names.index(feature)
-    values = np.asarray(values, dtype=np.float64)
-    dense_v, bucket_v = encode_numerical(values, spec.numerical[k])
-    n, g = len(rows), values.size
+    grid = np.asarray(values, dtype=np.float64)
+    dense_v, bucket_v = encode_numerical(grid, spec.numerical[k])
+    n, g = len(rows), grid.size
     dense = np.repeat(rows.dense, g, axis=0)
     bucket = np.repeat(rows.bucket, g, axis=0)
     dense[:, k] = np.tile(dense_v, n)

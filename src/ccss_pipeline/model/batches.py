@@ -103,6 +103,8 @@ def _block_with_pairs(
 ) -> Iterator[Batch]:
     lookup, offsets = None, [0]
     if n_pair_rows > 0:
+        if shapley_p is None:
+            raise ValueError("pairs drawn per batch need shapley_p (the feature-draw probabilities)")
         heads = [b.take(slice(0, min(n_pair_rows, len(b)))) for b in block]
         offsets = list(np.cumsum([0] + [len(h) for h in heads]))
         stream = [int(seed), int(epoch), int(number)] + ([int(shard[0])] if shard[1] > 1 else [])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.fingerprint import array_hash, content_hash
@@ -135,6 +136,6 @@ def pairs_digest(pairs: PairTable | None) -> str | None:
     )
 
 
-def fit_fingerprint(spec: FeatureSpec, *cfgs: object, extra: object = None) -> str:
+def fit_fingerprint(spec: FeatureSpec, *cfgs: BaseModel, extra: object = None) -> str:
     """What a checkpoint resumes on: the spec, the settings (pydantic models) and ``extra`` (data digests...)."""
     return content_hash([spec.to_dict(), [c.model_dump() for c in cfgs], extra])

@@ -163,4 +163,6 @@ def _worker(fits: list[Fit], data: FitData, backend: str, threads: int, timeout_
         finally:
             dist.destroy_process_group()
 
-    return run()
+    weights = run()
+    assert weights is not None  # @record passes run's return value through (typed Optional)
+    return weights

@@ -22,6 +22,9 @@ from ccss_pipeline.spec import FeatureSpec
 class InputEncoder(nn.Module):
     """Embeds categorical ids and bucket ids; passes dense values through."""
 
+    cat_offsets: torch.Tensor  # buffers (registered in __init__), typed for the checker
+    bkt_offsets: torch.Tensor
+
     def __init__(self, spec: FeatureSpec, embedding_dim: int, init_std: float = 1e-2) -> None:
         super().__init__()
         cat_sizes = [c.vocab_size for c in spec.categorical]

@@ -211,7 +211,7 @@ def build_points(
 def _draw_inside(spec: FeatureSpec, k: np.ndarray, bucket: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Dense values of raw values drawn uniformly in quantile level inside ``bucket`` of feature ``k``."""
     out = np.zeros(k.shape[0], np.float32)
-    u = rng.random(k.shape[0])
+    u = np.asarray(rng.random(k.shape[0]))
     for j in np.unique(k):  # K features, not rows
         f = spec.numerical[j]
         rows = np.flatnonzero(k == j)
@@ -223,7 +223,7 @@ def _draw_inside(spec: FeatureSpec, k: np.ndarray, bucket: np.ndarray, rng: np.r
         lo_raw, hi_raw = edges[bucket[rows]], edges[bucket[rows] + 1]
         lo_lvl = np.searchsorted(q, lo_raw, side="left") / (q.size - 1)
         hi_lvl = np.searchsorted(q, hi_raw, side="left") / (q.size - 1)
-        raw = np.interp(lo_lvl + u[rows] * np.maximum(hi_lvl - lo_lvl, 0.0), levels, q)
+        raw = np.asarray(np.interp(lo_lvl + u[rows] * np.maximum(hi_lvl - lo_lvl, 0.0), levels, q))
         top = bucket[rows] == f.n_buckets - 1
         raw = np.clip(raw, lo_raw, np.where(top, hi_raw, np.nextafter(hi_raw, -np.inf)))
         out[rows] = encode_numerical(raw, f)[0]

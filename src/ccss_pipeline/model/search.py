@@ -46,7 +46,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -55,10 +55,11 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
-from ccss_pipeline.evaluation.plots import message_figure
+from ccss_pipeline.evaluation.plots import figure_of, message_figure
 from ccss_pipeline.evaluation.raw_grid import wrong_step_share
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.checkpoint import pairs_digest
+from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
@@ -74,7 +75,7 @@ SHARE_ATTR = "val_wrong_step_share"
 WORKER_ATTR = "worker"  # host:pid of the process running the trial
 HISTORY_ATTR = "val_auc_by_epoch"  # list: element i is the validation AUC after epoch i + 1
 #: the two objectives, in Optuna's order
-DIRECTIONS = ("maximize", "minimize")
+DIRECTIONS: tuple[Literal["maximize"], Literal["minimize"]] = ("maximize", "minimize")
 TARGET_NAMES = ["validation AUC", "validation wrong-step share"]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -217,7 +218,11 @@ def fail_dead_trials(study: optuna.Study) -> int:
         if not running:
             return 0
         optuna.storages.fail_stale_trials(study)  # the heartbeat rule, with the retry callback
-        retry = storage.get_heartbeat_stale_trial_callback() if hasattr(storage, "get_heartbeat_interval") else None
+        retry = (
+            storage.get_heartbeat_stale_trial_callback()  # type: ignore[attr-defined]  # heartbeat storages only
+            if hasattr(storage, "get_heartbeat_interval")
+            else None
+        )
     n = len(running) - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
     now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -504,46 +509,42 @@ def select_trial(
     return best, False
 
 
-def best_parameters(study: optuna.Study, training: TrainingConfig) -> dict[str, Any]:
-    """Parameters of the chosen trial (``select_trial``); with no completed trial, the configured defaults.
-
-    Keys: loss, weight, margin, temperature, learning_rate, source ("trial N" or "defaults"),
-    val_auc, val_wrong_step_share (None for defaults), feasible (None for defaults), max_violation,
-    study, n_trials (all trials in the study, any state).
-    """
+def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerprint: str | None = None) -> ChosenParams:
+    """Parameters of the chosen trial (``select_trial``); with no completed trial, the configured defaults."""
     base = training.contrastive
     max_violation = training.search.max_violation
     trials = study.get_trials(deepcopy=False)
     best, feasible = select_trial(trials, max_violation)
-    out: dict[str, Any] = {"loss": base.loss}
+    common = {
+        "loss": base.loss,
+        "max_violation": max_violation,
+        "study": study.study_name,
+        "n_trials": len(trials),
+        "spec_fingerprint": spec_fingerprint,
+    }
     if best is None:
-        out.update(
-            {
-                "weight": base.weight,
-                "margin": base.margin,
-                "temperature": base.temperature,
-                "learning_rate": training.optimizer.learning_rate,
-                "source": "defaults",
-                "val_auc": None,
-                "val_wrong_step_share": None,
-                "feasible": None,
-            }
+        return ChosenParams(
+            weight=base.weight,
+            margin=base.margin,
+            temperature=base.temperature,
+            learning_rate=training.optimizer.learning_rate,
+            source="defaults",
+            val_auc=None,
+            val_wrong_step_share=None,
+            feasible=None,
+            **common,
         )
-    else:
-        out.update(
-            {
-                "weight": best.params["weight"],
-                "margin": best.params["margin"],
-                "temperature": best.params.get("temperature", base.temperature),
-                "learning_rate": best.params.get("learning_rate", training.optimizer.learning_rate),
-                "source": f"trial {best.number}",
-                "val_auc": float(best.values[0]),
-                "val_wrong_step_share": float(best.values[1]),
-                "feasible": feasible,
-            }
-        )
-    out.update({"max_violation": max_violation, "study": study.study_name, "n_trials": len(trials)})
-    return out
+    return ChosenParams(
+        weight=best.params["weight"],
+        margin=best.params["margin"],
+        temperature=best.params.get("temperature", base.temperature),
+        learning_rate=best.params.get("learning_rate", training.optimizer.learning_rate),
+        source=f"trial {best.number}",
+        val_auc=float(best.values[0]),
+        val_wrong_step_share=float(best.values[1]),
+        feasible=feasible,
+        **common,
+    )
 
 
 def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -> Figure:
@@ -572,7 +573,7 @@ def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -
             max_violation, color="tab:red", linestyle="--", linewidth=1.2, label=f"target share <= {max_violation:g}"
         )
     ax.legend(loc="best", fontsize=8)
-    fig = ax.figure
+    fig = figure_of(ax)
     fig.set_size_inches(7, 4.5)
     fig.tight_layout()
     return fig

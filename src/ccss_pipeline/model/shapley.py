@@ -16,7 +16,7 @@ import numpy as np
 
 from ccss_pipeline.config import ShapleyConfig
 from ccss_pipeline.model.synthesis import directed_probabilities
-from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from ccss_pipeline.spec import FeatureSpec, RowSample
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -37,7 +37,7 @@ class ShapleyResult:
         }
 
 
-def shapley_values(score: Scorer, inputs: ModelInputs, n_samples: int, n_permutations: int, seed: int) -> np.ndarray:
+def shapley_values(score: Scorer, inputs: RowSample, n_samples: int, n_permutations: int, seed: int) -> np.ndarray:
     """φ (n, K): per-row Shapley values of the numerical features for ``score`` (usually logits)."""
     rng = np.random.default_rng(seed)
     n_all = len(inputs)
@@ -64,7 +64,7 @@ def shapley_values(score: Scorer, inputs: ModelInputs, n_samples: int, n_permuta
 
 
 def shapley_importance(
-    score: Scorer, inputs: ModelInputs, spec: FeatureSpec, cfg: ShapleyConfig | None = None
+    score: Scorer, inputs: RowSample, spec: FeatureSpec, cfg: ShapleyConfig | None = None
 ) -> ShapleyResult:
     """q_k = mean |φ_k| over a seeded validation subsample, and p over the directed features."""
     cfg = cfg or ShapleyConfig()

@@ -106,7 +106,7 @@ class PairTable:
             raise KeyError(
                 "pair table lacks the 'move' column: rebuild it with `kedro run --pipelines=counterfactual_pairs`"
             )
-        moves = pd.unique(frame["move"].astype(str))
+        moves: list[str] = [str(m) for m in pd.unique(frame["move"].astype(str))]
         if len(moves) > 1:
             raise ValueError(f"pair table mixes counterfactual moves {sorted(moves)}")
         if (

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -77,10 +78,13 @@ class _Step(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, c: torch.Tensor, d: torch.Tensor, b: torch.Tensor, *points: object) -> tuple:
+    def forward(self, c: torch.Tensor, d: torch.Tensor, b: torch.Tensor, *points: Any) -> tuple:
         if not points:
             return self.model(c, d, b)
         return self.model.forward_points(c, d, b, *points)
+
+
+T = TypeVar("T")
 
 
 def process_group() -> tuple[int, int]:
@@ -91,7 +95,7 @@ def process_group() -> tuple[int, int]:
     return 0, 1
 
 
-def _from_rank0(obj: object, world: int) -> object:
+def _from_rank0(obj: T, world: int) -> T:
     """``obj`` as rank 0 holds it, on every rank (validation runs on rank 0 only)."""
     if world == 1:
         return obj
@@ -150,6 +154,7 @@ def train_model(
 
     lam = float(contrastive_cfg.weight)
     streamed = train if isinstance(train, ParquetModelInput) else None
+    in_memory = train if isinstance(train, ModelInputs) else None
     use_ccss = lam > 0 and (
         pairs is not None or redraw_pairs_each_epoch or (streamed is not None and shapley_p is not None)
     )
@@ -158,7 +163,7 @@ def train_model(
     if streamed is not None and use_ccss and shapley_p is None:
         raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
     n = len(train)
-    tensors = None if streamed is not None else device_tensors(train, device)
+    tensors = device_tensors(in_memory, device) if in_memory is not None else None
     lookup = PairLookup(pairs, n, spec, device) if use_ccss and pairs is not None and streamed is None else None
     move = pairs.move if pairs is not None else move
     # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
@@ -190,11 +195,11 @@ def train_model(
     for epoch in range(state.epoch + 1, optim_cfg.max_epochs + 1):
         if state.stopping.stopped:
             break
-        if use_ccss and redraw_pairs_each_epoch and streamed is None:
+        if use_ccss and redraw_pairs_each_epoch and in_memory is not None and shapley_p is not None:
             drawn = draw_pairs(
-                train.bucket,
-                train.dense,
-                train.label,
+                in_memory.bucket,
+                in_memory.dense,
+                in_memory.label,
                 spec,
                 shapley_p,
                 seed=optim_cfg.seed * 100_003 + epoch,
@@ -203,13 +208,14 @@ def train_model(
             lookup = PairLookup(drawn, n, spec, device)
         model.train()
         t0 = time.perf_counter()
-        if streamed is None:
+        if tensors is not None:
             gen = torch.Generator().manual_seed(optim_cfg.seed * 1_000_003 + epoch)
             perm = torch.randperm(n, generator=gen).to(device)
             if world > 1:
                 perm = perm[rank::world]  # this rank's shard of the epoch
             batches = device_batches(tensors, perm, bs, lookup, n_pair_rows)
         else:
+            assert streamed is not None  # train is one of the two kinds
             batches = streamed_batches(
                 streamed,
                 spec,
@@ -238,7 +244,7 @@ def train_model(
             )
         train_seconds = time.perf_counter() - t0
 
-        record = None
+        record: dict[str, float] | None = None
         if rank == 0:
             val_auc = safe_auc(val_label, predict_logits(model, valid))
             # samples/s: the whole split over the epoch's wall time (all ranks together)
@@ -252,6 +258,7 @@ def train_model(
             if world > 1:
                 record["world_size"] = world
         record = _from_rank0(record, world)
+        assert record is not None  # rank 0 validated and broadcast it
         val_auc = record["val_auc"]
         state.history.append(record)
         state.epoch = epoch
@@ -312,7 +319,7 @@ def _train_epoch(
     """One pass over ``batches``: BCE (+ λ·CCSS on the batches with pairs); the mean loss over every rank's batches."""
     use_amp = device.type == "cuda"
     totals = torch.zeros(2, device=device)  # loss sum, batches
-    with step.join() if world > 1 else nullcontext():  # shards may differ by a batch
+    with cast(DistributedDataParallel, step).join() if world > 1 else nullcontext():  # shards may differ by a batch
         for batch in batches:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                 pb = batch.pairs

@@ -198,7 +198,7 @@ def _export_bytes(scorer: _Scorer, spec: FeatureSpec, opset: int) -> bytes:
         torch.onnx.export(
             scorer,
             args,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any file object
             dynamo=False,
             opset_version=opset,
             input_names=list(INPUT_NAMES),

@@ -49,62 +49,58 @@ Notes on GX 1.x behaviour relied upon here
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import Any
 
 os.environ["GX_ANALYTICS_ENABLED"] = "False"  # before great_expectations is first imported
 
-from ccss_pipeline.data.validation.gates import (  # noqa: E402
-    key_coverage_detail,
-    key_types_detail,
-    missing_tables,
-    validate_source,
-    validate_split_tables,
-    validate_splits,
-)
-from ccss_pipeline.data.validation.report import (  # noqa: E402
-    DataValidationError,
-    ExpectationOutcome,
-    Failure,
-    TableStats,
-    ValidationReport,
-    combine_reports,
-    raise_if_failed,
-)
-from ccss_pipeline.data.validation.rules import (  # noqa: E402
-    LOG_TABLE,
-    RULE_BOTH_CLASSES,
-    RULE_COUNT,
-    RULE_DUP_IMPRESSIONS,
-    RULE_EXISTS,
-    RULE_FINITE_INF,
-    RULE_FINITE_NAN,
-    RULE_ID_NOT_NULL,
-    RULE_KEY_COVERAGE,
-    RULE_KEY_TYPES,
-    RULE_LABEL_NOT_NULL,
-    RULE_LABEL_SET,
-    RULE_NOT_ALL_NULL,
-    RULE_NUMERIC_DTYPE,
-    RULE_ROWS,
-    RULE_SPLIT_NOT_EMPTY,
-    RULE_TABLE_PRESENT,
-    RULE_TIME_ORDER,
-    RULE_TS_PARSEABLE,
-    RULE_TS_RANGE,
-    RULE_UNIQUE_KEY,
-)
-from ccss_pipeline.data.validation.suites import (  # noqa: E402
-    build_table_suite,
-    key_coverage_column,
-    prepare_table,
-    timestamp_epoch_column,
-)
+#: Where each public name lives. Loaded on first use (PEP 562): GX takes seconds to import, and the
+#: report and its error (``report``) are needed by stages that never run an expectation.
+_HOME = {
+    **dict.fromkeys(
+        [
+            "key_coverage_detail",
+            "key_types_detail",
+            "missing_tables",
+            "validate_source",
+            "validate_split_tables",
+            "validate_splits",
+        ],
+        "gates",
+    ),
+    **dict.fromkeys(
+        [
+            "DataValidationError",
+            "ExpectationOutcome",
+            "Failure",
+            "TableStats",
+            "ValidationReport",
+            "combine_reports",
+            "raise_if_failed",
+        ],
+        "report",
+    ),
+    **dict.fromkeys(["build_table_suite", "key_coverage_column", "prepare_table", "timestamp_epoch_column"], "suites"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith(("RULE_", "LOG_TABLE")):
+        module = "rules"
+    elif name in _HOME:
+        module = _HOME[name]
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DataValidationError",
     "ExpectationOutcome",
     "Failure",
-    "LOG_TABLE",
     "LOG_TABLE",
     "RULE_BOTH_CLASSES",
     "RULE_COUNT",

@@ -124,13 +124,13 @@ def _collect(
             src = meta.get("source_column")
             srcs = [c for c in meta.get("source_columns") or [] if c in frame.columns]
             idx = result.get("partial_unexpected_index_list")
-            rows = (
+            example_rows = (
                 [i for i in idx or [] if not isinstance(i, dict) and i in frame.index] if frame.index.is_unique else []
             )
-            if src and src in frame.columns and rows:  # derived column: raw values
-                examples = [frame.at[i, src] for i in rows]
-            elif srcs and rows:  # compound key with a derived column: the raw values of the row
-                examples = [{c: frame.at[i, c] for c in srcs} for i in rows]
+            if src and src in frame.columns and example_rows:  # derived column: raw values
+                examples = [frame.at[i, src] for i in example_rows]
+            elif srcs and example_rows:  # compound key with a derived column: the raw values of the row
+                examples = [{c: frame.at[i, c] for c in srcs} for i in example_rows]
             else:
                 examples = list(result.get("partial_unexpected_list") or [])
             examples = _distinct(examples)

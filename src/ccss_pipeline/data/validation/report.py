@@ -120,9 +120,25 @@ class ValidationReport:
             "n_failures": len(self.failures),
             "failures": [f.to_dict() for f in self.failures],
             "tables": tables,
+            "error_message": "" if self.success else self.error_message(),
         }
         json.dumps(out, allow_nan=False)  # guarantee: strict JSON
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """The report :meth:`to_dict` wrote (JSON values: examples and observed values as saved)."""
+        outcomes, tables = [], {}
+        for name, t in data.get("tables", {}).items():
+            tables[name] = TableStats(t["dataset"], name, int(t["rows"]), int(t["columns"]))
+            outcomes += [ExpectationOutcome(**o) for o in t.get("expectations", [])]
+        return cls(
+            success=bool(data["success"]),
+            failures=[Failure(**f) for f in data.get("failures", [])],
+            outcomes=outcomes,
+            tables=tables,
+            title=str(data.get("title", "Data validation")),
+        )
 
     def error_message(self) -> str:
         if self.success:
@@ -191,14 +207,14 @@ def combine_reports(reports: Iterable[ValidationReport], title: str, max_example
                 (seen.error if seen else None) or o.error,
             )
         for f in report.failures:
-            key = (f.dataset, f.table, f.column, f.rule)
-            seen_f = failures.get(key)
+            failure_key = (f.dataset, f.table, f.column, f.rule)
+            seen_f = failures.get(failure_key)
             if seen_f is None:
-                failures[key] = f
+                failures[failure_key] = f
             else:
                 count = None if f.unexpected_count is None else (seen_f.unexpected_count or 0) + f.unexpected_count
                 examples = _distinct([*seen_f.examples, *f.examples])[:max_examples]
-                failures[key] = Failure(f.dataset, f.table, f.column, f.rule, count, examples, seen_f.detail)
+                failures[failure_key] = Failure(f.dataset, f.table, f.column, f.rule, count, examples, seen_f.detail)
         for name, st in report.tables.items():
             rows = st.rows + (tables[name].rows if name in tables else 0)
             tables[name] = TableStats(st.dataset, st.table, rows, st.columns)

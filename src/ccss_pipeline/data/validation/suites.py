@@ -198,9 +198,9 @@ def build_table_suite(
             add(_E(E.ExpectColumnUniqueValueCountToBeBetween, RULE_NOT_ALL_NULL, col, column=col, min_value=1))
 
     if table_name == LOG_TABLE:
-        for col in (schema.user, schema.item):
-            if col in present:
-                add(_E(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, col, column=col))
+        for id_col in (schema.user, schema.item):
+            if id_col is not None and id_col in present:
+                add(_E(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, id_col, column=id_col))
         if schema.label in present:
             add(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, schema.label, column=schema.label))
             add(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, schema.label, column=schema.label, value_set=[0, 1]))

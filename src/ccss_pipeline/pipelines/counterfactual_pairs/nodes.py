@@ -24,7 +24,7 @@ Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may
 def estimate_feature_importance(
     train_model_input: Table,
     validation_model_input: Table,
-    feature_spec: dict[str, Any],
+    spec: FeatureSpec,
     counterfactual_pairs: PairsConfig,
     model_training: TrainingConfig,
 ) -> dict[str, Any]:
@@ -32,7 +32,6 @@ def estimate_feature_importance(
 
     A split larger than ``model_training.streaming.max_rows_in_memory`` is streamed by the warm-up fit
     and only its sampled rows are read for the Shapley estimate."""
-    spec = FeatureSpec.from_dict(feature_spec)
     require_spec("train_model_input", train_model_input, spec, "feature_engineering")
     require_spec("validation_model_input", validation_model_input, spec, "feature_engineering")
     if not spec.directed:
@@ -63,14 +62,13 @@ def estimate_feature_importance(
 
 def materialize_pairs(
     train_model_input: Table,
-    feature_spec: dict[str, Any],
+    spec: FeatureSpec,
     feature_importance: dict[str, Any],
     counterfactual_pairs: PairsConfig,
 ) -> Iterator[pd.DataFrame]:
     """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints,
     F side); drawn ``chunk_rows`` rows at a time (:mod:`ccss_pipeline.model.pair_stream`) from the table's
     row groups and written chunk by chunk (memory: one chunk, whatever the table's size)."""
-    spec = FeatureSpec.from_dict(feature_spec)
     require_spec("train_model_input", train_model_input, spec, "feature_engineering")
     require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
     p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)

@@ -13,43 +13,34 @@ import pandas as pd
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.sources import origin_of
+from ccss_pipeline.data.validation.report import ValidationReport, raise_if_failed
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
 
 
-class ValidationGateError(ValueError):
-    """The data failed a validation gate; the message lists dataset, column, rule, count and examples."""
-
-
-def _report_outputs(report: Any) -> tuple[dict[str, Any], str]:
-    payload = report.to_dict()
-    payload["error_message"] = "" if report.success else report.error_message()
-    return payload, report.to_markdown()
-
-
-def gate(report: dict[str, Any]) -> None:
-    """Raise :class:`ValidationGateError` when a saved validation report failed."""
-    if not report.get("success", False):
-        raise ValidationGateError(report.get("error_message") or "data validation failed")
+def gate(report: ValidationReport) -> None:
+    """Stop the run when the saved report failed: :class:`DataValidationError` lists dataset, column,
+    rule, count and examples of every failure."""
+    raise_if_failed(report)
 
 
 def validate_raw_source(
     raw_source: dict[str, Any], schema: SchemaConfig, data_validation: ValidationConfig
-) -> tuple[dict[str, Any], str]:
+) -> ValidationReport:
     """Validate the log and each side table with its own expectation suite."""
     if _on_engine(raw_source):  # read by the engine: every row, a batch at a time
         from ccss_pipeline.data.validation.table_gate import validate_source_tables
 
         origins = dict(getattr(raw_source, "origins", {}))
-        return _report_outputs(
-            validate_source_tables(raw_source, origins, schema, data_validation, batch_rows=data_validation.batch_rows)
+        return validate_source_tables(
+            raw_source, origins, schema, data_validation, batch_rows=data_validation.batch_rows
         )
     from ccss_pipeline.data.validation import validate_source  # GX takes ~8 s to import: only when used
 
     origins = {name: origin_of(frame, name) for name, frame in raw_source.items()}
-    return _report_outputs(validate_source(raw_source, origins, schema, data_validation))
+    return validate_source(raw_source, origins, schema, data_validation)
 
 
-def gate_and_join(raw_source: dict[str, Any], raw_validation_report: dict[str, Any], schema: SchemaConfig) -> Any:
+def gate_and_join(raw_source: dict[str, Any], raw_validation_report: ValidationReport, schema: SchemaConfig) -> Any:
     """Stop the run if the raw data failed; otherwise join it into the canonical interaction table
     (an engine table when the source was read by the engine, a frame when it is in memory)."""
     gate(raw_validation_report)
@@ -65,9 +56,7 @@ def _on_engine(raw_source: dict[str, Any]) -> bool:
     return not any(isinstance(t, pd.DataFrame) for t in raw_source.values())
 
 
-def validate_split(
-    train: Any, validation: Any, test: Any, features: FeatureConfig | None = None
-) -> tuple[dict[str, Any], str]:
+def validate_split(train: Any, validation: Any, test: Any, features: FeatureConfig | None = None) -> ValidationReport:
     """No empty split, labels in {0, 1} and both classes in every split; train < validation < test in
     ``event_ts`` for the ``time`` and ``row_order`` splits (``event_ts`` is the row number in the latter),
     not for ``random`` and ``column`` splits, which are not ordered (``features`` absent: a time split).
@@ -82,10 +71,9 @@ def validate_split(
     splits = {"train": train, "validation": validation, "test": test}
     tables = {s: ibis.memtable(t) if isinstance(t, pd.DataFrame) else t for s, t in splits.items()}
     origins = {s: f"data/03_primary/{s}_interactions.parquet" for s in splits}
-    report = validate_split_tables(
+    return validate_split_tables(
         tables, LABEL_COLUMN, TIME_COLUMN, origins, allow_ties=False, check_order=mode in ("time", "row_order")
     )
-    return _report_outputs(report)
 
 
 def extract_source_truth(raw_source: dict[str, pd.DataFrame]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 validate_raw_source,
                 inputs=["raw_source", "params:schema", "params:data_validation"],
-                outputs=["raw_validation_report", "raw_validation_report_md"],
+                outputs="raw_validation_report",
                 name="validate_raw_source",
                 namespace=NAMESPACE,
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel
 
 from ccss_pipeline.config import EvaluationConfig
+from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.evaluation.accuracy import CLASSIFICATION_METRICS, accuracy_metrics, calibration_data, roc_curve_data
 from ccss_pipeline.evaluation.model_card import Lineage, ModelCardContext, render_model_card, split_time_ranges
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report, true_direction_agreement
@@ -28,8 +30,9 @@ from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext,
 from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.lineage import require_spec
+from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.device import resolve_device
-from ccss_pipeline.model.persistence import rebuild_model
+from ccss_pipeline.model.persistence import TrainedModel, first_seed_models
 from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
 from ccss_pipeline.spec import GROUP_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs, NumericalFeature
@@ -53,12 +56,6 @@ def _one_bucket(spec: FeatureSpec) -> list[str]:
     return [f.name for f in spec.directed if f.n_buckets < 2]
 
 
-def _model_label(name: str, config: dict[str, Any]) -> tuple[str, str, int]:
-    backbone, _, rest = name.partition("__")
-    variant = config.get("variant") or rest.split("__")[0] or "model"
-    return backbone, variant, int(config.get("seed", config.get("optimizer", {}).get("seed", 0)))
-
-
 #: Per-model figures kept in ``seed_metrics`` (one row per trained model) and aggregated over seeds.
 SEED_METRICS = [
     "auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc",
@@ -70,8 +67,8 @@ SEED_METRICS = [
 
 def evaluate_models(
     test_model_input: pd.DataFrame,
-    feature_spec: dict[str, Any],
-    trained_models: dict[str, dict[str, Any]],
+    spec: FeatureSpec,
+    trained_models: Mapping[str, TrainedModel],
     source_truth: dict[str, Any],
     evaluation: EvaluationConfig,
 ) -> tuple[
@@ -91,7 +88,6 @@ def evaluate_models(
     Returns per-model results, bucket-centre and raw-grid per-feature tables, bucket-centre PD curves,
     raw-grid curves, ROC and calibration data, and ``seed_metrics`` (one row per model).
     """
-    spec = FeatureSpec.from_dict(feature_spec)
     require_spec("test_model_input", test_model_input, spec, "feature_engineering")
     if GROUP_COLUMN not in test_model_input.columns:  # no user column: one group, hence no GAUC
         test_model_input = test_model_input.assign(**{GROUP_COLUMN: 0})
@@ -99,15 +95,12 @@ def evaluate_models(
     device = resolve_device(evaluation.device)
     one_bucket = set(_one_bucket(spec))
     true_directions = {k: int(v) for k, v in source_truth.get("directions", {}).items() if k not in one_bucket}
-    first_seed: dict[tuple[str, str], int] = {}
-    for name, entry in sorted(trained_models.items()):
-        b, v, seed = _model_label(name, entry["config"])
-        first_seed[(b, v)] = min(seed, first_seed.get((b, v), seed))
+    first_seed = set(first_seed_models(trained_models).values())
     results: dict[str, Any] = {}
     per_feature, grid_features, curves, grid_curves, roc, calibration, rows = [], [], [], [], [], [], []
-    for name, entry in sorted(trained_models.items()):
-        backbone, variant, seed = _model_label(name, entry["config"])
-        scorer = score_fn(rebuild_model(spec, name, entry), device)
+    for name, trained in sorted(trained_models.items()):
+        backbone, variant, seed = trained.backbone_name, trained.variant, trained.seed
+        scorer = score_fn(trained.rebuild(spec), device)
         prob = scorer(test.cat, test.dense, test.bucket)
         accuracy = accuracy_metrics(test.label, prob, test.group, test.oracle, threshold=evaluation.threshold)
         gauc_note = _gauc_note(spec, accuracy)
@@ -133,17 +126,17 @@ def evaluate_models(
             "backbone": backbone,
             "variant": variant,
             "seed": seed,
-            "move": entry["config"].get("move"),
+            "move": trained.move,
             "accuracy": accuracy,
             "raw_grid": grid.pooled,
             "pooled": mono.pooled,
             "direction_agreement": agreement,
-            "contrastive": entry["config"].get("contrastive", {}),
+            "contrastive": trained.contrastive.model_dump() if trained.contrastive is not None else {},
         }
-        tag = {"model": name, "backbone": backbone, "variant": variant, "seed": seed}
+        tag: dict[str, Any] = {"model": name, "backbone": backbone, "variant": variant, "seed": seed}
         per_feature.append(mono.per_feature.assign(**tag))
         grid_features.append(grid.per_feature.assign(**tag))
-        if seed == first_seed[(backbone, variant)]:
+        if name in first_seed:
             curves.append(mono.curves.assign(**tag))
             grid_curves.append(grid.curves.assign(**tag))
             roc.append(roc_curve_data(test.label, prob).assign(**tag))
@@ -216,11 +209,11 @@ def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
     return summary, paired.drop(columns=["differences", "seeds"], errors="ignore"), metrics
 
 
-def _display(variant: str) -> str:
+def _display(variant: object) -> str:
     return "CCSS" if str(variant).lower() == "ccss" else str(variant)
 
 
-def _variant_order(variant: str) -> tuple[int, str]:
+def _variant_order(variant: object) -> tuple[int, str]:
     v = str(variant).lower()
     return (0 if v == "baseline" else 1 if v == "ccss" else 2, v)
 
@@ -262,7 +255,7 @@ def plot_evaluation(
     raw_grid_per_feature: pd.DataFrame,
     roc_curves: pd.DataFrame,
     calibration_curves: pd.DataFrame,
-    feature_spec: dict[str, Any],
+    spec: FeatureSpec,
 ) -> tuple[dict[str, Figure], dict[str, Figure], Figure, Figure, Figure]:
     """Per backbone and directed feature, baseline vs CCSS on one figure: the raw-grid ICE band with the
     bucket edges (``ice_<backbone>_<feature>.png``) and the bucket-centre PD band
@@ -272,7 +265,6 @@ def plot_evaluation(
     Axes and titles name the spec's label (``FeatureSpec.label_name``). A directed feature with one
     bucket gets a figure saying it is not constrained (instead of a one-point curve) and a hatched
     "not measurable" span instead of bars."""
-    spec = FeatureSpec.from_dict(feature_spec)
     label = _label_name(spec)
     one_bucket = set(_one_bucket(spec))
     grid_plots, pd_plots = {}, {}
@@ -320,12 +312,12 @@ def _report_images(
     raw_grid_per_feature: pd.DataFrame,
     roc_curves: pd.DataFrame,
     calibration_curves: pd.DataFrame,
-    feature_spec: dict[str, Any],
+    spec: FeatureSpec,
 ) -> dict[str, bytes]:
     """Report path → PNG bytes of every figure :func:`plot_evaluation` draws, drawn again from the same
     tables (the saved PNGs cannot be loaded back through the catalog), at the catalog's dpi."""
     grid_plots, pd_plots, violation, roc, calibration = plot_evaluation(
-        raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, feature_spec
+        raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, spec
     )
     figures = {f"{PLOT_DIR}/raw_grid/{k}": v for k, v in grid_plots.items()}
     figures |= {f"{PLOT_DIR}/partial_dependence/{k}": v for k, v in pd_plots.items()}
@@ -348,8 +340,8 @@ def _report_gauc_note(spec: FeatureSpec, evaluation_results: dict[str, Any]) -> 
     return next((n for n in notes if n), "GAUC: n/a — no user has both classes in the test split" if gaucs else "")
 
 
-def _rows_per_split(split_validation_report: dict[str, Any]) -> dict[str, int]:
-    return {name: int(t.get("rows", 0)) for name, t in split_validation_report.get("tables", {}).items()}
+def _rows_per_split(split_validation_report: ValidationReport) -> dict[str, int]:
+    return {name: t.rows for name, t in split_validation_report.tables.items()}
 
 
 def _report_plots(backbones: list[str], spec: FeatureSpec) -> list[PlotRef]:
@@ -396,9 +388,9 @@ def write_report(
     paired_differences: pd.DataFrame,
     raw_grid_per_feature: pd.DataFrame,
     monotonicity_per_feature: pd.DataFrame,
-    feature_spec: dict[str, Any],
-    best_params: dict[str, Any],
-    split_validation_report: dict[str, Any],
+    spec: FeatureSpec,
+    best_params: Mapping[str, ChosenParams],
+    split_validation_report: ValidationReport,
     evaluation: EvaluationConfig,
     raw_grid_curves: pd.DataFrame | None = None,
     partial_dependence: pd.DataFrame | None = None,
@@ -417,11 +409,16 @@ def write_report(
 
     The text names the spec's label; GAUC is replaced by a note when it cannot be measured (no user
     column in the schema, one group); directed features with one bucket are marked as not constrained."""
-    spec = FeatureSpec.from_dict(feature_spec)
     images: dict[str, bytes] = {}
-    if all(t is not None for t in (raw_grid_curves, partial_dependence, roc_curves, calibration_curves)):
+    if (
+        raw_grid_curves is not None
+        and partial_dependence is not None
+        and raw_grid_per_feature is not None
+        and roc_curves is not None
+        and calibration_curves is not None
+    ):
         images = _report_images(
-            raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, feature_spec
+            raw_grid_curves, partial_dependence, raw_grid_per_feature, roc_curves, calibration_curves, spec
         )
     for name, png in (optuna_plot_images or {}).items():
         images[f"{PLOT_DIR}/optuna/{name}"] = png
@@ -445,7 +442,7 @@ def write_report(
         results=ModelResult.from_summary(seed_summary),
         paired=paired_differences,
         per_feature=per_feature,
-        chosen_params={b: best_params[b] for b in backbones if b in best_params},
+        chosen_params={b: best_params[b].model_dump() for b in backbones if b in best_params},
         method={
             "grid_levels": evaluation.grid_levels,
             "grid_rows": evaluation.grid_rows,
@@ -505,9 +502,9 @@ def write_model_card(
     seed_summary: pd.DataFrame,
     paired_differences: pd.DataFrame,
     raw_grid_per_feature: pd.DataFrame,
-    feature_spec: dict[str, Any],
-    best_params: dict[str, Any],
-    split_validation_report: dict[str, Any],
+    spec: FeatureSpec,
+    best_params: Mapping[str, ChosenParams],
+    split_validation_report: ValidationReport,
     train_model_input: ParquetTable | pd.DataFrame,
     validation_model_input: ParquetTable | pd.DataFrame,
     test_model_input: pd.DataFrame,
@@ -524,7 +521,6 @@ def write_model_card(
     Pure: git and ``dvc.lock`` come from the read-only ``project_lineage`` dataset; ``parameters`` (all
     parameters, typed ones dumped to plain values) is hashed with :func:`ccss_pipeline.fingerprint.content_hash`. The model-ready tables give
     each split's time range (their ``event_ts``) when the schema declares a timestamp."""
-    spec = FeatureSpec.from_dict(feature_spec)
     parameters = _plain(parameters)
     evaluated = list(dict.fromkeys(str(b) for b in seed_summary["backbone"]))
     backbones = [b for b in best_params if b in evaluated] + [b for b in evaluated if b not in best_params]
@@ -543,7 +539,7 @@ def write_model_card(
         results=ModelResult.from_summary(seed_summary),
         paired=paired_differences,
         per_feature=raw_grid_per_feature,
-        chosen_params={b: best_params[b] for b in backbones if b in best_params},
+        chosen_params={b: best_params[b].model_dump() for b in backbones if b in best_params},
         split_mode=str(split.get("mode", "time")),
         time_ranges=time_ranges,
         rows_per_split=rows,

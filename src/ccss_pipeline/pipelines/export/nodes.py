@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 from ccss_pipeline.config import TrainingConfig
-from ccss_pipeline.model.persistence import chosen_models, model_key
+from ccss_pipeline.model.persistence import TrainedModel, chosen_models
 from ccss_pipeline.serving.onnx_export import export_onnx
 from ccss_pipeline.spec import FeatureSpec
 
@@ -14,14 +15,9 @@ from ccss_pipeline.spec import FeatureSpec
 TRAINING_FACTS = ("seed", "move", "best_epoch", "best_val_auc", "contrastive")
 
 
-def chosen_model(backbone: str, model_training: TrainingConfig) -> str:
-    """The model served for ``backbone``: its CCSS fit with the first seed (``optimizer.seed``)."""
-    return model_key(backbone, "ccss", model_training.optimizer.seed)
-
-
 def export_onnx_models(
-    trained_models: dict[str, dict[str, Any]],
-    feature_spec: dict[str, Any],
+    trained_models: Mapping[str, TrainedModel],
+    spec: FeatureSpec,
     model_training: TrainingConfig,
 ) -> dict[str, dict[str, Any]]:
     """``{backbone: {"onnx": bytes, "encoding": dict}}`` for every backbone of ``model_training.backbones``.
@@ -29,19 +25,19 @@ def export_onnx_models(
     Each chosen model must record the current spec's fingerprint (a model trained on another spec is
     stale and is refused, as the evaluation refuses it); a missing one fails naming what there is.
     """
-    spec = FeatureSpec.from_dict(feature_spec)
     exported: dict[str, dict[str, Any]] = {}
     chosen = chosen_models(spec, trained_models, model_training.backbones, model_training.optimizer.seed)
     for backbone, (name, model) in chosen.items():
-        config = trained_models[name]["config"]
+        trained = trained_models[name]
+        config = trained.config()
         buffer = io.BytesIO()
         encoding = export_onnx(
             model.eval(),
             spec,
             buffer,
-            variant=config.get("variant", "ccss"),
+            variant=trained.variant,
             model_name=name,
-            extra={k: config[k] for k in TRAINING_FACTS if k in config},
+            extra={k: config[k] for k in TRAINING_FACTS if config.get(k) is not None},
         )
         exported[backbone] = {"onnx": buffer.getvalue(), "encoding": encoding}
     return exported

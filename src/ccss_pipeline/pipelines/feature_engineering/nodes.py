@@ -4,8 +4,6 @@ in, engine tables out; the catalog's EngineTableDataset runs them into parquet).
 
 from __future__ import annotations
 
-from typing import Any
-
 import ibis
 import pandas as pd
 
@@ -15,6 +13,7 @@ from ccss_pipeline.data.relational import log_features as engine_log_features
 from ccss_pipeline.data.relational import transformer as engine_transformer
 from ccss_pipeline.data.relational.splitting import split_table
 from ccss_pipeline.data.splitting import check_split_config, split_rows
+from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.lineage import StampedTable, stamp
 from ccss_pipeline.pipelines.data_validation.nodes import gate
 from ccss_pipeline.spec import SPLIT_COLUMN, FeatureSpec
@@ -47,20 +46,19 @@ def split_interactions(
 
 
 def fit_features(
-    train: ibis.Table, split_report: dict[str, Any], schema: SchemaConfig, features: FeatureConfig
-) -> dict[str, Any]:
+    train: ibis.Table, split_report: ValidationReport, schema: SchemaConfig, features: FeatureConfig
+) -> FeatureSpec:
     """Fit buckets, scaling and vocabularies on train only; the spec is the persisted transformer.
 
     Gated on the split validation report: a bad split stops the run before any feature is written.
     """
     gate(split_report)
     fit = transformer.fit_feature_spec if isinstance(train, pd.DataFrame) else engine_transformer.fit_feature_spec
-    return fit(train, schema, features).to_dict()
+    return fit(train, schema, features)
 
 
-def make_model_input(split: ibis.Table, feature_spec: dict[str, Any]) -> StampedTable | pd.DataFrame:
+def make_model_input(split: ibis.Table, spec: FeatureSpec) -> StampedTable | pd.DataFrame:
     """Encode one split with the fitted spec into the model-ready table (stamped with the spec)."""
-    spec = FeatureSpec.from_dict(feature_spec)
     if isinstance(split, pd.DataFrame):
         return transformer.to_model_input(split, spec)
     return stamp(engine_transformer.to_model_input(split, spec), spec)

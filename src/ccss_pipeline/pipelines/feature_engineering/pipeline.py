@@ -32,7 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 validate_split,
                 inputs=[*(f"{s}_interactions" for s in SPLITS), "params:feature_engineering"],
-                outputs=["split_validation_report", "split_validation_report_md"],
+                outputs="split_validation_report",
                 name="validate_split",
                 namespace=NAMESPACE,
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +15,16 @@ from matplotlib.figure import Figure
 from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
 from ccss_pipeline.config import TrainingConfig
-from ccss_pipeline.evaluation.plots import message_figure
-from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec
+from ccss_pipeline.evaluation.plots import figure_of, message_figure
+from ccss_pipeline.lineage import StaleArtifactError, require_spec
+from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.distributed import Fit, FitData, run_fits
-from ccss_pipeline.model.persistence import model_key
+from ccss_pipeline.model.persistence import BASELINE, CCSS, TrainedModel, model_key
 from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table
 from ccss_pipeline.model.streaming import ParquetModelInput, model_source
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
-
-BASELINE, CCSS = "baseline", "ccss"
-
 
 Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may hand a frame
 
@@ -33,7 +32,7 @@ Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may
 def _inputs(
     train: Table,
     valid: Table,
-    feature_spec: dict[str, Any],
+    spec: FeatureSpec,
     pairs: Table,
     feature_importance: dict[str, Any],
     training: TrainingConfig,
@@ -44,7 +43,6 @@ def _inputs(
     the pair table (read only when the training split is held in memory; a streamed one draws its
     pairs per batch), the Shapley feature-draw probabilities and the counterfactual move, each checked
     to be built for that spec."""
-    spec = FeatureSpec.from_dict(feature_spec)
     require_spec("train_model_input", train, spec, "feature_engineering")
     require_spec("validation_model_input", valid, spec, "feature_engineering")
     require_spec("counterfactual_pairs", pairs, spec, "counterfactual_pairs")
@@ -68,20 +66,27 @@ def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> di
     """Optuna's own matplotlib plots per backbone: the Pareto front (AUC vs wrong-step share), the AUC
     history and the parameter importances for AUC; a plot that needs more finished trials says so."""
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    auc = {"target": lambda t: t.values[0], "target_name": "validation AUC"}
+
+    def auc(t: optuna.trial.FrozenTrial) -> float:
+        return float(t.values[0])
+
     with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are stable enough
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         pareto = plot_pareto_front(study, max_violation)
         history = (
-            plot_optimization_history(study, **auc).figure if finished else message_figure("no completed trial yet")
+            figure_of(plot_optimization_history(study, target=auc, target_name="validation AUC"))
+            if finished
+            else message_figure("no completed trial yet")
         )
         if len(finished) >= 2 and len({tuple(sorted(t.params.items())) for t in finished}) >= 2:
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # sign-free, unlike PED-ANOVA
-            importance = plot_param_importances(study, evaluator=evaluator, **auc).figure
+            importance = figure_of(
+                plot_param_importances(study, evaluator=evaluator, target=auc, target_name="validation AUC")
+            )
         else:
             importance = message_figure("parameter importances need at least two completed trials")
     plt.close("all")  # Optuna's plots live on pyplot figures; the dataset keeps its own references
-    plots = {
+    plots: dict[str, Figure] = {
         f"{backbone}_pareto.png": pareto,
         f"{backbone}_history.png": history,
         f"{backbone}_importance.png": importance,
@@ -95,13 +100,13 @@ def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> di
 def tune_contrastive_loss(
     train_model_input: Table,
     validation_model_input: Table,
-    feature_spec: dict[str, Any],
+    spec: FeatureSpec,
     counterfactual_pairs: Table,
     feature_importance: dict[str, Any],
     search_storage: str | None,
     project_folder: Path,
     model_training: TrainingConfig,
-) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Figure]]:
+) -> tuple[dict[str, ChosenParams], pd.DataFrame, dict[str, Figure]]:
     """One Optuna study per backbone over λ and margin (τ where it applies); resumable.
 
     Returns the chosen parameters per backbone, every trial (with its backbone) and the study plots.
@@ -113,12 +118,12 @@ def tune_contrastive_loss(
     spec, train, valid, pairs, shapley_p, move = _inputs(
         train_model_input,
         validation_model_input,
-        feature_spec,
+        spec,
         counterfactual_pairs,
         feature_importance,
         model_training,
     )
-    best: dict[str, Any] = {}
+    best: dict[str, ChosenParams] = {}
     trials, plots = [], {}
     for backbone in model_training.backbones:
         study = run_search(
@@ -133,7 +138,7 @@ def tune_contrastive_loss(
             shapley_p=shapley_p,
             move=move,
         )
-        best[backbone] = {**best_parameters(study, model_training), SPEC_KEY: spec.fingerprint}
+        best[backbone] = best_parameters(study, model_training, spec.fingerprint)
         trials.append(trials_table(study).assign(backbone=backbone))
         plots.update(_study_plots(study, backbone, model_training.search.max_violation))
     return best, pd.concat(trials, ignore_index=True), plots
@@ -142,13 +147,13 @@ def tune_contrastive_loss(
 def train_final_models(
     train_model_input: Table,
     validation_model_input: Table,
-    feature_spec: dict[str, Any],
+    spec: FeatureSpec,
     counterfactual_pairs: Table,
     feature_importance: dict[str, Any],
-    best_params: dict[str, Any],
+    best_params: Mapping[str, ChosenParams],
     project_folder: Path,
     model_training: TrainingConfig,
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+) -> tuple[dict[str, TrainedModel], dict[str, Any]]:
     """Per backbone and seed: CCSS with that backbone's chosen parameters and its λ = 0 baseline under
     identical settings (seeds ``optimizer.seed + 0 .. n_seeds − 1``), so every figure has a spread and
     CCSS − baseline is paired on the seed.
@@ -160,7 +165,7 @@ def train_final_models(
     spec, train, valid, pairs, shapley_p, move = _inputs(
         train_model_input,
         validation_model_input,
-        feature_spec,
+        spec,
         counterfactual_pairs,
         feature_importance,
         model_training,
@@ -175,13 +180,12 @@ def train_final_models(
     fits: list[Fit] = []
     for name in model_training.backbones:
         chosen = best_params[name]
-        tuned = {k: chosen[k] for k in ("weight", "margin", "temperature")}
-        ccss = model_training.contrastive.model_copy(update=tuned)
+        ccss = model_training.contrastive.model_copy(update=chosen.tuned())
         baseline = model_training.contrastive.model_copy(update={"weight": 0.0})
         backbone = model_training.backbone.model_copy(update={"name": name})
         for i in range(model_training.n_seeds):
             optimizer = model_training.optimizer.model_copy(
-                update={"learning_rate": chosen["learning_rate"], "seed": model_training.optimizer.seed + i}
+                update={"learning_rate": chosen.learning_rate, "seed": model_training.optimizer.seed + i}
             )
             for variant, contrastive in ((BASELINE, baseline), (CCSS, ccss)):
                 key = model_key(name, variant, optimizer.seed)
@@ -198,24 +202,23 @@ def train_final_models(
                 )
     data = FitData(spec, train, valid, pairs, shapley_p, move, model_training.streaming.buffer_rows)
     results = run_fits(fits, data, model_training.distributed)
-    models: dict[str, dict[str, Any]] = {}
+    models: dict[str, TrainedModel] = {}
     history: dict[str, Any] = {}
     for fit in fits:
         result = results[fit.key]
-        models[fit.key] = {
-            "config": {
-                "backbone": fit.backbone.model_dump(),
-                "variant": CCSS if fit.with_pairs else BASELINE,
-                "seed": fit.optimizer.seed,
-                "move": move if fit.with_pairs else None,
-                "contrastive": fit.contrastive.model_dump(),
-                "optimizer": fit.optimizer.model_dump(),
-                "spec_hash": spec.fingerprint,
-                "best_epoch": result.best_epoch,
-                "best_val_auc": result.best_val_auc,
-            },
-            "state_dict": result.model.state_dict(),
-        }
+        models[fit.key] = TrainedModel(
+            name=fit.key,
+            backbone=fit.backbone,
+            variant=CCSS if fit.with_pairs else BASELINE,
+            seed=fit.optimizer.seed,
+            spec_fingerprint=spec.fingerprint,
+            state_dict=result.model.state_dict(),
+            move=move if fit.with_pairs else None,
+            contrastive=fit.contrastive,
+            optimizer=fit.optimizer,
+            best_epoch=result.best_epoch,
+            best_val_auc=result.best_val_auc,
+        )
         history[fit.key] = {
             "best_epoch": result.best_epoch,
             "best_val_auc": result.best_val_auc,

@@ -8,7 +8,7 @@ written chunk by chunk to a temporary file that replaces ``scores.parquet`` only
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -18,10 +18,11 @@ from ccss_pipeline.data.interactions import ROW_COLUMN, build_interactions
 from ccss_pipeline.data.scoring import with_history_log_features
 from ccss_pipeline.data.sources import ChunkedSource, origin_of, source_bundles
 from ccss_pipeline.data.transformer import to_model_input
+from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.model.backbones import CTRModel
-from ccss_pipeline.model.persistence import chosen_models
+from ccss_pipeline.model.persistence import TrainedModel, chosen_models
 from ccss_pipeline.model.scoring import predict_proba
-from ccss_pipeline.pipelines.data_validation.nodes import _report_outputs, gate
+from ccss_pipeline.pipelines.data_validation.nodes import gate
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs
 
 Source = dict[str, pd.DataFrame] | ChunkedSource
@@ -29,7 +30,7 @@ Source = dict[str, pd.DataFrame] | ChunkedSource
 
 def validate_rows_to_score(
     score_source: Source, schema: SchemaConfig, data_validation: ValidationConfig
-) -> tuple[dict[str, Any], str]:
+) -> ValidationReport:
     """The raw gate's suites on the rows to score (every chunk); the label rules apply only when the
     label is there."""
     from ccss_pipeline.data.validation import combine_reports, validate_source  # GX: ~8 s to import
@@ -46,7 +47,7 @@ def validate_rows_to_score(
         )
         for bundle in source_bundles(score_source)
     )
-    return _report_outputs(combine_reports(reports, title, data_validation.max_offending_values))
+    return combine_reports(reports, title, data_validation.max_offending_values)
 
 
 def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRModel]) -> pd.DataFrame:
@@ -65,10 +66,10 @@ def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRMode
 
 def score_rows(
     score_source: Source,
-    score_validation_report: dict[str, Any],
+    score_validation_report: ValidationReport,
     interactions: Any,
-    feature_spec: dict[str, Any],
-    trained_models: dict[str, dict[str, Any]],
+    spec: FeatureSpec,
+    trained_models: Mapping[str, TrainedModel],
     schema: SchemaConfig,
     model_training: TrainingConfig,
 ) -> Iterator[pd.DataFrame]:
@@ -76,7 +77,6 @@ def score_rows(
     features from the training log (``interactions``) strictly before each row — never from the other
     rows to score, so chunks are independent — and the scores. Lazy: the catalog writes each chunk."""
     gate(score_validation_report)
-    spec = FeatureSpec.from_dict(feature_spec)
     models = {
         backbone: model
         for backbone, (_, model) in chosen_models(

@@ -14,7 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 validate_rows_to_score,
                 inputs=["score_source", "params:schema", "params:data_validation"],
-                outputs=["score_validation_report", "score_validation_report_md"],
+                outputs="score_validation_report",
                 name="validate_rows_to_score",
                 namespace=NAMESPACE,
             ),

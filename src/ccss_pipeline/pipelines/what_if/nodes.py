@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from ccss_pipeline.config import EvaluationConfig
 from ccss_pipeline.evaluation.what_if import plot_what_if, what_if_table
 from ccss_pipeline.lineage import require_spec
-from ccss_pipeline.model.persistence import first_seed_models, rebuild_model
+from ccss_pipeline.model.persistence import TrainedModel, first_seed_models
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 
@@ -27,26 +27,25 @@ def _rows(n: int, evaluation: EvaluationConfig) -> np.ndarray:
 
 def what_if_curves(
     test_model_input: pd.DataFrame,
-    feature_spec: dict[str, Any],
-    trained_models: dict[str, dict[str, Any]],
+    spec: FeatureSpec,
+    trained_models: Mapping[str, TrainedModel],
     evaluation: EvaluationConfig,
 ) -> pd.DataFrame:
     """The first seed's CCSS and baseline model of every backbone on the chosen test rows (positions in
     the test split), each directed feature swept over ``what_if.levels`` quantile levels."""
-    spec = FeatureSpec.from_dict(feature_spec)
     require_spec("test_model_input", test_model_input, spec, "feature_engineering")
     test = ModelInputs.from_frame(test_model_input, spec)
     rows = _rows(len(test), evaluation)
     models = {
-        f"{backbone} {variant}": rebuild_model(spec, name, trained_models[name])
+        f"{backbone} {variant}": trained_models[name].rebuild(spec)
         for (backbone, variant), name in first_seed_models(trained_models).items()
     }
     return what_if_table(models, spec, test.take(rows), rows.tolist(), evaluation.what_if.levels)
 
 
-def plot_what_if_curves(what_if_curves: pd.DataFrame, feature_spec: dict[str, Any]) -> dict[str, Figure]:
+def plot_what_if_curves(what_if_curves: pd.DataFrame, spec: FeatureSpec) -> dict[str, Figure]:
     """One figure per chosen row: ``row_<position>.png``."""
-    label = FeatureSpec.from_dict(feature_spec).label_name
+    label = spec.label_name
     return {
         f"row_{int(r)}.png": plot_what_if(what_if_curves, int(r), label) for r in sorted(what_if_curves["row"].unique())
     }

@@ -1,0 +1,36 @@
+"""What the hyper-parameter search hands to the final fits and the report: one record per backbone.
+
+Kept apart from :mod:`ccss_pipeline.model.search` so that reading the choice (the final fits, the
+report, the model card) does not import Optuna and the trainer.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ChosenParams(BaseModel):
+    """The parameters the search chose for one backbone (``best_params.json``, one entry per backbone),
+    and how: ``source`` is "trial N" or "defaults" (no completed trial; then val_auc,
+    val_wrong_step_share and feasible are None); ``n_trials`` counts the study's trials in any state;
+    ``spec_fingerprint`` the feature spec the search ran on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    loss: str
+    weight: float
+    margin: float
+    temperature: float
+    learning_rate: float
+    source: str
+    val_auc: float | None
+    val_wrong_step_share: float | None
+    feasible: bool | None
+    max_violation: float
+    study: str
+    n_trials: int
+    spec_fingerprint: str | None = None
+
+    def tuned(self) -> dict[str, float]:
+        """The contrastive-loss settings the final fits take from the search."""
+        return {"weight": self.weight, "margin": self.margin, "temperature": self.temperature}

@@ -1,0 +1,78 @@
+"""FeatureSpecDataset and ChosenParamsDataset: JSON files handed to nodes as domain objects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kedro.io import DatasetError
+
+from ccss_pipeline.datasets import ChosenParamsDataset, FeatureSpecDataset
+from ccss_pipeline.model.chosen_params import ChosenParams
+from tests.model.conftest import make_spec
+
+CHOSEN = ChosenParams(
+    loss="margin",
+    weight=2.5,
+    margin=0.01,
+    temperature=0.1,
+    learning_rate=0.002,
+    source="trial 3",
+    val_auc=0.78,
+    val_wrong_step_share=0.001,
+    feasible=True,
+    max_violation=0.005,
+    study="ccss-dnn-x",
+    n_trials=8,
+    spec_fingerprint="abc",
+)
+
+
+def test_feature_spec_round_trip_in_the_json_layout(tmp_path):
+    spec = make_spec()
+    ds = FeatureSpecDataset(str(tmp_path / "spec" / "feature_spec.json"))
+    assert not ds.exists()
+    ds.save(spec)
+    assert ds.load() == spec
+    # the bytes kedro_datasets' JSONDataset wrote (indent=2): DVC sees no change for the same spec
+    assert (tmp_path / "spec" / "feature_spec.json").read_text() == json.dumps(spec.to_dict(), indent=2)
+    assert [p.name for p in (tmp_path / "spec").iterdir()] == ["feature_spec.json"]  # no temporary left
+
+
+def test_feature_spec_errors_name_the_file(tmp_path):
+    path = tmp_path / "feature_spec.json"
+    with pytest.raises(DatasetError, match=rf"{path}: not found.*feature_engineering"):
+        FeatureSpecDataset(str(path)).load()
+    path.write_text("{not json")
+    with pytest.raises(DatasetError, match=rf"{path}: cannot be read as JSON"):
+        FeatureSpecDataset(str(path)).load()
+    path.write_text(json.dumps({"version": -1}))
+    with pytest.raises(DatasetError, match=rf"{path}: not a feature spec.*version -1 is not supported"):
+        FeatureSpecDataset(str(path)).load()
+
+
+def test_chosen_params_round_trip(tmp_path):
+    ds = ChosenParamsDataset(str(tmp_path / "best_params.json"))
+    ds.save({"dnn": CHOSEN})
+    loaded = ds.load()
+    assert loaded == {"dnn": CHOSEN} and isinstance(loaded["dnn"], ChosenParams)
+    assert json.loads((tmp_path / "best_params.json").read_text())["dnn"]["weight"] == 2.5
+    assert loaded["dnn"].tuned() == {"weight": 2.5, "margin": 0.01, "temperature": 0.1}
+    with pytest.raises(ValueError):  # frozen: the record is what the search chose
+        loaded["dnn"].weight = 1.0  # type: ignore[misc]
+
+
+def test_chosen_params_refuse_an_unknown_or_missing_key(tmp_path):
+    path = tmp_path / "best_params.json"
+    path.write_text(json.dumps({"dnn": {**CHOSEN.model_dump(), "wieght": 1.0}}))
+    with pytest.raises(
+        DatasetError,
+        match=rf"{path}: 'dnn' is not the search's chosen parameters \(wieght: Extra inputs are not permitted\)",
+    ):
+        ChosenParamsDataset(str(path)).load()
+    path.write_text(json.dumps({"dnn": {k: v for k, v in CHOSEN.model_dump().items() if k != "margin"}}))
+    with pytest.raises(DatasetError, match="margin: Field required"):
+        ChosenParamsDataset(str(path)).load()
+    path.write_text("[]")
+    with pytest.raises(DatasetError, match="expected an object of backbones"):
+        ChosenParamsDataset(str(path)).load()
