@@ -7,8 +7,9 @@ import json
 import pytest
 from kedro.io import DatasetError
 
-from ccss_pipeline.datasets import ChosenParamsDataset, FeatureSpecDataset
+from ccss_pipeline.datasets import ChosenParamsDataset, FeatureImportanceDataset, FeatureSpecDataset
 from ccss_pipeline.model.chosen_params import ChosenParams
+from ccss_pipeline.model.importance import FeatureImportance, WarmupFit
 from tests.model.conftest import make_spec
 
 CHOSEN = ChosenParams(
@@ -76,3 +77,26 @@ def test_chosen_params_refuse_an_unknown_or_missing_key(tmp_path):
     path.write_text("[]")
     with pytest.raises(DatasetError, match="expected an object of backbones"):
         ChosenParamsDataset(str(path)).load()
+
+
+def test_feature_importance_round_trip_and_draw_order(tmp_path):
+    spec = make_spec()
+    directed = [f.name for f in spec.directed]
+    record = FeatureImportance(
+        q={f.name: 0.1 * (i + 1) for i, f in enumerate(spec.numerical)},
+        p={name: 1.0 / len(directed) for name in reversed(directed)},  # stored in another order
+        warmup=WarmupFit(backbone="dnn", epochs=2, val_auc=0.7),
+        spec_fingerprint=spec.fingerprint,
+    )
+    ds = FeatureImportanceDataset(str(tmp_path / "feature_importance.json"))
+    ds.save(record)
+    assert ds.load() == record
+    assert (tmp_path / "feature_importance.json").read_text() == json.dumps(record.model_dump(), indent=2)
+    first = record.model_copy(update={"p": {**record.p, directed[0]: 0.9}})
+    assert first.draw_probabilities(spec)[0] == 0.9  # in the order of spec.directed
+    partial = record.model_copy(update={"p": {directed[0]: 1.0}})
+    with pytest.raises(ValueError, match=rf"no draw probability for directed feature\(s\) \['{directed[1]}'"):
+        partial.draw_probabilities(spec)
+    (tmp_path / "feature_importance.json").write_text(json.dumps({"q": {}}))
+    with pytest.raises(DatasetError, match="not the feature importances.*p: Field required"):
+        ds.load()

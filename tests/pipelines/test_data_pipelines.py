@@ -259,19 +259,46 @@ VALIDATION_FAILURES = [
 ]
 
 
-@pytest.mark.slow
+def _own_validation() -> ValidationConfig:
+    path = REPO / "conf" / "own_table" / "parameters_data_validation.yml"
+    return ValidationConfig(**yaml.safe_load(path.read_text())["data_validation"])
+
+
 @pytest.mark.parametrize(
     ("mutation", "column", "rule"), [c[1:] for c in VALIDATION_FAILURES], ids=[c[0] for c in VALIDATION_FAILURES]
 )
 def test_bad_own_table_fails_at_the_raw_gate(tmp_path, mutation, column, rule):
+    """The own_table environment's source and raw gate, node by node: the report and the error name the
+    file, the column and the rule, and the join refuses to run."""
+    from ccss_pipeline.datasets import TableSourceDataset
+
+    path = write_own(tmp_path, mutation(own_table()))
+    source = TableSourceDataset(filepath=str(path)).load()
+    schema = _schema("own_table")
+    report = validate_raw_source(source, schema, _own_validation())
+    assert report.success is False
+    markdown = report.to_markdown()
+    assert "FAILED" in markdown and rule in markdown
+    with pytest.raises(DataValidationError) as info:
+        gate_and_join(source, report, schema)
+    message = str(info.value)
+    assert str(path) in message, message
+    assert f"column '{column}'" in message, message
+    assert rule in message, message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["label-2", "duplicated-impression"])
+def test_a_bad_own_table_stops_the_kedro_run_with_its_report_written_and_nothing_downstream(tmp_path, case):
+    """Two of the cases above through ``kedro run --env own_table``: the same error, the report on disk,
+    no file of a later stage (the rules themselves are checked node by node above)."""
+    _, mutation, column, rule = next(c for c in VALIDATION_FAILURES if c[0] == case)
     root = make_project(tmp_path / "project")
     path = write_own(root, mutation(own_table()))
     with pytest.raises(DataValidationError) as info:
         run_pipelines(root, env="own_table")
     message = str(info.value)
-    assert str(path) in message, message
-    assert f"column '{column}'" in message, message
-    assert rule in message, message
+    assert str(path) in message and f"column '{column}'" in message and rule in message, message
     report = root / "data" / "08_reporting" / "raw_validation.md"
     assert report.is_file(), "the validation report must be written even when the data fail"
     assert "FAILED" in report.read_text() and rule in report.read_text()
@@ -291,11 +318,25 @@ LOAD_FAILURES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("raw", "needle"), [c[1:] for c in LOAD_FAILURES], ids=[c[0] for c in LOAD_FAILURES])
 def test_unreadable_own_table_fails_at_load(tmp_path, raw, needle):
+    """The own_table environment's source dataset refuses a file it cannot read, naming it."""
     from kedro.io import DatasetError
 
+    from ccss_pipeline.datasets import TableSourceDataset
+
+    path = write_own(tmp_path, raw=raw)
+    with pytest.raises(DatasetError) as info:
+        TableSourceDataset(filepath=str(path)).load()
+    message = str(info.value)
+    assert str(path) in message and needle in message, message
+
+
+@pytest.mark.slow
+def test_an_unreadable_own_table_stops_the_kedro_run_before_validation(tmp_path):
+    from kedro.io import DatasetError
+
+    _, raw, needle = LOAD_FAILURES[1]
     root = make_project(tmp_path / "project")
     path = write_own(root, raw=raw)
     with pytest.raises(DatasetError) as info:

@@ -46,4 +46,4 @@ def test_the_shapley_batch_size_reaches_the_scorer(monkeypatch):
         training,
     )
     assert seen == [128]
-    assert set(out["p"]) == {f.name for f in spec.directed}
+    assert set(out.p) == {f.name for f in spec.directed} and out.spec_fingerprint == spec.fingerprint

@@ -8,7 +8,12 @@ from ccss_pipeline.datasets.atomic import AtomicDataset, ParquetChunksDataset
 from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDataset
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.datasets.models import ModelCollectionDataset
-from ccss_pipeline.datasets.records import ChosenParamsDataset, FeatureSpecDataset, ValidationReportDataset
+from ccss_pipeline.datasets.records import (
+    ChosenParamsDataset,
+    FeatureImportanceDataset,
+    FeatureSpecDataset,
+    ValidationReportDataset,
+)
 from ccss_pipeline.datasets.sources import (
     EngineSourceDataset,
     KuaiRandSourceDataset,
@@ -23,6 +28,7 @@ __all__ = [
     "ChosenParamsDataset",
     "EngineSourceDataset",
     "EngineTableDataset",
+    "FeatureImportanceDataset",
     "FeatureSpecDataset",
     "ParquetChunksDataset",
     "ModelCollectionDataset",

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.model.chosen_params import ChosenParams
+from ccss_pipeline.model.importance import FeatureImportance
 from ccss_pipeline.spec import FeatureSpec
 
 
@@ -31,6 +32,11 @@ def _read_json(path: Path, rebuild: str) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{path}: cannot be read as JSON ({exc}); rerun `{rebuild}`") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    """pydantic's errors as ``field: message; ...``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -61,6 +67,30 @@ class FeatureSpecDataset(AbstractDataset[FeatureSpec, FeatureSpec]):
         return {"filepath": str(self._path)}
 
 
+class FeatureImportanceDataset(AbstractDataset[FeatureImportance, FeatureImportance]):
+    """The Shapley importances and draw probabilities (``feature_importance.json``) as one record."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> FeatureImportance:
+        data = _read_json(self._path, "counterfactual_pairs")
+        try:
+            return FeatureImportance.model_validate(data)
+        except ValidationError as exc:
+            raise DatasetError(f"{self._path}: not the feature importances ({_problems(exc)})") from exc
+
+    def save(self, data: FeatureImportance) -> None:
+        _write_json(self._path, data.model_dump())
+
+    def _exists(self) -> bool:
+        return self._path.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._path)}
+
+
 class ChosenParamsDataset(AbstractDataset[Mapping[str, ChosenParams], dict[str, ChosenParams]]):
     """The search's choice per backbone (``best_params.json``) as ``{backbone: ChosenParams}``."""
 
@@ -77,9 +107,8 @@ class ChosenParamsDataset(AbstractDataset[Mapping[str, ChosenParams], dict[str, 
             try:
                 chosen[backbone] = ChosenParams.model_validate(entry)
             except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
                 raise DatasetError(
-                    f"{self._path}: {backbone!r} is not the search's chosen parameters ({problems}); "
+                    f"{self._path}: {backbone!r} is not the search's chosen parameters ({_problems(exc)}); "
                     "rerun `kedro run --pipelines=model_training`"
                 ) from exc
         return chosen

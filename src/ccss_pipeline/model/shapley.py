@@ -30,7 +30,7 @@ class ShapleyResult:
     directed_names: list[str]
     p: np.ndarray
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, dict[str, float]]:
         return {
             "q": {n: float(v) for n, v in zip(self.feature_names, self.q, strict=True)},
             "p": {n: float(v) for n, v in zip(self.directed_names, self.p, strict=True)},

@@ -249,12 +249,6 @@ def _non_numeric_columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]
     return out
 
 
-def _comparable_time(series: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
-        return series
-    return pd.to_datetime(series, errors="coerce")
-
-
 def validate_splits(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -267,90 +261,20 @@ def validate_splits(
     max_offending_values: int = 5,
     check_order: bool = True,
 ) -> ValidationReport:
-    """Checks after the split, all reported as :class:`Failure` s.
+    """:func:`validate_split_tables` on frames (each wrapped as an engine table): one implementation of
+    the split gate, whatever holds the splits."""
+    import ibis
 
-    GX: every split non-empty, label present / not null / in {0, 1}, both classes present in every
-    non-empty split (train needs them to learn; validation and test to compute AUC and log loss, else every
-    search trial fails and the metrics are NaN).
-    pandas (cross-table): ``max(train[time]) <= min(validation[time])`` and
-    ``max(validation[time]) <= min(test[time])``; ties at a boundary are allowed unless
-    ``allow_ties=False`` (then strict ``<``). Ordering is not checked against an empty split, nor at all
-    with ``check_order=False`` (random and column splits are not ordered in time).
-    """
-    origins = dict(origins or {})
-    _context()
-    E = gx.expectations
-    splits = {"train": train, "validation": validation, "test": test}
-    report = ValidationReport(success=True, title="Split validation")
-    jobs = []
-    for name, frame in splits.items():
-        suite = ExpectationSuite(name=f"ccss_split_{name}")
-        suite.add_expectation(_E(E.ExpectTableRowCountToBeBetween, RULE_SPLIT_NOT_EMPTY, None, min_value=1))
-        suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, label_col, column=label_col))
-        if time_col:
-            suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, time_col, column=time_col))
-        if label_col in frame.columns:
-            suite.add_expectation(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, label_col, column=label_col))
-            suite.add_expectation(
-                _E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col, value_set=[0, 1])
-            )
-            if len(frame):
-                suite.add_expectation(
-                    _E(
-                        E.ExpectColumnDistinctValuesToContainSet,
-                        RULE_BOTH_CLASSES,
-                        label_col,
-                        column=label_col,
-                        value_set=[0, 1],
-                    )
-                )
-        jobs.append((name, frame, suite))
-        report.tables[name] = TableStats(
-            dataset=origins.get(name, name), table=name, rows=len(frame), columns=frame.shape[1]
-        )
-    for name, res in _run_suites(jobs, max_offending_values).items():
-        _collect(origins.get(name, name), name, splits[name], res, max_offending_values, report)
-
-    if time_col and check_order:
-        order = [("train", "validation"), ("validation", "test")]
-        for early, late in order:
-            a, b = splits[early], splits[late]
-            if not len(a) or not len(b) or time_col not in a.columns or time_col not in b.columns:
-                continue
-            ta, tb = _comparable_time(a[time_col]), _comparable_time(b[time_col])
-            boundary = ta.max()
-            mask = ((tb < boundary) if allow_ties else (tb <= boundary)).to_numpy()
-            bad = b[time_col][mask]
-            op = "<=" if allow_ties else "<"
-            rule = f"{RULE_TIME_ORDER}: max({early}) {op} min({late})"
-            ok = bad.empty
-            report.outcomes.append(
-                ExpectationOutcome(
-                    dataset=origins.get(late, late),
-                    table=late,
-                    column=time_col,
-                    rule=rule,
-                    expectation_type="pandas:time_order",
-                    success=ok,
-                    unexpected_count=int(len(bad)),
-                    observed_value={"max_" + early: boundary, "min_" + late: tb.min()},
-                )
-            )
-            if not ok:
-                report.failures.append(
-                    Failure(
-                        dataset=origins.get(late, late),
-                        table=late,
-                        column=time_col,
-                        rule=rule,
-                        unexpected_count=int(len(bad)),
-                        examples=_distinct(list(bad))[:max_offending_values],
-                        detail=f"max({early})={boundary}, min({late})={tb.min()}: {late} rows "
-                        f"{'before' if allow_ties else 'at or before'} the end of {early}",
-                    )
-                )
-    report.success = not report.failures
-    return report
+    frames = {"train": train, "validation": validation, "test": test}
+    return validate_split_tables(
+        {name: ibis.memtable(frame) for name, frame in frames.items()},
+        label_col,
+        time_col,
+        origins,
+        allow_ties=allow_ties,
+        max_offending_values=max_offending_values,
+        check_order=check_order,
+    )
 
 
 def _batches(table: Any, columns: list[str], batch_rows: int) -> Iterable[pd.DataFrame]:
@@ -365,6 +289,30 @@ def _batches(table: Any, columns: list[str], batch_rows: int) -> Iterable[pd.Dat
         yield table.select(*present).limit(0).to_pandas()
 
 
+def _split_facts(table: Any, time_col: str | None) -> tuple[int, Any, Any]:
+    """(rows, min time, max time) of one split, as engine aggregates (times None when absent)."""
+    has_time = bool(time_col) and time_col in table.columns
+    facts = (
+        table.aggregate(
+            n=table.count(), **({"lo": table[time_col].min(), "hi": table[time_col].max()} if has_time else {})
+        )
+        .to_pandas()
+        .iloc[0]
+    )
+    lo, hi = facts.get("lo"), facts.get("hi")
+    return int(facts["n"]), None if lo is None or pd.isna(lo) else lo, None if hi is None or pd.isna(hi) else hi
+
+
+def _plain(value: Any) -> Any:
+    """A time bound GX can hold in its (JSON) expectation config: numbers as Python numbers, datetimes
+    as ISO text, which GX compares with the column's datetimes."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
 def validate_split_tables(
     tables: Mapping[str, Any],
     label_col: str,
@@ -376,19 +324,32 @@ def validate_split_tables(
     check_order: bool = True,
     batch_rows: int = 1_000_000,
 ) -> ValidationReport:
-    """:func:`validate_splits` on engine tables (``train``, ``validation``, ``test``; Ibis), with memory
-    bounded by ``batch_rows``: the row rules (label present, not null, in {0, 1}) run in GX a batch at a
-    time and are combined; "both classes present" runs in GX on the split's distinct labels; the row
-    count and the time order are engine aggregates. Same rules, messages and report as the frame version.
+    """Checks after the split (``train``, ``validation``, ``test``; engine tables), with memory bounded
+    by ``batch_rows``, all reported as :class:`Failure` s.
+
+    GX, a batch at a time and combined: label present / not null / in {0, 1}, and the time order —
+    every ``validation`` time ``>= max(train time)`` and every ``test`` time ``>= max(validation time)``
+    (``ExpectColumnValuesToBeBetween`` with that minimum; ties at a boundary are allowed unless
+    ``allow_ties=False``, then strict). GX on each split's distinct labels: both classes present (train
+    needs them to learn; validation and test to compute AUC and log loss). Engine aggregates: the row
+    count (every split non-empty) and the boundaries. Ordering is not checked against an empty split,
+    nor at all with ``check_order=False`` (random and column splits are not ordered in time).
     """
     origins = dict(origins or {})
     _context()
     E = gx.expectations
+    facts = {name: _split_facts(table, time_col) for name, table in tables.items()}
+    op = "<=" if allow_ties else "<"
+    after: dict[str, tuple[str, Any]] = {}  # late split -> (early split, the early split's max time)
+    if time_col and check_order:
+        for early, late in (("train", "validation"), ("validation", "test")):
+            if facts[early][0] and facts[late][0] and facts[early][2] is not None:
+                after[late] = (early, facts[early][2])
     reports: list[ValidationReport] = []
-    order_facts: dict[str, tuple[int, Any, Any]] = {}
     summary = ValidationReport(success=True, title="Split validation")
     for name, table in tables.items():
         dataset = origins.get(name, name)
+        rows, late_min, _ = facts[name]
         suite = ExpectationSuite(name=f"ccss_split_{name}")
         suite.add_expectation(_E(E.ExpectColumnToExist, RULE_EXISTS, label_col, column=label_col))
         if time_col:
@@ -398,30 +359,28 @@ def validate_split_tables(
             suite.add_expectation(
                 _E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label_col, column=label_col, value_set=[0, 1])
             )
+        if name in after:
+            early, boundary = after[name]
+            suite.add_expectation(
+                _E(
+                    E.ExpectColumnValuesToBeBetween,
+                    f"{RULE_TIME_ORDER}: max({early}) {op} min({name})",
+                    time_col,
+                    column=time_col,
+                    min_value=_plain(boundary),
+                    strict_min=not allow_ties,
+                    meta={
+                        "detail": f"max({early})={boundary}, min({name})={late_min}: {name} rows "
+                        f"{'before' if allow_ties else 'at or before'} the end of {early}",
+                        "observed": {f"max_{early}": _plain(boundary), f"min_{name}": _plain(late_min)},
+                    },
+                )
+            )
         for batch in _batches(table, [label_col, *([time_col] if time_col else [])], batch_rows):
             part = ValidationReport(success=True, title="Split validation")
             for table_name, res in _run_suites([(name, batch, suite)], max_offending_values).items():
                 _collect(dataset, table_name, batch, res, max_offending_values, part)
             reports.append(part)
-        facts = (
-            table.aggregate(
-                n=table.count(),
-                **(
-                    {"lo": table[time_col].min(), "hi": table[time_col].max()}
-                    if time_col and time_col in table.columns
-                    else {}
-                ),
-            )
-            .to_pandas()
-            .iloc[0]
-        )
-        rows = int(facts["n"])
-        lo, hi = facts.get("lo"), facts.get("hi")
-        order_facts[name] = (
-            rows,
-            None if lo is None or pd.isna(lo) else int(lo),
-            None if hi is None or pd.isna(hi) else int(hi),
-        )
         summary.tables[name] = TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
         summary.outcomes.append(
             ExpectationOutcome(dataset, name, None, RULE_SPLIT_NOT_EMPTY, "engine:row_count", rows >= 1, None, rows)
@@ -444,43 +403,5 @@ def validate_split_tables(
                 _collect(dataset, table_name, distinct, res, max_offending_values, summary)
     report = combine_reports([*reports, summary], "Split validation", max_offending_values)
     report.tables = summary.tables
-    if time_col and check_order:
-        for early, late in (("train", "validation"), ("validation", "test")):
-            n_early, _, boundary = order_facts[early]
-            n_late, late_min, _ = order_facts[late]
-            if not n_early or not n_late or boundary is None:
-                continue
-            ts = tables[late][time_col]
-            offending = tables[late].filter(ts < boundary if allow_ties else ts <= boundary)
-            bad = int(offending.count().to_pandas())
-            examples = offending.select(time_col).distinct().order_by(time_col).limit(max_offending_values)
-            op = "<=" if allow_ties else "<"
-            rule = f"{RULE_TIME_ORDER}: max({early}) {op} min({late})"
-            dataset = origins.get(late, late)
-            report.outcomes.append(
-                ExpectationOutcome(
-                    dataset=dataset,
-                    table=late,
-                    column=time_col,
-                    rule=rule,
-                    expectation_type="engine:time_order",
-                    success=bad == 0,
-                    unexpected_count=bad,
-                    observed_value={"max_" + early: boundary, "min_" + late: late_min},
-                )
-            )
-            if bad:
-                report.failures.append(
-                    Failure(
-                        dataset=dataset,
-                        table=late,
-                        column=time_col,
-                        rule=rule,
-                        unexpected_count=bad,
-                        examples=list(examples.to_pandas()[time_col]),
-                        detail=f"max({early})={boundary}, min({late})={late_min}: {late} rows "
-                        f"{'before' if allow_ties else 'at or before'} the end of {early}",
-                    )
-                )
     report.success = not report.failures
     return report

@@ -85,6 +85,8 @@ def _collect(
         err = _error_message(res.exception_info)
         unexpected = result.get("unexpected_count")
         observed = result.get("observed_value")
+        if observed is None:  # a row-level expectation: what the suite knew (e.g. the split boundaries)
+            observed = meta.get("observed")
         success = bool(res.success) and err is None
         coverage = None
         if meta.get("side_table") and err is None:  # "key found in side table": share of log rows found

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ccss_pipeline.config import ContrastiveConfig, PairsConfig, TrainingConfig
-from ccss_pipeline.lineage import SPEC_KEY, require_spec, stamp
+from ccss_pipeline.lineage import require_spec, stamp
+from ccss_pipeline.model.importance import FeatureImportance, WarmupFit
 from ccss_pipeline.model.pair_stream import pair_chunks
 from ccss_pipeline.model.scoring import logit_fn
 from ccss_pipeline.model.shapley import shapley_importance
@@ -27,7 +26,7 @@ def estimate_feature_importance(
     spec: FeatureSpec,
     counterfactual_pairs: PairsConfig,
     model_training: TrainingConfig,
-) -> dict[str, Any]:
+) -> FeatureImportance:
     """q_k = mean |φ_k| (spec §3.1) on a short λ = 0 fit of the first backbone; p over directed features.
 
     A split larger than ``model_training.streaming.max_rows_in_memory`` is streamed by the warm-up fit
@@ -54,16 +53,17 @@ def estimate_feature_importance(
     )
     scorer = logit_fn(warmup.model, batch_size=counterfactual_pairs.shapley.batch_size)
     result = shapley_importance(scorer, valid, spec, counterfactual_pairs.shapley)
-    out = result.to_dict()
-    out["warmup"] = {"backbone": backbone.name, "epochs": len(warmup.history), "val_auc": warmup.best_val_auc}
-    out[SPEC_KEY] = spec.fingerprint
-    return out
+    return FeatureImportance(
+        **result.to_dict(),
+        warmup=WarmupFit(backbone=backbone.name, epochs=len(warmup.history), val_auc=warmup.best_val_auc),
+        spec_fingerprint=spec.fingerprint,
+    )
 
 
 def materialize_pairs(
     train_model_input: Table,
     spec: FeatureSpec,
-    feature_importance: dict[str, Any],
+    feature_importance: FeatureImportance,
     counterfactual_pairs: PairsConfig,
 ) -> Iterator[pd.DataFrame]:
     """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints,
@@ -71,7 +71,7 @@ def materialize_pairs(
     row groups and written chunk by chunk (memory: one chunk, whatever the table's size)."""
     require_spec("train_model_input", train_model_input, spec, "feature_engineering")
     require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
-    p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
+    p = feature_importance.draw_probabilities(spec)
     batches = train_model_input.iter_frames() if isinstance(train_model_input, ParquetTable) else [train_model_input]
     chunks = pair_chunks(
         batches, spec, p, counterfactual_pairs.seed, counterfactual_pairs.move, counterfactual_pairs.chunk_rows

@@ -19,6 +19,7 @@ from ccss_pipeline.evaluation.plots import figure_of, message_figure
 from ccss_pipeline.lineage import StaleArtifactError, require_spec
 from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.distributed import Fit, FitData, run_fits
+from ccss_pipeline.model.importance import FeatureImportance
 from ccss_pipeline.model.persistence import BASELINE, CCSS, TrainedModel, model_key
 from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table
 from ccss_pipeline.model.streaming import ParquetModelInput, model_source
@@ -34,7 +35,7 @@ def _inputs(
     valid: Table,
     spec: FeatureSpec,
     pairs: Table,
-    feature_importance: dict[str, Any],
+    feature_importance: FeatureImportance,
     training: TrainingConfig,
 ) -> tuple[
     FeatureSpec, ModelInputs | ParquetModelInput, ModelInputs | ParquetModelInput, PairTable | None, np.ndarray, str
@@ -51,7 +52,7 @@ def _inputs(
     train_source = model_source(train, spec, limit, "train_model_input")
     valid_source = model_source(valid, spec, limit, "validation_model_input")
     table = None if isinstance(train_source, ParquetModelInput) else PairTable.from_frame(as_frame(pairs))
-    shapley_p = np.array([feature_importance["p"][f.name] for f in spec.directed], dtype=np.float64)
+    shapley_p = feature_importance.draw_probabilities(spec)
     move = table.move if table is not None else _pair_move(pairs)
     return spec, train_source, valid_source, table, shapley_p, move
 
@@ -102,7 +103,7 @@ def tune_contrastive_loss(
     validation_model_input: Table,
     spec: FeatureSpec,
     counterfactual_pairs: Table,
-    feature_importance: dict[str, Any],
+    feature_importance: FeatureImportance,
     search_storage: str | None,
     project_folder: Path,
     model_training: TrainingConfig,
@@ -149,7 +150,7 @@ def train_final_models(
     validation_model_input: Table,
     spec: FeatureSpec,
     counterfactual_pairs: Table,
-    feature_importance: dict[str, Any],
+    feature_importance: FeatureImportance,
     best_params: Mapping[str, ChosenParams],
     project_folder: Path,
     model_training: TrainingConfig,
