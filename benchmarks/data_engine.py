@@ -297,16 +297,24 @@ def main() -> None:
     base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ccss-engine-"))
     results: dict[str, Any] = {"machine": machine_info(), "memory_limit": args.memory_limit, "sizes": []}
     out = Path(args.out)
+    earlier = _earlier(out, sizes, args.memory_limit)
     for rows in sizes:
         work = base / f"rows_{rows}"
         work.mkdir(parents=True, exist_ok=True)
         raw = work / "raw"
-        gen = _child(["--child-generate", str(rows), str(raw)], args.timeout)
+        done = raw / "_GENERATED"  # a complete earlier generation in --workdir: reused
+        if done.exists():
+            gen = {**json.loads(done.read_text()), "reused": True}
+        else:
+            gen = _child(["--child-generate", str(rows), str(raw)], args.timeout)
+            if "error" not in gen:
+                done.write_text(json.dumps(gen))
         entry = {"generate": gen}
         if "error" in gen:
             results["sizes"].append({"target_rows": rows, **entry, "error": gen["error"]})
             continue
         entry.update(measure(rows, "duckdb", work, raw, args))
+        entry["machine"] = machine_info()
         results["sizes"].append(entry)
         print(
             json.dumps(
@@ -335,14 +343,40 @@ def main() -> None:
                 )[:3000],
                 flush=True,
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        results["aims"] = aims(results)
-        out.write_text(json.dumps(results, indent=2, default=str))
+        _write(out, results, earlier)
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    results["aims"] = aims(results)
-    out.write_text(json.dumps(results, indent=2, default=str))
-    print(json.dumps(results["aims"], indent=2))
+    _write(out, results, earlier)
+    print(json.dumps(aims(results), indent=2))
+
+
+def _earlier(out: Path, sizes: list[int], memory_limit: str) -> dict[str, Any]:
+    """What an earlier results file with the same memory limit holds that this run does not redo: the
+    entries of the other sizes (each with the ``machine`` it was measured on), the Spark run and the
+    note. A run of one size keeps the others."""
+    if not out.exists():
+        return {}
+    try:
+        previous = json.loads(out.read_text())
+    except ValueError:
+        return {}
+    if previous.get("memory_limit") != memory_limit:
+        return {}
+    kept = [s for s in previous.get("sizes", []) if s.get("target_rows") not in sizes]
+    earlier: dict[str, Any] = {"sizes": [{**s, "machine": s.get("machine", previous.get("machine"))} for s in kept]}
+    for key in ("spark", "note"):
+        if key in previous:
+            earlier[key] = previous[key]
+    return earlier
+
+
+def _write(out: Path, results: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """The results of this run merged with the earlier ones (sizes by size); the aims over all of them."""
+    merged = {**{k: v for k, v in earlier.items() if k != "sizes"}, **results}
+    merged["sizes"] = sorted([*earlier.get("sizes", []), *results["sizes"]], key=lambda s: s["target_rows"])
+    merged["aims"] = aims(merged)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(merged, indent=2, default=str))
 
 
 def aims(results: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,9 @@ def _catalog_paths() -> set[str]:
         inner = entry.get("dataset", entry)
         if not isinstance(inner, dict):
             continue
-        for path in filter(None, [inner.get("filepath") or inner.get("path"), inner.get("markdown")]):
+        main = inner.get("filepath") or inner.get("path")
+        siblings = [main[: -len(".json")] + ".md"] if str(inner.get("type")).endswith("ValidationReportDataset") else []
+        for path in filter(None, [main, *siblings]):
             keys = [k for k in fill if "{" + k + "}" in path]
             if not keys:
                 paths.add(path)

@@ -100,3 +100,25 @@ def test_feature_importance_round_trip_and_draw_order(tmp_path):
     (tmp_path / "feature_importance.json").write_text(json.dumps({"q": {}}))
     with pytest.raises(DatasetError, match="not the feature importances.*p: Field required"):
         ds.load()
+
+
+def test_validation_report_is_written_as_json_and_markdown_and_loads_as_one_report(tmp_path):
+    from ccss_pipeline.data.validation import Failure, TableStats, ValidationReport
+    from ccss_pipeline.datasets import ValidationReportDataset
+
+    report = ValidationReport(
+        success=False,
+        failures=[Failure("log.csv", "log", "clicked", "label in {0, 1}", 2, [2, "yes"])],
+        tables={"log": TableStats("log.csv", "log", 10, 4)},
+        title="Data validation",
+    )
+    ds = ValidationReportDataset(str(tmp_path / "raw_validation.json"))
+    ds.save(report)
+    assert (tmp_path / "raw_validation.md").read_text() == report.to_markdown()
+    saved = json.loads((tmp_path / "raw_validation.json").read_text())
+    assert saved["error_message"] == report.error_message() and saved == report.to_dict()
+    loaded = ds.load()
+    assert loaded.to_dict() == report.to_dict() and loaded.error_message() == report.error_message()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw_validation.json", "raw_validation.md"]
+    with pytest.raises(DatasetError, match="must end in .json"):
+        ValidationReportDataset(str(tmp_path / "report.md"))

@@ -124,13 +124,15 @@ class ChosenParamsDataset(AbstractDataset[Mapping[str, ChosenParams], dict[str, 
 
 
 class ValidationReportDataset(AbstractDataset[ValidationReport, ValidationReport]):
-    """A gate's report: ``filepath`` (JSON, what the next stage gates on) and ``markdown`` (for people),
-    both written from the one report (Markdown first, so the JSON never describes a report whose
-    Markdown is missing); loads the JSON back as a :class:`ValidationReport`."""
+    """A gate's report: ``filepath`` (``<name>.json``, what the next stage gates on) and its Markdown
+    sibling ``<name>.md`` (for people), both written from the one report (Markdown first, so the JSON
+    never describes a report whose Markdown is missing); loads the JSON back as a :class:`ValidationReport`."""
 
-    def __init__(self, filepath: str, markdown: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._path = Path(filepath)
-        self._markdown = Path(markdown)
+        if self._path.suffix != ".json":
+            raise DatasetError(f"ValidationReportDataset: filepath {filepath!r} must end in .json")
+        self._markdown = self._path.with_suffix(".md")
         self.metadata = metadata
 
     def load(self) -> ValidationReport:
