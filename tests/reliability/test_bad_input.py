@@ -218,6 +218,11 @@ ATOMIC = {
     "ccss_pipeline.datasets.onnx.OnnxFolderDataset",
     "ccss_pipeline.datasets.ParquetChunksDataset",
     "ccss_pipeline.datasets.EngineTableDataset",
+    # the typed records (datasets/records.py), written through files.atomic_write
+    "ccss_pipeline.datasets.FeatureSpecDataset",
+    "ccss_pipeline.datasets.FeatureImportanceDataset",
+    "ccss_pipeline.datasets.ChosenParamsDataset",
+    "ccss_pipeline.datasets.ValidationReportDataset",
 }
 
 

@@ -250,6 +250,10 @@ BEST = {
         "study": "fixed",
         "n_trials": 0,
         "source": "test",
+        "val_auc": None,
+        "val_wrong_step_share": None,
+        "feasible": None,
+        "max_violation": 0.005,
     }
 }
 MODELS = {"dnn__baseline__seed5", "dnn__ccss__seed5"}
