@@ -31,7 +31,6 @@ from ccss_pipeline.data.validation import (
     build_table_suite,
     raise_if_failed,
     validate_source,
-    validate_splits,
 )
 from tests.support.raw_tables import (
     LOG_FILE,
@@ -43,6 +42,7 @@ from tests.support.raw_tables import (
     only_failure,
     small_schema,
     split_frames,
+    validate_splits,
 )
 
 CFG = ValidationConfig()

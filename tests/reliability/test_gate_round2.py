@@ -34,7 +34,6 @@ from ccss_pipeline.data.validation import (
     RULE_NOT_ALL_NULL,
     RULE_TS_PARSEABLE,
     validate_source,
-    validate_splits,
 )
 from ccss_pipeline.spec import TIME_COLUMN
 from tests.kedro_project import REPO
@@ -49,6 +48,7 @@ from tests.support.raw_tables import (
     only_failure,
     small_schema,
     split_frames,
+    validate_splits,
 )
 
 CFG = ValidationConfig()

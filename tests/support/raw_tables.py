@@ -71,3 +71,22 @@ def split_frames():
 
 
 SPLIT_ORIGINS = {"train": "train.parquet", "validation": "validation.parquet", "test": "test.parquet"}
+
+
+def validate_splits(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    label_col: str,
+    time_col: str | None,
+    *args,
+    **kwargs,
+) -> ValidationReport:
+    """The split gate on frames, as the split node runs it (each frame as an engine table)."""
+    import ibis
+
+    from ccss_pipeline.data.validation import validate_split_tables
+
+    frames = {"train": train, "validation": validation, "test": test}
+    tables = {name: ibis.memtable(frame) for name, frame in frames.items()}
+    return validate_split_tables(tables, label_col, time_col, *args, **kwargs)

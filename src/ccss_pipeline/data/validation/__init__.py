@@ -13,7 +13,7 @@ Public API
 - :func:`build_table_suite` — the GX ``ExpectationSuite`` of one raw table (suites as code).
 - :func:`validate_source` — runs every table's suite, plus the checks of each side table's join key
   against the log, and returns a :class:`ValidationReport`.
-- :func:`validate_splits` — checks of the time-ordered train / validation / test split.
+- :func:`validate_split_tables` — checks of the train / validation / test split (engine tables).
 - :func:`raise_if_failed` — raises :class:`DataValidationError` with ONE message listing every failure.
 
 Notes on GX 1.x behaviour relied upon here
@@ -65,7 +65,6 @@ _HOME = {
             "missing_tables",
             "validate_source",
             "validate_split_tables",
-            "validate_splits",
         ],
         "gates",
     ),
@@ -135,5 +134,4 @@ __all__ = [
     "timestamp_epoch_column",
     "validate_source",
     "validate_split_tables",
-    "validate_splits",
 ]

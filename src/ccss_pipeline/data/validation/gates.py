@@ -249,34 +249,6 @@ def _non_numeric_columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]
     return out
 
 
-def validate_splits(
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    test: pd.DataFrame,
-    label_col: str,
-    time_col: str | None,
-    origins: Mapping[str, str] | None = None,
-    *,
-    allow_ties: bool = True,
-    max_offending_values: int = 5,
-    check_order: bool = True,
-) -> ValidationReport:
-    """:func:`validate_split_tables` on frames (each wrapped as an engine table): one implementation of
-    the split gate, whatever holds the splits."""
-    import ibis
-
-    frames = {"train": train, "validation": validation, "test": test}
-    return validate_split_tables(
-        {name: ibis.memtable(frame) for name, frame in frames.items()},
-        label_col,
-        time_col,
-        origins,
-        allow_ties=allow_ties,
-        max_offending_values=max_offending_values,
-        check_order=check_order,
-    )
-
-
 def _batches(table: Any, columns: list[str], batch_rows: int) -> Iterable[pd.DataFrame]:
     """The table's ``columns`` as frames of at most ``batch_rows`` rows (one empty frame when empty)."""
     present = [c for c in columns if c in table.columns]
