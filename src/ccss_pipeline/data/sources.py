@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import glob
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,7 +237,7 @@ SPLIT_FILE_NAMES = ("train", "validation", "test")
 SPLIT_FILE_COLUMN = SPLIT_COLUMN
 
 
-def read_split_files(split_files: dict[str, str | Path], column: str = SPLIT_FILE_COLUMN) -> pd.DataFrame:
+def read_split_files(split_files: Mapping[str, str | Path], column: str = SPLIT_FILE_COLUMN) -> pd.DataFrame:
     """One log from a table published as one file per split (``{"train": ..., "validation": ..., "test": ...}``,
     validation optional): each file read strictly, all with the same columns, ``column`` holding each row's
     split name, concatenated train, validation, test. Use with ``schema.split_column: split`` and
@@ -284,7 +284,7 @@ def read_own_table_in_chunks(
 def read_own_table(
     filepath: str | Path | None,
     side_tables: dict[str, str] | None = None,
-    split_files: dict[str, str | Path] | None = None,
+    split_files: Mapping[str, str | Path] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """A user's own log (CSV/TSV/parquet), or one file per split (:func:`read_split_files`), and optional
     side tables given as name -> file."""
@@ -314,7 +314,7 @@ class EngineSource(dict):
         self.origins = dict(origins)
 
 
-def read_engine_source(tables: dict[str, str | Path], con: Any) -> EngineSource:
+def read_engine_source(tables: Mapping[str, str | Path], con: Any) -> EngineSource:
     """Each named table (``log``, side tables, optional ``directions``) as a lazy engine scan of its parquet
     file, folder or glob, or CSV/TSV file(s). Nothing is loaded into Python memory; a file that is absent,
     empty or that the engine cannot parse fails naming it."""

@@ -136,7 +136,7 @@ class EngineSourceDataset(_ReadOnlySource):
         self._engine = dict(engine or {"backend": "duckdb"})
         self.metadata = metadata
 
-    def _read(self) -> sources.EngineSource:  # type: ignore[override]
+    def _read(self) -> sources.EngineSource:
         from ccss_pipeline.data.relational.backends import connect
 
         return sources.read_engine_source(self._tables, connect(self._engine))
