@@ -1,6 +1,7 @@
 """Trained models through the catalog's format and back (ModelCollectionDataset + TrainedModel.rebuild)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,14 +22,7 @@ from ccss_pipeline.spec import FeatureSpec
 
 
 def _record(model: CTRModel, spec: FeatureSpec, name: str = "m", seed: int = 0, variant: str = "ccss"):
-    return TrainedModel(
-        name=name,
-        backbone=model.cfg,
-        variant=variant,
-        seed=seed,
-        spec_fingerprint=spec.fingerprint,
-        state_dict=model.state_dict(),
-    )
+    return replace(TrainedModel.of(model, spec, variant, seed), name=name)
 
 
 @pytest.mark.parametrize("name", ["dnn", "dcn_v2"])

@@ -71,13 +71,11 @@ def _collection(spec: FeatureSpec, with_group: bool = True):
         _, variant, seed = name.split("__")
         torch.manual_seed(int(seed[len("seed") :]) * 10 + VARIANTS.index(variant))
         model = CTRModel(spec, backbone)
-        models[name] = TrainedModel(
-            name=name,
-            backbone=backbone,
-            variant=variant,
-            seed=int(seed[len("seed") :]),
-            spec_fingerprint=spec.fingerprint,
-            state_dict=model.state_dict(),
+        models[name] = TrainedModel.of(
+            model,
+            spec,
+            variant,
+            int(seed[len("seed") :]),
             move="straddle" if variant == "ccss" else None,
             contrastive=ContrastiveConfig(weight=2.0 if variant == "ccss" else 0.0),
         )

@@ -326,16 +326,8 @@ def _collection(spec: FeatureSpec, backbones: list[str], seeds: list[int]) -> di
         for seed in seeds:
             for variant in ("baseline", "ccss"):
                 model = _model(spec, backbone, seed)
-                name = f"{backbone}__{variant}__seed{seed}"
-                models[name] = TrainedModel(
-                    name=name,
-                    backbone=model.cfg,
-                    variant=variant,
-                    seed=seed,
-                    spec_fingerprint=spec.fingerprint,
-                    state_dict=model.state_dict(),
-                    best_val_auc=0.7,
-                )
+                record = TrainedModel.of(model, spec, variant, seed, best_val_auc=0.7)
+                models[record.name] = record
     return models
 
 

@@ -11,9 +11,8 @@ bytes for the same content.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kedro.io import AbstractDataset, DatasetError
 from pydantic import ValidationError
@@ -24,14 +23,7 @@ from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.importance import FeatureImportance
 from ccss_pipeline.spec import FeatureSpec
 
-
-def _read_json(path: Path, rebuild: str) -> Any:
-    if not path.is_file():
-        raise DatasetError(f"{path}: not found (run `kedro run --pipelines={rebuild}` first)")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot be read as JSON ({exc}); rerun `{rebuild}`") from exc
+T = TypeVar("T")
 
 
 def _problems(exc: ValidationError) -> str:
@@ -39,67 +31,78 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
 
 
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
+class _JsonRecordDataset(AbstractDataset[T, T], Generic[T]):
+    """One JSON file holding one record: read, decoded (:meth:`_decode`), or encoded and written
+    atomically. ``writer`` names the pipeline that writes it, for the error messages."""
 
-
-class FeatureSpecDataset(AbstractDataset[FeatureSpec, FeatureSpec]):
-    """The fitted transformer (``feature_spec.json``) as a :class:`FeatureSpec`."""
+    writer = "the pipeline that writes it"
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._path = Path(filepath)
         self.metadata = metadata
 
-    def load(self) -> FeatureSpec:
-        data = _read_json(self._path, "feature_engineering")
+    def _decode(self, data: Any) -> T:
+        raise NotImplementedError
+
+    def _encode(self, record: T) -> Any:
+        raise NotImplementedError
+
+    def load(self) -> T:
+        if not self._path.is_file():
+            raise DatasetError(f"{self._path}: not found (run `kedro run --pipelines={self.writer}` first)")
+        try:
+            data = json.loads(self._path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"{self._path}: cannot be read as JSON ({exc}); rerun `{self.writer}`") from exc
+        return self._decode(data)
+
+    def save(self, data: T) -> None:
+        text = json.dumps(self._encode(data), indent=2)
+        atomic_write(self._path, lambda tmp: tmp.write_text(text))
+
+    def _exists(self) -> bool:
+        return self._path.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._path)}
+
+
+class FeatureSpecDataset(_JsonRecordDataset[FeatureSpec]):
+    """The fitted transformer (``feature_spec.json``) as a :class:`FeatureSpec`."""
+
+    writer = "feature_engineering"
+
+    def _decode(self, data: Any) -> FeatureSpec:
         try:
             return FeatureSpec.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise DatasetError(f"{self._path}: not a feature spec ({type(exc).__name__}: {exc})") from exc
 
-    def save(self, data: FeatureSpec) -> None:
-        _write_json(self._path, data.to_dict())
-
-    def _exists(self) -> bool:
-        return self._path.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._path)}
+    def _encode(self, record: FeatureSpec) -> Any:
+        return record.to_dict()
 
 
-class FeatureImportanceDataset(AbstractDataset[FeatureImportance, FeatureImportance]):
+class FeatureImportanceDataset(_JsonRecordDataset[FeatureImportance]):
     """The Shapley importances and draw probabilities (``feature_importance.json``) as one record."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(filepath)
-        self.metadata = metadata
+    writer = "counterfactual_pairs"
 
-    def load(self) -> FeatureImportance:
-        data = _read_json(self._path, "counterfactual_pairs")
+    def _decode(self, data: Any) -> FeatureImportance:
         try:
             return FeatureImportance.model_validate(data)
         except ValidationError as exc:
             raise DatasetError(f"{self._path}: not the feature importances ({_problems(exc)})") from exc
 
-    def save(self, data: FeatureImportance) -> None:
-        _write_json(self._path, data.model_dump())
-
-    def _exists(self) -> bool:
-        return self._path.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._path)}
+    def _encode(self, record: FeatureImportance) -> Any:
+        return record.model_dump()
 
 
-class ChosenParamsDataset(AbstractDataset[Mapping[str, ChosenParams], dict[str, ChosenParams]]):
+class ChosenParamsDataset(_JsonRecordDataset[dict[str, ChosenParams]]):
     """The search's choice per backbone (``best_params.json``) as ``{backbone: ChosenParams}``."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(filepath)
-        self.metadata = metadata
+    writer = "model_training"
 
-    def load(self) -> dict[str, ChosenParams]:
-        data = _read_json(self._path, "model_training")
+    def _decode(self, data: Any) -> dict[str, ChosenParams]:
         if not isinstance(data, dict):
             raise DatasetError(f"{self._path}: expected an object of backbones, found {type(data).__name__}")
         chosen = {}
@@ -113,41 +116,34 @@ class ChosenParamsDataset(AbstractDataset[Mapping[str, ChosenParams], dict[str, 
                 ) from exc
         return chosen
 
-    def save(self, data: Mapping[str, ChosenParams]) -> None:
-        _write_json(self._path, {backbone: params.model_dump() for backbone, params in data.items()})
-
-    def _exists(self) -> bool:
-        return self._path.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._path)}
+    def _encode(self, record: dict[str, ChosenParams]) -> Any:
+        return {backbone: params.model_dump() for backbone, params in record.items()}
 
 
-class ValidationReportDataset(AbstractDataset[ValidationReport, ValidationReport]):
+class ValidationReportDataset(_JsonRecordDataset[ValidationReport]):
     """A gate's report: ``filepath`` (``<name>.json``, what the next stage gates on) and its Markdown
     sibling ``<name>.md`` (for people), both written from the one report (Markdown first, so the JSON
     never describes a report whose Markdown is missing); loads the JSON back as a :class:`ValidationReport`."""
 
+    writer = "data_validation"
+
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(filepath)
+        super().__init__(filepath, metadata)
         if self._path.suffix != ".json":
             raise DatasetError(f"ValidationReportDataset: filepath {filepath!r} must end in .json")
-        self._markdown = self._path.with_suffix(".md")
-        self.metadata = metadata
 
-    def load(self) -> ValidationReport:
-        data = _read_json(self._path, "data_validation")
+    def _decode(self, data: Any) -> ValidationReport:
         try:
             return ValidationReport.from_dict(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DatasetError(f"{self._path}: not a validation report ({type(exc).__name__}: {exc})") from exc
 
-    def save(self, data: ValidationReport) -> None:
-        atomic_write(self._markdown, lambda tmp: tmp.write_text(data.to_markdown()))
-        _write_json(self._path, data.to_dict())
+    def _encode(self, record: ValidationReport) -> Any:
+        return record.to_dict()
 
-    def _exists(self) -> bool:
-        return self._path.is_file()
+    def save(self, data: ValidationReport) -> None:
+        atomic_write(self._path.with_suffix(".md"), lambda tmp: tmp.write_text(data.to_markdown()))
+        super().save(data)
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._path), "markdown": str(self._markdown)}
+        return {"filepath": str(self._path), "markdown": str(self._path.with_suffix(".md"))}

@@ -52,6 +52,20 @@ class TrainedModel:
     best_epoch: int | None = None
     best_val_auc: float | None = None
 
+    @classmethod
+    def of(cls, model: CTRModel, spec: FeatureSpec, variant: str, seed: int, **settings: Any) -> TrainedModel:
+        """The record of a module just trained on ``spec`` (named :func:`model_key`); ``settings``: the
+        optional fields (move, contrastive, optimizer, best_epoch, best_val_auc)."""
+        return cls(
+            name=model_key(model.cfg.name, variant, seed),
+            backbone=model.cfg,
+            variant=variant,
+            seed=seed,
+            spec_fingerprint=spec.fingerprint,
+            state_dict=model.state_dict(),
+            **settings,
+        )
+
     @property
     def backbone_name(self) -> str:
         return self.backbone.name

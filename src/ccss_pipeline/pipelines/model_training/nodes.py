@@ -207,13 +207,11 @@ def train_final_models(
     history: dict[str, Any] = {}
     for fit in fits:
         result = results[fit.key]
-        models[fit.key] = TrainedModel(
-            name=fit.key,
-            backbone=fit.backbone,
-            variant=CCSS if fit.with_pairs else BASELINE,
-            seed=fit.optimizer.seed,
-            spec_fingerprint=spec.fingerprint,
-            state_dict=result.model.state_dict(),
+        models[fit.key] = TrainedModel.of(
+            result.model,
+            spec,
+            CCSS if fit.with_pairs else BASELINE,
+            fit.optimizer.seed,
             move=move if fit.with_pairs else None,
             contrastive=fit.contrastive,
             optimizer=fit.optimizer,
