@@ -21,6 +21,10 @@ and 2 threads. ``--spark-rows N``: the same size is also run with ``--env``'s en
 ``local[2]`` on the same raw files, and its model-ready tables are compared with DuckDB's (ids and
 buckets exactly, dense values to float32 rounding).
 
+``--workdir DIR`` keeps each size's generated parquet (``DIR/rows_N/raw``, marked ``_GENERATED`` when
+complete) and the next run reuses it. The results file keeps the sizes not run now from its earlier
+contents (each entry records the ``machine`` it was measured on), and the Spark run unless it is redone.
+
 Aims (issue #13): features >= 1,000,000 rows/s at 10M rows on DuckDB; peak RSS <= 6 GB at every size
 and flat in the row count. Writes benchmarks/results/data_engine.json.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,14 @@ def test_mypy_is_clean() -> None:
     """mypy, as configured in pyproject.toml (the package, with the pydantic plugin), finds no error."""
     mypy = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True)
     assert mypy.returncode == 0, mypy.stdout[-5000:] + mypy.stderr
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in tests/support (or a conftest), never in a test module another one imports."""
+    pattern = re.compile(r"^\s*(?:from|import)\s+tests\.(?:[\w.]+\.)?test_\w+", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if pattern.search(path.read_text())
+    ]
+    assert offenders == []

@@ -10,21 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from ccss_pipeline.config import FeatureConfig, SchemaConfig
 from ccss_pipeline.data import synthetic
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.relational import log_features, splitting, transformer
 from ccss_pipeline.data.splitting import split_rows
 from ccss_pipeline.spec import FeatureSpec
-from tests.kedro_project import REPO as PROJECT_ROOT
 from tests.support import pandas_reference as reference
+from tests.support.configs import project_features, project_schema
 
-SCHEMA = SchemaConfig(**yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_schema.yml").read_text())["schema"])
-FEATURES = FeatureConfig(
-    **yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_feature_engineering.yml").read_text())["feature_engineering"]
-)
+SCHEMA = project_schema()
+FEATURES = project_features()
 RTOL = 1e-9
 
 
@@ -92,30 +88,6 @@ def test_the_in_memory_face_runs_the_engine(interactions):
     spec = fit_feature_spec(train, SCHEMA, FEATURES)
     assert_specs_close(spec, reference.fit_feature_spec(train, SCHEMA, FEATURES))
     assert_inputs_close(to_model_input(train, spec), reference.to_model_input(train, spec))
-
-
-@pytest.fixture(scope="module")
-def spark_session():
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'ccss-pipeline[spark]')")
-    import shutil
-
-    if shutil.which("java") is None:
-        pytest.skip("Spark needs Java 17: no `java` on PATH")
-    from pyspark.sql import SparkSession
-
-    from ccss_pipeline.data.relational.backends import use_this_python_for_spark_workers
-
-    use_this_python_for_spark_workers()
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("ccss-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 @pytest.mark.spark

@@ -115,20 +115,24 @@ def test_split_cut_points_by_selection_equal_the_sorted_window(n, distinct):
 
 
 @pytest.mark.parametrize("unit", ["ms", "s"])
-@pytest.mark.parametrize("dtype", ["int64", "Int32", "uint16"])
-def test_integer_epochs_by_casts_equal_the_parser(unit, dtype):
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pd.Series([1_649_581_149_287, 0, -7, 2**53 + 1], dtype="int64"),
+        pd.Series([1_649, None, 7], dtype="Int32"),
+        pd.Series([65_000, 0], dtype="uint16"),
+    ],
+)
+def test_integer_epochs_by_casts_equal_the_parser(unit, raw):
     import ibis
 
-    raw = pd.Series([1_649_581_149_287 if unit == "ms" and dtype == "int64" else 1_649, 0, 7, None, 65_000][: 5])
-    raw = raw.astype("Int64").astype(dtype) if dtype != "int64" else raw.fillna(0).astype("int64")
     table = ibis.memtable(pd.DataFrame({"t": raw}))
     got = table.select(ms=epoch_ms(table["t"], unit), whole=to_epoch_ms(table["t"], unit)).to_pandas()
     expected = parse(raw.astype("object").where(raw.notna(), None), unit)
     np.testing.assert_array_equal(got["ms"].to_numpy(np.float64), expected.to_numpy(np.float64))
     present = expected.notna().to_numpy()
-    np.testing.assert_array_equal(
-        got["whole"].to_numpy()[present].astype(np.int64), np.rint(expected.to_numpy()[present]).astype(np.int64)
-    )
+    whole = got["whole"].to_numpy(np.float64)[present].astype(np.int64)
+    np.testing.assert_array_equal(whole, np.rint(expected.to_numpy()[present]).astype(np.int64))
 
 
 @pytest.mark.parametrize(
@@ -154,3 +158,22 @@ def test_vocabulary_codes_on_integers_equal_codes_on_text(values, vocabulary, co
     spec = FeatureSpec(categorical=[feature], numerical=[], has_oracle=False)
     out = transformer.to_model_input(ibis.memtable(frame), spec).to_pandas()
     assert out[feature.column].tolist() == codes
+
+
+@pytest.mark.spark
+def test_spark_fits_the_sorted_column_as_duckdb_and_reads_duckdb_parquet(spark_session, tmp_path, monkeypatch):  # noqa: F811
+    """Spark takes the same shortcuts (the fit's (value, count) tables and inferred counts below an
+    edge), and reads the parquet format 2 DuckDB writes."""
+    import ibis
+
+    from ccss_pipeline.datasets.tables import EngineTableDataset
+
+    train = _train()
+    path = tmp_path / "train.parquet"
+    EngineTableDataset(str(path)).save(ibis.memtable(train))  # DuckDB, parquet format 2
+    on_spark = ibis.pyspark.connect(spark_session).read_parquet(str(path))
+    pd.testing.assert_frame_equal(on_spark.to_pandas(), train, check_dtype=False)
+    on_duckdb = transformer.fit_feature_spec(ibis.duckdb.connect().read_parquet(str(path)), SCHEMA, CFG)
+    _assert_same_spec(transformer.fit_feature_spec(on_spark, SCHEMA, CFG), on_duckdb)
+    monkeypatch.setattr(transformer, "VALUE_COUNTS_IN_MEMORY", 0)
+    _assert_same_spec(transformer.fit_feature_spec(on_spark, SCHEMA, CFG), on_duckdb)

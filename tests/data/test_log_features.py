@@ -6,18 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccss_pipeline.config import LogFeature
 from ccss_pipeline.data.interactions import ITEM, USER
 from ccss_pipeline.data.log_features import add_log_features
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
+from tests.support.configs import ALL_LOG_FEATURES
 
 DAY = 86_400_000
 
-ALL_FEATURES = [
-    LogFeature(name=f"{e}_{s}", entity=e, stat=s, prior_strength=k)
-    for e in ("user", "item")
-    for s, k in (("impressions", 20), ("clicks", 20), ("smoothed_ctr", 2), ("active_days", 20))
-] + [LogFeature(name="item_raw_ctr", entity="item", stat="smoothed_ctr", prior_strength=0)]
+ALL_FEATURES = ALL_LOG_FEATURES
 
 
 def _frame(rows: list[tuple[int, int, int, int]]) -> pd.DataFrame:

@@ -12,9 +12,11 @@ import pytest
 from ccss_pipeline.data import synthetic
 from ccss_pipeline.data.interactions import build_interactions
 from ccss_pipeline.data.relational import log_features
-from tests.data.test_engine_equality import SCHEMA
-from tests.data.test_log_features import ALL_FEATURES
 from tests.support import pandas_reference as reference
+from tests.support.configs import ALL_LOG_FEATURES as ALL_FEATURES
+from tests.support.configs import project_schema
+
+SCHEMA = project_schema()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from ccss_pipeline.config import BackboneConfig, OptimizerConfig, SearchConfig, TrainingConfig
+import yaml
+
+from ccss_pipeline.config import (
+    BackboneConfig,
+    FeatureConfig,
+    LogFeature,
+    OptimizerConfig,
+    SchemaConfig,
+    SearchConfig,
+    TrainingConfig,
+)
+from tests.kedro_project import REPO
 
 #: the study file of a tiny search, relative to its storage root
 STORAGE = "data/optuna.db"
@@ -24,3 +35,23 @@ def tiny_training(**search_kw) -> TrainingConfig:
         optimizer=OptimizerConfig(batch_size=128, max_epochs=1, device="cpu"),
         search=SearchConfig(**search),
     )
+
+
+def project_schema(env: str = "base") -> SchemaConfig:
+    """The schema of one of the project's configuration environments (conf/<env>)."""
+    path = REPO / "conf" / env / "parameters_schema.yml"
+    return SchemaConfig(**yaml.safe_load(path.read_text())["schema"])
+
+
+def project_features(env: str = "base") -> FeatureConfig:
+    """The feature-engineering settings of one of the project's environments (conf/<env>)."""
+    path = REPO / "conf" / env / "parameters_feature_engineering.yml"
+    return FeatureConfig(**yaml.safe_load(path.read_text())["feature_engineering"])
+
+
+#: every entity and statistic of the leak-free log features, plus an unsmoothed rate
+ALL_LOG_FEATURES = [
+    LogFeature(name=f"{e}_{s}", entity=e, stat=s, prior_strength=k)
+    for e in ("user", "item")
+    for s, k in (("impressions", 20), ("clicks", 20), ("smoothed_ctr", 2), ("active_days", 20))
+] + [LogFeature(name="item_raw_ctr", entity="item", stat="smoothed_ctr", prior_strength=0)]

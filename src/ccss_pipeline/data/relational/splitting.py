@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 
 import ibis
+import ibis.expr.datatypes as dt
 
 from ccss_pipeline.config import SplitConfig
 from ccss_pipeline.data import splitting as in_memory
+from ccss_pipeline.data.relational.backends import backend_name
+from ccss_pipeline.data.relational.literals import real
 from ccss_pipeline.spec import SPLIT_COLUMN, TIME_COLUMN
 
 #: Each row's position in the canonical interaction table (time order, stable): a total order of rows.
@@ -35,13 +38,42 @@ def _value_at(table: ibis.Table, position: int) -> int:
     return int(ranked.filter(ranked["__ccss_pos"] == position).select(TIME_COLUMN).to_pandas().iloc[0, 0])
 
 
+@ibis.udf.agg.builtin(name="quantile_disc")
+def _quantile_disc(arg: dt.int64, level: dt.float64) -> dt.int64:
+    """DuckDB's exact discrete quantile: the value at 0-based position ``ceil(n · level) - 1`` of the
+    sorted column, found by selection (``nth_element``), not a sort."""
+
+
+def _values_at(table: ibis.Table, n: int, positions: tuple[int, int]) -> tuple[int, int]:
+    """``event_ts`` at two positions of the sorted column. DuckDB: by selection, asking for the level
+    ``(p + 0.5) / n`` (its rank rule then lands on ``p`` whatever the rounding), and checked: ``p`` values
+    must lie below the answer and more than ``p`` at or below it, else the window of :func:`_value_at`
+    decides. Other engines: that window (a sort of the column)."""
+    if backend_name(table) == "duckdb":
+        ts = table[TIME_COLUMN].cast("int64")
+        found = (
+            table.aggregate(**{f"v{i}": _quantile_disc(ts, real((p + 0.5) / n)) for i, p in enumerate(positions)})
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
+        values = [int(found[f"v{i}"]) for i in range(len(positions))]
+        checks = {}
+        for i, v in enumerate(values):
+            checks[f"below{i}"] = (ts < v).cast("int64").sum()
+            checks[f"upto{i}"] = (ts <= v).cast("int64").sum()
+        counts = table.aggregate(**checks).to_pyarrow().to_pylist()[0]
+        if all(counts[f"below{i}"] <= p < counts[f"upto{i}"] for i, p in enumerate(positions)):
+            return values[0], values[1]
+    return _value_at(table, positions[0]), _value_at(table, positions[1])
+
+
 def split_by_time(table: ibis.Table, cfg: SplitConfig) -> Splits:
     """Cuts on timestamps (rows sharing one never straddle two splits), as the in-memory split."""
     n = int(table.count().to_pandas())
     if n == 0:
         raise ValueError("cannot split an empty interaction table")
     valid_at, test_at = _cut_positions(n, cfg)
-    valid_cut, test_cut = _value_at(table, valid_at), _value_at(table, test_at)
+    valid_cut, test_cut = _values_at(table, n, (valid_at, test_at))
     ts = table[TIME_COLUMN]
     return (
         table.filter(ts < valid_cut),
@@ -64,7 +96,7 @@ def split_by_row_order(table: ibis.Table, cfg: SplitConfig) -> Splits:
         ranked.filter((pos >= valid_at) & (pos < test_at)),
         ranked.filter(pos >= test_at),
     )
-    return tuple(p.drop("__ccss_pos") for p in parts)  # type: ignore[return-value]
+    return tuple(p.drop("__ccss_pos") for p in parts)
 
 
 def split_table(
@@ -77,5 +109,5 @@ def split_table(
         parts = split_by_row_order(table, cfg)
     else:  # random / column: the in-memory rules (see the module docstring)
         frames = in_memory.split_rows(table.to_pandas(), cfg, has_timestamp=has_timestamp, split_column=split_column)
-        return tuple(ibis.memtable(frame) for frame in frames)  # type: ignore[return-value]
-    return tuple(p.drop(SPLIT_COLUMN) if SPLIT_COLUMN in p.columns else p for p in parts)  # type: ignore[return-value]
+        return tuple(ibis.memtable(frame) for frame in frames)
+    return tuple(p.drop(SPLIT_COLUMN) if SPLIT_COLUMN in p.columns else p for p in parts)

@@ -14,6 +14,7 @@ import ibis
 import ibis.expr.datatypes as dt
 
 from ccss_pipeline.data.relational.backends import backend_name
+from ccss_pipeline.data.relational.literals import real
 
 
 def _as_float(values: Any) -> Any:
@@ -33,6 +34,8 @@ def epoch_ms(column: ibis.Column, unit: str, timestamp_format: str | None = None
     from ccss_pipeline.data.timestamps import epoch_ms as parse
 
     in_type = column.type()
+    if unit in ("ms", "s") and in_type.is_integer():
+        return _integer_epoch_ms(column, unit)
     tag = hashlib.sha1(repr((unit, timestamp_format, str(in_type), rint)).encode()).hexdigest()[:10]
     name = f"ccss_epoch_ms_{tag}"
     finish = np.rint if rint else (lambda a: a)
@@ -53,6 +56,14 @@ def epoch_ms(column: ibis.Column, unit: str, timestamp_format: str | None = None
         udf = ibis.udf.scalar.pandas(on_pandas, name=name, signature=((in_type,), dt.float64))
     ms = udf(column)
     return ibis.ifelse(ms.isnan(), ibis.null(dt.float64), ms)
+
+
+def _integer_epoch_ms(column: ibis.Column, unit: str) -> ibis.Column:
+    """Integer epochs, as the parser reads them: ``float64(value)`` (times 1000.0 for seconds), NULL where
+    missing. Plain casts, not the UDF (Python per vector of rows: ~4 s of CPU per 10M rows on DuckDB);
+    the values are whole numbers, so rounding them (``rint``) changes none."""
+    ms = column.cast("float64")
+    return ms * real(1000.0) if unit == "s" else ms
 
 
 def to_epoch_ms(column: ibis.Column, unit: str, timestamp_format: str | None = None) -> ibis.Column:

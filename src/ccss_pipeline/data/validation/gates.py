@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -249,14 +250,23 @@ def _non_numeric_columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]
     return out
 
 
+#: A full garbage collection every this many batches: Great Expectations leaves each batch's frame in
+#: reference cycles that only a full collection frees (~0.2 s), and the raw gate grew by ~60 MB a batch
+#: of 10^6 rows without it (1.1 GB after 10 batches, 5.5 GB after 100; flat at ~0.8 GB with it).
+_COLLECT_EVERY = 4
+
+
 def _batches(table: Any, columns: list[str], batch_rows: int) -> Iterable[pd.DataFrame]:
-    """The table's ``columns`` as frames of at most ``batch_rows`` rows (one empty frame when empty)."""
+    """The table's ``columns`` as frames of at most ``batch_rows`` rows (one empty frame when empty),
+    for GX to validate one at a time; memory stays that of a few batches (see :data:`_COLLECT_EVERY`)."""
     present = [c for c in columns if c in table.columns]
     empty = True
-    for batch in table.select(*present).to_pyarrow_batches(chunk_size=batch_rows):
+    for i, batch in enumerate(table.select(*present).to_pyarrow_batches(chunk_size=batch_rows), 1):
         if batch.num_rows:
             empty = False
             yield batch.to_pandas()
+        if i % _COLLECT_EVERY == 0:
+            gc.collect()
     if empty:
         yield table.select(*present).limit(0).to_pandas()
 

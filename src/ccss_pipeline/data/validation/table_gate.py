@@ -143,7 +143,7 @@ def _whole_table_rules(
                     observed=n,
                     detail=f"observed {n} distinct value(s): every value is missing",
                 )
-        elif rule == RULE_UNIQUE_KEY and column in table.columns:
+        elif rule == RULE_UNIQUE_KEY and column is not None and column in table.columns:
             key = table[column]
             counts = table.filter(key.notnull()).group_by(column).aggregate(n=lambda t: t.count())
             repeated = counts.filter(counts.n > 1)
@@ -351,5 +351,6 @@ def _validate_table(
         for table_name, result in _run_suites([(name, frame, row_suite)], cfg.max_offending_values).items():
             _collect(dataset, table_name, frame, result, cfg.max_offending_values, part)
         parts.append(part)
+        del batch, frame  # _batches collects GX's reference cycles between batches
     _whole_table_rules(name, table, rows, dataset, suite, schema, cfg, checks)
     return rows
