@@ -3,6 +3,9 @@ and each stage reads exactly what the stages before it write (plus the named sou
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,44 @@ def test_composite_pipelines_are_their_stages(pipelines):
     # serving pipelines read the trained models and the spec, never the training tables
     for name in ("score", "export"):
         assert not _free(pipelines[name]) & {"train_model_input", "validation_model_input", "counterfactual_pairs"}
+
+
+def test_a_named_pipeline_is_built_alone_and_equals_the_full_registrys(pipelines):
+    for name in ("feature_engineering", "train", "search"):
+        alone = register_pipelines([name])
+        assert list(alone) == [name]
+        assert set(alone[name].nodes) == set(pipelines[name].nodes)
+    assert register_pipelines(["no_such_pipeline"]) == {}  # Kedro then reloads all to suggest names
+
+
+_DATA_STAGE_RUN = """
+import sys
+from pathlib import Path
+from kedro.framework.project import pipelines
+from kedro.framework.startup import bootstrap_project
+
+bootstrap_project(Path(sys.argv[1]))
+pipelines.set_requested(["data_validation", "feature_engineering"])  # what `kedro run --pipelines ...` does
+assert sorted(pipelines.keys()) == ["data_validation", "feature_engineering"], sorted(pipelines.keys())
+import ccss_pipeline.datasets as datasets
+datasets.EngineTableDataset, datasets.FeatureSpecDataset, datasets.ValidationReportDataset
+heavy = sorted(m for m in ("torch", "sklearn", "optuna", "matplotlib") if m in sys.modules)
+pipelines.set_requested(None)  # `kedro run`, `kedro viz`: everything
+print(len(pipelines.keys()), heavy)
+"""
+
+
+def test_a_data_stage_run_imports_no_training_library(tmp_path):
+    """`kedro run --pipeline feature_engineering` builds only that stage and its catalog datasets, so
+    PyTorch, scikit-learn, Optuna and matplotlib are not imported (~5 s of start-up at every such run)."""
+    script = tmp_path / "data_stage_run.py"  # a file, not -c (pyspark exits a main module without __file__)
+    script.write_text(_DATA_STAGE_RUN)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == f"{len(register_pipelines())} []"

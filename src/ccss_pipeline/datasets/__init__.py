@@ -4,24 +4,41 @@ Thin adapters: the reading and generating code lives in :mod:`ccss_pipeline.data
 without Kedro.
 """
 
-from ccss_pipeline.datasets.atomic import AtomicDataset, ParquetChunksDataset
-from ccss_pipeline.datasets.folders import PngFolderDataset, ProjectFolderDataset
-from ccss_pipeline.datasets.lineage import ProjectLineageDataset
-from ccss_pipeline.datasets.models import ModelCollectionDataset
-from ccss_pipeline.datasets.records import (
-    ChosenParamsDataset,
-    FeatureImportanceDataset,
-    FeatureSpecDataset,
-    ValidationReportDataset,
-)
-from ccss_pipeline.datasets.sources import (
-    EngineSourceDataset,
-    KuaiRandSourceDataset,
-    SyntheticSourceDataset,
-    TableSourceDataset,
-)
-from ccss_pipeline.datasets.study_storage import StudyStorageDataset
-from ccss_pipeline.datasets.tables import EngineTableDataset
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Where each dataset lives. Loaded on first use (PEP 562): Kedro's catalog imports the package to find
+#: the classes a run's datasets name, and the model datasets pull in PyTorch (~2 s), which the data
+#: stages never need.
+_HOME = {
+    "AtomicDataset": "atomic",
+    "ParquetChunksDataset": "atomic",
+    "PngFolderDataset": "folders",
+    "ProjectFolderDataset": "folders",
+    "ProjectLineageDataset": "lineage",
+    "ModelCollectionDataset": "models",
+    "ChosenParamsDataset": "records",
+    "FeatureImportanceDataset": "records",
+    "FeatureSpecDataset": "records",
+    "ValidationReportDataset": "records",
+    "EngineSourceDataset": "sources",
+    "KuaiRandSourceDataset": "sources",
+    "SyntheticSourceDataset": "sources",
+    "TableSourceDataset": "sources",
+    "StudyStorageDataset": "study_storage",
+    "EngineTableDataset": "tables",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AtomicDataset",
