@@ -219,7 +219,12 @@ def evaluate_aims(s: dict[str, Any]) -> list[dict[str, Any]]:
         aims.append(
             {
                 "aim": f"data engine: feature engineering >= {a['aim']:,} rows/s at 10M rows (DuckDB)",
-                "value": f"{a['value']:,.0f}",
+                "value": f"{a['value']:,.0f}"
+                + (
+                    f" (writing the stage's outputs alone allows at most {a['ceiling_of_writing_the_outputs']:,.0f})"
+                    if a.get("ceiling_of_writing_the_outputs")
+                    else ""
+                ),
                 "met": a["met"],
             }
         )
@@ -237,6 +242,16 @@ def evaluate_aims(s: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return aims
+
+
+def _floor_line(entry: dict[str, Any]) -> str:
+    f = entry["feature_floor"]
+    model_ready = sum(v for k, v in f["copy_seconds"].items() if k.startswith("05_model_input"))
+    return (
+        f"{entry['target_rows']:,} rows: {f['kedro_seconds']:.1f} s Kedro + {f['copy_seconds_total']:.1f} s writing "
+        f"7 tables ({model_ready:.1f} s of them the model-ready ones) = {f['floor_seconds']:.1f} s, at most "
+        f"{f['rows_per_sec_ceiling']:,.0f} rows/s ({f['share_of_stage']:.0%} of the stage's {entry['feature_engineering']['wall_seconds']:.0f} s)"
+    )
 
 
 def _engine_rows(entry: dict[str, Any], label: str) -> list[str]:
@@ -344,6 +359,7 @@ def render(s: dict[str, Any]) -> str:
         ]
         for e in de.get("sizes", []):
             lines += _engine_rows(e, "duckdb")
+        floors = [_floor_line(e) for e in de.get("sizes", []) if "rows_per_sec_ceiling" in e.get("feature_floor", {})]
         spark = de.get("spark")
         if spark:
             lines += _engine_rows(spark, "spark")
@@ -358,6 +374,12 @@ def render(s: dict[str, Any]) -> str:
                     for k, v in eq.items()
                 ]
                 lines += ["", "Spark's model-ready tables against DuckDB's: " + "; ".join(parts) + "."]
+        if floors:
+            lines += [
+                "",
+                "What the feature stage cannot go below on this machine (Kedro's own time in the run, "
+                "plus rewriting each table the stage writes with its own parquet writer): " + "; ".join(floors) + ".",
+            ]
         if de.get("note"):
             lines += ["", f"Note: {de['note']}."]
         lines.append("")

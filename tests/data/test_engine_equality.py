@@ -143,3 +143,26 @@ def test_spark_gate_and_join_reproduce_duckdb(spark_session, tmp_path):
         joined.append(on_engine(source, SCHEMA).to_pandas())
     assert verdicts[0] == verdicts[1] == [("users", "user_active_days", "count >= 0", 2)]
     pd.testing.assert_frame_equal(joined[1], joined[0], check_dtype=False)
+
+
+@pytest.mark.spark
+def test_spark_numbers_the_log_once(spark_session, tmp_path):
+    """Spark re-evaluates an unordered ``row_number()`` at every read, each time in the order one partition
+    happens to receive the rows, and the join reads the log's file positions twice (the duplicate check's
+    group-by and the rows it keeps): a 10M-row log of several files kept 1 row. The positions must come
+    from one cached numbering, not from the plan."""
+    import ibis
+
+    from ccss_pipeline.data.relational.interactions import build_interactions as on_engine
+    from ccss_pipeline.data.sources import read_engine_source
+
+    paths = synthetic.write_parquet(
+        synthetic.SyntheticConfig(n_users=60, n_videos=80, n_days=2, seed=5), tmp_path / "raw", chunk_rows=300
+    )
+    tables = {name: str(path) for name, path in paths.items()}
+    unordered = "ROW_NUMBER() OVER (ORDER BY NULL)"
+    on_spark = on_engine(read_engine_source(tables, ibis.pyspark.connect(spark_session)), SCHEMA)
+    assert unordered not in ibis.to_sql(on_spark, dialect="pyspark")
+    numbered_in_plan = ibis.to_sql(on_engine(read_engine_source(tables, ibis.duckdb.connect()), SCHEMA), "pyspark")
+    assert unordered in numbered_in_plan  # DuckDB numbers in scan order within the plan: no cache needed
+    assert len(on_spark.to_pandas()) == sum(len(pd.read_parquet(f)) for f in sorted(paths["log"].glob("*.parquet")))

@@ -10,6 +10,11 @@ is each row's position in the input log instead).
 
 File order is ``row_number()`` over the log as the engine scans it: DuckDB keeps the insertion order
 of a file or memtable; Spark moves the log to one partition for it (documented in docs/data-layer.md).
+An unordered ``row_number()`` is not a function of the rows on Spark: each evaluation numbers the rows
+in the order that partition happens to receive them, and the plan reads the positions twice (the
+duplicate check's group-by and the rows it keeps). So on Spark the positioned log is cached once
+(``Table.cache()``, memory and disk) and both read the same numbers; a 10M-row log of several files
+otherwise kept 1 row.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import ibis
 
 from ccss_pipeline.config import SchemaConfig
+from ccss_pipeline.data.relational.backends import backend_name
 from ccss_pipeline.data.relational.timestamps import to_epoch_ms
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, SPLIT_COLUMN, TIME_COLUMN
 
@@ -47,6 +53,8 @@ def join_tables(tables: Mapping[str, ibis.Table], schema: SchemaConfig) -> ibis.
     joined = log.select(
         *dict.fromkeys([*keep, *[k for k in keys if k in log.columns]]), **{POSITION: ibis.row_number()}
     )
+    if backend_name(log) == "pyspark":  # number the rows once (see the module docstring)
+        joined = joined.cache()
     for name, side in schema.side_tables.items():
         if name not in tables:
             continue
