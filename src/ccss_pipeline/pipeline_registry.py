@@ -54,9 +54,12 @@ def register_pipelines(names: Iterable[str] | None = None) -> dict[str, Pipeline
 
 
 def _requested_by_kedro() -> set[str] | None:
-    """The pipeline names of the running Kedro command (what Kedro's own ``find_pipelines`` filters on;
-    a Kedro without the filter, or a command that names none: ``None``, every pipeline)."""
+    """The pipeline names of the Kedro command being loaded (what Kedro's own ``find_pipelines`` filters
+    on), or ``None``: every pipeline. Only while Kedro is loading them: the filter stays set after a run,
+    and a later direct call (a test, a notebook) must get every pipeline. A Kedro without the filter:
+    every pipeline."""
     from kedro.framework.project import pipelines
 
     requested = getattr(pipelines, "_requested_pipelines", None)
-    return set(requested) if requested else None
+    loading = not getattr(pipelines, "_is_data_loaded", True)
+    return set(requested) if requested and loading else None

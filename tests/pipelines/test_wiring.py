@@ -12,7 +12,7 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
 
-from ccss_pipeline.pipeline_registry import register_pipelines
+from ccss_pipeline.pipeline_registry import PIPELINE_NAMES, register_pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation"]
@@ -78,6 +78,17 @@ def test_a_named_pipeline_is_built_alone_and_equals_the_full_registrys(pipelines
     assert register_pipelines(["no_such_pipeline"]) == {}  # Kedro then reloads all to suggest names
 
 
+def test_kedros_filter_applies_only_while_kedro_loads(monkeypatch):
+    """Kedro keeps the last command's filter after a run: a direct call then still gets every pipeline."""
+    from kedro.framework.project import pipelines as project_pipelines
+
+    monkeypatch.setattr(project_pipelines, "_requested_pipelines", ["export"])
+    monkeypatch.setattr(project_pipelines, "_is_data_loaded", False)  # Kedro loading `kedro run --pipeline export`
+    assert list(register_pipelines()) == ["export"]
+    monkeypatch.setattr(project_pipelines, "_is_data_loaded", True)  # the run's pipelines are loaded
+    assert len(register_pipelines()) == len(PIPELINE_NAMES)
+
+
 _DATA_STAGE_RUN = """
 import sys
 from pathlib import Path
@@ -90,8 +101,10 @@ assert sorted(pipelines.keys()) == ["data_validation", "feature_engineering"], s
 import ccss_pipeline.datasets as datasets
 datasets.EngineTableDataset, datasets.FeatureSpecDataset, datasets.ValidationReportDataset
 heavy = sorted(m for m in ("torch", "sklearn", "optuna", "matplotlib") if m in sys.modules)
+from ccss_pipeline.pipeline_registry import register_pipelines
+direct = len(register_pipelines())  # after the run's load: every pipeline
 pipelines.set_requested(None)  # `kedro run`, `kedro viz`: everything
-print(len(pipelines.keys()), heavy)
+print(len(pipelines.keys()), direct, heavy)
 """
 
 
@@ -108,4 +121,4 @@ def test_a_data_stage_run_imports_no_training_library(tmp_path):
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == f"{len(register_pipelines())} []"
+    assert proc.stdout.strip().splitlines()[-1] == f"{len(PIPELINE_NAMES)} {len(PIPELINE_NAMES)} []"
