@@ -10,6 +10,7 @@ stages' modules, not PyTorch, scikit-learn and Optuna: ~5 s less start-up for ev
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterable
 
 from kedro.pipeline import Pipeline
@@ -47,19 +48,27 @@ def register_pipelines(names: Iterable[str] | None = None) -> dict[str, Pipeline
     """``{name: pipeline}`` for ``names`` (default: the names the Kedro command asked for, or all).
 
     An unknown requested name is left out: Kedro then reloads every pipeline to suggest close names."""
-    wanted = set(names) if names is not None else _requested_by_kedro()
+    wanted = set(names) if names is not None else _requested_by_kedro(called_by_kedro=_called_by_kedro())
     if wanted is None:
         wanted = set(PIPELINE_NAMES)
     return {name: build_pipeline(name) for name in PIPELINE_NAMES if name in wanted}
 
 
-def _requested_by_kedro() -> set[str] | None:
+def _called_by_kedro() -> bool:
+    """Whether ``register_pipelines`` was called by Kedro's lazy loader (``pipelines[...]``), not
+    directly. Kedro keeps a command's filter after it (and after a run that failed before loading), so
+    its state alone cannot tell a later direct call (a test, a notebook) from Kedro loading."""
+    caller = sys._getframe(2)  # this function → register_pipelines → its caller
+    return caller.f_code.co_name == "_load_data" and caller.f_globals.get("__name__") == "kedro.framework.project"
+
+
+def _requested_by_kedro(*, called_by_kedro: bool) -> set[str] | None:
     """The pipeline names of the Kedro command being loaded (what Kedro's own ``find_pipelines`` filters
-    on), or ``None``: every pipeline. Only while Kedro is loading them: the filter stays set after a run,
-    and a later direct call (a test, a notebook) must get every pipeline. A Kedro without the filter:
-    every pipeline."""
+    on), or ``None``: every pipeline. Only when Kedro is the caller; a Kedro without the filter: every
+    pipeline."""
+    if not called_by_kedro:
+        return None
     from kedro.framework.project import pipelines
 
     requested = getattr(pipelines, "_requested_pipelines", None)
-    loading = not getattr(pipelines, "_is_data_loaded", True)
-    return set(requested) if requested and loading else None
+    return set(requested) if requested else None

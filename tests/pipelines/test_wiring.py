@@ -78,14 +78,18 @@ def test_a_named_pipeline_is_built_alone_and_equals_the_full_registrys(pipelines
     assert register_pipelines(["no_such_pipeline"]) == {}  # Kedro then reloads all to suggest names
 
 
-def test_kedros_filter_applies_only_while_kedro_loads(monkeypatch):
-    """Kedro keeps the last command's filter after a run: a direct call then still gets every pipeline."""
+def test_kedros_filter_applies_only_when_kedro_loads(monkeypatch):
+    """Kedro's lazy loader gets the command's pipelines alone; a direct call gets every pipeline even
+    when Kedro's filter is still set and unloaded (what a run that failed before loading leaves)."""
     from kedro.framework.project import pipelines as project_pipelines
 
+    monkeypatch.setattr(project_pipelines, "_pipelines_module", "ccss_pipeline.pipeline_registry")
+    monkeypatch.setattr(project_pipelines, "_content", {})
     monkeypatch.setattr(project_pipelines, "_requested_pipelines", ["export"])
-    monkeypatch.setattr(project_pipelines, "_is_data_loaded", False)  # Kedro loading `kedro run --pipeline export`
-    assert list(register_pipelines()) == ["export"]
-    monkeypatch.setattr(project_pipelines, "_is_data_loaded", True)  # the run's pipelines are loaded
+    monkeypatch.setattr(project_pipelines, "_is_data_loaded", False)  # `kedro run --pipeline export`
+    assert list(project_pipelines.keys()) == ["export"]
+    monkeypatch.setattr(project_pipelines, "_requested_pipelines", ["score"])
+    monkeypatch.setattr(project_pipelines, "_is_data_loaded", False)  # a run that stopped before loading
     assert len(register_pipelines()) == len(PIPELINE_NAMES)
 
 
