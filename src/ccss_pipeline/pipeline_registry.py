@@ -48,9 +48,10 @@ def register_pipelines(names: Iterable[str] | None = None) -> dict[str, Pipeline
     """``{name: pipeline}`` for ``names`` (default: the names the Kedro command asked for, or all).
 
     An unknown requested name is left out: Kedro then reloads every pipeline to suggest close names."""
-    wanted = set(names) if names is not None else _requested_by_kedro(called_by_kedro=_called_by_kedro())
-    if wanted is None:
-        wanted = set(PIPELINE_NAMES)
+    if names is not None:
+        wanted = set(names)
+    else:
+        wanted = (_requested_by_kedro() if _called_by_kedro() else None) or set(PIPELINE_NAMES)
     return {name: build_pipeline(name) for name in PIPELINE_NAMES if name in wanted}
 
 
@@ -62,12 +63,9 @@ def _called_by_kedro() -> bool:
     return caller.f_code.co_name == "_load_data" and caller.f_globals.get("__name__") == "kedro.framework.project"
 
 
-def _requested_by_kedro(*, called_by_kedro: bool) -> set[str] | None:
+def _requested_by_kedro() -> set[str] | None:
     """The pipeline names of the Kedro command being loaded (what Kedro's own ``find_pipelines`` filters
-    on), or ``None``: every pipeline. Only when Kedro is the caller; a Kedro without the filter: every
-    pipeline."""
-    if not called_by_kedro:
-        return None
+    on), or ``None``: every pipeline (also from a Kedro without the filter)."""
     from kedro.framework.project import pipelines
 
     requested = getattr(pipelines, "_requested_pipelines", None)
