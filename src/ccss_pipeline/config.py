@@ -263,6 +263,10 @@ class FeatureConfig(_Strict):
     outlier_quantile: float = Field(0.001, ge=0, lt=0.5)
     # a directed feature left with one bucket cannot be constrained by CCSS: warn (log + report) or fail
     unconstrained_directed: Literal["warn", "fail"] = "warn"
+    # a numerical feature with at most this many distinct training values is discrete (a count, days, a
+    # rating): its observed values are kept in the spec, and the raw grid, the edge test and the
+    # stratified counterfactual anchors use them instead of interpolated quantiles; 0 = never
+    discrete_max_values: int = Field(200, ge=0, le=10_000)
 
 
 class BackboneConfig(_Strict):

@@ -29,7 +29,7 @@ TIME_COLUMN = "event_ts"
 ORACLE_COLUMN = "oracle_prob"
 #: Each row's split (``schema.split_column``); dropped by the split, never a model feature.
 SPLIT_COLUMN = "split"
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 #: Levels of the training-quantile sketch each numerical feature carries (0, 0.001, ..., 1).
 QUANTILE_LEVELS = 1001
 
@@ -57,6 +57,13 @@ class NumericalFeature:
     for missing values (dense value 0). ``quantiles`` is a sketch of the training raw values at
     :data:`QUANTILE_LEVELS` equally spaced levels (0 = minimum, last = maximum): the raw-value grids of
     the evaluation and the within-bucket counterfactual draws read it instead of the training table.
+
+    ``support``: the sorted distinct training values of a **discrete** feature (a count, a number of
+    days, a rating: at most ``feature_engineering.discrete_max_values`` distinct values), empty for a
+    continuous one. Interpolated quantiles of such a feature land on values no row can take (0.849 for a
+    count) and skip most steps a person can make, so the raw grid, the edge test and the stratified
+    counterfactual anchors use the observed values instead. ``bucket_counts``: training rows per bucket,
+    so a report can say which edges had too few rows beside them to be learned.
     """
 
     name: str
@@ -68,10 +75,17 @@ class NumericalFeature:
     centres: list[float]
     centres_dense: list[float]
     quantiles: list[float] = field(default_factory=list)
+    support: list[float] = field(default_factory=list)
+    bucket_counts: list[int] = field(default_factory=list)
 
     @property
     def n_buckets(self) -> int:
         return len(self.centres)
+
+    @property
+    def is_discrete(self) -> bool:
+        """Few distinct training values: measured and moved on the values users can set."""
+        return bool(self.support)
 
     @property
     def missing_bucket(self) -> int:
@@ -154,6 +168,8 @@ class FeatureSpec:
             "centres",
             "centres_dense",
             "quantiles",
+            "support",
+            "bucket_counts",
         }
         return cls(
             categorical=[

@@ -298,7 +298,7 @@ def test_metrics_flat_and_json_ready(spec, inputs):
     res = raw_grid_report(wrong_bucket_scorer, inputs, spec, levels=LEVELS, rows=20)
     m = res.metrics()
     expected = {f"pooled/{k}" for k in res.pooled} | {
-        f"{f}/{c}" for f in ("up", "down") for c in RAW_GRID_COLUMNS if c != "feature"
+        f"{f}/{c}" for f in ("up", "down") for c in RAW_GRID_COLUMNS if c not in ("feature", "grid")
     }
     assert set(m) == expected
     assert all(type(v) in (int, float, bool) for v in m.values())

@@ -55,8 +55,9 @@ def _per_feature(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for row in frame.to_dict("records"):
         for scale, (name, d) in enumerate(FEATURES.items(), start=1):
+            grid = "quantiles" if scale == 1 else "observed values"
             rows.append({"backbone": row["backbone"], "variant": row["variant"], "seed": row["seed"], "feature": name,
-                         "direction": d, **{m: min(1.0, scale * row[m]) for m in METRICS if "share" in m}})  # fmt: skip
+                         "direction": d, "grid": grid, **{m: min(1.0, scale * row[m]) for m in METRICS if "share" in m}})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -171,14 +172,14 @@ def test_verdict_function_alone():
 
 def test_per_feature_table_averages_over_seeds(rendered):
     md, _ = rendered
-    header = ("| backbone | feature | model | seeds | wrong-step share | inside a bucket | crossing an edge | "
+    header = ("| backbone | feature | grid | model | seeds | wrong-step share | inside a bucket | crossing an edge | "
               "edge test wrong | rows monotone |")  # fmt: skip
     assert header in md
     # dnn baseline, feature scaled by 2: wrong-step 2 × 12% = 24%, inside 22%, crossing 40%, edge 60%, monotone 40%
-    assert "| dnn | days<since> (-1) | baseline | 3 | 24.00% | 22.00% | 40.00% | 60.00% | 40.00% |" in md
-    assert "| dnn | video_hist_ctr (+1) | CCSS | 3 | 0.12% | 0.010% | 1.20% | 0.0040% | 95.00% |" in md
+    assert "| dnn | days<since> (-1) | observed values | baseline | 3 | 24.00% | 22.00% | 40.00% | 60.00% | 40.00% |" in md
+    assert "| dnn | video_hist_ctr (+1) | quantiles | CCSS | 3 | 0.12% | 0.010% | 1.20% | 0.0040% | 95.00% |" in md
     table = md[md.index(header) :].split("\n\n")[0]
-    order = [line.split(" | ")[0:3] for line in table.splitlines()[2:]]
+    order = [[c for i, c in enumerate(line.split(" | ")[0:4]) if i != 2] for line in table.splitlines()[2:]]
     assert order[:4] == [["| dnn", "video_hist_ctr (+1)", "baseline"], ["| dnn", "video_hist_ctr (+1)", "CCSS"],
                          ["| dnn", "days<since> (-1)", "baseline"], ["| dnn", "days<since> (-1)", "CCSS"]]  # fmt: skip
     assert order[4][0] == "| dcn_v2" and len(order) == 8
@@ -272,10 +273,10 @@ def test_html_escapes_names_markdown_escapes_cell_pipes(frame):
     ctx = _context(renamed, backbones=["dnn", odd_bb], directed_features=features, per_feature=per_feature,
                    chosen_params={odd_bb: _params()}, plots=plots)  # fmt: skip
     md, page = render_report(ctx)
-    assert f"### {odd_bb}" in md and f"| {odd_bb} | a\\|b<c>&d (-1) | baseline |" in md
+    assert f"### {odd_bb}" in md and f"| {odd_bb} | a\\|b<c>&d (-1) | observed values | baseline |" in md
     assert '![ROC <b> & "q"](<plots/roc curve.png>)' in md
     assert odd_bb not in page and "a|b<c>" not in page and "<b>" not in page
-    assert "<h3>dcn&lt;v2&gt;&amp;co</h3>" in page and "<td>a|b&lt;c&gt;&amp;d (-1)</td>" in page
+    assert "<h3>dcn&lt;v2&gt;&amp;co</h3>" in page and "<td>a|b&lt;c&gt;&amp;d (-1)</td><td>observed values</td>" in page
     assert "Verdict — dcn&lt;v2&gt;&amp;co: CCSS lowers AUC" in page
     # the data URI is embedded as it is, the caption escaped inside the attribute
     assert '<img src="data:image/png;base64,iVBORw0KGgorLz0=" alt="ROC &lt;b&gt; &amp; &#34;q&#34;">' in page

@@ -11,7 +11,9 @@ For a directed feature k (direction d) and every sampled row, the ICE curve over
 between consecutive grid values; a step is wrong when ``d·(p[j+1] − p[j]) < −ε``. Steps are split
 into those inside one bucket (only the dense path moves) and those crossing an edge. The edge test
 compares, at each inner boundary, the value just below it with the boundary itself: the dense input
-barely moves while the bucket id moves by one, which isolates the bucket embedding.
+barely moves while the bucket id moves by one, which isolates the bucket embedding. A discrete feature
+(a count: :attr:`NumericalFeature.support`) is swept over its observed values instead, and its edge test
+is the real step from the largest observed value below each boundary to the smallest at or above it.
 
 The scorer is ``scorer(cat, dense, bucket) -> prob`` as in :mod:`monotonicity`; every call holds at
 most ``chunk_rows`` rows. Cost: ``rows · Σ_k (G_k + 2·E_k)`` scored rows (E = inner boundaries).
@@ -30,7 +32,7 @@ from ccss_pipeline.evaluation.monotonicity import DEFAULT_CHUNK_ROWS, DEFAULT_EP
 from ccss_pipeline.spec import FeatureSpec, NumericalFeature, RowSample
 
 RAW_GRID_COLUMNS = [
-    "feature", "direction", "n_rows", "n_levels", "n_steps", "n_wrong_steps", "wrong_step_share",
+    "feature", "direction", "grid", "n_rows", "n_levels", "n_steps", "n_wrong_steps", "wrong_step_share",
     "n_steps_inside", "wrong_step_share_inside", "n_steps_crossing", "wrong_step_share_crossing",
     "monotone_row_share", "mean_wrong_mass", "edge_pairs", "edge_wrong", "edge_wrong_share",
 ]  # fmt: skip
@@ -39,10 +41,16 @@ NAN = float("nan")
 
 
 def raw_grid(feature: NumericalFeature, levels: int) -> np.ndarray:
-    """Sorted, de-duplicated raw values at ``levels`` equally spaced quantile levels of the training sketch.
+    """The raw values the feature is swept over, sorted and distinct.
 
-    A discrete feature yields fewer values than ``levels``: repeated values would add zero-length steps.
+    A discrete feature (:attr:`NumericalFeature.support`: few distinct training values, such as a count)
+    is swept over every value it takes in training, whatever ``levels``: interpolated quantiles would
+    test values no row can take (0.849 for a count) and jump over most steps a user makes. A continuous
+    feature gets ``levels`` equally spaced quantile levels of the training sketch, de-duplicated
+    (repeated values would add zero-length steps).
     """
+    if feature.is_discrete:
+        return np.asarray(feature.support, dtype=np.float64)
     q = np.asarray(feature.quantiles, dtype=np.float64)
     if q.size == 0:
         raise ValueError(f"numerical feature '{feature.name}' has no quantile sketch; rebuild the feature spec")
@@ -52,10 +60,27 @@ def raw_grid(feature: NumericalFeature, levels: int) -> np.ndarray:
     return np.unique(grid)
 
 
+def grid_kind(feature: NumericalFeature) -> str:
+    """Which grid :func:`raw_grid` gives the feature, as the report names it."""
+    return "observed values" if feature.is_discrete else "quantiles"
+
+
 def edge_values(feature: NumericalFeature) -> tuple[np.ndarray, np.ndarray]:
-    """``(below, at)`` per inner boundary: just below the edge (bucket b) and at it (bucket b + 1)."""
+    """``(below, at)`` per inner boundary: a value in the bucket below the edge and one in the bucket at it.
+
+    Continuous feature: just below the edge (``nextafter``) and the edge itself — the dense input is the
+    same in float32 and only the bucket id moves. Discrete feature: the largest observed value below the
+    edge and the smallest at or above it — the step a user makes across it (a count cannot be 0.9999…);
+    two edges with no observed value between them give one step, counted once.
+    """
     at = np.asarray(feature.boundaries, dtype=np.float64)
-    return np.nextafter(at, -np.inf), at
+    if not feature.is_discrete:
+        return np.nextafter(at, -np.inf), at
+    support = np.asarray(feature.support, dtype=np.float64)
+    i = np.searchsorted(support, at, side="left")  # first observed value >= the edge
+    real = (i > 0) & (i < support.size)
+    steps = np.unique(i[real])
+    return support[steps - 1], support[steps]
 
 
 @dataclass
@@ -73,8 +98,9 @@ class RawGridResult:
     params: dict[str, Any] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, Any]:
-        """Flat dict of python scalars: ``pooled/<key>`` and ``<feature>/<column>``."""
-        return flat_metrics(self.pooled, self.per_feature)
+        """Flat dict of python numbers: ``pooled/<key>`` and ``<feature>/<column>`` (the grid's kind, a
+        label, stays in the per-feature table)."""
+        return flat_metrics(self.pooled, self.per_feature.drop(columns="grid"))
 
 
 def _share(num: int, den: int) -> float:
@@ -184,7 +210,7 @@ def raw_grid_report(
                        ("ni", row["n_steps_inside"]), ("wc", wrong_cross), ("nc", row["n_steps_crossing"]),
                        ("ew", row["edge_wrong"]), ("ep", row["edge_pairs"])):  # fmt: skip
             tot[key] += v
-        records.append({"feature": feat.name, "direction": d, **row})
+        records.append({"feature": feat.name, "direction": d, "grid": grid_kind(feat), **row})
         crosses = np.concatenate([[False], g_bucket[1:] != g_bucket[:-1]])
         qlo, qhi = np.quantile(ice, (0.1, 0.9), axis=0) if n else (np.full(grid.size, NAN),) * 2
         curves.append(

@@ -286,7 +286,10 @@ HEADLINE_INTRO = (
 )
 PER_FEATURE_INTRO = (
     "Means over the training seeds. Wrong-step shares are per step of the feature's raw grid; the edge test and rows "
-    "monotone (along this feature's whole grid) are shares of sampled rows."
+    "monotone (along this feature's whole grid) are shares of sampled rows. Grid: a continuous feature is swept "
+    "over quantile levels of its training values, a discrete one (a count, days: few distinct values) over every "
+    "value it takes in training, and its edge test is the step from the largest value below each boundary to the "
+    "smallest at or above it."
 )
 PARAMETERS_INTRO = (
     "Per backbone, the Optuna trial with the best validation AUC among those whose validation raw-grid wrong-step "
@@ -361,6 +364,7 @@ def _per_feature(ctx: ReportContext) -> Part | None:
         _f=summary["feature"].map(lambda f: forder.get(f, len(forder))),
         _v=summary["variant"].map(_variant_rank),
     ).sort_values(["_b", "_f", "_v", "variant"])
+    grids = _grid_by_feature(table)
     rows = []
     unconstrained = set(ctx.unconstrained)
     for r in summary.to_dict("records"):
@@ -368,11 +372,18 @@ def _per_feature(ctx: ReportContext) -> Part | None:
         d = ctx.directed_features.get(name)
         cells = (([ONE_BUCKET_NOTE] + ["—"] * len(metrics))[: len(metrics)] if name in unconstrained
                  else [_value(r[f"{m}_mean"], True) for m, _ in metrics])  # fmt: skip
-        rows.append([str(r["backbone"]), f"{name} ({_dir(d)})" if d is not None else name,
+        rows.append([str(r["backbone"]), f"{name} ({_dir(d)})" if d is not None else name, grids.get(name, "—"),
                      "CCSS" if str(r["variant"]).lower() == CCSS else str(r["variant"]), str(r["n_seeds"]), *cells])  # fmt: skip
-    header = ["backbone", "feature", "model", "seeds"] + [label for _, label in metrics]
+    header = ["backbone", "feature", "grid", "model", "seeds"] + [label for _, label in metrics]
     after = [_unconstrained_sentence(ctx)] if unconstrained & set(summary["feature"].astype(str)) else []
     return Part([PER_FEATURE_INTRO], Table(header, rows), after)
+
+
+def _grid_by_feature(table: pd.DataFrame) -> dict[str, str]:
+    """Which raw grid each feature was swept over (``raw_grid.grid_kind``); tables of older runs lack it."""
+    if "grid" not in table.columns:
+        return {}
+    return {str(f): str(g) for f, g in table.groupby("feature", sort=False)["grid"].first().items()}
 
 
 def _unconstrained_sentence(ctx: ReportContext) -> str:

@@ -369,6 +369,8 @@ def _fit_sorted(column: Column, name: str, direction: int, transform: str, cfg: 
             "or other units) or drop the extreme rows"
         )
     centres = _bucket_medians(column, edges)
+    support = column.distinct_values() if column.distinct <= cfg.discrete_max_values else np.empty(0)
+    starts = np.concatenate([[0], column.count_below(edges), [n]])
     with np.errstate(over="ignore"):
         centres_dense = np.clip((apply_transform(centres, transform) - mean) / std, -DENSE_CLIP, DENSE_CLIP)
     return NumericalFeature(
@@ -381,6 +383,8 @@ def _fit_sorted(column: Column, name: str, direction: int, transform: str, cfg: 
         centres=centres.tolist(),
         centres_dense=centres_dense.tolist(),
         quantiles=sketch.tolist(),
+        support=support.tolist(),
+        bucket_counts=np.diff(starts).astype(int).tolist(),
     )
 
 
