@@ -326,6 +326,10 @@ class PairsConfig(_Strict):
 
     warmup_epochs: int = Field(2, ge=1)  # the warm-up model Shapley importance is measured on
     move: MoveName = "decomposed"
+    # share of pairs whose move starts from a value of the drawn feature drawn evenly over its buckets (a
+    # discrete feature: over its observed values), the row's other features kept, instead of the row's
+    # own value: every boundary and integer step gets constraints, not only where rows are. 0 = the paper
+    anchor_share: float = Field(0.0, ge=0, le=1)
     shapley: ShapleyConfig = ShapleyConfig()
     seed: Seed = 11
     # training rows drawn per chunk (memory: one chunk); a table within one chunk draws with ``seed`` itself

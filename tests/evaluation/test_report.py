@@ -176,7 +176,9 @@ def test_per_feature_table_averages_over_seeds(rendered):
               "edge test wrong | rows monotone |")  # fmt: skip
     assert header in md
     # dnn baseline, feature scaled by 2: wrong-step 2 × 12% = 24%, inside 22%, crossing 40%, edge 60%, monotone 40%
-    assert "| dnn | days<since> (-1) | observed values | baseline | 3 | 24.00% | 22.00% | 40.00% | 60.00% | 40.00% |" in md
+    assert (
+        "| dnn | days<since> (-1) | observed values | baseline | 3 | 24.00% | 22.00% | 40.00% | 60.00% | 40.00% |" in md
+    )
     assert "| dnn | video_hist_ctr (+1) | quantiles | CCSS | 3 | 0.12% | 0.010% | 1.20% | 0.0040% | 95.00% |" in md
     table = md[md.index(header) :].split("\n\n")[0]
     order = [[c for i, c in enumerate(line.split(" | ")[0:4]) if i != 2] for line in table.splitlines()[2:]]
@@ -276,7 +278,9 @@ def test_html_escapes_names_markdown_escapes_cell_pipes(frame):
     assert f"### {odd_bb}" in md and f"| {odd_bb} | a\\|b<c>&d (-1) | observed values | baseline |" in md
     assert '![ROC <b> & "q"](<plots/roc curve.png>)' in md
     assert odd_bb not in page and "a|b<c>" not in page and "<b>" not in page
-    assert "<h3>dcn&lt;v2&gt;&amp;co</h3>" in page and "<td>a|b&lt;c&gt;&amp;d (-1)</td><td>observed values</td>" in page
+    assert (
+        "<h3>dcn&lt;v2&gt;&amp;co</h3>" in page and "<td>a|b&lt;c&gt;&amp;d (-1)</td><td>observed values</td>" in page
+    )
     assert "Verdict — dcn&lt;v2&gt;&amp;co: CCSS lowers AUC" in page
     # the data URI is embedded as it is, the caption escaped inside the attribute
     assert '<img src="data:image/png;base64,iVBORw0KGgorLz0=" alt="ROC &lt;b&gt; &amp; &#34;q&#34;">' in page

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ccss_pipeline.config import ContrastiveConfig
-from ccss_pipeline.model.moves import MoveTemplate
+from ccss_pipeline.model.moves import ANCHOR, MoveTemplate
 
 CONTRASTIVE_LOSSES = ("margin", "infonce", "bpr")
 
@@ -81,6 +81,8 @@ def counterfactual_loss(
     edge = cfg.edge_weight * F.relu(cfg.edge_margin - delta)
     per_pair = (torch.where(is_edge, edge, main) * constraint_weights(template, valid, cfg)).sum(1)
     if cfg.loss == "infonce" and h_o is not None and h_pts is not None:
+        if template.anchored:  # the move starts from its anchor, not from the row
+            h_o = h_pts[:, template.index(ANCHOR) - 1]
         up, down = template.index("up") - 1, template.index("down") - 1
         h_up, h_down = h_pts[:, up].float(), h_pts[:, down].float()
         pick = f_is_up[:, None]

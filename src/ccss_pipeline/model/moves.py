@@ -42,13 +42,39 @@ MAIN, EDGE = "main", "edge"
 _CENTRE_CONSTRAINTS = (("down", "up", MAIN), (ORIGIN, "up", MAIN), ("down", ORIGIN, MAIN))
 
 
+ANCHOR = "anchor"
+#: ``<move>@<share>``: the move with a stratified anchor for that share of its pairs (:func:`move_name`)
+ANCHOR_SEPARATOR = "@"
+
+
 @dataclass(frozen=True)
 class MoveTemplate:
-    """Points stored per pair and the ordered constraints between them."""
+    """Points stored per pair and the ordered constraints between them.
+
+    ``anchor_share`` > 0 (:meth:`anchored`): the move starts from a stored ``anchor`` point instead of
+    the row O — for that share of pairs the anchor is the drawn feature set to a value drawn evenly over
+    its buckets (a discrete feature: over its observed values; :mod:`ccss_pipeline.model.anchors`), for
+    the rest the row's own value — so every boundary and every integer step gets its share of
+    constraints, however few rows sit beside it.
+    """
 
     name: str
     points: tuple[str, ...]
     constraints: tuple[tuple[str, str, str], ...]
+    base: str = ""
+    anchor_share: float = 0.0
+
+    @property
+    def anchored(self) -> bool:
+        return ANCHOR in self.points
+
+    def with_anchor(self, share: float) -> MoveTemplate:
+        """This move built around a stored anchor point, stratified for ``share`` of the pairs."""
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"a stratified anchor share must be in (0, 1], got {share}")
+        renamed = tuple((ANCHOR if lo == ORIGIN else lo, ANCHOR if hi == ORIGIN else hi, kind)
+                        for lo, hi, kind in self.constraints)  # fmt: skip
+        return MoveTemplate(move_name(self.name, share), (ANCHOR, *self.points), renamed, self.name, share)
 
     @property
     def has_centre_pair(self) -> bool:
@@ -118,11 +144,23 @@ MOVES: dict[str, MoveTemplate] = {
 }
 
 
+def move_name(move: str, anchor_share: float = 0.0) -> str:
+    """The name a pair table records: the move, and its stratified anchor share when there is one."""
+    return move if anchor_share == 0 else f"{move}{ANCHOR_SEPARATOR}{anchor_share:g}"
+
+
 def get_move(name: str) -> MoveTemplate:
-    """The template called ``name``; unknown names fail listing the allowed ones."""
-    if name not in MOVES:
+    """The template called ``name`` (``<move>`` or ``<move>@<anchor share>``); unknown names fail
+    listing the allowed ones."""
+    base, _, share = name.partition(ANCHOR_SEPARATOR)
+    if base not in MOVES:
         raise ValueError(f"unknown counterfactual move {name!r}; allowed: {sorted(MOVES)}")
-    return MOVES[name]
+    if not share:
+        return MOVES[base]
+    try:
+        return MOVES[base].with_anchor(float(share))
+    except ValueError as err:
+        raise ValueError(f"counterfactual move {name!r}: {err}") from None
 
 
 class FeatureTables:
@@ -165,14 +203,15 @@ def build_points(
     nearest_up = has_up & (~has_down | (e_hi - x <= x - e_lo))
     points: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     down_b, up_b = np.where(has_down, b - 1, b), np.where(has_up, b + 1, b)
-    if template.name == "within":
-        points["down"] = (down_b, np.where(has_down, _draw_inside(spec, k, down_b, rng), x))
-        points["up"] = (up_b, np.where(has_up, _draw_inside(spec, k, up_b, rng), x))
+    kind = template.base or template.name
+    if kind == "within":
+        points["down"] = (down_b, np.where(has_down, draw_inside(spec, k, down_b, rng), x))
+        points["up"] = (up_b, np.where(has_up, draw_inside(spec, k, up_b, rng), x))
     else:
         points["down"] = (down_b, np.where(has_down, tables.centres[k, np.maximum(b - 1, 0)], x))
         points["up"] = (up_b, np.where(has_up, tables.centres[k, np.minimum(b + 1, w - 1)], x))
     side_up = nearest_up
-    if template.name == "path":  # a random side per row; the existing one at an edge bucket
+    if kind == "path":  # a random side per row; the existing one at an edge bucket
         coin = rng.random(b.shape[0]) < 0.5
         side_up = has_up & (~has_down | coin)
         points["centre"] = (np.where(side_up, up_b, down_b), np.where(side_up, points["up"][1], points["down"][1]))
@@ -181,9 +220,11 @@ def build_points(
     points["at"] = (np.where(side_up, up_b, b), edge_d)
     points["lo_below"], points["lo_at"] = (down_b, e_lo), (b, e_lo)
     points["hi_below"], points["hi_at"] = (b, e_hi), (up_b, e_hi)
+    points[ANCHOR] = (b, x)  # an anchored move starts here (the row's value, or a stratified draw)
 
     exists = {
         ORIGIN: np.ones_like(has_up),
+        ANCHOR: np.ones_like(has_up),
         "down": has_down,
         "up": has_up,
         "lo_below": has_down,
@@ -197,10 +238,10 @@ def build_points(
     bucket = np.stack([points[p][0] for p in template.points], 1).astype(np.int64)
     dense = np.stack([points[p][1] for p in template.points], 1).astype(np.float32)
     valid = np.stack([exists[lo] & exists[hi] for lo, hi, _ in template.constraints], 1)
-    if template.name == "edge":  # the dense-only step runs from O to the nearest edge
+    if kind == "edge":  # the dense-only step runs from O to the nearest edge
         valid[:, 0] &= nearest_up
         valid[:, 2] &= ~nearest_up
-    if template.name == "path":  # constraints 0, 2, 3 belong to the up side, 4, 5, 6 to the down side
+    if kind == "path":  # constraints 0, 2, 3 belong to the up side, 4, 5, 6 to the down side
         valid[:, [0, 2, 3]] &= side_up[:, None]
         valid[:, [4, 5, 6]] &= ~side_up[:, None]
     if template.has_centre_pair:  # centre endpoint: at least one real neighbour (the other is O)
@@ -208,7 +249,7 @@ def build_points(
     return bucket, dense, valid
 
 
-def _draw_inside(spec: FeatureSpec, k: np.ndarray, bucket: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_inside(spec: FeatureSpec, k: np.ndarray, bucket: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Dense values of raw values drawn uniformly in quantile level inside ``bucket`` of feature ``k``."""
     out = np.zeros(k.shape[0], np.float32)
     u = np.asarray(rng.random(k.shape[0]))

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ccss_pipeline.model.anchors import stratified_anchors
 from ccss_pipeline.model.moves import MOVES, FeatureTables, MoveTemplate, build_points, get_move
 from ccss_pipeline.spec import FeatureSpec
 
@@ -175,6 +176,8 @@ def draw_pairs(
     k = directed[choice]
     b = bucket[rows, k].astype(np.int64)
     x = dense[rows, k].astype(np.float32)
+    if template.anchored:  # the move starts from a stratified value of k for a share of the pairs
+        b, x = stratified_anchors(spec, k, b, x, template.anchor_share, rng)
     pts_bucket, pts_dense, valid = build_points(template, tables, spec, k, b, x, rng)
     y = np.asarray(label)[rows] > 0.5
     s = np.where(y, tables.direction[k], -tables.direction[k])

@@ -9,6 +9,7 @@ import pandas as pd
 from ccss_pipeline.config import ContrastiveConfig, PairsConfig, TrainingConfig
 from ccss_pipeline.lineage import require_spec, stamp
 from ccss_pipeline.model.importance import FeatureImportance, WarmupFit
+from ccss_pipeline.model.moves import move_name
 from ccss_pipeline.model.pair_stream import pair_chunks
 from ccss_pipeline.model.scoring import logit_fn
 from ccss_pipeline.model.shapley import shapley_importance
@@ -74,6 +75,11 @@ def materialize_pairs(
     p = feature_importance.draw_probabilities(spec)
     batches = train_model_input.iter_frames() if isinstance(train_model_input, ParquetTable) else [train_model_input]
     chunks = pair_chunks(
-        batches, spec, p, counterfactual_pairs.seed, counterfactual_pairs.move, counterfactual_pairs.chunk_rows
+        batches,
+        spec,
+        p,
+        counterfactual_pairs.seed,
+        move_name(counterfactual_pairs.move, counterfactual_pairs.anchor_share),
+        counterfactual_pairs.chunk_rows,
     )
     return (stamp(chunk, spec) for chunk in chunks)
