@@ -370,7 +370,8 @@ class SearchConfig(_Strict):
     """The Optuna study over λ and margin (and τ for losses that have one), one per backbone.
 
     Two objectives on validation: AUC (maximised) and the raw-grid wrong-step share (minimised). The
-    chosen trial is the best AUC among those whose wrong-step share is at most ``max_violation``.
+    chosen trial is the best AUC among those whose wrong-step share is at most ``max_violation`` and
+    whose edge-test wrong share is at most ``max_edge_violation``.
     """
 
     n_trials: int = Field(8, ge=0)
@@ -385,6 +386,14 @@ class SearchConfig(_Strict):
     temperature: SearchRange = SearchRange(low=0.05, high=1.0)
     learning_rate: SearchRange | None = None
     max_violation: float = Field(0.005, ge=0, le=1)  # target raw-grid wrong-step share on validation
+    # ... and target validation edge-test wrong share (what a user moving a value across a bucket edge
+    # sees); null: not a target. Both enter TPE as constraints (``constraints_func``) and the selection.
+    max_edge_violation: float | None = Field(0.01, ge=0, le=1)
+    # optional ranges of the edge constraints' weight (× λ) and margin and of the share of each batch
+    # with a pair; null: the value in ``model_training.contrastive`` is used, not searched
+    edge_weight: SearchRange | None = None
+    edge_margin: SearchRange | None = None
+    pair_fraction: SearchRange | None = None
     violation_rows: int = Field(1000, ge=100)  # validation rows the raw-grid share is measured on
     grid_levels: int = Field(100, ge=3, le=10_000)  # quantile levels of the validation raw grid
     pruner: PrunerConfig = PrunerConfig()
@@ -401,6 +410,15 @@ class SearchConfig(_Strict):
             raise ValueError(
                 f"search.stale_after_s ({self.stale_after_s}) must be longer than search.heartbeat_s "
                 f"({self.heartbeat_s}): a live worker's trial would be failed between two heartbeats"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pair_fraction_is_a_share(self) -> SearchConfig:
+        if self.pair_fraction is not None and not 0 < self.pair_fraction.low < self.pair_fraction.high <= 1:
+            raise ValueError(
+                f"search.pair_fraction must lie in (0, 1], got low={self.pair_fraction.low}, "
+                f"high={self.pair_fraction.high}"
             )
         return self
 

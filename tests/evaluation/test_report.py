@@ -64,7 +64,8 @@ def _per_feature(frame: pd.DataFrame) -> pd.DataFrame:
 def _params(feasible=True, **kw):
     out = {"loss": "margin", "weight": 0.5, "margin": 0.01, "temperature": 0.1, "learning_rate": 0.002,
            "source": "trial 7", "val_auc": 0.7654, "val_wrong_step_share": 0.0123, "feasible": feasible,
-           "max_violation": 0.005, "study": "ccss-dnn-abc", "n_trials": 20}  # fmt: skip
+           "max_violation": 0.005, "study": "ccss-dnn-abc", "n_trials": 20, "val_edge_wrong_share": 0.02,
+           "max_edge_violation": 0.01}  # fmt: skip
     return {**out, **kw}
 
 
@@ -190,21 +191,38 @@ def test_per_feature_table_averages_over_seeds(rendered):
 def test_chosen_parameters_and_missed_target(rendered):
     md, page = rendered
     assert (
-        "| dnn | margin | 0.5 | 0.01 | — | 0.002 | trial 7 | 0.7654 | 1.23% | ≤ 0.50% | yes | ccss-dnn-abc (20 trials) |"
+        "| dnn | margin | 0.5 | 0.01 | — | 0.002 | trial 7 | 0.7654 | 1.23% | 2.00% | ≤ 0.50%, edge ≤ 1.00% | yes | ccss-dnn-abc (20 trials) |"
         in md
     )
     assert (
-        "| dcn_v2 | margin | 0.5 | 0.01 | — | 0.002 | trial 3 | 0.7654 | 2.10% | ≤ 0.50% | NO — target not met |" in md
+        "| dcn_v2 | margin | 0.5 | 0.01 | — | 0.002 | trial 3 | 0.7654 | 2.10% | 2.00% | ≤ 0.50%, edge ≤ 1.00% | NO — target not met |"
+        in md
     )
-    warning = "Target not met for dcn_v2: no trial reached a validation wrong-step share ≤ 0.50%"
+    warning = (
+        "Target not met for dcn_v2: no trial reached a validation wrong-step share ≤ 0.50% with an edge test ≤ 1.00%"
+    )
     assert warning in md and warning in page
     assert "Target not met for dnn" not in md
 
 
 def test_defaults_and_temperature(frame):
-    params = {"dnn": {**_params(None, source="defaults", val_auc=None, val_wrong_step_share=None, loss="infonce")}}
+    params = {
+        "dnn": {
+            **_params(
+                None,
+                source="defaults",
+                val_auc=None,
+                val_wrong_step_share=None,
+                val_edge_wrong_share=None,
+                loss="infonce",
+            )
+        }
+    }
     md, _ = render_report(_context(frame, chosen_params=params))
-    assert "| dnn | infonce | 0.5 | 0.01 | 0.1 | 0.002 | defaults | n/a | n/a | ≤ 0.50% | n/a (defaults) |" in md
+    assert (
+        "| dnn | infonce | 0.5 | 0.01 | 0.1 | 0.002 | defaults | n/a | n/a | n/a | ≤ 0.50%, edge ≤ 1.00% | n/a (defaults) |"
+        in md
+    )
     assert "dnn: no completed search trial; CCSS used the configured defaults" in md
     assert "| dcn_v2 | " not in md.split("## Chosen")[1].split("## Method")[0]
 

@@ -26,6 +26,7 @@ from ccss_pipeline.config import (
 from ccss_pipeline.model import search as search_mod
 from ccss_pipeline.model.search import (
     AUC_ATTR,
+    EDGE_ATTR,
     HISTORY_ATTR,
     SHARE_ATTR,
     best_parameters,
@@ -37,6 +38,7 @@ from ccss_pipeline.model.search import (
     should_prune,
     study_name,
     suggest_contrastive,
+    trial_constraints,
     trials_table,
 )
 from ccss_pipeline.model.synthesis import draw_pairs
@@ -119,6 +121,23 @@ def test_suggest_contrastive_suggests_temperature_only_where_the_loss_has_one(lo
         assert out.temperature == 0.9
 
 
+def test_edge_settings_and_pair_fraction_are_searched_only_with_a_range():
+    base = ContrastiveConfig(edge_weight=2.0, edge_margin=0.003, pair_fraction=0.1)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    trial = study.ask()
+    out = suggest_contrastive(trial, base, SearchConfig())
+    assert set(trial.params) == {"weight", "margin"} and (out.edge_weight, out.pair_fraction) == (2.0, 0.1)
+    ranged = SearchConfig(
+        edge_weight=SearchRange(low=1, high=8), pair_fraction=SearchRange(low=0.1, high=0.5, log=False)
+    )
+    trial = study.ask()
+    out = suggest_contrastive(trial, base, ranged)
+    assert set(trial.params) == {"weight", "margin", "edge_weight", "pair_fraction"}
+    assert 1 <= out.edge_weight <= 8 and 0.1 <= out.pair_fraction <= 0.5 and out.edge_margin == 0.003
+    with pytest.raises(ValueError, match="pair_fraction"):
+        SearchConfig(pair_fraction=SearchRange(low=0.5, high=2.0, log=False))
+
+
 # ------------------------------------------------------------------------------------- pruning rule
 
 
@@ -157,21 +176,48 @@ DISTS = {
 }
 
 
-def _fake_study(trials: list[tuple], name: str = "fake") -> optuna.Study:
-    """``trials``: (auc, share, weight, margin[, state]); values None for non-complete states."""
+def _fake_study(trials: list[tuple], name: str = "fake", edges: list[float] | None = None) -> optuna.Study:
+    """``trials``: (auc, share, weight, margin[, state]); values None for non-complete states;
+    ``edges``: each trial's validation edge-test share (0 when not given)."""
     study = optuna.create_study(directions=["maximize", "minimize"], study_name=name)
-    for spec in trials:
+    for i, spec in enumerate(trials):
         auc, share, weight, margin, state = (*spec, COMPLETE) if len(spec) == 4 else spec
+        edge = 0.0 if edges is None else edges[i]
         study.add_trial(
             optuna.trial.create_trial(
                 values=[auc, share] if state == COMPLETE else None,
                 params={"weight": weight, "margin": margin},
                 distributions=DISTS,
-                user_attrs={HISTORY_ATTR: [0.5]},
+                user_attrs={HISTORY_ATTR: [0.5], **({EDGE_ATTR: edge} if state == COMPLETE else {})},
                 state=state,
             )
         )
     return study
+
+
+def test_the_edge_test_is_a_target_too(caplog):
+    trials = [(0.80, 0.001, 1.0, 0.01), (0.78, 0.002, 2.0, 0.02), (0.76, 0.003, 3.0, 0.03)]
+    study = _fake_study(trials, edges=[0.05, 0.008, 0.0])
+    best, feasible = select_trial(study.trials, 0.005, 0.01)
+    assert best.number == 1 and feasible  # the best AUC misses the edge target
+    assert select_trial(study.trials, 0.005, None)[0].number == 0  # no edge target: the best AUC
+    out = best_parameters(study, tiny_training(max_violation=0.005))  # the default edge target, 1%
+    assert out.source == "trial 1" and out.val_edge_wrong_share == 0.008 and out.max_edge_violation == 0.01
+    # none meets both: the closest by its worst ratio to a target (trial 2: 0.004/0.002 = 2 < 0.02/0.005)
+    far = _fake_study([(0.80, 0.02, 1.0, 0.01), (0.70, 0.004, 2.0, 0.02)], edges=[0.0, 0.02])
+    with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):
+        best, feasible = select_trial(far.trials, 0.002, 0.01)
+    assert best.number == 1 and not feasible and "edge test" in caplog.text
+
+
+def test_trial_constraints_read_the_attributes_before_the_values_are_set():
+    trial = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, user_attrs={SHARE_ATTR: 0.004, EDGE_ATTR: 0.02}
+    )
+    assert trial_constraints(trial, 0.005, 0.01) == pytest.approx((-0.001, 0.01))
+    assert trial_constraints(trial, None, None) == (0.0, 0.0)
+    blank = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING)
+    assert trial_constraints(blank, 0.005, 0.01) == (1.0, 1.0)  # not measured: infeasible
 
 
 def test_select_trial_takes_the_best_auc_among_feasible_trials():
@@ -302,6 +348,12 @@ def test_run_search_resumes_with_new_draws(data, tmp_path):
         assert t.user_attrs[AUC_ATTR] == auc and t.user_attrs[SHARE_ATTR] == share
         assert 0.0 <= share <= 1.0 and 0.0 <= auc <= 1.0
         assert len(t.user_attrs[HISTORY_ATTR]) == 1 and t.user_attrs["best_epoch"] == 1
+        edge = t.user_attrs[EDGE_ATTR]  # the edge test, measured on the same sweep, is TPE's constraint
+        assert 0.0 <= edge <= 1.0
+        assert t.constraints == {
+            "wrong_step_share": pytest.approx(share - 0.005),
+            "edge_test": pytest.approx(edge - 0.01),
+        }
 
     # "resume" in a new call with a larger budget (and more random start-up trials, which keeps the
     # study): trials 2 and 3 are new points; the old per-process seeding re-drew trial 0's point here

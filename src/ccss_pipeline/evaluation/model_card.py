@@ -475,7 +475,12 @@ def _chosen(p: Mapping[str, Any]) -> Part:
         ["source trial", _fmt_param(p.get("source"))],
         ["validation AUC", _value(p.get("val_auc"), False)],
         ["validation raw-grid wrong-step share", _value(p.get("val_wrong_step_share"), True)],
+        ["validation edge test wrong", _value(p.get("val_edge_wrong_share"), True)],
         ["target (wrong-step share)", "—" if _missing(target) else f"≤ {_value(target, True)}"],
+        [
+            "target (edge test)",
+            "—" if _missing(p.get("max_edge_violation")) else f"≤ {_value(p.get('max_edge_violation'), True)}",
+        ],
         ["feasible (target met)", met],
         ["study", f"{p.get('study', '?')} ({p.get('n_trials', 0)} trials)"],
     ]

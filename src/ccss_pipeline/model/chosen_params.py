@@ -30,7 +30,23 @@ class ChosenParams(BaseModel):
     study: str
     n_trials: int
     spec_fingerprint: str | None = None
+    val_edge_wrong_share: float | None = None
+    max_edge_violation: float | None = None
+    # searched only when the search has a range for them (else the configured values stand)
+    edge_weight: float | None = None
+    edge_margin: float | None = None
+    pair_fraction: float | None = None
 
     def tuned(self) -> dict[str, float]:
         """The contrastive-loss settings the final fits take from the search."""
-        return {"weight": self.weight, "margin": self.margin, "temperature": self.temperature}
+        optional = {
+            "edge_weight": self.edge_weight,
+            "edge_margin": self.edge_margin,
+            "pair_fraction": self.pair_fraction,
+        }
+        return {
+            "weight": self.weight,
+            "margin": self.margin,
+            "temperature": self.temperature,
+            **{k: v for k, v in optional.items() if v is not None},
+        }

@@ -21,9 +21,14 @@ rule documented on ``PrunerConfig`` is applied here (``should_prune``): after ep
 trials at the same epoch by more than ``min_delta`` (once ``n_startup_trials`` of them have a value
 there). One epoch's noise cannot trigger it.
 
+The validation edge test (``val_edge_wrong_share``: rows moving the wrong way across a bucket edge,
+what a user changing a value sees) is measured on the same sweep; with the wrong-step share it enters
+TPE as a constraint (``constraints_func``), so the sampler learns where the trials that meet both
+targets are, without a third objective diluting the front.
+
 Selection (``select_trial``): the best validation AUC among the completed trials whose wrong-step
-share is at most ``search.max_violation``; when none reaches the target, the trial with the lowest
-share, with a warning.
+share is at most ``search.max_violation`` and whose edge test is at most ``search.max_edge_violation``;
+when none reaches both, the trial closest to them, with a warning.
 
 The study lives in SQLite (``storage_root / search.storage_path``) or in a database that several
 workers share (``database_url``, from Kedro credentials; ``model.study_storage``), with Optuna's
@@ -56,7 +61,7 @@ from tqdm.auto import tqdm
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.evaluation.plots import figure_of, message_figure
-from ccss_pipeline.evaluation.raw_grid import wrong_step_share
+from ccss_pipeline.evaluation.raw_grid import raw_grid_report
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.checkpoint import pairs_digest
 from ccss_pipeline.model.chosen_params import ChosenParams
@@ -72,6 +77,7 @@ logger = logging.getLogger(__name__)
 #: user attributes of a trial
 AUC_ATTR = "val_auc"
 SHARE_ATTR = "val_wrong_step_share"
+EDGE_ATTR = "val_edge_wrong_share"  # the validation edge test: a constraint, not an objective
 WORKER_ATTR = "worker"  # host:pid of the process running the trial
 HISTORY_ATTR = "val_auc_by_epoch"  # list: element i is the validation AUC after epoch i + 1
 #: the two objectives, in Optuna's order
@@ -87,6 +93,7 @@ _NOT_HASHED = {
     "timeout_s",
     "storage_path",
     "max_violation",
+    "max_edge_violation",
     "pruner",
     "n_startup_trials",
     "heartbeat_s",
@@ -140,7 +147,8 @@ def search_digest(
 def suggest_contrastive(
     trial: optuna.trial.BaseTrial, base: ContrastiveConfig, search: SearchConfig
 ) -> ContrastiveConfig:
-    """λ and m always; τ only for the losses that have one (infonce, bpr)."""
+    """λ and m always; τ only for the losses that have one (infonce, bpr); the edge weight and margin
+    and the pair fraction where the search configuration gives them a range."""
     update: dict[str, Any] = {
         "weight": trial.suggest_float("weight", search.weight.low, search.weight.high, log=search.weight.log),
         "margin": trial.suggest_float("margin", search.margin.low, search.margin.high, log=search.margin.log),
@@ -148,6 +156,10 @@ def suggest_contrastive(
     if base.loss in ("infonce", "bpr"):
         t = search.temperature
         update["temperature"] = trial.suggest_float("temperature", t.low, t.high, log=t.log)
+    for name in ("edge_weight", "edge_margin", "pair_fraction"):  # searched only when given a range
+        r = getattr(search, name)
+        if r is not None:
+            update[name] = trial.suggest_float(name, r.low, r.high, log=r.log)
     return base.model_copy(update=update)
 
 
@@ -161,12 +173,45 @@ def sampler_seed(seed: int, trial_number: int) -> int:
 
 
 def make_sampler(search: SearchConfig, trial_number: int) -> optuna.samplers.TPESampler:
-    """Multivariate TPE after ``search.n_startup_trials`` random trials, seeded by ``sampler_seed``."""
+    """Multivariate TPE after ``search.n_startup_trials`` random trials, seeded by ``sampler_seed``.
+    TPE reads each finished trial's constraints (``Trial.set_constraint``, :func:`trial_constraints`)
+    and models the trials that miss a target apart, so it learns where the feasible ones are."""
     return optuna.samplers.TPESampler(
         seed=sampler_seed(search.seed, trial_number),
         n_startup_trials=search.n_startup_trials,
         multivariate=True,  # the default is False for multi-objective studies; λ and m interact
     )
+
+
+def trial_constraints(
+    trial: optuna.trial.FrozenTrial, max_violation: float | None, max_edge_violation: float | None
+) -> tuple[float, float]:
+    """A finished trial's :func:`target_excess` from its measured shares."""
+    return target_excess(_measured_share(trial), trial.user_attrs.get(EDGE_ATTR), max_violation, max_edge_violation)
+
+
+def target_excess(
+    share: float | None, edge: float | None, max_violation: float | None, max_edge_violation: float | None
+) -> tuple[float, float]:
+    """Optuna constraint values (≤ 0: met): wrong-step share − its target, edge-test share − its target.
+
+    A share not measured (a trial pruned before it) misses its target by 1; a target of None is met."""
+
+    def excess(value: float | None, target: float | None) -> float:
+        if target is None:
+            return 0.0
+        return 1.0 if value is None or not math.isfinite(value) else float(value) - target
+
+    return excess(share, max_violation), excess(edge, max_edge_violation)
+
+
+def _measured_share(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The wrong-step share: the objective once stored, its user attribute while Optuna's sampler sees
+    the trial before its values are set (``constraints_func``)."""
+    if trial.values is not None and len(trial.values) > 1:
+        return float(trial.values[1])
+    value = trial.user_attrs.get(SHARE_ATTR)
+    return None if value is None else float(value)
 
 
 class SearchFailedError(RuntimeError):
@@ -380,6 +425,7 @@ def run_search(
     )
     study.set_user_attr("backbone", backbone)
     study.set_user_attr("max_violation", search.max_violation)  # read by plot_pareto_front
+    study.set_user_attr("max_edge_violation", search.max_edge_violation)
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     budget = max(0, search.n_trials - done)  # new trials this worker may start (retries of dead ones come on top)
     logger.info("study %s: %d finished trial(s), running %d more", study.study_name, done, budget)
@@ -425,21 +471,28 @@ def run_search(
             stream_buffer_rows=buffer_rows,
         )
         auc = float(result.best_val_auc)
-        share = float(
-            wrong_step_share(
-                score_fn(result.model),
-                valid,
-                spec,
-                levels=search.grid_levels,
-                rows=search.violation_rows,
-                seed=search.seed,
-            )
+        grid = raw_grid_report(
+            score_fn(result.model), valid, spec, levels=search.grid_levels, rows=search.violation_rows, seed=search.seed
         )
+        share, edge = float(grid.pooled["wrong_step_share"]), float(grid.pooled["edge_wrong_share"])
         trial.set_user_attr(AUC_ATTR, auc)
         trial.set_user_attr(SHARE_ATTR, share)
+        trial.set_user_attr(EDGE_ATTR, edge)
+        for name, excess in zip(
+            ("wrong_step_share", "edge_test"),
+            target_excess(share, edge, search.max_violation, search.max_edge_violation),
+            strict=True,
+        ):
+            trial.set_constraint(name, excess)
         trial.set_user_attr("best_epoch", int(result.best_epoch))
         logger.info(
-            "trial %d (%s): val AUC %.5f, wrong-step share %.4f, %s", trial.number, backbone, auc, share, trial.params
+            "trial %d (%s): val AUC %.5f, wrong-step share %.4f, edge test %.4f, %s",
+            trial.number,
+            backbone,
+            auc,
+            share,
+            edge,
+            trial.params,
         )
         return auc, share
 
@@ -478,46 +531,60 @@ def _objectives(t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
 
 
 def select_trial(
-    trials: Sequence[optuna.trial.FrozenTrial], max_violation: float | None
+    trials: Sequence[optuna.trial.FrozenTrial], max_violation: float | None, max_edge_violation: float | None = None
 ) -> tuple[optuna.trial.FrozenTrial | None, bool]:
-    """The chosen trial among the COMPLETE ones and whether it meets the target.
+    """The chosen trial among the COMPLETE ones and whether it meets the targets.
 
-    Best validation AUC among those with wrong-step share ``<= max_violation`` (ties: lower trial
-    number), feasible. If none meets it, the lowest share (ties: higher AUC, then lower number),
-    not feasible, with a warning. ``max_violation=None`` makes every trial feasible. No completed
-    trial: ``(None, False)``.
+    Best validation AUC among those with wrong-step share ``<= max_violation`` and edge-test wrong share
+    ``<= max_edge_violation`` (ties: lower trial number), feasible. If none meets both, the one closest
+    to them — the smallest of its worst ratio to a target (ties: higher AUC, then lower number) — not
+    feasible, with a warning. A target of None is always met. No completed trial: ``(None, False)``.
     """
     scored = [
         (t, v) for t in trials if t.state == optuna.trial.TrialState.COMPLETE and (v := _objectives(t)) is not None
     ]
     if not scored:
         return None, False
-    feasible = [(t, v) for t, v in scored if max_violation is None or v[1] <= max_violation]
+    feasible = [(t, v) for t, v in scored if max(trial_constraints(t, max_violation, max_edge_violation)) <= 0]
     if feasible:
         best, _ = max(feasible, key=lambda tv: (tv[1][0], -tv[0].number))
         return best, True
-    best, (auc, share) = min(scored, key=lambda tv: (tv[1][1], -tv[1][0], tv[0].number))
+    best, (auc, share) = min(
+        scored, key=lambda tv: (_miss_ratio(tv[0], max_violation, max_edge_violation), -tv[1][0], tv[0].number)
+    )
     logger.warning(
-        "no completed trial reaches the target validation wrong-step share <= %.4g (%d completed); "
-        "choosing trial %d, the lowest share found: %.4g (val AUC %.4f)",
+        "no completed trial reaches the targets (validation wrong-step share <= %s, edge test <= %s; %d completed); "
+        "choosing trial %d, the closest: wrong-step share %.4g, edge test %s (val AUC %.4f)",
         max_violation,
+        max_edge_violation,
         len(scored),
         best.number,
         share,
+        best.user_attrs.get(EDGE_ATTR),
         auc,
     )
     return best, False
 
 
+def _miss_ratio(trial: optuna.trial.FrozenTrial, max_violation: float | None, max_edge: float | None) -> float:
+    """How far a trial is from its targets: the larger of measured / target over the targets set."""
+    ratios = [0.0]
+    for value, target in ((_measured_share(trial), max_violation), (trial.user_attrs.get(EDGE_ATTR), max_edge)):
+        if target is not None:
+            ratios.append(math.inf if value is None else float(value) / max(target, 1e-12))
+    return max(ratios)
+
+
 def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerprint: str | None = None) -> ChosenParams:
     """Parameters of the chosen trial (``select_trial``); with no completed trial, the configured defaults."""
     base = training.contrastive
-    max_violation = training.search.max_violation
+    max_violation, max_edge = training.search.max_violation, training.search.max_edge_violation
     trials = study.get_trials(deepcopy=False)
-    best, feasible = select_trial(trials, max_violation)
+    best, feasible = select_trial(trials, max_violation, max_edge)
     common = {
         "loss": base.loss,
         "max_violation": max_violation,
+        "max_edge_violation": max_edge,
         "study": study.study_name,
         "n_trials": len(trials),
         "spec_fingerprint": spec_fingerprint,
@@ -542,6 +609,10 @@ def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerpr
         source=f"trial {best.number}",
         val_auc=float(best.values[0]),
         val_wrong_step_share=float(best.values[1]),
+        val_edge_wrong_share=best.user_attrs.get(EDGE_ATTR),
+        edge_weight=best.params.get("edge_weight"),
+        edge_margin=best.params.get("edge_margin"),
+        pair_fraction=best.params.get("pair_fraction"),
         feasible=feasible,
         **common,
     )
@@ -556,7 +627,7 @@ def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -
     if max_violation is None:
         max_violation = study.user_attrs.get("max_violation")
     trials = study.get_trials(deepcopy=False)
-    chosen, feasible = select_trial(trials, max_violation)
+    chosen, feasible = select_trial(trials, max_violation, study.user_attrs.get("max_edge_violation"))
     if chosen is None:
         return message_figure("Pareto front: no completed trial yet")
     from optuna.visualization.matplotlib import plot_pareto_front as optuna_pareto
