@@ -119,3 +119,17 @@ def test_the_quantile_grid_would_have_missed_the_wrong_step(fitted):
     result = raw_grid_report(_dip_scorer(spec_old, 0), inputs, spec_old, levels=200, rows=300, seed=1)
     row = result.per_feature.set_index("feature").loc[rare.name]
     assert row["grid"] == "quantiles" and row["n_wrong_steps"] == 0
+
+
+def test_per_edge_table_names_the_failing_edge_and_its_training_rows(fitted):
+    spec, inputs = fitted
+    rare = spec.numerical[0]
+    result = raw_grid_report(_dip_scorer(spec, 0), inputs, spec, levels=200, rows=300, seed=1)
+    edges = result.per_edge[result.per_edge["feature"] == rare.name]
+    assert len(edges) == len(edge_values(rare)[0]) and edges["edge_wrong"].sum() == result.pooled["edge_wrong"]
+    failing = edges[edges["edge_wrong"] > 0]
+    assert failing[["below", "at", "edge_wrong_share"]].values.tolist() == [[4.0, 5.0, 1.0]]
+    counts = np.asarray(rare.bucket_counts)
+    assert (edges["train_rows_below"].to_numpy() == counts[edges["bucket_below"]]).all()
+    assert (edges["train_rows_at"].to_numpy() == counts[edges["bucket_at"]]).all()
+    assert set(result.per_edge["feature"]) == {f.name for f in spec.directed}

@@ -37,6 +37,10 @@ RAW_GRID_COLUMNS = [
     "monotone_row_share", "mean_wrong_mass", "edge_pairs", "edge_wrong", "edge_wrong_share",
 ]  # fmt: skip
 CURVE_COLUMNS = ["feature", "direction", "value", "bucket", "crosses_edge", "mean", "q10", "q90"]
+EDGE_COLUMNS = [
+    "feature", "direction", "boundary", "below", "at", "bucket_below", "bucket_at", "train_rows_below",
+    "train_rows_at", "n_rows", "edge_wrong", "edge_wrong_share",
+]  # fmt: skip
 NAN = float("nan")
 
 
@@ -89,13 +93,16 @@ class RawGridResult:
 
     ``per_feature``: one row per directed feature (:data:`RAW_GRID_COLUMNS`); ``pooled``: the same
     shares over all directed features plus ``max_feature_wrong_step_share``; ``curves``: the ICE band
-    (mean, q10, q90 across rows) per feature and grid value (:data:`CURVE_COLUMNS`).
+    (mean, q10, q90 across rows) per feature and grid value (:data:`CURVE_COLUMNS`); ``per_edge``: the
+    edge test per boundary, beside the training rows of the buckets on each side (:data:`EDGE_COLUMNS`),
+    to tell which edges fail and whether they are the thinly populated ones.
     """
 
     per_feature: pd.DataFrame
     pooled: dict[str, Any]
     curves: pd.DataFrame
     params: dict[str, Any] = field(default_factory=dict)
+    per_edge: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EDGE_COLUMNS))
 
     def metrics(self) -> dict[str, Any]:
         """Flat dict of python numbers: ``pooled/<key>`` and ``<feature>/<column>`` (the grid's kind, a
@@ -136,6 +143,35 @@ def sweep_matrix(
         b_c[:, k] = vb[j]
         out[start:stop] = np.asarray(scorer(cat[r], d_c, b_c), dtype=np.float64).reshape(-1)
     return out.reshape(n, g)
+
+
+def _edge_rows(
+    feature: NumericalFeature, d: int, below: np.ndarray, at: np.ndarray, edge_ice: np.ndarray, eps: float
+) -> pd.DataFrame:
+    """One row per edge step of ``feature``: where it is, the training rows beside it, how often it is wrong."""
+    n = edge_ice.shape[0]
+    wrong = (d * (edge_ice[:, 1::2] - edge_ice[:, 0::2]) < -eps).sum(axis=0)
+    _, b_below = encode_numerical(below, feature)
+    _, b_at = encode_numerical(at, feature)
+    counts = np.asarray(feature.bucket_counts, np.int64)
+    rows_of = (lambda b: counts[b]) if counts.size == feature.n_buckets else (lambda b: np.full(b.size, -1))
+    return pd.DataFrame(
+        {
+            "feature": feature.name,
+            "direction": d,
+            "boundary": b_at - 1,
+            "below": below,
+            "at": at,
+            "bucket_below": b_below,
+            "bucket_at": b_at,
+            "train_rows_below": rows_of(b_below),
+            "train_rows_at": rows_of(b_at),
+            "n_rows": n,
+            "edge_wrong": wrong.astype(np.int64),
+            "edge_wrong_share": wrong / n if n else np.full(wrong.size, NAN),
+        },  # fmt: skip
+        columns=EDGE_COLUMNS,
+    )
 
 
 def _feature_stats(ice: np.ndarray, edge_ice: np.ndarray, grid_bucket: np.ndarray, d: int, eps: float):
@@ -193,6 +229,7 @@ def raw_grid_report(
 
     records: list[dict[str, Any]] = []
     curves: list[pd.DataFrame] = []
+    edges: list[pd.DataFrame] = []
     all_monotone = np.ones(n, dtype=bool)
     tot = {"wrong": 0, "steps": 0, "wi": 0, "ni": 0, "wc": 0, "nc": 0, "ew": 0, "ep": 0}
     for k in spec.directed_indices():
@@ -205,6 +242,7 @@ def raw_grid_report(
         e_dense, e_bucket = encode_numerical(np.column_stack([below, at]).reshape(-1), feat)
         edge_ice = sweep_matrix(scorer, cat, dense, bucket, k, e_dense, e_bucket, chunk_rows)
         row, monotone, wrong_inside, wrong_cross = _feature_stats(ice, edge_ice, g_bucket, d, eps)
+        edges.append(_edge_rows(feat, d, below, at, edge_ice, eps))
         all_monotone &= monotone
         for key, v in (("wrong", row["n_wrong_steps"]), ("steps", row["n_steps"]), ("wi", wrong_inside),
                        ("ni", row["n_steps_inside"]), ("wc", wrong_cross), ("nc", row["n_steps_crossing"]),
@@ -249,7 +287,8 @@ def raw_grid_report(
         "levels": int(levels),
     }
     params = {"levels": levels, "rows": rows, "seed": seed, "eps": eps, "chunk_rows": chunk_rows}
-    return RawGridResult(per_feature=per_feature, pooled=pooled, curves=curve_df, params=params)
+    per_edge = pd.concat(edges, ignore_index=True) if edges else pd.DataFrame(columns=EDGE_COLUMNS)
+    return RawGridResult(per_feature=per_feature, pooled=pooled, curves=curve_df, params=params, per_edge=per_edge)
 
 
 def wrong_step_share(
