@@ -103,7 +103,9 @@ def main() -> None:
             move = move_name("decomposed", share)
             pairs = draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=11, move=move)
             t0 = time.perf_counter()
-            fit = train_model(spec, train, valid, BackboneConfig(name=args.backbone), contrastive, optimizer, pairs=pairs)
+            fit = train_model(
+                spec, train, valid, BackboneConfig(name=args.backbone), contrastive, optimizer, pairs=pairs
+            )
             record = {"variant": variant, "seed": seed, "move": move, "best_epoch": fit.best_epoch,
                       "fit_seconds": time.perf_counter() - t0, **measure(fit.model, spec, test)}  # fmt: skip
             records.append(record)
@@ -116,9 +118,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
-            {"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()},
-             "grid": {f.name: ("observed values" if f.is_discrete else "quantiles") for f in spec.directed},
-             "records": records},  # fmt: skip
+            {
+                "machine": machine_info(),
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "grid": {f.name: ("observed values" if f.is_discrete else "quantiles") for f in spec.directed},
+                "records": records,
+            },  # fmt: skip
             indent=2,
         )
     )
