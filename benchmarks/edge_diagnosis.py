@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +63,19 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "data")
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--eps", type=float, default=1e-6)
+    ap.add_argument(
+        "--as-continuous",
+        action="store_true",
+        help="measure every feature as continuous (quantile grid, nextafter edge test), as before discrete "
+        "features had their own grid: the same models, the old measurement",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "edge_diagnosis.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
     spec = FeatureSpec.load(args.data / "04_feature" / "feature_spec.json")
+    fitted = spec
+    if args.as_continuous:  # same weights and buckets; only where the grid and the edge test look changes
+        spec = replace(spec, numerical=[replace(f, support=[]) for f in spec.numerical])
     test = ModelInputs.from_frame(pd.read_parquet(args.data / "05_model_input" / "test.parquet"), spec)
     models = ModelCollectionDataset(path=str(args.data / "06_models" / "trained")).load()
     idx = np.sort(np.random.default_rng(0).choice(len(test), size=min(args.rows, len(test)), replace=False))
@@ -74,7 +84,7 @@ def main() -> None:
     oov_share = float((sample.cat[:, cols] == 0).any(axis=1).mean()) if cols else 0.0
     frames = []
     for name, trained in sorted(models.items()):
-        scorer = score_fn(trained.rebuild(spec), "cpu")
+        scorer = score_fn(trained.rebuild(fitted), "cpu")
         grid = raw_grid_report(scorer, test, spec, rows=args.rows, seed=0, eps=args.eps)
         edges = grid.per_edge.assign(model=name, backbone=trained.backbone_name, variant=trained.variant)
         oov = pd.concat(
