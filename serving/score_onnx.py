@@ -7,7 +7,9 @@ the graph's inputs ``cat`` (int64), ``dense`` (float32) and ``bucket`` (int64), 
 columns of the model-ready table in that order. Refuses a table that records another feature-spec
 fingerprint, lacks a column, has nulls, non-finite dense values or ids outside their cardinality (such an
 id would read another feature's embedding). Writes ``row`` (the row's position in the table, int64) and
-``probability`` (float32). No torch, Kedro or ccss_pipeline import: this is what a server needs.
+``probability`` (float32). The model's monotone recalibration (the description's ``recalibration``) is
+inside the graph, so ``probability`` is already recalibrated; the file's metadata names it. No torch,
+Kedro or ccss_pipeline import: this is what a server needs.
 """
 
 from __future__ import annotations
@@ -79,12 +81,14 @@ def main() -> None:
     for start in range(0, n, args.batch_size):
         batch = {name: array[start : start + args.batch_size] for name, array in inputs.items()}
         probability[start : start + args.batch_size] = session.run(["probability"], batch)[0]
-    meta = {"model": str(description.get("model")), "spec_fingerprint": description["spec_fingerprint"]}
+    recalibration = json.dumps(description.get("recalibration") or {"kind": "none"}, sort_keys=True)
+    meta = {"model": str(description.get("model")), "spec_fingerprint": description["spec_fingerprint"],
+            "recalibration": recalibration}  # fmt: skip
     table = pa.table({"row": np.arange(n, dtype=np.int64), "probability": probability})
     pq.write_table(table.replace_schema_metadata({f"ccss_{k}": v for k, v in meta.items()}), args.out)
     print(
         f"scored {n:,} rows with {args.model.name} ({description['backbone']}, {description.get('variant')}) "
-        f"-> {args.out}"
+        f"-> {args.out} (recalibration in the graph: {recalibration})"
     )
 
 

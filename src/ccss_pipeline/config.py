@@ -293,6 +293,16 @@ class ContrastiveConfig(_Strict):
     # hinge-constrained with their own weight λ_e and margin (on logits); the centre move keeps λ and m.
     edge_weight: float = Field(2.0, ge=0)
     edge_margin: float = Field(0.003, ge=0)
+    # a small table gets at least this many pairs per epoch (its pair_fraction raised, up to every row):
+    # a fraction chosen for 200k rows leaves a 6,000-row table ~400 pairs an epoch, too few to reach
+    # every edge; 0 = pair_fraction as it is
+    min_pairs_per_epoch: int = Field(10_000, ge=0)
+
+    def pair_fraction_for(self, n_rows: int) -> float:
+        """The share of each batch with a pair when training on ``n_rows`` rows (``min_pairs_per_epoch``)."""
+        if n_rows <= 0:
+            return self.pair_fraction
+        return max(self.pair_fraction, min(1.0, self.min_pairs_per_epoch / n_rows))
 
 
 class OptimizerConfig(_Strict):
@@ -329,7 +339,7 @@ class PairsConfig(_Strict):
     # share of pairs whose move starts from a value of the drawn feature drawn evenly over its buckets (a
     # discrete feature: over its observed values), the row's other features kept, instead of the row's
     # own value: every boundary and integer step gets constraints, not only where rows are. 0 = the paper
-    anchor_share: float = Field(0.0, ge=0, le=1)
+    anchor_share: float = Field(0.5, ge=0, le=1)
     shapley: ShapleyConfig = ShapleyConfig()
     seed: Seed = 11
     # training rows drawn per chunk (memory: one chunk); a table within one chunk draws with ``seed`` itself
@@ -490,6 +500,10 @@ class TrainingConfig(_Strict):
     streaming: StreamingConfig = StreamingConfig()
     distributed: DistributedConfig = DistributedConfig()
     checkpoint_dir: str = "data/06_models/checkpoints"
+    # a strictly increasing map of each final model's logit fitted on validation after training (CCSS and
+    # baselines alike; ccss_pipeline.model.calibration): z / T, or a·z + b with a > 0 (Platt); it keeps
+    # every ranking and every monotone direction and only moves the probabilities' level and spread
+    recalibration: Literal["none", "temperature", "platt"] = "temperature"
 
     @field_validator("checkpoint_dir")
     @classmethod

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import log_loss, roc_auc_score
+from scipy.special import expit, logit
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from ccss_pipeline.evaluation.accuracy import (
     accuracy_metrics,
     calibration_data,
     gauc,
     group_auc_table,
+    probability_scores,
     roc_curve_data,
 )
 
@@ -83,3 +86,35 @@ def test_curve_tables():
     cal = calibration_data(label, prob, n_bins=10)
     assert list(cal.columns) == ["prob_pred", "prob_true"] and len(cal) == 10
     assert np.abs(cal["prob_pred"] - cal["prob_true"]).max() < 0.1  # calibrated by construction
+
+
+def test_calibration_data_before_and_after_a_monotone_recalibration_share_the_bins():
+    """A strictly increasing map keeps each row's quantile bin: the observed rates are shared, and the
+    curve before it equals scikit-learn's reliability curve of the uncalibrated probabilities."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 1.5, 8000)
+    label = (rng.random(z.size) < expit(z)).astype(int)
+    raw = expit(2.0 * z)  # over-confident
+    served = expit(logit(raw) / 2.0)  # temperature-scaled back: calibrated
+    cal = calibration_data(label, served, n_bins=10, prob_uncalibrated=raw)
+    assert list(cal.columns) == ["prob_pred", "prob_true", "prob_pred_uncalibrated"] and len(cal) == 10
+    true_raw, pred_raw = calibration_curve(label, raw, n_bins=10, strategy="quantile")
+    np.testing.assert_allclose(cal["prob_true"], true_raw, atol=1e-12)
+    np.testing.assert_allclose(cal["prob_pred_uncalibrated"], pred_raw, atol=1e-12)
+    # the recalibrated curve hugs the diagonal, the raw one does not
+    assert np.abs(cal["prob_pred"] - cal["prob_true"]).max() < 0.05
+    assert np.abs(cal["prob_pred_uncalibrated"] - cal["prob_true"]).max() > 0.1
+    with pytest.raises(ValueError, match="differ in length"):
+        calibration_data(label, served, prob_uncalibrated=raw[:-1])
+
+
+def test_probability_scores_are_scikit_learns_logloss_and_brier():
+    rng = np.random.default_rng(4)
+    prob = rng.random(500)
+    label = (rng.random(500) < prob).astype(int)
+    scores = probability_scores(label, prob)
+    assert scores["logloss"] == pytest.approx(log_loss(label, prob)) and scores["brier"] == pytest.approx(
+        brier_score_loss(label, prob)
+    )
+    assert accuracy_metrics(label, prob, np.zeros(500))["logloss"] == scores["logloss"]
+    assert all(np.isnan(v) for v in probability_scores(np.zeros(0), np.zeros(0)).values())

@@ -10,6 +10,7 @@ from ccss_pipeline.evaluation.accuracy import calibration_data, roc_curve_data
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report
 from ccss_pipeline.evaluation.plots import (
     EDGE_GID,
+    UNCALIBRATED_GID,
     plot_calibration,
     plot_partial_dependence,
     plot_raw_grid_ice,
@@ -150,6 +151,26 @@ def test_roc_and_calibration(tmp_path):
     fig = plot_calibration({"a": calibration_data(label, prob), "b": calibration_data(label, noisy)})
     assert len(fig.axes[0].lines) == 3
     _check_png(fig, tmp_path / "cal.png")
+
+
+def test_calibration_plot_draws_the_curve_before_recalibration_dashed(tmp_path):
+    rng = np.random.default_rng(1)
+    prob = rng.random(2000)
+    label = (rng.random(2000) < prob).astype(int)
+    sharp = prob**3 / (prob**3 + (1 - prob) ** 3)  # over-confident, same order
+    curves = {
+        "recalibrated": calibration_data(label, prob, prob_uncalibrated=sharp),
+        "identity": calibration_data(label, prob, prob_uncalibrated=prob),  # nothing moved: no second curve
+    }
+    fig = plot_calibration(curves, label_name="is_click")
+    ax = fig.axes[0]
+    dashed = [line for line in ax.lines if line.get_gid() == UNCALIBRATED_GID]
+    assert len(dashed) == 1 and len(ax.lines) == 4  # two models, one "before", the diagonal
+    np.testing.assert_allclose(dashed[0].get_xdata(), curves["recalibrated"]["prob_pred_uncalibrated"])
+    assert dashed[0].get_color() == ax.lines[0].get_color() and dashed[0].get_linestyle() == "--"
+    assert "before recalibration" in ax.get_title()
+    assert "recalibrated, before recalibration" in [t.get_text() for t in ax.get_legend().get_texts()]
+    _check_png(fig, tmp_path / "cal_before_after.png")
 
 
 def test_no_pyplot_state_leak(results, grid_results):

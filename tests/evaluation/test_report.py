@@ -65,7 +65,7 @@ def _params(feasible=True, **kw):
     out = {"loss": "margin", "weight": 0.5, "margin": 0.01, "temperature": 0.1, "learning_rate": 0.002,
            "source": "trial 7", "val_auc": 0.7654, "val_wrong_step_share": 0.0123, "feasible": feasible,
            "max_violation": 0.005, "study": "ccss-dnn-abc", "n_trials": 20, "val_edge_wrong_share": 0.02,
-           "max_edge_violation": 0.01}  # fmt: skip
+           "max_edge_violation": 0.01, "n_feasible": 3}  # fmt: skip
     return {**out, **kw}
 
 
@@ -191,7 +191,7 @@ def test_per_feature_table_averages_over_seeds(rendered):
 def test_chosen_parameters_and_missed_target(rendered):
     md, page = rendered
     assert (
-        "| dnn | margin | 0.5 | 0.01 | — | 0.002 | trial 7 | 0.7654 | 1.23% | 2.00% | ≤ 0.50%, edge ≤ 1.00% | yes | ccss-dnn-abc (20 trials) |"
+        "| dnn | margin | 0.5 | 0.01 | — | 0.002 | trial 7 | 0.7654 | 1.23% | 2.00% | ≤ 0.50%, edge ≤ 1.00% | yes | ccss-dnn-abc (20 trials, 3 met the targets) |"
         in md
     )
     assert (

@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.special import expit, logit
 
 from ccss_pipeline.config import BackboneConfig
 from ccss_pipeline.data.transformer import encode_numerical
 from ccss_pipeline.evaluation.raw_grid import raw_grid
 from ccss_pipeline.evaluation.what_if import COLUMNS, plot_what_if, what_if, what_if_table
 from ccss_pipeline.model.backbones import CTRModel
+from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.spec import ModelInputs
 from tests.model.conftest import make_inputs, make_spec
@@ -49,6 +51,23 @@ def test_what_if_of_a_torch_model_equals_scoring_the_moved_rows():
         )
         moved.dense[:, 0], moved.bucket[:, 0] = d, b
         np.testing.assert_allclose(got[:, j], predict_proba(model, moved), rtol=1e-6, atol=1e-7)
+
+
+def test_what_if_of_a_recalibrated_model_is_its_served_probability_with_the_same_directions():
+    """A model carrying a recalibration gives its recalibrated probability on the what-if curve — the
+    map of the raw curve — and every step of the curve keeps its sign."""
+    spec = make_spec()
+    torch.manual_seed(3)
+    raw = CTRModel(spec, BackboneConfig(hidden_units=[8], embedding_dim=4, embedding_init_std=0.5)).eval()
+    recalibration = Recalibration("platt", 2.0, -0.5)
+    served = CTRModel(spec, raw.cfg, recalibration).eval()
+    served.load_state_dict(raw.state_dict())
+    rows = make_inputs(spec, 6, seed=4)
+    values = raw_grid(spec.numerical[0], 30)
+    before, after = what_if(raw, spec, rows, "pos", values), what_if(served, spec, rows, "pos", values)
+    np.testing.assert_allclose(after, expit(recalibration.apply(logit(before))), rtol=0, atol=1e-6)
+    assert np.abs(after - before).max() > 0.05
+    np.testing.assert_array_equal(np.sign(np.diff(after, axis=1)), np.sign(np.diff(before, axis=1)))
 
 
 def test_an_unknown_feature_is_named():

@@ -203,6 +203,7 @@ def test_the_edge_test_is_a_target_too(caplog):
     assert select_trial(study.trials, 0.005, None)[0].number == 0  # no edge target: the best AUC
     out = best_parameters(study, tiny_training(max_violation=0.005))  # the default edge target, 1%
     assert out.source == "trial 1" and out.val_edge_wrong_share == 0.008 and out.max_edge_violation == 0.01
+    assert out.n_feasible == 2  # trials 1 and 2 meet both targets
     # none meets both: the closest by its worst ratio to a target (trial 2: 0.004/0.002 = 2 < 0.02/0.005)
     far = _fake_study([(0.80, 0.02, 1.0, 0.01), (0.70, 0.004, 2.0, 0.02)], edges=[0.0, 0.02])
     with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):

@@ -259,3 +259,13 @@ def test_a_batch_bar_shows_on_a_terminal_and_nowhere_else(tmp_path):
     os.close(leader)
     assert proc.wait(timeout=120) == 0
     assert b"epoch 1/1" in seen and b"batch" in seen
+
+
+def test_small_tables_get_enough_pairs_per_epoch():
+    """pair_fraction is raised so an epoch holds min_pairs_per_epoch pairs (up to every row), never lowered."""
+    cfg = ContrastiveConfig(pair_fraction=0.1, min_pairs_per_epoch=10_000)
+    assert cfg.pair_fraction_for(200_000) == 0.1  # large: as configured
+    assert cfg.pair_fraction_for(50_000) == pytest.approx(0.2)
+    assert cfg.pair_fraction_for(6_000) == 1.0  # small: every row
+    assert ContrastiveConfig(pair_fraction=0.1, min_pairs_per_epoch=0).pair_fraction_for(6_000) == 0.1
+    assert ContrastiveConfig(pair_fraction=0.5).pair_fraction_for(0) == 0.5

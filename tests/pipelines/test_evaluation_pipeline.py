@@ -25,6 +25,7 @@ from ccss_pipeline.evaluation.plots import EDGE_GID, ONE_BUCKET_NOTE, UNMEASURAB
 from ccss_pipeline.evaluation.report import PNG_SIGNATURE
 from ccss_pipeline.lineage import stamp
 from ccss_pipeline.model.backbones import CTRModel
+from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.model.scoring import score_fn
@@ -119,7 +120,7 @@ def test_evaluate_models_node(tiny, evaluated, aggregated):
         assert results[name]["backbone"] == "dnn" and results[name]["variant"] == name.split("__")[1]
         assert f"seed{results[name]['seed']}" == name.split("__")[2]
     assert results["dnn__baseline__seed0"]["contrastive"]["weight"] == 0.0
-    assert list(seed_metrics.columns) == ["model", "backbone", "variant", "seed", *SEED_METRICS]
+    assert list(seed_metrics.columns) == ["model", "backbone", "variant", "seed", "recalibration", *SEED_METRICS]
     assert len(seed_metrics) == len(MODELS) and seed_metrics[["auc", "wrong_step_share"]].notna().all().all()
     directed = {f.name for f in spec.directed}
     for table in (per_feature, grid_features):  # every seed
@@ -177,6 +178,68 @@ def test_threshold_reaches_the_metrics(tiny):
     for m, value in expected.items():
         assert row[m] == pytest.approx(value, abs=1e-6), m
     assert results[name]["accuracy"]["threshold"] == 0.55
+
+
+@pytest.fixture(scope="module")
+def recalibrated(tiny):
+    """The tiny collection with every model temperature-scaled (T = 2.5) and the same models without it,
+    both evaluated with ε = 0 (every step's sign counts)."""
+    spec, frame, models, truth = tiny
+    exact = EvaluationConfig(**{**EVALUATION.model_dump(), "eps": 0.0})
+    scaled = {k: replace(m, recalibration=Recalibration("temperature", 1 / 2.5)) for k, m in models.items()}
+    after = evaluate_models(frame, spec, scaled, truth, exact)
+    before = evaluate_models(frame, spec, models, truth, exact)
+    return after, aggregate_over_seeds(after[-1]), before
+
+
+def test_recalibrated_models_report_logloss_and_brier_before_and_after(recalibrated):
+    (results, _, grid_features, _, _, _, calibration, seed_metrics), (summary, paired, metrics), before = recalibrated
+    plain = before[-1].set_index("model")
+    rows = seed_metrics.set_index("model")
+    assert set(rows["recalibration"]) == {"temperature"} and set(plain["recalibration"]) == {"none"}
+    assert np.allclose(rows["recalibration_temperature"], 2.5) and (rows["recalibration_shift"] == 0).all()
+    # "before" is the same model without its map: exactly the figures of the un-recalibrated evaluation
+    for m in ("logloss", "brier"):
+        np.testing.assert_allclose(rows[f"{m}_uncalibrated"], plain.loc[rows.index, m], rtol=0, atol=1e-12)
+        assert (rows[m] != rows[f"{m}_uncalibrated"]).all(), m
+    # a strictly increasing map: the ranking figures and every raw-grid count are those of the raw model
+    for m in ("auc", "gauc", "wrong_step_share", "edge_wrong_share", "monotone_row_share", "neighbour_violation_rate"):
+        np.testing.assert_array_equal(rows[m].to_numpy(), plain.loc[rows.index, m].to_numpy(), err_msg=m)
+    columns = ["wrong_step_share", "edge_wrong_share", "monotone_row_share"]
+    np.testing.assert_array_equal(grid_features[columns].to_numpy(), before[2][columns].to_numpy())
+    name = "dnn__ccss__seed0"
+    assert results[name]["recalibration"]["kind"] == "temperature"
+    assert results[name]["uncalibrated"]["logloss"] == pytest.approx(rows.loc[name, "logloss_uncalibrated"])
+    # the reliability curve before is the raw model's own, in the same bins
+    cal, raw_cal = calibration.reset_index(drop=True), before[6].reset_index(drop=True)
+    np.testing.assert_allclose(cal["prob_pred_uncalibrated"], raw_cal["prob_pred"], atol=1e-12)
+    np.testing.assert_allclose(cal["prob_true"], raw_cal["prob_true"], atol=1e-12)
+    assert "prob_pred_uncalibrated" in before[6].columns  # present, equal to prob_pred, without a map
+    assert set(summary["recalibration"]) == {"temperature"}
+    assert {"logloss_uncalibrated", "brier_uncalibrated", "recalibration_temperature"} <= set(paired["metric"])
+    assert metrics["dnn__ccss.logloss_uncalibrated.mean"] == pytest.approx(
+        rows.loc[rows["variant"] == "ccss", "logloss_uncalibrated"].mean()
+    )
+    assert metrics["dnn__ccss.recalibration_temperature.mean"] == pytest.approx(2.5)
+
+
+def test_report_and_card_say_which_recalibration_and_what_it_changed(tiny, evaluated, aggregated, recalibrated):
+    after, (summary, _, _), _ = recalibrated
+    md, html = _report(tiny, after, recalibrated[1])
+    means = summary.set_index("variant")
+    change = (f"CCSS {means.loc['ccss', 'logloss_uncalibrated_mean']:.4f} → {means.loc['ccss', 'logloss_mean']:.4f} "
+              "(T = 2.5)")  # fmt: skip
+    for text in (md, html):
+        sentence = next(line for line in text.splitlines() if "Recalibration: temperature scaling" in line)
+        assert "validation split" in sentence and change in sentence and "baseline " in sentence
+        assert "LogLoss before recalibration" in text and "Brier score before recalibration" in text
+        assert "recalibration: shift b" not in text  # temperature scaling has no shift
+    lineage = {"git_commit": "unknown", "git_dirty": None, "dvc_lock": None, "env": "base", "artifacts": {}}
+    card, _ = _card(tiny, after, recalibrated[1], lineage, {})
+    assert change in card and "LogLoss before recalibration" in card
+    # without a recalibration the report says so and shows no "before" rows
+    plain, _ = _report(tiny, evaluated, aggregated)
+    assert "Recalibration: none" in plain and "before recalibration" not in plain
 
 
 def test_evaluate_models_rejects_a_model_of_another_spec(tiny):
@@ -329,7 +392,7 @@ def test_write_report_node_marks_the_one_bucket_feature(tiny, evaluated, aggrega
     for row in rows:
         assert ONE_BUCKET_NOTE in row and "%" not in row and "n/a" not in row
     assert f"flat (+1, {ONE_BUCKET_NOTE})" in md and "Not constrained: flat" in html
-    assert "dnn | pos (+1) | baseline" in md  # measurable features keep their numbers
+    assert "dnn | pos (+1) | quantiles | baseline" in md  # measurable features keep their numbers
 
 
 def test_one_bucket_feature_is_left_out_of_direction_agreement(tiny):
@@ -482,6 +545,12 @@ def _spec(root: Path) -> FeatureSpec:
     return FeatureSpec.from_dict(json.loads((root / "data" / "04_feature" / "feature_spec.json").read_text()))
 
 
+def trained_models_json(root: Path) -> dict[str, dict]:
+    """Each trained model's ``model.json``, by model name."""
+    folder = root / "data" / "06_models" / "trained"
+    return {p.name: json.loads((p / "model.json").read_text()) for p in folder.iterdir() if p.is_dir()}
+
+
 def _seed_metrics(root: Path) -> pd.DataFrame:
     return pd.read_csv(root / "data" / "08_reporting" / "seed_metrics.csv")
 
@@ -534,6 +603,19 @@ def test_tables(evaluated_project):
     assert set(summary["variant"]) == set(VARIANTS) and "wrong_step_share_std" in summary.columns
     paired = pd.read_csv(reporting / "paired_differences.csv")
     assert {"backbone", "metric", "n", "mean", "ci_low", "ci_high"} <= set(paired.columns)
+    # the project trains with the default recalibration (temperature): before and after, and the map
+    assert list(seeds.columns) == ["model", "backbone", "variant", "seed", "recalibration", *SEED_METRICS]
+    assert set(seeds["recalibration"]) == set(summary["recalibration"]) == {"temperature"}
+    assert (seeds["recalibration_temperature"] > 0).all() and (seeds["recalibration_shift"] == 0).all()
+    assert seeds[["logloss_uncalibrated", "brier_uncalibrated"]].notna().all().all()
+    assert (seeds["logloss"] <= seeds["logloss_uncalibrated"] + 0.01).all()  # fitted on validation, scored on test
+    for m in ("logloss_uncalibrated", "brier_uncalibrated", "recalibration_temperature"):
+        assert f"{m}_mean" in summary.columns and m in set(paired["metric"]), m
+    calibration = pd.read_csv(reporting / "calibration.csv")
+    assert {"prob_pred", "prob_true", "prob_pred_uncalibrated"} <= set(calibration.columns)
+    models_json = trained_models_json(evaluated_project)
+    for name, row in seeds.set_index("model").iterrows():
+        assert row["recalibration_temperature"] == pytest.approx(models_json[name]["recalibration"]["temperature"])
 
 
 @pytest.mark.slow
@@ -559,6 +641,8 @@ def test_report(evaluated_project):
             assert f.name in text, f.name
         assert "Verdict — dnn: " in text and MEAN_STD.search(text)
         assert "95% interval" in text
+        assert "Recalibration: temperature scaling of the logit (z / T), fitted on the validation split" in text
+        assert "LogLoss before recalibration" in text
     # every image the Markdown report embeds exists next to it (the Optuna plots come from model_training)
     targets = re.findall(r"!\[[^\]]*\]\(<?([^)>]+)>?\)", md)
     assert "plots/optuna/dnn_pareto.png" in targets

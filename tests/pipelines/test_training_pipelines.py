@@ -142,6 +142,13 @@ def test_trained_models(trained_project):
     history = json.loads((trained_project / "data" / "08_reporting" / "training_history.json").read_text())
     assert set(history) == set(MODELS)
     assert all(0.5 < h["best_val_auc"] <= 1 for h in history.values())
+    # every model, CCSS and baseline alike, is temperature-scaled on validation (the default) and says so
+    for name in MODELS:
+        recalibration = cfg[name]["recalibration"]
+        assert recalibration["kind"] == "temperature" and recalibration["shift"] == 0 and recalibration["scale"] > 0
+        assert history[name]["recalibration"] == recalibration
+        assert loaded[name].recalibration.scale == recalibration["scale"]
+        assert loaded[name].rebuild(_spec(trained_project)).recalibration == loaded[name].recalibration
 
 
 @pytest.mark.slow

@@ -14,12 +14,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig, TrainingConfig
 from ccss_pipeline.lineage import StaleArtifactError, stamp
 from ccss_pipeline.model.backbones import BACKBONES, CTRModel
+from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.model.scoring import predict_logits, predict_proba
 from ccss_pipeline.model.trainer import train_model
@@ -256,6 +258,33 @@ def test_score_onnx_script_matches_torch(tmp_path):
     assert np.abs(scores["probability"].to_numpy() - predict_proba(model, inputs)).max() <= TOLERANCE
 
 
+def test_a_recalibrated_model_exports_its_recalibration_in_the_graph(tmp_path):
+    """The graph applies the model's recalibration (σ(a·z + b) here): the ONNX probability and logit are
+    the recalibrated ones torch serves, not the raw network's; the description and score_onnx say which."""
+    spec = make_spec()
+    raw = _model(spec, "deepfm")
+    recalibration = Recalibration("platt", 0.45, -0.7)
+    served = CTRModel(spec, raw.cfg, recalibration).eval()
+    served.load_state_dict(raw.state_dict())
+    inputs = make_inputs(spec, 3000, seed=9)
+    path = tmp_path / "deepfm.onnx"
+    description = export_onnx(served, spec, path, variant="ccss")
+    assert description["recalibration"] == recalibration.to_dict() and description["format_version"] == 2
+    prob, logit = _onnx_scores(path, onnx_inputs(_frame(spec, inputs), description))
+    assert prob.dtype == np.float32 and logit.dtype == np.float32
+    assert np.abs(prob - predict_proba(served, inputs)).max() <= TOLERANCE
+    assert np.abs(logit - recalibration.apply(predict_logits(raw, inputs))).max() <= 1e-4
+    assert np.abs(prob - predict_proba(raw, inputs)).max() > 0.05  # the map is really in the graph
+    table, out = tmp_path / "test.parquet", tmp_path / "scores.parquet"
+    _frame(spec, inputs).to_parquet(table)
+    proc = _score(path, table, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert '"kind": "platt"' in proc.stdout  # it says which recalibration the graph applies
+    assert np.abs(pd.read_parquet(out)["probability"].to_numpy() - predict_proba(served, inputs)).max() <= TOLERANCE
+    metadata = pq.read_schema(out).metadata
+    assert json.loads(metadata[b"ccss_recalibration"]) == recalibration.to_dict()
+
+
 def test_score_onnx_script_refuses_a_table_of_another_spec_and_bad_ids(tmp_path):
     spec = make_spec()
     export_onnx(_model(spec, "dnn"), spec, tmp_path / "dnn.onnx")
@@ -385,6 +414,7 @@ def test_export_pipeline_on_a_trained_project(trained_project, tmp_path):
     encoding = json.loads((folder / "dnn.json").read_text())
     spec = FeatureSpec.from_dict(json.loads((root / "data" / "04_feature" / "feature_spec.json").read_text()))
     assert encoding["model"] == "dnn__ccss__seed42" and encoding["spec_fingerprint"] == spec.fingerprint
+    assert encoding["recalibration"]["kind"] == "temperature"  # the project's default, inside the graph
 
     from ccss_pipeline.datasets import ModelCollectionDataset
 

@@ -2,7 +2,8 @@
 precision, recall, F1), the Brier score, and the oracle AUC on synthetic data.
 
 Also the curve tables (ROC, calibration) that DVC plots and :mod:`.plots` draw. No model code here:
-every function takes labels and probabilities as arrays.
+every function takes labels and probabilities as arrays. :func:`probability_scores` (LogLoss, Brier) is
+what a monotone recalibration changes; the evaluation reports it before and after.
 """
 
 from __future__ import annotations
@@ -83,6 +84,21 @@ def gauc(label: np.ndarray, prob: np.ndarray, group: np.ndarray) -> tuple[float,
     return float(np.sum(w * used["auc"].to_numpy()) / np.sum(w)), int(len(used))
 
 
+def probability_scores(label: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """LogLoss (probabilities clipped to [1e-7, 1 − 1e-7]) and Brier score of ``prob``, by scikit-learn:
+    the two figures that judge the probabilities themselves, not their ranking. NaN on an empty split."""
+    y = _as_binary(label)
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    if y.size != p.size:
+        raise ValueError(f"label and prob differ in length: {y.size} vs {p.size}")
+    if y.size == 0:
+        return {"logloss": float("nan"), "brier": float("nan")}
+    return {
+        "logloss": float(log_loss(y, np.clip(p, _PROB_CLIP, 1 - _PROB_CLIP), labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p)),
+    }
+
+
 def classification_metrics(
     label: np.ndarray, prob: np.ndarray, threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, float]:
@@ -134,12 +150,11 @@ def accuracy_metrics(
         raise ValueError(f"label and prob differ in length: {y.size} vs {p.size}")
     if not np.all(np.isfinite(p)):
         raise ValueError("prob contains non-finite values")
-    pc = np.clip(p, _PROB_CLIP, 1 - _PROB_CLIP)
     g_auc, n_used = gauc(y, p, group)
     out: dict[str, Any] = {
         "auc": _auc_or_nan(y, p),
         "gauc": g_auc,
-        "logloss": float(log_loss(y, pc, labels=[0, 1])) if y.size else float("nan"),
+        "logloss": probability_scores(y, p)["logloss"],
         **classification_metrics(y, p, threshold),
         "n_rows": int(y.size),
         "positive_rate": float(y.mean()) if y.size else float("nan"),
@@ -170,10 +185,43 @@ def roc_curve_data(label: np.ndarray, prob: np.ndarray, max_points: int = 1000) 
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
 
 
-def calibration_data(label: np.ndarray, prob: np.ndarray, n_bins: int = 10, strategy: str = "quantile") -> pd.DataFrame:
-    """Reliability diagram data: ``prob_pred`` (mean predicted) vs ``prob_true`` (observed rate) per bin."""
+def calibration_data(
+    label: np.ndarray,
+    prob: np.ndarray,
+    n_bins: int = 10,
+    strategy: str = "quantile",
+    prob_uncalibrated: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Reliability diagram data: ``prob_pred`` (mean predicted) vs ``prob_true`` (observed rate) per bin
+    (scikit-learn's ``calibration_curve``).
+
+    With ``prob_uncalibrated`` (the same rows' probabilities before a monotone recalibration) also
+    ``prob_pred_uncalibrated``: their mean in the same bins, so each bin's observed rate is shared and the
+    two curves differ only in where the model put them. A strictly increasing map keeps each row's rank,
+    hence each quantile bin's rows: these are the uncalibrated model's own quantile bins."""
     y = _as_binary(label)
-    prob_true, prob_pred = calibration_curve(
-        y, np.asarray(prob, dtype=np.float64).reshape(-1), n_bins=n_bins, strategy=strategy
-    )
-    return pd.DataFrame({"prob_pred": prob_pred, "prob_true": prob_true})
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    prob_true, prob_pred = calibration_curve(y, p, n_bins=n_bins, strategy=strategy)
+    table = pd.DataFrame({"prob_pred": prob_pred, "prob_true": prob_true})
+    if prob_uncalibrated is None:
+        return table
+    raw = np.asarray(prob_uncalibrated, dtype=np.float64).reshape(-1)
+    if raw.size != p.size:
+        raise ValueError(f"prob and prob_uncalibrated differ in length: {p.size} vs {raw.size}")
+    ids = _bin_ids(p, n_bins, strategy)
+    total = np.bincount(ids, minlength=n_bins)
+    means = np.bincount(ids, weights=raw, minlength=n_bins)[total > 0] / total[total > 0]
+    if len(means) != len(table):  # the bins are scikit-learn's: this cannot differ unless it changes them
+        raise RuntimeError(f"calibration bins disagree: {len(means)} here, {len(table)} from scikit-learn")
+    return table.assign(prob_pred_uncalibrated=means)
+
+
+def _bin_ids(prob: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
+    """Each row's bin as ``sklearn.calibration.calibration_curve`` assigns it (quantile or uniform edges)."""
+    if strategy == "quantile":
+        edges = np.percentile(prob, np.linspace(0, 1, n_bins + 1) * 100)
+    elif strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    else:
+        raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
+    return np.searchsorted(edges[1:-1], prob)

@@ -48,7 +48,9 @@ from ccss_pipeline.evaluation.report import (
     _missing,
     _seeds_header,
     _value,
+    hidden_recalibration_rows,
     plot_figure,
+    recalibration_sentence,
 )
 from ccss_pipeline.evaluation.seeds import summarize_over_seeds
 from ccss_pipeline.spec import FeatureSpec, NumericalFeature
@@ -59,7 +61,8 @@ DIFFERS = "differs"
 FOLDER = "folder — compare with `dvc status`"
 NOT_LOCKED = "not in dvc.lock"
 #: Metrics of the per-backbone accuracy and monotonicity table, in order (shown where present).
-CARD_METRICS = ["auc", "gauc", "logloss", "accuracy", "precision", "recall", "f1", "brier", "wrong_step_share",
+CARD_METRICS = ["auc", "gauc", "logloss", "logloss_uncalibrated", "accuracy", "precision", "recall", "f1", "brier",
+                "brier_uncalibrated", "recalibration_temperature", "recalibration_shift", "wrong_step_share",
                 "max_feature_wrong_step_share", "edge_wrong_share", "monotone_row_share"]  # fmt: skip
 _LABELS = {m: label for m, label, _ in HEADLINE}
 _SHARES = {m for m, _, share in HEADLINE if share}
@@ -432,7 +435,7 @@ def _accuracy(ctx: ModelCardContext, bb: str, ccss: ModelResult | None, base: Mo
     if ccss is None:
         return Part(["No CCSS model of this backbone was evaluated."], None, [delta])
     shown = [r for r in (ccss, base) if r is not None]
-    hidden = {"gauc"} if ctx.gauc_note else set()
+    hidden = ({"gauc"} if ctx.gauc_note else set()) | hidden_recalibration_rows(shown)
     metrics = [m for m in CARD_METRICS if m not in hidden and any(not _missing(r.mean.get(m)) for r in shown)]
     header = ["metric"] + [_seeds_header(r) for r in shown]
     table = Table(header, [[_metric_label(m, ctx)] + [r.cell(m) for r in shown] for m in metrics])
@@ -454,7 +457,8 @@ def _backbone(ctx: ModelCardContext, bb: str) -> dict[str, Any]:
         "name": bb,
         "chosen": f"The chosen model: {bb} trained with CCSS at λ = {_fmt_param(params.get('weight'))}, margin "
                   f"{_fmt_param(params.get('margin'))}, over {n} training seed{'s' if n != 1 else ''}; its baseline is "
-                  "the same backbone, budget and seeds with λ = 0.",
+                  "the same backbone, budget and seeds with λ = 0. "
+                  + recalibration_sentence([r for r in (ccss, base) if r is not None], [bb]),
         "accuracy": _accuracy(ctx, bb, ccss, base),
         "per_feature": per_feature if rows else None,
         "figures": [plot_figure(p) for p in ctx.plots if p.section == bb],

@@ -322,21 +322,40 @@ def plot_roc(curves_by_model: Mapping[str, pd.DataFrame], label_name: str = "lab
     return fig
 
 
+#: ``gid`` of the dashed reliability curves :func:`plot_calibration` draws before recalibration.
+UNCALIBRATED_GID = "before-recalibration"
+UNCALIBRATED = "prob_pred_uncalibrated"
+
+
+def _recalibrated(cal: pd.DataFrame) -> bool:
+    """Whether a calibration table carries a "before" curve that differs from its "after" one."""
+    return UNCALIBRATED in cal.columns and not np.allclose(cal[UNCALIBRATED], cal["prob_pred"], rtol=0, atol=1e-12)
+
+
 def plot_calibration(curves_by_model: Mapping[str, pd.DataFrame], label_name: str = "label") -> Figure:
     """Reliability diagram (tables of :func:`.accuracy.calibration_data`) with the diagonal; axes and
-    title name the predicted label."""
+    title name the predicted label.
+
+    Solid: the served probability (after the model's monotone recalibration). Where the table has a
+    different ``prob_pred_uncalibrated`` (the same bins before it), the same colour dashed shows that
+    curve too (``gid`` :data:`UNCALIBRATED_GID`), so the figure says what the recalibration moved."""
     fig, ax = _new_figure((5.0, 4.6))
-    hi = 0.0
+    hi, before = 0.0, False
     for i, (label, cal) in enumerate(curves_by_model.items()):
         ax.plot(cal["prob_pred"], cal["prob_true"], marker="o", ms=3, color=_colour(i), label=label)
         hi = max(hi, float(np.nanmax(cal[["prob_pred", "prob_true"]].to_numpy())) if len(cal) else 0.0)
+        if len(cal) and _recalibrated(cal):
+            before = True
+            ax.plot(cal[UNCALIBRATED], cal["prob_true"], ls="--", marker="x", ms=3, lw=0.9, color=_colour(i),
+                    alpha=0.8, label=f"{label}, before recalibration", gid=UNCALIBRATED_GID)  # fmt: skip
+            hi = max(hi, float(np.nanmax(cal[UNCALIBRATED].to_numpy())))
     hi = min(1.0, hi * 1.05) if hi > 0 else 1.0
-    ax.plot([0, hi], [0, hi], ls="--", color="grey", lw=0.8, label="perfectly calibrated")
+    ax.plot([0, hi], [0, hi], ls=":", color="grey", lw=0.8, label="perfectly calibrated")
     ax.set_xlim(0, hi)
     ax.set_ylim(0, hi)
     ax.set_xlabel(f"mean {prob_label(label_name)}")
     ax.set_ylabel(f"observed rate of {label_name}")
-    ax.set_title(f"Calibration — {label_name}")
+    ax.set_title(f"Calibration — {label_name}" + ("\n(dashed: before recalibration)" if before else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7 if before else 8, loc="upper left")
     return fig

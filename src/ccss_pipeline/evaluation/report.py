@@ -43,11 +43,15 @@ HEADLINE = [
     ("auc", "AUC", False),
     ("gauc", "GAUC", False),
     ("logloss", "LogLoss", False),
+    ("logloss_uncalibrated", "LogLoss before recalibration", False),
     ("accuracy", "accuracy (P ≥ {t})", False),
     ("precision", "precision (P ≥ {t})", False),
     ("recall", "recall (P ≥ {t})", False),
     ("f1", "F1 (P ≥ {t})", False),
     ("brier", "Brier score", False),
+    ("brier_uncalibrated", "Brier score before recalibration", False),
+    ("recalibration_temperature", "recalibration: T (the logit is divided by T)", False),
+    ("recalibration_shift", "recalibration: shift b (Platt)", False),
     ("oracle_auc", "oracle AUC (ceiling)", False),
     ("wrong_step_share", "raw-grid wrong-step share (pooled)", True),
     ("wrong_step_share_inside", "… steps inside a bucket", True),
@@ -73,8 +77,16 @@ def _label(metric: str, ctx: ReportContext) -> str:
 
 _SHARE = {m for m, _, share in HEADLINE if share}
 #: Metrics of the paired CCSS − baseline table, in order.
-PAIRED = ["auc", "gauc", "logloss", "accuracy", "precision", "recall", "f1", "brier", "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
+PAIRED = ["auc", "gauc", "logloss", "logloss_uncalibrated", "accuracy", "precision", "recall", "f1", "brier",
+          "brier_uncalibrated", "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
           "edge_wrong_share", "monotone_row_share"]  # fmt: skip
+#: Rows that only mean something for a recalibrated model (hidden for a backbone without one).
+RECALIBRATION_ROWS = ("logloss_uncalibrated", "brier_uncalibrated", "recalibration_temperature", "recalibration_shift")
+#: What each recalibration kind does, as the report and the model card say it.
+RECALIBRATION_TEXT = {
+    "temperature": "temperature scaling of the logit (z / T)",
+    "platt": "Platt scaling of the logit (σ(a·z + b), a > 0)",
+}
 #: Per-feature raw-grid columns (means over seeds); the last is the secondary bucket-centre rate.
 FEATURE_COLUMNS = [
     ("wrong_step_share", "wrong-step share"), ("wrong_step_share_inside", "inside a bucket"),
@@ -93,10 +105,12 @@ class ModelResult:
     n_seeds: int
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
+    recalibration: str = "none"  # the kind of monotone recalibration its probabilities went through
 
     @classmethod
     def from_summary(cls, summary: pd.DataFrame) -> list[ModelResult]:
-        """From a ``summarize_over_seeds`` table (columns backbone, variant, n_seeds, ``<m>_mean``, ``<m>_std``)."""
+        """From a ``summarize_over_seeds`` table (columns backbone, variant, n_seeds, ``<m>_mean``,
+        ``<m>_std``, optionally ``recalibration``: the kind; a summary without it had none)."""
         metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
         return [
             cls(
@@ -105,9 +119,14 @@ class ModelResult:
                 int(row["n_seeds"]),
                 {m: _float(row[f"{m}_mean"]) for m in metrics},
                 {m: _float(row.get(f"{m}_std")) for m in metrics},
+                _kind(row.get("recalibration")),
             )  # fmt: skip
             for row in summary.to_dict("records")
         ]
+
+    @property
+    def recalibrated(self) -> bool:
+        return self.recalibration != "none"
 
     @property
     def display(self) -> str:
@@ -231,6 +250,57 @@ def _sign_of_interval(row: Mapping[str, Any] | None) -> str | None:
     return "below" if row["ci_high"] < 0 else "above" if row["ci_low"] > 0 else "contains"
 
 
+def _kind(value: Any) -> str:
+    """A recalibration kind from a summary cell ("none" for a missing one, e.g. an older run's table)."""
+    return value.strip() if isinstance(value, str) and value.strip() else "none"
+
+
+def hidden_recalibration_rows(models: Sequence[ModelResult]) -> set[str]:
+    """The recalibration rows a table of ``models`` leaves out: all of them when none was recalibrated
+    (they would repeat LogLoss and Brier), the shift when none was Platt-scaled (it is 0)."""
+    if not any(r.recalibrated for r in models):
+        return set(RECALIBRATION_ROWS)
+    return set() if any("platt" in r.recalibration for r in models) else {"recalibration_shift"}
+
+
+def _map_text(r: ModelResult) -> str:
+    """The fitted map of one model, mean over seeds: ``T = 1.23`` (and ``b = -0.04`` for Platt)."""
+    t = _float(r.mean.get("recalibration_temperature"))
+    if "platt" in r.recalibration:
+        return f"T = 1/a = {t:.3g}, b = {_float(r.mean.get('recalibration_shift')):+.3g}"
+    return f"T = {t:.3g}"
+
+
+def recalibration_sentence(results: Sequence[ModelResult], backbones: Sequence[str]) -> str:
+    """One sentence: which recalibration the probabilities went through and what it changed — test
+    LogLoss before → after per backbone and model, means over seeds, with the fitted map."""
+    shown = [r for r in results if r.backbone in backbones]
+    applied = [r for r in shown if r.recalibrated]
+    if not applied:
+        return ("Recalibration: none — every probability is the model's own logit through the sigmoid "
+                "(model_training.recalibration: none).")  # fmt: skip
+    kinds = sorted({k for r in applied for k in r.recalibration.split("/") if k != "none"})
+    what = " / ".join(RECALIBRATION_TEXT.get(k, k) for k in kinds)
+    parts = []
+    for bb in backbones:
+        models = sorted((r for r in shown if r.backbone == bb), key=lambda r: (_variant_rank(r.variant), r.variant))
+        items = [
+            f"{r.display} {_value(r.mean.get('logloss_uncalibrated'), False)} → "
+            f"{_value(r.mean.get('logloss'), False)} ({_map_text(r)})"
+            if r.recalibrated
+            else f"{r.display} {_value(r.mean.get('logloss'), False)} (not recalibrated)"
+            for r in models
+        ]
+        if items:
+            parts.append(f"{bb}: {', '.join(items)}")
+    return (
+        f"Recalibration: {what}, fitted on the validation split for every model (CCSS and baselines alike) and "
+        f"applied to every probability shown here, changed the test LogLoss (before → after, mean over seeds) "
+        f"{'; '.join(parts)} — a strictly increasing map of the logit, it leaves AUC, GAUC and the direction of "
+        "every step unchanged."
+    )
+
+
 def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping[str, Mapping[str, Any]]) -> str:
     """One paragraph reading one backbone's numbers: AUC (with the paired interval), the raw-grid
     wrong-step share, the edge test, rows monotone, and whether CCSS's wrong steps sit at the edges."""
@@ -336,7 +406,7 @@ def _headline(ctx: ReportContext, bb: str) -> dict[str, Any]:
     models = sorted((r for r in ctx.results if r.backbone == bb), key=lambda r: (_variant_rank(r.variant), r.variant))
     if not models:
         return {"name": bb, "parts": [Part([NO_MODEL])]}
-    hidden = {"gauc"} if ctx.gauc_note else set()
+    hidden = ({"gauc"} if ctx.gauc_note else set()) | hidden_recalibration_rows(models)
     metrics = [m for m, _, _ in HEADLINE if m not in hidden and any(not _missing(r.mean.get(m)) for r in models)]
     results = Table(["metric"] + [_seeds_header(r) for r in models],
                     [[_label(m, ctx)] + [r.cell(m) for r in models] for m in metrics])  # fmt: skip
@@ -409,7 +479,7 @@ def _parameters(ctx: ReportContext) -> Part | None:
                      _fmt_param(tau), _fmt_param(p.get("learning_rate")), _fmt_param(p.get("source")),
                      _value(p.get("val_auc"), False), _value(p.get("val_wrong_step_share"), True),
                      _value(p.get("val_edge_wrong_share"), True), _targets(p), met,
-                     f"{p.get('study', '?')} ({p.get('n_trials', 0)} trials)"])  # fmt: skip
+                     f"{p.get('study', '?')} ({p.get('n_trials', 0)} trials{_feasible_count(p)})"])  # fmt: skip
         if feasible is False:
             warnings.append(
                 f"Target not met for {bb}: no trial reached a validation wrong-step share ≤ {_value(target, True)}"
@@ -431,6 +501,12 @@ def _targets(p: Mapping[str, Any]) -> str:
     if _missing(share):
         return "—"
     return f"≤ {_value(share, True)}" + ("" if _missing(edge) else f", edge ≤ {_value(edge, True)}")
+
+
+def _feasible_count(p: Mapping[str, Any]) -> str:
+    """ ", k met the targets" when the search counted them (older records did not)."""
+    n = p.get("n_feasible")
+    return "" if n is None else f", {n} met the targets"
 
 
 def _edge_target_clause(p: Mapping[str, Any]) -> str:
@@ -464,6 +540,16 @@ def _method(ctx: ReportContext) -> Part:
         f"(evaluation.threshold); precision, recall and F1 are 0 where undefined. The Brier score is the mean "
         f"squared difference between P({label}) and the observed {label} (lower is better)."
     )
+    if any(r.recalibrated for r in ctx.results):
+        notes.append(
+            "Recalibration: after training, each model's logit z went through a strictly increasing map fitted on "
+            "the validation split (the split early stopping used) by minimising its LogLoss — temperature scaling "
+            "z / T or Platt scaling a·z + b with a > 0 (model_training.recalibration). Every figure above is of the "
+            "recalibrated probability, the one the model serves (scoring, what-if, ONNX); the rows 'before "
+            "recalibration' are the same model without it. The map keeps every ranking, so AUC and GAUC are "
+            "unchanged, and the sign of every raw-grid step; the thresholded figures (accuracy, precision, recall, "
+            f"F1 at P ≥ {t:g}) move with it."
+        )
     if m.get("move"):
         notes.append(f"The CCSS models were trained on the '{m['move']}' counterfactual move.")
     return Part(notes)
@@ -505,7 +591,10 @@ def _view(ctx: ReportContext) -> dict[str, Any]:
     return {
         "title": ctx.title,
         "intro": _intro(ctx),
-        "headline_intro": Part([HEADLINE_INTRO] + ([ctx.gauc_note] if ctx.gauc_note else [])),
+        "headline_intro": Part(
+            [HEADLINE_INTRO, recalibration_sentence(ctx.results, ctx.backbones)]
+            + ([ctx.gauc_note] if ctx.gauc_note else [])
+        ),
         "headline": [_headline(ctx, bb) for bb in ctx.backbones],
         "per_feature": _per_feature(ctx),
         "parameters": _parameters(ctx),

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ccss_pipeline.config import BackboneConfig
+from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.encoders import InputEncoder
 from ccss_pipeline.spec import FeatureSpec
 
@@ -121,11 +122,17 @@ def build_backbone(name: str, spec: FeatureSpec, cfg: BackboneConfig) -> nn.Modu
 
 
 class CTRModel(nn.Module):
-    """InputEncoder + backbone; also the one-pass O/F/C forward CCSS trains with."""
+    """InputEncoder + backbone; also the one-pass O/F/C forward CCSS trains with.
 
-    def __init__(self, spec: FeatureSpec, cfg: BackboneConfig) -> None:
+    ``recalibration`` (:mod:`ccss_pipeline.model.calibration`, fitted on validation after training) is
+    carried by the module, not by its weights: :meth:`forward` and :meth:`forward_points` give the raw
+    logit training works on, :meth:`served_logit` the recalibrated one that every probability is made
+    of (scoring, evaluation, what-if, the score pipeline and the ONNX graph all call it)."""
+
+    def __init__(self, spec: FeatureSpec, cfg: BackboneConfig, recalibration: Recalibration | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.recalibration = recalibration or Recalibration()
         self.encoder = InputEncoder(spec, cfg.embedding_dim, cfg.embedding_init_std)
         self.backbone = build_backbone(cfg.name, spec, cfg)
 
@@ -134,6 +141,18 @@ class CTRModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         fields, d = self.encoder(cat, dense, bucket)
         return self.backbone(fields, d)
+
+    def served_logit(self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor) -> torch.Tensor:
+        """The logit the model's probability is made of: the raw logit through the recalibration.
+
+        Without one (training, the search, a model saved before recalibration existed) this is
+        :meth:`forward`'s logit itself. With one it is ``scale · z + shift`` computed in float64, so two
+        distinct float32 logits never collapse into one (a strictly increasing map keeps every order)."""
+        z, _ = self(cat, dense, bucket)
+        r = self.recalibration
+        if r.is_identity:
+            return z
+        return z.to(torch.float64) * r.scale + r.shift
 
     def forward_points(
         self,

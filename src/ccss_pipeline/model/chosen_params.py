@@ -32,6 +32,7 @@ class ChosenParams(BaseModel):
     spec_fingerprint: str | None = None
     val_edge_wrong_share: float | None = None
     max_edge_violation: float | None = None
+    n_feasible: int | None = None  # completed trials that met both targets
     # searched only when the search has a range for them (else the configured values stand)
     edge_weight: float | None = None
     edge_margin: float | None = None

@@ -3,7 +3,10 @@
 A :class:`TrainedModel` is the weights plus the settings they were trained with; its files (``model.pt``:
 the state_dict, loaded with ``weights_only=True``; ``model.json``: :meth:`TrainedModel.config`) are
 :class:`ccss_pipeline.datasets.ModelCollectionDataset`'s. The module is rebuilt here
-(:meth:`TrainedModel.rebuild`), and never paired silently with another feature spec.
+(:meth:`TrainedModel.rebuild`), and never paired silently with another feature spec. The monotone
+recalibration fitted on validation (:mod:`ccss_pipeline.model.calibration`) is part of the record
+(``model.json``'s ``recalibration``; a file without it is a model without one) and the rebuilt module
+carries it, so every probability made from the module is the recalibrated one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
 from ccss_pipeline.lineage import StaleArtifactError, require_spec
 from ccss_pipeline.model.backbones import CTRModel
+from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.spec import FeatureSpec
 
 BASELINE, CCSS = "baseline", "ccss"
@@ -51,11 +55,12 @@ class TrainedModel:
     optimizer: OptimizerConfig | None = None
     best_epoch: int | None = None
     best_val_auc: float | None = None
+    recalibration: Recalibration = Recalibration()
 
     @classmethod
     def of(cls, model: CTRModel, spec: FeatureSpec, variant: str, seed: int, **settings: Any) -> TrainedModel:
         """The record of a module just trained on ``spec`` (named :func:`model_key`); ``settings``: the
-        optional fields (move, contrastive, optimizer, best_epoch, best_val_auc)."""
+        optional fields (move, contrastive, optimizer, best_epoch, best_val_auc, recalibration)."""
         return cls(
             name=model_key(model.cfg.name, variant, seed),
             backbone=model.cfg,
@@ -82,11 +87,13 @@ class TrainedModel:
             "spec_hash": self.spec_fingerprint,
             "best_epoch": self.best_epoch,
             "best_val_auc": self.best_val_auc,
+            "recalibration": self.recalibration.to_dict(),
         }
 
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> TrainedModel:
-        """The record of ``model.json`` + weights; variant and seed fall back to the folder name."""
+        """The record of ``model.json`` + weights; variant and seed fall back to the folder name, and a
+        file without ``recalibration`` (written before recalibration existed) is a model without one."""
         parsed = parse_model_key(name)
         optimizer = config.get("optimizer")
         seed = config.get("seed", (optimizer or {}).get("seed", parsed[2] if parsed else 0))
@@ -103,12 +110,14 @@ class TrainedModel:
             optimizer=OptimizerConfig(**optimizer) if optimizer else None,
             best_epoch=config.get("best_epoch"),
             best_val_auc=config.get("best_val_auc"),
+            recalibration=Recalibration.from_dict(config.get("recalibration")),
         )
 
-    def rebuild(self, spec: FeatureSpec) -> CTRModel:
-        """The module in eval mode; refused when it was trained for another feature spec."""
+    def rebuild(self, spec: FeatureSpec, recalibrated: bool = True) -> CTRModel:
+        """The module in eval mode, carrying its recalibration (``recalibrated=False``: the raw model, for
+        the figures "before recalibration"); refused when it was trained for another feature spec."""
         require_spec(f"trained_models['{self.name}']", self, spec, "model_training")
-        model = CTRModel(spec, self.backbone)
+        model = CTRModel(spec, self.backbone, self.recalibration if recalibrated else None)
         model.load_state_dict(dict(self.state_dict))
         return model.eval()
 

@@ -3,6 +3,9 @@
 Validation, evaluation and the search all score through here: bf16 (used for training on CUDA) would
 hide wrong monotonicity steps below its resolution, so scoring never autocasts. A split streamed from
 parquet (:class:`ccss_pipeline.model.streaming.ParquetModelInput`) is scored a row group at a time.
+Every logit is the module's :meth:`~ccss_pipeline.model.backbones.CTRModel.served_logit`: the model's
+monotone recalibration, when it has one, is applied here for every caller (the raw network runs in
+float32; the recalibration's affine map in float64).
 """
 
 from __future__ import annotations
@@ -39,19 +42,20 @@ def _logits_np(
     for start in range(0, cat.shape[0], batch_size):
         sl = slice(start, start + batch_size)
         with torch.autocast(device.type, enabled=False):  # float32 scoring on every device
-            z, _ = model(
+            z = model.served_logit(
                 torch.as_tensor(np.require(cat[sl], requirements=["C", "W"]), dtype=torch.long, device=device),
                 torch.as_tensor(np.require(dense[sl], requirements=["C", "W"]), dtype=torch.float32, device=device),
                 torch.as_tensor(np.require(bucket[sl], requirements=["C", "W"]), dtype=torch.long, device=device),
             )
-        out.append(z.float().cpu())
+        out.append(z.to(torch.float64).cpu())  # a recalibrated logit is float64 already; float32 widens exactly
     model.train(was_training)
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
 def predict_logits(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batch_size: int = 8192) -> np.ndarray:
-    """Logits for every row (eval mode, no grad, batched); a table streamed from parquet is scored a
-    row group at a time (memory: one row group and the logits)."""
+    """Logits for every row (eval mode, no grad, batched; recalibrated when the model carries a
+    recalibration); a table streamed from parquet is scored a row group at a time (memory: one row
+    group and the logits)."""
     if isinstance(inputs, ParquetModelInput):
         parts = [predict_logits(model, group, batch_size) for group in inputs.iter_row_groups()]
         return np.concatenate(parts) if parts else np.zeros(0)

@@ -581,10 +581,12 @@ def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerpr
     max_violation, max_edge = training.search.max_violation, training.search.max_edge_violation
     trials = study.get_trials(deepcopy=False)
     best, feasible = select_trial(trials, max_violation, max_edge)
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and _objectives(t) is not None]
     common = {
         "loss": base.loss,
         "max_violation": max_violation,
         "max_edge_violation": max_edge,
+        "n_feasible": sum(max(trial_constraints(t, max_violation, max_edge)) <= 0 for t in completed),
         "study": study.study_name,
         "n_trials": len(trials),
         "spec_fingerprint": spec_fingerprint,

@@ -32,6 +32,7 @@ from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerCon
 from ccss_pipeline.files import sweep_stale_temporaries
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.batches import Batch, device_batches, device_tensors, streamed_batches
+from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.checkpoint import (
     CHECKPOINT_NAME,
     EarlyStopping,
@@ -49,7 +50,7 @@ from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHECKPOINT_NAME", "TrainResult", "process_group", "train_model"]
+__all__ = ["CHECKPOINT_NAME", "TrainResult", "fit_recalibration", "process_group", "train_model"]
 
 
 @dataclass
@@ -169,7 +170,7 @@ def train_model(
     # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
     # number of steps) means what it means on one process and the optimiser settings carry over
     bs = max(1, optim_cfg.batch_size // world)
-    n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction * bs))
+    n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction_for(n) * bs))
     val_label = valid.label  # read once (a streamed split reads its label column a row group at a time)
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -289,6 +290,31 @@ def train_model(
         float(history[best_epoch - 1]["val_auc"]) if best_epoch and len(history) >= best_epoch else float("nan")
     )
     return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_auc=best_val_auc)
+
+
+def fit_recalibration(
+    model: CTRModel, valid: ModelInputs | ParquetModelInput, kind: str, name: str = "model"
+) -> Recalibration:
+    """The monotone recalibration of ``kind`` for a model just trained, fitted on ``valid`` — the split
+    its early stopping used — by minimising the validation LogLoss of its raw logits
+    (:meth:`Recalibration.fit`). Logs the validation LogLoss before → after.
+
+    ``model`` must be the raw fit (no recalibration yet): a second map fitted on top of a first would
+    be stored as if it were the only one."""
+    if not model.recalibration.is_identity:
+        raise ValueError(f"{name} already carries {model.recalibration.describe()}: fit on the raw model")
+    if kind == "none":
+        return Recalibration()
+    logits, label = predict_logits(model, valid), valid.label
+    fitted = Recalibration.fit(logits, label, kind)
+    logger.info(
+        "%s: %s, validation LogLoss %.5f -> %.5f",
+        name,
+        fitted.describe(),
+        Recalibration().log_loss(logits, label),
+        fitted.log_loss(logits, label),
+    )
+    return fitted
 
 
 def _resume(

@@ -6,7 +6,10 @@ holds, and returns the click probability (and the logit):
 - ``cat``: int64 (N, M), the categorical ids, columns ``cat__<name>`` in spec order (0 = out of vocabulary);
 - ``dense``: float32 (N, K), the transformed, standardized values ``num__<name>`` (0 when missing);
 - ``bucket``: int64 (N, K), the bucket ids ``bkt__<name>`` (``n_buckets`` = the missing-value bucket);
-- outputs ``probability`` float32 (N,) = sigmoid(logit), and ``logit`` float32 (N,).
+- outputs ``probability`` float32 (N,) = sigmoid(logit), and ``logit`` float32 (N,): the model's served
+  logit, i.e. after its monotone recalibration (:mod:`ccss_pipeline.model.calibration`) when it has one —
+  the graph applies the same ``scale · z + shift`` the torch module does (``recalibration`` in the
+  description), so a server needs nothing beyond the graph.
 
 N is dynamic. :func:`encoding_description` writes this down per model (input names, dtypes, shapes, the
 model-ready column behind every position, id ranges, the spec fingerprint, backbone and variant) as a
@@ -35,11 +38,13 @@ import torch
 
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.model.backbones import CTRModel
+from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.spec import FeatureSpec
 
-#: ``format`` of the encoding description; bump ``ENCODING_VERSION`` when its meaning changes.
+#: ``format`` of the encoding description; bump ``ENCODING_VERSION`` when its meaning changes
+#: (2: ``logit`` is the recalibrated logit and ``recalibration`` says which map the graph applies).
 ENCODING_FORMAT = "ccss-onnx-encoding"
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
 OPSET = 17
 INPUT_NAMES = ("cat", "dense", "bucket")
 OUTPUT_NAMES = ("probability", "logit")
@@ -61,9 +66,12 @@ def encoding_description(
     model_name: str | None = None,
     opset: int = OPSET,
     extra: Mapping[str, Any] | None = None,
+    recalibration: Recalibration | None = None,
 ) -> dict[str, Any]:
-    """The JSON-able description of the graph's inputs and outputs for a model built on ``spec``."""
+    """The JSON-able description of the graph's inputs and outputs for a model built on ``spec``;
+    ``recalibration``: the map the graph applies to the logit (none when not given)."""
     cat_cols = [c.column for c in spec.categorical]
+    recalibration = recalibration or Recalibration()
     return {
         "format": ENCODING_FORMAT,
         "format_version": ENCODING_VERSION,
@@ -113,8 +121,15 @@ def encoding_description(
                 "shape": [BATCH],
                 "meaning": "click probability, sigmoid(logit)",
             },
-            {"name": "logit", "dtype": "float32", "shape": [BATCH], "meaning": "the model's logit"},
+            {
+                "name": "logit",
+                "dtype": "float32",
+                "shape": [BATCH],
+                "meaning": "the model's logit after its recalibration (scale * raw logit + shift; "
+                "a strictly increasing map, so rankings are those of the raw logit)",
+            },
         ],
+        "recalibration": recalibration.to_dict(),
         "note": "inputs are the model-ready encoding (data/05_model_input/*.parquet); raw values are encoded "
         "with the feature spec whose fingerprint is spec_fingerprint (data/04_feature/feature_spec.json)",
         **({"training": dict(extra)} if extra else {}),
@@ -163,8 +178,8 @@ class _Scorer(torch.nn.Module):
     def forward(
         self, cat: torch.Tensor, dense: torch.Tensor, bucket: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logit, _ = self.model(cat, dense, bucket)
-        return torch.sigmoid(logit), logit
+        logit = self.model.served_logit(cat, dense, bucket)  # the recalibration, when there is one, in the graph
+        return torch.sigmoid(logit).float(), logit.float()
 
 
 def sample_encoding(spec: FeatureSpec, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -285,7 +300,7 @@ def export_onnx(
     """
     if opset < OPSET:
         raise ValueError(f"opset must be at least {OPSET}, got {opset}")
-    description = encoding_description(spec, model.cfg.name, variant, model_name, opset, extra)
+    description = encoding_description(spec, model.cfg.name, variant, model_name, opset, extra, model.recalibration)
     scorer = _Scorer(copy.deepcopy(model).cpu().float().eval()).eval()
     data = _finish(_export_bytes(scorer, spec, opset), description)
     description["check"] = _check_with_onnxruntime(data, scorer, spec, max(int(check_rows), 1), tolerance)

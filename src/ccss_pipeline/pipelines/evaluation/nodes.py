@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from ccss_pipeline.config import EvaluationConfig
 from ccss_pipeline.data.validation.report import ValidationReport
-from ccss_pipeline.evaluation.accuracy import CLASSIFICATION_METRICS, accuracy_metrics, calibration_data, roc_curve_data
+from ccss_pipeline.evaluation.accuracy import (
+    CLASSIFICATION_METRICS,
+    accuracy_metrics,
+    calibration_data,
+    probability_scores,
+    roc_curve_data,
+)
 from ccss_pipeline.evaluation.model_card import Lineage, ModelCardContext, render_model_card, split_time_ranges
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report, true_direction_agreement
 from ccss_pipeline.evaluation.plots import (
@@ -57,12 +63,18 @@ def _one_bucket(spec: FeatureSpec) -> list[str]:
 
 
 #: Per-model figures kept in ``seed_metrics`` (one row per trained model) and aggregated over seeds.
+#: ``logloss`` and ``brier`` (and every other figure) are those of the served, recalibrated probability;
+#: ``*_uncalibrated`` the same model's before its recalibration; ``recalibration_temperature`` (T = 1/a)
+#: and ``recalibration_shift`` (b) the fitted map (1 and 0 without one).
 SEED_METRICS = [
-    "auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc",
+    "auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "logloss_uncalibrated", "brier_uncalibrated",
+    "recalibration_temperature", "recalibration_shift", "oracle_auc",
     "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing", "max_feature_wrong_step_share",
     "edge_wrong_share", "monotone_row_share", "mean_wrong_mass", "neighbour_violation_rate",
     "ice_monotone_share", "true_direction_agreement",
 ]  # fmt: skip
+#: The per-model columns of ``seed_metrics`` before the figures: ``recalibration`` is the map's kind.
+SEED_KEYS = ["model", "backbone", "variant", "seed", "recalibration"]
 
 
 def evaluate_models(
@@ -79,6 +91,12 @@ def evaluate_models(
     Headline monotonicity is the raw-grid sweep (:mod:`ccss_pipeline.evaluation.raw_grid`), which does not
     mirror the training move; the bucket-centre neighbour rate is kept as a secondary figure. Curves, ROC
     and calibration are kept for the first seed of each backbone and variant (the plots show those).
+
+    Every figure is the served model's: its probability after the monotone recalibration it was
+    trained with (``TrainedModel.recalibration``; a strictly increasing map of the logit, so AUC, GAUC
+    and the direction of every raw-grid step are the raw model's). LogLoss and Brier are also reported before
+    it (``logloss_uncalibrated``, ``brier_uncalibrated``, from the same model rebuilt without it), with
+    the fitted T and shift; the calibration table has both curves in the same bins.
 
     Accuracy, precision, recall and F1 count a row as positive when its probability is at least
     ``evaluation.threshold``. GAUC is NaN (and ``gauc_note`` says why) when the schema declares no user
@@ -102,6 +120,12 @@ def evaluate_models(
         backbone, variant, seed = trained.backbone_name, trained.variant, trained.seed
         scorer = score_fn(trained.rebuild(spec), device)
         prob = scorer(test.cat, test.dense, test.bucket)
+        raw_prob = (
+            prob
+            if trained.recalibration.is_identity
+            else score_fn(trained.rebuild(spec, recalibrated=False), device)(test.cat, test.dense, test.bucket)
+        )
+        uncalibrated = probability_scores(test.label, raw_prob)
         accuracy = accuracy_metrics(test.label, prob, test.group, test.oracle, threshold=evaluation.threshold)
         gauc_note = _gauc_note(spec, accuracy)
         if gauc_note:
@@ -128,23 +152,37 @@ def evaluate_models(
             "seed": seed,
             "move": trained.move,
             "accuracy": accuracy,
+            "uncalibrated": uncalibrated,
+            "recalibration": trained.recalibration.to_dict(),
             "raw_grid": grid.pooled,
             "pooled": mono.pooled,
             "direction_agreement": agreement,
             "contrastive": trained.contrastive.model_dump() if trained.contrastive is not None else {},
         }
         tag: dict[str, Any] = {"model": name, "backbone": backbone, "variant": variant, "seed": seed}
+        recalibration = {
+            "recalibration": trained.recalibration.kind,
+            "logloss_uncalibrated": uncalibrated["logloss"],
+            "brier_uncalibrated": uncalibrated["brier"],
+            "recalibration_temperature": trained.recalibration.temperature,
+            "recalibration_shift": trained.recalibration.shift,
+        }
         per_feature.append(mono.per_feature.assign(**tag))
         grid_features.append(grid.per_feature.assign(**tag))
         if name in first_seed:
             curves.append(mono.curves.assign(**tag))
             grid_curves.append(grid.curves.assign(**tag))
             roc.append(roc_curve_data(test.label, prob).assign(**tag))
-            calibration.append(calibration_data(test.label, prob, n_bins=evaluation.calibration_bins).assign(**tag))
+            calibration.append(
+                calibration_data(
+                    test.label, prob, n_bins=evaluation.calibration_bins, prob_uncalibrated=raw_prob
+                ).assign(**tag)
+            )
         rows.append(
             {
                 **tag,
                 **{k: accuracy.get(k) for k in ("auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc")},
+                **recalibration,
                 **{
                     k: grid.pooled[k]
                     for k in (
@@ -162,7 +200,7 @@ def evaluate_models(
                 "true_direction_agreement": agreement,
             }
         )
-    seed_metrics = pd.DataFrame(rows, columns=["model", "backbone", "variant", "seed", *SEED_METRICS])
+    seed_metrics = pd.DataFrame(rows, columns=[*SEED_KEYS, *SEED_METRICS])
     return (
         results,
         pd.concat(per_feature, ignore_index=True),
@@ -189,10 +227,19 @@ def _gauc_note(spec: FeatureSpec, accuracy: dict[str, Any]) -> str:
 
 def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Mean ± std over seeds per backbone and variant, the paired CCSS − baseline difference with a 95%
-    Student-t interval per backbone, and the flat ``metrics.json`` of both (what ``dvc metrics`` shows)."""
-    present = [m for m in SEED_METRICS if seed_metrics[m].notna().any()]
+    Student-t interval per backbone, and the flat ``metrics.json`` of both (what ``dvc metrics`` shows).
+
+    The summary keeps each group's recalibration kind (``recalibration``; kinds joined by "/" if its
+    seeds differ), which the report and the model card name."""
+    present = [m for m in SEED_METRICS if m in seed_metrics.columns and seed_metrics[m].notna().any()]
     frame = seed_metrics.astype({m: float for m in present})
     summary = summarize_over_seeds(frame, ["backbone", "variant"], present)
+    if "recalibration" in seed_metrics.columns:
+        kinds = seed_metrics.groupby(["backbone", "variant"], sort=True)["recalibration"].agg(
+            lambda k: "/".join(sorted({str(v) for v in k}))
+        )
+        summary = summary.merge(kinds.reset_index(), on=["backbone", "variant"], how="left")
+        summary.insert(2, "recalibration", summary.pop("recalibration"))
     paired = pd.concat([paired_difference(frame, m) for m in present], ignore_index=True)
     metrics: dict[str, float] = {}
     for row in summary.to_dict("records"):

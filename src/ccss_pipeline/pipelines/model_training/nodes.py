@@ -24,6 +24,7 @@ from ccss_pipeline.model.persistence import BASELINE, CCSS, TrainedModel, model_
 from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table
 from ccss_pipeline.model.streaming import ParquetModelInput, model_source
 from ccss_pipeline.model.synthesis import PairTable
+from ccss_pipeline.model.trainer import fit_recalibration
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
@@ -159,6 +160,10 @@ def train_final_models(
     identical settings (seeds ``optimizer.seed + 0 .. n_seeds − 1``), so every figure has a spread and
     CCSS − baseline is paired on the seed.
 
+    Every model, CCSS and baseline alike, then gets the monotone recalibration ``recalibration``
+    (none, temperature or Platt scaling of its logit) fitted on the validation split its early stopping
+    used; it is stored with the model and applied wherever the model's probability is made.
+
     Each fit checkpoints every epoch under ``project_folder / checkpoint_dir`` and resumes from it
     after a kill. With ``distributed.nproc_per_node`` (× ``nnodes``) above 1 the fits run on that many
     DistributedDataParallel workers started by torch's elastic launcher (:mod:`ccss_pipeline.model.distributed`).
@@ -207,6 +212,7 @@ def train_final_models(
     history: dict[str, Any] = {}
     for fit in fits:
         result = results[fit.key]
+        recalibration = fit_recalibration(result.model, valid, model_training.recalibration, fit.key)
         models[fit.key] = TrainedModel.of(
             result.model,
             spec,
@@ -217,10 +223,12 @@ def train_final_models(
             optimizer=fit.optimizer,
             best_epoch=result.best_epoch,
             best_val_auc=result.best_val_auc,
+            recalibration=recalibration,
         )
         history[fit.key] = {
             "best_epoch": result.best_epoch,
             "best_val_auc": result.best_val_auc,
+            "recalibration": recalibration.to_dict(),
             "epochs": result.history,
         }
     return models, history
