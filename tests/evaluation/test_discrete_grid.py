@@ -133,3 +133,8 @@ def test_per_edge_table_names_the_failing_edge_and_its_training_rows(fitted):
     assert (edges["train_rows_below"].to_numpy() == counts[edges["bucket_below"]]).all()
     assert (edges["train_rows_at"].to_numpy() == counts[edges["bucket_at"]]).all()
     assert set(result.per_edge["feature"]) == {f.name for f in spec.directed}
+
+    row = result.per_feature.set_index("feature").loc[rare.name]
+    assert row["worst_edge"] == "4 → 5" and row["worst_edge_wrong_share"] == 1.0
+    failing_edge = edges.loc[failing.index[0]]
+    assert row["worst_edge_train_rows"] == min(failing_edge["train_rows_below"], failing_edge["train_rows_at"])

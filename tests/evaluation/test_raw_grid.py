@@ -17,6 +17,7 @@ import pytest
 from ccss_pipeline.data.transformer import encode_numerical
 from ccss_pipeline.evaluation.raw_grid import (
     CURVE_COLUMNS,
+    LABEL_COLUMNS,
     RAW_GRID_COLUMNS,
     edge_values,
     raw_grid,
@@ -298,7 +299,7 @@ def test_metrics_flat_and_json_ready(spec, inputs):
     res = raw_grid_report(wrong_bucket_scorer, inputs, spec, levels=LEVELS, rows=20)
     m = res.metrics()
     expected = {f"pooled/{k}" for k in res.pooled} | {
-        f"{f}/{c}" for f in ("up", "down") for c in RAW_GRID_COLUMNS if c not in ("feature", "grid")
+        f"{f}/{c}" for f in ("up", "down") for c in RAW_GRID_COLUMNS if c not in ("feature", *LABEL_COLUMNS)
     }
     assert set(m) == expected
     assert all(type(v) in (int, float, bool) for v in m.values())

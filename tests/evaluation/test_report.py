@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import html
+import logging
 import re
 import tomllib
 from importlib import resources
@@ -15,7 +16,15 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.evaluation.render import TEMPLATES, environment
-from ccss_pipeline.evaluation.report import ModelResult, PlotRef, ReportContext, _view, render_report, verdict
+from ccss_pipeline.evaluation.report import (
+    ModelResult,
+    PlotRef,
+    ReportContext,
+    _view,
+    edge_warnings,
+    render_report,
+    verdict,
+)
 from ccss_pipeline.evaluation.seeds import format_mean_std, paired_difference, summarize_over_seeds
 
 SEEDS = (1, 2, 3)
@@ -324,3 +333,31 @@ def test_templates_ship_with_the_package():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["ccss_pipeline.evaluation"]
     assert all(any(fnmatch.fnmatch(f"{TEMPLATES}/{name}", p) for p in patterns) for name in names)
     assert any(dep.startswith("jinja2") for dep in pyproject["project"]["dependencies"])
+
+
+def test_edge_warnings_name_the_feature_its_worst_edge_and_thin_buckets(caplog):
+    rows = [
+        # CCSS misses the 1% target on `count` (mean 4% over two seeds), worst edge 4 → 5 beside 7 rows
+        {"backbone": "dnn", "variant": "ccss", "seed": 0, "feature": "count", "edge_wrong_share": 0.05,
+         "worst_edge": "4 → 5", "worst_edge_wrong_share": 0.30, "worst_edge_train_rows": 7},
+        {"backbone": "dnn", "variant": "ccss", "seed": 1, "feature": "count", "edge_wrong_share": 0.03,
+         "worst_edge": "2 → 3", "worst_edge_wrong_share": 0.10, "worst_edge_train_rows": 40},
+        # meets it: no sentence; the baseline is never warned about
+        {"backbone": "dnn", "variant": "ccss", "seed": 0, "feature": "ctr", "edge_wrong_share": 0.004,
+         "worst_edge": "at 0.5", "worst_edge_wrong_share": 0.02, "worst_edge_train_rows": 900},
+        {"backbone": "dnn", "variant": "baseline", "seed": 0, "feature": "ctr", "edge_wrong_share": 0.4,
+         "worst_edge": "at 0.5", "worst_edge_wrong_share": 0.6, "worst_edge_train_rows": 900},
+        # a looser target recorded by the search for dcn_v2: 3% passes there
+        {"backbone": "dcn_v2", "variant": "ccss", "seed": 0, "feature": "ctr", "edge_wrong_share": 0.03,
+         "worst_edge": "at 0.5", "worst_edge_wrong_share": 0.2, "worst_edge_train_rows": 900},
+    ]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="ccss_pipeline.evaluation.report"):
+        out = edge_warnings(pd.DataFrame(rows), {"dcn_v2": {"max_edge_violation": 0.05}})
+    assert len(out) == 1 and out[0] == caplog.records[0].getMessage()
+    assert out[0].startswith("Edge target missed: dnn CCSS moves the wrong way across an edge of count on 4.00%")
+    assert "worst edge 4 → 5, 30.00% of rows; only 7 training rows" in out[0]
+    assert edge_warnings(pd.DataFrame(rows), {}, skip={"count"}) == [
+        "Edge target missed: dcn_v2 CCSS moves the wrong way across an edge of ctr on 3.00% of rows (target ≤ "
+        "1.00%); worst edge at 0.5, 20.00% of rows (900 training rows beside it)."
+    ]
+    assert edge_warnings(pd.DataFrame(rows).drop(columns="worst_edge"), {}) == []  # an older run's table

@@ -48,6 +48,7 @@ from ccss_pipeline.evaluation.report import (
     _missing,
     _seeds_header,
     _value,
+    edge_warnings,
     hidden_recalibration_rows,
     plot_figure,
     recalibration_sentence,
@@ -450,9 +451,12 @@ def _backbone(ctx: ModelCardContext, bb: str) -> dict[str, Any]:
     params = ctx.chosen_params.get(bb) or {}
     n = ccss.n_seeds if ccss else 0
     rows = _per_feature_rows(ctx, bb)
+    table = ctx.per_feature
+    mine = table[table["backbone"].astype(str) == bb] if table is not None and "backbone" in table.columns else table
     per_feature = Part(["Per directed feature, on the raw-value grid over the training range (mean ± std over seeds):"],
                        Table(["feature", "CCSS wrong-step share", "CCSS edge test wrong", "baseline wrong-step share",
-                              "baseline edge test wrong"], rows))  # fmt: skip
+                              "baseline edge test wrong"], rows),
+                       edge_warnings(mine, ctx.chosen_params, set(ctx.unconstrained)))  # fmt: skip
     return {
         "name": bb,
         "chosen": f"The chosen model: {bb} trained with CCSS at λ = {_fmt_param(params.get('weight'))}, margin "

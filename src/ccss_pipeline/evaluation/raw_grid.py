@@ -35,7 +35,10 @@ RAW_GRID_COLUMNS = [
     "feature", "direction", "grid", "n_rows", "n_levels", "n_steps", "n_wrong_steps", "wrong_step_share",
     "n_steps_inside", "wrong_step_share_inside", "n_steps_crossing", "wrong_step_share_crossing",
     "monotone_row_share", "mean_wrong_mass", "edge_pairs", "edge_wrong", "edge_wrong_share",
+    "worst_edge", "worst_edge_wrong_share", "worst_edge_train_rows",
 ]  # fmt: skip
+#: per-feature columns that are labels, not numbers (left out of the flat metrics)
+LABEL_COLUMNS = ("grid", "worst_edge")
 CURVE_COLUMNS = ["feature", "direction", "value", "bucket", "crosses_edge", "mean", "q10", "q90"]
 EDGE_COLUMNS = [
     "feature", "direction", "boundary", "below", "at", "bucket_below", "bucket_at", "train_rows_below",
@@ -105,9 +108,9 @@ class RawGridResult:
     per_edge: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EDGE_COLUMNS))
 
     def metrics(self) -> dict[str, Any]:
-        """Flat dict of python numbers: ``pooled/<key>`` and ``<feature>/<column>`` (the grid's kind, a
-        label, stays in the per-feature table)."""
-        return flat_metrics(self.pooled, self.per_feature.drop(columns="grid"))
+        """Flat dict of python numbers: ``pooled/<key>`` and ``<feature>/<column>`` (the labels — the grid's
+        kind, the worst edge — stay in the per-feature table)."""
+        return flat_metrics(self.pooled, self.per_feature.drop(columns=list(LABEL_COLUMNS)))
 
 
 def _share(num: int, den: int) -> float:
@@ -172,6 +175,20 @@ def _edge_rows(
         },  # fmt: skip
         columns=EDGE_COLUMNS,
     )
+
+
+def _worst_edge(edges: pd.DataFrame, discrete: bool) -> dict[str, Any]:
+    """The feature's edge with the largest wrong share — "4 → 5" for a discrete feature's step, "at 0.74"
+    for a continuous one's boundary —, the share, and the fewer of the training rows on its two sides
+    (−1 when the spec does not record them)."""
+    if edges.empty or edges["edge_wrong_share"].isna().all():
+        return {"worst_edge": "", "worst_edge_wrong_share": NAN, "worst_edge_train_rows": -1}
+    worst = edges.iloc[int(np.nanargmax(edges["edge_wrong_share"].to_numpy(np.float64)))]
+    return {
+        "worst_edge": f"{worst['below']:.6g} → {worst['at']:.6g}" if discrete else f"at {worst['at']:.6g}",
+        "worst_edge_wrong_share": float(worst["edge_wrong_share"]),
+        "worst_edge_train_rows": int(min(worst["train_rows_below"], worst["train_rows_at"])),
+    }
 
 
 def _feature_stats(ice: np.ndarray, edge_ice: np.ndarray, grid_bucket: np.ndarray, d: int, eps: float):
@@ -243,6 +260,7 @@ def raw_grid_report(
         edge_ice = sweep_matrix(scorer, cat, dense, bucket, k, e_dense, e_bucket, chunk_rows)
         row, monotone, wrong_inside, wrong_cross = _feature_stats(ice, edge_ice, g_bucket, d, eps)
         edges.append(_edge_rows(feat, d, below, at, edge_ice, eps))
+        row.update(_worst_edge(edges[-1], feat.is_discrete))
         all_monotone &= monotone
         for key, v in (("wrong", row["n_wrong_steps"]), ("steps", row["n_steps"]), ("wi", wrong_inside),
                        ("ni", row["n_steps_inside"]), ("wc", wrong_cross), ("nc", row["n_steps_crossing"]),

@@ -22,16 +22,20 @@ missing value renders as "n/a".
 from __future__ import annotations
 
 import base64
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
 from ccss_pipeline.evaluation.render import Figure, Part, Table, render
 from ccss_pipeline.evaluation.seeds import format_mean_std, summarize_over_seeds
+
+logger = logging.getLogger(__name__)
 
 BASELINE = "baseline"
 CCSS = "ccss"
@@ -446,7 +450,49 @@ def _per_feature(ctx: ReportContext) -> Part | None:
                      "CCSS" if str(r["variant"]).lower() == CCSS else str(r["variant"]), str(r["n_seeds"]), *cells])  # fmt: skip
     header = ["backbone", "feature", "grid", "model", "seeds"] + [label for _, label in metrics]
     after = [_unconstrained_sentence(ctx)] if unconstrained & set(summary["feature"].astype(str)) else []
+    after += edge_warnings(table, ctx.chosen_params, unconstrained)
     return Part([PER_FEATURE_INTRO], Table(header, rows), after)
+
+
+#: the edge-test target when the search recorded none (``search.max_edge_violation``'s default)
+EDGE_TARGET = 0.01
+#: fewer training rows than this in a bucket beside an edge: too few to learn that bucket's embedding
+THIN_BUCKET_ROWS = 50
+
+
+def edge_warnings(
+    per_feature: pd.DataFrame,
+    chosen_params: Mapping[str, Mapping[str, Any]],
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> list[str]:
+    """One sentence per (backbone, directed feature) whose CCSS edge test, mean over seeds, misses the
+    target: how far, its worst edge (the seed where it was worst) and the training rows beside it — so a
+    model that still jumps the wrong way across an edge is never reported silently. Tables of older runs
+    (no ``worst_edge``) give none."""
+    needed = {"backbone", "variant", "feature", "edge_wrong_share", "worst_edge", "worst_edge_wrong_share"}
+    if per_feature is None or per_feature.empty or not needed <= set(per_feature.columns):
+        return []
+    ccss = per_feature[per_feature["variant"].astype(str).str.lower() == CCSS]
+    out = []
+    for (backbone, feature), part in ccss.groupby(["backbone", "feature"], sort=False):
+        recorded = chosen_params.get(str(backbone), {}).get("max_edge_violation")
+        target = EDGE_TARGET if recorded is None or _missing(recorded) else float(recorded)
+        share = float(part["edge_wrong_share"].mean())
+        if str(feature) in skip or not share > target:
+            continue
+        worst = part.iloc[int(np.nanargmax(part["worst_edge_wrong_share"].to_numpy(np.float64)))]
+        rows = int(worst.get("worst_edge_train_rows", -1))
+        why = (f"; only {rows} training rows sit in the thinner bucket beside it, too few to learn that bucket "
+               "(more data, fewer buckets via feature_engineering.n_buckets, or a larger counterfactual_pairs."
+               "anchor_share)") if 0 <= rows < THIN_BUCKET_ROWS else (f" ({rows} training rows beside it)" if rows >= 0 else "")  # fmt: skip
+        out.append(
+            f"Edge target missed: {backbone} CCSS moves the wrong way across an edge of {feature} on "
+            f"{_value(share, True)} of rows (target ≤ {_value(target, True)}); worst edge {worst['worst_edge']}, "
+            f"{_value(float(worst['worst_edge_wrong_share']), True)} of rows{why}."
+        )
+    for line in out:
+        logger.warning(line)
+    return out
 
 
 def _grid_by_feature(table: pd.DataFrame) -> dict[str, str]:
