@@ -269,3 +269,13 @@ def test_small_tables_get_enough_pairs_per_epoch():
     assert cfg.pair_fraction_for(6_000) == 1.0  # small: every row
     assert ContrastiveConfig(pair_fraction=0.1, min_pairs_per_epoch=0).pair_fraction_for(6_000) == 0.1
     assert ContrastiveConfig(pair_fraction=0.5).pair_fraction_for(0) == 0.5
+
+
+def test_small_tables_get_enough_steps_per_epoch():
+    """batch_size shrinks so an epoch takes at least min_batches_per_epoch steps (never below 32 rows)."""
+    cfg = OptimizerConfig(batch_size=1024, min_batches_per_epoch=50)
+    assert cfg.batch_size_for(140_000) == 1024  # the default data: as configured
+    assert cfg.batch_size_for(4_200) == 84  # a 6,000-row table's training split: 50 steps an epoch
+    assert cfg.batch_size_for(500) == 32  # never below 32 rows
+    assert OptimizerConfig(batch_size=16, min_batches_per_epoch=50).batch_size_for(500) == 16
+    assert OptimizerConfig(batch_size=1024, min_batches_per_epoch=0).batch_size_for(4_200) == 1024

@@ -169,7 +169,7 @@ def train_model(
     move = pairs.move if pairs is not None else move
     # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
     # number of steps) means what it means on one process and the optimiser settings carry over
-    bs = max(1, optim_cfg.batch_size // world)
+    bs = max(1, optim_cfg.batch_size_for(n) // world)
     n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction_for(n) * bs))
     val_label = valid.label  # read once (a streamed split reads its label column a row group at a time)
 
