@@ -6,6 +6,13 @@ the evaluation's ``seed_summary.csv`` and ``paired_differences.csv``.
 
     python benchmarks/results_table.py --source synthetic [--seeds 5] [--backbones dnn wide_deep deepfm dcn_v2]
     python benchmarks/results_table.py --source kuairand --kuairand-dir ../shared/data/kuairand
+    python benchmarks/results_table.py --source adult [--table-rows 6000]    # ../shared/data/adult, subsampled
+    python benchmarks/results_table.py --source sparse [--table-rows 6000]   # seeded sparse integer counts
+
+``adult`` and ``sparse`` are small own tables (the ``own_table`` path with an environment written into
+the copy): UCI Adult subsampled (seeded) with its known directions (education_num, capital_gain,
+hr_per_week +1) and a random stratified split; the seeded table of ``tests/support/sparse_counts.py``
+(two sparse directed counts and a price, split by time).
 
 Writes benchmarks/results/results_<source>.json and prints the Markdown table the README shows.
 """
@@ -57,6 +64,63 @@ def make_copy(root: Path, backbones: list[str], seeds: int) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+ADULT_SCHEMA = """schema:
+  source: table
+  label: income
+  user: null
+  item: null
+  timestamp: null
+  side_tables: {}
+  categorical: [type_employer, education, marital, occupation, relationship, race, sex, country]
+  numerical:
+    - {name: education_num, direction: +1, transform: identity}
+    - {name: capital_gain, direction: +1, transform: log1p, count: true}
+    - {name: hr_per_week, direction: +1, transform: identity}
+    - {name: age, direction: none, transform: identity}
+    - {name: capital_loss, direction: none, transform: log1p, count: true}
+  log_features: []
+"""
+SPARSE_SCHEMA = """schema:
+  source: table
+  label: clicked
+  user: uid
+  item: iid
+  timestamp: ts
+  timestamp_unit: ms
+  side_tables: {}
+  categorical: [device]
+  numerical:
+    - {name: rare_count, direction: +1, transform: identity}
+    - {name: visits, direction: +1, transform: identity}
+    - {name: price, direction: -1, transform: log1p}
+  log_features: []
+"""
+
+
+def table_env(root: Path, source: str, rows: int, adult_csv: Path) -> None:
+    """An environment ``<source>`` in the copy (conf/own_table with its schema and split) and its table."""
+    env = root / "conf" / source
+    shutil.copytree(root / "conf" / "own_table", env)
+    (env / "catalog.yml").write_text((env / "catalog.yml").read_text().replace("env: own_table", f"env: {source}"))
+    table = root / "data" / "01_raw" / "own" / "interactions.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    if source == "adult":
+        frame = pd.read_csv(adult_csv).drop(columns="fnlwgt")
+        frame["income"] = (frame["income"].str.strip() == ">50K").astype(int)
+        frame.sample(n=min(rows, len(frame)), random_state=0).to_csv(table, index=False)
+        (env / "parameters_schema.yml").write_text(ADULT_SCHEMA)
+        mode = "random"
+    else:
+        sys.path.insert(0, str(ROOT))
+        from tests.support.sparse_counts import sparse_count_table
+
+        sparse_count_table(n=rows, seed=0).to_csv(table, index=False)
+        (env / "parameters_schema.yml").write_text(SPARSE_SCHEMA)
+        mode = "time"
+    fe = env / "parameters_feature_engineering.yml"
+    fe.write_text(fe.read_text().replace("    mode: time", f"    mode: {mode}"))
+
+
 def fmt(mean: float, std: float, pct: bool = False) -> str:
     scale, unit, digits = (100.0, "%", 2) if pct else (1.0, "", 4)
     if pd.isna(mean):
@@ -93,7 +157,9 @@ def markdown(summary: pd.DataFrame, paired: pd.DataFrame, source: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", choices=["synthetic", "kuairand"], default="synthetic")
+    ap.add_argument("--source", choices=["synthetic", "kuairand", "adult", "sparse"], default="synthetic")
+    ap.add_argument("--adult-csv", type=Path, default=ROOT.parent / "shared" / "data" / "adult" / "adult.csv")
+    ap.add_argument("--table-rows", type=int, default=6000, help="rows of the adult / sparse table")
     ap.add_argument("--kuairand-dir", type=Path, default=ROOT.parent / "shared" / "data" / "kuairand")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--backbones", nargs="+", default=["dnn", "wide_deep", "deepfm", "dcn_v2"])
@@ -109,6 +175,9 @@ def main() -> None:
         cmd = [str(Path(sys.executable).with_name("kedro")), "run"]
         if args.source == "kuairand":
             cmd += ["--env", "kuairand", "--params", f"kuairand_dir={args.kuairand_dir.resolve()}"]
+        if args.source in ("adult", "sparse"):
+            table_env(root, args.source, args.table_rows, args.adult_csv)
+            cmd += ["--env", args.source]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -118,22 +187,32 @@ def main() -> None:
         summary = pd.read_csv(reporting / "seed_summary.csv")
         paired = pd.read_csv(reporting / "paired_differences.csv")
         best = json.loads((root / "data" / "06_models" / "best_params.json").read_text())
+        per_feature = (
+            pd.read_csv(reporting / "raw_grid_per_feature.csv")
+            .groupby(["backbone", "variant", "feature", "grid"], sort=False)[["wrong_step_share", "edge_wrong_share"]]
+            .agg(["mean", "std"])
+        )
+        per_feature.columns = [f"{m}_{s}" for m, s in per_feature.columns]
+        per_feature = per_feature.reset_index()
         if args.keep:
             shutil.copytree(reporting, args.keep, dirs_exist_ok=True)
     table = markdown(summary, paired, args.source)
     print(table)
+    print(per_feature.round(5).to_string(index=False))
     out = ROOT / "benchmarks" / "results" / f"results_{args.source}.json"
     out.write_text(
         json.dumps(
             {
                 "machine": machine_info(),
                 "source": args.source,
+                "table_rows": args.table_rows if args.source in ("adult", "sparse") else None,
                 "seeds": args.seeds,
                 "backbones": args.backbones,
                 "wall_seconds": wall,
                 "best_params": best,
                 "seed_summary": summary.to_dict("records"),
                 "paired_differences": paired.to_dict("records"),
+                "per_feature": per_feature.to_dict("records"),
                 "markdown": table,
             },
             indent=2,
