@@ -456,7 +456,7 @@ def _backbone(ctx: ModelCardContext, bb: str) -> dict[str, Any]:
     per_feature = Part(["Per directed feature, on the raw-value grid over the training range (mean ± std over seeds):"],
                        Table(["feature", "CCSS wrong-step share", "CCSS edge test wrong", "baseline wrong-step share",
                               "baseline edge test wrong"], rows),
-                       edge_warnings(mine, ctx.chosen_params, set(ctx.unconstrained)))  # fmt: skip
+                       edge_warnings(mine, ctx.chosen_params, set(ctx.unconstrained), log=False))  # fmt: skip
     return {
         "name": bb,
         "chosen": f"The chosen model: {bb} trained with CCSS at λ = {_fmt_param(params.get('weight'))}, margin "

@@ -464,6 +464,7 @@ def edge_warnings(
     per_feature: pd.DataFrame,
     chosen_params: Mapping[str, Mapping[str, Any]],
     skip: set[str] | frozenset[str] = frozenset(),
+    log: bool = True,
 ) -> list[str]:
     """One sentence per (backbone, directed feature) whose CCSS edge test, mean over seeds, misses the
     target: how far, its worst edge (the seed where it was worst) and the training rows beside it — so a
@@ -490,7 +491,7 @@ def edge_warnings(
             f"{_value(share, True)} of rows (target ≤ {_value(target, True)}); worst edge {worst['worst_edge']}, "
             f"{_value(float(worst['worst_edge_wrong_share']), True)} of rows{why}."
         )
-    for line in out:
+    for line in out if log else ():  # the report logs them; the model card repeats them silently
         logger.warning(line)
     return out
 
