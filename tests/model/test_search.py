@@ -232,9 +232,9 @@ def test_select_trial_takes_the_best_auc_among_feasible_trials():
             (0.75, 0.002, 6.0, 0.06),  # same AUC as trial 2, later: loses the tie
         ]
     )
-    best, feasible = select_trial(study.trials, 0.005)
+    best, feasible = select_trial(study.trials, 0.005, None)
     assert best.number == 2 and feasible is True
-    best, feasible = select_trial(study.trials, None)  # no target: best AUC overall
+    best, feasible = select_trial(study.trials, None, None)  # no target: best AUC overall
     assert best.number == 1 and feasible is True
     out = best_parameters(study, tiny_training(max_violation=0.005))
     assert out.source == "trial 2" and out.feasible is True
@@ -273,7 +273,7 @@ def test_best_parameters_falls_back_to_defaults_without_a_completed_trial():
     assert (out.weight, out.margin, out.temperature) == (c.weight, c.margin, c.temperature)
     assert out.learning_rate == training.optimizer.learning_rate
     assert out.val_auc is None and out.val_wrong_step_share is None and out.n_trials == 2
-    assert select_trial(study.trials, 0.01) == (None, False)
+    assert select_trial(study.trials, 0.01, 0.01) == (None, False)
     assert best_parameters(_fake_study([]), training).source == "defaults"
 
 

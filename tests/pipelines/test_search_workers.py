@@ -122,7 +122,8 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_run_again(tmp_p
     # no trial ran twice: every finished trial has parameters of its own
     assert len({tuple(sorted(t.params.items())) for t in finished}) == N_TRIALS
 
-    chosen, _ = select_trial(trials, SearchConfig(**TRAINING["search"]).max_violation)
+    search = SearchConfig(**TRAINING["search"])
+    chosen, _ = select_trial(trials, search.max_violation, search.max_edge_violation)
     reports = [json.loads((root / "data" / "06_models" / "best_params.json").read_text()) for root in (first, second)]
     assert reports[0] == reports[1]  # the same result whichever worker finished last
     assert reports[0]["dnn"]["source"] == f"trial {chosen.number}"

@@ -45,7 +45,7 @@ def test_feature_importance_artifact(trained_project):
 
 @pytest.mark.slow
 def test_counterfactual_pairs_artifact(trained_project):
-    from ccss_pipeline.model.moves import get_move
+    from ccss_pipeline.model.moves import ANCHOR, get_move, move_name
     from ccss_pipeline.model.synthesis import PairTable
 
     spec = _spec(trained_project)
@@ -53,7 +53,8 @@ def test_counterfactual_pairs_artifact(trained_project):
     frame = pd.read_parquet(trained_project / "data" / "05_model_input" / "counterfactual_pairs.parquet")
     pairs = PairTable.from_frame(frame)
     configured = yaml.safe_load((trained_project / "conf" / "base" / "parameters_counterfactual_pairs.yml").read_text())
-    assert pairs.move == configured["counterfactual_pairs"]["move"]
+    cfg = configured["counterfactual_pairs"]
+    assert pairs.move == move_name(cfg["move"], cfg["anchor_share"])
     template = get_move(pairs.move)
     assert 0.5 * len(train) < len(pairs) <= len(train)
     assert frame["row"].is_unique and frame["row"].between(0, len(train) - 1).all()
@@ -64,12 +65,18 @@ def test_counterfactual_pairs_artifact(trained_project):
     nb = np.array([spec.numerical[i].n_buckets for i in k])
     direction = np.array([spec.numerical[i].direction for i in k])
     assert (bucket < nb).all()  # a row's missing feature is never the one moved
+    if template.anchored:  # the move starts from its anchor: the row's own bucket or a stratified one
+        anchor, _ = pairs.point(ANCHOR)
+        own = anchor == bucket
+        assert abs((1 - own.mean()) - template.anchor_share) < 0.2  # about the configured share moved away
+        assert (anchor < nb).all() and (anchor >= 0).all()
+        bucket = anchor
     if template.has_centre_pair:
         up, _ = pairs.point("up")
         down, _ = pairs.point("down")
         np.testing.assert_array_equal(up, np.where(bucket + 1 < nb, bucket + 1, bucket))
         np.testing.assert_array_equal(down, np.where(bucket >= 1, bucket - 1, bucket))
-    # every point stays within one bucket of the row's own bucket, in a real bucket
+    # every point stays within one bucket of the move's start (the row's bucket or its anchor), in a real bucket
     assert (np.abs(pairs.bucket - bucket[:, None]) <= 1).all() and (pairs.bucket < nb[:, None]).all()
     label = train["label"].to_numpy()[rows]
     s = np.where(label == 1, direction, -direction)
@@ -97,11 +104,15 @@ def test_search_artifacts(trained_project):
     assert best["n_trials"] == N_TRIALS and best["loss"] == "margin"
     complete = trials[trials["state"] == "COMPLETE"]
     if len(complete):
-        feasible = complete[complete["val_wrong_step_share"] <= best["max_violation"]]
+        share, edge = complete["val_wrong_step_share"], complete["user_attrs_val_edge_wrong_share"]
+        meets = (share <= best["max_violation"]) & (edge <= best["max_edge_violation"])
+        feasible = complete[meets]
         if len(feasible):
             top = feasible.sort_values(["val_auc", "number"], ascending=[False, True]).iloc[0]
-        else:
-            top = complete.sort_values(["val_wrong_step_share", "val_auc"], ascending=[True, False]).iloc[0]
+        else:  # the closest: the smaller worst ratio of a measured share to its target
+            ratio = np.maximum(share / best["max_violation"], edge / best["max_edge_violation"])
+            top = complete.assign(ratio=ratio).sort_values(["ratio", "val_auc"], ascending=[True, False]).iloc[0]
+        assert best["n_feasible"] == len(feasible)
         assert best["feasible"] == bool(len(feasible))
         assert best["source"] == f"trial {int(top['number'])}"
         assert best["weight"] == pytest.approx(top["params_weight"]) and best["margin"] == pytest.approx(

@@ -234,7 +234,7 @@ def test_killed_search_resumes_the_same_study(tmp_path, prepared):
     assert len(after) == 3 and len({n for n, _, _ in after}) == 3
     assert "RUNNING" not in states_after and states_after.count("FAIL") == 1
     best = json.loads((root / "data" / "06_models" / "best_params.json").read_text())["dnn"]
-    chosen, _ = select_trial(study_trials(root / STUDY_DB), best["max_violation"])
+    chosen, _ = select_trial(study_trials(root / STUDY_DB), best["max_violation"], best["max_edge_violation"])
     assert chosen is not None and best["source"] == f"trial {chosen.number}"
     assert (best["val_auc"], best["val_wrong_step_share"]) == tuple(chosen.values)
 

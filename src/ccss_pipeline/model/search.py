@@ -531,7 +531,7 @@ def _objectives(t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
 
 
 def select_trial(
-    trials: Sequence[optuna.trial.FrozenTrial], max_violation: float | None, max_edge_violation: float | None = None
+    trials: Sequence[optuna.trial.FrozenTrial], max_violation: float | None, max_edge_violation: float | None
 ) -> tuple[optuna.trial.FrozenTrial | None, bool]:
     """The chosen trial among the COMPLETE ones and whether it meets the targets.
 
