@@ -25,21 +25,23 @@ from ccss_pipeline.config import (
 )
 from ccss_pipeline.model import search as search_mod
 from ccss_pipeline.model.search import (
-    AUC_ATTR,
-    EDGE_ATTR,
     HISTORY_ATTR,
-    SHARE_ATTR,
-    best_parameters,
     open_study,
     plot_pareto_front,
     run_search,
     sampler_seed,
-    select_trial,
     should_prune,
     study_name,
     suggest_contrastive,
-    trial_constraints,
     trials_table,
+)
+from ccss_pipeline.model.selection import (
+    AUC_ATTR,
+    EDGE_ATTR,
+    SHARE_ATTR,
+    best_parameters,
+    select_trial,
+    trial_constraints,
 )
 from ccss_pipeline.model.synthesis import draw_pairs
 from tests.model.conftest import make_inputs, make_spec

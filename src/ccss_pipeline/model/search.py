@@ -26,7 +26,7 @@ what a user changing a value sees) is measured on the same sweep; with the wrong
 TPE as a constraint (``constraints_func``), so the sampler learns where the trials that meet both
 targets are, without a third objective diluting the front.
 
-Selection (``select_trial``): the best validation AUC among the completed trials whose wrong-step
+Selection (:mod:`ccss_pipeline.model.selection`): the best validation AUC among the completed trials whose wrong-step
 share is at most ``search.max_violation`` and whose edge test is at most ``search.max_edge_violation``;
 when none reaches both, the trial closest to them, with a warning.
 
@@ -64,8 +64,14 @@ from ccss_pipeline.evaluation.plots import figure_of, message_figure
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.checkpoint import pairs_digest
-from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.scoring import score_fn
+from ccss_pipeline.model.selection import (
+    AUC_ATTR,
+    EDGE_ATTR,
+    SHARE_ATTR,
+    select_trial,
+    target_excess,
+)
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
 from ccss_pipeline.model.synthesis import PairTable
@@ -75,9 +81,6 @@ from ccss_pipeline.spec import FeatureSpec, ModelInputs
 logger = logging.getLogger(__name__)
 
 #: user attributes of a trial
-AUC_ATTR = "val_auc"
-SHARE_ATTR = "val_wrong_step_share"
-EDGE_ATTR = "val_edge_wrong_share"  # the validation edge test: a constraint, not an objective
 WORKER_ATTR = "worker"  # host:pid of the process running the trial
 HISTORY_ATTR = "val_auc_by_epoch"  # list: element i is the validation AUC after epoch i + 1
 #: the two objectives, in Optuna's order
@@ -181,37 +184,6 @@ def make_sampler(search: SearchConfig, trial_number: int) -> optuna.samplers.TPE
         n_startup_trials=search.n_startup_trials,
         multivariate=True,  # the default is False for multi-objective studies; λ and m interact
     )
-
-
-def trial_constraints(
-    trial: optuna.trial.FrozenTrial, max_violation: float | None, max_edge_violation: float | None
-) -> tuple[float, float]:
-    """A finished trial's :func:`target_excess` from its measured shares."""
-    return target_excess(_measured_share(trial), trial.user_attrs.get(EDGE_ATTR), max_violation, max_edge_violation)
-
-
-def target_excess(
-    share: float | None, edge: float | None, max_violation: float | None, max_edge_violation: float | None
-) -> tuple[float, float]:
-    """Optuna constraint values (≤ 0: met): wrong-step share − its target, edge-test share − its target.
-
-    A share not measured (a trial pruned before it) misses its target by 1; a target of None is met."""
-
-    def excess(value: float | None, target: float | None) -> float:
-        if target is None:
-            return 0.0
-        return 1.0 if value is None or not math.isfinite(value) else float(value) - target
-
-    return excess(share, max_violation), excess(edge, max_edge_violation)
-
-
-def _measured_share(trial: optuna.trial.FrozenTrial) -> float | None:
-    """The wrong-step share: the objective once stored, its user attribute while Optuna's sampler sees
-    the trial before its values are set (``constraints_func``)."""
-    if trial.values is not None and len(trial.values) > 1:
-        return float(trial.values[1])
-    value = trial.user_attrs.get(SHARE_ATTR)
-    return None if value is None else float(value)
 
 
 class SearchFailedError(RuntimeError):
@@ -521,103 +493,6 @@ def run_search(
             "(one class in the validation split) or a training error is the usual cause — see the log above"
         )
     return study
-
-
-def _objectives(t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
-    values = t.values
-    if values is None or len(values) < 2 or not all(math.isfinite(v) for v in values[:2]):
-        return None
-    return float(values[0]), float(values[1])
-
-
-def select_trial(
-    trials: Sequence[optuna.trial.FrozenTrial], max_violation: float | None, max_edge_violation: float | None
-) -> tuple[optuna.trial.FrozenTrial | None, bool]:
-    """The chosen trial among the COMPLETE ones and whether it meets the targets.
-
-    Best validation AUC among those with wrong-step share ``<= max_violation`` and edge-test wrong share
-    ``<= max_edge_violation`` (ties: lower trial number), feasible. If none meets both, the one closest
-    to them — the smallest of its worst ratio to a target (ties: higher AUC, then lower number) — not
-    feasible, with a warning. A target of None is always met. No completed trial: ``(None, False)``.
-    """
-    scored = [
-        (t, v) for t in trials if t.state == optuna.trial.TrialState.COMPLETE and (v := _objectives(t)) is not None
-    ]
-    if not scored:
-        return None, False
-    feasible = [(t, v) for t, v in scored if max(trial_constraints(t, max_violation, max_edge_violation)) <= 0]
-    if feasible:
-        best, _ = max(feasible, key=lambda tv: (tv[1][0], -tv[0].number))
-        return best, True
-    best, (auc, share) = min(
-        scored, key=lambda tv: (_miss_ratio(tv[0], max_violation, max_edge_violation), -tv[1][0], tv[0].number)
-    )
-    logger.warning(
-        "no completed trial reaches the targets (validation wrong-step share <= %s, edge test <= %s; %d completed); "
-        "choosing trial %d, the closest: wrong-step share %.4g, edge test %s (val AUC %.4f)",
-        max_violation,
-        max_edge_violation,
-        len(scored),
-        best.number,
-        share,
-        best.user_attrs.get(EDGE_ATTR),
-        auc,
-    )
-    return best, False
-
-
-def _miss_ratio(trial: optuna.trial.FrozenTrial, max_violation: float | None, max_edge: float | None) -> float:
-    """How far a trial is from its targets: the larger of measured / target over the targets set."""
-    ratios = [0.0]
-    for value, target in ((_measured_share(trial), max_violation), (trial.user_attrs.get(EDGE_ATTR), max_edge)):
-        if target is not None:
-            ratios.append(math.inf if value is None else float(value) / max(target, 1e-12))
-    return max(ratios)
-
-
-def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerprint: str | None = None) -> ChosenParams:
-    """Parameters of the chosen trial (``select_trial``); with no completed trial, the configured defaults."""
-    base = training.contrastive
-    max_violation, max_edge = training.search.max_violation, training.search.max_edge_violation
-    trials = study.get_trials(deepcopy=False)
-    best, feasible = select_trial(trials, max_violation, max_edge)
-    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and _objectives(t) is not None]
-    common = {
-        "loss": base.loss,
-        "max_violation": max_violation,
-        "max_edge_violation": max_edge,
-        "n_feasible": sum(max(trial_constraints(t, max_violation, max_edge)) <= 0 for t in completed),
-        "study": study.study_name,
-        "n_trials": len(trials),
-        "spec_fingerprint": spec_fingerprint,
-    }
-    if best is None:
-        return ChosenParams(
-            weight=base.weight,
-            margin=base.margin,
-            temperature=base.temperature,
-            learning_rate=training.optimizer.learning_rate,
-            source="defaults",
-            val_auc=None,
-            val_wrong_step_share=None,
-            feasible=None,
-            **common,
-        )
-    return ChosenParams(
-        weight=best.params["weight"],
-        margin=best.params["margin"],
-        temperature=best.params.get("temperature", base.temperature),
-        learning_rate=best.params.get("learning_rate", training.optimizer.learning_rate),
-        source=f"trial {best.number}",
-        val_auc=float(best.values[0]),
-        val_wrong_step_share=float(best.values[1]),
-        val_edge_wrong_share=best.user_attrs.get(EDGE_ATTR),
-        edge_weight=best.params.get("edge_weight"),
-        edge_margin=best.params.get("edge_margin"),
-        pair_fraction=best.params.get("pair_fraction"),
-        feasible=feasible,
-        **common,
-    )
 
 
 def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -> Figure:

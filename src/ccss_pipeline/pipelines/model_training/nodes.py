@@ -21,7 +21,8 @@ from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.distributed import Fit, FitData, run_fits
 from ccss_pipeline.model.importance import FeatureImportance
 from ccss_pipeline.model.persistence import BASELINE, CCSS, TrainedModel, model_key
-from ccss_pipeline.model.search import best_parameters, plot_pareto_front, run_search, trials_table
+from ccss_pipeline.model.search import plot_pareto_front, run_search, trials_table
+from ccss_pipeline.model.selection import best_parameters
 from ccss_pipeline.model.streaming import ParquetModelInput, model_source
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import fit_recalibration
