@@ -11,7 +11,7 @@ from ccss_pipeline.config import ContrastiveConfig
 from ccss_pipeline.data.transformer import encode_numerical, fit_feature_spec, to_model_input
 from ccss_pipeline.model.losses import counterfactual_loss
 from ccss_pipeline.model.moves import ANCHOR, ORIGIN, get_move, move_name
-from ccss_pipeline.model.synthesis import PairTable, directed_probabilities, draw_pairs
+from ccss_pipeline.model.synthesis import PairTable, draw_pairs
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from tests.support.sparse_counts import SPARSE_CFG, SPARSE_SCHEMA, as_split, sparse_count_table
 
@@ -109,9 +109,3 @@ def test_loss_constrains_the_anchor_not_the_row():
     z_bad = z_pts.clone()
     z_bad[:, t.index(ANCHOR) - 1] = 10.0  # the anchor above its upper neighbour: wrong way
     assert counterfactual_loss(t, torch.zeros(2), z_bad, **args).item() > 0
-
-
-def test_directed_probabilities_unchanged_by_anchoring(sparse):
-    spec, _ = sparse
-    p = directed_probabilities(np.ones(len(spec.numerical)), spec)
-    assert p.shape == (len(spec.directed),) and np.isclose(p.sum(), 1.0)
