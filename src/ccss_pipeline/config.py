@@ -396,6 +396,9 @@ class SearchConfig(_Strict):
 
     n_trials: int = Field(8, ge=0)
     n_startup_trials: int = Field(3, ge=1)  # random trials before TPE models the front
+    # the last trials of n_trials bisect λ (the chosen trial's other parameters kept) down to where the
+    # targets stop holding: model/refinement.py. At most n_trials - n_startup_trials of them.
+    refine_trials: int = Field(2, ge=0)
     timeout_s: float | None = Field(None, gt=0)
     seed: Seed = 0
     study_name: str = "ccss"

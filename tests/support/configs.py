@@ -27,6 +27,7 @@ def tiny_training(**search_kw) -> TrainingConfig:
         "storage_path": STORAGE,
         "violation_rows": 100,
         "grid_levels": 12,
+        "refine_trials": 0,  # TPE to the end unless a test asks for the λ refinement
         **search_kw,
     }
     return TrainingConfig(

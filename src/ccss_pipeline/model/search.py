@@ -64,6 +64,7 @@ from ccss_pipeline.evaluation.plots import figure_of, message_figure
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.checkpoint import pairs_digest
+from ccss_pipeline.model.refinement import REFINEMENT_ATTR, propose
 from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.model.selection import (
     AUC_ATTR,
@@ -99,6 +100,7 @@ _NOT_HASHED = {
     "max_edge_violation",
     "pruner",
     "n_startup_trials",
+    "refine_trials",
     "heartbeat_s",
     "stale_after_s",
     "max_retry",
@@ -367,6 +369,29 @@ def _await_other_workers(study: optuna.Study, search: SearchConfig, deadline: fl
         time.sleep(min(1.0, search.heartbeat_s / 2))
 
 
+def _queue_refinement(study: optuna.Study, search: SearchConfig) -> None:
+    """Queue the next λ-refinement trial (:mod:`ccss_pipeline.model.refinement`) when the study has
+    reached its last ``search.refine_trials`` trials (never more than the trials after the random
+    start-up ones) and no queued trial is waiting already; nothing when there is nothing to refine."""
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == optuna.trial.TrialState.WAITING for t in trials):
+        return
+    n_refine = min(search.refine_trials, max(0, search.n_trials - search.n_startup_trials))
+    counted = sum(t.state in _COUNTED for t in trials)
+    if n_refine == 0 or counted < search.n_trials - n_refine or counted >= search.n_trials:
+        return
+    proposal = propose(trials, search.max_violation, search.max_edge_violation, search.weight.low)
+    if proposal is None:
+        return
+    logger.info(
+        "refinement trial: λ %.4g, between %.4g (misses a target) and %.4g (meets them), other parameters of the chosen trial",
+        proposal.weight,
+        proposal.low,
+        proposal.high,
+    )
+    study.enqueue_trial(proposal.params, user_attrs={REFINEMENT_ATTR: [proposal.low, proposal.high]})
+
+
 def run_search(
     spec: FeatureSpec,
     train: ModelInputs | ParquetModelInput,
@@ -481,6 +506,7 @@ def run_search(
     )
     with progress:
         while _await_other_workers(study, search, deadline, may_start=started[0] < budget):
+            _queue_refinement(study, search)
             # one trial at a time: Optuna's own loop runs it with the heartbeat, fails it on an error (re-raised)
             study.optimize(objective, n_trials=1, n_jobs=1, gc_after_trial=True, catch=(SurplusTrialError,))
             finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
