@@ -102,3 +102,16 @@ def test_a_search_ends_with_a_refinement_trial_at_the_chosen_trials_parameters(t
     assert last.user_attrs[REFINEMENT_ATTR] == [0.1, pytest.approx(chosen.params["weight"])]
     assert last.params["margin"] == chosen.params["margin"]
     assert last.params["weight"] == pytest.approx(math.sqrt(0.1 * chosen.params["weight"]))
+
+
+def test_another_settings_miss_above_a_met_lambda_is_no_bracket_bottom():
+    """DeepFM's search on the default data: a miss at λ 8.3 with a 12x wider margin (edge test 1.01%)
+    sat just below the chosen λ 8.8, and took the bracket to nothing; λ 6.3 met the targets elsewhere."""
+    trials = [
+        _trial(0.7790, 0.020, 1.34, 0.0014),
+        _trial(0.7783, 0.000, 8.84, 0.0053),  # chosen
+        _trial(0.7781, 0.000, 6.33, 0.0054),  # met, another margin
+        _trial(0.7747, 0.000, 8.31, 0.0662, edge=0.0101),  # missed, another margin, above 6.33
+    ]
+    p = _propose(trials)
+    assert p is not None and (p.low, p.high) == (1.34, 8.84)
