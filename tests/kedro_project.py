@@ -81,7 +81,7 @@ def run_pipelines(
 
 def downstream_files(root: Path) -> list[Path]:
     """Outputs written after the raw validation gate (must not exist when the gate fails)."""
-    paths = [root / "data" / "02_intermediate" / "interactions.parquet"]
+    paths = [root / "data" / "02_intermediate" / f for f in ("interactions.parquet", "source_truth.json")]
     paths += sorted((root / "data" / "03_primary").glob("*.parquet"))
     paths += sorted((root / "data" / "04_feature").glob("*"))
     paths += sorted((root / "data" / "05_model_input").glob("*"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -36,6 +36,52 @@ def _parse_timestamp_setting(value: str, field: str) -> str:
     if parsed is pd.NaT:
         raise ValueError(f"{field} must be a date or date-time like '2000-01-01', got {value!r}")
     return value
+
+
+def _utc_ns(value: str) -> int:
+    """A timestamp bound as nanoseconds since the epoch: a bound with a timezone (``2000-01-01T00:00:00Z``)
+    is converted to UTC, one without is taken as UTC, as the gate reads both; so any two bounds compare
+    (a naive and an aware ``Timestamp`` do not: TypeError)."""
+    import pandas as pd
+
+    return int(pd.Timestamp(value).value)
+
+
+def _check_timestamp_format(value: str) -> str:
+    """``schema.timestamp_format`` must be a format the timestamp parser (pandas' ``to_datetime``) can
+    use; refused here, naming the key, rather than as a raw error of the parser at the gate."""
+    import pandas as pd
+
+    how = "a strftime format with % directives, e.g. '%d/%m/%Y %H:%M'"
+    if "%" not in value:
+        raise ValueError(f"schema.timestamp_format {value!r} has no % directive: it must be {how}")
+    try:
+        pd.to_datetime(pd.Series(["2001-02-03"]), format=value, errors="coerce", utc=True)
+    except Exception as exc:  # ValueError ('Q' is a bad directive), re.error (a repeated directive), ...
+        raise ValueError(f"schema.timestamp_format {value!r} cannot be used ({exc}): it must be {how}") from exc
+    return value
+
+
+#: Columns the pipeline adds to the canonical interaction table under these names (``ccss_pipeline.spec``,
+#: ``data.interactions``): a feature of the same name would be replaced by them, or replace them, silently.
+#: Names starting with ``__`` are the engine's temporary columns.
+RESERVED_COLUMNS = ("user", "item", "label", "event_ts", "group_id", "oracle_prob", "split", "row")
+
+
+def _not_reserved(name: str) -> str:
+    """A feature may not be named like a column the pipeline adds (a categorical ``row`` was silently
+    replaced by each row's position); checked per name, so the error names its key."""
+    if name in RESERVED_COLUMNS or name.startswith("__"):
+        raise ValueError(
+            f"{name!r} is a canonical column the pipeline adds itself ({', '.join(RESERVED_COLUMNS)}; names "
+            "starting with '__' are its temporary columns): a feature of that name would be silently replaced "
+            "by it. Rename the column in your data (or the log feature) and declare it under the new name"
+        )
+    return name
+
+
+#: A feature's name: any column name but :data:`RESERVED_COLUMNS`.
+FeatureName = Annotated[str, AfterValidator(_not_reserved)]
 
 
 def _inside_data_folder(value: str, field: str) -> str:
@@ -73,7 +119,7 @@ def _parse_direction(value: object) -> int:
 class NumericalColumn(_Strict):
     """A numerical input column of the joined interaction table."""
 
-    name: str
+    name: FeatureName
     direction: int = 0
     transform: Literal["log1p", "identity"] = "identity"
     count: bool = False  # a count must be >= 0 (validated)
@@ -87,7 +133,7 @@ class NumericalColumn(_Strict):
 class LogFeature(_Strict):
     """A leak-free numerical feature derived from the log itself (only events strictly before)."""
 
-    name: str
+    name: FeatureName
     entity: Literal["user", "item"]
     stat: Literal["impressions", "clicks", "smoothed_ctr", "active_days"]
     direction: int = 0
@@ -122,7 +168,7 @@ class SchemaConfig(_Strict):
     split_column: str | None = None  # a raw column naming each row's split (feature_engineering.split.mode: column)
     timestamp_unit: Literal["ms", "s", "datetime"] = "ms"
     timestamp_format: str | None = None
-    categorical: list[str] = Field(default_factory=list)
+    categorical: list[FeatureName] = Field(default_factory=list)
     numerical: list[NumericalColumn] = Field(default_factory=list)
     log_features: list[LogFeature] = Field(default_factory=list)
     side_tables: dict[str, SideTable] = Field(default_factory=dict)
@@ -150,6 +196,11 @@ class SchemaConfig(_Strict):
                 f"(timestamp_unit is {self.timestamp_unit!r})"
             )
         return self
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _usable_format(cls, value: str | None) -> str | None:
+        return None if value is None else _check_timestamp_format(value)
 
     def role_conflicts(self) -> list[str]:
         """Columns used in two roles: a feature that is the label, the timestamp or an id leaks or
@@ -210,9 +261,7 @@ class ValidationConfig(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> ValidationConfig:
-        import pandas as pd
-
-        if not pd.Timestamp(self.timestamp_min) < pd.Timestamp(self.timestamp_max):
+        if not _utc_ns(self.timestamp_min) < _utc_ns(self.timestamp_max):
             raise ValueError(
                 f"data_validation.timestamp_min ({self.timestamp_min}) must be before "
                 f"timestamp_max ({self.timestamp_max})"
@@ -500,12 +549,50 @@ class DistributedConfig(_Strict):
         return self.nproc_per_node * self.nnodes > 1
 
 
+#: The monotonicity methods the trainer can use (``ccss_pipeline.model.methods``; issue 27).
+MethodName = Literal["ccss", "pwl", "hints"]
+
+
+class PwlConfig(_Strict):
+    """``method: pwl``, the point-wise gradient penalty (Gupta et al. 2019): λ is ``contrastive.weight``;
+    this block holds only the range the search draws λ from (a gradient has another scale than CCSS's
+    hinge on logit differences, so it gets its own range)."""
+
+    weight_range: SearchRange = SearchRange(low=0.1, high=10.0)
+
+
+class HintsConfig(_Strict):
+    """``method: hints``, monotonicity hints (Sill & Abu-Mostafa 1997): λ is ``contrastive.weight``.
+
+    ``step``: the largest move of a hinted raw value, as a share of the feature's 1%–99% training
+    quantile span (the move is uniform in (0, step]); ``step_range``: its search range (null: ``step``
+    is used as it is); ``weight_range``: the range the search draws λ from.
+    """
+
+    step: float = Field(0.1, gt=0, le=1)
+    weight_range: SearchRange = SearchRange(low=0.1, high=10.0)
+    step_range: SearchRange | None = SearchRange(low=0.02, high=0.5)
+
+    @model_validator(mode="after")
+    def _step_range_is_a_share(self) -> HintsConfig:
+        r = self.step_range
+        if r is not None and not 0 < r.low < r.high <= 1:
+            raise ValueError(f"hints.step_range must lie in (0, 1], got low={r.low}, high={r.high}")
+        return self
+
+
 class TrainingConfig(_Strict):
     """The ``model_training`` parameters: backbones, shared budget, CCSS loss and the search."""
 
     backbones: list[Literal["dnn", "wide_deep", "deepfm", "dcn_v2"]] = Field(default_factory=lambda: ["dnn"])  # type: ignore[arg-type]
     backbone: BackboneConfig = BackboneConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
+    # the term added to BCE with weight λ = contrastive.weight (ccss_pipeline.model.methods): ccss (the
+    # counterfactual pairs), pwl (a gradient penalty on the dense inputs) or hints (random raw moves up);
+    # the λ = 0 baselines are the same for all three
+    method: MethodName = "ccss"
+    pwl: PwlConfig = PwlConfig()
+    hints: HintsConfig = HintsConfig()
     contrastive: ContrastiveConfig = ContrastiveConfig()
     redraw_pairs_each_epoch: bool = False
     n_seeds: int = Field(3, ge=1, le=100)  # final fits per backbone and variant: seeds optimizer.seed + i
@@ -551,6 +638,18 @@ class WhatIfConfig(_Strict):
     seed: Seed = 0
     levels: int = Field(50, ge=3, le=10_000)  # quantile levels of each directed feature's training values
 
+    @field_validator("rows")
+    @classmethod
+    def _some_rows(cls, value: list[int] | None) -> list[int] | None:
+        """An empty list would draw no curve: the run would replace what_if.csv by an empty table beside
+        the previous run's plots (and fail writing them)."""
+        if value is not None and not value:
+            raise ValueError(
+                "evaluation.what_if.rows is an empty list: name at least one test-row position, or set it "
+                "to null for a seeded sample of evaluation.what_if.n_rows rows"
+            )
+        return value
+
 
 class EvaluationConfig(_Strict):
     """The ``evaluation`` parameters (spec §6)."""
@@ -564,3 +663,47 @@ class EvaluationConfig(_Strict):
     calibration_bins: int = Field(10, ge=2)
     threshold: float = Field(0.5, gt=0, lt=1)  # predicted probability at or above which a row is positive
     what_if: WhatIfConfig = WhatIfConfig()
+
+
+#: The rows ``kedro run --pipelines=compare`` can put side by side (``ccss_pipeline.evaluation.comparison``):
+#: the λ = 0 network, the trainer's three methods, and two models monotone by construction.
+ComparedMethod = Literal["baseline", "ccss", "pwl", "hints", "monotone_net", "gbdt"]
+COMPARED_METHODS: tuple[ComparedMethod, ...] = ("baseline", "ccss", "pwl", "hints", "monotone_net", "gbdt")
+
+
+class CompareConfig(_Strict):
+    """The ``compare`` parameters: monotonicity methods under one protocol (issue 27).
+
+    Every tuned row gets ``n_trials`` trials (null: ``model_training.search.n_trials``), chosen on
+    validation only, then ``n_seeds`` final fits (seeds ``optimizer.seed + i``) measured on test. The
+    studies live in ``storage_path`` (a file of their own: ``model_training``'s study file is that
+    stage's DVC output), or in the shared database of the catalog's ``search_storage``."""
+
+    methods: list[ComparedMethod] = Field(default_factory=lambda: list(COMPARED_METHODS))
+    backbone: Literal["dnn", "wide_deep", "deepfm", "dcn_v2"] = "dnn"
+    n_seeds: int = Field(5, ge=1, le=100)
+    n_trials: int | None = Field(None, ge=0)
+    storage_path: str = "data/06_models/optuna_compare.db"
+    # the Lipschitz monotonic network's search space (the soft methods' is model_training's)
+    monotone_net_learning_rate: SearchRange = SearchRange(low=1e-3, high=3e-2)
+    monotone_net_lipschitz: SearchRange = SearchRange(low=0.1, high=10.0)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"compare.methods lists a method twice: {value}")
+        if "baseline" not in value:
+            raise ValueError(
+                "compare.methods must include 'baseline': it is the reference of every row's ΔAUC and of the "
+                f"networks' training time (got {value})"
+            )
+        return value
+
+    @field_validator("storage_path")
+    @classmethod
+    def _sqlite_inside_data(cls, value: str) -> str:
+        _inside_data_folder(value, "compare.storage_path")
+        if not value.lower().endswith(SQLITE_SUFFIXES):
+            raise ValueError(f"compare.storage_path must name an SQLite file ending in {', '.join(SQLITE_SUFFIXES)}")
+        return value

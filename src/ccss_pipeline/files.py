@@ -75,18 +75,26 @@ def temporary_sibling(target: Path, kind: str = "tmp") -> Path:
 
 
 def replace_path(tmp: Path, target: Path) -> None:
-    """``os.replace`` for files; a folder is swapped through a backup so the old one survives a failure."""
-    if tmp.is_dir() and target.is_dir():
-        backup = temporary_sibling(target, "old")
-        os.replace(target, backup)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            os.replace(backup, target)
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
+    """Put the finished ``tmp`` (a file or a folder) where ``target`` is, whatever ``target`` was.
+
+    A file over a file (or over nothing) is one ``os.replace``. Anything involving a folder — a folder
+    over a folder, and a file where a folder was or the other way round (Spark writes a table as a
+    folder of part files, DuckDB as one file, so switching engines in one project swaps the kinds) — is
+    swapped through a backup: ``os.replace`` alone refuses a file over a folder (``IsADirectoryError``)
+    and a folder over a file (``NotADirectoryError``). The old output stays until the new one is in
+    place and is put back if that fails."""
+    had_target = target.exists() or target.is_symlink()
+    if not had_target or not (tmp.is_dir() or target.is_dir()):
         os.replace(tmp, target)
+        return
+    backup = temporary_sibling(target, "old")
+    os.replace(target, backup)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        os.replace(backup, target)
+        raise
+    _remove(backup)
 
 
 def write_error(target: Path, exc: BaseException) -> ArtifactWriteError:

@@ -112,6 +112,9 @@ class FeatureSpec:
     label_name: str = "label"  # the schema's label column: plots and the report name it
     has_user: bool = True  # False when the schema declares no user id (no GAUC)
     has_item: bool = True
+    # the fingerprint of the training log the spec was fitted beside (``data.history``): scoring reads
+    # that log's history for its log features and refuses another one; None in specs fitted without it
+    history: str | None = None
 
     @property
     def directed(self) -> list[NumericalFeature]:
@@ -124,11 +127,14 @@ class FeatureSpec:
 
     @property
     def fingerprint(self) -> str:
-        """Content hash of the spec: artifacts built from it record it (``ccss_pipeline.lineage``)."""
-        return content_hash(self.to_dict())
+        """Content hash of the spec: artifacts built from it record it (``ccss_pipeline.lineage``). The
+        history stamp is left out: it changes no row's encoding, and specs fitted before it keep their
+        fingerprint (their tables and models stay valid)."""
+        return content_hash({k: v for k, v in self.to_dict().items() if k != "history"})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        history = {} if self.history is None else {"history": self.history}
+        return history | {
             "version": self.version,
             "source": self.source,
             "has_oracle": self.has_oracle,
@@ -181,6 +187,7 @@ class FeatureSpec:
             label_name=str(data.get("label_name", "label")),
             has_user=bool(data.get("has_user", True)),
             has_item=bool(data.get("has_item", True)),
+            history=None if data.get("history") is None else str(data["history"]),
         )
 
     def save(self, path: str | Path) -> None:

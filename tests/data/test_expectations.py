@@ -262,7 +262,9 @@ def test_timestamps_out_of_range_ms_and_s():
     tables["log"].loc[2, "ts"] = 5_000_000_000_000  # year 2128
     report = validate_source(tables, ORIGINS, small_schema(), CFG)
     assert_message(report, LOG_FILE, "ts", RULE_TS_RANGE, 2)
-    assert only_failure(report, RULE_TS_RANGE).examples == [5, 5_000_000_000_000]  # raw values
+    examples = only_failure(report, RULE_TS_RANGE).examples
+    assert [e.raw for e in examples] == [5, 5_000_000_000_000]  # raw values, shown with their dates
+    assert [str(e) for e in examples] == ["5 (= 1970-01-01T00:00:00Z)", "5000000000000 (= 2128-06-11T08:53:20Z)"]
     # the same clean log in seconds passes with unit "s", fails with a narrow window
     sec = clean_tables()
     sec["log"]["ts"] = sec["log"]["ts"] // 1000

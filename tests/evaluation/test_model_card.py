@@ -16,6 +16,7 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
+from ccss_pipeline.config import SplitConfig
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
 from ccss_pipeline.evaluation.model_card import (
     FOLDER,
@@ -105,7 +106,7 @@ def _context(spec: FeatureSpec | None = None, lineage: Lineage | None = None, im
     args = dict(
         spec=spec, backbones=list(BACKBONES), results=ModelResult.from_summary(summary),
         paired=paired.drop(columns=["seeds", "differences"], errors="ignore"), per_feature=_per_feature(spec),
-        chosen_params={b: _params(b) for b in BACKBONES}, split_mode="time",
+        chosen_params={b: _params(b) for b in BACKBONES}, split=SplitConfig(mode="time"),
         time_ranges=split_time_ranges({"train": [1_650_000_000_000, 1_650_500_000_000],
                                        "test": [1_651_000_000_000, 1_651_100_000_000]}),
         rows_per_split={"train": 800, "validation": 100, "test": 100},
@@ -182,7 +183,7 @@ def test_card_accuracy_monotonicity_parameters_and_split():
 
 
 def test_card_without_timestamp_states_no_time_range():
-    md, _ = render_model_card(_context(split_mode="random", time_ranges={}))
+    md, _ = render_model_card(_context(split=SplitConfig(mode="random"), time_ranges={}))
     assert "Split mode: random" in md and "no timestamp" in md and "UTC" not in md
 
 

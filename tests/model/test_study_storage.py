@@ -27,7 +27,7 @@ def test_the_dataset_gives_the_credentials_url_and_never_shows_the_password():
 
 def test_safe_url_masks_the_password():
     assert safe_url(URL) == "postgresql+psycopg://optuna:***@db.example:5432/optuna"
-    assert safe_url("not a url") == "<unparseable database URL>"
+    assert safe_url("not a url") == "<unparseable URL>"
 
 
 def test_an_unreachable_server_is_named_without_its_password(tmp_path):

@@ -19,7 +19,7 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precision_score, recall_score
 
-from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, EvaluationConfig
+from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, EvaluationConfig, FeatureConfig
 from ccss_pipeline.data.validation import TableStats, ValidationReport
 from ccss_pipeline.evaluation.plots import EDGE_GID, ONE_BUCKET_NOTE, UNMEASURABLE_GID
 from ccss_pipeline.evaluation.report import PNG_SIGNATURE
@@ -120,7 +120,16 @@ def test_evaluate_models_node(tiny, evaluated, aggregated):
         assert results[name]["backbone"] == "dnn" and results[name]["variant"] == name.split("__")[1]
         assert f"seed{results[name]['seed']}" == name.split("__")[2]
     assert results["dnn__baseline__seed0"]["contrastive"]["weight"] == 0.0
-    assert list(seed_metrics.columns) == ["model", "backbone", "variant", "seed", "recalibration", *SEED_METRICS]
+    assert list(seed_metrics.columns) == [
+        "model",
+        "backbone",
+        "variant",
+        "seed",
+        "recalibration",
+        "best_epoch",
+        "max_epochs",
+        *SEED_METRICS,
+    ]
     assert len(seed_metrics) == len(MODELS) and seed_metrics[["auc", "wrong_step_share"]].notna().all().all()
     directed = {f.name for f in spec.directed}
     for table in (per_feature, grid_features):  # every seed
@@ -313,6 +322,7 @@ def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=Non
         _best_params(feasible),
         split,
         EVALUATION,
+        FeatureConfig(),
         *tables,
         optuna,
     )
@@ -604,7 +614,16 @@ def test_tables(evaluated_project):
     paired = pd.read_csv(reporting / "paired_differences.csv")
     assert {"backbone", "metric", "n", "mean", "ci_low", "ci_high"} <= set(paired.columns)
     # the project trains with the default recalibration (temperature): before and after, and the map
-    assert list(seeds.columns) == ["model", "backbone", "variant", "seed", "recalibration", *SEED_METRICS]
+    assert list(seeds.columns) == [
+        "model",
+        "backbone",
+        "variant",
+        "seed",
+        "recalibration",
+        "best_epoch",
+        "max_epochs",
+        *SEED_METRICS,
+    ]
     assert set(seeds["recalibration"]) == set(summary["recalibration"]) == {"temperature"}
     assert (seeds["recalibration_temperature"] > 0).all() and (seeds["recalibration_shift"] == 0).all()
     assert seeds[["logloss_uncalibrated", "brier_uncalibrated"]].notna().all().all()

@@ -307,7 +307,7 @@ def test_score_onnx_script_is_short_and_imports_only_numpy_pyarrow_onnxruntime()
     import ast
 
     source = SCRIPT.read_text()
-    assert len(source.splitlines()) <= 110
+    assert len(source.splitlines()) <= 120  # 110 before issue 28 added the argument and export checks
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

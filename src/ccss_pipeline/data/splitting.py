@@ -121,6 +121,24 @@ def check_split_config(schema: SchemaConfig, features: FeatureConfig) -> None:
         )
 
 
+def split_sentence(split: SplitConfig) -> str:
+    """How the rows were split, in the words the report and the model card both print (their one
+    source): only a ``time`` split puts every test event after every training event, so no other mode
+    may claim it — a reader takes "time-ordered" as "no look-ahead", which a random split does not give."""
+    if split.mode == "time":
+        return "time-ordered: every validation event is later than every train event, every test event later still"
+    if split.mode == "row_order":
+        return "by the order of the rows in the file (no timestamp): train first, then validation, then test"
+    if split.mode == "random":
+        how = "stratified by the label" if split.stratify else "not stratified"
+        return f"a seeded random split (seed {split.seed}, {how}): the splits are not ordered in time"
+    carved = "" if split.labels.validation is not None else "; validation is carved from the train rows"
+    return (
+        "given with the data (a split column or one file per split): the splits are not checked to be ordered "
+        f"in time{carved}"
+    )
+
+
 # ----------------------------------------------------------------------------------------- modes
 def split_rows(
     frame: pd.DataFrame,

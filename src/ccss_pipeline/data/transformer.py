@@ -14,6 +14,7 @@ them equal to the engine's encoding).
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -116,10 +117,46 @@ def encode_numerical(values: np.ndarray, feature: NumericalFeature) -> tuple[np.
     return dense.astype(np.float32), bucket.astype(np.int64)
 
 
+#: The text of an integral id in a vocabulary: an integer column's decimal form ("63"), or a float
+#: column's ("63.0": pandas' id column that once held a NaN, Spark's doubles).
+_INTEGRAL_TEXT = re.compile(r"-?(0|[1-9][0-9]*)(\.0)?")  # no leading zero: "007" is a code, not 7
+_INT64 = (-(2**63), 2**63)
+
+
+def integer_vocabulary(feature: CategoricalFeature) -> list[int] | None:
+    """The vocabulary as the integers it spells, or None when any entry is not an integral id (or two
+    entries spell the same one). Integer-coded ids are matched as integers, so ``63``, ``63.0`` and an
+    id column that turned float because one value is blank all find the training id ``63``."""
+    values = []
+    for text in feature.vocabulary:
+        if not _INTEGRAL_TEXT.fullmatch(text):
+            return None
+        value = int(text.removesuffix(".0"))
+        if not _INT64[0] <= value < _INT64[1]:
+            return None
+        values.append(value)
+    return values if len(set(values)) == len(values) else None
+
+
+def integral_ids(values: pd.Series) -> pd.Series:
+    """Numbers as nullable int64 ids: integral values kept, fractional, non-finite and missing ones
+    NA (no integer id spells them, so they are out of vocabulary)."""
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("Int64")  # not through float64, which rounds ids above 2**53
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    integral = np.isfinite(numbers) & (numbers == np.round(numbers)) & (numbers.abs() < 2.0**63)
+    return numbers.where(integral).astype("Int64")
+
+
 def encode_categorical(values: pd.Series, feature: CategoricalFeature) -> np.ndarray:
-    """Vocabulary index + 1; unseen or missing ids map to 0 (out of vocabulary)."""
-    index = pd.Index(feature.vocabulary)
-    codes = index.get_indexer(pd.Index(values.astype(str).where(values.notna(), None)))
+    """Vocabulary index + 1; unseen or missing ids map to 0 (out of vocabulary). Numbers meet an
+    integer vocabulary as integers (:func:`integer_vocabulary`), anything else as text."""
+    integers = integer_vocabulary(feature)
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if integers is not None and numeric:
+        codes = pd.Index(integers, dtype="int64").get_indexer(pd.Index(integral_ids(values)))
+    else:
+        codes = pd.Index(feature.vocabulary).get_indexer(pd.Index(values.astype(str).where(values.notna(), None)))
     return (codes + 1).astype(np.int64)
 
 

@@ -2,11 +2,18 @@
 
 A run killed or failing mid-save therefore never leaves a half-written parquet, JSON or model file
 where a later node or a rerun would read it: the old file stays until the new one is complete.
+
+Outputs tracked in git (``metrics.json`` and the plot tables DVC draws) are saved with
+``significant_digits: 10`` (:func:`round_significant`): the same run on another machine differs in the
+last bits of a float (BLAS, thread counts), which would otherwise show as a changed file in every diff;
+ten digits are far beyond what any figure means. Every other output keeps full precision.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -18,11 +25,46 @@ from ccss_pipeline.files import atomic_write
 from ccss_pipeline.parquet_table import PANDAS_ATTRS
 
 
+def _round_float(value: float, digits: int) -> float:
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
+def round_significant(data: Any, digits: int) -> Any:
+    """``data`` with every float rounded to ``digits`` significant digits: the float columns of a frame
+    (their dtype kept), the floats of a JSON-like dict or list, or a float; anything else unchanged.
+
+    Rounded through the shortest decimal (``format(v, ".10g")``), so two values that differ only in the
+    last bits — the same figure computed on two machines — are written as the same bytes."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        out = data.copy()
+        for column in out.columns:
+            values = out[column]
+            if pd.api.types.is_float_dtype(values.dtype):
+                rounded = [_round_float(float(v), digits) for v in values.to_numpy(dtype=np.float64)]
+                out[column] = pd.Series(rounded, index=out.index, dtype=np.float64).astype(values.dtype)
+        return out
+    if isinstance(data, Mapping):
+        return {k: round_significant(v, digits) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [round_significant(v, digits) for v in data]
+    if isinstance(data, (float, np.floating)):
+        return _round_float(float(data), digits)
+    return data
+
+
 class AtomicDataset(AbstractDataset[Any, Any]):
-    """Wrap a local file dataset (``dataset: {type: ..., filepath: ...}``) so that saves are atomic."""
+    """Wrap a local file dataset (``dataset: {type: ..., filepath: ...}``) so that saves are atomic;
+    ``significant_digits``: round every float to that many digits before saving (tracked outputs)."""
 
     def __init__(
-        self, dataset: dict[str, Any] | str, filepath: str | None = None, metadata: dict[str, Any] | None = None
+        self,
+        dataset: dict[str, Any] | str,
+        filepath: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        significant_digits: int | None = None,
     ):
         config = {"type": dataset} if isinstance(dataset, str) else deepcopy(dataset)
         if filepath is not None:
@@ -33,6 +75,9 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         self._filepath = Path(config["filepath"])
         self._inner = self._build(self._filepath)
         self.metadata = metadata
+        if significant_digits is not None and not 1 <= significant_digits <= 17:
+            raise ValueError(f"AtomicDataset significant_digits must be in 1..17, not {significant_digits!r}")
+        self._digits = significant_digits
 
     def _build(self, path: Path) -> AbstractDataset:
         config = dict(self._config, filepath=str(path))
@@ -43,13 +88,19 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         return self._inner.load()
 
     def save(self, data: Any) -> None:
+        if self._digits is not None:
+            data = round_significant(data, self._digits)
         atomic_write(self._filepath, lambda tmp: self._build(tmp).save(data))
 
     def _exists(self) -> bool:
         return self._filepath.exists()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "dataset": self._config.get("type")}
+        return {
+            "filepath": str(self._filepath),
+            "dataset": self._config.get("type"),
+            "significant_digits": self._digits,
+        }
 
 
 class ParquetChunksDataset(AbstractDataset[Any, Any]):

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ccss_pipeline.config import SplitConfig
+from ccss_pipeline.data.splitting import split_sentence
 from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
 from ccss_pipeline.evaluation.render import Part, Table, render
 from ccss_pipeline.evaluation.report import (
@@ -49,6 +51,7 @@ from ccss_pipeline.evaluation.report import (
     _seeds_header,
     _value,
     edge_warnings,
+    epoch_limit_warnings,
     hidden_recalibration_rows,
     plot_figure,
     recalibration_sentence,
@@ -69,13 +72,6 @@ _LABELS = {m: label for m, label, _ in HEADLINE}
 _SHARES = {m for m, _, share in HEADLINE if share}
 #: The model-ready tables: their md5s are "the data" of the training-data section.
 DATA_PREFIX = "data/05_model_input/"
-SPLIT_SENTENCES = {
-    "time": "time-ordered: every validation event is later than every train event, every test event later still",
-    "row_order": "by the order of the rows in the file (no timestamp): train first, then validation, then test",
-    "random": "a seeded random split (stratified by the label unless configured otherwise): the splits are not "
-              "ordered in time",
-    "column": "given with the data (a split column or one file per split)",
-}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ lineage
@@ -201,8 +197,8 @@ class ModelCardContext:
       (``paired_differences``); ``per_feature``: raw-grid per-feature rows (backbone, variant, seed,
       feature, ``wrong_step_share``, ``edge_wrong_share``, ...);
     - ``chosen_params``: backbone → ``best_params`` entry;
-    - ``split_mode`` (time, row_order, random, column), ``time_ranges`` (split → first, last event; empty
-      without a timestamp), ``rows_per_split``;
+    - ``split`` (``feature_engineering.split``: its mode words the split sentence, the report's too),
+      ``time_ranges`` (split → first, last event; empty without a timestamp), ``rows_per_split``;
     - ``method``: grid_levels, grid_rows, eps, threshold of the evaluation;
     - ``plots``: the raw-grid ICE figures, ``PlotRef.section`` = the backbone;
     - ``lineage``: :class:`Lineage`; ``gauc_note``: replaces GAUC when it cannot be measured.
@@ -214,7 +210,7 @@ class ModelCardContext:
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_feature: pd.DataFrame = field(default_factory=pd.DataFrame)
     chosen_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    split_mode: str = "time"
+    split: SplitConfig = field(default_factory=SplitConfig)
     time_ranges: dict[str, tuple[str, str]] = field(default_factory=dict)
     rows_per_split: dict[str, int] = field(default_factory=dict)
     method: dict[str, Any] = field(default_factory=dict)
@@ -275,8 +271,7 @@ def _commit_text(lin: Lineage) -> str:
 
 
 def _split_text(ctx: ModelCardContext, ranges: bool = True) -> str:
-    mode = ctx.split_mode
-    text = f"Split mode: {mode} — {SPLIT_SENTENCES.get(mode, 'see feature_engineering.split')}."
+    text = f"Split mode: {ctx.split.mode} — {split_sentence(ctx.split)}."
     if not ranges:
         return text
     if ctx.time_ranges:
@@ -426,7 +421,8 @@ def _per_feature_rows(ctx: ModelCardContext, backbone: str) -> list[list[str]]:
 
 
 def _accuracy(ctx: ModelCardContext, bb: str, ccss: ModelResult | None, base: ModelResult | None) -> Part:
-    """The CCSS model against its baseline on the test split, then the paired ΔAUC."""
+    """The CCSS model against its baseline on the test split, then the paired ΔAUC and, for a model whose
+    best epoch was its last allowed one, that it is likely undertrained."""
     auc = _paired_row(ctx, bb, "auc")
     if auc is not None and int(auc.get("n") or 0):
         delta = (f"ΔAUC (CCSS − baseline, paired on the training seed, {int(auc['n'])} pairs): "
@@ -440,8 +436,8 @@ def _accuracy(ctx: ModelCardContext, bb: str, ccss: ModelResult | None, base: Mo
     metrics = [m for m in CARD_METRICS if m not in hidden and any(not _missing(r.mean.get(m)) for r in shown)]
     header = ["metric"] + [_seeds_header(r) for r in shown]
     table = Table(header, [[_metric_label(m, ctx)] + [r.cell(m) for r in shown] for m in metrics])
-    return Part(["Mean ± standard deviation over the training seeds."], table,
-                [ctx.gauc_note, delta] if ctx.gauc_note else [delta])  # fmt: skip
+    notes = ([ctx.gauc_note] if ctx.gauc_note else []) + [delta] + epoch_limit_warnings(shown, [bb])
+    return Part(["Mean ± standard deviation over the training seeds."], table, notes)
 
 
 def _backbone(ctx: ModelCardContext, bb: str) -> dict[str, Any]:
@@ -459,8 +455,8 @@ def _backbone(ctx: ModelCardContext, bb: str) -> dict[str, Any]:
                        edge_warnings(mine, ctx.chosen_params, set(ctx.unconstrained), log=False))  # fmt: skip
     return {
         "name": bb,
-        "chosen": f"The chosen model: {bb} trained with CCSS at λ = {_fmt_param(params.get('weight'))}, margin "
-                  f"{_fmt_param(params.get('margin'))}, over {n} training seed{'s' if n != 1 else ''}; its baseline is "
+        "chosen": f"The chosen model: {bb} trained with {_method_phrase(params)}, "
+                  f"over {n} training seed{'s' if n != 1 else ''}; its baseline is "
                   "the same backbone, budget and seeds with λ = 0. "
                   + recalibration_sentence([r for r in (ccss, base) if r is not None], [bb]),
         "accuracy": _accuracy(ctx, bb, ccss, base),
@@ -470,6 +466,21 @@ def _backbone(ctx: ModelCardContext, bb: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: how the card names each monotonicity method (``model_training.method``)
+_METHOD_NAMES = {"ccss": "CCSS", "pwl": "the point-wise gradient penalty (pwl)", "hints": "monotonicity hints"}
+
+
+def _method_phrase(p: Mapping[str, Any]) -> str:
+    """How the chosen model was trained: CCSS at λ and margin (a best_params entry written before methods
+    existed is CCSS's); another method has no margin, and its own searched parameters follow λ."""
+    method = str(p.get("method") or "ccss")
+    phrase = f"{_METHOD_NAMES.get(method, method)} at λ = {_fmt_param(p.get('weight'))}"
+    if method == "ccss":
+        return f"{phrase}, margin {_fmt_param(p.get('margin'))}"
+    own = p.get("method_params") or {}
+    return phrase + "".join(f", {k} {_fmt_param(v)}" for k, v in sorted(own.items()))
+
+
 def _chosen(p: Mapping[str, Any]) -> Part:
     if not p:
         return Part(["No chosen parameters were recorded for this backbone (best_params has no entry)."])
@@ -477,6 +488,8 @@ def _chosen(p: Mapping[str, Any]) -> Part:
     met = ("n/a — no completed search trial, the configured defaults" if feasible is None else
            "yes" if feasible else "NO — no trial met the target; the least violating one was chosen")  # fmt: skip
     rows = [
+        ["method", _fmt_param(p.get("method") or "ccss")],
+        *[[name, _fmt_param(value)] for name, value in sorted((p.get("method_params") or {}).items())],
         ["λ (contrastive weight)", _fmt_param(p.get("weight"))],
         ["margin", _fmt_param(p.get("margin"))],
         ["loss", _fmt_param(p.get("loss"))],

@@ -22,6 +22,7 @@ missing value renders as "n/a".
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -33,7 +34,7 @@ import pandas as pd
 
 from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
 from ccss_pipeline.evaluation.render import Figure, Part, Table, render
-from ccss_pipeline.evaluation.seeds import format_mean_std, summarize_over_seeds
+from ccss_pipeline.evaluation.seeds import TOO_FEW_SEEDS, format_mean_std, share_interval, summarize_over_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,18 @@ _SHARE = {m for m, _, share in HEADLINE if share}
 PAIRED = ["auc", "gauc", "logloss", "logloss_uncalibrated", "accuracy", "precision", "recall", "f1", "brier",
           "brier_uncalibrated", "wrong_step_share", "wrong_step_share_inside", "wrong_step_share_crossing",
           "edge_wrong_share", "monotone_row_share"]  # fmt: skip
+#: The side on which each metric of the paired differences is worse: -1 where a fall is a cost (AUC,
+#: accuracy, rows monotone…), +1 where a rise is (LogLoss, Brier, wrong-step shares…). Metrics without a
+#: better side (the recalibration map, the oracle's ceiling) are absent: they are never a cost.
+WORSE_SIDE = {
+    **dict.fromkeys(["auc", "gauc", "accuracy", "precision", "recall", "f1", "monotone_row_share",
+                     "ice_monotone_share", "true_direction_agreement"], -1),
+    **dict.fromkeys(["logloss", "logloss_uncalibrated", "brier", "brier_uncalibrated", "wrong_step_share",
+                     "wrong_step_share_inside", "wrong_step_share_crossing", "max_feature_wrong_step_share",
+                     "edge_wrong_share", "mean_wrong_mass", "neighbour_violation_rate"], +1),
+}  # fmt: skip
+#: Costs the verdict's first clauses already read with their interval (AUC, the wrong-step share).
+VERDICT_READS = ("auc", "wrong_step_share")
 #: Rows that only mean something for a recalibrated model (hidden for a backbone without one).
 RECALIBRATION_ROWS = ("logloss_uncalibrated", "brier_uncalibrated", "recalibration_temperature", "recalibration_shift")
 #: What each recalibration kind does, as the report and the model card say it.
@@ -110,11 +123,14 @@ class ModelResult:
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
     recalibration: str = "none"  # the kind of monotone recalibration its probabilities went through
+    epoch_limit_seeds: list[int] = field(default_factory=list)  # seeds whose best epoch was the last allowed
+    max_epochs: int | None = None  # their epoch budget (optimizer.max_epochs)
 
     @classmethod
     def from_summary(cls, summary: pd.DataFrame) -> list[ModelResult]:
         """From a ``summarize_over_seeds`` table (columns backbone, variant, n_seeds, ``<m>_mean``,
-        ``<m>_std``, optionally ``recalibration``: the kind; a summary without it had none)."""
+        ``<m>_std``, optionally ``recalibration``: the kind; a summary without it had none; optionally
+        ``epoch_limit_seeds`` (a JSON list) and ``max_epochs``)."""
         metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
         return [
             cls(
@@ -124,6 +140,8 @@ class ModelResult:
                 {m: _float(row[f"{m}_mean"]) for m in metrics},
                 {m: _float(row.get(f"{m}_std")) for m in metrics},
                 _kind(row.get("recalibration")),
+                _seed_list(row.get("epoch_limit_seeds")),
+                None if _missing(row.get("max_epochs")) else int(_float(row["max_epochs"])),
             )  # fmt: skip
             for row in summary.to_dict("records")
         ]
@@ -240,18 +258,60 @@ def _fmt_param(v: Any) -> str:
     return "—" if _missing(v) and not isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _interval(row: Mapping[str, Any] | None, share: bool) -> str:
-    if row is None or _missing(row.get("ci_low")) or _missing(row.get("ci_high")):
-        return "n/a (needs ≥ 2 paired seeds)"
-    digits = _pct_digits(row.get("mean"))
-    return f"[{_diff(row['ci_low'], share, digits)}, {_diff(row['ci_high'], share, digits)}]"
-
-
-def _sign_of_interval(row: Mapping[str, Any] | None) -> str | None:
-    """ "below" / "above" 0, "contains" 0, or None without an interval."""
+def _bounds(row: Mapping[str, Any] | None, share: bool) -> tuple[float, float] | None:
+    """The paired difference's interval as it may be read: a difference of shares through
+    :func:`.seeds.share_interval` (clipped to ±100 pp, none with too few seeds); None without one."""
     if row is None or _missing(row.get("ci_low")) or _missing(row.get("ci_high")):
         return None
-    return "below" if row["ci_high"] < 0 else "above" if row["ci_low"] > 0 else "contains"
+    low, high = _float(row["ci_low"]), _float(row["ci_high"])
+    if share:
+        n = int(_float(row.get("n")) if not _missing(row.get("n")) else 0)
+        return share_interval(low, high, n, difference=True)
+    return low, high
+
+
+def _interval(row: Mapping[str, Any] | None, share: bool) -> str:
+    bounds = _bounds(row, share)
+    if bounds is None:
+        return TOO_FEW_SEEDS if share else "n/a (needs ≥ 2 paired seeds)"
+    digits = _pct_digits((row or {}).get("mean"))
+    return f"[{_diff(bounds[0], share, digits)}, {_diff(bounds[1], share, digits)}]"
+
+
+def _sign_of_interval(row: Mapping[str, Any] | None, share: bool = False) -> str | None:
+    """ "below" / "above" 0, "contains" 0, or None without an interval (the one :func:`_interval` prints)."""
+    bounds = _bounds(row, share)
+    if bounds is None:
+        return None
+    return "below" if bounds[1] < 0 else "above" if bounds[0] > 0 else "contains"
+
+
+def _seed_list(value: Any) -> list[int]:
+    """Seeds from a summary cell: a JSON list (``"[1, 2]"``), empty for a missing cell (older tables)."""
+    if not isinstance(value, str) or not value.strip():
+        return []
+    try:
+        seeds = json.loads(value)
+    except ValueError:
+        return []
+    return [int(s) for s in seeds] if isinstance(seeds, list) else []
+
+
+def epoch_limit_warnings(results: Sequence[ModelResult], backbones: Sequence[str]) -> list[str]:
+    """One sentence per model of ``backbones`` with a seed whose best epoch was the last one allowed:
+    likely undertrained (the report and the model card say it; the training log said it per fit)."""
+    out = []
+    for r in sorted((r for r in results if r.backbone in backbones and r.epoch_limit_seeds),
+                    key=lambda r: (list(backbones).index(r.backbone), _variant_rank(r.variant), r.variant)):  # fmt: skip
+        seeds = ", ".join(str(s) for s in r.epoch_limit_seeds)
+        plural = "s" if len(r.epoch_limit_seeds) != 1 else ""
+        budget = "?" if r.max_epochs is None else str(r.max_epochs)
+        out.append(
+            f"Likely undertrained: {r.backbone} {r.display}, seed{plural} {seeds} (of {r.n_seeds}) — the best "
+            f"validation epoch was the last one allowed (model_training.optimizer.max_epochs = {budget}), so "
+            "validation was still improving when training stopped; raise max_epochs and retrain."
+        )
+    return out
 
 
 def _kind(value: Any) -> str:
@@ -305,9 +365,43 @@ def recalibration_sentence(results: Sequence[ModelResult], backbones: Sequence[s
     )
 
 
-def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping[str, Mapping[str, Any]]) -> str:
+def costs(paired: Mapping[str, Mapping[str, Any]], skip: Sequence[str] | set[str] = ()) -> list[str]:
+    """The metrics (in the order of the headline table) whose paired CCSS − baseline 95% interval excludes
+    0 on the worse side (:data:`WORSE_SIDE`), less ``skip``: what CCSS demonstrably costs, so that no
+    verdict reads only AUC and monotonicity while, say, LogLoss rose beyond the seed noise."""
+    order = [m for m, _, _ in HEADLINE] + sorted(set(WORSE_SIDE) - set(_LABEL))
+    worse = {-1: "below", 1: "above"}
+    return [m for m in order
+            if m in WORSE_SIDE and m not in skip
+            and _sign_of_interval(paired.get(m), share=m in _SHARE) == worse[WORSE_SIDE[m]]]  # fmt: skip
+
+
+def _cost_sentence(
+    paired: Mapping[str, Mapping[str, Any]], skip: Sequence[str] | set[str], threshold: float = 0.5
+) -> str:
+    """ " Costs beyond the seed noise …: GAUC -0.0050 [...]; …" or "" when CCSS costs nothing measurable."""
+    items = []
+    for m in costs(paired, skip):
+        row, share = paired[m], m in _SHARE
+        label = _LABEL.get(m, m.replace("_", " ")).replace("{t}", f"{threshold:g}")
+        items.append(f"{label} {_diff(row.get('mean'), share, _pct_digits(row.get('mean')))} {_interval(row, share)}")
+    if not items:
+        return ""
+    return (" Costs beyond the seed noise (CCSS − baseline, the paired 95% interval excludes 0 on the worse side): "
+            + "; ".join(items) + ".")  # fmt: skip
+
+
+def verdict(
+    backbone: str,
+    base: ModelResult,
+    ccss: ModelResult,
+    paired: Mapping[str, Mapping[str, Any]],
+    hidden: Sequence[str] | set[str] = (),
+    threshold: float = 0.5,
+) -> str:
     """One paragraph reading one backbone's numbers: AUC (with the paired interval), the raw-grid
-    wrong-step share, the edge test, rows monotone, and whether CCSS's wrong steps sit at the edges."""
+    wrong-step share, the edge test, rows monotone, whether CCSS's wrong steps sit at the edges, and every
+    other metric CCSS demonstrably worsens (:func:`costs`; ``hidden``: rows the report leaves out)."""
     auc_b, auc_c, p_auc = base.mean.get("auc"), ccss.mean.get("auc"), paired.get("auc") or {}
     d_auc = p_auc.get("mean") if not _missing(p_auc.get("mean")) else _float(auc_c) - _float(auc_b)
     versus = f"{_value(auc_c, False)} vs {_value(auc_b, False)}, difference {_diff(d_auc, False)}"
@@ -326,7 +420,7 @@ def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping
         mono = (f"cuts the raw-grid wrong-step share from {x} to {y}" if ws_c < ws_b else
                 f"raises the raw-grid wrong-step share from {x} to {y}" if ws_c > ws_b else
                 f"leaves the raw-grid wrong-step share at {x}")  # fmt: skip
-    ws_side = _sign_of_interval(paired.get("wrong_step_share"))
+    ws_side = _sign_of_interval(paired.get("wrong_step_share"), share=True)
     if ws_side is not None:
         mono += f" (95% interval of the paired difference {'contains 0' if ws_side == 'contains' else f'{ws_side} 0'})"
     text = (
@@ -346,7 +440,7 @@ def verdict(backbone: str, base: ModelResult, ccss: ModelResult, paired: Mapping
         )
         text += (f" With CCSS a step {more} goes the wrong way far more often than one {less} "
                  f"({_value(max(inside, crossing), True)} vs {_value(min(inside, crossing), True)}).")  # fmt: skip
-    return text
+    return text + _cost_sentence(paired, {*VERDICT_READS, *hidden}, threshold)
 
 
 # ---------------------------------------------------------------------------------------- the view
@@ -421,7 +515,10 @@ def _headline(ctx: ReportContext, bb: str) -> dict[str, Any]:
         parts.append(Part([f"CCSS − baseline, paired on the training seed ({bb}):"], table))
     base, ccss = _find(models, bb, BASELINE), _find(models, bb, CCSS)
     if base and ccss:
-        parts.append(Part(["Verdict — " + verdict(bb, base, ccss, paired)]))
+        parts.append(Part(["Verdict — " + verdict(bb, base, ccss, paired, hidden, _threshold(ctx))]))
+    undertrained = epoch_limit_warnings(models, [bb])
+    if undertrained:
+        parts.append(Part(undertrained))
     return {"name": bb, "parts": parts}
 
 
@@ -577,9 +674,9 @@ def _method(ctx: ReportContext) -> Part:
         "the bucket embedding.",
         "Neighbour-move violation rate (secondary): each row moved to the neighbouring bucket centres, the very move "
         f"the CCSS loss trains on, so it flatters CCSS; on {'all' if max_rows is None else max_rows} test rows.",
-        "Every model is scored in float32 on the time-later test split. Figures are mean ± standard deviation over "
-        "the training seeds; the paired difference subtracts the baseline from CCSS seed by seed, with a two-sided "
-        "95% Student-t interval.",
+        "Every model is scored in float32 on the test split (how the rows were split: see Splits above). Figures "
+        "are mean ± standard deviation over the training seeds; the paired difference subtracts the baseline from "
+        "CCSS seed by seed, with a two-sided 95% Student-t interval.",
     ]
     label, t = ctx.label_name or "label", _threshold(ctx)
     notes.append(

@@ -56,6 +56,29 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean - half, mean + half
 
 
+#: What the report prints instead of an interval of a share that the seeds cannot bound.
+TOO_FEW_SEEDS = "too few seeds for an interval"
+#: Fewer seeds than this give a share no interval: a 2-seed t-interval (t = 12.7) spans more than a
+#: share can be, and even a clipped one would only restate the range.
+MIN_SEEDS_FOR_SHARE_INTERVAL = 3
+
+
+def share_interval(low: float, high: float, n: int, difference: bool = False) -> tuple[float, float] | None:
+    """The t-interval ``[low, high]`` of a share (a value in [0, 1]; of a difference of two shares with
+    ``difference``: in [-1, 1]) as it may be printed, or None for :data:`TOO_FEW_SEEDS`.
+
+    The one rule for intervals of shares: a Student-t interval knows nothing of the range, so with few
+    seeds it reads "[-80.9 pp, +149.9 pp]" — values no share can take. It is clipped to the range; with
+    fewer than :data:`MIN_SEEDS_FOR_SHARE_INTERVAL` seeds, no interval, or an interval wider than the
+    whole range (it says nothing then) there is none."""
+    lower, upper = (-1.0, 1.0) if difference else (0.0, 1.0)
+    if n < MIN_SEEDS_FOR_SHARE_INTERVAL or not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    if high - low > upper - lower:
+        return None
+    return max(low, lower), min(high, upper)
+
+
 def paired_difference(
     frame: pd.DataFrame,
     metric: str,

@@ -6,7 +6,16 @@ report, the model card) does not import Optuna and the trainer.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The chosen settings are read back from a file people edit by hand (``best_params.json``): NaN or ±inf
+#: would train with garbage (a NaN λ makes every loss NaN), a negative λ rewards violations. Refused on
+#: load, naming the field and the file (``ChosenParamsDataset``).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class ChosenParams(BaseModel):
@@ -18,10 +27,10 @@ class ChosenParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     loss: str
-    weight: float
-    margin: float
-    temperature: float
-    learning_rate: float
+    weight: NonNegative
+    margin: NonNegative
+    temperature: Positive
+    learning_rate: Positive
     source: str
     val_auc: float | None
     val_wrong_step_share: float | None
@@ -34,9 +43,13 @@ class ChosenParams(BaseModel):
     max_edge_violation: float | None = None
     n_feasible: int | None = None  # completed trials that met both targets
     # searched only when the search has a range for them (else the configured values stand)
-    edge_weight: float | None = None
-    edge_margin: float | None = None
-    pair_fraction: float | None = None
+    edge_weight: NonNegative | None = None
+    edge_margin: NonNegative | None = None
+    pair_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+    # the monotonicity method searched (model_training.method) and the values the search chose for the
+    # trial parameters of its own (hints: hint_step); a file written before methods existed is CCSS's
+    method: str = "ccss"
+    method_params: dict[str, Finite] = Field(default_factory=dict)
 
     def tuned(self) -> dict[str, float]:
         """The contrastive-loss settings the final fits take from the search."""

@@ -26,6 +26,7 @@ import torch
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, DistributedConfig, OptimizerConfig
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
+from ccss_pipeline.model.methods import MonotonicityMethod
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import TrainResult, train_model
@@ -40,7 +41,8 @@ class DistributedTrainingError(RuntimeError):
 
 @dataclass(frozen=True)
 class Fit:
-    """One model to train: its settings, whether it trains with the pairs (CCSS), and its checkpoint folder."""
+    """One model to train: its settings, whether it trains with the pairs (CCSS), its checkpoint folder and
+    the monotonicity method whose term λ weighs (None: CCSS)."""
 
     key: str
     backbone: BackboneConfig
@@ -49,6 +51,7 @@ class Fit:
     with_pairs: bool
     checkpoint_dir: Path | None = None
     redraw_pairs_each_epoch: bool = False
+    method: MonotonicityMethod | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def _train(fit: Fit, data: FitData) -> TrainResult:
         shapley_p=data.shapley_p,
         move=data.move,
         stream_buffer_rows=data.stream_buffer_rows,
+        method=fit.method,
     )
 
 

@@ -6,7 +6,9 @@ the state_dict, loaded with ``weights_only=True``; ``model.json``: :meth:`Traine
 (:meth:`TrainedModel.rebuild`), and never paired silently with another feature spec. The monotone
 recalibration fitted on validation (:mod:`ccss_pipeline.model.calibration`) is part of the record
 (``model.json``'s ``recalibration``; a file without it is a model without one) and the rebuilt module
-carries it, so every probability made from the module is the recalibrated one.
+carries it, so every probability made from the module is the recalibrated one. The monotonicity
+method the constrained model was trained with (``model_training.method``) is recorded too (``method``,
+``method_settings``): a file without it was written before methods existed, by CCSS.
 """
 
 from __future__ import annotations
@@ -56,11 +58,14 @@ class TrainedModel:
     best_epoch: int | None = None
     best_val_auc: float | None = None
     recalibration: Recalibration = Recalibration()
+    method: str | None = None  # the monotonicity method of a constrained model; None for a baseline
+    method_settings: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, model: CTRModel, spec: FeatureSpec, variant: str, seed: int, **settings: Any) -> TrainedModel:
         """The record of a module just trained on ``spec`` (named :func:`model_key`); ``settings``: the
-        optional fields (move, contrastive, optimizer, best_epoch, best_val_auc, recalibration)."""
+        optional fields (move, contrastive, optimizer, best_epoch, best_val_auc, recalibration, method,
+        method_settings)."""
         return cls(
             name=model_key(model.cfg.name, variant, seed),
             backbone=model.cfg,
@@ -88,20 +93,24 @@ class TrainedModel:
             "best_epoch": self.best_epoch,
             "best_val_auc": self.best_val_auc,
             "recalibration": self.recalibration.to_dict(),
+            "method": self.method,
+            "method_settings": None if self.method_settings is None else dict(self.method_settings),
         }
 
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> TrainedModel:
-        """The record of ``model.json`` + weights; variant and seed fall back to the folder name, and a
-        file without ``recalibration`` (written before recalibration existed) is a model without one."""
+        """The record of ``model.json`` + weights; variant and seed fall back to the folder name, a file
+        without ``recalibration`` (written before recalibration existed) is a model without one, and one
+        without ``method`` (written before methods existed) was trained by CCSS if it is a CCSS model."""
         parsed = parse_model_key(name)
         optimizer = config.get("optimizer")
         seed = config.get("seed", (optimizer or {}).get("seed", parsed[2] if parsed else 0))
         contrastive = config.get("contrastive")
+        variant = str(config.get("variant") or (parsed[1] if parsed else "model"))
         return cls(
             name=name,
             backbone=BackboneConfig(**config["backbone"]),
-            variant=str(config.get("variant") or (parsed[1] if parsed else "model")),
+            variant=variant,
             seed=int(seed),
             spec_fingerprint=config.get("spec_hash"),
             state_dict=state_dict,
@@ -111,6 +120,8 @@ class TrainedModel:
             best_epoch=config.get("best_epoch"),
             best_val_auc=config.get("best_val_auc"),
             recalibration=Recalibration.from_dict(config.get("recalibration")),
+            method=config.get("method", CCSS if variant == CCSS else None),
+            method_settings=config.get("method_settings", {} if variant == CCSS else None),
         )
 
     def rebuild(self, spec: FeatureSpec, recalibrated: bool = True) -> CTRModel:

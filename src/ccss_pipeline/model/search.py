@@ -1,5 +1,9 @@
 """The Optuna search over the contrastive weight λ, the margin m (and τ where the loss has one).
 
+The space is the monotonicity method's (``model_training.method``, :mod:`ccss_pipeline.model.methods`):
+the above for CCSS; λ for ``pwl``; λ and the hint step for ``hints``. The objectives, the raw-grid
+measurement and the selection are the same for every method.
+
 One study per backbone, with two objectives measured on the validation split:
 
 1. the validation AUC of the trial's fit (``TrainResult.best_val_auc``), maximised;
@@ -59,11 +63,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, PrunerConfig, SearchConfig, TrainingConfig
+from ccss_pipeline.config import BackboneConfig, PrunerConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.evaluation.plots import figure_of, message_figure
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.checkpoint import pairs_digest
+from ccss_pipeline.model.methods import method_of
+from ccss_pipeline.model.methods.ccss import suggest_contrastive as suggest_contrastive  # CCSS's space, re-exported
 from ccss_pipeline.model.refinement import REFINEMENT_ATTR, propose
 from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.model.selection import (
@@ -74,7 +80,7 @@ from ccss_pipeline.model.selection import (
     target_excess,
 )
 from ccss_pipeline.model.streaming import ParquetModelInput
-from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
+from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, redact, safe_url
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import train_model
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
@@ -116,12 +122,15 @@ def _backbone_config(training: TrainingConfig, backbone: str) -> BackboneConfig:
 
 
 def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, backbone: str) -> str:
-    """``<search.study_name>-<backbone>-<hash>``.
+    """``<search.study_name>-<backbone>-<hash>``, ``<search.study_name>-<method>-<backbone>-<hash>`` for a
+    method other than CCSS (``model_training.method``), so a ``pwl`` study never resumes a ``ccss`` one.
 
     The hash covers the data (spec and content digest), the backbone, the trial budget and optimizer
     (less ``max_epochs``, which the search replaces by ``search.max_epochs``), the loss (less the
-    values the search tunes) and the search space and measurement settings (less ``_NOT_HASHED``).
+    values the search tunes), the search space and measurement settings (less ``_NOT_HASHED``) and,
+    for a method other than CCSS, its own settings block (CCSS adds nothing: its studies keep their names).
     """
+    method_key = method_of(training).study_key(training)
     payload = content_hash(
         [
             spec.to_dict(),
@@ -131,10 +140,12 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, ba
             training.contrastive.model_dump(exclude={"weight", "margin", "temperature"}),
             training.search.model_dump(exclude=_NOT_HASHED),
             _SAMPLING,
+            *method_key,
         ],
         length=10,
     )
-    return f"{training.search.study_name}-{backbone}-{payload}"
+    prefix = training.search.study_name + ("" if not method_key else f"-{training.method}")
+    return f"{prefix}-{backbone}-{payload}"
 
 
 def search_digest(
@@ -147,25 +158,6 @@ def search_digest(
     pairs are drawn per batch, so the buffer that shapes the batches stands in for the pair table)."""
     drawn = f"stream{stream_buffer_rows}" if isinstance(train, ParquetModelInput) else ""
     return "-".join([train.digest(), valid.digest(), pairs_digest(pairs) or drawn])
-
-
-def suggest_contrastive(
-    trial: optuna.trial.BaseTrial, base: ContrastiveConfig, search: SearchConfig
-) -> ContrastiveConfig:
-    """λ and m always; τ only for the losses that have one (infonce, bpr); the edge weight and margin
-    and the pair fraction where the search configuration gives them a range."""
-    update: dict[str, Any] = {
-        "weight": trial.suggest_float("weight", search.weight.low, search.weight.high, log=search.weight.log),
-        "margin": trial.suggest_float("margin", search.margin.low, search.margin.high, log=search.margin.log),
-    }
-    if base.loss in ("infonce", "bpr"):
-        t = search.temperature
-        update["temperature"] = trial.suggest_float("temperature", t.low, t.high, log=t.log)
-    for name in ("edge_weight", "edge_margin", "pair_fraction"):  # searched only when given a range
-        r = getattr(search, name)
-        if r is not None:
-            update[name] = trial.suggest_float(name, r.low, r.high, log=r.log)
-    return base.model_copy(update=update)
 
 
 def sampler_seed(seed: int, trial_number: int) -> int:
@@ -292,7 +284,7 @@ def open_study(
     except Exception as exc:  # a corrupt database surfaces here as an SQLAlchemy error
         raise SearchStorageError(
             f"{where}: the Optuna study database cannot be read "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); move it away or "
+            f"({type(exc).__name__}: {redact(str(exc), database_url).splitlines()[0][:200]}); move it away or "
             "delete it to start the search afresh"
         ) from exc
     if list(study.directions) != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]:
@@ -434,7 +426,7 @@ def run_search(
         if not _retried(trial):
             started[0] += 1
         _seed_sampler_for(study, search, trial.number)
-        contrastive = suggest_contrastive(trial, training.contrastive, search)
+        contrastive, method = method_of(training).suggest(trial, training)  # the method's search space
         update: dict[str, Any] = {"max_epochs": search.max_epochs}
         if search.learning_rate is not None:
             lr = search.learning_rate
@@ -466,6 +458,7 @@ def run_search(
             shapley_p=shapley_p,
             move=move,
             stream_buffer_rows=buffer_rows,
+            method=method,
         )
         auc = float(result.best_val_auc)
         grid = raw_grid_report(

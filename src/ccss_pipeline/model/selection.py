@@ -19,6 +19,7 @@ import optuna
 
 from ccss_pipeline.config import TrainingConfig
 from ccss_pipeline.model.chosen_params import ChosenParams
+from ccss_pipeline.model.methods import get_method
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerpr
         "study": study.study_name,
         "n_trials": len(trials),
         "spec_fingerprint": spec_fingerprint,
+        "method": training.method,
     }
     if best is None:
         return ChosenParams(
@@ -141,7 +143,7 @@ def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerpr
         )
     return ChosenParams(
         weight=best.params["weight"],
-        margin=best.params["margin"],
+        margin=best.params.get("margin", base.margin),  # not searched by every method
         temperature=best.params.get("temperature", base.temperature),
         learning_rate=best.params.get("learning_rate", training.optimizer.learning_rate),
         source=f"trial {best.number}",
@@ -151,6 +153,7 @@ def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerpr
         edge_weight=best.params.get("edge_weight"),
         edge_margin=best.params.get("edge_margin"),
         pair_fraction=best.params.get("pair_fraction"),
+        method_params={k: best.params[k] for k in get_method(training.method).own_params if k in best.params},
         feasible=feasible,
         **common,
     )

@@ -43,14 +43,51 @@ def storage_url(root: Path, storage_path: str) -> str:
     return f"sqlite:///{path}"
 
 
+#: What a message shows instead of a URL that does not parse (it may be all password).
+UNPARSEABLE_URL = "<unparseable URL>"
+
+
+def _credentials(url: str) -> tuple[str, str, str, str] | None:
+    """(scheme, user, password, the rest after the credentials) of ``url``, None without credentials.
+
+    The credentials end at the *last* ``@``: a password with an unescaped ``@`` or ``:``
+    (``optuna:pa@ss:word@host``) is all password, though a URL parser ends it at the first ``@`` and
+    would take the rest for the host. A later ``@`` in the query only makes the mask longer."""
+    scheme, _, rest = url.partition("://")
+    userinfo, at, tail = rest.rpartition("@")
+    if not at:
+        return None
+    user, _, password = userinfo.partition(":")
+    return scheme, user, password, tail
+
+
 def safe_url(url: str) -> str:
-    """``url`` with its password masked, for messages and logs."""
+    """``url`` with its password masked, whatever characters it holds, for messages and logs; a URL that
+    does not parse is never echoed (:data:`UNPARSEABLE_URL`)."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except Exception:  # not a URL SQLAlchemy can parse: say so without echoing it
-        return "<unparseable database URL>"
+        return UNPARSEABLE_URL
+    parts = _credentials(url)
+    if parts is None:
+        return url
+    scheme, user, password, tail = parts
+    return f"{scheme}://{user}{':***' if password else ''}@{tail}"
+
+
+def redact(text: str, url: str | None) -> str:
+    """``text`` (an error from the database driver) without ``url``'s password or any piece of it: a
+    mis-split password reaches the driver as part of the host name, which its errors repeat."""
+    parts = _credentials(url) if url else None
+    if parts is None or not parts[2]:
+        return text
+    password = parts[2]
+    pieces = {password, *(p for p in password.replace(":", "@").split("@") if len(p) >= 3)}
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
 
 
 def _retry_without_worker(retry: Any) -> Any:
@@ -91,7 +128,7 @@ def open_storage(root: Path, search: SearchConfig, url: str | None = None) -> op
     except Exception as exc:  # sqlalchemy.exc.DatabaseError, OperationalError (server down) and friends
         raise SearchStorageError(
             f"{where}: cannot be opened as the Optuna study database "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"({type(exc).__name__}: {redact(str(exc).splitlines()[0], url)[:200]}); "
             + (
                 "check that the server runs and the credentials are right"
                 if url.startswith(("postgres", "mysql"))

@@ -1,5 +1,8 @@
 """The training loop for baseline (λ = 0) and CCSS models: early stopping, resumable, one process or DDP.
 
+The term added to BCE is the monotonicity method's (:mod:`ccss_pipeline.model.methods`: CCSS by
+default, or ``pwl``/``hints``): the loop asks the method, bound to the fit, for each batch's logits and
+term, and never branches on which method it is.
 The pieces live beside it: batches and their pairs (:mod:`ccss_pipeline.model.batches`), the state a
 checkpoint saves and the early-stopping rule (:mod:`ccss_pipeline.model.checkpoint`), scoring
 (:mod:`ccss_pipeline.model.scoring`, always float32). bf16 autocast is used for training on CUDA only.
@@ -42,7 +45,8 @@ from ccss_pipeline.model.checkpoint import (
     read_checkpoint,
 )
 from ccss_pipeline.model.device import resolve_device, seed_everything
-from ccss_pipeline.model.losses import counterfactual_loss, total_loss
+from ccss_pipeline.model.losses import total_loss
+from ccss_pipeline.model.methods import CCSS, BatchTerm, MonotonicityMethod
 from ccss_pipeline.model.scoring import predict_logits, safe_auc
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import PairLookup, PairTable, draw_pairs
@@ -119,8 +123,12 @@ def train_model(
     shapley_p: np.ndarray | None = None,
     move: str = "centre",
     stream_buffer_rows: int = 262_144,
+    method: MonotonicityMethod | None = None,
 ) -> TrainResult:
     """Train a CTRModel with BCE + λ·CCSS loss; early stopping on validation AUC, best weights restored.
+
+    ``method`` (default CCSS) gives the term weighed by λ = ``contrastive_cfg.weight``; a method that
+    uses no pairs (``pwl``, ``hints``) ignores ``pairs``, the redraw and ``shapley_p``.
 
     ``pairs`` index ``train`` rows; with ``redraw_pairs_each_epoch`` they are redrawn each epoch from
     ``shapley_p`` (seed derived from the run seed and epoch) with the move of ``pairs`` (``move`` when
@@ -154,23 +162,29 @@ def train_model(
         step = DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
 
     lam = float(contrastive_cfg.weight)
+    method = method or CCSS()
+    pairs = pairs if method.uses_pairs else None
     streamed = train if isinstance(train, ParquetModelInput) else None
     in_memory = train if isinstance(train, ModelInputs) else None
-    use_ccss = lam > 0 and (
-        pairs is not None or redraw_pairs_each_epoch or (streamed is not None and shapley_p is not None)
+    use_pairs = (
+        lam > 0
+        and method.uses_pairs
+        and (pairs is not None or redraw_pairs_each_epoch or (streamed is not None and shapley_p is not None))
     )
-    if redraw_pairs_each_epoch and use_ccss and shapley_p is None:
+    use_term = lam > 0 and (use_pairs or not method.uses_pairs)  # λ = 0: the plain BCE, no extra forward
+    if redraw_pairs_each_epoch and use_pairs and shapley_p is None:
         raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
-    if streamed is not None and use_ccss and shapley_p is None:
+    if streamed is not None and use_pairs and shapley_p is None:
         raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
     n = len(train)
     tensors = device_tensors(in_memory, device) if in_memory is not None else None
-    lookup = PairLookup(pairs, n, spec, device) if use_ccss and pairs is not None and streamed is None else None
+    lookup = PairLookup(pairs, n, spec, device) if use_pairs and pairs is not None and streamed is None else None
     move = pairs.move if pairs is not None else move
     # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
     # number of steps) means what it means on one process and the optimiser settings carry over
     bs = max(1, optim_cfg.batch_size_for(n) // world)
     n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction_for(n) * bs))
+    term = method.bind(spec, device, n_pair_rows) if use_term else None
     val_label = valid.label  # read once (a streamed split reads its label column a row group at a time)
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -187,7 +201,8 @@ def train_model(
             move,
             streamed is not None and stream_buffer_rows,
         ]
-        + ([{"world_size": world}] if world > 1 else []),
+        + ([{"world_size": world}] if world > 1 else [])
+        + ([method.fingerprint()] if use_term and method.fingerprint() else []),  # CCSS adds nothing
     )
     if ckpt_path is not None:
         _resume(state, ckpt_path, fp, optim_cfg.max_epochs, device, rank, world)
@@ -196,7 +211,7 @@ def train_model(
     for epoch in range(state.epoch + 1, optim_cfg.max_epochs + 1):
         if state.stopping.stopped:
             break
-        if use_ccss and redraw_pairs_each_epoch and in_memory is not None and shapley_p is not None:
+        if use_pairs and redraw_pairs_each_epoch and in_memory is not None and shapley_p is not None:
             drawn = draw_pairs(
                 in_memory.bucket,
                 in_memory.dense,
@@ -225,7 +240,7 @@ def train_model(
                 epoch,
                 stream_buffer_rows,
                 device,
-                n_pair_rows if use_ccss else 0,
+                n_pair_rows if use_pairs else 0,
                 shapley_p,
                 move,
                 shard=(rank, world),
@@ -241,7 +256,7 @@ def train_model(
         )
         with progress:
             mean_loss = _train_epoch(
-                step, state.optimizer, batches, lam, contrastive_cfg, device, world, progress.update
+                step, state.optimizer, batches, term, lam, contrastive_cfg, device, world, progress.update
             )
         train_seconds = time.perf_counter() - t0
 
@@ -336,40 +351,26 @@ def _train_epoch(
     step: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterator[Batch],
+    term: BatchTerm | None,
     lam: float,
     contrastive_cfg: ContrastiveConfig,
     device: torch.device,
     world: int,
     on_batch: Callable[[], object],
 ) -> float:
-    """One pass over ``batches``: BCE (+ λ·CCSS on the batches with pairs); the mean loss over every rank's batches."""
+    """One pass over ``batches``: BCE (+ λ · the method's ``term`` where it gives one; no term: the plain
+    BCE); the mean loss over every rank's batches."""
     use_amp = device.type == "cuda"
     totals = torch.zeros(2, device=device)  # loss sum, batches
     with cast(DistributedDataParallel, step).join() if world > 1 else nullcontext():  # shards may differ by a batch
         for batch in batches:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                pb = batch.pairs
-                if pb is None:
+                if term is None:
                     z_o, _ = step(batch.cat, batch.dense, batch.bucket)
-                    loss = total_loss(z_o, batch.label, None, 0.0)
+                    extra = None
                 else:
-                    p = len(pb)  # the first p rows of a batch are a random subset, as the batch is in random order
-                    z_o, z_pts, h_o, h_pts = step(
-                        batch.cat, batch.dense, batch.bucket, p, pb.feature, pb.point_bucket, pb.point_dense
-                    )
-                    lc = counterfactual_loss(
-                        pb.template,
-                        z_o[:p],
-                        z_pts,
-                        h_o[:p],
-                        h_pts,
-                        pb.direction,
-                        pb.valid,
-                        pb.f_is_up,
-                        pb.has_pair,
-                        contrastive_cfg,
-                    )
-                    loss = total_loss(z_o, batch.label, lc, lam)
+                    z_o, extra = term(step, batch, contrastive_cfg)
+                loss = total_loss(z_o, batch.label, extra, lam)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

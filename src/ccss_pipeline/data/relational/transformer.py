@@ -8,8 +8,8 @@ with more distinct values is sorted once by the engine, with positions, and its 
 scans of that. Quantiles are interpolated here from order statistics with NumPy's own ``linear`` rule,
 so the boundaries, centres and quantile sketch equal ``numpy.quantile`` on the whole column, on DuckDB
 and on Spark alike (no approximate quantiles). The encoding is one projection: vocabulary joins for ids
-(on integers for integer ids), a binary search of comparisons with the boundaries for buckets
-(= ``searchsorted(..., side="right")``), the scaled transform for dense values.
+(on integers for integer-coded ids, integral floats included), a binary search of comparisons with the
+boundaries for buckets (= ``searchsorted(..., side="right")``), the scaled transform for dense values.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ccss_pipeline.data.transformer import (
     apply_transform,
     categorical_columns,
     greedy_boundaries,
+    integer_vocabulary,
     report_unconstrained,
 )
 from ccss_pipeline.spec import (
@@ -427,19 +428,15 @@ def fit_feature_spec(train: ibis.Table, schema: SchemaConfig, cfg: FeatureConfig
 
 
 # ---------------------------------------------------------------------------------------- encode
-def _vocabulary_table(feature: CategoricalFeature, kind: Any) -> ibis.Table:
+def _vocabulary_table(feature: CategoricalFeature, integers: list[int] | None) -> ibis.Table:
     """(``__value``, ``__code``) of a vocabulary. ``__value`` is the vocabulary's text, or for an
-    integer column the integer it spells (the fit's text of an integer is its decimal form, so the
-    mapping is the same), so the join hashes integers instead of casting every row to text."""
-    frame = pd.DataFrame(
-        {
-            "__value": pd.Series(feature.vocabulary, dtype=object),
-            "__code": np.arange(1, len(feature.vocabulary) + 1, dtype=np.int64),
-        }
-    )
-    if kind.is_integer():
-        frame["__value"] = pd.to_numeric(frame["__value"]).astype(np.int64)
+    integer-coded one (:func:`integer_vocabulary`) the integer each entry spells, so the join hashes
+    integers instead of casting every row to text, and ``63.0`` meets ``63``."""
+    codes = np.arange(1, len(feature.vocabulary) + 1, dtype=np.int64)
+    if integers is not None:
+        frame = pd.DataFrame({"__value": np.asarray(integers, dtype=np.int64), "__code": codes})
         return ibis.memtable(frame, schema={"__value": "int64", "__code": "int64"})
+    frame = pd.DataFrame({"__value": pd.Series(feature.vocabulary, dtype=object), "__code": codes})
     return ibis.memtable(frame, schema={"__value": "string", "__code": "int64"})
 
 
@@ -447,12 +444,19 @@ def _fits_int64(kind: Any) -> bool:
     return bool(kind.is_signed_integer() or (kind.is_unsigned_integer() and kind.nbytes < 8))
 
 
-def _is_integer_vocabulary(feature: CategoricalFeature) -> bool:
-    """Every entry is the decimal text of an int64 (what the engine's cast of an integer column wrote)."""
-    try:
-        return all(str(int(v)) == v and -(2**63) <= int(v) < 2**63 for v in feature.vocabulary)
-    except ValueError:
-        return False
+def _integer_key(column: Any) -> Any | None:
+    """The join key of a column against an integer vocabulary: integers as int64; floats (an id column
+    that turned float because one value is blank, Spark's doubles) by their integral values, a
+    fractional or non-finite one NULL (no integer id spells it: out of vocabulary, its row alone);
+    None for any other type (matched as text)."""
+    kind = column.type()
+    if _fits_int64(kind):
+        return column.cast("int64")
+    if not kind.is_floating():
+        return None
+    value = column.cast("float64")
+    integral = (value.abs() < real(2.0**63)) & (value == value.floor())  # NaN and ±inf fail both
+    return ibis.ifelse(integral, value, ibis.null("float64")).cast("int64")
 
 
 def _clipped(value: Any) -> Any:
@@ -469,13 +473,13 @@ def to_model_input(table: ibis.Table, spec: FeatureSpec) -> ibis.Table:
     missing or not finite), the second clips it and casts; the engine then evaluates ``ln`` once a row."""
     out = table
     for cat in spec.categorical:
-        kind = out[cat.name].type()
-        if not (_fits_int64(kind) and _is_integer_vocabulary(cat)):
-            kind = ibis.dtype("string")
-        vocab = _vocabulary_table(cat, kind).rename(
+        integers = integer_vocabulary(cat)
+        key = _integer_key(out[cat.name]) if integers is not None else None
+        if key is None:
+            integers, key = None, _as_text(out[cat.name])
+        vocab = _vocabulary_table(cat, integers).rename(
             **{f"__value_{cat.column}": "__value", f"__code_{cat.column}": "__code"}
         )
-        key = out[cat.name].cast("int64") if kind.is_integer() else _as_text(out[cat.name])
         out = out.left_join(vocab, key == vocab[f"__value_{cat.column}"])
     scaled: dict[str, Any] = {}
     for num in spec.numerical:

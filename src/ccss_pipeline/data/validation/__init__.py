@@ -2,7 +2,8 @@
 
 Modules: ``rules`` (rule names), ``report`` (failures, reports, the error), ``suites`` (one GX suite per
 table, as code), ``gx_run`` (GX's lifecycle and result parsing), ``gates`` (validate a source, a split),
-``table_gate`` (the same gate on engine tables, a batch at a time).
+``table_gate`` (the same gate on engine tables, a batch at a time), ``gx_import`` (GX itself, imported
+without PySpark unless the Spark engine runs: every module takes GX from there).
 
 A raw source is a dict of pandas DataFrames: ``"log"`` (one row per impression) and optional side tables
 named in ``schema.side_tables``. Each table has a human-readable origin (the file it came from) so that
@@ -32,7 +33,8 @@ Notes on GX 1.x behaviour relied upon here
   parseable", a between with ``cfg.timestamp_min`` / ``cfg.timestamp_max`` converted to epoch milliseconds
   means "timestamp in range", and "no duplicated impressions" compares (user, item, derived timestamp), so
   one instant written two ways is still a duplicate. Offending examples are read back from the raw
-  column(s) through GX's ``partial_unexpected_index_list``.
+  column(s) through GX's ``partial_unexpected_index_list``; a numeric timestamp out of range is shown
+  with its ISO date (``report.DatedTimestamp``).
 - Every schema categorical and numerical column must hold at least one value ("not entirely null",
   ``ExpectColumnUniqueValueCountToBeBetween(min_value=1)``), checked in the table the join takes it from.
 - Side-table joins: the log must hold each present side table's key ("column exists"); the key must be

@@ -6,12 +6,11 @@ import gc
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import great_expectations as gx
 import numpy as np
 import pandas as pd
-from great_expectations.core import ExpectationSuite
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
+from ccss_pipeline.data.validation.gx_import import ExpectationSuite, gx  # GX without PySpark
 from ccss_pipeline.data.validation.gx_run import _collect, _context, _run_suites
 from ccss_pipeline.data.validation.report import (
     ExpectationOutcome,

@@ -7,12 +7,18 @@ import threading
 import uuid
 from typing import Any
 
-import great_expectations as gx
 import pandas as pd
-from great_expectations.core import ExpectationSuite
 
-from ccss_pipeline.data.validation.report import ExpectationOutcome, Failure, ValidationReport, _distinct, _fmt
-from ccss_pipeline.data.validation.rules import RULE_EXISTS, RULE_NOT_ALL_NULL
+from ccss_pipeline.data.validation.gx_import import ExpectationSuite, gx  # GX without PySpark
+from ccss_pipeline.data.validation.report import (
+    ExpectationOutcome,
+    Failure,
+    ValidationReport,
+    _distinct,
+    _fmt,
+    dated_timestamp,
+)
+from ccss_pipeline.data.validation.rules import RULE_EXISTS, RULE_NOT_ALL_NULL, RULE_TS_RANGE
 
 _CONTEXT: Any = None
 _LOCK = threading.RLock()
@@ -129,7 +135,9 @@ def _collect(
             example_rows = (
                 [i for i in idx or [] if not isinstance(i, dict) and i in frame.index] if frame.index.is_unique else []
             )
-            if src and src in frame.columns and example_rows:  # derived column: raw values
+            if rule == RULE_TS_RANGE and src in frame.columns and gx_col in frame.columns and example_rows:
+                examples = [dated_timestamp(frame.at[i, src], frame.at[i, gx_col]) for i in example_rows]
+            elif src and src in frame.columns and example_rows:  # derived column: raw values
                 examples = [frame.at[i, src] for i in example_rows]
             elif srcs and example_rows:  # compound key with a derived column: the raw values of the row
                 examples = [{c: frame.at[i, c] for c in srcs} for i in example_rows]

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ def _jsonable(value: Any) -> Any:
     """Plain-Python, strict-JSON version of a value (numpy scalars, NaN/inf, timestamps, dicts)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, DatedTimestamp):
+        return value.to_dict()
     if isinstance(value, (list, tuple, set)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
@@ -37,6 +40,63 @@ def _fmt(value: Any) -> str:
     if isinstance(value, dict):
         return "(" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + ")"
     return repr(value) if isinstance(value, str) else str(value)
+
+
+class DatedTimestamp:
+    """An offending raw timestamp shown with the UTC instant it means: a raw ``1262304000`` does not say
+    whether it is 2010 or 1970 + 15 days (seconds or milliseconds), ``1262304000 (= 2010-01-01T00:00:00Z)``
+    does. ``epoch_ms``: the instant as the gate parsed it (the derived column).
+
+    Not a dataclass on purpose: :func:`dataclasses.asdict` of a :class:`Failure` would turn it into a
+    dict; as a plain value it is written to the JSON report as the text the message shows."""
+
+    __slots__ = ("epoch_ms", "raw")
+
+    def __init__(self, raw: Any, epoch_ms: float) -> None:
+        self.raw, self.epoch_ms = raw, epoch_ms
+
+    def __str__(self) -> str:
+        return f"{_fmt(self.raw)} (= {iso_utc(self.epoch_ms)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report's form; :meth:`from_saved` reads it back (the message stays the same)."""
+        return {"raw": _jsonable(self.raw), "epoch_ms": _jsonable(self.epoch_ms), "utc": iso_utc(self.epoch_ms)}
+
+    @classmethod
+    def from_saved(cls, value: Any) -> Any:
+        """An example as the JSON report holds it: a saved :class:`DatedTimestamp` back, anything else as is."""
+        if isinstance(value, dict) and set(value) == {"raw", "epoch_ms", "utc"}:
+            return cls(value["raw"], float(value["epoch_ms"]))
+        return value
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DatedTimestamp) and (self.raw, self.epoch_ms) == (other.raw, other.epoch_ms)
+
+    def __hash__(self) -> int:
+        return hash((self.raw, self.epoch_ms))
+
+
+def iso_utc(epoch_ms: Any) -> str:
+    """ISO 8601 UTC of milliseconds since the epoch (``2010-01-01T00:00:00Z``); beyond the years 1–9999
+    or not a number, says so."""
+    try:
+        seconds = float(epoch_ms) / 1000.0
+        return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "no representable date"
+
+
+def dated_timestamp(raw: Any, epoch_ms: Any) -> Any:
+    """``raw`` with its ISO date when it is a number (epoch seconds or milliseconds); a text or datetime
+    value already reads as a date and is kept as it is."""
+    if isinstance(raw, np.generic):
+        raw = raw.item()
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return raw
+    return DatedTimestamp(raw, float(epoch_ms))
 
 
 @dataclass(frozen=True)
@@ -134,7 +194,10 @@ class ValidationReport:
             outcomes += [ExpectationOutcome(**o) for o in t.get("expectations", [])]
         return cls(
             success=bool(data["success"]),
-            failures=[Failure(**f) for f in data.get("failures", [])],
+            failures=[
+                Failure(**{**f, "examples": [DatedTimestamp.from_saved(e) for e in f.get("examples", [])]})
+                for f in data.get("failures", [])
+            ],
             outcomes=outcomes,
             tables=tables,
             title=str(data.get("title", "Data validation")),

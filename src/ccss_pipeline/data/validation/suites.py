@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import great_expectations as gx
 import numpy as np
 import pandas as pd
-from great_expectations.core import ExpectationSuite
 
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
 from ccss_pipeline.data.timestamps import ISO_EXAMPLES, epoch_ms
+from ccss_pipeline.data.validation.gx_import import ExpectationSuite, gx  # GX without PySpark
 from ccss_pipeline.data.validation.gx_run import _context
 from ccss_pipeline.data.validation.rules import (
     LOG_TABLE,

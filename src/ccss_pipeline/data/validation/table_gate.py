@@ -277,7 +277,7 @@ def _first_value(table: ibis.Table, column: str) -> list[Any]:
 
 def _row_rules_suite(suite: Any) -> Any:
     """The suite without its whole-table expectations (what a batch can decide)."""
-    from great_expectations.core import ExpectationSuite
+    from ccss_pipeline.data.validation.gx_import import ExpectationSuite
 
     kept = ExpectationSuite(name=f"{suite.name}_rows")
     for expectation in suite.expectations:

@@ -76,8 +76,12 @@ def validate_split(train: Any, validation: Any, test: Any, features: FeatureConf
     )
 
 
-def extract_source_truth(raw_source: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """The generator's true directions where the source knows them (synthetic), else an empty record."""
+def extract_source_truth(raw_source: dict[str, Any], raw_validation_report: ValidationReport) -> dict[str, Any]:
+    """The generator's true directions where the source knows them (synthetic), else an empty record.
+
+    Gated like the join: it reads the raw source, so it is downstream of the gate, and a failed gate
+    must leave only its report — not a ``source_truth.json`` describing data that were refused."""
+    gate(raw_validation_report)
     directions = raw_source.get("directions")
     if directions is None:
         return {"directions": {}}

@@ -27,7 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 extract_source_truth,
-                inputs="raw_source",
+                inputs=["raw_source", "raw_validation_report"],  # behind the gate: nothing is written past a failure
                 outputs="source_truth",
                 name="extract_source_truth",
                 namespace=NAMESPACE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +13,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from pydantic import BaseModel
 
-from ccss_pipeline.config import EvaluationConfig
+from ccss_pipeline.config import EvaluationConfig, FeatureConfig
+from ccss_pipeline.data.splitting import split_sentence
 from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.evaluation.accuracy import (
     CLASSIFICATION_METRICS,
@@ -38,6 +40,7 @@ from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.lineage import require_spec
 from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.device import resolve_device
+from ccss_pipeline.model.epoch_limit import at_epoch_limit
 from ccss_pipeline.model.persistence import TrainedModel, first_seed_models
 from ccss_pipeline.model.scoring import score_fn
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
@@ -73,8 +76,9 @@ SEED_METRICS = [
     "edge_wrong_share", "monotone_row_share", "mean_wrong_mass", "neighbour_violation_rate",
     "ice_monotone_share", "true_direction_agreement",
 ]  # fmt: skip
-#: The per-model columns of ``seed_metrics`` before the figures: ``recalibration`` is the map's kind.
-SEED_KEYS = ["model", "backbone", "variant", "seed", "recalibration"]
+#: The per-model columns of ``seed_metrics`` before the figures: ``recalibration`` is the map's kind;
+#: ``best_epoch`` and ``max_epochs`` (its budget) tell a fit stopped by its epoch limit (likely undertrained).
+SEED_KEYS = ["model", "backbone", "variant", "seed", "recalibration", "best_epoch", "max_epochs"]
 
 
 def evaluate_models(
@@ -160,6 +164,10 @@ def evaluate_models(
             "contrastive": trained.contrastive.model_dump() if trained.contrastive is not None else {},
         }
         tag: dict[str, Any] = {"model": name, "backbone": backbone, "variant": variant, "seed": seed}
+        epochs = {
+            "best_epoch": trained.best_epoch,
+            "max_epochs": trained.optimizer.max_epochs if trained.optimizer is not None else None,
+        }
         recalibration = {
             "recalibration": trained.recalibration.kind,
             "logloss_uncalibrated": uncalibrated["logloss"],
@@ -183,6 +191,7 @@ def evaluate_models(
                 **tag,
                 **{k: accuracy.get(k) for k in ("auc", "gauc", "logloss", *CLASSIFICATION_METRICS, "oracle_auc")},
                 **recalibration,
+                **epochs,
                 **{
                     k: grid.pooled[k]
                     for k in (
@@ -230,7 +239,8 @@ def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
     Student-t interval per backbone, and the flat ``metrics.json`` of both (what ``dvc metrics`` shows).
 
     The summary keeps each group's recalibration kind (``recalibration``; kinds joined by "/" if its
-    seeds differ), which the report and the model card name."""
+    seeds differ), which the report and the model card name, and which of its seeds' best epoch was the
+    last allowed (``epoch_limit_seeds``, a JSON list; ``max_epochs``): they warn of those as undertrained."""
     present = [m for m in SEED_METRICS if m in seed_metrics.columns and seed_metrics[m].notna().any()]
     frame = seed_metrics.astype({m: float for m in present})
     summary = summarize_over_seeds(frame, ["backbone", "variant"], present)
@@ -240,6 +250,7 @@ def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
         )
         summary = summary.merge(kinds.reset_index(), on=["backbone", "variant"], how="left")
         summary.insert(2, "recalibration", summary.pop("recalibration"))
+    summary = summary.merge(_epoch_limits(seed_metrics), on=["backbone", "variant"], how="left")
     paired = pd.concat([paired_difference(frame, m) for m in present], ignore_index=True)
     metrics: dict[str, float] = {}
     for row in summary.to_dict("records"):
@@ -254,6 +265,20 @@ def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
             if pd.notna(row[stat]):
                 metrics[f"{row['backbone']}.ccss_minus_baseline.{row['metric']}.{stat}"] = float(row[stat])
     return summary, paired.drop(columns=["differences", "seeds"], errors="ignore"), metrics
+
+
+def _epoch_limits(seed_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per backbone and variant: the seeds whose best epoch was the last allowed (``epoch_limit_seeds``,
+    a JSON list, so it survives the CSV) and the epoch budget (``max_epochs``, the largest)."""
+    rows = []
+    for (backbone, variant), group in seed_metrics.groupby(["backbone", "variant"], sort=True):
+        best = group["best_epoch"] if "best_epoch" in group.columns else pd.Series(None, index=group.index)
+        limit = group["max_epochs"] if "max_epochs" in group.columns else pd.Series(None, index=group.index)
+        seeds = sorted(int(s) for s, b, m in zip(group["seed"], best, limit, strict=True) if at_epoch_limit(b, m))
+        budget = pd.to_numeric(limit, errors="coerce").max()
+        rows.append({"backbone": backbone, "variant": variant, "epoch_limit_seeds": json.dumps(seeds),
+                     "max_epochs": None if pd.isna(budget) else int(budget)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["backbone", "variant", "epoch_limit_seeds", "max_epochs"])
 
 
 def _display(variant: object) -> str:
@@ -439,6 +464,7 @@ def write_report(
     best_params: Mapping[str, ChosenParams],
     split_validation_report: ValidationReport,
     evaluation: EvaluationConfig,
+    feature_engineering: FeatureConfig,
     raw_grid_curves: pd.DataFrame | None = None,
     partial_dependence: pd.DataFrame | None = None,
     roc_curves: pd.DataFrame | None = None,
@@ -455,7 +481,9 @@ def write_report(
     (``optuna_plot_images``, the PNG files as bytes); an image that is not available is named, never linked.
 
     The text names the spec's label; GAUC is replaced by a note when it cannot be measured (no user
-    column in the schema, one group); directed features with one bucket are marked as not constrained."""
+    column in the schema, one group); directed features with one bucket are marked as not constrained.
+    How the rows were split is worded from ``feature_engineering.split`` (:func:`split_sentence`, the
+    model card's sentence too), never assumed to be by time."""
     images: dict[str, bytes] = {}
     if (
         raw_grid_curves is not None
@@ -499,7 +527,7 @@ def write_report(
             "threshold": evaluation.threshold,
         },
         plots=[PlotRef(p.path, p.caption, p.section, images.get(p.path)) for p in _report_plots(backbones, spec)],
-        split_note="time-ordered: every validation event is later than every train event, every test event later still",
+        split_note=split_sentence(feature_engineering.split),
         label_name=_label_name(spec),
         gauc_note=_report_gauc_note(spec, evaluation_results),
         unconstrained=_one_bucket(spec),
@@ -572,7 +600,7 @@ def write_model_card(
     evaluated = list(dict.fromkeys(str(b) for b in seed_summary["backbone"]))
     backbones = [b for b in best_params if b in evaluated] + [b for b in evaluated if b not in best_params]
     schema = parameters.get("schema") or {}
-    split = (parameters.get("feature_engineering") or {}).get("split") or {}
+    split = FeatureConfig.model_validate(parameters.get("feature_engineering") or {}).split
     frames = {"train": train_model_input, "validation": validation_model_input, "test": test_model_input}
     time_ranges = {}
     if schema.get("timestamp"):
@@ -587,7 +615,7 @@ def write_model_card(
         paired=paired_differences,
         per_feature=raw_grid_per_feature,
         chosen_params={b: best_params[b].model_dump() for b in backbones if b in best_params},
-        split_mode=str(split.get("mode", "time")),
+        split=split,
         time_ranges=time_ranges,
         rows_per_split=rows,
         method={

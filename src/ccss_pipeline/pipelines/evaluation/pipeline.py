@@ -66,6 +66,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "best_params",
                     "split_validation_report",
                     "params:evaluation",
+                    "params:feature_engineering",  # the split mode: how the report words the split
                     # the curve tables again: the HTML report embeds the figures drawn from them
                     "raw_grid_curves",
                     "partial_dependence",

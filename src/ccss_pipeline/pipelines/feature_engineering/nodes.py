@@ -4,11 +4,14 @@ in, engine tables out; the catalog's EngineTableDataset runs them into parquet).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ibis
 import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
 from ccss_pipeline.data import log_features, transformer
+from ccss_pipeline.data.history import history_fingerprint
 from ccss_pipeline.data.relational import log_features as engine_log_features
 from ccss_pipeline.data.relational import transformer as engine_transformer
 from ccss_pipeline.data.relational.splitting import split_table
@@ -46,15 +49,22 @@ def split_interactions(
 
 
 def fit_features(
-    train: ibis.Table, split_report: ValidationReport, schema: SchemaConfig, features: FeatureConfig
+    train: ibis.Table,
+    split_report: ValidationReport,
+    schema: SchemaConfig,
+    features: FeatureConfig,
+    interactions: ibis.Table | pd.DataFrame | None = None,
 ) -> FeatureSpec:
-    """Fit buckets, scaling and vocabularies on train only; the spec is the persisted transformer.
+    """Fit buckets, scaling and vocabularies on train only; the spec is the persisted transformer,
+    stamped with the fingerprint of the training log (``interactions``) that scoring reads its history
+    from, so a later ``score`` beside another log is refused (:mod:`ccss_pipeline.data.history`).
 
     Gated on the split validation report: a bad split stops the run before any feature is written.
     """
     gate(split_report)
     fit = transformer.fit_feature_spec if isinstance(train, pd.DataFrame) else engine_transformer.fit_feature_spec
-    return fit(train, schema, features)
+    spec = fit(train, schema, features)
+    return spec if interactions is None else replace(spec, history=history_fingerprint(interactions))
 
 
 def make_model_input(split: ibis.Table, spec: FeatureSpec) -> StampedTable | pd.DataFrame:

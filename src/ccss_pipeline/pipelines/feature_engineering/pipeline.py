@@ -38,7 +38,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 fit_features,
-                inputs=["train_interactions", "split_validation_report", "params:schema", "params:feature_engineering"],
+                inputs=[
+                    "train_interactions",
+                    "split_validation_report",
+                    "params:schema",
+                    "params:feature_engineering",
+                    "interactions",  # its fingerprint stamps the spec: scoring reads this log's history
+                ],
                 outputs="feature_spec",
                 name="fit_feature_spec",
                 namespace=NAMESPACE,

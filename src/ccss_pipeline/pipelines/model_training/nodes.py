@@ -19,7 +19,9 @@ from ccss_pipeline.evaluation.plots import figure_of, message_figure
 from ccss_pipeline.lineage import StaleArtifactError, require_spec
 from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.distributed import Fit, FitData, run_fits
+from ccss_pipeline.model.epoch_limit import warn_at_epoch_limit
 from ccss_pipeline.model.importance import FeatureImportance
+from ccss_pipeline.model.methods import get_method, method_of
 from ccss_pipeline.model.persistence import BASELINE, CCSS, TrainedModel, model_key
 from ccss_pipeline.model.search import plot_pareto_front, run_search, trials_table
 from ccss_pipeline.model.selection import best_parameters
@@ -43,9 +45,9 @@ def _inputs(
     FeatureSpec, ModelInputs | ParquetModelInput, ModelInputs | ParquetModelInput, PairTable | None, np.ndarray, str
 ]:
     """The spec, both splits (each in memory or streamed, by size: ``streaming.max_rows_in_memory``),
-    the pair table (read only when the training split is held in memory; a streamed one draws its
-    pairs per batch), the Shapley feature-draw probabilities and the counterfactual move, each checked
-    to be built for that spec."""
+    the pair table (read only when the training split is held in memory and the method uses pairs —
+    only CCSS does; a streamed split draws its pairs per batch), the Shapley feature-draw probabilities
+    and the counterfactual move, each checked to be built for that spec."""
     require_spec("train_model_input", train, spec, "feature_engineering")
     require_spec("validation_model_input", valid, spec, "feature_engineering")
     require_spec("counterfactual_pairs", pairs, spec, "counterfactual_pairs")
@@ -53,7 +55,9 @@ def _inputs(
     limit = training.streaming.max_rows_in_memory
     train_source = model_source(train, spec, limit, "train_model_input")
     valid_source = model_source(valid, spec, limit, "validation_model_input")
-    table = None if isinstance(train_source, ParquetModelInput) else PairTable.from_frame(as_frame(pairs))
+    in_memory = not isinstance(train_source, ParquetModelInput)
+    uses_pairs = get_method(training.method).uses_pairs
+    table = PairTable.from_frame(as_frame(pairs)) if in_memory and uses_pairs else None
     shapley_p = feature_importance.draw_probabilities(spec)
     move = table.move if table is not None else _pair_move(pairs)
     return spec, train_source, valid_source, table, shapley_p, move
@@ -110,7 +114,8 @@ def tune_contrastive_loss(
     project_folder: Path,
     model_training: TrainingConfig,
 ) -> tuple[dict[str, ChosenParams], pd.DataFrame, dict[str, Figure]]:
-    """One Optuna study per backbone over λ and margin (τ where it applies); resumable.
+    """One Optuna study per backbone over λ and margin (τ where it applies); resumable. With
+    ``model_training.method`` other than ``ccss`` the space is that method's (λ; for hints the step).
 
     Returns the chosen parameters per backbone, every trial (with its backbone) and the study plots.
     ``search_storage``: the database URL several workers share (Kedro credentials), or None for the
@@ -159,11 +164,14 @@ def train_final_models(
 ) -> tuple[dict[str, TrainedModel], dict[str, Any]]:
     """Per backbone and seed: CCSS with that backbone's chosen parameters and its λ = 0 baseline under
     identical settings (seeds ``optimizer.seed + 0 .. n_seeds − 1``), so every figure has a spread and
-    CCSS − baseline is paired on the seed.
+    CCSS − baseline is paired on the seed. With ``model_training.method`` ``pwl`` or ``hints`` the
+    constrained model is trained with that method instead (it keeps the variant name ``ccss``; its
+    ``model.json`` records the method) and gets no pairs.
 
     Every model, CCSS and baseline alike, then gets the monotone recalibration ``recalibration``
     (none, temperature or Platt scaling of its logit) fitted on the validation split its early stopping
-    used; it is stored with the model and applied wherever the model's probability is made.
+    used; it is stored with the model and applied wherever the model's probability is made. A fit whose
+    best epoch is the last ``optimizer.max_epochs`` allows is logged as likely undertrained.
 
     Each fit checkpoints every epoch under ``project_folder / checkpoint_dir`` and resumes from it
     after a kill. With ``distributed.nproc_per_node`` (× ``nnodes``) above 1 the fits run on that many
@@ -184,9 +192,17 @@ def train_final_models(
                 f"{sorted(best_params)}): rebuild it with `kedro run --pipelines=model_training`"
             )
         require_spec(f"best_params[{name!r}]", best_params[name], spec, "model_training")
+        if best_params[name].method != model_training.method:
+            raise StaleArtifactError(
+                f"'best_params' for backbone {name!r} was searched for method {best_params[name].method!r}, "
+                f"the configuration trains {model_training.method!r}: rebuild it with "
+                "`kedro run --pipelines=model_training`"
+            )
     fits: list[Fit] = []
+    variants: dict[str, str] = {}
     for name in model_training.backbones:
         chosen = best_params[name]
+        method = method_of(model_training, chosen.method_params)
         ccss = model_training.contrastive.model_copy(update=chosen.tuned())
         baseline = model_training.contrastive.model_copy(update={"weight": 0.0})
         backbone = model_training.backbone.model_copy(update={"name": name})
@@ -196,15 +212,18 @@ def train_final_models(
             )
             for variant, contrastive in ((BASELINE, baseline), (CCSS, ccss)):
                 key = model_key(name, variant, optimizer.seed)
+                constrained = variant == CCSS  # "ccss": the model trained with the configured method
+                variants[key] = variant
                 fits.append(
                     Fit(
                         key,
                         backbone,
                         contrastive,
                         optimizer,
-                        with_pairs=variant == CCSS,
+                        with_pairs=constrained and method.uses_pairs,
                         checkpoint_dir=project_folder / model_training.checkpoint_dir / key,
                         redraw_pairs_each_epoch=model_training.redraw_pairs_each_epoch,
+                        method=method if constrained else None,  # λ = 0: the same plain BCE for every method
                     )
                 )
     data = FitData(spec, train, valid, pairs, shapley_p, move, model_training.streaming.buffer_rows)
@@ -217,17 +236,21 @@ def train_final_models(
         models[fit.key] = TrainedModel.of(
             result.model,
             spec,
-            CCSS if fit.with_pairs else BASELINE,
+            variants[fit.key],
             fit.optimizer.seed,
             move=move if fit.with_pairs else None,
+            method=None if fit.method is None else fit.method.name,
+            method_settings=None if fit.method is None else fit.method.settings(),
             contrastive=fit.contrastive,
             optimizer=fit.optimizer,
             best_epoch=result.best_epoch,
             best_val_auc=result.best_val_auc,
             recalibration=recalibration,
         )
+        at_limit = warn_at_epoch_limit(models[fit.key])  # best epoch = max_epochs: likely undertrained
         history[fit.key] = {
             "best_epoch": result.best_epoch,
+            "at_epoch_limit": at_limit,
             "best_val_auc": result.best_val_auc,
             "recalibration": recalibration.to_dict(),
             "epochs": result.history,

@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig, TrainingConfig, ValidationConfig
+from ccss_pipeline.data.history import require_history
 from ccss_pipeline.data.interactions import ROW_COLUMN, build_interactions
-from ccss_pipeline.data.scoring import with_history_log_features
+from ccss_pipeline.data.scoring import conform_ids, integer_coded_columns, with_history_log_features
 from ccss_pipeline.data.sources import ChunkedSource, origin_of, source_bundles
 from ccss_pipeline.data.transformer import to_model_input
 from ccss_pipeline.data.validation.report import ValidationReport
@@ -64,6 +65,13 @@ def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRMode
     return out.reset_index(drop=True)
 
 
+def _check_ids_in_memory(score_source: Source, coded: dict[str, bool]) -> None:
+    """Conform the ids of what is already in memory (the whole bundle, or a chunked source's side tables),
+    so a column the engine cannot join fails the node with its name, not as a failure to save the first
+    chunk. A chunked log is checked chunk by chunk as it is read (no extra pass over a large file)."""
+    conform_ids(score_source.side_tables if isinstance(score_source, ChunkedSource) else score_source, coded)
+
+
 def score_rows(
     score_source: Source,
     score_validation_report: ValidationReport,
@@ -75,18 +83,27 @@ def score_rows(
 ) -> Iterator[pd.DataFrame]:
     """Gate, then per chunk: join (no row dropped; ``row`` = the position in the input), the log
     features from the training log (``interactions``) strictly before each row — never from the other
-    rows to score, so chunks are independent — and the scores. Lazy: the catalog writes each chunk."""
+    rows to score, so chunks are independent — and the scores. Lazy: the catalog writes each chunk.
+
+    Refused before any chunk is scored: a training log (``interactions``) other than the one the spec
+    was fitted beside (:func:`require_history`), and ids the training log cannot be joined on
+    (:func:`conform_ids`: what is in memory here, each chunk of a chunked log before the engine reads it)."""
     gate(score_validation_report)
+    if schema.log_features:  # the history is read only for the log features
+        require_history(spec, interactions)
     models = {
         backbone: model
         for backbone, (_, model) in chosen_models(
             spec, trained_models, model_training.backbones, model_training.optimizer.seed
         ).items()
     }
+    coded = integer_coded_columns(schema, spec, interactions)
+    _check_ids_in_memory(score_source, coded)
 
     def chunks() -> Iterator[pd.DataFrame]:
         offset = 0
-        for bundle in source_bundles(score_source):
+        for raw in source_bundles(score_source):
+            bundle = conform_ids(raw, coded)
             rows = build_interactions(bundle, schema, for_scoring=True)
             rows[ROW_COLUMN] += offset
             offset += len(bundle["log"])
