@@ -365,7 +365,10 @@ class OptimizerConfig(_Strict):
     # its fits stop at the epoch budget undertrained; 0 = batch_size as it is
     min_batches_per_epoch: int = Field(50, ge=0)
     max_epochs: int = Field(8, ge=1, le=10_000)
-    patience: int = Field(2, ge=0)
+    patience: int = Field(2, ge=0)  # in epochs: with several validations an epoch, patience × that many
+    # validations of early stopping per epoch: fits that peak early (the default data peaks in epoch 1-2
+    # and overfits after) are kept at their peak, not at the next epoch boundary. 1 = once, at its end
+    validations_per_epoch: int = Field(1, ge=1, le=100)
     seed: Seed = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -279,3 +279,59 @@ def test_small_tables_get_enough_steps_per_epoch():
     assert cfg.batch_size_for(500) == 32  # never below 32 rows
     assert OptimizerConfig(batch_size=16, min_batches_per_epoch=50).batch_size_for(500) == 16
     assert OptimizerConfig(batch_size=1024, min_batches_per_epoch=0).batch_size_for(4_200) == 1024
+
+
+class _ScriptedValidation:
+    """Stands in for the trainer's validation: returns scripted AUCs and keeps the weights each saw."""
+
+    def __init__(self, monkeypatch, aucs):
+        import ccss_pipeline.model.trainer as trainer_mod
+
+        self.aucs, self.seen = list(aucs), []
+        real = trainer_mod.predict_logits
+
+        def logits(model, inputs):
+            self.seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            return real(model, inputs)
+
+        monkeypatch.setattr(trainer_mod, "predict_logits", logits)
+        monkeypatch.setattr(trainer_mod, "safe_auc", lambda label, score: self.aucs.pop(0))
+
+
+def test_validations_inside_an_epoch_keep_the_peak_between_epoch_ends(spec, data, monkeypatch):
+    """3 validations an epoch of 12 batches (after batches 4 and 8, and at the end): the best, the
+    second, is mid-epoch, and its weights — not the end of an epoch's — are the ones returned."""
+    train, valid = data
+    script = _ScriptedValidation(monkeypatch, [0.70, 0.90, 0.60, 0.65, 0.66, 0.67])
+    opt = _opt(max_epochs=2, validations_per_epoch=3)  # 3,000 rows / 256 = 12 batches
+    result = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt)
+    assert len(script.seen) == 6 and script.aucs == []
+    assert result.best_val_auc == 0.90 and result.best_epoch == 1
+    best = script.seen[1]
+    assert all(torch.equal(result.model.state_dict()[k], best[k]) for k in best)
+    assert not all(torch.equal(script.seen[2][k], best[k]) for k in best)  # the epoch's end moved on
+    assert [h["val_auc"] for h in result.history] == [0.60, 0.67]  # the epoch records: their ends
+
+
+def test_early_stopping_inside_an_epoch_counts_patience_in_epochs(spec, data, monkeypatch):
+    """patience 1 epoch = 3 validations: falling AUCs stop the fit at the 4th validation without a
+    better score — the second inside epoch 2 — where once-an-epoch validation runs three epochs."""
+    train, valid = data
+    falling = [0.9 - 0.01 * i for i in range(20)]
+    script = _ScriptedValidation(monkeypatch, falling)
+    opt = _opt(max_epochs=4, patience=1, validations_per_epoch=3)
+    result = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), opt)
+    # epoch 1: 3 validations (the first is the best); epoch 2: 2 inside it (the 4th bad one stops it)
+    # and its record's end-of-epoch validation
+    assert len(script.seen) == 3 + 2 + 1 and len(result.history) == 2
+    assert result.best_val_auc == pytest.approx(0.9) and result.best_epoch == 1
+    once = _ScriptedValidation(monkeypatch, falling)
+    plain = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), _opt(max_epochs=4, patience=1))
+    assert len(once.seen) == 3 and len(plain.history) == 3  # epochs 2 and 3 without a better score: stop
+
+
+def test_one_validation_an_epoch_is_the_fit_it_always_was(spec, data):
+    train, valid = data
+    a = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), _opt(max_epochs=2))
+    b = train_model(spec, train, valid, BB, ContrastiveConfig(weight=0.0), _opt(max_epochs=2, validations_per_epoch=1))
+    assert _same(a.model, b.model) and a.history[-1]["val_auc"] == b.history[-1]["val_auc"]
