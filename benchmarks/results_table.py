@@ -21,104 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from machine import machine_info  # noqa: E402
-
-LAYERS = (
-    "01_raw",
-    "02_intermediate",
-    "03_primary",
-    "04_feature",
-    "05_model_input",
-    "06_models",
-    "07_model_output",
-    "08_reporting",
-)
-
-
-def make_copy(root: Path, backbones: list[str], seeds: int) -> None:
-    """conf/ and pyproject.toml of this checkout (the package is installed), empty data layers."""
-    shutil.copytree(ROOT / "conf", root / "conf")
-    shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
-    shutil.copy2(ROOT / ".telemetry", root / ".telemetry")
-    (root / "src").mkdir()
-    for layer in LAYERS:
-        (root / "data" / layer).mkdir(parents=True)
-    path = root / "conf" / "base" / "parameters_model_training.yml"
-    params = yaml.safe_load(path.read_text())
-    params["model_training"]["backbones"] = backbones
-    params["model_training"]["n_seeds"] = seeds
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-ADULT_SCHEMA = """schema:
-  source: table
-  label: income
-  user: null
-  item: null
-  timestamp: null
-  side_tables: {}
-  categorical: [type_employer, education, marital, occupation, relationship, race, sex, country]
-  numerical:
-    - {name: education_num, direction: +1, transform: identity}
-    - {name: capital_gain, direction: +1, transform: log1p, count: true}
-    - {name: hr_per_week, direction: +1, transform: identity}
-    - {name: age, direction: none, transform: identity}
-    - {name: capital_loss, direction: none, transform: log1p, count: true}
-  log_features: []
-"""
-SPARSE_SCHEMA = """schema:
-  source: table
-  label: clicked
-  user: uid
-  item: iid
-  timestamp: ts
-  timestamp_unit: ms
-  side_tables: {}
-  categorical: [device]
-  numerical:
-    - {name: rare_count, direction: +1, transform: identity}
-    - {name: visits, direction: +1, transform: identity}
-    - {name: price, direction: -1, transform: log1p}
-  log_features: []
-"""
-
-
-def table_env(root: Path, source: str, rows: int, adult_csv: Path) -> None:
-    """An environment ``<source>`` in the copy (conf/own_table with its schema and split) and its table."""
-    env = root / "conf" / source
-    shutil.copytree(root / "conf" / "own_table", env)
-    (env / "catalog.yml").write_text((env / "catalog.yml").read_text().replace("env: own_table", f"env: {source}"))
-    table = root / "data" / "01_raw" / "own" / "interactions.csv"
-    table.parent.mkdir(parents=True, exist_ok=True)
-    if source == "adult":
-        frame = pd.read_csv(adult_csv).drop(columns="fnlwgt")
-        frame["income"] = (frame["income"].str.strip() == ">50K").astype(int)
-        frame.sample(n=min(rows, len(frame)), random_state=0).to_csv(table, index=False)
-        (env / "parameters_schema.yml").write_text(ADULT_SCHEMA)
-        mode = "random"
-    else:
-        sys.path.insert(0, str(ROOT))
-        from tests.support.sparse_counts import sparse_count_table
-
-        sparse_count_table(n=rows, seed=0).to_csv(table, index=False)
-        (env / "parameters_schema.yml").write_text(SPARSE_SCHEMA)
-        mode = "time"
-    fe = env / "parameters_feature_engineering.yml"
-    fe.write_text(fe.read_text().replace("    mode: time", f"    mode: {mode}"))
+from project_copy import add_source_arguments, kedro_run, make_copy, source_options  # noqa: E402
 
 
 def fmt(mean: float, std: float, pct: bool = False) -> str:
@@ -157,32 +71,16 @@ def markdown(summary: pd.DataFrame, paired: pd.DataFrame, source: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", choices=["synthetic", "kuairand", "adult", "sparse"], default="synthetic")
-    ap.add_argument("--adult-csv", type=Path, default=ROOT.parent / "shared" / "data" / "adult" / "adult.csv")
-    ap.add_argument("--table-rows", type=int, default=6000, help="rows of the adult / sparse table")
-    ap.add_argument("--kuairand-dir", type=Path, default=ROOT.parent / "shared" / "data" / "kuairand")
+    add_source_arguments(ap)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--backbones", nargs="+", default=["dnn", "wide_deep", "deepfm", "dcn_v2"])
     ap.add_argument("--keep", type=Path, default=None, help="copy the run's data/08_reporting here")
     args = ap.parse_args()
-    env = dict(
-        os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="False", MPLBACKEND="Agg"
-    )
     with tempfile.TemporaryDirectory(prefix="ccss-results-") as tmp:
         root = Path(tmp) / "project"
         root.mkdir()
         make_copy(root, args.backbones, args.seeds)
-        cmd = [str(Path(sys.executable).with_name("kedro")), "run"]
-        if args.source == "kuairand":
-            cmd += ["--env", "kuairand", "--params", f"kuairand_dir={args.kuairand_dir.resolve()}"]
-        if args.source in ("adult", "sparse"):
-            table_env(root, args.source, args.table_rows, args.adult_csv)
-            cmd += ["--env", args.source]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            sys.exit(f"kedro run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        wall = kedro_run(root, source_options(root, args))
         reporting = root / "data" / "08_reporting"
         summary = pd.read_csv(reporting / "seed_summary.csv")
         paired = pd.read_csv(reporting / "paired_differences.csv")

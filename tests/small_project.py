@@ -26,7 +26,7 @@ import yaml
 
 from tests.kedro_project import LAYERS, REPO
 
-STAGES = ("data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation")
+STAGES = ("data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation", "compare")
 
 #: conf/base edits: (file, dotted key path, value). Small data, one backbone, one epoch, one trial.
 SMALL_OVERRIDES: tuple[tuple[str, str, Any], ...] = (
@@ -45,6 +45,8 @@ SMALL_OVERRIDES: tuple[tuple[str, str, Any], ...] = (
     ("parameters_counterfactual_pairs.yml", "counterfactual_pairs.shapley.n_samples", 100),
     ("parameters_counterfactual_pairs.yml", "counterfactual_pairs.shapley.n_permutations", 1),
     ("parameters_evaluation.yml", "evaluation.device", "cpu"),
+    ("parameters_compare.yml", "compare.n_seeds", 1),
+    ("parameters_compare.yml", "compare.n_trials", 1),
 )
 
 

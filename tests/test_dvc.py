@@ -134,13 +134,16 @@ def test_outs_are_catalog_paths_and_data_deps_are_upstream_outs() -> None:
         outs = {**_entries(stage.get("outs")), **_entries(stage.get("metrics")), **_entries(stage.get("plots"))}
         for out in outs:
             in_catalog = out in catalog or any(p.startswith(out + "/") for p in catalog)  # a folder of them
-            assert in_catalog or out in ("data/06_models/optuna.db", "data/06_models/checkpoints"), out
+            studies = ("data/06_models/optuna.db", "data/06_models/optuna_compare.db", "data/06_models/checkpoints")
+            assert in_catalog or out in studies, out
         produced |= set(outs)
     evaluation = stages["evaluation"]
     assert _entries(evaluation["metrics"]) == {METRICS: {"cache": False}}
     assert all(opts["cache"] is False for opts in _entries(evaluation["plots"]).values())
     training = _entries(stages["model_training"]["outs"])
     assert training["data/06_models/optuna.db"] == {"persist": True}
+    # the comparison resumes its own studies; it never writes the training stage's study file
+    assert _entries(stages["compare"]["outs"])["data/06_models/optuna_compare.db"] == {"persist": True}
 
 
 def test_dvc_config_is_committable() -> None:
@@ -174,7 +177,7 @@ def test_second_repro_runs_nothing() -> None:
 
 
 @pytest.mark.slow
-def test_margin_change_reruns_only_model_training_and_evaluation() -> None:
+def test_margin_change_reruns_only_model_training_evaluation_and_compare() -> None:
     root = shared_trained_project()
     params = root / "conf/base/parameters_model_training.yml"
     set_yaml_value(params, "model_training.contrastive.margin", 0.05)
@@ -182,13 +185,13 @@ def test_margin_change_reruns_only_model_training_and_evaluation() -> None:
     change = diff[str(params.relative_to(root))]["model_training.contrastive.margin"]
     assert (change["old"], change["new"]) == (0.02, 0.05)
     status = json.loads(run(["dvc", "status", "--json"], root).stdout)
-    assert set(status) == {"model_training"}, status
+    assert set(status) == {"model_training", "compare"}, status  # both read model_training.contrastive
     proc = run(["dvc", "repro"], root)
     out = proc.stdout + proc.stderr
     ran = stages_ran(out)
     # The study name hashes the search configuration but not the margin default (the search overrides
     # it), so the persisted study is reused; evaluation reruns when the retrained model files changed.
-    assert "model_training" in ran and ran <= {"model_training", "evaluation"}, out
+    assert {"model_training", "compare"} <= ran <= {"model_training", "evaluation", "compare"}, out
     for stage in ("data_validation", "feature_engineering", "counterfactual_pairs"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert "up to date" in run(["dvc", "status"], root).stdout

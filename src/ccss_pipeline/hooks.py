@@ -22,6 +22,7 @@ from kedro.framework.hooks import hook_impl
 from pydantic import BaseModel, ValidationError
 
 from ccss_pipeline.config import (
+    CompareConfig,
     EvaluationConfig,
     FeatureConfig,
     PairsConfig,
@@ -42,6 +43,7 @@ PARAMETER_MODELS: dict[str, type[BaseModel]] = {
     "counterfactual_pairs": PairsConfig,
     "model_training": TrainingConfig,
     "evaluation": EvaluationConfig,
+    "compare": CompareConfig,  # kedro run --pipelines=compare
 }
 
 #: Columns of the canonical interaction table; a schema feature may not reuse these names.

@@ -28,6 +28,7 @@ _FACTORIES: dict[str, tuple[str, str]] = {
     "what_if": ("what_if", "create_pipeline"),  # what-if curves of chosen test rows
     "score": ("score", "create_pipeline"),  # new raw rows → scores of the chosen model per backbone
     "export": ("export", "create_pipeline"),  # the chosen CCSS model per backbone to ONNX (data/06_models/onnx)
+    "compare": ("compare", "create_pipeline"),  # every monotonicity method under one protocol: one table
     SEARCH_PIPELINE: ("model_training", "create_search_pipeline"),  # the Optuna search alone: N workers, one database
 }
 _TRAIN = ("data_validation", "feature_engineering", "counterfactual_pairs", "model_training")

@@ -240,6 +240,7 @@ def test_good_configuration_of_every_environment_passes():
             "counterfactual_pairs",
             "model_training",
             "evaluation",
+            "compare",
         }
 
 

@@ -341,24 +341,26 @@ def tune_gbdt(
     base: GBDTConfig | None = None,
     space: GBDTSearchSpace | None = None,
     n_startup_trials: int = 3,
+    storage: optuna.storages.BaseStorage | str | None = None,
+    study_name: str = "gbdt",
 ) -> GBDTSearchResult:
     """``n_trials`` fits chosen by seeded multivariate TPE (``base.seed``; the first ``n_startup_trials``
     random), each early-stopped on validation; the one with the best validation AUC is returned, as
-    fitted (no refit). ``n_trials == 0`` fits ``base`` once. The study lives in memory."""
+    fitted (no refit). ``n_trials == 0`` fits ``base`` once. The study lives in memory, or under
+    ``study_name`` in ``storage``, where a later call resumes it (:func:`ccss_pipeline.model.tuning.run_trials`);
+    a best trial of an earlier run is fitted again from its parameters (a fit is deterministic)."""
     import optuna
+
+    from ccss_pipeline.model.tuning import run_trials
 
     base = base or GBDTConfig()
     space = space or GBDTSearchSpace()
     if n_trials < 0:
         raise ValueError(f"n_trials must be >= 0, got {n_trials}")
-    sampler = optuna.samplers.TPESampler(
-        seed=base.seed, n_startup_trials=max(1, min(n_startup_trials, n_trials)), multivariate=True
-    )
-    study = optuna.create_study(direction="maximize", sampler=sampler, study_name="gbdt")
     if n_trials == 0:
-        model = fit_gbdt(spec, train, valid, base)
-        return GBDTSearchResult(model, base, study)
-    best: dict[str, Any] = {}
+        study = optuna.create_study(direction="maximize", study_name=study_name)
+        return GBDTSearchResult(fit_gbdt(spec, train, valid, base), base, study)
+    fitted: dict[int, MonotoneGBDT] = {}
 
     def objective(trial: optuna.Trial) -> float:
         def draw(name: str, r: Range, integer: bool = False) -> float | int:
@@ -366,21 +368,22 @@ def tune_gbdt(
                 return trial.suggest_int(name, int(r.low), int(r.high), log=r.log)
             return trial.suggest_float(name, r.low, r.high, log=r.log)
 
-        cfg = base.model_copy(
-            update={
-                "num_leaves": draw("num_leaves", space.num_leaves, integer=True),
-                "learning_rate": draw("learning_rate", space.learning_rate),
-                "min_child_samples": draw("min_child_samples", space.min_child_samples, integer=True),
-                "lambda_l2": draw("lambda_l2", space.lambda_l2),
-            }
-        )
-        cfg = GBDTConfig(**cfg.model_dump())  # validated
-        model = fit_gbdt(spec, train, valid, cfg)
+        draw("num_leaves", space.num_leaves, integer=True)
+        draw("learning_rate", space.learning_rate)
+        draw("min_child_samples", space.min_child_samples, integer=True)
+        draw("lambda_l2", space.lambda_l2)
+        model = fit_gbdt(spec, train, valid, _trial_config(base, trial.params))
         trial.set_user_attr("best_iteration", model.best_iteration)
-        auc = model.val_auc if math.isfinite(model.val_auc) else -math.inf
-        if not best or auc > best["auc"]:
-            best.update(auc=auc, model=model, config=cfg)
-        return auc
+        fitted[trial.number] = model
+        return model.val_auc if math.isfinite(model.val_auc) else -math.inf
 
-    study.optimize(objective, n_trials=n_trials)
-    return GBDTSearchResult(best["model"], best["config"], study)
+    study = run_trials(objective, n_trials, base.seed, n_startup_trials, study_name, storage)
+    best = study.best_trial
+    config = _trial_config(base, best.params)
+    model = fitted.get(best.number) or fit_gbdt(spec, train, valid, config)
+    return GBDTSearchResult(model, config, study)
+
+
+def _trial_config(base: GBDTConfig, params: dict[str, Any]) -> GBDTConfig:
+    """``base`` with a trial's searched parameters, validated."""
+    return GBDTConfig(**{**base.model_dump(), **params})

@@ -44,18 +44,22 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
+from ccss_pipeline.config import SearchRange
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.lineage import StaleArtifactError
 from ccss_pipeline.model.checkpoint import EarlyStopping
 from ccss_pipeline.model.scoring import predict_logits, safe_auc, score_fn
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
+
+if TYPE_CHECKING:  # the tuning study is Optuna's, imported when a study runs
+    import optuna
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "monotone_net.json"
@@ -285,3 +289,57 @@ def fit_monotone_net(
     model.eval()
     best_auc = history[stopping.best_epoch - 1]["val_auc"] if stopping.best_epoch else math.nan
     return MonotoneNetFit(model, stopping.best_epoch, best_auc, history)
+
+
+#: What :func:`tune_monotone_net` searches by default: Adam's learning rate and the Lipschitz bound λ (log scales).
+LEARNING_RATE_RANGE = SearchRange(low=1e-3, high=3e-2)
+LIPSCHITZ_RANGE = SearchRange(low=0.1, high=10.0)
+
+
+@dataclass
+class MonotoneNetSearchResult:
+    """The chosen configuration (best validation AUC) and the study (one fit per trial)."""
+
+    config: MonotoneNetConfig
+    study: optuna.Study
+
+
+def tune_monotone_net(
+    spec: FeatureSpec,
+    train: ModelInputs,
+    valid: ModelInputs,
+    n_trials: int,
+    base: MonotoneNetConfig | None = None,
+    learning_rate: SearchRange = LEARNING_RATE_RANGE,
+    lipschitz: SearchRange = LIPSCHITZ_RANGE,
+    n_startup_trials: int = 3,
+    storage: optuna.storages.BaseStorage | str | None = None,
+    study_name: str = "monotone_net",
+    device: str | torch.device = "cpu",
+) -> MonotoneNetSearchResult:
+    """``n_trials`` fits of ``base`` (its ``max_epochs`` is each trial's budget) over the learning rate and
+    the Lipschitz bound, chosen by seeded multivariate TPE (``base.seed``) on validation AUC; the study
+    lives in memory, or under ``study_name`` in ``storage``, where a later call resumes it
+    (:func:`ccss_pipeline.model.tuning.run_trials`). ``n_trials == 0`` returns ``base``."""
+    import optuna
+
+    from ccss_pipeline.model.tuning import run_trials
+
+    base = base or MonotoneNetConfig()
+    if n_trials == 0:
+        return MonotoneNetSearchResult(base, optuna.create_study(direction="maximize", study_name=study_name))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("learning_rate", learning_rate.low, learning_rate.high, log=learning_rate.log)
+        trial.suggest_float("lipschitz", lipschitz.low, lipschitz.high, log=lipschitz.log)
+        fit = fit_monotone_net(spec, train, valid, _trial_config(base, trial.params), device)
+        trial.set_user_attr("best_epoch", fit.best_epoch)
+        return fit.best_auc if math.isfinite(fit.best_auc) else -math.inf
+
+    study = run_trials(objective, n_trials, base.seed, n_startup_trials, study_name, storage)
+    return MonotoneNetSearchResult(_trial_config(base, study.best_trial.params), study)
+
+
+def _trial_config(base: MonotoneNetConfig, params: dict[str, Any]) -> MonotoneNetConfig:
+    """``base`` with a trial's searched parameters, validated."""
+    return MonotoneNetConfig(**{**base.model_dump(), **params})

@@ -1,0 +1,37 @@
+"""model-ready data + pairs → every monotonicity method tuned, fitted over seeds and measured on test → one table.
+
+Not part of the default run (``kedro run --pipelines=compare``): it tunes and fits every compared
+method, several times the training stage's work."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import compare_monotonicity_methods
+
+#: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
+NAMESPACE = "compare"
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                compare_monotonicity_methods,
+                inputs=[
+                    "train_model_input",
+                    "validation_model_input",
+                    "test_model_input",
+                    "feature_spec",
+                    "counterfactual_pairs",
+                    "feature_importance",
+                    "search_storage",
+                    "project_folder",
+                    "params:model_training",
+                    "params:evaluation",
+                    "params:compare",
+                ],
+                outputs=["methods_compared", "methods_compared_seeds", "methods_compared_md"],
+                name="compare_monotonicity_methods",
+                namespace=NAMESPACE,
+            ),
+        ]
+    )
