@@ -3,13 +3,16 @@
 A write goes to a hidden temporary sibling ``.<name>.tmp-<pid>-<random>`` and is renamed over the
 target only when complete, so a killed or failing save never leaves a half-written artifact where a
 later stage would read it. Temporaries left by a process that no longer runs (a kill mid-save) are
-swept at the next write of the same target. A failed write raises :class:`ArtifactWriteError`,
+swept at the next write of the same target. A folder is swapped in through a backup of the old one; a
+kill between the two renames leaves no target, only that backup, which the next save or load of the
+target puts back (:func:`restore_interrupted_swap`). A failed write raises :class:`ArtifactWriteError`,
 which names the target file (and says so when the disk is full).
 """
 
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import shutil
@@ -53,11 +56,50 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _swap_abandoned(pid: int | None) -> bool:
+    """Whether a backup named with ``pid`` belongs to no swap in progress: its process is gone, it is an
+    older naming scheme (-1), or it is this process's own (a swap of ours that was interrupted)."""
+    if pid is None:
+        return False
+    return pid == -1 or pid == os.getpid() or not _pid_alive(pid)
+
+
+def restore_interrupted_swap(target: Path | str) -> Path | None:
+    """Put back the old version of ``target`` when a swap was interrupted between its two renames.
+
+    :func:`replace_path` moves the old folder aside (``.<name>.old-<pid>-<random>``) before moving the
+    new one in; a kill (or a failing disk) between the two leaves no ``target``, only hidden copies, and
+    the next stage would report the output missing — or a sweep would delete the last copy. When
+    ``target`` is absent, its newest abandoned backup is renamed back (logged); a backup of a live
+    process is left alone, as that process may be between its renames. Returns the backup it restored.
+    """
+    target = Path(target)
+    if target.exists() or target.is_symlink() or not target.parent.is_dir():
+        return None
+    pattern = f".{glob.escape(target.name)}.old-*"
+    backups = [p for p in target.parent.glob(pattern) if _swap_abandoned(_owner_pid(p, target))]
+    if not backups:
+        return None
+    newest = max(backups, key=lambda p: p.lstat().st_mtime_ns)
+    os.replace(newest, target)
+    logger.warning(
+        "%s was missing: a save was interrupted between the two renames of its swap; restored the previous "
+        "version from %s",
+        target,
+        newest.name,
+    )
+    return newest
+
+
 def sweep_stale_temporaries(target: Path) -> list[Path]:
-    """Delete the temporaries of ``target`` whose writing process is gone; returns what was removed."""
+    """Delete the temporaries of ``target`` whose writing process is gone; returns what was removed.
+
+    An interrupted swap's backup is restored first (:func:`restore_interrupted_swap`): it may be the
+    only copy of the output left."""
     target = Path(target)
     if not target.parent.is_dir():
         return []
+    restore_interrupted_swap(target)
     removed = []
     for path in target.parent.glob(f".{target.name}.*"):
         pid = _owner_pid(path, target)

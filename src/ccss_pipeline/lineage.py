@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ccss_pipeline.parquet_table import ParquetTable
+from ccss_pipeline.parquet_table import ParquetTable, UnreadableTableError, unreadable
 from ccss_pipeline.spec import FeatureSpec
 
 #: Key of the fingerprint in a table's ``attrs`` and in JSON records.
@@ -61,9 +61,14 @@ def require_spec(
 ) -> None:
     """Raise :class:`StaleArtifactError` unless ``artifact`` records ``spec``'s fingerprint.
 
-    ``name`` is the catalog entry, ``rebuild`` the pipeline whose run rebuilds it.
+    ``name`` is the catalog entry, ``rebuild`` the pipeline whose run rebuilds it. A table whose file
+    cannot be read raises :class:`UnreadableTableError`, naming the file and that pipeline: this is
+    where a stage first touches its inputs' footers.
     """
-    found = recorded(artifact)
+    try:
+        found = recorded(artifact)
+    except UnreadableTableError as exc:
+        raise unreadable(exc.path, f"'{name}': {exc.reason}", rebuild) from exc
     if found == spec.fingerprint:
         return
     what = (

@@ -20,6 +20,7 @@ from ccss_pipeline.config import (
     HintsConfig,
     MethodName,
     OptimizerConfig,
+    PairsConfig,
     PwlConfig,
     SearchRange,
     TrainingConfig,
@@ -497,7 +498,7 @@ def test_the_final_fits_take_the_method_and_record_it(spec, monkeypatch):
     monkeypatch.setattr(nodes, "fit_recalibration", lambda *a, **k: Recalibration())
     training = TrainingConfig(method="hints", n_seeds=1, backbone=BackboneConfig(hidden_units=[4], embedding_dim=2))
     models, _ = nodes.train_final_models(None, None, spec, None, None, {"dnn": _chosen("hints", hint_step=0.04)},
-                                         Path("."), training)  # fmt: skip
+                                         Path("."), training, PairsConfig())  # fmt: skip
     fits = {f.key: f for f in seen}
     constrained, baseline = fits["dnn__ccss__seed42"], fits["dnn__baseline__seed42"]
     assert not constrained.with_pairs and constrained.contrastive.weight == 2.0
@@ -512,4 +513,6 @@ def test_the_final_fits_take_the_method_and_record_it(spec, monkeypatch):
     )
     assert models["dnn__baseline__seed42"].method is None
     with pytest.raises(StaleArtifactError, match="searched for method 'ccss'"):
-        nodes.train_final_models(None, None, spec, None, None, {"dnn": _chosen("ccss")}, Path("."), training)
+        nodes.train_final_models(
+            None, None, spec, None, None, {"dnn": _chosen("ccss")}, Path("."), training, PairsConfig()
+        )

@@ -3,7 +3,9 @@
 Loads and saves ``{name: TrainedModel}`` (:mod:`ccss_pipeline.model.persistence`). No pickled modules:
 weights load with ``torch.load(..., weights_only=True)`` and the module is rebuilt from the record by the
 node that needs it (``TrainedModel.rebuild``). The whole folder is written to a temporary sibling and
-swapped in, so a failed save never leaves a mix of old and new models.
+swapped in, so a failed save never leaves a mix of old and new models; a save killed between the two
+renames of that swap leaves only the hidden backup, which the next load or save puts back
+(:func:`ccss_pipeline.files.restore_interrupted_swap`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
-from ccss_pipeline.files import atomic_write
+from ccss_pipeline.files import atomic_write, restore_interrupted_swap
 from ccss_pipeline.model.persistence import TrainedModel
 
 WEIGHTS, CONFIG = "model.pt", "model.json"
@@ -29,6 +31,7 @@ class ModelCollectionDataset(AbstractDataset[dict[str, TrainedModel], dict[str, 
         self.metadata = metadata
 
     def load(self) -> dict[str, TrainedModel]:
+        restore_interrupted_swap(self._path)  # a save killed mid-swap left only the hidden backup
         if not self._path.is_dir():
             raise DatasetError(f"{self._path}: no trained models (run the model_training pipeline first)")
         models = {}
@@ -72,6 +75,7 @@ class ModelCollectionDataset(AbstractDataset[dict[str, TrainedModel], dict[str, 
         atomic_write(self._path, write)
 
     def _exists(self) -> bool:
+        restore_interrupted_swap(self._path)
         return self._path.is_dir()
 
     def _describe(self) -> dict[str, Any]:

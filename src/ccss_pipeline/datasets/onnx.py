@@ -13,7 +13,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from ccss_pipeline.files import atomic_write
+from ccss_pipeline.files import atomic_write, restore_interrupted_swap
 
 MODEL_SUFFIX, ENCODING_SUFFIX = ".onnx", ".json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -27,6 +27,7 @@ class OnnxFolderDataset(AbstractDataset[dict[str, dict[str, Any]], dict[str, dic
         self.metadata = metadata
 
     def load(self) -> dict[str, dict[str, Any]]:
+        restore_interrupted_swap(self._path)  # a save killed mid-swap left only the hidden backup
         if not self._path.is_dir():
             raise DatasetError(f"{self._path}: no exported models (run `kedro run --pipelines=export` first)")
         models: dict[str, dict[str, Any]] = {}
@@ -61,6 +62,7 @@ class OnnxFolderDataset(AbstractDataset[dict[str, dict[str, Any]], dict[str, dic
         atomic_write(self._path, write)
 
     def _exists(self) -> bool:
+        restore_interrupted_swap(self._path)
         return self._path.is_dir()
 
     def _describe(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 from kedro.io import AbstractDataset
 
 from ccss_pipeline.data.relational.backends import backend_name, connect
-from ccss_pipeline.files import atomic_write
+from ccss_pipeline.files import atomic_write, restore_interrupted_swap
 from ccss_pipeline.lineage import StampedTable
 from ccss_pipeline.parquet_table import ATTRS_FILE, PANDAS_ATTRS, ParquetTable
 
@@ -55,6 +55,7 @@ class EngineTableDataset(AbstractDataset[Any, Any]):
 
     # ------------------------------------------------------------------------------------- load
     def load(self) -> Any:
+        restore_interrupted_swap(self._filepath)  # an engine switch killed mid-swap left only the backup
         if self._load_as == "pandas":
             return ParquetTable(self._filepath).frame()
         if self._load_as == "lazy":
@@ -78,6 +79,7 @@ class EngineTableDataset(AbstractDataset[Any, Any]):
         atomic_write(self._filepath, lambda tmp: _write_table(data, tmp, attrs))
 
     def _exists(self) -> bool:
+        restore_interrupted_swap(self._filepath)
         return self._filepath.exists()
 
     def _describe(self) -> dict[str, Any]:

@@ -17,7 +17,8 @@ the per-epoch validation AUC (``val_auc_by_epoch``) and the best epoch.
 Sampler: multivariate TPE after ``search.n_startup_trials`` random trials, re-seeded for every trial
 from ``(search.seed, trial number)``, so a fresh search is reproducible, a resumed one continues with
 new draws instead of repeating the points of its first run, and workers sharing a study never draw
-from one common seed.
+from one common seed. A killed trial's queued copy does not count (:func:`draw_number`), so a search
+killed mid-trial draws, once resumed, what an uninterrupted one draws.
 
 Pruning: Optuna's pruners do not support multi-objective studies (``Trial.report`` raises), so the
 rule documented on ``PrunerConfig`` is applied here (``should_prune``): after epoch
@@ -315,13 +316,32 @@ def should_prune(history_of_others: Sequence[Sequence[float]], epoch: int, val_a
 _COUNTED = (*FINISHED, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 
 
+def draw_number(trials: Sequence[optuna.trial.FrozenTrial], trial_number: int) -> int:
+    """The number trial ``trial_number`` would have had in a run that was never killed.
+
+    A dead worker's trial is failed and queued again as a copy (system attribute ``failed_trial``),
+    which takes a new number: numbering the draws by trial number would shift every later draw by one
+    per kill, so a search killed mid-trial chose another λ than an uninterrupted one. Copies are not
+    counted (each stands in for the trial it copies, whose number it inherits), so a kill changes no
+    draw; distinct new trials still get distinct numbers (each copy lies after the trial it copies).
+    """
+    by_number = {t.number: t for t in trials}
+    trial = by_number.get(trial_number)
+    origin = trial.system_attrs.get("failed_trial") if trial is not None else None
+    if origin is not None and int(origin) != trial_number:
+        return draw_number(trials, int(origin))
+    copies = sum(1 for t in trials if t.number < trial_number and t.system_attrs.get("failed_trial") is not None)
+    return trial_number - copies
+
+
 def _seed_sampler_for(study: optuna.Study, search: SearchConfig, trial_number: int) -> None:
-    """Give the trial its own sampler stream, seeded by ``(search.seed, trial number)``.
+    """Give the trial its own sampler stream, seeded by ``(search.seed, draw number)`` (:func:`draw_number`).
 
     Workers sharing a study would otherwise start from the same seed and draw the same points; a
-    resumed run continues with new numbers, so it never repeats its first run's draws.
+    resumed run continues with new numbers, so it never repeats its first run's draws; a run resumed
+    after a kill mid-trial draws what the uninterrupted run would have drawn.
     """
-    study.sampler = make_sampler(search, trial_number)
+    study.sampler = make_sampler(search, draw_number(study.get_trials(deepcopy=False), trial_number))
 
 
 def _retried(trial: optuna.trial.Trial) -> bool:

@@ -14,7 +14,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
-from ccss_pipeline.config import TrainingConfig
+from ccss_pipeline.config import PairsConfig, TrainingConfig
 from ccss_pipeline.evaluation.plots import figure_of, message_figure
 from ccss_pipeline.lineage import StaleArtifactError, require_spec
 from ccss_pipeline.model.chosen_params import ChosenParams
@@ -22,6 +22,7 @@ from ccss_pipeline.model.distributed import Fit, FitData, run_fits
 from ccss_pipeline.model.epoch_limit import warn_at_epoch_limit
 from ccss_pipeline.model.importance import FeatureImportance
 from ccss_pipeline.model.methods import get_method, method_of
+from ccss_pipeline.model.moves import get_move, move_name
 from ccss_pipeline.model.persistence import BASELINE, CCSS, TrainedModel, model_key
 from ccss_pipeline.model.search import plot_pareto_front, run_search, trials_table
 from ccss_pipeline.model.selection import best_parameters
@@ -41,13 +42,15 @@ def _inputs(
     pairs: Table,
     feature_importance: FeatureImportance,
     training: TrainingConfig,
+    pairs_config: PairsConfig,
 ) -> tuple[
     FeatureSpec, ModelInputs | ParquetModelInput, ModelInputs | ParquetModelInput, PairTable | None, np.ndarray, str
 ]:
     """The spec, both splits (each in memory or streamed, by size: ``streaming.max_rows_in_memory``),
     the pair table (read only when the training split is held in memory and the method uses pairs —
     only CCSS does; a streamed split draws its pairs per batch), the Shapley feature-draw probabilities
-    and the counterfactual move, each checked to be built for that spec."""
+    and the counterfactual move, each checked to be built for that spec; for a method using pairs, the
+    move is also checked against ``pairs_config`` (:func:`_require_configured_move`)."""
     require_spec("train_model_input", train, spec, "feature_engineering")
     require_spec("validation_model_input", valid, spec, "feature_engineering")
     require_spec("counterfactual_pairs", pairs, spec, "counterfactual_pairs")
@@ -60,7 +63,27 @@ def _inputs(
     table = PairTable.from_frame(as_frame(pairs)) if in_memory and uses_pairs else None
     shapley_p = feature_importance.draw_probabilities(spec)
     move = table.move if table is not None else _pair_move(pairs)
+    if uses_pairs:
+        _require_configured_move(move, pairs, pairs_config)
     return spec, train_source, valid_source, table, shapley_p, move
+
+
+def _require_configured_move(move: str, pairs: Table, pairs_config: PairsConfig) -> None:
+    """Refuse a pair table drawn with another move (or anchor share) than ``counterfactual_pairs`` asks for.
+
+    Changing the move and rerunning ``model_training`` alone would otherwise train on the old pairs (and
+    resume checkpoints of them) silently, reporting results for a move the configuration no longer names.
+    """
+    configured = get_move(move_name(pairs_config.move, pairs_config.anchor_share)).name
+    if move == configured:
+        return
+    where = f" ({pairs.path})" if isinstance(pairs, ParquetTable) else ""
+    raise StaleArtifactError(
+        f"'counterfactual_pairs'{where} was drawn with the move {move!r}, but the parameters "
+        f"counterfactual_pairs.move / counterfactual_pairs.anchor_share ask for {configured!r}: it is stale and "
+        "is not used. Rebuild it with `kedro run --pipelines=counterfactual_pairs`, then rerun model_training "
+        "(or rebuild everything out of date with `dvc repro`)."
+    )
 
 
 def _pair_move(pairs: Table) -> str:
@@ -113,6 +136,7 @@ def tune_contrastive_loss(
     search_storage: str | None,
     project_folder: Path,
     model_training: TrainingConfig,
+    counterfactual_pairs_config: PairsConfig,
 ) -> tuple[dict[str, ChosenParams], pd.DataFrame, dict[str, Figure]]:
     """One Optuna study per backbone over λ and margin (τ where it applies); resumable. With
     ``model_training.method`` other than ``ccss`` the space is that method's (λ; for hints the step).
@@ -130,6 +154,7 @@ def tune_contrastive_loss(
         counterfactual_pairs,
         feature_importance,
         model_training,
+        counterfactual_pairs_config,
     )
     best: dict[str, ChosenParams] = {}
     trials, plots = [], {}
@@ -161,6 +186,7 @@ def train_final_models(
     best_params: Mapping[str, ChosenParams],
     project_folder: Path,
     model_training: TrainingConfig,
+    counterfactual_pairs_config: PairsConfig,
 ) -> tuple[dict[str, TrainedModel], dict[str, Any]]:
     """Per backbone and seed: CCSS with that backbone's chosen parameters and its λ = 0 baseline under
     identical settings (seeds ``optimizer.seed + 0 .. n_seeds − 1``), so every figure has a spread and
@@ -184,6 +210,7 @@ def train_final_models(
         counterfactual_pairs,
         feature_importance,
         model_training,
+        counterfactual_pairs_config,
     )
     for name in model_training.backbones:
         if name not in best_params:
