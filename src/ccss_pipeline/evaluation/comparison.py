@@ -487,8 +487,15 @@ def _interval(low: float, high: float) -> str:
     return f"[{_signed(low)}, {_signed(high)}]"
 
 
-def _pct(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:.2f}%"
+def _pct(value: float, digits: int = 2) -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.{digits}f}%"
+
+
+def _pct_pair(a: float, b: float) -> str:
+    """``a vs b`` as percentages with the fewest decimals (2 to 4) that tell two different shares apart:
+    "0.00% vs 0.00%" would say nothing."""
+    digits = next((d for d in (2, 3, 4) if _pct(a, d) != _pct(b, d)), 4)
+    return f"{_pct(a, digits)} vs {_pct(b, digits)}"
 
 
 def _mean_std(r: dict[str, Any], metric: str, pct: bool = False) -> str:
@@ -606,7 +613,7 @@ class ComparisonResult:
             ours, theirs = ccss["wrong_step_share_mean"], other["wrong_step_share_mean"]
             if ours != theirs:
                 (wins if ours < theirs else losses).append(
-                    f"{'fewer' if ours < theirs else 'more'} wrong steps than `{method}` ({_pct(ours)} vs {_pct(theirs)})"
+                    f"{'fewer' if ours < theirs else 'more'} wrong steps than `{method}` ({_pct_pair(ours, theirs)})"
                 )
             ours, theirs = ccss["time_ratio_mean"], other["time_ratio_mean"]
             if other["family"] == "network" and math.isfinite(ours) and math.isfinite(theirs):
