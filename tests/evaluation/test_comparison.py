@@ -169,4 +169,4 @@ def test_two_shares_are_printed_with_the_decimals_that_tell_them_apart():
     assert _pct_pair(0.0123, 0.0456) == "1.23% vs 4.56%"
     assert _pct_pair(0.00002, 0.0) == "0.002% vs 0.000%"  # KuaiRand CCSS against an exact row
     assert _pct_pair(0.000002, 0.0) == "0.0002% vs 0.0000%"
-    assert _pct_pair(0.00031, 0.0) == "0.031% vs 0.000%"
+    assert _pct_pair(0.00031, 0.0) == "0.03% vs 0.00%"
