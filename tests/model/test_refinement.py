@@ -115,3 +115,20 @@ def test_another_settings_miss_above_a_met_lambda_is_no_bracket_bottom():
     ]
     p = _propose(trials)
     assert p is not None and (p.low, p.high) == (1.34, 8.84)
+
+
+def test_a_point_another_worker_runs_is_not_queued_again(tmp_path):
+    """Two workers on one study: the first runs the refinement point; the second, seeing the same
+    finished trials, would propose the same point — it samples a new one instead."""
+    from ccss_pipeline.model import search as search_mod
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for t in [_trial(0.780, 0.020, 1.0, 0.010), _trial(0.770, 0.000, 8.0, 0.005)]:
+        study.add_trial(t)
+    search = tiny_training(n_trials=4, n_startup_trials=1, refine_trials=2).search
+    search_mod._queue_refinement(study, search)
+    (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    running = study.ask()  # the first worker takes it: RUNNING, its point fixed
+    assert running.number == queued.number
+    search_mod._queue_refinement(study, search)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]

@@ -21,7 +21,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ccss_pipeline.config import BackboneConfig, EvaluationConfig, FeatureConfig, OptimizerConfig, SplitConfig
+from ccss_pipeline.config import (
+    BackboneConfig,
+    EvaluationConfig,
+    FeatureConfig,
+    OptimizerConfig,
+    PairsConfig,
+    SplitConfig,
+)
 from ccss_pipeline.data.splitting import split_sentence
 from ccss_pipeline.data.validation import TableStats, ValidationReport
 from ccss_pipeline.evaluation.report import ModelResult, ReportContext, costs, render_report, verdict
@@ -270,7 +277,9 @@ def test_train_final_models_warns_for_each_fit_at_its_epoch_limit(monkeypatch, c
                           source="defaults", val_auc=None, val_wrong_step_share=None, feasible=None,
                           max_violation=0.01, study="s", n_trials=0)  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.epoch_limit"):
-        models, history = nodes.train_final_models(None, None, spec, None, None, {"dnn": chosen}, Path("."), training)
+        models, history = nodes.train_final_models(
+            None, None, spec, None, None, {"dnn": chosen}, Path("."), training, PairsConfig()
+        )
     warned = sorted(r.getMessage().split(":")[0] for r in caplog.records)
     assert warned == ["dnn baseline seed 0", "dnn ccss seed 0"], warned
     assert history["dnn__ccss__seed0"]["at_epoch_limit"] is True

@@ -381,6 +381,15 @@ def _await_other_workers(study: optuna.Study, search: SearchConfig, deadline: fl
         time.sleep(min(1.0, search.heartbeat_s / 2))
 
 
+def _params_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters; a queued one's before it runs (Optuna keeps them as ``fixed_params``)."""
+    return dict(trial.params) or dict(trial.system_attrs.get("fixed_params", {}))
+
+
+def _point(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
+
+
 def _queue_refinement(study: optuna.Study, search: SearchConfig) -> None:
     """Queue the next λ-refinement trial (:mod:`ccss_pipeline.model.refinement`) when the study has
     reached its last ``search.refine_trials`` trials (never more than the trials after the random
@@ -393,8 +402,8 @@ def _queue_refinement(study: optuna.Study, search: SearchConfig) -> None:
     if n_refine == 0 or counted < search.n_trials - n_refine or counted >= search.n_trials:
         return
     proposal = propose(trials, search.max_violation, search.max_edge_violation, search.weight.low)
-    if proposal is None:
-        return
+    if proposal is None or _point(proposal.params) in {_point(_params_of(t)) for t in trials if t.state in _COUNTED}:
+        return  # another worker runs this very point (its result is not in yet): this one samples instead
     logger.info(
         "refinement trial: λ %.4g, between %.4g (misses a target) and %.4g (meets them), other parameters of the chosen trial",
         proposal.weight,
