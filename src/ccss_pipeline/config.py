@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class _Strict(BaseModel):
+class StrictConfig(BaseModel):
     """Unknown keys are errors (a typo must not be silently ignored); NaN and ±inf are refused everywhere."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -116,7 +116,7 @@ def _parse_direction(value: object) -> int:
     raise ValueError(f"direction must be +1, -1 or none, got {value!r}")
 
 
-class NumericalColumn(_Strict):
+class NumericalColumn(StrictConfig):
     """A numerical input column of the joined interaction table."""
 
     name: FeatureName
@@ -130,7 +130,7 @@ class NumericalColumn(_Strict):
         return _parse_direction(value)
 
 
-class LogFeature(_Strict):
+class LogFeature(StrictConfig):
     """A leak-free numerical feature derived from the log itself (only events strictly before)."""
 
     name: FeatureName
@@ -146,14 +146,14 @@ class LogFeature(_Strict):
         return _parse_direction(value)
 
 
-class SideTable(_Strict):
+class SideTable(StrictConfig):
     """A side table joined onto the log by a key that must be unique in it."""
 
     key: str
     required: bool = False
 
 
-class SchemaConfig(_Strict):
+class SchemaConfig(StrictConfig):
     """What the raw tables contain and which columns the model uses (``schema`` in parameters).
 
     ``timestamp_format`` (strftime, e.g. ``"%d/%m/%Y %H:%M"``) is needed for ``timestamp_unit:
@@ -240,7 +240,7 @@ class SchemaConfig(_Strict):
         return [*self.numerical, *self.log_features]
 
 
-class ValidationConfig(_Strict):
+class ValidationConfig(StrictConfig):
     """Rules of the Great Expectations gate (``data_validation`` in parameters)."""
 
     timestamp_min: str = "2000-01-01"
@@ -269,7 +269,7 @@ class ValidationConfig(_Strict):
         return self
 
 
-class SplitLabels(_Strict):
+class SplitLabels(StrictConfig):
     """``mode: column``: the values of ``schema.split_column`` that name each split (compared as text).
 
     ``validation: null`` (or no row with that value): validation is carved from train, its last
@@ -283,7 +283,7 @@ class SplitLabels(_Strict):
     test: str = "test"
 
 
-class SplitConfig(_Strict):
+class SplitConfig(StrictConfig):
     """How rows are split into train / validation / test.
 
     - ``time``: the latest ``test_fraction`` of events is test, the ``validation_fraction`` before it
@@ -301,7 +301,7 @@ class SplitConfig(_Strict):
     labels: SplitLabels = SplitLabels()
 
 
-class FeatureConfig(_Strict):
+class FeatureConfig(StrictConfig):
     """Feature engineering (``feature_engineering`` in parameters)."""
 
     split: SplitConfig = SplitConfig()
@@ -318,7 +318,7 @@ class FeatureConfig(_Strict):
     discrete_max_values: int = Field(200, ge=0, le=10_000)
 
 
-class BackboneConfig(_Strict):
+class BackboneConfig(StrictConfig):
     """Which backbone and its size (spec §5)."""
 
     name: Literal["dnn", "wide_deep", "deepfm", "dcn_v2"] = "dnn"
@@ -329,7 +329,7 @@ class BackboneConfig(_Strict):
     embedding_init_std: float = Field(1e-2, gt=0)
 
 
-class ContrastiveConfig(_Strict):
+class ContrastiveConfig(StrictConfig):
     """The CCSS loss (spec §4); ``weight`` = λ, 0 gives the plain BCE baseline."""
 
     loss: Literal["margin", "infonce", "bpr"] = "margin"
@@ -354,7 +354,7 @@ class ContrastiveConfig(_Strict):
         return max(self.pair_fraction, min(1.0, self.min_pairs_per_epoch / n_rows))
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(StrictConfig):
     """Optimisation budget shared by baseline and CCSS so the comparison is fair."""
 
     learning_rate: float = Field(2e-3, gt=0)
@@ -379,7 +379,7 @@ class OptimizerConfig(_Strict):
         return max(min(self.batch_size, 32), min(self.batch_size, n_rows // self.min_batches_per_epoch))
 
 
-class ShapleyConfig(_Strict):
+class ShapleyConfig(StrictConfig):
     """Monte-Carlo permutation Shapley importances that set CCSS's feature-draw probabilities (spec §3.1)."""
 
     n_samples: int = Field(2000, ge=10)  # validation rows explained
@@ -393,7 +393,7 @@ class ShapleyConfig(_Strict):
 MoveName = Literal["centre", "within", "straddle", "edge", "path", "bracket", "decomposed"]
 
 
-class PairsConfig(_Strict):
+class PairsConfig(StrictConfig):
     """Counterfactual pair materialization (``counterfactual_pairs`` in parameters)."""
 
     warmup_epochs: int = Field(2, ge=1)  # the warm-up model Shapley importance is measured on
@@ -408,7 +408,7 @@ class PairsConfig(_Strict):
     chunk_rows: int = Field(1_000_000, ge=1)
 
 
-class SearchRange(_Strict):
+class SearchRange(StrictConfig):
     """A float search range; ``log`` samples on a log scale."""
 
     low: float
@@ -424,7 +424,7 @@ class SearchRange(_Strict):
         return self
 
 
-class PrunerConfig(_Strict):
+class PrunerConfig(StrictConfig):
     """Median-style pruning on per-epoch validation AUC that one epoch's noise cannot trigger.
 
     A trial stops after epoch ``e > n_warmup_steps`` only when its validation AUC is below the median of
@@ -438,7 +438,7 @@ class PrunerConfig(_Strict):
     min_delta: float = Field(0.003, ge=0)
 
 
-class SearchConfig(_Strict):
+class SearchConfig(StrictConfig):
     """The Optuna study over λ and margin (and τ for losses that have one), one per backbone.
 
     Two objectives on validation: AUC (maximised) and the raw-grid wrong-step share (minimised). The
@@ -518,7 +518,7 @@ class SearchConfig(_Strict):
         return value
 
 
-class StreamingConfig(_Strict):
+class StreamingConfig(StrictConfig):
     """When training reads its split from parquet a row group at a time instead of holding it (issue 14).
 
     A training split of more than ``max_rows_in_memory`` rows is streamed through a seeded shuffle
@@ -531,7 +531,7 @@ class StreamingConfig(_Strict):
     buffer_rows: int = Field(262_144, ge=1)
 
 
-class DistributedConfig(_Strict):
+class DistributedConfig(StrictConfig):
     """The final fits on several processes with DistributedDataParallel (issue 14), started by torch's
     elastic launcher (what ``torchrun`` runs): ``nproc_per_node`` workers on this machine, ``nnodes``
     machines in all (each runs the same ``kedro run``; they meet at ``master_addr:master_port`` under
@@ -556,7 +556,7 @@ class DistributedConfig(_Strict):
 MethodName = Literal["ccss", "pwl", "hints"]
 
 
-class PwlConfig(_Strict):
+class PwlConfig(StrictConfig):
     """``method: pwl``, the point-wise gradient penalty (Gupta et al. 2019): λ is ``contrastive.weight``;
     this block holds only the range the search draws λ from (a gradient has another scale than CCSS's
     hinge on logit differences, so it gets its own range)."""
@@ -564,7 +564,7 @@ class PwlConfig(_Strict):
     weight_range: SearchRange = SearchRange(low=0.1, high=10.0)
 
 
-class HintsConfig(_Strict):
+class HintsConfig(StrictConfig):
     """``method: hints``, monotonicity hints (Sill & Abu-Mostafa 1997): λ is ``contrastive.weight``.
 
     ``step``: the largest move of a hinted raw value, as a share of the feature's 1%–99% training
@@ -584,7 +584,7 @@ class HintsConfig(_Strict):
         return self
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictConfig):
     """The ``model_training`` parameters: backbones, shared budget, CCSS loss and the search."""
 
     backbones: list[Literal["dnn", "wide_deep", "deepfm", "dcn_v2"]] = Field(default_factory=lambda: ["dnn"])  # type: ignore[arg-type]
@@ -633,7 +633,7 @@ class TrainingConfig(_Strict):
         return value
 
 
-class WhatIfConfig(_Strict):
+class WhatIfConfig(StrictConfig):
     """What-if curves (``kedro run --pipelines=what_if``): test rows by position, or a seeded sample."""
 
     rows: list[Annotated[int, Field(ge=0)]] | None = None  # positions in the test split; null = a seeded sample
@@ -654,7 +654,7 @@ class WhatIfConfig(_Strict):
         return value
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictConfig):
     """The ``evaluation`` parameters (spec §6)."""
 
     eps: float = Field(1e-6, ge=0)  # tolerance of the violation test, on probabilities
@@ -674,7 +674,7 @@ ComparedMethod = Literal["baseline", "ccss", "pwl", "hints", "monotone_net", "gb
 COMPARED_METHODS: tuple[ComparedMethod, ...] = ("baseline", "ccss", "pwl", "hints", "monotone_net", "gbdt")
 
 
-class CompareConfig(_Strict):
+class CompareConfig(StrictConfig):
     """The ``compare`` parameters: monotonicity methods under one protocol (issue 27).
 
     Every tuned row gets ``n_trials`` trials (null: ``model_training.search.n_trials``), chosen on

@@ -16,6 +16,7 @@ import torch
 
 pytest.importorskip("lightgbm", reason='LightGBM is in the optional extra "compare": pip install -e ".[compare]"')
 
+from ccss_pipeline.config import SearchRange
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report  # noqa: E402
 from ccss_pipeline.lineage import StaleArtifactError  # noqa: E402
 from ccss_pipeline.model.gbdt import (  # noqa: E402
@@ -23,7 +24,6 @@ from ccss_pipeline.model.gbdt import (  # noqa: E402
     GBDTSearchSpace,
     InputLayout,
     MonotoneGBDT,
-    Range,
     fit_gbdt,
     tune_gbdt,
 )
@@ -128,7 +128,7 @@ def test_fit_is_deterministic(data, constrained):
 def test_tuning_keeps_the_best_validation_auc_and_is_seeded(data):
     spec, train, valid, _ = data
     base = GBDTConfig(num_threads=1, n_estimators=60, early_stopping_rounds=10)
-    space = GBDTSearchSpace(num_leaves=Range(low=4, high=31))
+    space = GBDTSearchSpace(num_leaves=SearchRange(low=4, high=31))
     first = tune_gbdt(spec, train, valid, n_trials=3, base=base, space=space, n_startup_trials=2)
     second = tune_gbdt(spec, train, valid, n_trials=3, base=base, space=space, n_startup_trials=2)
     values = [t.value for t in first.study.trials]
@@ -145,7 +145,7 @@ def test_config_is_typed():
     with pytest.raises(ValueError):
         GBDTConfig(num_leaves=1)
     with pytest.raises(ValueError):
-        Range(low=0.0, high=1.0)  # log scale needs low > 0
+        SearchRange(low=0.0, high=1.0)  # log scale needs low > 0
 
 
 def _top_level_imports(module) -> set[str]:

@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
+from ccss_pipeline.config import SearchRange, StrictConfig
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.lineage import StaleArtifactError
 from ccss_pipeline.model.scoring import safe_auc
@@ -73,11 +74,7 @@ def _lightgbm() -> Any:
     return lightgbm
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class GBDTConfig(_Strict):
+class GBDTConfig(StrictConfig):
     """One LightGBM fit. ``n_estimators`` is the most boosting rounds; the fit stops after
     ``early_stopping_rounds`` rounds without a better validation AUC and keeps the best round.
 
@@ -126,27 +123,13 @@ class GBDTConfig(_Strict):
         return params
 
 
-class Range(_Strict):
-    """A search range; ``log`` draws on a log scale."""
-
-    low: float
-    high: float
-    log: bool = True
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Range:
-        if not self.low < self.high or (self.log and self.low <= 0):
-            raise ValueError(f"a range needs low < high (and low > 0 on a log scale), got {self.low}, {self.high}")
-        return self
-
-
-class GBDTSearchSpace(_Strict):
+class GBDTSearchSpace(StrictConfig):
     """What :func:`tune_gbdt` searches; everything else comes from the base :class:`GBDTConfig`."""
 
-    num_leaves: Range = Range(low=7, high=127)
-    learning_rate: Range = Range(low=0.01, high=0.3)
-    min_child_samples: Range = Range(low=5, high=200)
-    lambda_l2: Range = Range(low=1e-3, high=10.0)
+    num_leaves: SearchRange = SearchRange(low=7, high=127)
+    learning_rate: SearchRange = SearchRange(low=0.01, high=0.3)
+    min_child_samples: SearchRange = SearchRange(low=5, high=200)
+    lambda_l2: SearchRange = SearchRange(low=1e-3, high=10.0)
 
 
 @dataclass(frozen=True)
@@ -363,7 +346,7 @@ def tune_gbdt(
     fitted: dict[int, MonotoneGBDT] = {}
 
     def objective(trial: optuna.Trial) -> float:
-        def draw(name: str, r: Range, integer: bool = False) -> float | int:
+        def draw(name: str, r: SearchRange, integer: bool = False) -> float | int:
             if integer:
                 return trial.suggest_int(name, int(r.low), int(r.high), log=r.log)
             return trial.suggest_float(name, r.low, r.high, log=r.log)
