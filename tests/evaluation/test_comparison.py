@@ -164,7 +164,7 @@ def test_config_refuses_a_comparison_without_its_reference():
 
 
 def test_two_shares_are_printed_with_the_decimals_that_tell_them_apart():
-    from ccss_pipeline.evaluation.comparison import _pct_pair
+    from ccss_pipeline.evaluation.comparison_reading import _pct_pair
 
     assert _pct_pair(0.0123, 0.0456) == "1.23% vs 4.56%"
     assert _pct_pair(0.00002, 0.0) == "0.002% vs 0.000%"  # KuaiRand CCSS against an exact row
