@@ -9,10 +9,11 @@ import torch
 
 from ccss_pipeline.config import ContrastiveConfig
 from ccss_pipeline.data.transformer import encode_numerical, fit_feature_spec, to_model_input
-from ccss_pipeline.model.losses import counterfactual_loss
+from ccss_pipeline.model.losses import PairOutputs, counterfactual_loss
 from ccss_pipeline.model.moves import ANCHOR, ORIGIN, get_move, move_name
 from ccss_pipeline.model.synthesis import PairTable, draw_pairs
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from tests.support.pairs import pair_batch
 from tests.support.sparse_counts import SPARSE_CFG, SPARSE_SCHEMA, as_split, sparse_count_table
 
 
@@ -34,9 +35,10 @@ def test_anchored_template_replaces_the_row_by_its_anchor():
     assert anchored.name == move_name("decomposed", 0.5) == "decomposed@0.5" and anchored.anchor_share == 0.5
     assert anchored.points == (ANCHOR, *base.points) and anchored.base == "decomposed"
     assert [c for c in anchored.constraints if ORIGIN in c[:2]] == []
-    assert [(lo, hi) for lo, hi, _ in anchored.constraints] == [
-        (ANCHOR if lo == ORIGIN else lo, ANCHOR if hi == ORIGIN else hi) for lo, hi, _ in base.constraints
+    assert [(lo, hi) for lo, hi, *_ in anchored.constraints] == [
+        (ANCHOR if lo == ORIGIN else lo, ANCHOR if hi == ORIGIN else hi) for lo, hi, *_ in base.constraints
     ]
+    assert [(c.role, c.side) for c in anchored.constraints] == [(c.role, c.side) for c in base.constraints]
     assert move_name("decomposed", 0.0) == "decomposed" and not base.anchored
     for bad in ("decomposed@0", "decomposed@1.5", "decomposed@x", "sideways@0.5"):
         with pytest.raises(ValueError, match="counterfactual move"):
@@ -102,10 +104,9 @@ def test_loss_constrains_the_anchor_not_the_row():
     raw = torch.tensor([3.0, 0.0, 1.0, 2.0, 4.0, 5.0, 6.0])  # monotone along the raw path
     z_pts[:, order] = raw
     cfg = ContrastiveConfig(weight=1.0, margin=0.01, edge_margin=0.001)
-    args = dict(h_o=None, h_pts=None, direction=torch.ones(2), valid=torch.ones(2, c), f_is_up=torch.ones(2, dtype=torch.bool),
-                has_pair=torch.ones(2, dtype=torch.bool), cfg=cfg)  # fmt: skip
-    any_row = counterfactual_loss(t, torch.tensor([-50.0, 50.0]), z_pts, **args)
+    pairs = pair_batch(t, [1.0, 1.0], np.ones((2, c), bool))
+    any_row = counterfactual_loss(pairs, PairOutputs(torch.tensor([-50.0, 50.0]), z_pts), cfg)
     assert any_row.item() == 0.0  # whatever the row's own logit
     z_bad = z_pts.clone()
     z_bad[:, t.index(ANCHOR) - 1] = 10.0  # the anchor above its upper neighbour: wrong way
-    assert counterfactual_loss(t, torch.zeros(2), z_bad, **args).item() > 0
+    assert counterfactual_loss(pairs, PairOutputs(torch.zeros(2), z_bad), cfg).item() > 0

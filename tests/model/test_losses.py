@@ -4,10 +4,11 @@ import torch
 import torch.nn.functional as F
 
 from ccss_pipeline.config import ContrastiveConfig
-from ccss_pipeline.model.losses import constraint_weights, counterfactual_loss, infonce_loss, total_loss
-from ccss_pipeline.model.moves import get_move
+from ccss_pipeline.model.losses import PairOutputs, constraint_weights, counterfactual_loss, infonce_loss, total_loss
+from ccss_pipeline.model.moves import MoveTemplate, get_move
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.spec import FeatureSpec, NumericalFeature
+from tests.support.pairs import pair_batch
 
 CENTRE = get_move("centre")
 
@@ -17,12 +18,8 @@ def _t(v, dtype=torch.float32, grad=False):
 
 
 def _loss(template, z_o, z_pts, direction, valid, cfg, f_is_up=None, has_pair=None, h_o=None, h_pts=None):
-    n = z_o.shape[0]
-    f_is_up = torch.ones(n, dtype=torch.bool) if f_is_up is None else f_is_up
-    has_pair = torch.ones(n, dtype=torch.bool) if has_pair is None else has_pair
-    return counterfactual_loss(
-        template, z_o, z_pts, h_o, h_pts, _t(direction), _t(valid, torch.bool), f_is_up, has_pair, cfg
-    )
+    pairs = pair_batch(template, direction, valid, f_is_up, has_pair)
+    return counterfactual_loss(pairs, PairOutputs(z_o, z_pts, h_o, h_pts), cfg)
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +265,47 @@ def test_infonce_matches_hand_formula_and_ignores_logits(f_up):
     assert out.item() == pytest.approx(expected.mean().item(), abs=1e-6)
     out.backward()
     assert z_pts.grad is None or torch.all(z_pts.grad == 0)
+
+
+# ------------------------------------------------------------------------ constraints picked by role
+@pytest.mark.parametrize("move", ["centre", "straddle", "decomposed", "path", "decomposed@0.5"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ContrastiveConfig(margin=0.4),
+        ContrastiveConfig(margin=0.4, anchor_on_original=False),
+        ContrastiveConfig(loss="bpr", temperature=0.3),
+        ContrastiveConfig(loss="infonce", temperature=0.3),
+    ],
+    ids=["margin", "margin-no-anchor", "bpr", "infonce"],
+)
+def test_reordered_move_has_the_same_loss(hand_spec, move, cfg):
+    """The loss selects the endpoint and the half-pairs by role: the same move with its points and
+    constraints in reverse order gives the same loss (inner rows and both edge buckets)."""
+    t = get_move(move)
+    if cfg.loss == "infonce" and not t.has_centre_pair:
+        pytest.skip("infonce needs a centre pair")
+    x, b = np.array([[0.3], [1.2], [1.9], [3.6]], np.float32), np.array([[0], [1], [1], [3]])
+    pairs = draw_pairs(b, x, np.array([1, 0, 1, 0], np.float32), hand_spec, np.array([1.0]), seed=1, move=move)
+    reversed_t = MoveTemplate(f"{move}_reversed", t.points[::-1], t.constraints[::-1], t.build)
+    gen = torch.Generator().manual_seed(0)
+    z_o, z_pts = torch.randn(4, generator=gen), torch.randn(4, len(t.points), generator=gen)
+    h_o, h_pts = torch.randn(4, 3, generator=gen), torch.randn(4, len(t.points), 3, generator=gen)
+    f_is_up = torch.as_tensor(pairs.f_is_up)
+    loss = _loss(t, z_o, z_pts, [1.0] * 4, pairs.valid, cfg, f_is_up=f_is_up, h_o=h_o, h_pts=h_pts)
+    again = _loss(
+        reversed_t,
+        z_o,
+        z_pts.flip(1),
+        [1.0] * 4,
+        pairs.valid[:, ::-1],
+        cfg,
+        f_is_up=f_is_up,
+        h_o=h_o,
+        h_pts=h_pts.flip(1),
+    )
+    assert loss.item() > 0 and again.item() == pytest.approx(loss.item(), rel=1e-6)
+    w = constraint_weights(t, torch.as_tensor(pairs.valid), cfg)
+    torch.testing.assert_close(
+        constraint_weights(reversed_t, torch.as_tensor(pairs.valid[:, ::-1].copy()), cfg), w.flip(1)
+    )

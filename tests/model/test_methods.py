@@ -30,7 +30,7 @@ from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.batches import Batch, device_batches, device_tensors
 from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.chosen_params import ChosenParams
-from ccss_pipeline.model.losses import counterfactual_loss, total_loss
+from ccss_pipeline.model.losses import PairOutputs, counterfactual_loss, total_loss
 from ccss_pipeline.model.methods import (
     CCSS,
     MonotonicityHints,
@@ -52,7 +52,7 @@ from ccss_pipeline.model.scoring import logit_fn, score_fn
 from ccss_pipeline.model.search import run_search, study_name, suggest_contrastive
 from ccss_pipeline.model.selection import best_parameters
 from ccss_pipeline.model.synthesis import PairLookup, directed_probabilities, draw_pairs
-from ccss_pipeline.model.trainer import _Step, _train_epoch, train_model
+from ccss_pipeline.model.trainer import TrainStep, _Step, train_epoch, train_model
 from ccss_pipeline.spec import QUANTILE_LEVELS, FeatureSpec, ModelInputs, NumericalFeature
 from tests.model.conftest import make_inputs, make_spec, violation_rate
 from tests.support.configs import tiny_training
@@ -345,9 +345,7 @@ def _old_epoch(step, optimizer, batches, lam, cfg) -> float:
             z_o, z_pts, h_o, h_pts = step(
                 batch.cat, batch.dense, batch.bucket, p, pb.feature, pb.point_bucket, pb.point_dense
             )
-            lc = counterfactual_loss(
-                pb.template, z_o[:p], z_pts, h_o[:p], h_pts, pb.direction, pb.valid, pb.f_is_up, pb.has_pair, cfg
-            )
+            lc = counterfactual_loss(pb, PairOutputs(z_o[:p], z_pts, h_o[:p], h_pts), cfg)
             loss = total_loss(z_o, batch.label, lc, lam)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -371,17 +369,8 @@ def test_ccss_through_the_method_is_the_old_inline_path(spec, weak, move, loss):
     models[1].load_state_dict(models[0].state_dict())
     opts = [torch.optim.Adam(m.parameters(), lr=5e-3) for m in models]
     old = _old_epoch(_Step(models[0]), opts[0], device_batches(tensors, perm, 128, lookup, 40), 1.5, cfg)
-    new = _train_epoch(
-        _Step(models[1]),
-        opts[1],
-        device_batches(tensors, perm, 128, lookup, 40),
-        CCSS().bind(spec, CPU, 40),
-        1.5,
-        cfg,
-        CPU,
-        1,
-        lambda: None,
-    )
+    step = TrainStep(_Step(models[1]), opts[1], CCSS().bind(spec, CPU, 40), 1.5, cfg, CPU)
+    new = train_epoch(step, device_batches(tensors, perm, 128, lookup, 40))
     assert _same(models[0], models[1]) and new == pytest.approx(old / 8, rel=1e-5)  # 1000 rows: 8 batches
     a = train_model(spec, train, valid, BB, cfg, _opt(), pairs)
     b = train_model(spec, train, valid, BB, cfg, _opt(), pairs, method=method_of(TrainingConfig()))

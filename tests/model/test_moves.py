@@ -13,8 +13,19 @@ import numpy as np
 import pytest
 
 from ccss_pipeline.data.transformer import encode_numerical
-from ccss_pipeline.model.moves import MOVES, FeatureTables, build_points, get_move
-from ccss_pipeline.model.synthesis import draw_pairs
+from ccss_pipeline.model.moves import (
+    MOVES,
+    BuiltMove,
+    Constraint,
+    ConstraintRole,
+    FeatureTables,
+    MoveTemplate,
+    Side,
+    build_points,
+    centre_points,
+    get_move,
+)
+from ccss_pipeline.model.synthesis import PairTable, draw_pairs
 from ccss_pipeline.spec import FeatureSpec, NumericalFeature
 
 T, F = True, False
@@ -106,7 +117,12 @@ EXPECTED_VALID = {
 
 def test_templates_points_and_constraints():
     assert {"centre", "within", "straddle", "edge", "decomposed"} <= set(MOVES)
-    assert get_move("edge").constraints == (("O", "below", "edge"), ("below", "at", "edge"), ("at", "O", "edge"))
+    edge = ConstraintRole.EDGE
+    assert get_move("edge").constraints == (
+        Constraint("O", "below", edge, Side.UP),
+        Constraint("below", "at", edge),
+        Constraint("at", "O", edge, Side.DOWN),
+    )
     assert get_move("straddle").points == ("down", "up", "below", "at")
     assert {m for m in MOVES if get_move(m).has_centre_pair} == {"centre", "within", "straddle", "decomposed"}
     t = get_move("straddle")
@@ -219,3 +235,74 @@ def test_tie_between_boundaries_is_a_real_boundary(hand_spec):
     below_b, below_d = pairs.point("below")
     assert (below_b[0], below_d[0]) in {(0, 1.0), (1, 2.0)}
     assert pairs.valid[0].all()
+
+
+# ------------------------------------------------------------------------- roles, and a move as one object
+R = ConstraintRole
+
+
+def test_every_centre_pair_is_declared_by_role():
+    """The centre moves lead with their F/C pair, but nothing relies on that: the roles name it."""
+    for name in sorted(MOVES):
+        t = get_move(name)
+        roles = {c.role: (c.lower, c.higher) for c in t.constraints if c.role is not R.EDGE}
+        if t.has_centre_pair:
+            assert roles == {R.ENDPOINT: ("down", "up"), R.HALF_UP: ("O", "up"), R.HALF_DOWN: ("down", "O")}, name
+            assert t.endpoint == Constraint("down", "up", R.ENDPOINT)
+            assert t.columns(R.HALF_UP, R.HALF_DOWN) == [1, 2]
+        else:
+            assert t.endpoint is None and set(roles) <= {R.STEP}, name
+    path = get_move("path")
+    assert [c.side for c in path.constraints if c.role is R.STEP] == [Side.UP, Side.DOWN]
+
+
+def _reversed(t: MoveTemplate) -> MoveTemplate:
+    """``t`` with its points and its constraints in reverse order: the same move."""
+    return MoveTemplate(f"{t.name}_reversed", t.points[::-1], t.constraints[::-1], t.build)
+
+
+@pytest.mark.parametrize("move", sorted(EXPECTED_VALID))
+def test_reordering_a_move_reorders_its_columns_only(hand_spec, move):
+    """Validity follows each constraint's role and side, not its position: a reordered template builds
+    the same points and validity, in its own order."""
+    tables, k = FeatureTables(hand_spec), np.zeros(len(X), np.int64)
+    t = get_move(move)
+    bucket, dense, valid = build_points(t, tables, hand_spec, k, B, X, np.random.default_rng(1))
+    r_bucket, r_dense, r_valid = build_points(_reversed(t), tables, hand_spec, k, B, X, np.random.default_rng(1))
+    np.testing.assert_array_equal(r_valid, valid[:, ::-1])
+    np.testing.assert_array_equal(r_bucket, bucket[:, ::-1])
+    if move != "within":  # within's two draws come in the builder's order, whatever the template's
+        np.testing.assert_array_equal(r_dense, dense[:, ::-1])
+
+
+def _up_only(g, rng):
+    return BuiltMove({"up": g.centre_up()})
+
+
+UP_ONLY = MoveTemplate("up_only", ("up",), (Constraint("O", "up", R.STEP),), _up_only)
+
+
+def test_a_new_move_is_one_template(hand_spec, monkeypatch):
+    """A move is its template and its builder: registered, it is drawn, stored and read back."""
+    monkeypatch.setitem(MOVES, UP_ONLY.name, UP_ONLY)
+    pairs = _pairs(hand_spec, "up_only")
+    np.testing.assert_array_equal(pairs.valid[:, 0], B + 1 < 4)  # r3 sits in the last bucket
+    np.testing.assert_array_equal(pairs.point("up")[0], [2, 2, 1, 3])
+    back = PairTable.from_frame(pairs.to_frame())
+    assert back.move == "up_only" and back.template is UP_ONLY
+    np.testing.assert_array_equal(back.valid, pairs.valid)
+
+
+def test_template_mistakes_fail_when_declared_or_built(hand_spec):
+    down_up = ("down", "up")
+    with pytest.raises(ValueError, match="does not store"):
+        MoveTemplate("m", ("up",), (Constraint("down", "up", R.EDGE),), centre_points)
+    with pytest.raises(ValueError, match="more than one centre endpoint"):
+        MoveTemplate("m", down_up, (Constraint("down", "up", R.ENDPOINT),) * 2, centre_points)
+    with pytest.raises(ValueError, match="without their centre endpoint"):
+        MoveTemplate("m", down_up, (Constraint("O", "up", R.HALF_UP),), centre_points)
+    one_sided = MoveTemplate("m", down_up, (Constraint("O", "up", R.EDGE, Side.UP),), centre_points)
+    with pytest.raises(ValueError, match="choose each row's side"):
+        build_points(
+            one_sided, FeatureTables(hand_spec), hand_spec, np.zeros(4, np.int64), B, X, np.random.default_rng()
+        )

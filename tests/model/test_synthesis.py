@@ -5,7 +5,7 @@ import torch
 from scipy import stats
 
 from ccss_pipeline.data.transformer import encode_numerical
-from ccss_pipeline.model.moves import MOVES, get_move
+from ccss_pipeline.model.moves import MOVES, ConstraintRole, get_move
 from ccss_pipeline.model.synthesis import (
     PairLookup,
     PairTable,
@@ -137,11 +137,11 @@ def test_valid_constraints_follow_raw_order(spec, inputs, move):
     b = np.concatenate([inputs.bucket[pairs.row, pairs.feature][:, None], pairs.bucket], 1)
     d = np.concatenate([inputs.dense[pairs.row, pairs.feature][:, None], pairs.dense], 1)
     assert pairs.valid.any(0).all()  # every constraint is valid for some row
-    for c, (lo, hi, kind) in enumerate(t.constraints):
+    for c, (lo, hi, role, _) in enumerate(t.constraints):
         v = pairs.valid[:, c]
         i, j = t.index(lo), t.index(hi)
         db, dd = b[v, j] - b[v, i], d[v, j] - d[v, i]
-        if kind == "edge":
+        if role.is_edge:
             bucket_only = (db == 1) & (dd == 0)
             dense_only = (db == 0) & (dd >= 0)
             assert (bucket_only | dense_only).all(), (lo, hi)
@@ -187,11 +187,11 @@ def test_edge_rule_uses_original_value(spec, inputs, move):
         b, d = pairs.point(name)
         np.testing.assert_array_equal(b[rows], b0[rows], err_msg=name)
         np.testing.assert_array_equal(d[rows], x0[rows], err_msg=name)
-        for c, (lo, hi, _) in enumerate(t.constraints):
-            if name in (lo, hi) and not (c == 0 and t.has_centre_pair):
-                assert not pairs.valid[rows, c].any(), (name, lo, hi)
-    if t.has_centre_pair:  # the centre endpoint stays valid: one real neighbour against O
-        assert pairs.valid[top | bottom, 0].all()
+        for c, con in enumerate(t.constraints):
+            if name in (con.lower, con.higher) and con.role is not ConstraintRole.ENDPOINT:
+                assert not pairs.valid[rows, c].any(), (name, con)
+    for c in t.columns(ConstraintRole.ENDPOINT):  # the centre endpoint stays valid: one real neighbour against O
+        assert pairs.valid[top | bottom, c].all()
 
 
 def test_missing_bucket_rows_get_no_pair_when_nothing_else_is_drawable(spec, inputs):

@@ -2,15 +2,29 @@
 and which ordered steps between them the contrastive loss constrains.
 
 A move is a fixed template: the non-original points it stores (each a (bucket, dense) value of the
-drawn feature k, everything else as in the row O) and the constraints ``(lower, higher, kind)`` between
-points ("O" is the row itself), ordered by raw value, so ``d_k · (z_higher − z_lower)`` must be positive.
-Per row a constraint is *valid* only when both its points exist (a neighbour bucket or an edge may not);
-absent points hold O's own value so nothing downstream is undefined.
+drawn feature k, everything else as in the row O) and the constraints between points ("O" is the row
+itself), each ``Constraint(lower, higher, role)``, ordered by raw value, so ``d_k · (z_higher − z_lower)``
+must be positive. Per row a constraint is *valid* only when both its points exist (a neighbour bucket or
+an edge may not); absent points hold O's own value so nothing downstream is undefined.
 
-Kinds: ``main`` steps are the paper's centre-to-centre move (weight λ, margin m, loss ``contrastive.loss``);
-``edge`` steps are bucket-only (just below vs at a boundary: the dense input is the same, the bucket id
-moves by one) or dense-only (inside one bucket) — they carry weight ``edge_weight · λ`` and margin
-``edge_margin``. Monotone in each path along the raw path implies monotone in the raw value.
+Each constraint declares its **role** (:class:`ConstraintRole`), and the loss picks constraints by role,
+never by position:
+
+- ``ENDPOINT`` (down → up), ``HALF_UP`` (O → up), ``HALF_DOWN`` (down → O): the paper's centre-to-centre
+  move, its F/C pair and the two half-pairs through O (weight λ, margin m, loss ``contrastive.loss``;
+  the half-pairs count only for ``margin`` with ``anchor_on_original``; the endpoint is valid where
+  either neighbour exists — at an edge bucket it is the one real half-pair);
+- ``STEP``: a centre-to-centre step outside the F/C pair (``path``'s O ↔ neighbour centre), always counted
+  with ``contrastive.loss``;
+- ``EDGE``: bucket-only (just below vs at a boundary: the dense input is the same, the bucket id moves by
+  one) or dense-only (inside one bucket) steps — weight ``edge_weight · λ`` and margin ``edge_margin``.
+
+A constraint may also be one-sided (``side``): it holds only on the rows whose move takes that side of
+the row (the nearest edge for ``edge``, a coin for ``path``). Monotone in each path along the raw path
+implies monotone in the raw value.
+
+Each template owns how its points are built (``MoveTemplate.build``, from the row's :class:`RowGeometry`),
+so adding a move is one :class:`MoveTemplate` passed to :func:`register_move`, plus its tests.
 
 Moves:
 - ``centre`` (paper): down = centre of bucket b−1, up = centre of b+1, dense and bucket together.
@@ -24,13 +38,16 @@ Moves:
   them (lo_below → lo_at → O → hi_below → hi_at), edge constraints only — four points instead of six.
 - ``path``: half of ``decomposed`` at half its cost: one side per row, drawn at random (the existing one
   at an edge bucket): O → just below the edge → at it → the neighbour's centre (mirrored for "down"),
-  every step an edge constraint, plus the main O–centre constraint.
+  every step an edge constraint, plus the main O–centre step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,129 +55,56 @@ from ccss_pipeline.data.transformer import encode_numerical
 from ccss_pipeline.spec import FeatureSpec
 
 ORIGIN = "O"
-MAIN, EDGE = "main", "edge"
-_CENTRE_CONSTRAINTS = (("down", "up", MAIN), (ORIGIN, "up", MAIN), ("down", ORIGIN, MAIN))
-
-
 ANCHOR = "anchor"
 #: ``<move>@<share>``: the move with a stratified anchor for that share of its pairs (:func:`move_name`)
 ANCHOR_SEPARATOR = "@"
 
 
+class ConstraintRole(Enum):
+    """What a constraint is to the loss (see the module): which hinge it takes and when it counts."""
+
+    ENDPOINT = "endpoint"  # down → up: the paper's F/C pair
+    HALF_UP = "half_up"  # O → up
+    HALF_DOWN = "half_down"  # down → O
+    STEP = "step"  # a centre-to-centre step outside the F/C pair
+    EDGE = "edge"  # a bucket-only or dense-only step
+
+    @property
+    def is_edge(self) -> bool:
+        return self is ConstraintRole.EDGE
+
+
+class Side(Enum):
+    """The side of the row a one-sided move takes (per row: ``BuiltMove.side_up``)."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+class Constraint(NamedTuple):
+    """``d_k · (z_higher − z_lower) > 0`` between two points of a move; ``side``: only on that side's rows."""
+
+    lower: str
+    higher: str
+    role: ConstraintRole
+    side: Side | None = None
+
+
+class Point(NamedTuple):
+    """One point of every row's move: bucket (P,), dense value (P,), and whether it really exists (P,) bool
+    (an absent one — a neighbour or an edge beyond the last bucket — holds the row's own value)."""
+
+    bucket: np.ndarray
+    dense: np.ndarray
+    exists: np.ndarray
+
+
 @dataclass(frozen=True)
-class MoveTemplate:
-    """Points stored per pair and the ordered constraints between them.
+class BuiltMove:
+    """A template's points for a set of rows, by name; ``side_up``: per row, a one-sided move goes up."""
 
-    ``anchor_share`` > 0 (:meth:`anchored`): the move starts from a stored ``anchor`` point instead of
-    the row O — for that share of pairs the anchor is the drawn feature set to a value drawn evenly over
-    its buckets (a discrete feature: over its observed values; :mod:`ccss_pipeline.model.anchors`), for
-    the rest the row's own value — so every boundary and every integer step gets its share of
-    constraints, however few rows sit beside it.
-    """
-
-    name: str
-    points: tuple[str, ...]
-    constraints: tuple[tuple[str, str, str], ...]
-    base: str = ""
-    anchor_share: float = 0.0
-
-    @property
-    def anchored(self) -> bool:
-        return ANCHOR in self.points
-
-    def with_anchor(self, share: float) -> MoveTemplate:
-        """This move built around a stored anchor point, stratified for ``share`` of the pairs."""
-        if not 0.0 < share <= 1.0:
-            raise ValueError(f"a stratified anchor share must be in (0, 1], got {share}")
-        renamed = tuple((ANCHOR if lo == ORIGIN else lo, ANCHOR if hi == ORIGIN else hi, kind)
-                        for lo, hi, kind in self.constraints)  # fmt: skip
-        return MoveTemplate(move_name(self.name, share), (ANCHOR, *self.points), renamed, self.name, share)
-
-    @property
-    def has_centre_pair(self) -> bool:
-        """The paper's F/C pair (down, up) exists: the centre constraints, and InfoNCE, apply."""
-        return "down" in self.points and "up" in self.points
-
-    def index(self, point: str) -> int:
-        """Position in the per-pair logit row [O, points...]."""
-        return 0 if point == ORIGIN else 1 + self.points.index(point)
-
-    @cached_property
-    def lower(self) -> np.ndarray:
-        return np.array([self.index(lo) for lo, _, _ in self.constraints], np.int64)
-
-    @cached_property
-    def higher(self) -> np.ndarray:
-        return np.array([self.index(hi) for _, hi, _ in self.constraints], np.int64)
-
-    @cached_property
-    def is_edge(self) -> np.ndarray:
-        return np.array([kind == EDGE for _, _, kind in self.constraints], bool)
-
-
-MOVES: dict[str, MoveTemplate] = {
-    "centre": MoveTemplate("centre", ("down", "up"), _CENTRE_CONSTRAINTS),
-    "within": MoveTemplate("within", ("down", "up"), _CENTRE_CONSTRAINTS),
-    "straddle": MoveTemplate("straddle", ("down", "up", "below", "at"), _CENTRE_CONSTRAINTS + (("below", "at", EDGE),)),
-    "edge": MoveTemplate(
-        "edge", ("below", "at"), ((ORIGIN, "below", EDGE), ("below", "at", EDGE), ("at", ORIGIN, EDGE))
-    ),
-    "path": MoveTemplate(
-        "path",
-        ("below", "at", "centre"),
-        (
-            (ORIGIN, "below", EDGE),
-            ("below", "at", EDGE),
-            ("at", "centre", EDGE),
-            (ORIGIN, "centre", MAIN),
-            ("centre", "below", EDGE),
-            ("at", ORIGIN, EDGE),
-            ("centre", ORIGIN, MAIN),
-        ),
-    ),
-    "bracket": MoveTemplate(
-        "bracket",
-        ("lo_below", "lo_at", "hi_below", "hi_at"),
-        (
-            ("lo_below", "lo_at", EDGE),
-            ("lo_at", ORIGIN, EDGE),
-            (ORIGIN, "hi_below", EDGE),
-            ("hi_below", "hi_at", EDGE),
-        ),
-    ),
-    "decomposed": MoveTemplate(
-        "decomposed",
-        ("down", "up", "lo_below", "lo_at", "hi_below", "hi_at"),
-        _CENTRE_CONSTRAINTS
-        + (
-            ("down", "lo_below", EDGE),
-            ("lo_below", "lo_at", EDGE),
-            ("lo_at", ORIGIN, EDGE),
-            (ORIGIN, "hi_below", EDGE),
-            ("hi_below", "hi_at", EDGE),
-            ("hi_at", "up", EDGE),
-        ),
-    ),
-}
-
-
-def move_name(move: str, anchor_share: float = 0.0) -> str:
-    """The name a pair table records: the move, and its stratified anchor share when there is one."""
-    return move if anchor_share == 0 else f"{move}{ANCHOR_SEPARATOR}{anchor_share:g}"
-
-
-def get_move(name: str) -> MoveTemplate:
-    """The template called ``name`` (``<move>`` or ``<move>@<anchor share>``); unknown names fail
-    listing the allowed ones."""
-    base, _, share = name.partition(ANCHOR_SEPARATOR)
-    if base not in MOVES:
-        raise ValueError(f"unknown counterfactual move {name!r}; allowed: {sorted(MOVES)}")
-    if not share:
-        return MOVES[base]
-    try:
-        return MOVES[base].with_anchor(float(share))
-    except ValueError as err:
-        raise ValueError(f"counterfactual move {name!r}: {err}") from None
+    points: dict[str, Point]
+    side_up: np.ndarray | None = None
 
 
 class FeatureTables:
@@ -182,6 +126,278 @@ class FeatureTables:
         self.width = width
 
 
+class RowGeometry:
+    """Where rows with feature ``k`` in bucket ``b`` at dense value ``x`` (all in real buckets) sit: their
+    neighbour buckets, centres and edges — the pieces every move's points are made of."""
+
+    def __init__(self, tables: FeatureTables, spec: FeatureSpec, k: np.ndarray, b: np.ndarray, x: np.ndarray) -> None:
+        self.tables, self.spec, self.k, self.b, self.x = tables, spec, k, b, x
+        self.has_down, self.has_up = b >= 1, b + 1 < tables.n_buckets[k]
+        w = tables.width
+        lo_edge = np.maximum(b - 1, 0)  # boundary between b-1 and b
+        hi_edge = np.minimum(b, max(w - 2, 0))  # boundary between b and b+1
+        self.e_lo = np.where(self.has_down, tables.edges[k, lo_edge], x).astype(np.float32)
+        self.e_hi = np.where(self.has_up, tables.edges[k, hi_edge], x).astype(np.float32)
+        #: the nearer edge (in the dense scale) is the upper one; the existing one at an edge bucket
+        self.nearest_up = self.has_up & (~self.has_down | (self.e_hi - x <= x - self.e_lo))
+        self.down_b, self.up_b = np.where(self.has_down, b - 1, b), np.where(self.has_up, b + 1, b)
+        self.somewhere = self.has_up | self.has_down
+
+    @property
+    def rows(self) -> int:
+        return int(self.b.shape[0])
+
+    def origin(self) -> Point:
+        return Point(self.b, self.x, np.ones_like(self.has_up))
+
+    def centre_down(self) -> Point:
+        dense = self.tables.centres[self.k, np.maximum(self.b - 1, 0)]
+        return Point(self.down_b, np.where(self.has_down, dense, self.x), self.has_down)
+
+    def centre_up(self) -> Point:
+        dense = self.tables.centres[self.k, np.minimum(self.b + 1, self.tables.width - 1)]
+        return Point(self.up_b, np.where(self.has_up, dense, self.x), self.has_up)
+
+    def inside_down(self, rng: np.random.Generator) -> Point:
+        drawn = draw_inside(self.spec, self.k, self.down_b, rng)
+        return Point(self.down_b, np.where(self.has_down, drawn, self.x), self.has_down)
+
+    def inside_up(self, rng: np.random.Generator) -> Point:
+        drawn = draw_inside(self.spec, self.k, self.up_b, rng)
+        return Point(self.up_b, np.where(self.has_up, drawn, self.x), self.has_up)
+
+    def edge(self, side_up: np.ndarray) -> tuple[Point, Point]:
+        """(just below, at) the upper edge where ``side_up``, else the lower one."""
+        dense = np.where(side_up, self.e_hi, self.e_lo)
+        below = Point(np.where(side_up, self.b, self.down_b), dense, self.somewhere)
+        at = Point(np.where(side_up, self.up_b, self.b), dense, self.somewhere)
+        return below, at
+
+    def lower_edge(self) -> tuple[Point, Point]:
+        """(just below, at) the boundary b−1|b."""
+        return Point(self.down_b, self.e_lo, self.has_down), Point(self.b, self.e_lo, self.has_down)
+
+    def upper_edge(self) -> tuple[Point, Point]:
+        """(just below, at) the boundary b|b+1."""
+        return Point(self.b, self.e_hi, self.has_up), Point(self.up_b, self.e_hi, self.has_up)
+
+
+#: how a template builds its points (an anchored move: around the anchor, which the caller put in ``b, x``)
+PointBuilder = Callable[[RowGeometry, np.random.Generator], BuiltMove]
+
+
+@dataclass(frozen=True)
+class MoveTemplate:
+    """Points stored per pair, the ordered constraints between them, and how the points are built.
+
+    ``anchor_share`` > 0 (:meth:`anchored`): the move starts from a stored ``anchor`` point instead of
+    the row O — for that share of pairs the anchor is the drawn feature set to a value drawn evenly over
+    its buckets (a discrete feature: over its observed values; :mod:`ccss_pipeline.model.anchors`), for
+    the rest the row's own value — so every boundary and every integer step gets its share of
+    constraints, however few rows sit beside it.
+    """
+
+    name: str
+    points: tuple[str, ...]
+    constraints: tuple[Constraint, ...]
+    build: PointBuilder
+    base: str = ""
+    anchor_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        named = {ORIGIN, *self.points}
+        for c in self.constraints:
+            if c.lower not in named or c.higher not in named:
+                raise ValueError(f"move {self.name!r}: constraint {c} names a point it does not store")
+        roles = [c.role for c in self.constraints]
+        if roles.count(ConstraintRole.ENDPOINT) > 1:
+            raise ValueError(f"move {self.name!r} has more than one centre endpoint")
+        halves = ConstraintRole.HALF_UP in roles or ConstraintRole.HALF_DOWN in roles
+        if halves and ConstraintRole.ENDPOINT not in roles:
+            raise ValueError(f"move {self.name!r} has half-pairs without their centre endpoint")
+
+    @property
+    def anchored(self) -> bool:
+        return ANCHOR in self.points
+
+    def with_anchor(self, share: float) -> MoveTemplate:
+        """This move built around a stored anchor point, stratified for ``share`` of the pairs."""
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"a stratified anchor share must be in (0, 1], got {share}")
+
+        def moved(point: str) -> str:
+            return ANCHOR if point == ORIGIN else point
+
+        renamed = tuple(c._replace(lower=moved(c.lower), higher=moved(c.higher)) for c in self.constraints)
+        return replace(
+            self,
+            name=move_name(self.name, share),
+            points=(ANCHOR, *self.points),
+            constraints=renamed,
+            base=self.name,
+            anchor_share=share,
+        )
+
+    @cached_property
+    def endpoint(self) -> Constraint | None:
+        """The F/C pair's constraint (lower = down, higher = up), None for a move without one."""
+        return next((c for c in self.constraints if c.role is ConstraintRole.ENDPOINT), None)
+
+    @property
+    def has_centre_pair(self) -> bool:
+        """The paper's F/C pair (down, up) exists: the centre constraints, and InfoNCE, apply."""
+        return self.endpoint is not None
+
+    def columns(self, *roles: ConstraintRole) -> list[int]:
+        """Positions (in ``constraints``, so in a pair's ``valid`` row) of the constraints of ``roles``."""
+        return [j for j, c in enumerate(self.constraints) if c.role in roles]
+
+    def index(self, point: str) -> int:
+        """Position in the per-pair logit row [O, points...]."""
+        return 0 if point == ORIGIN else 1 + self.points.index(point)
+
+    @cached_property
+    def lower(self) -> np.ndarray:
+        return np.array([self.index(c.lower) for c in self.constraints], np.int64)
+
+    @cached_property
+    def higher(self) -> np.ndarray:
+        return np.array([self.index(c.higher) for c in self.constraints], np.int64)
+
+    @cached_property
+    def is_edge(self) -> np.ndarray:
+        return np.array([c.role.is_edge for c in self.constraints], bool)
+
+
+# --------------------------------------------------------------------------------- the moves' points
+def centre_points(g: RowGeometry, rng: np.random.Generator) -> BuiltMove:
+    return BuiltMove({"down": g.centre_down(), "up": g.centre_up()})
+
+
+def within_points(g: RowGeometry, rng: np.random.Generator) -> BuiltMove:
+    down = g.inside_down(rng)  # drawn before "up": the draws' order is the seeded stream's
+    return BuiltMove({"down": down, "up": g.inside_up(rng)})
+
+
+def straddle_points(g: RowGeometry, rng: np.random.Generator) -> BuiltMove:
+    below, at = g.edge(g.nearest_up)
+    return BuiltMove({"down": g.centre_down(), "up": g.centre_up(), "below": below, "at": at})
+
+
+def edge_points(g: RowGeometry, rng: np.random.Generator) -> BuiltMove:
+    below, at = g.edge(g.nearest_up)  # the dense-only step runs from O to the nearest edge
+    return BuiltMove({"below": below, "at": at}, side_up=g.nearest_up)
+
+
+def path_points(g: RowGeometry, rng: np.random.Generator) -> BuiltMove:
+    coin = rng.random(g.rows) < 0.5
+    side_up = g.has_up & (~g.has_down | coin)  # a random side per row; the existing one at an edge bucket
+    down, up = g.centre_down(), g.centre_up()
+    centre = Point(np.where(side_up, up.bucket, down.bucket), np.where(side_up, up.dense, down.dense), g.somewhere)
+    below, at = g.edge(side_up)
+    return BuiltMove({"below": below, "at": at, "centre": centre}, side_up=side_up)
+
+
+def bracket_points(g: RowGeometry, rng: np.random.Generator) -> BuiltMove:
+    (lo_below, lo_at), (hi_below, hi_at) = g.lower_edge(), g.upper_edge()
+    return BuiltMove({"lo_below": lo_below, "lo_at": lo_at, "hi_below": hi_below, "hi_at": hi_at})
+
+
+def decomposed_points(g: RowGeometry, rng: np.random.Generator) -> BuiltMove:
+    return BuiltMove({**centre_points(g, rng).points, **bracket_points(g, rng).points})
+
+
+# ------------------------------------------------------------------------------------- the templates
+_R, _UP, _DOWN = ConstraintRole, Side.UP, Side.DOWN
+CENTRE_CONSTRAINTS = (
+    Constraint("down", "up", _R.ENDPOINT),
+    Constraint(ORIGIN, "up", _R.HALF_UP),
+    Constraint("down", ORIGIN, _R.HALF_DOWN),
+)
+#: down → below b−1|b → at b−1|b → O → below b|b+1 → at b|b+1 → up, all edge steps
+DECOMPOSED_EDGES = (
+    Constraint("down", "lo_below", _R.EDGE),
+    Constraint("lo_below", "lo_at", _R.EDGE),
+    Constraint("lo_at", ORIGIN, _R.EDGE),
+    Constraint(ORIGIN, "hi_below", _R.EDGE),
+    Constraint("hi_below", "hi_at", _R.EDGE),
+    Constraint("hi_at", "up", _R.EDGE),
+)
+
+MOVES: dict[str, MoveTemplate] = {}
+
+
+def register_move(template: MoveTemplate) -> MoveTemplate:
+    """Make ``template`` a counterfactual move by its name (``counterfactual_pairs.move``)."""
+    if ANCHOR_SEPARATOR in template.name or template.anchored:
+        raise ValueError(f"register the plain move, not an anchored one: {template.name!r}")
+    MOVES[template.name] = template
+    return template
+
+
+for _template in (
+    MoveTemplate("centre", ("down", "up"), CENTRE_CONSTRAINTS, centre_points),
+    MoveTemplate("within", ("down", "up"), CENTRE_CONSTRAINTS, within_points),
+    MoveTemplate(
+        "straddle",
+        ("down", "up", "below", "at"),
+        CENTRE_CONSTRAINTS + (Constraint("below", "at", _R.EDGE),),
+        straddle_points,
+    ),
+    MoveTemplate(
+        "edge",
+        ("below", "at"),
+        (
+            Constraint(ORIGIN, "below", _R.EDGE, _UP),
+            Constraint("below", "at", _R.EDGE),
+            Constraint("at", ORIGIN, _R.EDGE, _DOWN),
+        ),
+        edge_points,
+    ),
+    MoveTemplate(
+        "path",
+        ("below", "at", "centre"),
+        (
+            Constraint(ORIGIN, "below", _R.EDGE, _UP),
+            Constraint("below", "at", _R.EDGE),
+            Constraint("at", "centre", _R.EDGE, _UP),
+            Constraint(ORIGIN, "centre", _R.STEP, _UP),
+            Constraint("centre", "below", _R.EDGE, _DOWN),
+            Constraint("at", ORIGIN, _R.EDGE, _DOWN),
+            Constraint("centre", ORIGIN, _R.STEP, _DOWN),
+        ),
+        path_points,
+    ),
+    MoveTemplate("bracket", ("lo_below", "lo_at", "hi_below", "hi_at"), DECOMPOSED_EDGES[1:-1], bracket_points),
+    MoveTemplate(
+        "decomposed",
+        ("down", "up", "lo_below", "lo_at", "hi_below", "hi_at"),
+        CENTRE_CONSTRAINTS + DECOMPOSED_EDGES,
+        decomposed_points,
+    ),
+):
+    register_move(_template)
+
+
+def move_name(move: str, anchor_share: float = 0.0) -> str:
+    """The name a pair table records: the move, and its stratified anchor share when there is one."""
+    return move if anchor_share == 0 else f"{move}{ANCHOR_SEPARATOR}{anchor_share:g}"
+
+
+def get_move(name: str) -> MoveTemplate:
+    """The template called ``name`` (``<move>`` or ``<move>@<anchor share>``); unknown names fail
+    listing the allowed ones."""
+    base, _, share = name.partition(ANCHOR_SEPARATOR)
+    if base not in MOVES:
+        raise ValueError(f"unknown counterfactual move {name!r}; allowed: {sorted(MOVES)}")
+    if not share:
+        return MOVES[base]
+    try:
+        return MOVES[base].with_anchor(float(share))
+    except ValueError as err:
+        raise ValueError(f"counterfactual move {name!r}: {err}") from None
+
+
 def build_points(
     template: MoveTemplate,
     tables: FeatureTables,
@@ -192,61 +408,28 @@ def build_points(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bucket (P, Q), dense (P, Q), valid (P, C)) of ``template`` for rows with feature ``k`` in bucket ``b``
-    at dense value ``x`` (all in real buckets). Absent points hold the row's own (b, x)."""
-    nb = tables.n_buckets[k]
-    has_down, has_up = b >= 1, b + 1 < nb
-    w = tables.width
-    lo_edge = np.maximum(b - 1, 0)  # boundary between b-1 and b
-    hi_edge = np.minimum(b, max(w - 2, 0))  # boundary between b and b+1
-    e_lo = np.where(has_down, tables.edges[k, lo_edge], x).astype(np.float32)
-    e_hi = np.where(has_up, tables.edges[k, hi_edge], x).astype(np.float32)
-    nearest_up = has_up & (~has_down | (e_hi - x <= x - e_lo))
-    points: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    down_b, up_b = np.where(has_down, b - 1, b), np.where(has_up, b + 1, b)
-    kind = template.base or template.name
-    if kind == "within":
-        points["down"] = (down_b, np.where(has_down, draw_inside(spec, k, down_b, rng), x))
-        points["up"] = (up_b, np.where(has_up, draw_inside(spec, k, up_b, rng), x))
-    else:
-        points["down"] = (down_b, np.where(has_down, tables.centres[k, np.maximum(b - 1, 0)], x))
-        points["up"] = (up_b, np.where(has_up, tables.centres[k, np.minimum(b + 1, w - 1)], x))
-    side_up = nearest_up
-    if kind == "path":  # a random side per row; the existing one at an edge bucket
-        coin = rng.random(b.shape[0]) < 0.5
-        side_up = has_up & (~has_down | coin)
-        points["centre"] = (np.where(side_up, up_b, down_b), np.where(side_up, points["up"][1], points["down"][1]))
-    edge_d = np.where(side_up, e_hi, e_lo)
-    points["below"] = (np.where(side_up, b, down_b), edge_d)
-    points["at"] = (np.where(side_up, up_b, b), edge_d)
-    points["lo_below"], points["lo_at"] = (down_b, e_lo), (b, e_lo)
-    points["hi_below"], points["hi_at"] = (b, e_hi), (up_b, e_hi)
-    points[ANCHOR] = (b, x)  # an anchored move starts here (the row's value, or a stratified draw)
-
-    exists = {
-        ORIGIN: np.ones_like(has_up),
-        ANCHOR: np.ones_like(has_up),
-        "down": has_down,
-        "up": has_up,
-        "lo_below": has_down,
-        "lo_at": has_down,
-        "hi_below": has_up,
-        "hi_at": has_up,
-        "below": has_up | has_down,
-        "at": has_up | has_down,
-        "centre": has_up | has_down,
-    }
-    bucket = np.stack([points[p][0] for p in template.points], 1).astype(np.int64)
-    dense = np.stack([points[p][1] for p in template.points], 1).astype(np.float32)
-    valid = np.stack([exists[lo] & exists[hi] for lo, hi, _ in template.constraints], 1)
-    if kind == "edge":  # the dense-only step runs from O to the nearest edge
-        valid[:, 0] &= nearest_up
-        valid[:, 2] &= ~nearest_up
-    if kind == "path":  # constraints 0, 2, 3 belong to the up side, 4, 5, 6 to the down side
-        valid[:, [0, 2, 3]] &= side_up[:, None]
-        valid[:, [4, 5, 6]] &= ~side_up[:, None]
-    if template.has_centre_pair:  # centre endpoint: at least one real neighbour (the other is O)
-        valid[:, 0] = has_down | has_up
+    at dense value ``x`` (all in real buckets; an anchored move: the anchors). Absent points hold the row's
+    own (b, x)."""
+    geometry = RowGeometry(tables, spec, k, b, x)
+    built = template.build(geometry, rng)
+    origin = geometry.origin()  # an anchored move starts at its anchor: the row's value, or a stratified draw
+    points = {ORIGIN: origin, ANCHOR: origin, **built.points}
+    bucket = np.stack([points[p].bucket for p in template.points], 1).astype(np.int64)
+    dense = np.stack([points[p].dense for p in template.points], 1).astype(np.float32)
+    valid = np.stack([_validity(c, points, built.side_up, template.name) for c in template.constraints], 1)
     return bucket, dense, valid
+
+
+def _validity(c: Constraint, points: dict[str, Point], side_up: np.ndarray | None, move: str) -> np.ndarray:
+    """Per row: both points exist (the centre endpoint: either — the other is O at an edge bucket), on the
+    constraint's side where it has one."""
+    lower, higher = points[c.lower].exists, points[c.higher].exists
+    valid = lower | higher if c.role is ConstraintRole.ENDPOINT else lower & higher
+    if c.side is None:
+        return valid
+    if side_up is None:
+        raise ValueError(f"move {move!r}: a one-sided constraint needs its builder to choose each row's side")
+    return valid & (side_up if c.side is Side.UP else ~side_up)
 
 
 def draw_inside(spec: FeatureSpec, k: np.ndarray, bucket: np.ndarray, rng: np.random.Generator) -> np.ndarray:

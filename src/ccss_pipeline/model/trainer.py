@@ -3,6 +3,11 @@
 The term added to BCE is the monotonicity method's (:mod:`ccss_pipeline.model.methods`: CCSS by
 default, or ``pwl``/``hints``): the loop asks the method, bound to the fit, for each batch's logits and
 term, and never branches on which method it is.
+Shape (as FuxiCTR's ``rank_model``): :func:`train_model` hands a :class:`FitJob` to a :class:`Trainer`,
+whose ``fit`` runs the epochs; an epoch is its batches (:class:`_BatchSource`), each one
+:class:`TrainStep` (:func:`train_epoch`), then validation on rank 0, early stopping and the checkpoint.
+What the settings decide before anything runs (the method, whether pairs are used, batch sizes) is a
+:class:`FitPlan`.
 The pieces live beside it: batches and their pairs (:mod:`ccss_pipeline.model.batches`), the state a
 checkpoint saves and the early-stopping rule (:mod:`ccss_pipeline.model.checkpoint`), scoring
 (:mod:`ccss_pipeline.model.scoring`, always float32). bf16 autocast is used for training on CUDA only.
@@ -23,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import numpy as np
 import torch
@@ -54,7 +59,20 @@ from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHECKPOINT_NAME", "TrainResult", "fit_recalibration", "process_group", "train_model"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "FitJob",
+    "FitOptions",
+    "FitPlan",
+    "FitSettings",
+    "TrainResult",
+    "TrainStep",
+    "Trainer",
+    "fit_recalibration",
+    "process_group",
+    "train_epoch",
+    "train_model",
+]
 
 
 @dataclass
@@ -65,6 +83,92 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_auc: float = float("nan")
+
+
+class FitOptions(TypedDict, total=False):
+    """:func:`train_model`'s keyword options (each as :class:`FitSettings` says)."""
+
+    checkpoint_dir: Path | str | None
+    on_epoch: Callable[[int, float], None] | None
+    redraw_pairs_each_epoch: bool
+    shapley_p: np.ndarray | None
+    move: str
+    stream_buffer_rows: int
+    method: MonotonicityMethod | None
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """A fit's options, with their defaults (see :func:`train_model`).
+
+    ``checkpoint_dir``: where the checkpoint lives (None: none); ``on_epoch(epoch, val_auc)``: runs after
+    each epoch's checkpoint and may raise to stop; ``redraw_pairs_each_epoch``: redraw the pairs each
+    epoch from ``shapley_p`` (the feature-draw probabilities; also what a streamed split draws its pairs
+    from) with ``move`` (the move of the pair table when one is given); ``stream_buffer_rows``: the
+    shuffle buffer of a streamed split; ``method``: the monotonicity method (None: CCSS)."""
+
+    checkpoint_dir: Path | str | None = None
+    on_epoch: Callable[[int, float], None] | None = None
+    redraw_pairs_each_epoch: bool = False
+    shapley_p: np.ndarray | None = None
+    move: str = "centre"
+    stream_buffer_rows: int = 262_144
+    method: MonotonicityMethod | None = None
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """Everything one fit is given: the spec, the splits, the three settings blocks, the pairs, the options."""
+
+    spec: FeatureSpec
+    train: ModelInputs | ParquetModelInput
+    valid: ModelInputs | ParquetModelInput
+    backbone: BackboneConfig
+    contrastive: ContrastiveConfig
+    optimizer: OptimizerConfig
+    pairs: PairTable | None = None
+    options: FitSettings = FitSettings()
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.train, ParquetModelInput)
+
+
+def train_model(
+    spec: FeatureSpec,
+    train: ModelInputs | ParquetModelInput,
+    valid: ModelInputs | ParquetModelInput,
+    backbone_cfg: BackboneConfig,
+    contrastive_cfg: ContrastiveConfig,
+    optim_cfg: OptimizerConfig,
+    pairs: PairTable | None = None,
+    **options: Unpack[FitOptions],
+) -> TrainResult:
+    """Train a CTRModel with BCE + λ·CCSS loss; early stopping on validation AUC, best weights restored.
+
+    ``method`` (default CCSS) gives the term weighed by λ = ``contrastive_cfg.weight``; a method that
+    uses no pairs (``pwl``, ``hints``) ignores ``pairs``, the redraw and ``shapley_p``.
+
+    ``pairs`` index ``train`` rows; with ``redraw_pairs_each_epoch`` they are redrawn each epoch from
+    ``shapley_p`` (seed derived from the run seed and epoch) with the move of ``pairs`` (``move`` when
+    no table is given). λ = 0 or no pairs trains the plain baseline (the counterfactual forward is
+    skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
+    and may raise (e.g. ``optuna.TrialPruned``) to stop. The options: :class:`FitSettings`.
+
+    ``train`` may be a :class:`ParquetModelInput`: the table is then streamed a row group at a time
+    through a shuffle buffer of ``stream_buffer_rows`` rows (``model.streaming``), and each batch's
+    pairs are drawn for its first ``pair_fraction`` rows from ``shapley_p`` (seeded by seed, epoch and
+    block of batches) instead of gathered from a table of the whole split; memory stays bounded by the
+    buffer. ``valid`` may be one too: it is then scored a row group at a time after each epoch.
+
+    Inside a process group (a worker of :mod:`ccss_pipeline.model.distributed`) the model is wrapped in
+    DistributedDataParallel and each rank trains on its own shard of every epoch (its slice of the
+    permutation, or its share of the row groups; uneven shards through DDP's ``join``); rank 0 scores
+    validation and broadcasts the result, so every rank stops at the same epoch, and rank 0 alone
+    writes the checkpoint (atomically). On CUDA each rank uses the device of its ``LOCAL_RANK``.
+    """
+    job = FitJob(spec, train, valid, backbone_cfg, contrastive_cfg, optim_cfg, pairs, FitSettings(**options))
+    return Trainer(job).fit()
 
 
 def _adam(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.Adam:
@@ -109,212 +213,329 @@ def _from_rank0(obj: T, world: int) -> T:
     return box[0]
 
 
-def train_model(
-    spec: FeatureSpec,
-    train: ModelInputs | ParquetModelInput,
-    valid: ModelInputs | ParquetModelInput,
-    backbone_cfg: BackboneConfig,
-    contrastive_cfg: ContrastiveConfig,
-    optim_cfg: OptimizerConfig,
-    pairs: PairTable | None = None,
-    checkpoint_dir: Path | str | None = None,
-    on_epoch: Callable[[int, float], None] | None = None,
-    redraw_pairs_each_epoch: bool = False,
-    shapley_p: np.ndarray | None = None,
-    move: str = "centre",
-    stream_buffer_rows: int = 262_144,
-    method: MonotonicityMethod | None = None,
-) -> TrainResult:
-    """Train a CTRModel with BCE + λ·CCSS loss; early stopping on validation AUC, best weights restored.
-
-    ``method`` (default CCSS) gives the term weighed by λ = ``contrastive_cfg.weight``; a method that
-    uses no pairs (``pwl``, ``hints``) ignores ``pairs``, the redraw and ``shapley_p``.
-
-    ``pairs`` index ``train`` rows; with ``redraw_pairs_each_epoch`` they are redrawn each epoch from
-    ``shapley_p`` (seed derived from the run seed and epoch) with the move of ``pairs`` (``move`` when
-    no table is given). λ = 0 or no pairs trains the plain baseline (the counterfactual forward is
-    skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
-    and may raise (e.g. ``optuna.TrialPruned``) to stop.
-
-    ``train`` may be a :class:`ParquetModelInput`: the table is then streamed a row group at a time
-    through a shuffle buffer of ``stream_buffer_rows`` rows (``model.streaming``), and each batch's
-    pairs are drawn for its first ``pair_fraction`` rows from ``shapley_p`` (seeded by seed, epoch and
-    block of batches) instead of gathered from a table of the whole split; memory stays bounded by the
-    buffer. ``valid`` may be one too: it is then scored a row group at a time after each epoch.
-
-    Inside a process group (a worker of :mod:`ccss_pipeline.model.distributed`) the model is wrapped in
-    DistributedDataParallel and each rank trains on its own shard of every epoch (its slice of the
-    permutation, or its share of the row groups; uneven shards through DDP's ``join``); rank 0 scores
-    validation and broadcasts the result, so every rank stops at the same epoch, and rank 0 alone
-    writes the checkpoint (atomically). On CUDA each rank uses the device of its ``LOCAL_RANK``.
-    """
-    rank, world = process_group()
-    device = resolve_device(optim_cfg.device)
+def _fit_device(name: str, world: int) -> torch.device:
+    """The configured device; on CUDA inside a process group, the device of this rank's ``LOCAL_RANK``."""
+    device = resolve_device(name)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    seed_everything(optim_cfg.seed)
-    model = CTRModel(spec, backbone_cfg).to(device)
-    checks = _validations_per_epoch(optim_cfg, world)
-    state = FitState(model, _adam(model, optim_cfg), EarlyStopping(optim_cfg.patience * checks), best_state={})
-    state.keep_best()
-    step: torch.nn.Module = _Step(model)
-    if world > 1:  # broadcasts rank 0's initial weights; all-reduces gradients in backward
-        step = DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+    return device
 
-    lam = float(contrastive_cfg.weight)
-    method = method or CCSS()
-    pairs = pairs if method.uses_pairs else None
-    streamed = train if isinstance(train, ParquetModelInput) else None
-    in_memory = train if isinstance(train, ModelInputs) else None
-    use_pairs = (
-        lam > 0
-        and method.uses_pairs
-        and (pairs is not None or redraw_pairs_each_epoch or (streamed is not None and shapley_p is not None))
-    )
-    use_term = lam > 0 and (use_pairs or not method.uses_pairs)  # λ = 0: the plain BCE, no extra forward
-    if redraw_pairs_each_epoch and use_pairs and shapley_p is None:
-        raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
-    if streamed is not None and use_pairs and shapley_p is None:
-        raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
-    n = len(train)
-    tensors = device_tensors(in_memory, device) if in_memory is not None else None
-    lookup = PairLookup(pairs, n, spec, device) if use_pairs and pairs is not None and streamed is None else None
-    move = pairs.move if pairs is not None else move
-    # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
-    # number of steps) means what it means on one process and the optimiser settings carry over
-    bs = max(1, optim_cfg.batch_size_for(n) // world)
-    n_pair_rows = max(1, math.ceil(contrastive_cfg.pair_fraction_for(n) * bs))
-    term = method.bind(spec, device, n_pair_rows) if use_term else None
-    val_label = valid.label  # read once (a streamed split reads its label column a row group at a time)
 
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    fp = fit_fingerprint(
-        spec,
-        backbone_cfg,
-        contrastive_cfg,
-        optim_cfg.model_copy(update={"max_epochs": 0}),
-        extra=[
-            train.digest(),
-            valid.digest(),
-            None if streamed is not None else pairs_digest(pairs),
-            redraw_pairs_each_epoch,
-            move,
-            streamed is not None and stream_buffer_rows,
-        ]
-        + ([{"world_size": world}] if world > 1 else [])
-        + ([method.fingerprint()] if use_term and method.fingerprint() else []),  # CCSS adds nothing
-    )
-    if ckpt_path is not None:
-        _resume(state, ckpt_path, fp, optim_cfg.max_epochs, device, rank, world)
+# ------------------------------------------------------------------------------------------ the plan
+@dataclass(frozen=True)
+class FitPlan:
+    """What a fit's settings decide before it starts.
 
-    say = logger.info if rank == 0 else logger.debug
-    for epoch in range(state.epoch + 1, optim_cfg.max_epochs + 1):
-        if state.stopping.stopped:
-            break
-        if use_pairs and redraw_pairs_each_epoch and in_memory is not None and shapley_p is not None:
+    ``pairs``: the table its batches gather from (None for a method without pairs); ``use_pairs``: the
+    batches carry counterfactual pairs (λ > 0, a pair method and pairs to gather or draw); ``use_term``:
+    the method's term is added (λ = 0: the plain BCE, no extra forward); ``batch_size``: a rank's share
+    of the global batch; ``pair_rows``: the rows of a batch that get a pair."""
+
+    method: MonotonicityMethod
+    pairs: PairTable | None
+    use_pairs: bool
+    use_term: bool
+    move: str
+    batch_size: int
+    pair_rows: int
+
+    @classmethod
+    def of(cls, job: FitJob, world: int) -> FitPlan:
+        o, lam = job.options, float(job.contrastive.weight)
+        method = o.method or CCSS()
+        pairs = job.pairs if method.uses_pairs else None
+        drawn = o.redraw_pairs_each_epoch or (job.streamed and o.shapley_p is not None)
+        use_pairs = lam > 0 and method.uses_pairs and (pairs is not None or drawn)
+        if o.redraw_pairs_each_epoch and use_pairs and o.shapley_p is None:
+            raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
+        if job.streamed and use_pairs and o.shapley_p is None:
+            raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
+        n = len(job.train)
+        # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
+        # number of steps) means what it means on one process and the optimiser settings carry over
+        bs = max(1, job.optimizer.batch_size_for(n) // world)
+        return cls(
+            method=method,
+            pairs=pairs,
+            use_pairs=use_pairs,
+            use_term=lam > 0 and (use_pairs or not method.uses_pairs),
+            move=pairs.move if pairs is not None else o.move,
+            batch_size=bs,
+            pair_rows=max(1, math.ceil(job.contrastive.pair_fraction_for(n) * bs)),
+        )
+
+    def fingerprint(self, job: FitJob, world: int) -> str:
+        """What this fit's checkpoint must match to resume it: settings (but ``max_epochs``), data, pairs."""
+        o = job.options
+        return fit_fingerprint(
+            job.spec,
+            job.backbone,
+            job.contrastive,
+            job.optimizer.model_copy(update={"max_epochs": 0}),
+            extra=[
+                job.train.digest(),
+                job.valid.digest(),
+                None if job.streamed else pairs_digest(self.pairs),
+                o.redraw_pairs_each_epoch,
+                self.move,
+                job.streamed and o.stream_buffer_rows,
+            ]
+            + ([{"world_size": world}] if world > 1 else [])
+            + ([self.method.fingerprint()] if self.use_term and self.method.fingerprint() else []),  # CCSS: none
+        )
+
+
+# --------------------------------------------------------------------------------------- the batches
+@dataclass
+class _BatchSource:
+    """A rank's batches of each epoch: slices of a seeded permutation of the split held on the device (its
+    pairs gathered from a lookup, redrawn each epoch where asked), or streamed from parquet with the
+    pairs drawn per block of batches."""
+
+    job: FitJob
+    plan: FitPlan
+    device: torch.device
+    shard: tuple[int, int]  # (rank, world size)
+    tensors: tuple[torch.Tensor, ...] | None = None
+    lookup: PairLookup | None = None
+
+    @classmethod
+    def of(cls, job: FitJob, plan: FitPlan, device: torch.device, shard: tuple[int, int]) -> _BatchSource:
+        memory = job.train if isinstance(job.train, ModelInputs) else None
+        tensors = device_tensors(memory, device) if memory is not None else None
+        gathered = plan.pairs if plan.use_pairs and not job.streamed else None  # else drawn per block
+        lookup = PairLookup(gathered, len(job.train), job.spec, device) if gathered is not None else None
+        return cls(job, plan, device, shard, tensors, lookup)
+
+    def redraw(self, epoch: int) -> None:
+        """Redraw the in-memory split's pairs for ``epoch`` (seeded by the run seed and the epoch), if asked."""
+        o, train = self.job.options, self.job.train
+        if not (self.plan.use_pairs and o.redraw_pairs_each_epoch and o.shapley_p is not None):
+            return
+        if isinstance(train, ModelInputs):
+            seed = self.job.optimizer.seed * 100_003 + epoch
             drawn = draw_pairs(
-                in_memory.bucket,
-                in_memory.dense,
-                in_memory.label,
-                spec,
-                shapley_p,
-                seed=optim_cfg.seed * 100_003 + epoch,
-                move=move,
+                train.bucket, train.dense, train.label, self.job.spec, o.shapley_p, seed=seed, move=self.plan.move
             )
-            lookup = PairLookup(drawn, n, spec, device)
-        model.train()
-        t0 = time.perf_counter()
-        if tensors is not None:
-            gen = torch.Generator().manual_seed(optim_cfg.seed * 1_000_003 + epoch)
-            perm = torch.randperm(n, generator=gen).to(device)
+            self.lookup = PairLookup(drawn, len(train), self.job.spec, self.device)
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """This rank's batches of ``epoch`` (its permutation, or its stream, seeded by the run seed and the epoch)."""
+        rank, world = self.shard
+        seed, bs = self.job.optimizer.seed, self.plan.batch_size
+        if self.tensors is not None:
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            perm = torch.randperm(len(self.job.train), generator=gen).to(self.device)
             if world > 1:
                 perm = perm[rank::world]  # this rank's shard of the epoch
-            batches = device_batches(tensors, perm, bs, lookup, n_pair_rows)
-        else:
-            assert streamed is not None  # train is one of the two kinds
-            batches = streamed_batches(
-                streamed,
-                spec,
-                bs,
-                optim_cfg.seed,
-                epoch,
-                stream_buffer_rows,
-                device,
-                n_pair_rows if use_pairs else 0,
-                shapley_p,
-                move,
-                shard=(rank, world),
-            )
-        # a batch bar on a terminal (rank 0), nothing in logs or CI; the epoch line below stays
+            return device_batches(self.tensors, perm, bs, self.lookup, self.plan.pair_rows)
+        streamed = self.job.train
+        assert isinstance(streamed, ParquetModelInput)  # train is one of the two kinds
+        o = self.job.options
+        pair_rows = self.plan.pair_rows if self.plan.use_pairs else 0
+        buffer = o.stream_buffer_rows
+        spec, move = self.job.spec, self.plan.move
+        return streamed_batches(
+            streamed, spec, bs, seed, epoch, buffer, self.device, pair_rows, o.shapley_p, move, shard=self.shard
+        )
+
+
+# ------------------------------------------------------------------------------------ a step, an epoch
+@dataclass(frozen=True)
+class TrainStep:
+    """One optimisation step on a batch: the forward (``_Step``, DDP-wrapped or not) through the method's
+    ``term`` (None: the plain forward), BCE + ``lam`` · the term, backward, the optimizer's step; bf16
+    autocast on CUDA."""
+
+    forward: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    term: BatchTerm | None
+    lam: float
+    contrastive: ContrastiveConfig
+    device: torch.device
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        """The batch's loss (detached), after the step."""
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            if self.term is None:
+                z_o, _ = self.forward(batch.cat, batch.dense, batch.bucket)
+                extra = None
+            else:
+                z_o, extra = self.term(self.forward, batch, self.contrastive)
+            loss = total_loss(z_o, batch.label, extra, self.lam)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+def train_epoch(
+    step: TrainStep,
+    batches: Iterator[Batch],
+    on_batch: Callable[[], object] = lambda: None,
+    in_epoch: _InEpochValidation | None = None,
+) -> float:
+    """One pass over ``batches``, a :class:`TrainStep` each; the mean loss over every rank's batches.
+    ``in_epoch``: validations inside the epoch, which may end it early (one process only)."""
+    totals = torch.zeros(2, device=step.device)  # loss sum, batches
+    ddp = step.forward if isinstance(step.forward, DistributedDataParallel) else None
+    with ddp.join() if ddp is not None else nullcontext():  # shards may differ by a batch
+        for batch in batches:
+            totals[0] += step(batch).float()
+            totals[1] += 1
+            on_batch()
+            if in_epoch is not None and in_epoch.after_batch():
+                break
+    if ddp is not None:
+        dist.all_reduce(totals)
+    return float(totals[0].item()) / max(float(totals[1].item()), 1.0)
+
+
+# ----------------------------------------------------------------------------------------- the trainer
+class Trainer:
+    """One fit (:class:`FitJob`): :meth:`fit` runs the epochs — each trains its batches
+    (:meth:`train_one_epoch`), validates on rank 0 (:meth:`validate`), updates early stopping
+    (:meth:`update_stopping`) and writes the checkpoint (:meth:`checkpoint`) — and returns the best weights."""
+
+    def __init__(self, job: FitJob) -> None:
+        opt = job.optimizer
+        self.job, (self.rank, self.world) = job, process_group()
+        self.device = _fit_device(opt.device, self.world)
+        seed_everything(opt.seed)
+        self.model = CTRModel(job.spec, job.backbone).to(self.device)
+        self.checks = _validations_per_epoch(opt, self.world)
+        self.state = FitState(
+            self.model, _adam(self.model, opt), EarlyStopping(opt.patience * self.checks), best_state={}
+        )
+        self.state.keep_best()
+        forward: torch.nn.Module = _Step(self.model)
+        if self.world > 1:  # broadcasts rank 0's initial weights; all-reduces gradients in backward
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            forward = DistributedDataParallel(forward, device_ids=ids)
+        self.plan = plan = FitPlan.of(job, self.world)
+        self.source = _BatchSource.of(job, plan, self.device, (self.rank, self.world))
+        term = plan.method.bind(job.spec, self.device, plan.pair_rows) if plan.use_term else None
+        self.step = TrainStep(
+            forward, self.state.optimizer, term, float(job.contrastive.weight), job.contrastive, self.device
+        )
+        self.val_label = job.valid.label  # read once (a streamed split reads its label column a row group at a time)
+        folder = job.options.checkpoint_dir
+        self.ckpt_path = Path(folder) / CHECKPOINT_NAME if folder is not None else None
+        self.fingerprint = plan.fingerprint(job, self.world)
+        self.say = logger.info if self.rank == 0 else logger.debug
+
+    def fit(self) -> TrainResult:
+        """Resume where a checkpoint left off, run the epochs left until early stopping, restore the best."""
+        if self.ckpt_path is not None:
+            self.resume(self.ckpt_path)
+        for epoch in range(self.state.epoch + 1, self.job.optimizer.max_epochs + 1):
+            if self.state.stopping.stopped:
+                break
+            self.run_epoch(epoch)
+        return self.result()
+
+    def run_epoch(self, epoch: int) -> None:
+        """Train ``epoch``, validate, update early stopping, write the checkpoint, then ``on_epoch``."""
+        self.source.redraw(epoch)
+        self.model.train()
+        t0 = time.perf_counter()
+        in_epoch = None
+        if self.checks > 1:  # rank 0 alone (DDP validates at epoch ends only: _validations_per_epoch)
+            n_batches = math.ceil(len(self.job.train) / self.plan.batch_size)
+            in_epoch = _InEpochValidation(n_batches, self.checks, self.validation_auc, self.state, epoch)
+        mean_loss = self.train_one_epoch(epoch, in_epoch)
+        record = self.validate(epoch, mean_loss, t0, time.perf_counter() - t0)
+        self.state.history.append(record)
+        self.state.epoch = epoch
+        speed, seconds = record["samples_per_sec"], record["seconds"]
+        line = "epoch %d loss %.5f val_auc %.5f %.0f samples/s (%.1fs)"
+        self.say(line, epoch, mean_loss, record["val_auc"], speed, seconds)
+        self.update_stopping(epoch, record["val_auc"], mean_loss, in_epoch)
+        self.checkpoint()
+        if self.job.options.on_epoch is not None:
+            self.job.options.on_epoch(epoch, record["val_auc"])
+
+    def train_one_epoch(self, epoch: int, in_epoch: _InEpochValidation | None) -> float:
+        """The epoch's batches through :class:`TrainStep`, a batch bar on a terminal (rank 0; nothing in
+        logs or CI: the epoch's log line stays); the mean loss."""
         progress = tqdm(
-            total=math.ceil(n / (bs * world)),
-            desc=f"epoch {epoch}/{optim_cfg.max_epochs}",
+            total=math.ceil(len(self.job.train) / (self.plan.batch_size * self.world)),
+            desc=f"epoch {epoch}/{self.job.optimizer.max_epochs}",
             unit="batch",
             leave=False,
-            disable=None if rank == 0 else True,
+            disable=None if self.rank == 0 else True,
             dynamic_ncols=True,
         )
-        in_epoch = None
-        if checks > 1:  # rank 0 alone (DDP validates at epoch ends only: _validations_per_epoch)
-            in_epoch = _InEpochValidation(
-                math.ceil(n / bs), checks, lambda: safe_auc(val_label, predict_logits(model, valid)), state, epoch
-            )
         with progress:
-            mean_loss = _train_epoch(
-                step, state.optimizer, batches, term, lam, contrastive_cfg, device, world, progress.update, in_epoch
-            )
-        train_seconds = time.perf_counter() - t0
+            return train_epoch(self.step, self.source.batches(epoch), progress.update, in_epoch)
 
+    def validation_auc(self) -> float:
+        return safe_auc(self.val_label, predict_logits(self.model, self.job.valid))
+
+    def validate(self, epoch: int, mean_loss: float, t0: float, train_seconds: float) -> dict[str, float]:
+        """The epoch's record: rank 0 scores validation and every rank gets its record."""
         record: dict[str, float] | None = None
-        if rank == 0:
-            val_auc = safe_auc(val_label, predict_logits(model, valid))
+        if self.rank == 0:
+            val_auc = self.validation_auc()
             # samples/s: the whole split over the epoch's wall time (all ranks together)
             record = {
                 "epoch": epoch,
                 "loss": mean_loss,
                 "val_auc": val_auc,
-                "samples_per_sec": n / max(train_seconds, 1e-9),
+                "samples_per_sec": len(self.job.train) / max(train_seconds, 1e-9),
                 "seconds": time.perf_counter() - t0,
             }
-            if world > 1:
-                record["world_size"] = world
-        record = _from_rank0(record, world)
+            if self.world > 1:
+                record["world_size"] = self.world
+        record = _from_rank0(record, self.world)
         assert record is not None  # rank 0 validated and broadcast it
-        val_auc = record["val_auc"]
-        state.history.append(record)
-        state.epoch = epoch
-        say(
-            "epoch %d loss %.5f val_auc %.5f %.0f samples/s (%.1fs)",
-            epoch,
-            mean_loss,
-            val_auc,
-            record["samples_per_sec"],
-            record["seconds"],
-        )
+        return record
+
+    def update_stopping(
+        self, epoch: int, val_auc: float, mean_loss: float, in_epoch: _InEpochValidation | None
+    ) -> None:
+        """Early stopping on the epoch's validation AUC (−loss where it is undefined); the best weights kept."""
+        stopping = self.state.stopping
         if in_epoch is not None and in_epoch.stopped_early:
-            say("early stopping in epoch %d (best epoch %d)", epoch, state.stopping.best_epoch)
-        elif state.stopping.update(epoch, val_auc if not math.isnan(val_auc) else -mean_loss):
-            state.keep_best()
-        elif state.stopping.stopped:
-            say("early stopping after epoch %d (best epoch %d)", epoch, state.stopping.best_epoch)
+            self.say("early stopping in epoch %d (best epoch %d)", epoch, stopping.best_epoch)
+        elif stopping.update(epoch, val_auc if not math.isnan(val_auc) else -mean_loss):
+            self.state.keep_best()
+        elif stopping.stopped:
+            self.say("early stopping after epoch %d (best epoch %d)", epoch, stopping.best_epoch)
 
-        if ckpt_path is not None and rank == 0:
-            state.save(ckpt_path, fp, device)
-        if ckpt_path is not None and world > 1:
-            dist.barrier()  # no rank runs ahead of the checkpoint it would resume from
-        if on_epoch is not None:
-            on_epoch(epoch, val_auc)
+    def checkpoint(self) -> None:
+        """Rank 0 writes the checkpoint (atomically); no rank runs ahead of the one it would resume from."""
+        if self.ckpt_path is None:
+            return
+        if self.rank == 0:
+            self.state.save(self.ckpt_path, self.fingerprint, self.device)
+        if self.world > 1:
+            dist.barrier()
 
-    model.load_state_dict(state.best_state)
-    model.eval()
-    best_epoch, history = state.stopping.best_epoch, state.history
-    best_val_auc = (  # the best validation's AUC (mid-epoch with several an epoch); NaN where it was undefined
-        float(state.stopping.best_score)
-        if best_epoch and len(history) >= best_epoch and not math.isnan(history[best_epoch - 1]["val_auc"])
-        else float("nan")
-    )
-    return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_auc=best_val_auc)
+    def resume(self, path: Path) -> None:
+        """Restore the fit from the checkpoint at ``path`` when it belongs to this fit."""
+        if self.rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale_temporaries(path)  # left by a kill mid-save
+        if self.world > 1:
+            dist.barrier()
+        ck = read_checkpoint(path, self.device, self.fingerprint, self.job.optimizer.max_epochs)
+        if ck is not None:
+            self.state.restore(ck, self.device)
+            logger.info("resumed from %s at epoch %d", path, self.state.epoch)
+
+    def result(self) -> TrainResult:
+        """The best validation's weights (in eval mode), the history, the best epoch and its AUC."""
+        self.model.load_state_dict(self.state.best_state)
+        self.model.eval()
+        best_epoch, history = self.state.stopping.best_epoch, self.state.history
+        best_val_auc = (  # the best validation's AUC (mid-epoch with several an epoch); NaN where it was undefined
+            float(self.state.stopping.best_score)
+            if best_epoch and len(history) >= best_epoch and not math.isnan(history[best_epoch - 1]["val_auc"])
+            else float("nan")
+        )
+        return TrainResult(model=self.model, history=history, best_epoch=best_epoch, best_val_auc=best_val_auc)
 
 
 def _validations_per_epoch(optim_cfg: OptimizerConfig, world: int) -> int:
@@ -388,57 +609,3 @@ def fit_recalibration(
         fitted.log_loss(logits, label),
     )
     return fitted
-
-
-def _resume(
-    state: FitState, path: Path, fingerprint: str, max_epochs: int, device: torch.device, rank: int, world: int
-) -> None:
-    """Restore ``state`` from the checkpoint at ``path`` when it belongs to this fit."""
-    if rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale_temporaries(path)  # left by a kill mid-save
-    if world > 1:
-        dist.barrier()
-    ck = read_checkpoint(path, device, fingerprint, max_epochs)
-    if ck is not None:
-        state.restore(ck, device)
-        logger.info("resumed from %s at epoch %d", path, state.epoch)
-
-
-def _train_epoch(
-    step: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batches: Iterator[Batch],
-    term: BatchTerm | None,
-    lam: float,
-    contrastive_cfg: ContrastiveConfig,
-    device: torch.device,
-    world: int,
-    on_batch: Callable[[], object],
-    in_epoch: _InEpochValidation | None = None,
-) -> float:
-    """One pass over ``batches``: BCE (+ λ · the method's ``term`` where it gives one; no term: the plain
-    BCE); the mean loss over every rank's batches. ``in_epoch``: validations inside the epoch, which may
-    end it early (one process only)."""
-    use_amp = device.type == "cuda"
-    totals = torch.zeros(2, device=device)  # loss sum, batches
-    with cast(DistributedDataParallel, step).join() if world > 1 else nullcontext():  # shards may differ by a batch
-        for batch in batches:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                if term is None:
-                    z_o, _ = step(batch.cat, batch.dense, batch.bucket)
-                    extra = None
-                else:
-                    z_o, extra = term(step, batch, contrastive_cfg)
-                loss = total_loss(z_o, batch.label, extra, lam)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            totals[0] += loss.detach().float()
-            totals[1] += 1
-            on_batch()
-            if in_epoch is not None and in_epoch.after_batch():
-                break
-    if world > 1:
-        dist.all_reduce(totals)
-    return float(totals[0].item()) / max(float(totals[1].item()), 1.0)

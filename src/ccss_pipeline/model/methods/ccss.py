@@ -16,7 +16,7 @@ import torch
 
 from ccss_pipeline.config import ContrastiveConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.model.batches import Batch
-from ccss_pipeline.model.losses import counterfactual_loss
+from ccss_pipeline.model.losses import PairOutputs, counterfactual_loss
 from ccss_pipeline.model.methods.base import BatchTerm, MonotonicityMethod, register
 from ccss_pipeline.spec import FeatureSpec
 
@@ -53,10 +53,7 @@ def ccss_term(step: torch.nn.Module, batch: Batch, cfg: ContrastiveConfig) -> tu
         return z_o, None
     p = len(pb)  # the first p rows of a batch are a random subset, as the batch is in random order
     z_o, z_pts, h_o, h_pts = step(batch.cat, batch.dense, batch.bucket, p, pb.feature, pb.point_bucket, pb.point_dense)
-    lc = counterfactual_loss(
-        pb.template, z_o[:p], z_pts, h_o[:p], h_pts, pb.direction, pb.valid, pb.f_is_up, pb.has_pair, cfg
-    )
-    return z_o, lc
+    return z_o, counterfactual_loss(pb, PairOutputs(z_o[:p], z_pts, h_o[:p], h_pts), cfg)
 
 
 @register
