@@ -18,18 +18,18 @@ from matplotlib.figure import Figure
 
 from ccss_pipeline.config import SplitConfig
 from ccss_pipeline.datasets.lineage import ProjectLineageDataset
-from ccss_pipeline.evaluation.model_card import (
+from ccss_pipeline.evaluation.card_lineage import (
     FOLDER,
     MATCHES,
     ArtifactRecord,
     Lineage,
-    ModelCardContext,
     artifact_records,
-    render_model_card,
     split_time_ranges,
 )
+from ccss_pipeline.evaluation.findings import ModelResult
+from ccss_pipeline.evaluation.model_card import ModelCardContext, render_model_card
 from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
-from ccss_pipeline.evaluation.report import PNG_SIGNATURE, ModelResult, PlotRef
+from ccss_pipeline.evaluation.presentation import PNG_SIGNATURE, PlotRef
 from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
 from ccss_pipeline.spec import CategoricalFeature, FeatureSpec, NumericalFeature
 from tests.evaluation.conftest import _numerical

@@ -23,6 +23,7 @@ from ccss_pipeline.evaluation.accuracy import (
     classification_metrics,
     roc_curve_data,
 )
+from ccss_pipeline.evaluation.findings import ModelResult
 from ccss_pipeline.evaluation.monotonicity import monotonicity_report
 from ccss_pipeline.evaluation.plots import (
     ONE_BUCKET_NOTE,
@@ -34,15 +35,9 @@ from ccss_pipeline.evaluation.plots import (
     plot_roc,
     plot_violation_bars,
 )
+from ccss_pipeline.evaluation.presentation import PNG_SIGNATURE, PlotRef, png_data_uri
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
-from ccss_pipeline.evaluation.report import (
-    PNG_SIGNATURE,
-    ModelResult,
-    PlotRef,
-    ReportContext,
-    png_data_uri,
-    render_report,
-)
+from ccss_pipeline.evaluation.report import ReportContext, render_report
 from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_seeds
 from ccss_pipeline.spec import FeatureSpec
 

@@ -21,23 +21,19 @@ from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, precisio
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, EvaluationConfig, FeatureConfig
 from ccss_pipeline.data.validation import TableStats, ValidationReport
+from ccss_pipeline.evaluation.aggregate import aggregate_over_seeds
+from ccss_pipeline.evaluation.figures import FigureSet, draw_evaluation_figures
+from ccss_pipeline.evaluation.findings import collect_findings
 from ccss_pipeline.evaluation.plots import EDGE_GID, ONE_BUCKET_NOTE, UNMEASURABLE_GID
-from ccss_pipeline.evaluation.report import PNG_SIGNATURE
+from ccss_pipeline.evaluation.presentation import NO_USER_GAUC, PNG_SIGNATURE
+from ccss_pipeline.evaluation.results import SEED_METRICS
 from ccss_pipeline.lineage import stamp
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.model.scoring import score_fn
-from ccss_pipeline.pipelines.evaluation.nodes import (
-    NO_USER_GAUC,
-    SEED_METRICS,
-    aggregate_over_seeds,
-    evaluate_models,
-    plot_evaluation,
-    write_model_card,
-    write_report,
-)
+from ccss_pipeline.pipelines.evaluation.nodes import evaluate_models, plot_evaluation, write_model_card, write_report
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec, ModelInputs
 from tests.kedro_project import run_pipelines
 from tests.model.conftest import make_inputs, make_spec
@@ -261,9 +257,9 @@ def test_evaluate_models_rejects_a_model_of_another_spec(tiny):
 def test_plot_evaluation_node(tiny, evaluated):
     spec = tiny[0]
     _, _, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
-    grid_plots, pd_plots, violation, roc_fig, calibration_fig = plot_evaluation(
+    grid_plots, pd_plots, violation, roc_fig, calibration_fig = draw_evaluation_figures(
         grid_curves, curves, grid_features, roc, calibration, spec
-    )
+    ).outputs()
     assert set(grid_plots) == {f"ice_dnn_{f.name}.png" for f in spec.directed}
     assert set(pd_plots) == {f"pd_dnn_{f.name}.png" for f in spec.directed}
     measurable = [f for f in spec.directed if f.n_buckets > 1]
@@ -311,21 +307,11 @@ def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=Non
     results, per_feature, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     summary, paired, _ = aggregated
     split = ValidationReport(True, tables={s: TableStats(f"{s}.parquet", s, n, 20) for s, n in SPLIT_ROWS.items()})
-    tables = (grid_curves, curves, roc, calibration) if figures else (None, None, None, None)
-    return write_report(
-        results,
-        summary,
-        paired,
-        grid_features,
-        per_feature,
-        spec,
-        _best_params(feasible),
-        split,
-        EVALUATION,
-        FeatureConfig(),
-        *tables,
-        optuna,
+    findings = collect_findings(
+        results, summary, paired, grid_features, per_feature, spec, _best_params(feasible), split
     )
+    drawn = plot_evaluation(grid_curves, curves, grid_features, roc, calibration, spec)[-1] if figures else FigureSet()
+    return write_report(findings, drawn, optuna, EVALUATION, FeatureConfig())
 
 
 def test_write_report_node(tiny, evaluated, aggregated):
@@ -467,9 +453,9 @@ def _figure_texts(fig: Figure) -> str:
 def test_label_name_replaces_click_everywhere(own_data):
     spec, evaluated, aggregated = own_data
     _, _, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
-    grid_plots, pd_plots, violation, roc_fig, calibration_fig = plot_evaluation(
+    grid_plots, pd_plots, violation, roc_fig, calibration_fig = draw_evaluation_figures(
         grid_curves, curves, grid_features, roc, calibration, spec
-    )
+    ).outputs()
     for name, fig in [*grid_plots.items(), *pd_plots.items(), ("violation", violation), ("roc", roc_fig),
                       ("calibration", calibration_fig)]:  # fmt: skip
         text = _figure_texts(fig)
@@ -490,27 +476,15 @@ def test_label_name_replaces_click_everywhere(own_data):
 
 def _card(tiny, evaluated, aggregated, lineage, parameters):
     spec, frame = tiny[0], tiny[1]
-    _, _, grid_features, _, grid_curves, _, _, _ = evaluated
+    results, per_feature, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
     summary, paired, _ = aggregated
     split = ValidationReport(True, tables={s: TableStats(f"{s}.parquet", s, n, 20) for s, n in SPLIT_ROWS.items()})
     day = 86_400_000
     train, valid, test = (frame.assign(event_ts=np.arange(len(frame), dtype=np.int64) * 1000 + start * day)
                           for start in (19_000, 19_010, 19_020))  # fmt: skip
-    return write_model_card(
-        summary,
-        paired,
-        grid_features,
-        spec,
-        _best_params(),
-        split,
-        train,
-        valid,
-        test,
-        grid_curves,
-        lineage,
-        parameters,
-        EVALUATION,
-    )
+    findings = collect_findings(results, summary, paired, grid_features, per_feature, spec, _best_params(), split)
+    figures = plot_evaluation(grid_curves, curves, grid_features, roc, calibration, spec)[-1]
+    return write_model_card(findings, figures, train, valid, test, lineage, parameters, EVALUATION)
 
 
 def test_write_model_card_node(tiny, evaluated, aggregated):

@@ -31,13 +31,18 @@ from ccss_pipeline.config import (
 )
 from ccss_pipeline.data.splitting import split_sentence
 from ccss_pipeline.data.validation import TableStats, ValidationReport
-from ccss_pipeline.evaluation.report import ModelResult, ReportContext, costs, render_report, verdict
+from ccss_pipeline.evaluation.aggregate import aggregate_over_seeds
+from ccss_pipeline.evaluation.figures import FigureSet
+from ccss_pipeline.evaluation.findings import ModelResult, collect_findings
+from ccss_pipeline.evaluation.report import ReportContext, render_report
+from ccss_pipeline.evaluation.results import SEED_KEYS
 from ccss_pipeline.evaluation.seeds import TOO_FEW_SEEDS, share_interval
+from ccss_pipeline.evaluation.verdicts import costs, verdict
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.epoch_limit import at_epoch_limit, warn_at_epoch_limit
 from ccss_pipeline.model.persistence import TrainedModel
-from ccss_pipeline.pipelines.evaluation.nodes import SEED_KEYS, aggregate_over_seeds, write_model_card, write_report
+from ccss_pipeline.pipelines.evaluation.nodes import write_model_card, write_report
 from tests.model.conftest import make_spec
 
 SEEDS = (0, 1, 2)
@@ -92,8 +97,8 @@ RESULTS = {f"dnn__{v}__seed{s}": {"backbone": "dnn", "variant": v, "seed": s, "m
 
 def _report(aggregated, split: SplitConfig) -> str:
     summary, paired = aggregated
-    md, _ = write_report(RESULTS, summary, paired, pd.DataFrame(), pd.DataFrame(), make_spec(), {}, SPLIT_REPORT,
-                         EVALUATION, FeatureConfig(split=split))  # fmt: skip
+    findings = collect_findings(RESULTS, summary, paired, pd.DataFrame(), pd.DataFrame(), make_spec(), {}, SPLIT_REPORT)
+    md, _ = write_report(findings, FigureSet(), None, EVALUATION, FeatureConfig(split=split))
     return md
 
 
@@ -102,9 +107,8 @@ def _card(aggregated, split: SplitConfig) -> str:
     frame = pd.DataFrame({"x": [1.0]})
     lineage = {"git_commit": "unknown", "git_dirty": None, "dvc_lock": None, "env": "base", "artifacts": {}}
     parameters = {"schema": {"timestamp": None}, "feature_engineering": {"split": split.model_dump(mode="json")}}
-    md, _ = write_model_card(summary, paired, pd.DataFrame(), make_spec(), {}, SPLIT_REPORT, frame, frame, frame,
-                             pd.DataFrame(columns=["model", "backbone", "variant", "seed"]), lineage, parameters,
-                             EVALUATION)  # fmt: skip
+    findings = collect_findings(RESULTS, summary, paired, pd.DataFrame(), pd.DataFrame(), make_spec(), {}, SPLIT_REPORT)
+    md, _ = write_model_card(findings, FigureSet(), frame, frame, frame, lineage, parameters, EVALUATION)
     return md
 
 

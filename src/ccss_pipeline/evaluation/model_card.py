@@ -11,176 +11,55 @@ One card covers every backbone: common sections (intended use and limits, traini
 directions), then one section per backbone for its chosen model — the CCSS model trained with that
 backbone's chosen λ and margin, over the training seeds — with its accuracy and monotonicity against
 its baseline, the paired ΔAUC, the raw-grid ICE figures and the chosen hyper-parameters; then the
-lineage (git commit, the DVC md5 of the data and model artifacts, the Kedro environment, a hash of all
-parameters) and the commands that rebuild it.
-
-The DVC md5s are those ``dvc.lock`` records for the stage that wrote each artifact. ``dvc.lock`` may be
-older than the files (after a plain ``kedro run``), so each one is compared with the file as it is now
-(:class:`ArtifactRecord.status`): a file's md5 is the md5 of its bytes (what DVC 3 records); a folder's
-DVC hash is not recomputed here (``dvc status`` compares it).
+lineage (:mod:`.card_lineage`: git commit, the DVC md5 of the data and model artifacts, the Kedro
+environment, a hash of all parameters) and the commands that rebuild it.
 
 Kedro-free: the catalog dataset :class:`ccss_pipeline.datasets.ProjectLineageDataset` reads git and
-``dvc.lock``; the node of the evaluation pipeline builds the context.
+``dvc.lock``; :func:`.documents.card_context` builds the context from the evaluation's findings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ccss_pipeline.config import SplitConfig
 from ccss_pipeline.data.splitting import split_sentence
-from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
-from ccss_pipeline.evaluation.render import Part, Table, render
-from ccss_pipeline.evaluation.report import (
-    BASELINE,
-    CCSS,
-    HEADLINE,
+from ccss_pipeline.evaluation.card_lineage import UNKNOWN, Lineage, data_hashes, lineage_view
+from ccss_pipeline.evaluation.findings import (
     ModelResult,
-    PlotRef,
-    _diff,
-    _dir,
-    _fmt_param,
-    _interval,
-    _mean_std,
-    _missing,
-    _seeds_header,
-    _value,
     edge_warnings,
     epoch_limit_warnings,
     hidden_recalibration_rows,
-    plot_figure,
     recalibration_sentence,
+    seeds_header,
 )
+from ccss_pipeline.evaluation.plots import ONE_BUCKET_NOTE
+from ccss_pipeline.evaluation.presentation import (
+    BASELINE,
+    CCSS,
+    PlotRef,
+    fmt_diff,
+    fmt_direction,
+    fmt_interval,
+    fmt_mean_std,
+    fmt_param,
+    fmt_value,
+    is_missing,
+    metric_label,
+    plot_figure,
+)
+from ccss_pipeline.evaluation.render import Part, Table, render
 from ccss_pipeline.evaluation.seeds import summarize_over_seeds
 from ccss_pipeline.spec import FeatureSpec, NumericalFeature
 
-UNKNOWN = "unknown"
-MATCHES = "matches"
-DIFFERS = "differs"
-FOLDER = "folder — compare with `dvc status`"
-NOT_LOCKED = "not in dvc.lock"
 #: Metrics of the per-backbone accuracy and monotonicity table, in order (shown where present).
 CARD_METRICS = ["auc", "gauc", "logloss", "logloss_uncalibrated", "accuracy", "precision", "recall", "f1", "brier",
                 "brier_uncalibrated", "recalibration_temperature", "recalibration_shift", "wrong_step_share",
                 "max_feature_wrong_step_share", "edge_wrong_share", "monotone_row_share"]  # fmt: skip
-_LABELS = {m: label for m, label, _ in HEADLINE}
-_SHARES = {m for m, _, share in HEADLINE if share}
-#: The model-ready tables: their md5s are "the data" of the training-data section.
-DATA_PREFIX = "data/05_model_input/"
-
-
-# ------------------------------------------------------------------------------------------ lineage
-
-
-@dataclass
-class ArtifactRecord:
-    """One tracked artifact: the md5 ``dvc.lock`` records for it (``stage``: the stage whose outputs
-    record it) and what it is now (``kind``: file, folder or missing; ``current_md5`` of a file's bytes)."""
-
-    path: str
-    stage: str | None = None
-    locked_md5: str | None = None
-    nfiles: int | None = None
-    kind: str = UNKNOWN
-    current_md5: str | None = None
-
-    @property
-    def status(self) -> str:
-        """ "matches" / "differs — ..." for a file, the folder note for a folder, or why nothing is compared."""
-        if self.locked_md5 is None:
-            return NOT_LOCKED
-        if self.kind == "folder":
-            return FOLDER
-        if self.kind == "missing":
-            return f"{DIFFERS} — the file is missing"
-        if self.kind != "file" or self.current_md5 is None:
-            return "not checked"
-        if self.current_md5 == self.locked_md5:
-            return MATCHES
-        return f"{DIFFERS} — the file changed after dvc.lock was written (`dvc repro` or `dvc commit` records it)"
-
-
-def locked_outputs(dvc_lock: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """``path -> {"stage", "md5", "nfiles"}`` of every output ``dvc.lock`` records, by the stage that wrote it."""
-    out: dict[str, dict[str, Any]] = {}
-    stages = (dvc_lock or {}).get("stages") or {}
-    if not isinstance(stages, Mapping):
-        return out
-    for stage, entry in stages.items():
-        for item in (entry or {}).get("outs") or []:
-            if isinstance(item, Mapping) and item.get("path"):
-                out[str(item["path"]).rstrip("/")] = {"stage": str(stage), "md5": item.get("md5"),
-                                                      "nfiles": item.get("nfiles")}  # fmt: skip
-    return out
-
-
-def artifact_records(
-    dvc_lock: Mapping[str, Any] | None, current: Mapping[str, Mapping[str, Any]]
-) -> list[ArtifactRecord]:
-    """One :class:`ArtifactRecord` per path of ``current`` (``path -> {"kind", "md5"}``, as
-    :class:`~ccss_pipeline.datasets.ProjectLineageDataset` reads them), in that order."""
-    locked = locked_outputs(dvc_lock)
-    records = []
-    for path, now in current.items():
-        lock = locked.get(str(path).rstrip("/"), {})
-        md5 = lock.get("md5")
-        records.append(ArtifactRecord(
-            path=str(path), stage=lock.get("stage"), locked_md5=None if md5 is None else str(md5),
-            nfiles=lock.get("nfiles"), kind=str(now.get("kind", UNKNOWN)), current_md5=now.get("md5")))  # fmt: skip
-    return records
-
-
-@dataclass
-class Lineage:
-    """Where the card's models come from: git, the Kedro environment, the parameters, the DVC md5s."""
-
-    git_commit: str = UNKNOWN
-    git_dirty: bool | None = None
-    git_dirty_paths: list[str] = field(default_factory=list)
-    env: str = "base"
-    params_hash: str = ""
-    artifacts: list[ArtifactRecord] = field(default_factory=list)
-    has_dvc_lock: bool = False
-
-    @classmethod
-    def from_loaded(cls, loaded: Mapping[str, Any], params_hash: str = "") -> Lineage:
-        """From what the lineage dataset loads (``git_commit``, ``git_dirty``, ``git_dirty_paths``,
-        ``dvc_lock``, ``env``, ``artifacts``); anything absent is "unknown"."""
-        dvc_lock = loaded.get("dvc_lock")
-        return cls(
-            git_commit=str(loaded.get("git_commit") or UNKNOWN),
-            git_dirty=loaded.get("git_dirty"),
-            git_dirty_paths=[str(p) for p in loaded.get("git_dirty_paths") or []],
-            env=str(loaded.get("env") or "base"),
-            params_hash=params_hash,
-            artifacts=artifact_records(dvc_lock, loaded.get("artifacts") or {}),
-            has_dvc_lock=isinstance(dvc_lock, Mapping),
-        )
-
-
-# ------------------------------------------------------------------------------------ time ranges
-
-
-def _timestamp(ms: Any) -> str:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def split_time_ranges(event_times: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    """``split -> (first event, last event)`` in UTC, from each split's ``event_ts`` (ms since the epoch);
-    a split without values is left out. Only meaningful when the schema declares a timestamp."""
-    out = {}
-    for split, values in event_times.items():
-        if values is None:
-            continue
-        array = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy()
-        if len(array):
-            out[str(split)] = (_timestamp(np.min(array)), _timestamp(np.max(array)))
-    return out
 
 
 # ------------------------------------------------------------------------------------------ context
@@ -192,7 +71,7 @@ class ModelCardContext:
 
     - ``spec``: the fitted feature spec (source, label name, features, directions, buckets, the training
       quantiles that bound the raw grid);
-    - ``backbones``: in display order; ``results``: one :class:`.report.ModelResult` per (backbone,
+    - ``backbones``: in display order; ``results``: one :class:`.findings.ModelResult` per (backbone,
       variant) from ``seed_summary``; ``paired``: CCSS − baseline per backbone and metric
       (``paired_differences``); ``per_feature``: raw-grid per-feature rows (backbone, variant, seed,
       feature, ``wrong_step_share``, ``edge_wrong_share``, ...);
@@ -243,31 +122,20 @@ class ModelCardContext:
 
 def _threshold(ctx: ModelCardContext) -> float:
     t = ctx.method.get("threshold", 0.5)
-    return 0.5 if _missing(t) else float(t)
+    return 0.5 if is_missing(t) else float(t)
 
 
 def _metric_label(metric: str, ctx: ModelCardContext) -> str:
-    return _LABELS.get(metric, metric).replace("{t}", f"{_threshold(ctx):g}")
+    return metric_label(metric, _threshold(ctx))
 
 
 def _raw(v: Any) -> str:
-    return "n/a" if _missing(v) else f"{float(v):.6g}"
+    return "n/a" if is_missing(v) else f"{float(v):.6g}"
 
 
 def _training_range(feature: NumericalFeature) -> tuple[Any, Any]:
     values = feature.quantiles or feature.centres
     return (values[0], values[-1]) if values else (None, None)
-
-
-def _commit_text(lin: Lineage) -> str:
-    if lin.git_commit == UNKNOWN:
-        return "unknown (no git repository or no git here)"
-    if lin.git_dirty is None:
-        return f"{lin.git_commit} (working tree state unknown)"
-    if not lin.git_dirty:
-        return f"{lin.git_commit} (working tree clean)"
-    shown = ", ".join(lin.git_dirty_paths[:10]) + (", …" if len(lin.git_dirty_paths) > 10 else "")
-    return f"{lin.git_commit} (working tree DIRTY: uncommitted changes in {shown or 'some files'})"
 
 
 def _split_text(ctx: ModelCardContext, ranges: bool = True) -> str:
@@ -316,20 +184,12 @@ def _training_ranges(ctx: ModelCardContext) -> Part | None:
     directed = [f for f in ctx.spec.directed if f.n_buckets >= 2]
     if not directed:
         return None
-    rows = [[f.name, _dir(f.direction), _raw(_training_range(f)[0]), _raw(_training_range(f)[1])] for f in directed]
+    rows = [
+        [f.name, fmt_direction(f.direction), _raw(_training_range(f)[0]), _raw(_training_range(f)[1])] for f in directed
+    ]
     return Part(["Training range of each constrained feature — the range over which monotonicity was measured "
                  "(raw units):"],
                 Table(["feature", "direction", "training minimum", "training maximum"], rows))  # fmt: skip
-
-
-def _artifact_rows(records: Sequence[ArtifactRecord]) -> list[list[str]]:
-    rows = []
-    for r in records:
-        md5 = r.locked_md5 or "—"
-        if r.nfiles is not None and r.locked_md5:
-            md5 += f" ({r.nfiles} files)"
-        rows.append([r.path, r.stage or "—", md5, r.status])
-    return rows
 
 
 def _training_data(ctx: ModelCardContext) -> Part:
@@ -350,24 +210,12 @@ def _training_data(ctx: ModelCardContext) -> Part:
     return Part([f"Source: {ctx.source}. Label: {ctx.label}."], table, [_split_text(ctx, ranges=not ctx.time_ranges)])
 
 
-def _data_hashes(ctx: ModelCardContext) -> Part | None:
-    """The DVC md5s of the model-ready tables; None when there is a dvc.lock without them."""
-    data = [r for r in ctx.lineage.artifacts if r.path.startswith(DATA_PREFIX)]
-    if data:
-        return Part(["DVC hash of the data (md5 as dvc.lock records it for the stage that wrote it; "
-                     "'current' compares it with the file as it is now):"],
-                    Table(["file", "stage", "md5 in dvc.lock", "current"], _artifact_rows(data)))  # fmt: skip
-    if not ctx.lineage.has_dvc_lock:
-        return Part(["DVC hash of the data: unknown — no dvc.lock was found."])
-    return None
-
-
 def _features(ctx: ModelCardContext) -> Part:
     spec, unconstrained = ctx.spec, set(ctx.unconstrained)
     rows = []
     for f in spec.directed:
         constrained = f"no — {ONE_BUCKET_NOTE}" if f.name in unconstrained else "yes"
-        rows.append([f.name, _dir(f.direction), str(f.n_buckets), f.transform, constrained])
+        rows.append([f.name, fmt_direction(f.direction), str(f.n_buckets), f.transform, constrained])
     notes = []
     if unconstrained:
         notes.append(f"Not constrained: {', '.join(ctx.unconstrained)} — a directed feature with one bucket has no "
@@ -405,7 +253,7 @@ def _per_feature_rows(ctx: ModelCardContext, backbone: str) -> list[list[str]]:
     cell = {(str(r["variant"]).lower(), str(r["feature"])): r for r in summary.to_dict("records")}
     rows, unconstrained = [], set(ctx.unconstrained)
     for f in ctx.spec.directed:
-        name = f"{f.name} ({_dir(f.direction)})"
+        name = f"{f.name} ({fmt_direction(f.direction)})"
         if f.name in unconstrained:
             rows.append([name, ONE_BUCKET_NOTE, "—", "—", "—"])
             continue
@@ -414,7 +262,7 @@ def _per_feature_rows(ctx: ModelCardContext, backbone: str) -> list[list[str]]:
             for m in ("wrong_step_share", "edge_wrong_share"):
                 r = cell.get((variant, f.name))
                 values.append(
-                    "n/a" if r is None or m not in metrics else _mean_std(r[f"{m}_mean"], r[f"{m}_std"], True)
+                    "n/a" if r is None or m not in metrics else fmt_mean_std(r[f"{m}_mean"], r[f"{m}_std"], True)
                 )
         rows.append([name, *values])
     return rows
@@ -426,15 +274,15 @@ def _accuracy(ctx: ModelCardContext, bb: str, ccss: ModelResult | None, base: Mo
     auc = _paired_row(ctx, bb, "auc")
     if auc is not None and int(auc.get("n") or 0):
         delta = (f"ΔAUC (CCSS − baseline, paired on the training seed, {int(auc['n'])} pairs): "
-                 f"{_diff(auc.get('mean'), False)}, 95% interval {_interval(auc, False)}.")  # fmt: skip
+                 f"{fmt_diff(auc.get('mean'), False)}, 95% interval {fmt_interval(auc, False)}.")  # fmt: skip
     else:
         delta = "ΔAUC (CCSS − baseline, paired on the training seed): n/a — no paired seeds."
     if ccss is None:
         return Part(["No CCSS model of this backbone was evaluated."], None, [delta])
     shown = [r for r in (ccss, base) if r is not None]
     hidden = ({"gauc"} if ctx.gauc_note else set()) | hidden_recalibration_rows(shown)
-    metrics = [m for m in CARD_METRICS if m not in hidden and any(not _missing(r.mean.get(m)) for r in shown)]
-    header = ["metric"] + [_seeds_header(r) for r in shown]
+    metrics = [m for m in CARD_METRICS if m not in hidden and any(not is_missing(r.mean.get(m)) for r in shown)]
+    header = ["metric"] + [seeds_header(r) for r in shown]
     table = Table(header, [[_metric_label(m, ctx)] + [r.cell(m) for r in shown] for m in metrics])
     notes = ([ctx.gauc_note] if ctx.gauc_note else []) + [delta] + epoch_limit_warnings(shown, [bb])
     return Part(["Mean ± standard deviation over the training seeds."], table, notes)
@@ -474,11 +322,11 @@ def _method_phrase(p: Mapping[str, Any]) -> str:
     """How the chosen model was trained: CCSS at λ and margin (a best_params entry written before methods
     existed is CCSS's); another method has no margin, and its own searched parameters follow λ."""
     method = str(p.get("method") or "ccss")
-    phrase = f"{_METHOD_NAMES.get(method, method)} at λ = {_fmt_param(p.get('weight'))}"
+    phrase = f"{_METHOD_NAMES.get(method, method)} at λ = {fmt_param(p.get('weight'))}"
     if method == "ccss":
-        return f"{phrase}, margin {_fmt_param(p.get('margin'))}"
+        return f"{phrase}, margin {fmt_param(p.get('margin'))}"
     own = p.get("method_params") or {}
-    return phrase + "".join(f", {k} {_fmt_param(v)}" for k, v in sorted(own.items()))
+    return phrase + "".join(f", {k} {fmt_param(v)}" for k, v in sorted(own.items()))
 
 
 def _chosen(p: Mapping[str, Any]) -> Part:
@@ -488,68 +336,24 @@ def _chosen(p: Mapping[str, Any]) -> Part:
     met = ("n/a — no completed search trial, the configured defaults" if feasible is None else
            "yes" if feasible else "NO — no trial met the target; the least violating one was chosen")  # fmt: skip
     rows = [
-        ["method", _fmt_param(p.get("method") or "ccss")],
-        *[[name, _fmt_param(value)] for name, value in sorted((p.get("method_params") or {}).items())],
-        ["λ (contrastive weight)", _fmt_param(p.get("weight"))],
-        ["margin", _fmt_param(p.get("margin"))],
-        ["loss", _fmt_param(p.get("loss"))],
-        ["source trial", _fmt_param(p.get("source"))],
-        ["validation AUC", _value(p.get("val_auc"), False)],
-        ["validation raw-grid wrong-step share", _value(p.get("val_wrong_step_share"), True)],
-        ["validation edge test wrong", _value(p.get("val_edge_wrong_share"), True)],
-        ["target (wrong-step share)", "—" if _missing(target) else f"≤ {_value(target, True)}"],
+        ["method", fmt_param(p.get("method") or "ccss")],
+        *[[name, fmt_param(value)] for name, value in sorted((p.get("method_params") or {}).items())],
+        ["λ (contrastive weight)", fmt_param(p.get("weight"))],
+        ["margin", fmt_param(p.get("margin"))],
+        ["loss", fmt_param(p.get("loss"))],
+        ["source trial", fmt_param(p.get("source"))],
+        ["validation AUC", fmt_value(p.get("val_auc"), False)],
+        ["validation raw-grid wrong-step share", fmt_value(p.get("val_wrong_step_share"), True)],
+        ["validation edge test wrong", fmt_value(p.get("val_edge_wrong_share"), True)],
+        ["target (wrong-step share)", "—" if is_missing(target) else f"≤ {fmt_value(target, True)}"],
         [
             "target (edge test)",
-            "—" if _missing(p.get("max_edge_violation")) else f"≤ {_value(p.get('max_edge_violation'), True)}",
+            "—" if is_missing(p.get("max_edge_violation")) else f"≤ {fmt_value(p.get('max_edge_violation'), True)}",
         ],
         ["feasible (target met)", met],
         ["study", f"{p.get('study', '?')} ({p.get('n_trials', 0)} trials)"],
     ]
     return Part(table=Table(["parameter", "value"], rows))
-
-
-def _rebuild_notes(lin: Lineage) -> list[str]:
-    """Why checking out the commit might not give these models back."""
-    notes = []
-    if lin.git_commit == UNKNOWN:
-        notes.append("This copy is not a git repository, so the commit to check out is not known.")
-    elif lin.git_dirty:
-        notes.append(
-            "The working tree had uncommitted changes when this card was written: checking out the commit "
-            "alone does not give exactly these inputs."
-        )
-    if lin.env != "base":
-        notes.append(
-            f"dvc.yaml's stages run the base environment; these models came from the '{lin.env}' environment, "
-            f"so rebuild them with `kedro run --env {lin.env}` after `dvc pull`."
-        )
-    if any(r.status.startswith(DIFFERS) for r in lin.artifacts):
-        notes.append(
-            "Some artifacts differ from dvc.lock: `dvc repro` (or `dvc commit`) records the current ones; "
-            "until then `dvc pull` restores the recorded versions, not the ones this card describes."
-        )
-    return notes
-
-
-def _lineage(ctx: ModelCardContext) -> dict[str, Any]:
-    lin = ctx.lineage
-    facts = [
-        f"Git commit: {_commit_text(lin)}",
-        f"Kedro environment: {lin.env}",
-        f"Parameters hash (SHA-256 of all parameters as sorted JSON, ccss_pipeline.fingerprint.content_hash): "
-        f"{lin.params_hash or UNKNOWN}",
-    ]
-    if lin.artifacts and lin.has_dvc_lock:
-        dvc = Part(["DVC md5 of the data and model artifacts, as dvc.lock records them for the stage that wrote "
-                    "each one. Under `dvc repro` the upstream stages' entries are final when this card is written; "
-                    "after a plain `kedro run` dvc.lock may be older than the files, hence the last column: a file "
-                    "is compared by the md5 of its bytes (what DVC 3 records), a folder by `dvc status`."],
-                   Table(["artifact", "stage", "md5 in dvc.lock", "current"], _artifact_rows(lin.artifacts)))  # fmt: skip
-    else:
-        dvc = Part(["DVC md5s: unknown — no dvc.lock was found next to the project."])
-    commit = lin.git_commit if lin.git_commit != UNKNOWN else "<commit: unknown>"
-    return {"facts": facts, "dvc": dvc, "rebuild": f"git checkout {commit}\ndvc pull\ndvc repro",
-            "notes": _rebuild_notes(lin)}  # fmt: skip
 
 
 def _view(ctx: ModelCardContext) -> dict[str, Any]:
@@ -562,10 +366,10 @@ def _view(ctx: ModelCardContext) -> dict[str, Any]:
         "limits": _limits(ctx),
         "training_ranges": _training_ranges(ctx),
         "training_data": _training_data(ctx),
-        "data_hashes": _data_hashes(ctx),
+        "data_hashes": data_hashes(ctx.lineage),
         "features": _features(ctx),
         "backbones": [_backbone(ctx, bb) for bb in ctx.backbones],
-        "lineage": _lineage(ctx),
+        "lineage": lineage_view(ctx.lineage),
     }  # fmt: skip
 
 

@@ -1,11 +1,62 @@
-"""test split + trained models → accuracy and monotonicity per model → over seeds → plots → report."""
+"""test split + trained models → accuracy and monotonicity per model → over seeds → plots → report, card."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import aggregate_over_seeds, evaluate_models, plot_evaluation, write_model_card, write_report
+from ccss_pipeline.evaluation.aggregate import aggregate_over_seeds
+from ccss_pipeline.evaluation.findings import collect_findings
+from ccss_pipeline.evaluation.results import OUTPUTS
+
+from .nodes import evaluate_models, plot_evaluation, write_model_card, write_report
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "evaluation"
+
+#: the tables the figures are drawn from, then the spec (axes name its label)
+PLOT_INPUTS = [
+    "raw_grid_curves",
+    "partial_dependence",
+    "raw_grid_per_feature",
+    "roc_curves",
+    "calibration_curves",
+    "feature_spec",
+]
+PLOT_OUTPUTS = [
+    "raw_grid_plots",
+    "partial_dependence_plots",
+    "violation_rate_plot",
+    "roc_plot",
+    "calibration_plot",
+    "evaluation_figures",  # their PNG bytes, in memory: the report and the card embed them
+]
+#: what the report and the card both read: the stage's tables, the spec, the search's choice, the splits' rows
+FINDINGS_INPUTS = [
+    "evaluation_results",
+    "seed_summary",
+    "paired_differences",
+    "raw_grid_per_feature",
+    "monotonicity_per_feature",
+    "feature_spec",
+    "best_params",
+    "split_validation_report",
+]
+REPORT_INPUTS = [
+    "evaluation_findings",
+    "evaluation_figures",
+    "optuna_plot_images",  # written by model_training (the search), embedded as they are
+    "params:evaluation",
+    "params:feature_engineering",  # the split mode: how the report words the split
+]
+CARD_INPUTS = [
+    "evaluation_findings",
+    "evaluation_figures",  # the ICE figures, embedded in the HTML card
+    # each split's time range (event_ts) when the schema declares a timestamp
+    "train_model_input",
+    "validation_model_input",
+    "test_model_input",
+    "project_lineage",  # git commit, dirty tree, dvc.lock, environment (read-only)
+    "parameters",  # all parameters: hashed into the card
+    "params:evaluation",
+]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -14,16 +65,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 evaluate_models,
                 inputs=["test_model_input", "feature_spec", "trained_models", "source_truth", "params:evaluation"],
-                outputs=[
-                    "evaluation_results",
-                    "monotonicity_per_feature",
-                    "raw_grid_per_feature",
-                    "partial_dependence",
-                    "raw_grid_curves",
-                    "roc_curves",
-                    "calibration_curves",
-                    "seed_metrics",
-                ],
+                outputs=list(OUTPUTS),  # the fields of the typed EvaluationResult, in order
                 name="evaluate_accuracy_and_monotonicity",
                 namespace=NAMESPACE,
             ),
@@ -35,67 +77,25 @@ def create_pipeline(**kwargs) -> Pipeline:
                 namespace=NAMESPACE,
             ),
             Node(
-                plot_evaluation,
-                inputs=[
-                    "raw_grid_curves",
-                    "partial_dependence",
-                    "raw_grid_per_feature",
-                    "roc_curves",
-                    "calibration_curves",
-                    "feature_spec",
-                ],
-                outputs=[
-                    "raw_grid_plots",
-                    "partial_dependence_plots",
-                    "violation_rate_plot",
-                    "roc_plot",
-                    "calibration_plot",
-                ],
-                name="plot_evaluation",
+                plot_evaluation, inputs=PLOT_INPUTS, outputs=PLOT_OUTPUTS, name="plot_evaluation", namespace=NAMESPACE
+            ),
+            Node(
+                collect_findings,
+                inputs=FINDINGS_INPUTS,
+                outputs="evaluation_findings",  # in memory: what the report and the card both read
+                name="collect_findings",
                 namespace=NAMESPACE,
             ),
             Node(
                 write_report,
-                inputs=[
-                    "evaluation_results",
-                    "seed_summary",
-                    "paired_differences",
-                    "raw_grid_per_feature",
-                    "monotonicity_per_feature",
-                    "feature_spec",
-                    "best_params",
-                    "split_validation_report",
-                    "params:evaluation",
-                    "params:feature_engineering",  # the split mode: how the report words the split
-                    # the curve tables again: the HTML report embeds the figures drawn from them
-                    "raw_grid_curves",
-                    "partial_dependence",
-                    "roc_curves",
-                    "calibration_curves",
-                    "optuna_plot_images",  # written by model_training (the search), embedded as they are
-                ],
+                inputs=REPORT_INPUTS,
                 outputs=["report_md", "report_html"],
                 name="write_report",
                 namespace=NAMESPACE,
             ),
             Node(
                 write_model_card,
-                inputs=[
-                    "seed_summary",
-                    "paired_differences",
-                    "raw_grid_per_feature",
-                    "feature_spec",
-                    "best_params",
-                    "split_validation_report",
-                    # each split's time range (event_ts) when the schema declares a timestamp
-                    "train_model_input",
-                    "validation_model_input",
-                    "test_model_input",
-                    "raw_grid_curves",  # the ICE figures, embedded in the HTML card
-                    "project_lineage",  # git commit, dirty tree, dvc.lock, environment (read-only)
-                    "parameters",  # all parameters: hashed into the card
-                    "params:evaluation",
-                ],
+                inputs=CARD_INPUTS,
                 outputs=["model_card_md", "model_card_html"],
                 name="write_model_card",
                 namespace=NAMESPACE,
