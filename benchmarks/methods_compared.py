@@ -1,7 +1,7 @@
 """The "Methods compared" table: every monotonicity method under one protocol on one data source (issue 27).
 
 Runs the data stages (``data_validation``, ``feature_engineering``, ``counterfactual_pairs``) and then
-``kedro run --pipelines=compare`` (``ccss_pipeline.evaluation.comparison``: the same trial budget for
+``kedro run --pipelines=compare`` (``ccss_pipeline.tuning.comparison``: the same trial budget for
 every tuned row, chosen on validation; ``--seeds`` final fits per row; test AUC, accuracy, LogLoss,
 raw-grid wrong steps, edge test, rows monotone, training time against the same family's unconstrained
 fit, ΔAUC against the λ = 0 network paired on the seed) in a throw-away copy of the project, then

@@ -449,7 +449,7 @@ class SearchConfig(StrictConfig):
     n_trials: int = Field(8, ge=0)
     n_startup_trials: int = Field(3, ge=1)  # random trials before TPE models the front
     # the last trials of n_trials bisect λ (the chosen trial's other parameters kept) down to where the
-    # targets stop holding: model/refinement.py. At most n_trials - n_startup_trials of them.
+    # targets stop holding: tuning/refinement.py. At most n_trials - n_startup_trials of them.
     refine_trials: int = Field(2, ge=0)
     timeout_s: float | None = Field(None, gt=0)
     seed: Seed = 0
@@ -668,7 +668,7 @@ class EvaluationConfig(StrictConfig):
     what_if: WhatIfConfig = WhatIfConfig()
 
 
-#: The rows ``kedro run --pipelines=compare`` can put side by side (``ccss_pipeline.evaluation.comparison``):
+#: The rows ``kedro run --pipelines=compare`` can put side by side (``ccss_pipeline.tuning.comparison``):
 #: the λ = 0 network, the trainer's three methods, and two models monotone by construction.
 ComparedMethod = Literal["baseline", "ccss", "pwl", "hints", "monotone_net", "gbdt"]
 COMPARED_METHODS: tuple[ComparedMethod, ...] = ("baseline", "ccss", "pwl", "hints", "monotone_net", "gbdt")

@@ -5,7 +5,9 @@ Kedro's own typed-parameter validation only checks the parameters of the pipelin
 later. :class:`ConfigurationCheckHooks` validates every known top-level key with its pydantic model as
 soon as the context exists (before the catalog is built and before any node runs) and raises one
 :class:`ConfigurationError` listing each problem with the parameters file that defines the key, the
-dotted key path, the bad value and the allowed values or rule.
+dotted key path, the bad value and the allowed values or rule. :class:`SpecCheckHooks` refuses, before a
+node runs, an input built for another feature spec than the one it reads; :class:`ProjectLockHooks`
+allows one run at a time; :class:`SparkHooks` starts the Spark session of a Spark environment.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ccss_pipeline.config import (
     TrainingConfig,
     ValidationConfig,
 )
+from ccss_pipeline.lineage import require_spec
 from ccss_pipeline.run_lock import SEARCH_PIPELINE, ProjectLock
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
 
@@ -331,6 +334,33 @@ class ProjectLockHooks:
     @hook_impl
     def on_pipeline_error(self) -> None:
         self._release()
+
+
+#: Catalog entries built for the fitted feature spec (they record its fingerprint) -> the pipeline that rebuilds them.
+SPEC_STAMPED = {
+    "train_model_input": "feature_engineering",
+    "validation_model_input": "feature_engineering",
+    "test_model_input": "feature_engineering",
+    "feature_importance": "counterfactual_pairs",
+    "counterfactual_pairs": "counterfactual_pairs",
+}
+
+
+class SpecCheckHooks:
+    """A node that reads ``feature_spec`` reads nothing built for another spec: before it runs, each of
+    its inputs in :data:`SPEC_STAMPED` must record that spec's fingerprint, else
+    :class:`~ccss_pipeline.lineage.StaleArtifactError` names the stale entry and the pipeline that
+    rebuilds it (:func:`~ccss_pipeline.lineage.require_spec`). The trained models and the chosen
+    parameters are checked entry by entry where an entry is used (``TrainedModel.rebuild``, the training node)."""
+
+    @hook_impl
+    def before_node_run(self, node: Any, inputs: dict[str, Any]) -> None:
+        spec = inputs.get("feature_spec")
+        if spec is None:
+            return
+        for name in node.inputs:
+            if name in SPEC_STAMPED:
+                require_spec(name, inputs[name], spec, SPEC_STAMPED[name])
 
 
 class SparkHooks:

@@ -1,4 +1,4 @@
-"""Methods compared under one protocol (``ccss_pipeline.evaluation.comparison``): every row of the
+"""Methods compared under one protocol (``ccss_pipeline.tuning.comparison``): every row of the
 table, on the tiny table whose true curve wiggles the wrong way (``tests/support/monotone_table.py``),
 two trials per tuned row and two seeds. No Kedro."""
 
@@ -15,7 +15,8 @@ pytest.importorskip("lightgbm", reason='LightGBM is in the optional extra "compa
 pytest.importorskip("monotonicnetworks", reason='the optional extra "compare": pip install -e ".[compare]"')
 
 from ccss_pipeline.config import COMPARED_METHODS, CompareConfig, EvaluationConfig  # noqa: E402
-from ccss_pipeline.evaluation.comparison import (  # noqa: E402
+from ccss_pipeline.model.synthesis import draw_pairs  # noqa: E402
+from ccss_pipeline.tuning.comparison import (  # noqa: E402
     DELTA_COLUMNS,
     METRICS,
     SEED_COLUMNS,
@@ -25,8 +26,7 @@ from ccss_pipeline.evaluation.comparison import (  # noqa: E402
     compare_methods,
     comparison_training,
 )
-from ccss_pipeline.model.study_storage import storage_url  # noqa: E402
-from ccss_pipeline.model.synthesis import draw_pairs  # noqa: E402
+from ccss_pipeline.tuning.study_storage import storage_url  # noqa: E402
 from tests.support.configs import tiny_training  # noqa: E402
 from tests.support.monotone_table import wiggle_inputs, wiggle_spec  # noqa: E402
 

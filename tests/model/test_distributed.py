@@ -49,9 +49,15 @@ def _fits(max_epochs: int, checkpoint_root=None) -> list[Fit]:
     ]
 
 
-def test_two_processes_match_one(data):
+@pytest.fixture(scope="module")
+def two_straight(data) -> dict:
+    """Three epochs on two workers, uninterrupted: compared with one process, and with a resumed run."""
+    return run_fits(_fits(3), data, TWO)
+
+
+def test_two_processes_match_one(data, two_straight):
     one = run_fits(_fits(3), data, ONE)
-    two = run_fits(_fits(3), data, TWO)
+    two = two_straight
     for key in ("baseline", "ccss"):
         assert abs(two[key].best_val_auc - one[key].best_val_auc) < 0.005, key
         assert [h.get("world_size", 1) for h in two[key].history] == [2, 2, 2]
@@ -61,13 +67,13 @@ def test_two_processes_match_one(data):
         assert returned == pytest.approx(two[key].best_val_auc, abs=1e-12)
 
 
-def test_rank_zero_checkpoints_and_a_longer_run_resumes_from_them(data, tmp_path):
+def test_rank_zero_checkpoints_and_a_longer_run_resumes_from_them(data, two_straight, tmp_path):
     fits = _fits(2, tmp_path)
     run_fits(fits, data, TWO)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline", "ccss"]
     assert [p.name for p in (tmp_path / "ccss").iterdir()] == ["checkpoint.pt"]  # one writer, no temporaries
     resumed = run_fits(_fits(3, tmp_path), data, TWO)
-    straight = run_fits(_fits(3, tmp_path / "fresh"), data, TWO)
+    straight = two_straight  # the same three epochs from scratch, never stopped
     for key in ("baseline", "ccss"):
         assert len(resumed[key].history) == 3
         assert resumed[key].history[-1]["val_auc"] == pytest.approx(straight[key].history[-1]["val_auc"], abs=1e-9)

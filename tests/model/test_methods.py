@@ -39,6 +39,7 @@ from ccss_pipeline.model.methods import (
     method_names,
     method_of,
 )
+from ccss_pipeline.model.methods.ccss import suggest_contrastive
 from ccss_pipeline.model.methods.hints import (
     STEP_PARAM,
     TorchNumericalEncoder,
@@ -49,11 +50,13 @@ from ccss_pipeline.model.methods.hints import (
 from ccss_pipeline.model.methods.pwl import gradient_penalty
 from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.model.scoring import logit_fn, score_fn
-from ccss_pipeline.model.search import run_search, study_name, suggest_contrastive
-from ccss_pipeline.model.selection import best_parameters
 from ccss_pipeline.model.synthesis import PairLookup, directed_probabilities, draw_pairs
-from ccss_pipeline.model.trainer import TrainStep, _Step, train_epoch, train_model
+from ccss_pipeline.model.train_step import StepForward
+from ccss_pipeline.model.trainer import TrainStep, train_epoch, train_model
 from ccss_pipeline.spec import QUANTILE_LEVELS, FeatureSpec, ModelInputs, NumericalFeature
+from ccss_pipeline.tuning.search import SearchData, run_search
+from ccss_pipeline.tuning.selection import best_parameters
+from ccss_pipeline.tuning.study import study_name
 from tests.model.conftest import make_inputs, make_spec, violation_rate
 from tests.support.configs import tiny_training
 
@@ -368,8 +371,8 @@ def test_ccss_through_the_method_is_the_old_inline_path(spec, weak, move, loss):
     models.append(CTRModel(spec, BB))
     models[1].load_state_dict(models[0].state_dict())
     opts = [torch.optim.Adam(m.parameters(), lr=5e-3) for m in models]
-    old = _old_epoch(_Step(models[0]), opts[0], device_batches(tensors, perm, 128, lookup, 40), 1.5, cfg)
-    step = TrainStep(_Step(models[1]), opts[1], CCSS().bind(spec, CPU, 40), 1.5, cfg, CPU)
+    old = _old_epoch(StepForward(models[0]), opts[0], device_batches(tensors, perm, 128, lookup, 40), 1.5, cfg)
+    step = TrainStep(StepForward(models[1]), opts[1], CCSS().bind(spec, CPU, 40), 1.5, cfg, CPU)
     new = train_epoch(step, device_batches(tensors, perm, 128, lookup, 40))
     assert _same(models[0], models[1]) and new == pytest.approx(old / 8, rel=1e-5)  # 1000 rows: 8 batches
     a = train_model(spec, train, valid, BB, cfg, _opt(), pairs)
@@ -408,6 +411,27 @@ def test_each_method_suggests_its_own_space():
     assert set(trial.params) == {"weight"} and method.settings() == {"step": 0.07}
 
 
+@pytest.mark.parametrize(
+    "name, update",
+    [
+        ("ccss", {}),
+        ("pwl", {"pwl": PwlConfig(weight_range=SearchRange(low=2.0, high=3.0))}),
+        ("hints", {"hints": HintsConfig(weight_range=SearchRange(low=0.5, high=4.0))}),
+    ],
+)
+def test_each_method_names_the_lambda_range_it_draws_from(name, update):
+    """``weight_range`` is the distribution ``suggest`` draws λ from (the λ refinement's floor is its low end)."""
+    training = tiny_training().model_copy(update={"method": name, **update})
+    method = method_of(training)
+    trial = _ask()
+    method.suggest(trial, training)
+    r = method.weight_range(training)
+    drawn = trial.distributions["weight"]
+    assert (drawn.low, drawn.high, drawn.log) == (r.low, r.high, r.log)
+    expected = training.search.weight if name == "ccss" else getattr(training, name).weight_range
+    assert r == expected
+
+
 def test_the_study_name_carries_the_method(spec):
     base = tiny_training()
     name = study_name(base, spec, "d", "dnn")
@@ -433,7 +457,7 @@ def test_a_search_runs_with_the_method_and_records_it(name, tmp_path):
     spec = make_spec()
     train, valid = make_inputs(spec, 400, seed=3), make_inputs(spec, 200, seed=4)
     training = tiny_training(n_trials=1).model_copy(update={"method": name})
-    study = run_search(spec, train, valid, None, training, "dnn", storage_root=tmp_path)
+    study = run_search(SearchData(spec, train, valid, None), training, "dnn", storage_root=tmp_path)
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.COMPLETE and f"-{name}-dnn-" in study.study_name
     chosen = best_parameters(study, training, spec.fingerprint)

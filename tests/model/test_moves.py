@@ -13,16 +13,14 @@ import numpy as np
 import pytest
 
 from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.model.move_builders import BuiltMove, FeatureTables, centre_points
 from ccss_pipeline.model.moves import (
     MOVES,
-    BuiltMove,
     Constraint,
     ConstraintRole,
-    FeatureTables,
     MoveTemplate,
     Side,
     build_points,
-    centre_points,
     get_move,
 )
 from ccss_pipeline.model.synthesis import PairTable, draw_pairs

@@ -8,10 +8,11 @@ import numpy as np
 import optuna
 import pytest
 
-from ccss_pipeline.model.refinement import REFINEMENT_ATTR, propose
-from ccss_pipeline.model.search import run_search
-from ccss_pipeline.model.selection import EDGE_ATTR, select_trial
+from ccss_pipeline.config import HintsConfig, PwlConfig, SearchRange
 from ccss_pipeline.model.synthesis import draw_pairs
+from ccss_pipeline.tuning.refinement import REFINEMENT_ATTR, propose
+from ccss_pipeline.tuning.search import SearchData, queue_refinement, run_search
+from ccss_pipeline.tuning.selection import EDGE_ATTR, select_trial
 from tests.model.conftest import make_inputs, make_spec
 from tests.support.configs import tiny_training
 
@@ -92,7 +93,7 @@ def test_a_search_ends_with_a_refinement_trial_at_the_chosen_trials_parameters(t
     p = np.array([0.0 if f.n_buckets < 2 else 1.0 for f in spec.directed])
     pairs = draw_pairs(train.bucket, train.dense, train.label, spec, p / p.sum(), seed=0)
     training = tiny_training(n_trials=3, refine_trials=1, max_violation=1.0, max_edge_violation=1.0)
-    study = run_search(spec, train, valid, pairs, training, "dnn", storage_root=tmp_path)
+    study = run_search(SearchData(spec, train, valid, pairs), training, "dnn", storage_root=tmp_path)
     trials = study.trials
     assert [t.state for t in trials] == [COMPLETE, COMPLETE, COMPLETE]
     assert all(REFINEMENT_ATTR not in t.user_attrs for t in trials[:2])
@@ -120,15 +121,41 @@ def test_another_settings_miss_above_a_met_lambda_is_no_bracket_bottom():
 def test_a_point_another_worker_runs_is_not_queued_again(tmp_path):
     """Two workers on one study: the first runs the refinement point; the second, seeing the same
     finished trials, would propose the same point — it samples a new one instead."""
-    from ccss_pipeline.model import search as search_mod
-
     study = optuna.create_study(directions=["maximize", "minimize"])
     for t in [_trial(0.780, 0.020, 1.0, 0.010), _trial(0.770, 0.000, 8.0, 0.005)]:
         study.add_trial(t)
-    search = tiny_training(n_trials=4, n_startup_trials=1, refine_trials=2).search
-    search_mod._queue_refinement(study, search)
+    training = tiny_training(n_trials=4, n_startup_trials=1, refine_trials=2)
+    queue_refinement(study, training)
     (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     running = study.ask()  # the first worker takes it: RUNNING, its point fixed
     assert running.number == queued.number
-    search_mod._queue_refinement(study, search)
+    queue_refinement(study, training)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+
+
+@pytest.mark.parametrize(
+    "method, block",
+    [
+        ("pwl", PwlConfig(weight_range=SearchRange(low=0.5, high=10.0))),
+        ("hints", HintsConfig(weight_range=SearchRange(low=0.4, high=10.0), step_range=None)),
+    ],
+)
+def test_the_bracket_floor_is_the_low_end_of_the_methods_own_lambda_range(method, block):
+    """A method that searches λ in a range of its own (``pwl.weight_range``, ``hints.weight_range``)
+    refines no lower than that range's low end, not ``search.weight``'s (which it never draws from)."""
+    training = tiny_training(n_trials=3, n_startup_trials=1, refine_trials=1, weight=SearchRange(low=0.1, high=10.0))
+    training = training.model_copy(update={"method": method, method: block})
+    floor = getattr(training, method).weight_range.low
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    # every trial meets the targets: nothing missed, so the bracket's bottom is the floor
+    dists = {"weight": optuna.distributions.FloatDistribution(floor, 10.0, log=True)}
+    for auc, weight in ((0.780, 4.0), (0.770, 8.0)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[auc, 0.0], params={"weight": weight}, distributions=dists, user_attrs={EDGE_ATTR: 0.0}
+            )
+        )
+    queue_refinement(study, training)
+    (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.user_attrs[REFINEMENT_ATTR] == [floor, 4.0]
+    assert queued.system_attrs["fixed_params"]["weight"] == pytest.approx(math.sqrt(floor * 4.0))

@@ -1,4 +1,4 @@
-"""The Optuna search (ccss_pipeline.model.search): study naming, suggestions, the pruning rule, the
+"""The Optuna search (ccss_pipeline.tuning.search): study naming, suggestions, the pruning rule, the
 selection rule, sampler seeding, resume, stale trials, plots. No Kedro; tiny synthetic inputs."""
 
 from __future__ import annotations
@@ -23,19 +23,13 @@ from ccss_pipeline.config import (
     SearchRange,
     TrainingConfig,
 )
-from ccss_pipeline.model import search as search_mod
-from ccss_pipeline.model.search import (
-    HISTORY_ATTR,
-    open_study,
-    plot_pareto_front,
-    run_search,
-    sampler_seed,
-    should_prune,
-    study_name,
-    suggest_contrastive,
-    trials_table,
-)
-from ccss_pipeline.model.selection import (
+from ccss_pipeline.model.methods.ccss import suggest_contrastive
+from ccss_pipeline.model.synthesis import draw_pairs
+from ccss_pipeline.tuning import search as search_mod
+from ccss_pipeline.tuning import workers
+from ccss_pipeline.tuning.plots import plot_pareto_front, trials_table
+from ccss_pipeline.tuning.search import HISTORY_ATTR, SearchData, run_search, should_prune
+from ccss_pipeline.tuning.selection import (
     AUC_ATTR,
     EDGE_ATTR,
     SHARE_ATTR,
@@ -43,7 +37,7 @@ from ccss_pipeline.model.selection import (
     select_trial,
     trial_constraints,
 )
-from ccss_pipeline.model.synthesis import draw_pairs
+from ccss_pipeline.tuning.study import open_study, sampler_seed, search_digest, study_name
 from tests.model.conftest import make_inputs, make_spec
 from tests.support.configs import STORAGE, tiny_training
 
@@ -208,7 +202,7 @@ def test_the_edge_test_is_a_target_too(caplog):
     assert out.n_feasible == 2  # trials 1 and 2 meet both targets
     # none meets both: the closest by its worst ratio to a target (trial 2: 0.004/0.002 = 2 < 0.02/0.005)
     far = _fake_study([(0.80, 0.02, 1.0, 0.01), (0.70, 0.004, 2.0, 0.02)], edges=[0.0, 0.02])
-    with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):
+    with caplog.at_level(logging.WARNING, logger="ccss_pipeline.tuning.search"):
         best, feasible = select_trial(far.trials, 0.002, 0.01)
     assert best.number == 1 and not feasible and "edge test" in caplog.text
 
@@ -258,7 +252,7 @@ def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(
             (0.90, 0.30, 4.0, 0.04),
         ]
     )
-    with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.search"):
+    with caplog.at_level(logging.WARNING, logger="ccss_pipeline.tuning.search"):
         out = best_parameters(study, tiny_training(max_violation=0.01))
     assert out.source == "trial 2" and out.feasible is False and out.weight == 3.0
     assert out.val_wrong_step_share == 0.05 and out.val_auc == 0.65
@@ -332,7 +326,7 @@ def data():
 
 
 def _finished(study):
-    return [t for t in study.get_trials(deepcopy=False) if t.state in search_mod.FINISHED]
+    return [t for t in study.get_trials(deepcopy=False) if t.state in workers.FINISHED]
 
 
 def _point(t):
@@ -341,7 +335,7 @@ def _point(t):
 
 def test_run_search_resumes_with_new_draws(data, tmp_path):
     spec, train, valid, pairs = data
-    first = run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
+    first = run_search(SearchData(spec, train, valid, pairs), tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
     assert (tmp_path / STORAGE).is_file()
     assert first.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
     before = [(t.number, t.state, t.params, t.values) for t in first.trials]
@@ -361,7 +355,10 @@ def test_run_search_resumes_with_new_draws(data, tmp_path):
     # "resume" in a new call with a larger budget (and more random start-up trials, which keeps the
     # study): trials 2 and 3 are new points; the old per-process seeding re-drew trial 0's point here
     again = run_search(
-        spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn", storage_root=tmp_path
+        SearchData(spec, train, valid, pairs),
+        tiny_training(n_trials=4, n_startup_trials=3),
+        "dnn",
+        storage_root=tmp_path,
     )
     assert again.study_name == first.study_name
     assert len(_finished(again)) == 4 and len(again.trials) == 4
@@ -370,14 +367,17 @@ def test_run_search_resumes_with_new_draws(data, tmp_path):
 
     # nothing missing: a rerun runs no trial
     same = run_search(
-        spec, train, valid, pairs, tiny_training(n_trials=4, n_startup_trials=3), "dnn", storage_root=tmp_path
+        SearchData(spec, train, valid, pairs),
+        tiny_training(n_trials=4, n_startup_trials=3),
+        "dnn",
+        storage_root=tmp_path,
     )
     assert len(same.trials) == 4
     table = trials_table(same)
     assert len(table) == 4 and {"number", AUC_ATTR, SHARE_ATTR, "params_weight", "params_margin"} <= set(table.columns)
     assert same.user_attrs["backbone"] == "dnn"
     # another backbone: its own study in the same database
-    other = open_study(tiny_training(), spec, search_mod.search_digest(train, valid, pairs), "dcn_v2", tmp_path)
+    other = open_study(tiny_training(), spec, search_digest(train, valid, pairs), "dcn_v2", tmp_path)
     assert other.study_name != first.study_name and other.trials == []
 
 
@@ -388,14 +388,14 @@ def test_stale_running_trials_are_failed_on_reopen(data, tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     trial = study.ask()  # a trial whose process died
     trial.suggest_float("weight", 0.1, 10.0, log=True)
-    trial.set_user_attr(search_mod.WORKER_ATTR, f"{socket.gethostname()}:{gone.stdout.strip()}")
+    trial.set_user_attr(workers.WORKER_ATTR, f"{socket.gethostname()}:{gone.stdout.strip()}")
     fresh = study.ask()  # started a moment ago and not claimed yet: its worker is about to record itself
     assert study.trials[0].state == optuna.trial.TrialState.RUNNING
     reopened = open_study(training, spec, len(pairs), "dnn", storage_root=tmp_path)
     # the dead one is failed and queued again with its parameters, without the dead worker's attributes
     assert [t.state.name for t in reopened.trials] == ["FAIL", "RUNNING", "WAITING"]
     retry = reopened.trials[2]
-    assert retry.params == reopened.trials[0].params and search_mod.WORKER_ATTR not in retry.user_attrs
+    assert retry.params == reopened.trials[0].params and workers.WORKER_ATTR not in retry.user_attrs
     assert retry.system_attrs["failed_trial"] == 0 and fresh.number == 1
 
 
@@ -409,7 +409,7 @@ def test_pruning_rule_sees_the_finished_trials_histories(data, tmp_path, monkeyp
 
     monkeypatch.setattr(search_mod, "should_prune", prune_from_the_second_trial)
     training = tiny_training(n_trials=3, max_epochs=2)
-    study = run_search(spec, train, valid, pairs, training, "dnn", storage_root=tmp_path)
+    study = run_search(SearchData(spec, train, valid, pairs), training, "dnn", storage_root=tmp_path)
     assert [t.state for t in study.trials] == [COMPLETE, PRUNED, PRUNED]
     history0 = study.trials[0].user_attrs[HISTORY_ATTR]
     assert len(history0) == 2 and calls[0] == ([], 1, history0[0]) and calls[1] == ([], 2, history0[1])
@@ -422,7 +422,7 @@ def test_pruning_rule_sees_the_finished_trials_histories(data, tmp_path, monkeyp
 def test_all_pruned_gives_defaults(data, tmp_path, monkeypatch):
     spec, train, valid, pairs = data
     monkeypatch.setattr(search_mod, "should_prune", lambda *a: True)
-    study = run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
+    study = run_search(SearchData(spec, train, valid, pairs), tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
     assert [t.state for t in study.trials] == [PRUNED, PRUNED]
     assert best_parameters(study, tiny_training()).source == "defaults"
 
@@ -432,7 +432,9 @@ def test_a_fresh_search_draws_the_same_points_and_each_trial_its_own(data, tmp_p
     study therefore never draw the same point twice from a common seed)."""
     spec, train, valid, pairs = data
     runs = [
-        run_search(spec, train, valid, pairs, tiny_training(n_trials=3), "dnn", storage_root=tmp_path / name)
+        run_search(
+            SearchData(spec, train, valid, pairs), tiny_training(n_trials=3), "dnn", storage_root=tmp_path / name
+        )
         for name in ("one", "two")
     ]
     points = [[_point(t) for t in study.trials] for study in runs]
@@ -444,7 +446,7 @@ def test_a_trial_beyond_n_trials_is_failed_unrun(data, tmp_path):
     spec, _, _, pairs = data
     study = open_study(tiny_training(n_trials=2), spec, len(pairs), "dnn", storage_root=tmp_path)
     first, second, third = study.ask(), study.ask(), study.ask()
-    search_mod._check_not_surplus(study, second, n_trials=2)  # one trial before it: fine
-    with pytest.raises(search_mod.SurplusTrialError, match="already has 2 trial"):
-        search_mod._check_not_surplus(study, third, n_trials=2)
+    workers.check_not_surplus(study, second, n_trials=2)  # one trial before it: fine
+    with pytest.raises(workers.SurplusTrialError, match="already has 2 trial"):
+        workers.check_not_surplus(study, third, n_trials=2)
     assert study.trials[2].user_attrs["surplus"] is True and first.number == 0

@@ -10,7 +10,7 @@ from kedro.io import DatasetError
 
 from ccss_pipeline.config import SearchConfig
 from ccss_pipeline.datasets import StudyStorageDataset
-from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
+from ccss_pipeline.tuning.study_storage import SearchStorageError, open_storage, safe_url
 
 URL = "postgresql+psycopg://optuna:s3cret@db.example:5432/optuna"
 

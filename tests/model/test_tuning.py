@@ -1,4 +1,4 @@
-"""The resumable single-objective study of the monotone-by-construction models (``model/tuning.py``)."""
+"""The resumable single-objective study of the monotone-by-construction models (``model/tuning.py``; the search itself is ``ccss_pipeline.tuning``)."""
 
 from __future__ import annotations
 

@@ -94,6 +94,11 @@ def _score_from_files(
     catalog_path.write_text(yaml.safe_dump(catalog, sort_keys=False))
 
 
+#: rows per chunk of the streamed runs: three chunks of the 2,822-row log, the last one short (each chunk
+#: is validated on its own, ~1 s of Great Expectations: 97 rows a chunk made 30 of them, twice)
+CHUNK_ROWS = 997
+
+
 @pytest.mark.slow
 def test_score_with_and_without_label_and_bad_rows(trained_project, tmp_path):
     from tests.kedro_project import run_pipelines
@@ -116,16 +121,19 @@ def test_score_with_and_without_label_and_bad_rows(trained_project, tmp_path):
     # the label of a row to score never reaches any row's features: the same scores without it
     np.testing.assert_allclose(unlabelled["p_dnn"].to_numpy(), labelled["p_dnn"].to_numpy(), rtol=1e-6)
 
-    # streamed: read and scored 97 rows at a time, the same scores in the same order
-    _score_from_files(root, bundle["log"].drop(columns=["is_click"]), bundle["users"], bundle["videos"], chunk_rows=97)
+    # streamed: read and scored CHUNK_ROWS rows at a time, the same scores in the same order
+    _score_from_files(
+        root, bundle["log"].drop(columns=["is_click"]), bundle["users"], bundle["videos"], chunk_rows=CHUNK_ROWS
+    )
     run_pipelines(root, pipeline_names=["score"])
     streamed = pd.read_parquet(scores_path)
+    assert -(-len(bundle["log"]) // CHUNK_ROWS) == 3 and len(bundle["log"]) % CHUNK_ROWS  # several chunks, one short
     pd.testing.assert_frame_equal(streamed, unlabelled)
 
     # a bad row in the last chunk: the gate fails before any score is written, the old file stays
     broken = bundle["log"].copy()
     broken.loc[len(broken) - 3, "hist_ctr"] = np.nan
-    _score_from_files(root, broken, bundle["users"], bundle["videos"], chunk_rows=97)
+    _score_from_files(root, broken, bundle["users"], bundle["videos"], chunk_rows=CHUNK_ROWS)
     with pytest.raises(Exception, match=r"hist_ctr.*values finite \(no NaN\)|values finite \(no NaN\).*hist_ctr"):
         run_pipelines(root, pipeline_names=["score"])
     pd.testing.assert_frame_equal(pd.read_parquet(scores_path), unlabelled)

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from ccss_pipeline.config import SearchConfig
-from ccss_pipeline.model.search import FINISHED, WORKER_ATTR
-from ccss_pipeline.model.selection import select_trial
+from ccss_pipeline.tuning.selection import select_trial
+from ccss_pipeline.tuning.workers import FINISHED, WORKER_ATTR
 from tests.kedro_project import SMALL_SYNTHETIC, make_project, run_pipelines
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

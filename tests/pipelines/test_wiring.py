@@ -3,16 +3,19 @@ and each stage reads exactly what the stages before it write (plus the named sou
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io.catalog_config_resolver import CatalogConfigResolver
 
-from ccss_pipeline.pipeline_registry import PIPELINE_NAMES, register_pipelines
+from ccss_pipeline.pipeline_registry import register_pipelines
+from ccss_pipeline.pipelines.node_functions import NodeFunction
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation"]
@@ -70,27 +73,25 @@ def test_composite_pipelines_are_their_stages(pipelines):
         assert not _free(pipelines[name]) & {"train_model_input", "validation_model_input", "counterfactual_pairs"}
 
 
-def test_a_named_pipeline_is_built_alone_and_equals_the_full_registrys(pipelines):
-    for name in ("feature_engineering", "train", "search"):
-        alone = register_pipelines([name])
-        assert list(alone) == [name]
-        assert set(alone[name].nodes) == set(pipelines[name].nodes)
-    assert register_pipelines(["no_such_pipeline"]) == {}  # Kedro then reloads all to suggest names
-
-
-def test_kedros_filter_applies_only_when_kedro_loads(monkeypatch):
-    """Kedro's lazy loader gets the command's pipelines alone; a direct call gets every pipeline even
-    when Kedro's filter is still set and unloaded (what a run that failed before loading leaves)."""
-    from kedro.framework.project import pipelines as project_pipelines
-
-    monkeypatch.setattr(project_pipelines, "_pipelines_module", "ccss_pipeline.pipeline_registry")
-    monkeypatch.setattr(project_pipelines, "_content", {})
-    monkeypatch.setattr(project_pipelines, "_requested_pipelines", ["export"])
-    monkeypatch.setattr(project_pipelines, "_is_data_loaded", False)  # `kedro run --pipeline export`
-    assert list(project_pipelines.keys()) == ["export"]
-    monkeypatch.setattr(project_pipelines, "_requested_pipelines", ["score"])
-    monkeypatch.setattr(project_pipelines, "_is_data_loaded", False)  # a run that stopped before loading
-    assert len(register_pipelines()) == len(PIPELINE_NAMES)
+def test_every_node_function_is_importable_and_takes_its_inputs(pipelines):
+    """The check Kedro makes when a node is built, which it cannot make on a function that is imported
+    only when its node runs (:mod:`ccss_pipeline.pipelines.node_functions`): the function exists, has
+    the name the node reports, and its signature binds the node's inputs (each node lists them in order).
+    Each is a function of its own stage's nodes module, which the import graph sees (lint-imports, DVC deps),
+    not a generator function (Kedro streams those, and cannot tell through the wrapper), and Kedro's typed
+    parameters see its signature and annotations through the wrapper."""
+    for node in {n for p in pipelines.values() for n in p.nodes}:
+        assert isinstance(node.func, NodeFunction), node.name
+        assert node.func.module == f"ccss_pipeline.pipelines.{node.namespace}.nodes", node.name
+        function = node.func.resolve()
+        assert function.__name__ == node.func.__name__, node.name
+        assert not inspect.isgeneratorfunction(function), node.name
+        assert inspect.signature(node.func) == inspect.signature(function), node.name
+        assert typing.get_type_hints(node.func) == typing.get_type_hints(function), node.name
+        try:
+            inspect.signature(function).bind(*node.inputs)
+        except TypeError as exc:
+            raise AssertionError(f"{node.name}: {function.__name__} does not take {node.inputs}: {exc}") from exc
 
 
 _DATA_STAGE_RUN = """
@@ -99,22 +100,30 @@ from pathlib import Path
 from kedro.framework.project import pipelines
 from kedro.framework.startup import bootstrap_project
 
+from kedro.framework.session import KedroSession
+from kedro.validation import ParameterValidator
+
 bootstrap_project(Path(sys.argv[1]))
-pipelines.set_requested(["data_validation", "feature_engineering"])  # what `kedro run --pipelines ...` does
-assert sorted(pipelines.keys()) == ["data_validation", "feature_engineering"], sorted(pipelines.keys())
+names = ["data_validation", "feature_engineering"]
+pipelines.set_requested(names)  # what `kedro run --pipelines ...` does
+requested = len(pipelines.keys())  # every pipeline is built, whatever the command names
 import ccss_pipeline.datasets as datasets
 datasets.EngineTableDataset, datasets.FeatureSpecDataset, datasets.ValidationReportDataset
+with KedroSession.create(project_path=Path(sys.argv[1])) as session:  # the run's typed parameters
+    raw = session.load_context().config_loader["parameters"]
+typed = ParameterValidator({n: pipelines[n] for n in names}).validate_raw_params(raw)
+assert type(typed["feature_engineering"]).__name__ == "FeatureConfig", typed["feature_engineering"]
+assert type(typed["data_validation"]).__name__ == "ValidationConfig", typed["data_validation"]
 heavy = sorted(m for m in ("torch", "sklearn", "optuna", "matplotlib") if m in sys.modules)
-from ccss_pipeline.pipeline_registry import register_pipelines
-direct = len(register_pipelines())  # after the run's load: every pipeline
 pipelines.set_requested(None)  # `kedro run`, `kedro viz`: everything
-print(len(pipelines.keys()), direct, heavy)
+print(requested, len(pipelines.keys()), heavy)
 """
 
 
-def test_a_data_stage_run_imports_no_training_library(tmp_path):
-    """`kedro run --pipeline feature_engineering` builds only that stage and its catalog datasets, so
-    PyTorch, scikit-learn, Optuna and matplotlib are not imported (~5 s of start-up at every such run)."""
+def test_a_data_stage_run_imports_no_training_library(tmp_path, pipelines):
+    """`kedro run --pipeline feature_engineering` builds every pipeline, that stage's catalog datasets and
+    typed parameters without importing PyTorch, scikit-learn, Optuna or matplotlib (~5 s of start-up at
+    every such run): a nodes module is imported for the pipelines being run."""
     script = tmp_path / "data_stage_run.py"  # a file, not -c (pyspark exits a main module without __file__)
     script.write_text(_DATA_STAGE_RUN)
     proc = subprocess.run(
@@ -125,4 +134,4 @@ def test_a_data_stage_run_imports_no_training_library(tmp_path):
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == f"{len(PIPELINE_NAMES)} {len(PIPELINE_NAMES)} []"
+    assert proc.stdout.strip().splitlines()[-1] == f"{len(pipelines)} {len(pipelines)} []"

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ccss_pipeline.model.selection import select_trial
+from ccss_pipeline.tuning.selection import select_trial
 from tests.kedro_project import REPO, make_project
 
 pytestmark = pytest.mark.slow

@@ -28,12 +28,14 @@ from ccss_pipeline.data.transformer import DENSE_CLIP, fit_feature_spec, to_mode
 from ccss_pipeline.datasets.atomic import AtomicDataset
 from ccss_pipeline.files import ArtifactWriteError, sweep_stale_temporaries
 from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec
-from ccss_pipeline.model import search as search_mod
-from ccss_pipeline.model.search import SearchFailedError, SearchStorageError, open_study, run_search
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.model.trainer import CHECKPOINT_NAME, train_model
 from ccss_pipeline.run_lock import ProjectBusyError, ProjectLock
 from ccss_pipeline.spec import ModelInputs
+from ccss_pipeline.tuning.search import SearchData, SearchFailedError, run_search
+from ccss_pipeline.tuning.study import open_study
+from ccss_pipeline.tuning.study_storage import SearchStorageError
+from ccss_pipeline.tuning.workers import WORKER_ATTR
 from tests.kedro_project import SMALL_SYNTHETIC, make_project, run_pipelines
 from tests.model.conftest import make_inputs, make_spec
 from tests.support.configs import tiny_training
@@ -205,7 +207,7 @@ def test_a_search_whose_every_trial_fails_is_an_error_not_defaults(tmp_path):
     )  # one class: every validation AUC is NaN
     pairs = draw_pairs(train.bucket, train.dense, train.label, spec, np.ones(3) / 3, seed=0, move="centre")
     with pytest.raises(SearchFailedError, match="every trial failed"):
-        run_search(spec, train, valid, pairs, tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
+        run_search(SearchData(spec, train, valid, pairs), tiny_training(n_trials=2), "dnn", storage_root=tmp_path)
 
 
 # ------------------------------------------------------------------------------- 6. outliers
@@ -291,9 +293,9 @@ def test_a_live_runs_trial_is_kept_and_a_dead_ones_is_failed(tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         live = study.ask()
-        live.set_user_attr(search_mod.WORKER_ATTR, f"{socket.gethostname()}:{sleeper.pid}")
+        live.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{sleeper.pid}")
         remote = study.ask()  # another machine's worker with a fresh heartbeat
-        remote.set_user_attr(search_mod.WORKER_ATTR, "some-other-host:4242")
+        remote.set_user_attr(WORKER_ATTR, "some-other-host:4242")
         study._storage.record_heartbeat(remote._trial_id)
         reopened = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
         assert [t.state.name for t in reopened.trials] == ["RUNNING", "RUNNING"]
@@ -308,7 +310,7 @@ def test_a_silent_heartbeat_fails_a_remote_trial(tmp_path):
     spec, training = make_spec(), tiny_training(heartbeat_s=1, stale_after_s=2)
     study = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)
     remote = study.ask()
-    remote.set_user_attr(search_mod.WORKER_ATTR, "some-other-host:4242")
+    remote.set_user_attr(WORKER_ATTR, "some-other-host:4242")
     study._storage.record_heartbeat(remote._trial_id)
     time.sleep(3.5)
     reopened = open_study(training, spec, "digest", "dnn", storage_root=tmp_path)

@@ -190,7 +190,7 @@ def test_runtime_keys_the_catalog_reads_are_allowed_only_where_it_reads_them():
 
 
 def test_storage_path_that_is_an_existing_folder_is_named(tmp_path: Path):
-    from ccss_pipeline.model.study_storage import storage_url
+    from ccss_pipeline.tuning.study_storage import storage_url
 
     (tmp_path / "data" / "study.db").mkdir(parents=True)
     with pytest.raises(ValueError, match=r"data/study.db.*names a folder"):

@@ -34,10 +34,10 @@ from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.lineage import StaleArtifactError
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.persistence import TrainedModel
-from ccss_pipeline.model.study_storage import SearchStorageError, open_storage, safe_url
 from ccss_pipeline.pipelines.score.nodes import score_rows
 from ccss_pipeline.serving import export_onnx
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, FeatureSpec
+from ccss_pipeline.tuning.study_storage import SearchStorageError, open_storage, safe_url
 from tests.kedro_project import REPO
 from tests.model.conftest import make_inputs, make_spec
 from tests.support.configs import project_schema, tiny_training

@@ -25,11 +25,13 @@ import pytest
 import yaml
 
 from ccss_pipeline.config import PairsConfig
-from ccss_pipeline.model import search as search_mod
 from ccss_pipeline.model.moves import move_name
-from ccss_pipeline.model.search import run_search
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.spec import ModelInputs
+from ccss_pipeline.tuning import search as search_mod
+from ccss_pipeline.tuning.search import SearchData, run_search
+from ccss_pipeline.tuning.study import draw_number
+from ccss_pipeline.tuning.workers import FINISHED, WORKER_ATTR
 from tests.model.conftest import make_inputs, make_spec
 from tests.support.configs import tiny_training
 
@@ -71,25 +73,25 @@ def _kill_during_trial(monkeypatch: pytest.MonkeyPatch, trial_number: int) -> No
 
 
 def _finished_points(study: optuna.Study) -> list[dict[str, float]]:
-    return [t.params for t in study.get_trials(deepcopy=False, states=search_mod.FINISHED)]
+    return [t.params for t in study.get_trials(deepcopy=False, states=FINISHED)]
 
 
 def test_a_search_killed_mid_trial_draws_what_an_uninterrupted_one_draws(search_data, tmp_path, monkeypatch):
     spec, train, valid, pairs = search_data
     training = tiny_training(n_trials=4, n_startup_trials=1)  # trials 1-3 are TPE's: they read the history
-    whole = run_search(spec, train, valid, pairs, training, "dnn", storage_root=tmp_path / "whole")
+    whole = run_search(SearchData(spec, train, valid, pairs), training, "dnn", storage_root=tmp_path / "whole")
 
     _kill_during_trial(monkeypatch, 2)
     with pytest.raises(_Killed):
-        run_search(spec, train, valid, pairs, training, "dnn", storage_root=tmp_path / "killed")
+        run_search(SearchData(spec, train, valid, pairs), training, "dnn", storage_root=tmp_path / "killed")
     monkeypatch.undo()
     killed = optuna.load_study(
         study_name=whole.study_name, storage=f"sqlite:///{tmp_path / 'killed' / 'data' / 'optuna.db'}"
     )
     (running,) = killed.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-    killed._storage.set_trial_user_attr(running._trial_id, search_mod.WORKER_ATTR, _dead_worker())
+    killed._storage.set_trial_user_attr(running._trial_id, WORKER_ATTR, _dead_worker())
 
-    resumed = run_search(spec, train, valid, pairs, training, "dnn", storage_root=tmp_path / "killed")
+    resumed = run_search(SearchData(spec, train, valid, pairs), training, "dnn", storage_root=tmp_path / "killed")
     states = [t.state.name for t in resumed.trials]
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"], states
     assert resumed.trials[3].system_attrs["failed_trial"] == 2  # the dead trial, run again with its point
@@ -109,7 +111,7 @@ def test_draw_numbers_stay_distinct_for_new_trials():
     ]
     for number, trial in enumerate(trials):
         trial.number = number
-    assert [search_mod.draw_number(trials, n) for n in range(5)] == [0, 1, 2, 1, 3]
+    assert [draw_number(trials, n) for n in range(5)] == [0, 1, 2, 1, 3]
 
 
 # ------------------------------------------------------------------ 2. a truncated train.parquet is named

@@ -7,7 +7,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from ccss_pipeline.model.study_storage import safe_url
+from ccss_pipeline.tuning.study_storage import safe_url
 
 
 class StudyStorageDataset(AbstractDataset[None, "str | None"]):

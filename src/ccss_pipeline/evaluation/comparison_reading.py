@@ -1,5 +1,5 @@
 """The "Methods compared" table and its plain reading, from the per-seed results of
-:mod:`ccss_pipeline.evaluation.comparison` (kept apart: how the numbers are worded is not how they are made).
+:mod:`ccss_pipeline.tuning.comparison` (kept apart: how the numbers are worded is not how they are made).
 
 Every sentence is generated from the numbers: a row against the baseline (its wrong steps, edge test,
 ΔAUC with the 95% interval paired on the seed, training cost), then where CCSS wins and loses against

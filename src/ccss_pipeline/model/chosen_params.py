@@ -1,7 +1,8 @@
 """What the hyper-parameter search hands to the final fits and the report: one record per backbone.
 
-Kept apart from :mod:`ccss_pipeline.model.search` so that reading the choice (the final fits, the
-report, the model card) does not import Optuna and the trainer.
+Kept apart from :mod:`ccss_pipeline.tuning.search` so that reading the choice (the final fits, the
+report, the model card) does not import Optuna and the trainer; a record of the model layer, so the
+evaluation reads it without importing the search, which sits above both.
 """
 
 from __future__ import annotations

@@ -4,13 +4,14 @@ The term added to BCE is the monotonicity method's (:mod:`ccss_pipeline.model.me
 default, or ``pwl``/``hints``): the loop asks the method, bound to the fit, for each batch's logits and
 term, and never branches on which method it is.
 Shape (as FuxiCTR's ``rank_model``): :func:`train_model` hands a :class:`FitJob` to a :class:`Trainer`,
-whose ``fit`` runs the epochs; an epoch is its batches (:class:`_BatchSource`), each one
+whose ``fit`` runs the epochs; an epoch is its batches (:class:`BatchSource`), each one
 :class:`TrainStep` (:func:`train_epoch`), then validation on rank 0, early stopping and the checkpoint.
 What the settings decide before anything runs (the method, whether pairs are used, batch sizes) is a
 :class:`FitPlan`.
-The pieces live beside it: batches and their pairs (:mod:`ccss_pipeline.model.batches`), the state a
-checkpoint saves and the early-stopping rule (:mod:`ccss_pipeline.model.checkpoint`), scoring
-(:mod:`ccss_pipeline.model.scoring`, always float32). bf16 autocast is used for training on CUDA only.
+The pieces live beside it: the job, its plan and its batch source (:mod:`ccss_pipeline.model.fit_plan`),
+a step, an epoch and the validations inside one (:mod:`ccss_pipeline.model.train_step`), batches and
+their pairs (:mod:`ccss_pipeline.model.batches`), the state a checkpoint saves and the early-stopping
+rule (:mod:`ccss_pipeline.model.checkpoint`), scoring (:mod:`ccss_pipeline.model.scoring`, always float32). bf16 autocast is used for training on CUDA only.
 No ``.item()`` inside the batch loop: the loss is accumulated on the device and synced once per epoch.
 
 Determinism/resume: each epoch's permutation (and pair redraw) is derived from (seed, epoch), and the
@@ -24,13 +25,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import TypeVar, Unpack
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -39,22 +37,20 @@ from tqdm.auto import tqdm
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
 from ccss_pipeline.files import sweep_stale_temporaries
 from ccss_pipeline.model.backbones import CTRModel
-from ccss_pipeline.model.batches import Batch, device_batches, device_tensors, streamed_batches
 from ccss_pipeline.model.calibration import Recalibration
-from ccss_pipeline.model.checkpoint import (
-    CHECKPOINT_NAME,
-    EarlyStopping,
-    FitState,
-    fit_fingerprint,
-    pairs_digest,
-    read_checkpoint,
-)
+from ccss_pipeline.model.checkpoint import CHECKPOINT_NAME, EarlyStopping, FitState, read_checkpoint
 from ccss_pipeline.model.device import resolve_device, seed_everything
-from ccss_pipeline.model.losses import total_loss
-from ccss_pipeline.model.methods import CCSS, BatchTerm, MonotonicityMethod
+from ccss_pipeline.model.fit_plan import BatchSource, FitJob, FitOptions, FitPlan, FitSettings
 from ccss_pipeline.model.scoring import predict_logits, safe_auc
 from ccss_pipeline.model.streaming import ParquetModelInput
-from ccss_pipeline.model.synthesis import PairLookup, PairTable, draw_pairs
+from ccss_pipeline.model.synthesis import PairTable
+from ccss_pipeline.model.train_step import (
+    InEpochValidation,
+    StepForward,
+    TrainStep,
+    train_epoch,
+    validations_per_epoch,
+)
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
@@ -83,55 +79,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_auc: float = float("nan")
-
-
-class FitOptions(TypedDict, total=False):
-    """:func:`train_model`'s keyword options (each as :class:`FitSettings` says)."""
-
-    checkpoint_dir: Path | str | None
-    on_epoch: Callable[[int, float], None] | None
-    redraw_pairs_each_epoch: bool
-    shapley_p: np.ndarray | None
-    move: str
-    stream_buffer_rows: int
-    method: MonotonicityMethod | None
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    """A fit's options, with their defaults (see :func:`train_model`).
-
-    ``checkpoint_dir``: where the checkpoint lives (None: none); ``on_epoch(epoch, val_auc)``: runs after
-    each epoch's checkpoint and may raise to stop; ``redraw_pairs_each_epoch``: redraw the pairs each
-    epoch from ``shapley_p`` (the feature-draw probabilities; also what a streamed split draws its pairs
-    from) with ``move`` (the move of the pair table when one is given); ``stream_buffer_rows``: the
-    shuffle buffer of a streamed split; ``method``: the monotonicity method (None: CCSS)."""
-
-    checkpoint_dir: Path | str | None = None
-    on_epoch: Callable[[int, float], None] | None = None
-    redraw_pairs_each_epoch: bool = False
-    shapley_p: np.ndarray | None = None
-    move: str = "centre"
-    stream_buffer_rows: int = 262_144
-    method: MonotonicityMethod | None = None
-
-
-@dataclass(frozen=True)
-class FitJob:
-    """Everything one fit is given: the spec, the splits, the three settings blocks, the pairs, the options."""
-
-    spec: FeatureSpec
-    train: ModelInputs | ParquetModelInput
-    valid: ModelInputs | ParquetModelInput
-    backbone: BackboneConfig
-    contrastive: ContrastiveConfig
-    optimizer: OptimizerConfig
-    pairs: PairTable | None = None
-    options: FitSettings = FitSettings()
-
-    @property
-    def streamed(self) -> bool:
-        return isinstance(self.train, ParquetModelInput)
 
 
 def train_model(
@@ -179,20 +126,6 @@ def _adam(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
-class _Step(torch.nn.Module):
-    """The training forward as one ``forward`` (plain, or with a batch's counterfactual points), so
-    DistributedDataParallel, which hooks ``forward`` only, syncs the gradients of both."""
-
-    def __init__(self, model: CTRModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, c: torch.Tensor, d: torch.Tensor, b: torch.Tensor, *points: Any) -> tuple:
-        if not points:
-            return self.model(c, d, b)
-        return self.model.forward_points(c, d, b, *points)
-
-
 T = TypeVar("T")
 
 
@@ -222,176 +155,6 @@ def _fit_device(name: str, world: int) -> torch.device:
     return device
 
 
-# ------------------------------------------------------------------------------------------ the plan
-@dataclass(frozen=True)
-class FitPlan:
-    """What a fit's settings decide before it starts.
-
-    ``pairs``: the table its batches gather from (None for a method without pairs); ``use_pairs``: the
-    batches carry counterfactual pairs (λ > 0, a pair method and pairs to gather or draw); ``use_term``:
-    the method's term is added (λ = 0: the plain BCE, no extra forward); ``batch_size``: a rank's share
-    of the global batch; ``pair_rows``: the rows of a batch that get a pair."""
-
-    method: MonotonicityMethod
-    pairs: PairTable | None
-    use_pairs: bool
-    use_term: bool
-    move: str
-    batch_size: int
-    pair_rows: int
-
-    @classmethod
-    def of(cls, job: FitJob, world: int) -> FitPlan:
-        o, lam = job.options, float(job.contrastive.weight)
-        method = o.method or CCSS()
-        pairs = job.pairs if method.uses_pairs else None
-        drawn = o.redraw_pairs_each_epoch or (job.streamed and o.shapley_p is not None)
-        use_pairs = lam > 0 and method.uses_pairs and (pairs is not None or drawn)
-        if o.redraw_pairs_each_epoch and use_pairs and o.shapley_p is None:
-            raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
-        if job.streamed and use_pairs and o.shapley_p is None:
-            raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
-        n = len(job.train)
-        # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
-        # number of steps) means what it means on one process and the optimiser settings carry over
-        bs = max(1, job.optimizer.batch_size_for(n) // world)
-        return cls(
-            method=method,
-            pairs=pairs,
-            use_pairs=use_pairs,
-            use_term=lam > 0 and (use_pairs or not method.uses_pairs),
-            move=pairs.move if pairs is not None else o.move,
-            batch_size=bs,
-            pair_rows=max(1, math.ceil(job.contrastive.pair_fraction_for(n) * bs)),
-        )
-
-    def fingerprint(self, job: FitJob, world: int) -> str:
-        """What this fit's checkpoint must match to resume it: settings (but ``max_epochs``), data, pairs."""
-        o = job.options
-        return fit_fingerprint(
-            job.spec,
-            job.backbone,
-            job.contrastive,
-            job.optimizer.model_copy(update={"max_epochs": 0}),
-            extra=[
-                job.train.digest(),
-                job.valid.digest(),
-                None if job.streamed else pairs_digest(self.pairs),
-                o.redraw_pairs_each_epoch,
-                self.move,
-                job.streamed and o.stream_buffer_rows,
-            ]
-            + ([{"world_size": world}] if world > 1 else [])
-            + ([self.method.fingerprint()] if self.use_term and self.method.fingerprint() else []),  # CCSS: none
-        )
-
-
-# --------------------------------------------------------------------------------------- the batches
-@dataclass
-class _BatchSource:
-    """A rank's batches of each epoch: slices of a seeded permutation of the split held on the device (its
-    pairs gathered from a lookup, redrawn each epoch where asked), or streamed from parquet with the
-    pairs drawn per block of batches."""
-
-    job: FitJob
-    plan: FitPlan
-    device: torch.device
-    shard: tuple[int, int]  # (rank, world size)
-    tensors: tuple[torch.Tensor, ...] | None = None
-    lookup: PairLookup | None = None
-
-    @classmethod
-    def of(cls, job: FitJob, plan: FitPlan, device: torch.device, shard: tuple[int, int]) -> _BatchSource:
-        memory = job.train if isinstance(job.train, ModelInputs) else None
-        tensors = device_tensors(memory, device) if memory is not None else None
-        gathered = plan.pairs if plan.use_pairs and not job.streamed else None  # else drawn per block
-        lookup = PairLookup(gathered, len(job.train), job.spec, device) if gathered is not None else None
-        return cls(job, plan, device, shard, tensors, lookup)
-
-    def redraw(self, epoch: int) -> None:
-        """Redraw the in-memory split's pairs for ``epoch`` (seeded by the run seed and the epoch), if asked."""
-        o, train = self.job.options, self.job.train
-        if not (self.plan.use_pairs and o.redraw_pairs_each_epoch and o.shapley_p is not None):
-            return
-        if isinstance(train, ModelInputs):
-            seed = self.job.optimizer.seed * 100_003 + epoch
-            drawn = draw_pairs(
-                train.bucket, train.dense, train.label, self.job.spec, o.shapley_p, seed=seed, move=self.plan.move
-            )
-            self.lookup = PairLookup(drawn, len(train), self.job.spec, self.device)
-
-    def batches(self, epoch: int) -> Iterator[Batch]:
-        """This rank's batches of ``epoch`` (its permutation, or its stream, seeded by the run seed and the epoch)."""
-        rank, world = self.shard
-        seed, bs = self.job.optimizer.seed, self.plan.batch_size
-        if self.tensors is not None:
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            perm = torch.randperm(len(self.job.train), generator=gen).to(self.device)
-            if world > 1:
-                perm = perm[rank::world]  # this rank's shard of the epoch
-            return device_batches(self.tensors, perm, bs, self.lookup, self.plan.pair_rows)
-        streamed = self.job.train
-        assert isinstance(streamed, ParquetModelInput)  # train is one of the two kinds
-        o = self.job.options
-        pair_rows = self.plan.pair_rows if self.plan.use_pairs else 0
-        buffer = o.stream_buffer_rows
-        spec, move = self.job.spec, self.plan.move
-        return streamed_batches(
-            streamed, spec, bs, seed, epoch, buffer, self.device, pair_rows, o.shapley_p, move, shard=self.shard
-        )
-
-
-# ------------------------------------------------------------------------------------ a step, an epoch
-@dataclass(frozen=True)
-class TrainStep:
-    """One optimisation step on a batch: the forward (``_Step``, DDP-wrapped or not) through the method's
-    ``term`` (None: the plain forward), BCE + ``lam`` · the term, backward, the optimizer's step; bf16
-    autocast on CUDA."""
-
-    forward: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    term: BatchTerm | None
-    lam: float
-    contrastive: ContrastiveConfig
-    device: torch.device
-
-    def __call__(self, batch: Batch) -> torch.Tensor:
-        """The batch's loss (detached), after the step."""
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            if self.term is None:
-                z_o, _ = self.forward(batch.cat, batch.dense, batch.bucket)
-                extra = None
-            else:
-                z_o, extra = self.term(self.forward, batch, self.contrastive)
-            loss = total_loss(z_o, batch.label, extra, self.lam)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
-
-
-def train_epoch(
-    step: TrainStep,
-    batches: Iterator[Batch],
-    on_batch: Callable[[], object] = lambda: None,
-    in_epoch: _InEpochValidation | None = None,
-) -> float:
-    """One pass over ``batches``, a :class:`TrainStep` each; the mean loss over every rank's batches.
-    ``in_epoch``: validations inside the epoch, which may end it early (one process only)."""
-    totals = torch.zeros(2, device=step.device)  # loss sum, batches
-    ddp = step.forward if isinstance(step.forward, DistributedDataParallel) else None
-    with ddp.join() if ddp is not None else nullcontext():  # shards may differ by a batch
-        for batch in batches:
-            totals[0] += step(batch).float()
-            totals[1] += 1
-            on_batch()
-            if in_epoch is not None and in_epoch.after_batch():
-                break
-    if ddp is not None:
-        dist.all_reduce(totals)
-    return float(totals[0].item()) / max(float(totals[1].item()), 1.0)
-
-
 # ----------------------------------------------------------------------------------------- the trainer
 class Trainer:
     """One fit (:class:`FitJob`): :meth:`fit` runs the epochs — each trains its batches
@@ -404,17 +167,17 @@ class Trainer:
         self.device = _fit_device(opt.device, self.world)
         seed_everything(opt.seed)
         self.model = CTRModel(job.spec, job.backbone).to(self.device)
-        self.checks = _validations_per_epoch(opt, self.world)
+        self.checks = validations_per_epoch(opt, self.world)
         self.state = FitState(
             self.model, _adam(self.model, opt), EarlyStopping(opt.patience * self.checks), best_state={}
         )
         self.state.keep_best()
-        forward: torch.nn.Module = _Step(self.model)
+        forward: torch.nn.Module = StepForward(self.model)
         if self.world > 1:  # broadcasts rank 0's initial weights; all-reduces gradients in backward
             ids = [self.device.index] if self.device.type == "cuda" else None
             forward = DistributedDataParallel(forward, device_ids=ids)
         self.plan = plan = FitPlan.of(job, self.world)
-        self.source = _BatchSource.of(job, plan, self.device, (self.rank, self.world))
+        self.source = BatchSource.of(job, plan, self.device, (self.rank, self.world))
         term = plan.method.bind(job.spec, self.device, plan.pair_rows) if plan.use_term else None
         self.step = TrainStep(
             forward, self.state.optimizer, term, float(job.contrastive.weight), job.contrastive, self.device
@@ -441,9 +204,9 @@ class Trainer:
         self.model.train()
         t0 = time.perf_counter()
         in_epoch = None
-        if self.checks > 1:  # rank 0 alone (DDP validates at epoch ends only: _validations_per_epoch)
+        if self.checks > 1:  # rank 0 alone (DDP validates at epoch ends only: validations_per_epoch)
             n_batches = math.ceil(len(self.job.train) / self.plan.batch_size)
-            in_epoch = _InEpochValidation(n_batches, self.checks, self.validation_auc, self.state, epoch)
+            in_epoch = InEpochValidation(n_batches, self.checks, self.validation_auc, self.state, epoch)
         mean_loss = self.train_one_epoch(epoch, in_epoch)
         record = self.validate(epoch, mean_loss, t0, time.perf_counter() - t0)
         self.state.history.append(record)
@@ -456,7 +219,7 @@ class Trainer:
         if self.job.options.on_epoch is not None:
             self.job.options.on_epoch(epoch, record["val_auc"])
 
-    def train_one_epoch(self, epoch: int, in_epoch: _InEpochValidation | None) -> float:
+    def train_one_epoch(self, epoch: int, in_epoch: InEpochValidation | None) -> float:
         """The epoch's batches through :class:`TrainStep`, a batch bar on a terminal (rank 0; nothing in
         logs or CI: the epoch's log line stays); the mean loss."""
         progress = tqdm(
@@ -492,9 +255,7 @@ class Trainer:
         assert record is not None  # rank 0 validated and broadcast it
         return record
 
-    def update_stopping(
-        self, epoch: int, val_auc: float, mean_loss: float, in_epoch: _InEpochValidation | None
-    ) -> None:
+    def update_stopping(self, epoch: int, val_auc: float, mean_loss: float, in_epoch: InEpochValidation | None) -> None:
         """Early stopping on the epoch's validation AUC (−loss where it is undefined); the best weights kept."""
         stopping = self.state.stopping
         if in_epoch is not None and in_epoch.stopped_early:
@@ -536,54 +297,6 @@ class Trainer:
             else float("nan")
         )
         return TrainResult(model=self.model, history=history, best_epoch=best_epoch, best_val_auc=best_val_auc)
-
-
-def _validations_per_epoch(optim_cfg: OptimizerConfig, world: int) -> int:
-    """``optimizer.validations_per_epoch``; 1 under DDP, where validating mid-epoch would stop every rank
-    inside its uneven shard (``join``) to wait for rank 0's score — said once in the log."""
-    if world > 1 and optim_cfg.validations_per_epoch > 1:
-        logger.warning(
-            "optimizer.validations_per_epoch=%d: distributed fits validate once an epoch, at its end",
-            optim_cfg.validations_per_epoch,
-        )
-        return 1
-    return optim_cfg.validations_per_epoch
-
-
-@dataclass
-class _InEpochValidation:
-    """Early stopping's validations inside an epoch: after every ``every`` batches but the epoch's last
-    (the end-of-epoch validation stays in the loop), the validation AUC updates ``state.stopping``
-    and the best weights are kept when it improves; the epoch ends when early stopping says stop.
-
-    Why: the default data's fits peak after one or two epochs and overfit fast after it (validation AUC
-    −0.002 to −0.004 an epoch), so a fit stopped at an epoch boundary keeps a model up to half an epoch
-    past its peak — and CCSS, whose term slows the first epoch, lands past it more often than its
-    baseline, which the test split (later in time) charges as AUC lost to CCSS."""
-
-    n_batches: int  # the epoch's batches (a streamed split: its expected number)
-    checks: int  # validations an epoch, the end-of-epoch one included
-    validate: Callable[[], float]
-    state: FitState
-    epoch: int
-    batches: int = 0
-    stopped_early: bool = False
-
-    @property
-    def every(self) -> int:
-        return max(1, math.ceil(self.n_batches / self.checks))
-
-    def after_batch(self) -> bool:
-        """Count a batch; validate when due. True: stop the epoch here."""
-        self.batches += 1
-        if self.batches >= self.n_batches or self.batches % self.every:
-            return False
-        auc = self.validate()
-        if not math.isnan(auc) and self.state.stopping.update(self.epoch, auc):
-            self.state.keep_best()
-        logger.debug("epoch %d, batch %d: val_auc %.5f", self.epoch, self.batches, auc)
-        self.stopped_early = self.state.stopping.stopped
-        return self.stopped_early
 
 
 def fit_recalibration(

@@ -9,7 +9,7 @@ a study ends with ``n_trials`` completed trials however often it was interrupted
 Sampler: multivariate TPE after ``n_startup_trials`` random trials. A fresh study's sampler is seeded
 by ``seed``; a resumed one's by ``(seed, trials already in the study)``, so it draws new points instead
 of repeating the random start-up points of the first run. Two-objective studies (the soft methods'
-search) are :mod:`ccss_pipeline.model.search`'s.
+search) are :mod:`ccss_pipeline.tuning.search`'s.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ differs between them:
 - its **training-time term** (:meth:`MonotonicityMethod.bind` gives, for one fit, a function of the
   training step and a batch returning the batch's logits and the term that is added to BCE with
   weight λ = ``contrastive.weight``); the trainer calls it and never branches on the method;
-- its **search space** (:meth:`MonotonicityMethod.suggest`);
+- its **search space** (:meth:`MonotonicityMethod.suggest`), λ's range among it
+  (:meth:`MonotonicityMethod.weight_range`: the λ refinement bisects down to its low end);
 - its **defaults and settings** (:meth:`MonotonicityMethod.from_training`, from its own typed block of
   ``model_training``: validated by pydantic before anything runs) and what of them a fit's checkpoint
   and a study's name must depend on (:meth:`MonotonicityMethod.fingerprint`,
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 
-from ccss_pipeline.config import ContrastiveConfig, TrainingConfig
+from ccss_pipeline.config import ContrastiveConfig, SearchRange, TrainingConfig
 from ccss_pipeline.model.batches import Batch
 from ccss_pipeline.spec import FeatureSpec
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # the trainer imports this module; Optuna is the search's
 #: One fit's per-batch term: (training step, batch, contrastive settings) -> (logits of the batch's
 #: rows (B,), the term to weigh by λ, or None for the plain BCE). The step is the module whose
 #: ``forward(cat, dense, bucket)`` gives (logit, hidden) and whose ``forward(..., p, feature,
-#: point_bucket, point_dense)`` also scores moved points (``trainer._Step``, DDP-wrapped or not).
+#: point_bucket, point_dense)`` also scores moved points (``train_step.StepForward``, DDP-wrapped or not).
 BatchTerm = Callable[[torch.nn.Module, Batch, ContrastiveConfig], tuple[torch.Tensor, torch.Tensor | None]]
 
 DEFAULT_METHOD = "ccss"
@@ -66,6 +67,10 @@ class MonotonicityMethod(ABC):
         self, trial: optuna.trial.BaseTrial, training: TrainingConfig
     ) -> tuple[ContrastiveConfig, MonotonicityMethod]:
         """One trial's point: the contrastive settings (λ at least) and the method with the trial's settings."""
+
+    @abstractmethod
+    def weight_range(self, training: TrainingConfig) -> SearchRange:
+        """The range :meth:`suggest` draws λ from; the search's λ refinement bisects no lower than its low end."""
 
     @abstractmethod
     def bind(self, spec: FeatureSpec, device: torch.device, pair_rows: int) -> BatchTerm:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from ccss_pipeline.config import ContrastiveConfig, SearchConfig, TrainingConfig
+from ccss_pipeline.config import ContrastiveConfig, SearchConfig, SearchRange, TrainingConfig
 from ccss_pipeline.model.batches import Batch
 from ccss_pipeline.model.losses import PairOutputs, counterfactual_loss
 from ccss_pipeline.model.methods.base import BatchTerm, MonotonicityMethod, register
@@ -70,6 +70,10 @@ class CCSS(MonotonicityMethod):
 
     def suggest(self, trial: optuna.trial.BaseTrial, training: TrainingConfig) -> tuple[ContrastiveConfig, CCSS]:
         return suggest_contrastive(trial, training.contrastive, training.search), self
+
+    def weight_range(self, training: TrainingConfig) -> SearchRange:
+        """``search.weight``, the range :func:`suggest_contrastive` draws λ from."""
+        return training.search.weight
 
     def bind(self, spec: FeatureSpec, device: torch.device, pair_rows: int) -> BatchTerm:
         return ccss_term  # the pairs come with the batch (``Batch.pairs``)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ccss_pipeline.config import ContrastiveConfig, HintsConfig, TrainingConfig
+from ccss_pipeline.config import ContrastiveConfig, HintsConfig, SearchRange, TrainingConfig
 from ccss_pipeline.data.transformer import DENSE_CLIP
 from ccss_pipeline.model.batches import Batch
 from ccss_pipeline.model.methods.base import BatchTerm, MonotonicityMethod, plain_term, register
@@ -161,7 +161,7 @@ class MonotonicityHints(MonotonicityMethod):
         self, trial: optuna.trial.BaseTrial, training: TrainingConfig
     ) -> tuple[ContrastiveConfig, MonotonicityHints]:
         """λ from ``hints.weight_range``; the step from ``hints.step_range`` (when not null)."""
-        r = self.cfg.weight_range
+        r = self.weight_range(training)
         weight = trial.suggest_float("weight", r.low, r.high, log=r.log)
         method = self
         if self.cfg.step_range is not None:
@@ -169,6 +169,10 @@ class MonotonicityHints(MonotonicityMethod):
             step = trial.suggest_float(STEP_PARAM, s.low, s.high, log=s.log)
             method = MonotonicityHints(self.cfg.model_copy(update={"step": step}))
         return training.contrastive.model_copy(update={"weight": weight}), method
+
+    def weight_range(self, training: TrainingConfig) -> SearchRange:
+        """``hints.weight_range``."""
+        return self.cfg.weight_range
 
     def bind(self, spec: FeatureSpec, device: torch.device, pair_rows: int) -> BatchTerm:
         if not spec.directed:

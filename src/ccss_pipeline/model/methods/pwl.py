@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ccss_pipeline.config import ContrastiveConfig, PwlConfig, TrainingConfig
+from ccss_pipeline.config import ContrastiveConfig, PwlConfig, SearchRange, TrainingConfig
 from ccss_pipeline.model.batches import Batch
 from ccss_pipeline.model.methods.base import BatchTerm, MonotonicityMethod, plain_term, register
 from ccss_pipeline.spec import FeatureSpec
@@ -68,9 +68,13 @@ class PointwiseGradientPenalty(MonotonicityMethod):
         self, trial: optuna.trial.BaseTrial, training: TrainingConfig
     ) -> tuple[ContrastiveConfig, PointwiseGradientPenalty]:
         """λ only, from ``pwl.weight_range``."""
-        r = self.cfg.weight_range
+        r = self.weight_range(training)
         weight = trial.suggest_float("weight", r.low, r.high, log=r.log)
         return training.contrastive.model_copy(update={"weight": weight}), self
+
+    def weight_range(self, training: TrainingConfig) -> SearchRange:
+        """``pwl.weight_range``: a gradient has another scale than CCSS's hinge on logit differences."""
+        return self.cfg.weight_range
 
     def bind(self, spec: FeatureSpec, device: torch.device, pair_rows: int) -> BatchTerm:
         index = spec.directed_indices()

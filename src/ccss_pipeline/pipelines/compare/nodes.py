@@ -1,4 +1,4 @@
-"""Comparison node: every monotonicity method under one protocol (``ccss_pipeline.evaluation.comparison``)."""
+"""Comparison node: every monotonicity method under one protocol (``ccss_pipeline.tuning.comparison``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 import pandas as pd
 
 from ccss_pipeline.config import CompareConfig, EvaluationConfig, TrainingConfig
-from ccss_pipeline.evaluation.comparison import CCSS, CompareData, compare_methods
 from ccss_pipeline.lineage import require_spec
 from ccss_pipeline.model.importance import FeatureImportance
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
 from ccss_pipeline.spec import GROUP_COLUMN, FeatureSpec, ModelInputs
+from ccss_pipeline.tuning.comparison import CCSS, CompareData, compare_methods
 
 Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table (train, validation) or a frame (test)
 

@@ -5,17 +5,18 @@ method, several times the training stage's work."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import compare_monotonicity_methods
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "compare"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when the node runs (Optuna, PyTorch)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                compare_monotonicity_methods,
+                nodes.compare_monotonicity_methods,
                 inputs=[
                     "train_model_input",
                     "validation_model_input",
@@ -31,7 +32,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["methods_compared", "methods_compared_seeds", "methods_compared_md"],
                 name="compare_monotonicity_methods",
-                namespace=NAMESPACE,
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pandas as pd
 
 from ccss_pipeline.config import ContrastiveConfig, PairsConfig, TrainingConfig
-from ccss_pipeline.lineage import require_spec, stamp
+from ccss_pipeline.lineage import stamp
 from ccss_pipeline.model.importance import FeatureImportance, WarmupFit
 from ccss_pipeline.model.moves import move_name
 from ccss_pipeline.model.pair_stream import pair_chunks
@@ -32,8 +32,6 @@ def estimate_feature_importance(
 
     A split larger than ``model_training.streaming.max_rows_in_memory`` is streamed by the warm-up fit
     and only its sampled rows are read for the Shapley estimate."""
-    require_spec("train_model_input", train_model_input, spec, "feature_engineering")
-    require_spec("validation_model_input", validation_model_input, spec, "feature_engineering")
     if not spec.directed:
         raise ValueError(
             "the schema declares no numerical feature with a direction (+1/-1): CCSS has nothing to constrain"
@@ -70,8 +68,6 @@ def materialize_pairs(
     """One seeded draw per training row, stored compactly (row, feature, the move's points, valid constraints,
     F side); drawn ``chunk_rows`` rows at a time (:mod:`ccss_pipeline.model.pair_stream`) from the table's
     row groups and written chunk by chunk (memory: one chunk, whatever the table's size)."""
-    require_spec("train_model_input", train_model_input, spec, "feature_engineering")
-    require_spec("feature_importance", feature_importance, spec, "counterfactual_pairs")
     p = feature_importance.draw_probabilities(spec)
     batches = train_model_input.iter_frames() if isinstance(train_model_input, ParquetTable) else [train_model_input]
     chunks = pair_chunks(

@@ -2,17 +2,18 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import estimate_feature_importance, materialize_pairs
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "counterfactual_pairs"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when a node runs (PyTorch)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                estimate_feature_importance,
+                nodes.estimate_feature_importance,
                 inputs=[
                     "train_model_input",
                     "validation_model_input",
@@ -22,14 +23,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="feature_importance",
                 name="estimate_shapley_importance",
-                namespace=NAMESPACE,
             ),
             Node(
-                materialize_pairs,
+                nodes.materialize_pairs,
                 inputs=["train_model_input", "feature_spec", "feature_importance", "params:counterfactual_pairs"],
                 outputs="counterfactual_pairs",
                 name="materialize_counterfactual_pairs",
-                namespace=NAMESPACE,
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

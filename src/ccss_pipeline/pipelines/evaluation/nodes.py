@@ -18,13 +18,14 @@ from matplotlib.figure import Figure
 
 from ccss_pipeline.config import EvaluationConfig, FeatureConfig
 from ccss_pipeline.evaluation import evaluate
+from ccss_pipeline.evaluation.aggregate import aggregate_over_seeds as aggregate_over_seeds  # a node as it is
 from ccss_pipeline.evaluation.documents import card_context, report_context
 from ccss_pipeline.evaluation.figures import FigureSet, draw_evaluation_figures
 from ccss_pipeline.evaluation.findings import EvaluationFindings
+from ccss_pipeline.evaluation.findings import collect_findings as collect_findings  # a node as it is
 from ccss_pipeline.evaluation.model_card import render_model_card
 from ccss_pipeline.evaluation.presentation import OPTUNA_DIR
 from ccss_pipeline.evaluation.report import render_report
-from ccss_pipeline.lineage import require_spec
 from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import FeatureSpec
@@ -41,7 +42,6 @@ def evaluate_models(
     the catalog as :meth:`~ccss_pipeline.evaluation.results.EvaluationResult.outputs`: the per-model
     results (``evaluation_results.json``), bucket-centre and raw-grid per-feature tables, bucket-centre
     PD curves, raw-grid curves, ROC and calibration data, and ``seed_metrics`` (one row per model)."""
-    require_spec("test_model_input", test_model_input, spec, "feature_engineering")
     return evaluate.evaluate_models(test_model_input, spec, trained_models, source_truth, evaluation).outputs()
 
 

@@ -2,14 +2,24 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from ccss_pipeline.evaluation.aggregate import aggregate_over_seeds
-from ccss_pipeline.evaluation.findings import collect_findings
-from ccss_pipeline.evaluation.results import OUTPUTS
-
-from .nodes import evaluate_models, plot_evaluation, write_model_card, write_report
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "evaluation"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when a node runs (PyTorch, scikit-learn, matplotlib)
+
+#: the fields of the typed EvaluationResult, in order (``ccss_pipeline.evaluation.results.OUTPUTS``, not
+#: imported here: scikit-learn; tests/evaluation/test_presentation.py checks they agree)
+EVALUATION_OUTPUTS = [
+    "evaluation_results",
+    "monotonicity_per_feature",
+    "raw_grid_per_feature",
+    "partial_dependence",
+    "raw_grid_curves",
+    "roc_curves",
+    "calibration_curves",
+    "seed_metrics",
+]
 
 #: the tables the figures are drawn from, then the spec (axes name its label)
 PLOT_INPUTS = [
@@ -63,42 +73,32 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                evaluate_models,
+                nodes.evaluate_models,
                 inputs=["test_model_input", "feature_spec", "trained_models", "source_truth", "params:evaluation"],
-                outputs=list(OUTPUTS),  # the fields of the typed EvaluationResult, in order
+                outputs=EVALUATION_OUTPUTS,
                 name="evaluate_accuracy_and_monotonicity",
-                namespace=NAMESPACE,
             ),
             Node(
-                aggregate_over_seeds,
+                nodes.aggregate_over_seeds,
                 inputs="seed_metrics",
                 outputs=["seed_summary", "paired_differences", "metrics"],
                 name="aggregate_over_seeds",
-                namespace=NAMESPACE,
             ),
+            Node(nodes.plot_evaluation, inputs=PLOT_INPUTS, outputs=PLOT_OUTPUTS, name="plot_evaluation"),
             Node(
-                plot_evaluation, inputs=PLOT_INPUTS, outputs=PLOT_OUTPUTS, name="plot_evaluation", namespace=NAMESPACE
-            ),
-            Node(
-                collect_findings,
+                nodes.collect_findings,
                 inputs=FINDINGS_INPUTS,
                 outputs="evaluation_findings",  # in memory: what the report and the card both read
                 name="collect_findings",
-                namespace=NAMESPACE,
             ),
+            Node(nodes.write_report, inputs=REPORT_INPUTS, outputs=["report_md", "report_html"], name="write_report"),
             Node(
-                write_report,
-                inputs=REPORT_INPUTS,
-                outputs=["report_md", "report_html"],
-                name="write_report",
-                namespace=NAMESPACE,
-            ),
-            Node(
-                write_model_card,
+                nodes.write_model_card,
                 inputs=CARD_INPUTS,
                 outputs=["model_card_md", "model_card_html"],
                 name="write_model_card",
-                namespace=NAMESPACE,
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

@@ -5,21 +5,23 @@ Not part of ``__default__``: run it after training with ``kedro run --pipelines=
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import export_onnx_models
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "export"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when the node runs (PyTorch, ONNX)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                export_onnx_models,
+                nodes.export_onnx_models,
                 inputs=["trained_models", "feature_spec", "params:model_training"],
                 outputs="onnx_models",
                 name="export_onnx_models",
-                namespace=NAMESPACE,
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

@@ -19,6 +19,7 @@ from ccss_pipeline.data.splitting import check_split_config, split_rows
 from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.lineage import StampedTable, stamp
 from ccss_pipeline.pipelines.data_validation.nodes import gate
+from ccss_pipeline.pipelines.data_validation.nodes import validate_split as validate_split  # a node as it is
 from ccss_pipeline.spec import SPLIT_COLUMN, FeatureSpec
 
 

@@ -2,42 +2,38 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from ccss_pipeline.pipelines.data_validation.nodes import validate_split
-
-from .nodes import engineer_log_features, fit_features, make_model_input, split_interactions
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 SPLITS = ("train", "validation", "test")
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "feature_engineering"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when a node runs
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                engineer_log_features,
+                nodes.engineer_log_features,
                 inputs=["interactions", "params:schema"],
                 outputs="interactions_with_log_features",
                 name="engineer_log_features",
-                namespace=NAMESPACE,
             ),
             Node(
-                split_interactions,
+                nodes.split_interactions,
                 inputs=["interactions_with_log_features", "params:feature_engineering", "params:schema"],
                 outputs=[f"{s}_interactions" for s in SPLITS],
                 name="split_by_time",
-                namespace=NAMESPACE,
             ),
             Node(
-                validate_split,
+                nodes.validate_split,  # data_validation's split gate
                 inputs=[*(f"{s}_interactions" for s in SPLITS), "params:feature_engineering"],
                 outputs="split_validation_report",
                 name="validate_split",
-                namespace=NAMESPACE,
             ),
             Node(
-                fit_features,
+                nodes.fit_features,
                 inputs=[
                     "train_interactions",
                     "split_validation_report",
@@ -47,17 +43,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="feature_spec",
                 name="fit_feature_spec",
-                namespace=NAMESPACE,
             ),
             *[
                 Node(
-                    make_model_input,
+                    nodes.make_model_input,
                     inputs=[f"{s}_interactions", "feature_spec"],
                     outputs=f"{s}_model_input",
                     name=f"make_{s}_model_input",
-                    namespace=NAMESPACE,
                 )
                 for s in SPLITS
             ],
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

@@ -24,13 +24,14 @@ from ccss_pipeline.model.importance import FeatureImportance
 from ccss_pipeline.model.methods import get_method, method_of
 from ccss_pipeline.model.moves import get_move, move_name
 from ccss_pipeline.model.persistence import BASELINE, CCSS, TrainedModel, model_key
-from ccss_pipeline.model.search import plot_pareto_front, run_search, trials_table
-from ccss_pipeline.model.selection import best_parameters
 from ccss_pipeline.model.streaming import ParquetModelInput, model_source
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import fit_recalibration
 from ccss_pipeline.parquet_table import ParquetTable, as_frame
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from ccss_pipeline.tuning.plots import plot_pareto_front, trials_table
+from ccss_pipeline.tuning.search import SearchData, run_search
+from ccss_pipeline.tuning.selection import best_parameters
 
 Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may hand a frame
 
@@ -160,16 +161,11 @@ def tune_contrastive_loss(
     trials, plots = [], {}
     for backbone in model_training.backbones:
         study = run_search(
-            spec,
-            train,
-            valid,
-            pairs,
+            SearchData(spec, train, valid, pairs, shapley_p, move),
             model_training,
             backbone,
             storage_root=project_folder,
             database_url=search_storage,
-            shapley_p=shapley_p,
-            move=move,
         )
         best[backbone] = best_parameters(study, model_training, spec.fingerprint)
         trials.append(trials_table(study).assign(backbone=backbone))

@@ -2,11 +2,12 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import train_final_models, tune_contrastive_loss
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "model_training"
 SEARCH_TAG = "search"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when a node runs (Optuna, PyTorch, matplotlib)
 
 
 def create_search_pipeline(**kwargs) -> Pipeline:
@@ -19,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                tune_contrastive_loss,
+                nodes.tune_contrastive_loss,
                 inputs=[
                     "train_model_input",
                     "validation_model_input",
@@ -33,11 +34,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["best_params", "optuna_trials", "optuna_plots"],
                 name="tune_contrastive_loss",
-                namespace=NAMESPACE,
                 tags=[SEARCH_TAG],
             ),
             Node(
-                train_final_models,
+                nodes.train_final_models,
                 inputs=[
                     "train_model_input",
                     "validation_model_input",
@@ -51,7 +51,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["trained_models", "training_history"],
                 name="train_ccss_and_baseline",
-                namespace=NAMESPACE,
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

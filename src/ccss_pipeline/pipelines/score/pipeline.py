@@ -3,23 +3,23 @@ the training log, scores of the chosen model per backbone. Run: kedro run --pipe
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import score_rows, validate_rows_to_score
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 NAMESPACE = "score"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when a node runs (PyTorch)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                validate_rows_to_score,
+                nodes.validate_rows_to_score,
                 inputs=["score_source", "params:schema", "params:data_validation"],
                 outputs="score_validation_report",
                 name="validate_rows_to_score",
-                namespace=NAMESPACE,
             ),
             Node(
-                score_rows,
+                nodes.score_rows,
                 inputs=[
                     "score_source",
                     "score_validation_report",
@@ -31,7 +31,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="scores",
                 name="score_rows",
-                namespace=NAMESPACE,
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

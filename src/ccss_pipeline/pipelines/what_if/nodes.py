@@ -10,7 +10,6 @@ from matplotlib.figure import Figure
 
 from ccss_pipeline.config import EvaluationConfig
 from ccss_pipeline.evaluation.what_if import plot_what_if, what_if_table
-from ccss_pipeline.lineage import require_spec
 from ccss_pipeline.model.persistence import TrainedModel, first_seed_models
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
@@ -33,7 +32,6 @@ def what_if_curves(
 ) -> pd.DataFrame:
     """The first seed's CCSS and baseline model of every backbone on the chosen test rows (positions in
     the test split), each directed feature swept over ``what_if.levels`` quantile levels."""
-    require_spec("test_model_input", test_model_input, spec, "feature_engineering")
     test = ModelInputs.from_frame(test_model_input, spec)
     rows = _rows(len(test), evaluation)
     models = {

@@ -2,27 +2,28 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import plot_what_if_curves, what_if_curves
+from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 NAMESPACE = "what_if"
+nodes = NodeFunctions(f"{__package__}.nodes")  # imported when a node runs (PyTorch, matplotlib)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                what_if_curves,
+                nodes.what_if_curves,
                 inputs=["test_model_input", "feature_spec", "trained_models", "params:evaluation"],
                 outputs="what_if_curves",
                 name="what_if_curves",
-                namespace=NAMESPACE,
             ),
             Node(
-                plot_what_if_curves,
+                nodes.plot_what_if_curves,
                 inputs=["what_if_curves", "feature_spec"],
                 outputs="what_if_plots",
                 name="plot_what_if_curves",
-                namespace=NAMESPACE,
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

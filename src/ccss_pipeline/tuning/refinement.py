@@ -6,7 +6,7 @@ default searches chose λ = 6–9 where λ = 3 met the targets too, and paid ~0.
 ``search.refine_trials`` trials therefore do not sample: each keeps every parameter of the chosen
 trial but λ and tries the geometric middle of the bracket [largest λ known to miss a target, smallest
 λ known to meet them]. A trial that meets the targets lowers the top of the bracket, one that misses
-raises its bottom; the selection rule (:mod:`ccss_pipeline.model.selection`) then chooses among all
+raises its bottom; the selection rule (:mod:`ccss_pipeline.tuning.selection`) then chooses among all
 trials as before, so a refinement trial is chosen only when it is feasible and has the best validation
 AUC.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from ccss_pipeline.model.selection import select_trial, trial_constraints
+from ccss_pipeline.tuning.selection import select_trial, trial_constraints
 
 #: user attribute of a refinement trial: its bracket [low, high] of λ
 REFINEMENT_ATTR = "refinement"
@@ -66,7 +66,7 @@ def propose(
     among the chosen trial and the trials that share all its other parameters; the bottom is the
     largest λ below it that missed a target among those trials, else the largest miss of any completed
     trial below the smallest λ any trial met the targets with (other settings: only a hint), else
-    ``weight_floor`` (the search range's low end).
+    ``weight_floor`` (the low end of the method's λ range).
     """
     if max_violation is None and max_edge_violation is None:
         return None

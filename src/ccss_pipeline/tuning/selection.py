@@ -5,7 +5,7 @@ validation edge test (a user attribute). The targets: wrong-step share ≤ ``sea
 edge test ≤ ``search.max_edge_violation``. :func:`target_excess` turns them into Optuna constraint
 values (≤ 0: met) — the search sets them on every trial so TPE models the feasible region — and
 :func:`select_trial` chooses the best validation AUC among the trials that meet both, or the one
-closest to them. Kept apart from :mod:`ccss_pipeline.model.search` (running the study) so the rule has
+closest to them. Kept apart from :mod:`ccss_pipeline.tuning.search` (running the study) so the rule has
 one home that the search, its plots and the tests read.
 """
 
