@@ -256,3 +256,21 @@ def test_final_fits_on_two_ddp_processes_match_one(trained_project, tmp_path):
         assert abs(history["two"][model]["best_val_auc"] - history["one"][model]["best_val_auc"]) < 0.01, model
         assert all(e["world_size"] == 2 for e in history["two"][model]["epochs"])
     assert sorted(p.name for p in (root / "data" / "06_models" / "trained").iterdir()) == sorted(MODELS)
+
+
+def test_the_search_plots_leave_pyplots_style_as_it_was() -> None:
+    """Optuna's matplotlib plots switch pyplot to its ggplot style; the report drawn later in the same run
+    must look like an evaluation-only run's (found: a full run's report PNGs differed from a rerun's)."""
+    import optuna
+    from matplotlib import pyplot as plt
+
+    from ccss_pipeline.pipelines.model_training.nodes import _study_plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: (t.suggest_float("weight", 0.1, 10.0), t.suggest_float("margin", 0.0, 1.0)), n_trials=4)
+    before = dict(plt.rcParams)
+    plots = _study_plots(study, "dnn", 0.005)
+    assert sorted(plots) == ["dnn_history.png", "dnn_importance.png", "dnn_pareto.png"]
+    changed = {k for k, v in plt.rcParams.items() if str(before[k]) != str(v)}
+    assert not changed, f"pyplot style changed by the search plots: {sorted(changed)[:5]}"

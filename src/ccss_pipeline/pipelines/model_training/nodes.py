@@ -95,13 +95,17 @@ def _pair_move(pairs: Table) -> str:
 
 def _study_plots(study: optuna.Study, backbone: str, max_violation: float) -> dict[str, Figure]:
     """Optuna's own matplotlib plots per backbone: the Pareto front (AUC vs wrong-step share), the AUC
-    history and the parameter importances for AUC; a plot that needs more finished trials says so."""
+    history and the parameter importances for AUC; a plot that needs more finished trials says so. The
+    pyplot style is left as it was."""
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
 
     def auc(t: optuna.trial.FrozenTrial) -> float:
         return float(t.values[0])
 
-    with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are stable enough
+    # Optuna marks its matplotlib plots experimental (stable enough), and they switch pyplot to its ggplot
+    # style for good: rc_context restores the style, so later figures of the run (the report's) look the same
+    # as those of an evaluation-only run
+    with warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         pareto = plot_pareto_front(study, max_violation)
         history = (
