@@ -464,6 +464,10 @@ class SearchConfig(StrictConfig):
     # ... and target validation edge-test wrong share (what a user moving a value across a bucket edge
     # sees); null: not a target. Both enter TPE as constraints (``constraints_func``) and the selection.
     max_edge_violation: float | None = Field(0.01, ge=0, le=1)
+    # among the trials that meet both targets, the smallest λ whose validation AUC is within this of the
+    # best of them is chosen (tuning/selection.py: validation AUC cannot see the AUC a stronger λ pays);
+    # 0: the best validation AUC
+    auc_tolerance: float = Field(0.0005, ge=0, le=1)
     # optional ranges of the edge constraints' weight (× λ) and margin and of the share of each batch
     # with a pair; null: the value in ``model_training.contrastive`` is used, not searched
     edge_weight: SearchRange | None = None

@@ -54,6 +54,17 @@ def test_the_first_proposal_bisects_between_the_largest_miss_below_and_the_chose
     assert p.params["margin"] == 0.005  # every other parameter is the chosen trial's
 
 
+def test_the_bracket_tops_at_the_trial_the_selection_chooses_within_the_auc_tolerance():
+    trials = [
+        _trial(0.780, 0.020, 1.0, 0.010),  # a miss
+        _trial(0.7700, 0.000, 8.0, 0.005),  # best feasible AUC
+        _trial(0.7697, 0.000, 5.0, 0.020),  # within 0.0005 of it, weaker: chosen with the tolerance
+    ]
+    assert _propose(trials).params["margin"] == 0.005  # tolerance 0: trial 1's family (its λ 8 alone)
+    p = propose(trials, weight_floor=0.1, auc_tolerance=0.0005, **TARGETS)
+    assert p is not None and p.params["margin"] == 0.020 and (p.low, p.high) == (1.0, 5.0)
+
+
 def test_a_feasible_refinement_lowers_the_top_and_a_miss_raises_the_bottom():
     base = [_trial(0.780, 0.020, 1.0, 0.010), _trial(0.770, 0.000, 8.0, 0.005)]
     met = _propose([*base, _trial(0.775, 0.001, math.sqrt(8.0), 0.005)])

@@ -243,6 +243,25 @@ def test_select_trial_takes_the_best_auc_among_feasible_trials():
     assert out.max_violation == 0.005
 
 
+def test_select_trial_prefers_the_weakest_feasible_lambda_within_the_auc_tolerance():
+    study = _fake_study(
+        [
+            (0.7803, 0.001, 8.8, 0.01),  # best feasible AUC, strongest λ
+            (0.7800, 0.002, 5.5, 0.02),  # 0.0003 below it: the weakest λ within 0.0005, chosen
+            (0.7790, 0.000, 2.0, 0.03),  # weaker still, but 0.0013 below: outside the tolerance
+            (0.7900, 0.020, 1.0, 0.04),  # best AUC overall, misses the wrong-step target
+        ]
+    )
+    assert select_trial(study.trials, 0.005, None, 0.0005)[0].number == 1
+    assert select_trial(study.trials, 0.005, None)[0].number == 0  # tolerance 0: the best feasible AUC
+    assert select_trial(study.trials, 0.005, None, 0.002)[0].number == 2
+    out = best_parameters(study, tiny_training(max_violation=0.005))  # the configured default, 0.0005
+    assert out.source == "trial 1" and out.weight == 5.5 and out.auc_tolerance == 0.0005
+    strict = tiny_training(max_violation=0.005)
+    strict = strict.model_copy(update={"search": strict.search.model_copy(update={"auc_tolerance": 0.0})})
+    assert best_parameters(study, strict).source == "trial 0"
+
+
 def test_select_trial_without_a_feasible_trial_takes_the_lowest_share_and_warns(caplog):
     study = _fake_study(
         [

@@ -43,6 +43,9 @@ class ChosenParams(BaseModel):
     val_edge_wrong_share: float | None = None
     max_edge_violation: float | None = None
     n_feasible: int | None = None  # completed trials that met both targets
+    # the validation AUC within which the weakest feasible λ was preferred (search.auc_tolerance; a file
+    # written before the rule existed: None, the best feasible AUC was chosen)
+    auc_tolerance: NonNegative | None = None
     # searched only when the search has a range for them (else the configured values stand)
     edge_weight: NonNegative | None = None
     edge_margin: NonNegative | None = None

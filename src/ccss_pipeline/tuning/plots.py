@@ -24,7 +24,9 @@ def plot_pareto_front(study: optuna.Study, max_violation: float | None = None) -
     if max_violation is None:
         max_violation = study.user_attrs.get("max_violation")
     trials = study.get_trials(deepcopy=False)
-    chosen, feasible = select_trial(trials, max_violation, study.user_attrs.get("max_edge_violation"))
+    chosen, feasible = select_trial(
+        trials, max_violation, study.user_attrs.get("max_edge_violation"), study.user_attrs.get("auc_tolerance", 0.0)
+    )
     if chosen is None:
         return message_figure("Pareto front: no completed trial yet")
     from optuna.visualization.matplotlib import plot_pareto_front as optuna_pareto

@@ -7,8 +7,8 @@ default searches chose λ = 6–9 where λ = 3 met the targets too, and paid ~0.
 trial but λ and tries the geometric middle of the bracket [largest λ known to miss a target, smallest
 λ known to meet them]. A trial that meets the targets lowers the top of the bracket, one that misses
 raises its bottom; the selection rule (:mod:`ccss_pipeline.tuning.selection`) then chooses among all
-trials as before, so a refinement trial is chosen only when it is feasible and has the best validation
-AUC.
+trials as before, so a refinement trial is chosen only when it is feasible and its validation AUC is
+within ``search.auc_tolerance`` of the best feasible one.
 
 The bracket is read from the finished trials themselves, so a resumed or shared search proposes the
 same point; a trial is marked with the user attribute ``refinement`` (the bracket it bisected).
@@ -57,6 +57,7 @@ def propose(
     max_violation: float | None,
     max_edge_violation: float | None,
     weight_floor: float,
+    auc_tolerance: float = 0.0,
     min_ratio: float = 1.15,
 ) -> Proposal | None:
     """The next point to try, or None when there is nothing to refine.
@@ -71,7 +72,7 @@ def propose(
     if max_violation is None and max_edge_violation is None:
         return None
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values is not None]
-    best, feasible = select_trial(done, max_violation, max_edge_violation)
+    best, feasible = select_trial(done, max_violation, max_edge_violation, auc_tolerance)
     if best is None or not feasible or WEIGHT not in best.params:
         return None
     family = [t for t in done if WEIGHT in t.params and _same_except_weight(t, best)]

@@ -145,7 +145,7 @@ def queue_refinement(study: optuna.Study, training: TrainingConfig) -> None:
     if n_refine == 0 or counted < search.n_trials - n_refine or counted >= search.n_trials:
         return
     floor = method_of(training).weight_range(training).low
-    proposal = propose(trials, search.max_violation, search.max_edge_violation, floor)
+    proposal = propose(trials, search.max_violation, search.max_edge_violation, floor, search.auc_tolerance)
     if proposal is None or _point(proposal.params) in {_point(_params_of(t)) for t in trials if t.state in COUNTED}:
         return  # another worker runs this very point (its result is not in yet): this one samples instead
     logger.info(
@@ -303,6 +303,7 @@ def run_search(
     study.set_user_attr("backbone", backbone)
     study.set_user_attr("max_violation", search.max_violation)  # read by plot_pareto_front
     study.set_user_attr("max_edge_violation", search.max_edge_violation)
+    study.set_user_attr("auc_tolerance", search.auc_tolerance)
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     budget = max(0, search.n_trials - done)  # new trials this worker may start (retries of dead ones come on top)
     logger.info("study %s: %d finished trial(s), running %d more", study.study_name, done, budget)

@@ -4,8 +4,16 @@ A trial records its validation AUC and raw-grid wrong-step share (its two object
 validation edge test (a user attribute). The targets: wrong-step share ≤ ``search.max_violation`` and
 edge test ≤ ``search.max_edge_violation``. :func:`target_excess` turns them into Optuna constraint
 values (≤ 0: met) — the search sets them on every trial so TPE models the feasible region — and
-:func:`select_trial` chooses the best validation AUC among the trials that meet both, or the one
-closest to them. Kept apart from :mod:`ccss_pipeline.tuning.search` (running the study) so the rule has
+:func:`select_trial` chooses among the trials that meet both the weakest constraint (smallest λ) whose
+validation AUC is within ``search.auc_tolerance`` of the best of them, or, when none meets both, the
+one closest to them.
+
+Why the weakest λ within a tolerance, not the best validation AUC: the AUC a CCSS model pays grows with
+λ (docs/method.md §5), but over the few hundred validation rows a trial is scored on that cost is
+smaller than the noise between fits — searches chose λ 8.8 over a feasible λ 5.5 for a validation AUC
+0.0003 higher, and paid ~0.001 on the later test period. Among trials the validation AUC cannot tell
+apart, the one that bends the fit least is the safer choice (the "one-standard-error" rule of CART and
+glmnet, with the model order reversed: least constrained, not most regularised). Kept apart from :mod:`ccss_pipeline.tuning.search` (running the study) so the rule has
 one home that the search, its plots and the tests read.
 """
 
@@ -68,14 +76,20 @@ def _objectives(t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
 
 
 def select_trial(
-    trials: Sequence[optuna.trial.FrozenTrial], max_violation: float | None, max_edge_violation: float | None
+    trials: Sequence[optuna.trial.FrozenTrial],
+    max_violation: float | None,
+    max_edge_violation: float | None,
+    auc_tolerance: float = 0.0,
 ) -> tuple[optuna.trial.FrozenTrial | None, bool]:
     """The chosen trial among the COMPLETE ones and whether it meets the targets.
 
-    Best validation AUC among those with wrong-step share ``<= max_violation`` and edge-test wrong share
-    ``<= max_edge_violation`` (ties: lower trial number), feasible. If none meets both, the one closest
-    to them — the smallest of its worst ratio to a target (ties: higher AUC, then lower number) — not
-    feasible, with a warning. A target of None is always met. No completed trial: ``(None, False)``.
+    Among those with wrong-step share ``<= max_violation`` and edge-test wrong share
+    ``<= max_edge_violation`` (feasible), the smallest λ (parameter ``weight``; a trial without one
+    counts as the largest) whose validation AUC is at least the best feasible AUC − ``auc_tolerance``
+    (ties: higher AUC, then lower trial number); with ``auc_tolerance`` 0, the best validation AUC. If
+    none meets both, the one closest to them — the smallest of its worst ratio to a target (ties: higher
+    AUC, then lower number) — not feasible, with a warning. A target of None is always met. No completed
+    trial: ``(None, False)``.
     """
     scored = [
         (t, v) for t in trials if t.state == optuna.trial.TrialState.COMPLETE and (v := _objectives(t)) is not None
@@ -84,7 +98,9 @@ def select_trial(
         return None, False
     feasible = [(t, v) for t, v in scored if max(trial_constraints(t, max_violation, max_edge_violation)) <= 0]
     if feasible:
-        best, _ = max(feasible, key=lambda tv: (tv[1][0], -tv[0].number))
+        top = max(auc for _, (auc, _) in feasible)
+        close = [(t, v) for t, v in feasible if v[0] >= top - auc_tolerance]
+        best, _ = min(close, key=lambda tv: (_weight(tv[0]), -tv[1][0], tv[0].number))
         return best, True
     best, (auc, share) = min(
         scored, key=lambda tv: (_miss_ratio(tv[0], max_violation, max_edge_violation), -tv[1][0], tv[0].number)
@@ -103,6 +119,12 @@ def select_trial(
     return best, False
 
 
+def _weight(trial: optuna.trial.FrozenTrial) -> float:
+    """The trial's λ; a method without one (nothing to weaken) sorts after every λ."""
+    value = trial.params.get("weight")
+    return math.inf if value is None else float(value)
+
+
 def _miss_ratio(trial: optuna.trial.FrozenTrial, max_violation: float | None, max_edge: float | None) -> float:
     """How far a trial is from its targets: the larger of measured / target over the targets set."""
     ratios = [0.0]
@@ -117,12 +139,13 @@ def best_parameters(study: optuna.Study, training: TrainingConfig, spec_fingerpr
     base = training.contrastive
     max_violation, max_edge = training.search.max_violation, training.search.max_edge_violation
     trials = study.get_trials(deepcopy=False)
-    best, feasible = select_trial(trials, max_violation, max_edge)
+    best, feasible = select_trial(trials, max_violation, max_edge, training.search.auc_tolerance)
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and _objectives(t) is not None]
     common = {
         "loss": base.loss,
         "max_violation": max_violation,
         "max_edge_violation": max_edge,
+        "auc_tolerance": training.search.auc_tolerance,
         "n_feasible": sum(max(trial_constraints(t, max_violation, max_edge)) <= 0 for t in completed),
         "study": study.study_name,
         "n_trials": len(trials),

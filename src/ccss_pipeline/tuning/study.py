@@ -47,6 +47,7 @@ _NOT_HASHED = {
     "storage_path",
     "max_violation",
     "max_edge_violation",
+    "auc_tolerance",
     "pruner",
     "n_startup_trials",
     "refine_trials",
