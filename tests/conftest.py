@@ -20,7 +20,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, neve
 
 import pytest  # noqa: E402
 
-from tests.support import postgres  # noqa: E402
+from tests.small_project import SHARED_USERS, start_shared_repro  # noqa: E402
+from tests.support import background, postgres  # noqa: E402
 from tests.support.trained_project import TrainedProject, build_trained_project  # noqa: E402
 
 #: where the shared KuaiRand sample is looked for when neither the option nor the variable names it
@@ -34,6 +35,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help=f"folder of the KuaiRand sample tables (default: ${KUAIRAND_VARIABLE}, else ../shared/data/kuairand)",
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """mypy (a minute of one core) and the shared DVC project's first ``dvc repro`` (a few minutes): when
+    a test that reads one is among those to run, start it now, to run beside the tests before it."""
+    if session.config.option.collectonly:
+        return
+    if any(item.nodeid.endswith("test_architecture.py::test_mypy_is_clean") for item in session.items):
+        background.start("mypy", background.MYPY)
+    if any(item.nodeid.startswith(SHARED_USERS) and item.get_closest_marker("slow") for item in session.items):
+        start_shared_repro()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ as in a clone. The DVC remote of ``.dvc/config`` (``../ccss-pipeline-dvc-remote`
 the copy, inside the same temporary folder.
 
 :func:`shared_trained_project` gives the test session one such project on which ``dvc repro`` has run,
-so the DVC and the notebook tests pay for one small training run, not one each.
+so the DVC and the notebook tests pay for one small training run, not one each. When the session is to
+run one of them (:data:`SHARED_USERS`), tests/conftest.py starts that ``dvc repro`` as soon as the tests
+are collected (:func:`start_shared_repro`), to run beside the tests before them (tests/support/background.py).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from typing import Any
 import yaml
 
 from tests.kedro_project import LAYERS, REPO
+from tests.support import background
 
 STAGES = ("data_validation", "feature_engineering", "counterfactual_pairs", "model_training", "evaluation", "compare")
 
-#: conf/base edits: (file, dotted key path, value). Small data, one backbone, one epoch, one trial.
+#: conf/base edits: (file, dotted key path, value). Small data, one backbone, one epoch, one trial; the
+#: comparison stage (run three times by tests/test_dvc.py) compares two methods, not six: every method
+#: of it is run end to end by tests/pipelines/test_compare_pipeline.py.
 SMALL_OVERRIDES: tuple[tuple[str, str, Any], ...] = (
     ("catalog.yml", "raw_source.dataset.n_users", 200),
     ("catalog.yml", "raw_source.dataset.n_videos", 200),
@@ -47,6 +52,7 @@ SMALL_OVERRIDES: tuple[tuple[str, str, Any], ...] = (
     ("parameters_evaluation.yml", "evaluation.device", "cpu"),
     ("parameters_compare.yml", "compare.n_seeds", 1),
     ("parameters_compare.yml", "compare.n_trials", 1),
+    ("parameters_compare.yml", "compare.methods", ["baseline", "ccss"]),
 )
 
 
@@ -147,19 +153,35 @@ def stages_ran(repro_output: str) -> set[str]:
 
 
 _SHARED: dict[str, Path] = {}
+#: the slow tests that use :func:`shared_trained_project` (node ids start so)
+SHARED_USERS = ("tests/test_dvc.py::", "tests/test_notebook.py::")
+_REPRO = ["dvc", "repro"]
 
 
-def shared_trained_project() -> Path:
-    """One small project per test session on which ``dvc repro`` has run every stage (built on first use).
-
-    Tests may rerun stages in it but must leave every output in place.
-    """
+def start_shared_repro() -> None:
+    """Make the shared project and start its first ``dvc repro`` in the background (once)."""
     if "root" not in _SHARED:
         tmp = Path(tempfile.mkdtemp(prefix="ccss-small-"))
         atexit.register(shutil.rmtree, tmp, True)
-        root = make_small_project(tmp / "ccss-pipeline")
-        proc = run(["dvc", "repro"], root, timeout=900)
-        _SHARED["root"] = root
+        _SHARED["root"] = make_small_project(tmp / "ccss-pipeline")
+        background.start("shared dvc repro", _REPRO, cwd=_SHARED["root"], env=subprocess_env())
+
+
+def shared_trained_project() -> Path:
+    """One small project per test session on which ``dvc repro`` has run every stage (built on first use,
+    or started in the background when the session began).
+
+    Tests may rerun stages in it but must leave every output in place.
+    """
+    if "first_repro" not in _SHARED:
+        start_shared_repro()
+        root = _SHARED["root"]
+        proc = background.result("shared dvc repro", _REPRO, cwd=root, env=subprocess_env(), timeout=900)
+        if proc.returncode != 0:
+            raise AssertionError(
+                f"dvc repro failed with exit code {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}"
+                f"\n--- stderr\n{proc.stderr[-6000:]}"
+            )
         _SHARED["first_repro"] = proc.stdout + proc.stderr  # type: ignore[assignment]
     return _SHARED["root"]
 

@@ -44,7 +44,7 @@ def test_chunked_generator_writes_several_parts_of_a_valid_log(written):
 def test_engine_source_gate_and_join_equal_the_in_memory_path(written):
     source = EngineSourceDataset(tables=_tables(written)).load()
     assert isinstance(source, EngineSource) and source.origins["users"] == str(written["users"])
-    report = validate_source_tables(source, source.origins, SCHEMA, ValidationConfig(), batch_rows=500)
+    report = validate_source_tables(source, source.origins, SCHEMA, ValidationConfig(), batch_rows=1000)  # 3 batches
     assert report.success, report.error_message()
     assert report.tables["log"].rows == sum(len(pd.read_parquet(p)) for p in written["log"].glob("*.parquet"))
 

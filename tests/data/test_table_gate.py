@@ -123,8 +123,8 @@ def test_table_gate_matches_frame_gate(clean, corrupt):
     schema, cfg = _schema(), ValidationConfig()
     expected = ex.validate_source(tables, ORIGINS, schema, cfg)
     got = validate_source_tables(
-        {k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, schema, cfg, batch_rows=700
-    )  # several batches per log
+        {k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, schema, cfg, batch_rows=1500
+    )  # several batches per log: three of its 4,312 rows (each batch is a Great Expectations run of its own)
     assert got.success == expected.success == (corrupt is None)
     assert _verdict(got) == _verdict(expected), (got.error_message(), expected.error_message())
     assert {n: s.rows for n, s in got.tables.items()} == {n: s.rows for n, s in expected.tables.items()}
@@ -135,7 +135,7 @@ def test_examples_are_offending_values_and_message_names_file_column_rule(clean)
     _repeated_side_key(tables)
     _uncovered_keys(tables)
     got = validate_source_tables(
-        {k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, _schema(), ValidationConfig(), batch_rows=500
+        {k: ibis.memtable(v) for k, v in tables.items()}, ORIGINS, _schema(), ValidationConfig(), batch_rows=1500
     )
     message = got.error_message()
     assert (
@@ -150,9 +150,10 @@ def test_duplicate_fraction_allowance_is_applied_to_the_whole_log(clean):
     tables = _copy(clean)
     _duplicate_impressions(tables)
     memtables = {k: ibis.memtable(v) for k, v in tables.items()}
-    strict = validate_source_tables(memtables, ORIGINS, _schema(), ValidationConfig(), batch_rows=500)
+    # three batches of the log: the duplicates (its last rows) and their originals (its first) in different ones
+    strict = validate_source_tables(memtables, ORIGINS, _schema(), ValidationConfig(), batch_rows=1500)
     loose = validate_source_tables(
-        memtables, ORIGINS, _schema(), ValidationConfig(max_duplicate_impression_fraction=0.01), batch_rows=500
+        memtables, ORIGINS, _schema(), ValidationConfig(max_duplicate_impression_fraction=0.01), batch_rows=1500
     )
     assert [f.rule for f in strict.failures] == [ex.RULE_DUP_IMPRESSIONS]
     assert strict.failures[0].unexpected_count == 5 and len(strict.failures[0].examples) == 2
