@@ -35,6 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))  # tests.support: the data stages on frames
 
 from machine import load_average, machine_info  # noqa: E402
 
@@ -116,10 +117,9 @@ def stage_features(rows: int, workdir: Path) -> dict[str, Any]:
     import pandas as pd  # noqa: F401  (imports are part of the baseline)
 
     from ccss_pipeline.data.interactions import build_interactions
-    from ccss_pipeline.data.log_features import add_log_features
     from ccss_pipeline.data.sources import synthetic_bundle
-    from ccss_pipeline.data.splitting import split_by_time
-    from ccss_pipeline.data.transformer import fit_feature_spec, to_model_input
+    from tests.support.frame_stages import add_log_features, fit_feature_spec, to_model_input
+    from tests.support.split_reference import split_by_time
 
     schema, features = project_configs()
     rss_imports = current_rss_mib()

@@ -35,13 +35,13 @@ sys.path.insert(0, str(ROOT))
 from machine import machine_info  # noqa: E402
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig  # noqa: E402
-from ccss_pipeline.data.transformer import fit_feature_spec, to_model_input  # noqa: E402
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report  # noqa: E402
 from ccss_pipeline.model.moves import move_name  # noqa: E402
 from ccss_pipeline.model.scoring import safe_auc, score_fn  # noqa: E402
 from ccss_pipeline.model.synthesis import draw_pairs  # noqa: E402
 from ccss_pipeline.model.trainer import train_model  # noqa: E402
 from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402
+from tests.support.frame_stages import fit_feature_spec, to_model_input  # noqa: E402
 from tests.support.sparse_counts import SPARSE_CFG, SPARSE_SCHEMA, as_split, sparse_count_table  # noqa: E402
 
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from machine import machine_info  # noqa: E402
 
-from ccss_pipeline.data.transformer import encode_numerical  # noqa: E402
 from ccss_pipeline.datasets.models import ModelCollectionDataset  # noqa: E402
+from ccss_pipeline.encoding import encode_numerical  # noqa: E402
 from ccss_pipeline.evaluation.raw_grid import edge_values, raw_grid_report, sweep_matrix  # noqa: E402
 from ccss_pipeline.model.scoring import score_fn  # noqa: E402
 from ccss_pipeline.spec import FeatureSpec, ModelInputs  # noqa: E402

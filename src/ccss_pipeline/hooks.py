@@ -1,13 +1,10 @@
-"""Project hooks: every parameter is validated before any work starts.
+"""Project hooks: every parameter is validated, and every stale input refused, before any work starts.
 
-Kedro's own typed-parameter validation only checks the parameters of the pipelines being run, so a bad
-``model_training`` key would go unnoticed by ``kedro run --pipelines=data_validation`` and surface hours
-later. :class:`ConfigurationCheckHooks` validates every known top-level key with its pydantic model as
-soon as the context exists (before the catalog is built and before any node runs) and raises one
-:class:`ConfigurationError` listing each problem with the parameters file that defines the key, the
-dotted key path, the bad value and the allowed values or rule. :class:`SpecCheckHooks` refuses, before a
-node runs, an input built for another feature spec than the one it reads; :class:`ProjectLockHooks`
-allows one run at a time; :class:`SparkHooks` starts the Spark session of a Spark environment.
+Kedro validates only the parameters of the pipelines being run, so a bad key would surface hours later:
+:class:`ConfigurationCheckHooks` validates every known top-level key as soon as the context exists, raising one
+:class:`ConfigurationError` that names, per problem, the parameters file, the key path, the bad value and the rule.
+Before a node runs, :class:`SpecCheckHooks` refuses an input built for another feature spec and
+:class:`PairMoveCheckHooks` pairs of another move. :class:`ProjectLockHooks`: one run at a time; :class:`SparkHooks`.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from ccss_pipeline.config import (
     TrainingConfig,
     ValidationConfig,
 )
-from ccss_pipeline.lineage import require_spec
+from ccss_pipeline.lineage import require_spec, require_table_spec
 from ccss_pipeline.run_lock import SEARCH_PIPELINE, ProjectLock
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN
 
@@ -344,14 +341,13 @@ SPEC_STAMPED = {
     "feature_importance": "counterfactual_pairs",
     "counterfactual_pairs": "counterfactual_pairs",
 }
+SPEC_STAMPED_RECORDS = frozenset({"feature_importance"})  # a record (JSON); the others are tables (attrs)
 
 
 class SpecCheckHooks:
-    """A node that reads ``feature_spec`` reads nothing built for another spec: before it runs, each of
-    its inputs in :data:`SPEC_STAMPED` must record that spec's fingerprint, else
-    :class:`~ccss_pipeline.lineage.StaleArtifactError` names the stale entry and the pipeline that
-    rebuilds it (:func:`~ccss_pipeline.lineage.require_spec`). The trained models and the chosen
-    parameters are checked entry by entry where an entry is used (``TrainedModel.rebuild``, the training node)."""
+    """A node that reads ``feature_spec`` reads nothing built for another spec: each input in :data:`SPEC_STAMPED`
+    must record its fingerprint, else a ``StaleArtifactError`` names it and the pipeline that rebuilds it
+    (:mod:`ccss_pipeline.lineage`). Trained models and chosen parameters are checked where used."""
 
     @hook_impl
     def before_node_run(self, node: Any, inputs: dict[str, Any]) -> None:
@@ -360,7 +356,21 @@ class SpecCheckHooks:
             return
         for name in node.inputs:
             if name in SPEC_STAMPED:
-                require_spec(name, inputs[name], spec, SPEC_STAMPED[name])
+                check = require_spec if name in SPEC_STAMPED_RECORDS else require_table_spec
+                check(name, inputs[name], spec, SPEC_STAMPED[name])
+
+
+class PairMoveCheckHooks:
+    """A training node whose method uses pairs reads no pairs drawn with another move than the catalog's
+    ``params:counterfactual_pairs`` asks for (:mod:`ccss_pipeline.model.pair_check`); run after the spec check."""
+
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
+        if {"counterfactual_pairs", "params:model_training"} <= set(node.inputs):
+            from ccss_pipeline.model.pair_check import require_configured_move  # torch: only for training
+
+            pairs, training = inputs["counterfactual_pairs"], inputs["params:model_training"]
+            require_configured_move(pairs, training, catalog.load("params:counterfactual_pairs"))
 
 
 class SparkHooks:

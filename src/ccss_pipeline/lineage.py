@@ -35,40 +35,53 @@ class StampedTable:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def stamp(frame: Any, spec: FeatureSpec) -> Any:
-    """Record ``spec``'s fingerprint on a table: a frame in place (returned for chaining), an engine
-    table wrapped in a :class:`StampedTable`."""
-    if isinstance(frame, pd.DataFrame):
-        frame.attrs[SPEC_KEY] = spec.fingerprint
-        return frame
-    return StampedTable(frame, {SPEC_KEY: spec.fingerprint})
+def stamp(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Record ``spec``'s fingerprint on a frame, in place (returned for chaining)."""
+    frame.attrs[SPEC_KEY] = spec.fingerprint
+    return frame
 
 
-def recorded(artifact: pd.DataFrame | ParquetTable | Mapping[str, Any] | object) -> str | None:
-    """The fingerprint an artifact records, None when it records none (built before fingerprints):
-    a table's attrs, a JSON record's key, or a record object's ``spec_fingerprint`` attribute."""
-    if isinstance(artifact, (pd.DataFrame, ParquetTable)):
-        value = artifact.attrs.get(SPEC_KEY)
-    elif isinstance(artifact, Mapping):
-        value = artifact.get(SPEC_KEY)
-    else:
-        value = getattr(artifact, SPEC_KEY, None)
+def stamp_table(table: Any, spec: FeatureSpec) -> StampedTable:
+    """Record ``spec``'s fingerprint on an engine table: wrapped in a :class:`StampedTable` (an engine
+    table has no attrs of its own), which the catalog's table dataset writes into the parquet file."""
+    return StampedTable(table, {SPEC_KEY: spec.fingerprint})
+
+
+def recorded(record: Mapping[str, Any] | object) -> str | None:
+    """The fingerprint a record holds, None when it holds none (built before fingerprints): a JSON
+    record's key, or a record object's ``spec_fingerprint`` attribute. A table's: :func:`table_fingerprint`."""
+    value = record.get(SPEC_KEY) if isinstance(record, Mapping) else getattr(record, SPEC_KEY, None)
     return None if value is None else str(value)
 
 
-def require_spec(
-    name: str, artifact: pd.DataFrame | ParquetTable | Mapping[str, Any] | object, spec: FeatureSpec, rebuild: str
-) -> None:
-    """Raise :class:`StaleArtifactError` unless ``artifact`` records ``spec``'s fingerprint.
+def table_fingerprint(table: pd.DataFrame | ParquetTable) -> str | None:
+    """The fingerprint a table records in its attrs (a frame's, or a parquet file's metadata), None when it
+    records none. Reading a parquet table's footer here raises :class:`UnreadableTableError` for a bad file."""
+    value = table.attrs.get(SPEC_KEY)
+    return None if value is None else str(value)
 
-    ``name`` is the catalog entry, ``rebuild`` the pipeline whose run rebuilds it. A table whose file
-    cannot be read raises :class:`UnreadableTableError`, naming the file and that pipeline: this is
-    where a stage first touches its inputs' footers.
-    """
+
+def require_spec(name: str, record: Mapping[str, Any] | object, spec: FeatureSpec, rebuild: str) -> None:
+    """Raise :class:`StaleArtifactError` unless the record (:func:`recorded`) holds ``spec``'s fingerprint.
+
+    ``name`` is the catalog entry, ``rebuild`` the pipeline whose run rebuilds it."""
+    require_fingerprint(name, recorded(record), spec, rebuild)
+
+
+def require_table_spec(name: str, table: pd.DataFrame | ParquetTable, spec: FeatureSpec, rebuild: str) -> None:
+    """:func:`require_spec` for a table (:func:`table_fingerprint`). A table whose file cannot be read
+    raises :class:`UnreadableTableError`, naming the file and ``rebuild``: this is where a stage first
+    touches its inputs' footers."""
     try:
-        found = recorded(artifact)
+        found = table_fingerprint(table)
     except UnreadableTableError as exc:
         raise unreadable(exc.path, f"'{name}': {exc.reason}", rebuild) from exc
+    require_fingerprint(name, found, spec, rebuild)
+
+
+def require_fingerprint(name: str, found: str | None, spec: FeatureSpec, rebuild: str) -> None:
+    """Raise :class:`StaleArtifactError` naming ``name`` and the pipeline ``rebuild`` unless ``found`` (the
+    fingerprint the entry records, None for none) is ``spec``'s."""
     if found == spec.fingerprint:
         return
     what = (

@@ -128,6 +128,11 @@ class ParquetTable:
         frame.attrs.update(self.attrs)
         return frame
 
+    def __getitem__(self, column: str) -> pd.Series:
+        """One column in memory, as a frame's ``frame[column]`` is: a caller that reads one column of a split
+        takes the lazy table or a loaded frame alike, and only that column of the file is read."""
+        return self.frame([column])[column]
+
     def read_row_group(self, index: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Row group ``index`` (counted over all files, as in :attr:`row_groups`) as a frame."""
         file, group, _ = self.row_groups[index]
@@ -142,10 +147,3 @@ class ParquetTable:
         """Every row group in order, one frame at a time (memory: one row group)."""
         for i in range(len(self.row_groups)):
             yield self.read_row_group(i, columns)
-
-
-def as_frame(table: ParquetTable | pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """A frame from either form a node may be given (a loaded frame, or a table read now)."""
-    if isinstance(table, ParquetTable):
-        return table.frame(columns)
-    return table if columns is None else table[list(columns)]

@@ -13,11 +13,11 @@ import pytest
 
 from ccss_pipeline.data import synthetic
 from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.relational import log_features, splitting, transformer
-from ccss_pipeline.data.splitting import split_rows
+from ccss_pipeline.data.relational import encoding, log_features, splitting, transformer
 from ccss_pipeline.spec import FeatureSpec
 from tests.support import pandas_reference as reference
 from tests.support.configs import project_features, project_schema
+from tests.support.split_reference import split_rows
 
 SCHEMA = project_schema()
 FEATURES = project_features()
@@ -35,7 +35,7 @@ def run_stages(table) -> tuple[pd.DataFrame, list, FeatureSpec, list[pd.DataFram
     featured = log_features.add_log_features(table, SCHEMA.log_features)
     parts = splitting.split_table(featured, FEATURES.split)
     spec = transformer.fit_feature_spec(parts[0], SCHEMA, FEATURES)
-    inputs = [transformer.to_model_input(p, spec).to_pandas() for p in parts]
+    inputs = [encoding.to_model_input(p, spec).to_pandas() for p in parts]
     rows = [p.select("row").to_pandas()["row"].sort_values().to_numpy() for p in parts]
     return featured.order_by("row").to_pandas(), rows, spec, inputs
 
@@ -77,10 +77,9 @@ def test_duckdb_reproduces_the_pandas_stages(interactions):
         assert_inputs_close(got, reference.to_model_input(part, expected_spec))
 
 
-def test_the_in_memory_face_runs_the_engine(interactions):
-    """data.transformer / data.log_features on frames give the engine's results (one implementation)."""
-    from ccss_pipeline.data.log_features import add_log_features
-    from ccss_pipeline.data.transformer import fit_feature_spec, to_model_input
+def test_frames_as_in_memory_tables_run_the_engine(interactions):
+    """Frames turned into in-memory engine tables (tests.support.frame_stages) give the pandas oracle's results."""
+    from tests.support.frame_stages import add_log_features, fit_feature_spec, to_model_input
 
     featured = add_log_features(interactions, SCHEMA.log_features)
     pd.testing.assert_frame_equal(featured, reference.add_log_features(interactions, SCHEMA.log_features))

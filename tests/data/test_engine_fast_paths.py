@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
-from ccss_pipeline.data.relational import splitting, transformer
+from ccss_pipeline.data.relational import encoding, order_statistics, splitting, transformer
 from ccss_pipeline.data.relational.timestamps import epoch_ms, to_epoch_ms
 from ccss_pipeline.data.timestamps import epoch_ms as parse
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, TIME_COLUMN, CategoricalFeature
@@ -68,7 +68,7 @@ def test_fit_from_value_counts_equals_the_sorted_column_and_pandas(monkeypatch):
 
     train = _train()
     in_memory = transformer.fit_feature_spec(ibis.memtable(train), SCHEMA, CFG)
-    monkeypatch.setattr(transformer, "VALUE_COUNTS_IN_MEMORY", 0)  # every feature sorted by the engine
+    monkeypatch.setattr(order_statistics, "VALUE_COUNTS_IN_MEMORY", 0)  # every feature sorted by the engine
     sorted_on_engine = transformer.fit_feature_spec(ibis.memtable(train), SCHEMA, CFG)
     _assert_same_spec(in_memory, sorted_on_engine)
     _assert_same_spec(in_memory, reference.fit_feature_spec(train, SCHEMA, CFG))
@@ -77,9 +77,9 @@ def test_fit_from_value_counts_equals_the_sorted_column_and_pandas(monkeypatch):
 def test_value_counts_fall_back_past_the_limit():
     import ibis
 
-    finite = transformer._finite(ibis.memtable(pd.DataFrame({"v": np.arange(10.0)})), "v")
-    assert transformer.ValueCounts.fetch(finite, 9) is None
-    counts = transformer.ValueCounts.fetch(finite, 10)
+    finite = order_statistics.finite_values(ibis.memtable(pd.DataFrame({"v": np.arange(10.0)})), "v")
+    assert order_statistics.ValueCounts.fetch(finite, 9) is None
+    counts = order_statistics.ValueCounts.fetch(finite, 10)
     assert counts is not None and counts.n == 10 and counts.at(np.array([0, 9])).tolist() == [0.0, 9.0]
 
 
@@ -89,12 +89,12 @@ def test_count_below_inferred_from_known_positions_equals_a_scan(seed):
 
     rng = np.random.default_rng(seed)
     values = np.concatenate([rng.normal(0, 1, 500), np.repeat(rng.normal(0, 1, 5), 40)])
-    finite = transformer._finite(ibis.memtable(pd.DataFrame({"v": values})), "v")
-    with transformer.SortedColumn(finite) as column:
+    finite = order_statistics.finite_values(ibis.memtable(pd.DataFrame({"v": values})), "v")
+    with order_statistics.SortedColumn(finite) as column:
         levels = np.linspace(0, 1, 33)
         column.prefetch(levels)
         edges = np.concatenate(
-            [transformer.quantiles(column, levels), column.at(np.arange(0, column.n, 37)), [-9.0, 9.0]]
+            [order_statistics.quantiles(column, levels), column.at(np.arange(0, column.n, 37)), [-9.0, 9.0]]
         )
         expected = np.array([(values < e).sum() for e in edges])
         np.testing.assert_array_equal(column.count_below(edges), expected)
@@ -156,7 +156,7 @@ def test_vocabulary_codes_on_integers_equal_codes_on_text(values, vocabulary, co
     ).assign(**{TIME_COLUMN: np.arange(n, dtype=np.int64), "row": np.arange(n, dtype=np.int64)})
     feature = CategoricalFeature(name="ident", vocab_size=len(vocabulary) + 1, vocabulary=vocabulary)
     spec = FeatureSpec(categorical=[feature], numerical=[], has_oracle=False)
-    out = transformer.to_model_input(ibis.memtable(frame), spec).to_pandas()
+    out = encoding.to_model_input(ibis.memtable(frame), spec).to_pandas()
     assert out[feature.column].tolist() == codes
 
 
@@ -175,5 +175,5 @@ def test_spark_fits_the_sorted_column_as_duckdb_and_reads_duckdb_parquet(spark_s
     pd.testing.assert_frame_equal(on_spark.to_pandas(), train, check_dtype=False)
     on_duckdb = transformer.fit_feature_spec(ibis.duckdb.connect().read_parquet(str(path)), SCHEMA, CFG)
     _assert_same_spec(transformer.fit_feature_spec(on_spark, SCHEMA, CFG), on_duckdb)
-    monkeypatch.setattr(transformer, "VALUE_COUNTS_IN_MEMORY", 0)
+    monkeypatch.setattr(order_statistics, "VALUE_COUNTS_IN_MEMORY", 0)
     _assert_same_spec(transformer.fit_feature_spec(on_spark, SCHEMA, CFG), on_duckdb)

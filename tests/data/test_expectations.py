@@ -172,9 +172,9 @@ def test_expectation_error_is_a_failure_not_a_crash():
 
     suite = build_table_suite("users", ["user_id", "fans", "degree"], small_schema(), CFG)
     frame = pd.DataFrame({"user_id": [1, 2]})
-    results = ex._run_suites([("users", frame, suite)], 5)
+    results = ex.run_suites([("users", frame, suite)], 5)
     report = ValidationReport(success=True)
-    ex._collect(USERS_FILE, "users", frame, results["users"], 5, report)
+    ex.collect_results(USERS_FILE, "users", frame, results["users"], 5, report)
     cols = {f.column for f in report.failures if f.rule == RULE_EXISTS}
     assert "fans" in cols
     assert any(o.error for o in report.outcomes)

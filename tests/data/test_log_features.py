@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.data.interactions import ITEM, USER
-from ccss_pipeline.data.log_features import add_log_features
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN
 from tests.support.configs import ALL_LOG_FEATURES
+from tests.support.frame_stages import add_log_features
 
 DAY = 86_400_000
 

@@ -7,16 +7,10 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.config import FeatureConfig, LogFeature, SchemaConfig
-from ccss_pipeline.data.transformer import (
-    DENSE_CLIP,
-    apply_transform,
-    categorical_columns,
-    encode_categorical,
-    encode_numerical,
-    fit_feature_spec,
-    to_model_input,
-)
+from ccss_pipeline.data.transformer import categorical_columns
+from ccss_pipeline.encoding import DENSE_CLIP, apply_transform, encode_categorical, encode_numerical
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs
+from tests.support.frame_stages import fit_feature_spec, to_model_input
 
 SCHEMA = SchemaConfig(
     source="table",

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from ccss_pipeline.datasets import EngineTableDataset, ParquetChunksDataset
-from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, recorded
-from ccss_pipeline.parquet_table import ATTRS_FILE, ParquetTable, as_frame
+from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, table_fingerprint
+from ccss_pipeline.parquet_table import ATTRS_FILE, ParquetTable
 
 
 def _frame(n: int, start: int = 0) -> pd.DataFrame:
@@ -22,9 +22,10 @@ def test_a_pandas_written_table_keeps_its_attrs_and_reads_only_what_is_asked(tmp
     frame.to_parquet(tmp_path / "t.parquet", row_group_size=300, index=False)
     table = ParquetTable(tmp_path / "t.parquet")
     assert table.num_rows == 1_000 and [r for _, _, r in table.row_groups] == [300, 300, 300, 100]
-    assert recorded(table) == "abc" and table.columns == ["a", "b"]
+    assert table_fingerprint(table) == "abc" and table.columns == ["a", "b"]
     assert list(table.read_row_group(3)["a"]) == list(range(900, 1_000))
-    assert as_frame(table, ["a"]).columns.tolist() == ["a"] and as_frame(table).attrs[SPEC_KEY] == "abc"
+    assert table.frame(["a"]).columns.tolist() == ["a"] and table.frame().attrs[SPEC_KEY] == "abc"
+    assert table["a"].tolist() == list(range(1_000))  # one column, as a frame's
     assert sum(len(f) for f in table.iter_frames()) == 1_000
 
 
@@ -36,7 +37,7 @@ def test_a_spark_folder_reads_its_sidecar_attrs(tmp_path):
     (folder / ATTRS_FILE).write_text(json.dumps({SPEC_KEY: "xyz"}))
     (folder / "_SUCCESS").write_text("")
     table = ParquetTable(folder)
-    assert table.num_rows == 15 and recorded(table) == "xyz" and len(table.files) == 2
+    assert table.num_rows == 15 and table_fingerprint(table) == "xyz" and len(table.files) == 2
     assert table.frame().attrs[SPEC_KEY] == "xyz"
 
 
@@ -51,7 +52,7 @@ def test_engine_table_dataset_loads_lazily(tmp_path):
     ds = EngineTableDataset(str(tmp_path / "m.parquet"), load_as="lazy")
     ds.save(frame)
     loaded = ds.load()
-    assert isinstance(loaded, ParquetTable) and len(loaded) == 50 and recorded(loaded) == "s1"
+    assert isinstance(loaded, ParquetTable) and len(loaded) == 50 and table_fingerprint(loaded) == "s1"
     with pytest.raises(ValueError, match="load_as"):
         EngineTableDataset(str(tmp_path / "m.parquet"), load_as="eager")
 
@@ -65,7 +66,7 @@ def test_chunks_keep_the_first_chunks_attrs_and_load_either_way(tmp_path):
     frame = ParquetChunksDataset(str(target)).load()
     lazy = ParquetChunksDataset(str(target), load_as="lazy").load()
     assert list(frame["a"]) == list(range(7)) and frame.attrs[SPEC_KEY] == "fp"
-    assert isinstance(lazy, ParquetTable) and recorded(lazy) == "fp" and len(lazy.row_groups) == 2
+    assert isinstance(lazy, ParquetTable) and table_fingerprint(lazy) == "fp" and len(lazy.row_groups) == 2
 
 
 def test_a_stale_lazy_table_is_refused_like_a_frame(tmp_path):

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from ccss_pipeline.config import FeatureConfig
-from ccss_pipeline.data.transformer import encode_numerical, fit_feature_spec, to_model_input
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.evaluation.raw_grid import edge_values, grid_kind, raw_grid, raw_grid_report
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from tests.support.frame_stages import fit_feature_spec, to_model_input
 from tests.support.sparse_counts import SPARSE_CFG, SPARSE_SCHEMA, as_split, sparse_count_table
 
 DIP = (4.0, 5.0)  # the scorer below goes the wrong way between these two counts

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.evaluation.raw_grid import (
     CURVE_COLUMNS,
     LABEL_COLUMNS,

@@ -9,7 +9,7 @@ import torch
 from scipy.special import expit, logit
 
 from ccss_pipeline.config import BackboneConfig
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.evaluation.raw_grid import raw_grid
 from ccss_pipeline.evaluation.what_if import COLUMNS, plot_what_if, what_if, what_if_table
 from ccss_pipeline.model.backbones import CTRModel

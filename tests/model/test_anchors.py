@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from ccss_pipeline.config import ContrastiveConfig
-from ccss_pipeline.data.transformer import encode_numerical, fit_feature_spec, to_model_input
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.model.losses import PairOutputs, counterfactual_loss
 from ccss_pipeline.model.moves import ANCHOR, ORIGIN, get_move, move_name
 from ccss_pipeline.model.synthesis import PairTable, draw_pairs
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from tests.support.frame_stages import fit_feature_spec, to_model_input
 from tests.support.pairs import pair_batch
 from tests.support.sparse_counts import SPARSE_CFG, SPARSE_SCHEMA, as_split, sparse_count_table
 

@@ -16,6 +16,7 @@ from ccss_pipeline.model.distributed import DistributedTrainingError, Fit, FitDa
 from ccss_pipeline.model.scoring import predict_logits, safe_auc
 from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import draw_pairs
+from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN
 from tests.model.conftest import make_inputs, make_spec
 
@@ -87,9 +88,8 @@ def test_a_streamed_split_is_shared_by_row_groups(data, tmp_path):
     for k, f in enumerate(spec.numerical):
         frame[f.dense_column], frame[f.bucket_column] = train.dense[:, k], train.bucket[:, k]
     frame.to_parquet(tmp_path / "train.parquet", row_group_size=500, index=False)
-    streamed = FitData(
-        spec, ParquetModelInput(tmp_path / "train.parquet", spec), data.valid, None, data.shapley_p, "centre", 2_048
-    )
+    lazy = ParquetModelInput(ParquetTable(tmp_path / "train.parquet"), spec)
+    streamed = FitData(spec, lazy, data.valid, None, data.shapley_p, "centre", 2_048)
     one = run_fits(_fits(3), streamed, ONE)
     two = run_fits(_fits(3), streamed, TWO)
     for key in ("baseline", "ccss"):

@@ -27,6 +27,7 @@ from ccss_pipeline.model.gbdt import (  # noqa: E402
     fit_gbdt,
     tune_gbdt,
 )
+from ccss_pipeline.model.peer_tuning import StudyPlan  # noqa: E402
 from ccss_pipeline.model.scoring import safe_auc  # noqa: E402
 from ccss_pipeline.spec import FeatureSpec  # noqa: E402
 from tests.support.monotone_table import splits  # noqa: E402
@@ -129,8 +130,8 @@ def test_tuning_keeps_the_best_validation_auc_and_is_seeded(data):
     spec, train, valid, _ = data
     base = GBDTConfig(num_threads=1, n_estimators=60, early_stopping_rounds=10)
     space = GBDTSearchSpace(num_leaves=SearchRange(low=4, high=31))
-    first = tune_gbdt(spec, train, valid, n_trials=3, base=base, space=space, n_startup_trials=2)
-    second = tune_gbdt(spec, train, valid, n_trials=3, base=base, space=space, n_startup_trials=2)
+    first = tune_gbdt(spec, train, valid, StudyPlan(n_trials=3, n_startup_trials=2), base=base, space=space)
+    second = tune_gbdt(spec, train, valid, StudyPlan(n_trials=3, n_startup_trials=2), base=base, space=space)
     values = [t.value for t in first.study.trials]
     assert len(values) == 3 and first.model.val_auc == max(values)
     assert [t.params for t in first.study.trials] == [t.params for t in second.study.trials]

@@ -20,12 +20,11 @@ from ccss_pipeline.config import (
     HintsConfig,
     MethodName,
     OptimizerConfig,
-    PairsConfig,
     PwlConfig,
     SearchRange,
     TrainingConfig,
 )
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.batches import Batch, device_batches, device_tensors
 from ccss_pipeline.model.calibration import Recalibration
@@ -505,13 +504,15 @@ def test_the_final_fits_take_the_method_and_record_it(spec, monkeypatch):
         seen.extend(fits)
         return {f.key: TrainResult(CTRModel(spec, f.backbone), best_epoch=1) for f in fits}
 
-    monkeypatch.setattr(nodes, "_inputs", lambda *a, **k: (spec, None, None, None, None, "decomposed"))
+    monkeypatch.setattr(
+        nodes, "stage_inputs", lambda *a, **k: nodes.StageInputs(spec, None, None, None, None, "decomposed")
+    )
     monkeypatch.setattr(nodes, "require_spec", lambda *a, **k: None)
     monkeypatch.setattr(nodes, "run_fits", fake_fits)
     monkeypatch.setattr(nodes, "fit_recalibration", lambda *a, **k: Recalibration())
     training = TrainingConfig(method="hints", n_seeds=1, backbone=BackboneConfig(hidden_units=[4], embedding_dim=2))
     models, _ = nodes.train_final_models(None, None, spec, None, None, {"dnn": _chosen("hints", hint_step=0.04)},
-                                         Path("."), training, PairsConfig())  # fmt: skip
+                                         Path("."), training)  # fmt: skip
     fits = {f.key: f for f in seen}
     constrained, baseline = fits["dnn__ccss__seed42"], fits["dnn__baseline__seed42"]
     assert not constrained.with_pairs and constrained.contrastive.weight == 2.0
@@ -526,6 +527,4 @@ def test_the_final_fits_take_the_method_and_record_it(spec, monkeypatch):
     )
     assert models["dnn__baseline__seed42"].method is None
     with pytest.raises(StaleArtifactError, match="searched for method 'ccss'"):
-        nodes.train_final_models(
-            None, None, spec, None, None, {"dnn": _chosen("ccss")}, Path("."), training, PairsConfig()
-        )
+        nodes.train_final_models(None, None, spec, None, None, {"dnn": _chosen("ccss")}, Path("."), training)

@@ -12,7 +12,7 @@ One directed feature, identity transform, mean 0, std 1 (so dense = raw), bounda
 import numpy as np
 import pytest
 
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.model.move_builders import BuiltMove, FeatureTables, centre_points
 from ccss_pipeline.model.moves import (
     MOVES,

@@ -11,6 +11,8 @@ from ccss_pipeline.model import streaming
 from ccss_pipeline.model.streaming import ParquetModelInput, shuffled_batches
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.model.trainer import train_model
+from ccss_pipeline.model.training_data import InMemoryData, training_data
+from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, FeatureSpec, ModelInputs
 from tests.model.conftest import make_inputs, make_spec
 
@@ -23,7 +25,7 @@ def _write(inputs: ModelInputs, spec: FeatureSpec, path, row_group_rows: int) ->
         frame[f.dense_column] = inputs.dense[:, k]
         frame[f.bucket_column] = inputs.bucket[:, k]
     frame.to_parquet(path, row_group_size=row_group_rows, index=False)
-    return ParquetModelInput(path, spec)
+    return ParquetModelInput(ParquetTable(path), spec)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def test_a_folder_of_part_files_is_one_table(spec, tmp_path):
     for i, rows in enumerate((slice(0, 1_000), slice(1_000, 3_000))):
         _write(memory.take(rows), spec, folder / f"part-{i:05d}.parquet", row_group_rows=600)
     (folder / "_SUCCESS").write_text("")
-    table = ParquetModelInput(folder, spec)
+    table = ParquetModelInput(ParquetTable(folder), spec)
     assert len(table) == 3_000 and table.row_group_rows == (600, 400, 600, 600, 600, 200)
     assert np.array_equal(table.take(np.array([2_999, 999, 1_000])).dense, memory.dense[[2_999, 999, 1_000]])
 
@@ -154,22 +156,21 @@ def test_streamed_scores_and_grid_metrics_equal_the_in_memory_ones(spec, table):
 
 
 def test_a_split_is_streamed_only_above_the_size_limit(spec, table, caplog):
-    from ccss_pipeline.parquet_table import ParquetTable
-
     lazy = ParquetTable(table.path)
     with caplog.at_level("INFO", logger="ccss_pipeline.model.streaming"):
         held = streaming.model_source(lazy, spec, 5_000, "train_model_input")
         streamed = streaming.model_source(lazy, spec, 4_999, "train_model_input")
         never = streaming.model_source(lazy, spec, None, "train_model_input")
-    assert isinstance(held, ModelInputs) and isinstance(never, ModelInputs) and len(held) == 5_000
+    assert isinstance(held, InMemoryData) and isinstance(never, InMemoryData) and len(held) == 5_000
+    assert not held.streamed and not never.streamed and streamed.streamed
     assert isinstance(streamed, ParquetModelInput) and len(streamed) == 5_000
     assert "held in memory" in caplog.text and "streamed from" in caplog.text and "8 row groups" in caplog.text
-    frame = streaming.model_source(lazy.frame(), spec, 0, "train_model_input")  # a frame is already in memory
-    assert isinstance(frame, ModelInputs)
+    frame = training_data(ModelInputs.from_frame(lazy.frame(), spec))  # a frame is already in memory
+    assert isinstance(frame, InMemoryData) and not frame.streamed
 
 
 def test_a_table_missing_a_model_column_is_refused_by_name(spec, tmp_path):
     frame = pd.DataFrame({LABEL_COLUMN: [0.0, 1.0], GROUP_COLUMN: [1, 2]})
     frame.to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(KeyError, match=r"bad.parquet.*lacks columns.*"):
-        ParquetModelInput(tmp_path / "bad.parquet", spec)
+        ParquetModelInput(ParquetTable(tmp_path / "bad.parquet"), spec)

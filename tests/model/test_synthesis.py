@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.model.moves import MOVES, ConstraintRole, get_move
 from ccss_pipeline.model.synthesis import (
     PairLookup,

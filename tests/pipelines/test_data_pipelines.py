@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
+from ccss_pipeline.data.relational.in_memory import in_memory
 from ccss_pipeline.data.sources import synthetic_bundle
 from ccss_pipeline.data.synthetic import SyntheticConfig
 from ccss_pipeline.data.validation import DataValidationError, ValidationReport
@@ -105,31 +106,32 @@ def test_gate_and_join_node(interactions, bundle, base_schema):
 
 def test_feature_nodes_chain(interactions, base_schema):
     features = FeatureConfig(n_buckets=8)
-    with_logs = engineer_log_features(interactions, base_schema)
+    with_logs = engineer_log_features(in_memory(interactions), base_schema)  # frames enter as engine tables
     assert {f.name for f in base_schema.log_features} <= set(with_logs.columns)
     train, valid, test = split_interactions(with_logs, features)
-    assert train[TIME_COLUMN].max() < valid[TIME_COLUMN].min() <= valid[TIME_COLUMN].max() < test[TIME_COLUMN].min()
+    tr, va, te = (split.to_pandas() for split in (train, valid, test))
+    assert tr[TIME_COLUMN].max() < va[TIME_COLUMN].min() <= va[TIME_COLUMN].max() < te[TIME_COLUMN].min()
     report = validate_split(train, valid, test)
     assert report.success is True, report.error_message()
     spec = fit_features(train, report, base_schema, features)
     assert isinstance(spec, FeatureSpec)
     assert {f.name: f.direction for f in spec.numerical} == _conf_directions("base")
-    for split in (train, valid, test):
-        out = make_model_input(split, spec)
-        assert len(out) == len(split) and out["num__hist_ctr"].notna().all()
+    for split, rows in ((train, tr), (valid, va), (test, te)):
+        out = make_model_input(split, spec).table.to_pandas()
+        assert len(out) == len(rows) and out["num__hist_ctr"].notna().all()
 
 
 def test_fit_features_is_gated_by_the_split_report(interactions, base_schema):
     train = interactions.iloc[:100].assign(**{LABEL_COLUMN: np.int8(0)})
-    report = validate_split(train, interactions.iloc[100:150], interactions.iloc[150:200])
+    report = validate_split(*map(in_memory, (train, interactions.iloc[100:150], interactions.iloc[150:200])))
     assert report.success is False
     assert "both classes present" in report.error_message() and "train" in report.error_message()
     with pytest.raises(DataValidationError, match="both classes present"):
-        fit_features(engineer_log_features(train, base_schema), report, base_schema, FeatureConfig())
+        fit_features(engineer_log_features(in_memory(train), base_schema), report, base_schema, FeatureConfig())
 
 
 def test_validate_split_rejects_empty_split(interactions):
-    report = validate_split(interactions.iloc[:100], interactions.iloc[:0], interactions.iloc[100:])
+    report = validate_split(*map(in_memory, (interactions.iloc[:100], interactions.iloc[:0], interactions.iloc[100:])))
     assert report.success is False and "split not empty" in report.error_message()
     assert "validation_interactions.parquet" in report.error_message()
 

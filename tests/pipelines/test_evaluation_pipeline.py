@@ -134,7 +134,7 @@ def test_evaluate_models_node(tiny, evaluated, aggregated):
             assert directed <= set(table.loc[table["model"] == name, "feature"])
     for table in (curves, grid_curves, roc, calibration):  # first seed only
         assert set(table["seed"]) == {SEEDS[0]} and set(table["variant"]) == set(VARIANTS)
-    summary, paired, metrics = aggregated
+    summary, paired, metrics = aggregated.summary, aggregated.paired, aggregated.metrics
     assert set(summary["n_seeds"]) == {len(SEEDS)} and "wrong_step_share_std" in summary.columns
     assert set(paired["n"]) == {len(SEEDS)}
     json.dumps(metrics, allow_nan=False)
@@ -143,7 +143,7 @@ def test_evaluate_models_node(tiny, evaluated, aggregated):
 
 def test_new_metrics_flow_to_seed_metrics_summary_and_metrics_json(tiny, evaluated, aggregated):
     results, *_, seed_metrics = evaluated
-    summary, paired, metrics = aggregated
+    summary, paired, metrics = aggregated.summary, aggregated.paired, aggregated.metrics
     assert {*NEW_METRICS} <= set(seed_metrics.columns) and seed_metrics[list(NEW_METRICS)].notna().all().all()
     for name in MODELS:
         accuracy = results[name]["accuracy"]
@@ -198,7 +198,8 @@ def recalibrated(tiny):
 
 
 def test_recalibrated_models_report_logloss_and_brier_before_and_after(recalibrated):
-    (results, _, grid_features, _, _, _, calibration, seed_metrics), (summary, paired, metrics), before = recalibrated
+    (results, _, grid_features, _, _, _, calibration, seed_metrics), aggregate, before = recalibrated
+    summary, paired, metrics = aggregate.summary, aggregate.paired, aggregate.metrics
     plain = before[-1].set_index("model")
     rows = seed_metrics.set_index("model")
     assert set(rows["recalibration"]) == {"temperature"} and set(plain["recalibration"]) == {"none"}
@@ -229,7 +230,7 @@ def test_recalibrated_models_report_logloss_and_brier_before_and_after(recalibra
 
 
 def test_report_and_card_say_which_recalibration_and_what_it_changed(tiny, evaluated, aggregated, recalibrated):
-    after, (summary, _, _), _ = recalibrated
+    after, summary = recalibrated[0], recalibrated[1].summary
     md, html = _report(tiny, after, recalibrated[1])
     means = summary.set_index("variant")
     change = (f"CCSS {means.loc['ccss', 'logloss_uncalibrated_mean']:.4f} → {means.loc['ccss', 'logloss_mean']:.4f} "
@@ -305,7 +306,7 @@ OPTUNA_IMAGES = {f"dnn_{name}.png": _png(name) for name in ("pareto", "history",
 def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=None):
     spec = tiny[0]
     results, per_feature, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
-    summary, paired, _ = aggregated
+    summary, paired = aggregated.summary, aggregated.paired
     split = ValidationReport(True, tables={s: TableStats(f"{s}.parquet", s, n, 20) for s, n in SPLIT_ROWS.items()})
     findings = collect_findings(
         results, summary, paired, grid_features, per_feature, spec, _best_params(feasible), split
@@ -317,7 +318,7 @@ def _report(tiny, evaluated, aggregated, feasible=True, figures=True, optuna=Non
 def test_write_report_node(tiny, evaluated, aggregated):
     spec = tiny[0]
     md, html = _report(tiny, evaluated, aggregated)
-    summary = aggregated[0].set_index("variant")
+    summary = aggregated.summary.set_index("variant")
     for text in (md, html):
         for f in spec.directed:
             assert f.name in text
@@ -423,7 +424,7 @@ def own_data():
 def test_no_user_column_reports_gauc_as_not_available(own_data):
     spec, evaluated, aggregated = own_data
     results, *_, seed_metrics = evaluated
-    summary, paired, metrics = aggregated
+    paired, metrics = aggregated.paired, aggregated.metrics
     assert seed_metrics["gauc"].isna().all() and seed_metrics["auc"].notna().all()
     assert all(r["accuracy"]["gauc_note"] == NO_USER_GAUC for r in results.values())
     assert not any(".gauc." in k for k in metrics) and "gauc" not in set(paired["metric"])
@@ -477,7 +478,7 @@ def test_label_name_replaces_click_everywhere(own_data):
 def _card(tiny, evaluated, aggregated, lineage, parameters):
     spec, frame = tiny[0], tiny[1]
     results, per_feature, grid_features, curves, grid_curves, roc, calibration, _ = evaluated
-    summary, paired, _ = aggregated
+    summary, paired = aggregated.summary, aggregated.paired
     split = ValidationReport(True, tables={s: TableStats(f"{s}.parquet", s, n, 20) for s, n in SPLIT_ROWS.items()})
     day = 86_400_000
     train, valid, test = (frame.assign(event_ts=np.arange(len(frame), dtype=np.int64) * 1000 + start * day)

@@ -7,21 +7,24 @@ import pandas as pd
 
 from ccss_pipeline.config import PairsConfig, TrainingConfig
 from ccss_pipeline.lineage import stamp
+from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.pipelines.counterfactual_pairs import nodes
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ModelInputs
 from tests.model.conftest import make_inputs, make_spec
 
 
-def _frame(inputs: ModelInputs, spec) -> pd.DataFrame:
+def _table(inputs: ModelInputs, spec, path) -> ParquetTable:
+    """The split as the catalog hands it to the node: a lazy parquet table stamped for ``spec``."""
     frame = pd.DataFrame({LABEL_COLUMN: inputs.label, GROUP_COLUMN: np.arange(len(inputs))})
     for j, c in enumerate(spec.categorical):
         frame[c.column] = inputs.cat[:, j]
     for k, f in enumerate(spec.numerical):
         frame[f.dense_column], frame[f.bucket_column] = inputs.dense[:, k], inputs.bucket[:, k]
-    return stamp(frame, spec)
+    stamp(frame, spec).to_parquet(path, index=False)
+    return ParquetTable(path)
 
 
-def test_the_shapley_batch_size_reaches_the_scorer(monkeypatch):
+def test_the_shapley_batch_size_reaches_the_scorer(monkeypatch, tmp_path):
     """``counterfactual_pairs.shapley.batch_size`` used to change nothing (issue 15)."""
     spec = make_spec()
     seen = []
@@ -39,8 +42,8 @@ def test_the_shapley_batch_size_reaches_the_scorer(monkeypatch):
         {"backbone": {"hidden_units": [8], "embedding_dim": 4}, "optimizer": {"batch_size": 256, "device": "cpu"}}
     )
     out = nodes.estimate_feature_importance(
-        _frame(make_inputs(spec, 600, seed=1), spec),
-        _frame(make_inputs(spec, 200, seed=2), spec),
+        _table(make_inputs(spec, 600, seed=1), spec, tmp_path / "train.parquet"),
+        _table(make_inputs(spec, 200, seed=2), spec, tmp_path / "valid.parquet"),
         spec,
         pairs,
         training,

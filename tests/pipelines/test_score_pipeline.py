@@ -13,11 +13,12 @@ import yaml
 
 from ccss_pipeline.config import LogFeature, SchemaConfig, ValidationConfig
 from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.log_features import add_log_features
+from ccss_pipeline.data.relational.in_memory import in_memory
 from ccss_pipeline.data.scoring import with_history_log_features
 from ccss_pipeline.data.sources import synthetic_bundle
 from ccss_pipeline.data.synthetic import SyntheticConfig
 from tests.kedro_project import REPO
+from tests.support.frame_stages import add_log_features
 
 SCHEMA = SchemaConfig.model_validate(
     yaml.safe_load((REPO / "conf" / "base" / "parameters_schema.yml").read_text())["schema"]
@@ -44,14 +45,15 @@ def _split(log: pd.DataFrame, n_new: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_rows_to_score_see_the_history_and_not_each_other(log):
     schema = SCHEMA.model_copy(update={"log_features": FEATURES})
     history, new = _split(log, 300)
-    together = with_history_log_features(new, history, schema)
+    past = in_memory(history)  # the training log, as the catalog gives it: an engine table
+    together = with_history_log_features(new, past, schema)
     names = [f.name for f in FEATURES]
     for i in (0, 150, 299):  # scored alone: the same features
-        alone = with_history_log_features(new.iloc[[i]], history, schema)
+        alone = with_history_log_features(new.iloc[[i]], past, schema)
         np.testing.assert_allclose(together.loc[i, names].to_numpy(float), alone.loc[0, names].to_numpy(float))
     # a lone new row gets exactly the features the training path gives the log's next row
     full = add_log_features(log.iloc[: len(history) + 1], FEATURES)
-    alone = with_history_log_features(new.iloc[[0]], history, schema)
+    alone = with_history_log_features(new.iloc[[0]], past, schema)
     np.testing.assert_allclose(full.iloc[-1][names].to_numpy(float), alone.loc[0, names].to_numpy(float))
     assert together["row"].tolist() == list(range(300))  # the input order
 

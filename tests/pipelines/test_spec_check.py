@@ -49,6 +49,26 @@ def test_an_input_of_another_spec_is_refused_before_the_node_runs(pipelines):
     SpecCheckHooks().before_node_run(node=node, inputs=inputs)
 
 
+def test_the_compare_node_is_refused_an_input_of_another_spec(pipelines):
+    """The comparison reads the splits and the pairs in one node that reads the spec: the hook checks them
+    there (the node itself no longer does)."""
+    spec = make_spec()
+    node = _node(pipelines, "compare.comparison_data")
+    assert set(node.inputs) & set(SPEC_STAMPED) == set(SPEC_STAMPED)
+    inputs: dict = {name: _stamped(spec.fingerprint) for name in node.inputs}
+    inputs["feature_spec"] = spec
+    inputs["feature_importance"] = {SPEC_KEY: spec.fingerprint}
+    SpecCheckHooks().before_node_run(node=node, inputs=inputs)
+    inputs["counterfactual_pairs"] = _stamped("0000000000000000")
+    with pytest.raises(StaleArtifactError) as info:
+        SpecCheckHooks().before_node_run(node=node, inputs=inputs)
+    assert "'counterfactual_pairs' was built for another feature spec (fingerprint 0000000000000000)" in str(info.value)
+    assert "kedro run --pipelines=counterfactual_pairs" in str(info.value)
+    inputs["counterfactual_pairs"], inputs["test_model_input"] = _stamped(spec.fingerprint), _stamped(None)
+    with pytest.raises(StaleArtifactError, match="'test_model_input' records no feature-spec fingerprint"):
+        SpecCheckHooks().before_node_run(node=node, inputs=inputs)
+
+
 def test_a_node_without_the_spec_is_not_checked(pipelines):
     node = _node(pipelines, "evaluation.write_model_card")  # reads the splits for their time ranges only
     SpecCheckHooks().before_node_run(node=node, inputs={n: _stamped(None) for n in node.inputs})

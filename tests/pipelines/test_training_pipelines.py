@@ -192,6 +192,30 @@ def test_in_process_session_uses_the_project_folder_not_the_cwd(trained_project,
     assert len(trials) == N_TRIALS
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("start", [None, "model_training.train_ccss_and_baseline"])
+def test_pairs_of_another_move_are_refused_before_training_starts(trained_project, tmp_path, start):
+    """``counterfactual_pairs.move`` changed and ``model_training`` rerun alone (or from its final-fit node):
+    the run refuses the old pair table, naming it and the rebuild, before a node's work starts."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    root = tmp_path / "moved"
+    shutil.copytree(trained_project, root)
+    models = sorted((root / "data" / "06_models").rglob("*"))
+    written = {p: p.stat().st_mtime_ns for p in models}
+    bootstrap_project(root)
+    params = {"counterfactual_pairs": {"move": "centre"}}
+    with KedroSession.create(project_path=root, runtime_params=params) as session:
+        with pytest.raises(Exception, match="was drawn with the move") as info:  # noqa: B017 - Kedro may wrap it
+            session.run(pipeline_names=["model_training"], from_nodes=[start] if start else None)
+    message = str(info.value)
+    assert "counterfactual_pairs.parquet" in message and "kedro run --pipelines=counterfactual_pairs" in message
+    assert "was drawn with the move 'decomposed@0.5'" in message and "ask for 'centre" in message, message
+    assert sorted((root / "data" / "06_models").rglob("*")) == models
+    assert {p: p.stat().st_mtime_ns for p in models} == written  # no checkpoint or model was touched
+
+
 def test_the_search_pipeline_is_the_search_node_alone():
     from ccss_pipeline.pipeline_registry import register_pipelines
 

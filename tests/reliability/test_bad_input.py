@@ -26,15 +26,15 @@ import yaml
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, FeatureConfig, OptimizerConfig, SchemaConfig
 from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.log_features import add_log_features
-from ccss_pipeline.data.transformer import DENSE_CLIP, fit_feature_spec, to_model_input
 from ccss_pipeline.data.validation import DataValidationError
+from ccss_pipeline.encoding import DENSE_CLIP
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.scoring import predict_proba
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import train_model
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from tests.kedro_project import REPO, downstream_files, make_project, run_pipelines
+from tests.support.frame_stages import add_log_features, fit_feature_spec, to_model_input
 from tests.support.own_table import own_table, write_own
 
 SKEW = 1e12

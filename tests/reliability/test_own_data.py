@@ -19,16 +19,12 @@ import yaml
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, ValidationConfig
 from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.transformer import (
-    UnconstrainedFeatureError,
-    bucket_boundaries,
-    fit_feature_spec,
-    to_model_input,
-)
+from ccss_pipeline.data.transformer import UnconstrainedFeatureError
 from ccss_pipeline.data.validation import validate_source
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.spec import GROUP_COLUMN, ModelInputs
 from tests.kedro_project import SMALL_SYNTHETIC, make_project
+from tests.support.frame_stages import bucket_boundaries, fit_feature_spec, to_model_input
 
 
 def _table(n: int = 4000, seed: int = 0) -> pd.DataFrame:

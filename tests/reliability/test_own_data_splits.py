@@ -18,18 +18,13 @@ from kedro.io import DatasetError
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig, SplitConfig, SplitLabels
 from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.splitting import (
-    SplitColumnError,
-    SplitConfigError,
-    split_by_time,
-    split_config_problems,
-    split_rows,
-)
+from ccss_pipeline.data.splitting import SplitColumnError, SplitConfigError, split_config_problems
 from ccss_pipeline.datasets import TableSourceDataset
-from ccss_pipeline.pipelines.data_validation.nodes import validate_split
-from ccss_pipeline.pipelines.feature_engineering.nodes import split_interactions
 from ccss_pipeline.spec import LABEL_COLUMN, SPLIT_COLUMN, TIME_COLUMN
 from tests.kedro_project import REPO, SPLITS, make_project, run_pipelines
+from tests.support.frame_stages import split_interactions
+from tests.support.raw_tables import validate_split_frames as validate_split  # frames in
+from tests.support.split_reference import split_by_time, split_rows
 
 OWN_SCHEMA = yaml.safe_load((REPO / "conf" / "own_table" / "parameters_schema.yml").read_text())["schema"]
 

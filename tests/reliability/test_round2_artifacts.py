@@ -24,10 +24,10 @@ import pytest
 import torch
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, FeatureConfig, OptimizerConfig, SchemaConfig
-from ccss_pipeline.data.transformer import DENSE_CLIP, fit_feature_spec, to_model_input
 from ccss_pipeline.datasets.atomic import AtomicDataset
+from ccss_pipeline.encoding import DENSE_CLIP
 from ccss_pipeline.files import ArtifactWriteError, sweep_stale_temporaries
-from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec
+from ccss_pipeline.lineage import SPEC_KEY, StaleArtifactError, require_spec, require_table_spec
 from ccss_pipeline.model.synthesis import draw_pairs
 from ccss_pipeline.model.trainer import CHECKPOINT_NAME, train_model
 from ccss_pipeline.run_lock import ProjectBusyError, ProjectLock
@@ -39,6 +39,7 @@ from ccss_pipeline.tuning.workers import WORKER_ATTR
 from tests.kedro_project import SMALL_SYNTHETIC, make_project, run_pipelines
 from tests.model.conftest import make_inputs, make_spec
 from tests.support.configs import tiny_training
+from tests.support.frame_stages import fit_feature_spec, to_model_input
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -81,10 +82,10 @@ def test_every_spec_dependent_input_is_checked():
     other = type(other)(categorical=other.categorical, numerical=other.numerical[:3])
     frame = pd.DataFrame({"a": [1]})
     with pytest.raises(StaleArtifactError, match="records no feature-spec fingerprint"):
-        require_spec("train_model_input", frame, spec, "feature_engineering")
+        require_table_spec("train_model_input", frame, spec, "feature_engineering")
     frame.attrs[SPEC_KEY] = other.fingerprint
     with pytest.raises(StaleArtifactError, match=r"built for another feature spec.*--pipelines=feature_engineering"):
-        require_spec("train_model_input", frame, spec, "feature_engineering")
+        require_table_spec("train_model_input", frame, spec, "feature_engineering")
     require_spec("feature_importance", {SPEC_KEY: spec.fingerprint}, spec, "counterfactual_pairs")
 
 

@@ -26,7 +26,7 @@ from ccss_pipeline.config import ValidationConfig
 from ccss_pipeline.data.validation import DataValidationError, ValidationReport, validate_source
 from ccss_pipeline.data.validation.report import Failure
 from ccss_pipeline.data.validation.rules import RULE_TS_RANGE
-from ccss_pipeline.datasets.atomic import AtomicDataset, round_significant
+from ccss_pipeline.datasets.atomic import AtomicDataset, round_frame, round_significant
 from ccss_pipeline.datasets.tables import EngineTableDataset
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.pipelines.data_validation.nodes import extract_source_truth
@@ -200,7 +200,7 @@ def test_a_rerun_that_differs_in_the_last_bits_writes_the_same_bytes(tmp_path):
 
 def test_rounding_keeps_dtypes_and_the_rest_of_the_data():
     frame = pd.DataFrame({"x": pd.Series([0.1, 2.5], dtype="float32"), "k": [1, 2], "s": ["a", "b"]})
-    rounded = round_significant(frame, 10)
+    rounded = round_frame(frame, 10)
     assert rounded.dtypes.to_dict() == frame.dtypes.to_dict() and rounded["s"].tolist() == ["a", "b"]
     assert round_significant({"a": [1.23456789012345, True, "x", None]}, 3) == {"a": [1.23, True, "x", None]}
     assert math.isinf(round_significant(math.inf, 10))

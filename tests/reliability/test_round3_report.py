@@ -26,7 +26,6 @@ from ccss_pipeline.config import (
     EvaluationConfig,
     FeatureConfig,
     OptimizerConfig,
-    PairsConfig,
     SplitConfig,
 )
 from ccss_pipeline.data.splitting import split_sentence
@@ -85,7 +84,8 @@ def _csv_round_trip(frame: pd.DataFrame, tmp_path: Path, name: str) -> pd.DataFr
 
 @pytest.fixture
 def aggregated(tmp_path):
-    summary, paired, _ = aggregate_over_seeds(_seed_metrics())
+    aggregate = aggregate_over_seeds(_seed_metrics())
+    summary, paired = aggregate.summary, aggregate.paired
     return _csv_round_trip(summary, tmp_path, "seed_summary"), _csv_round_trip(paired, tmp_path, "paired")
 
 
@@ -273,7 +273,9 @@ def test_train_final_models_warns_for_each_fit_at_its_epoch_limit(monkeypatch, c
         model = CTRModel(spec, fits[0].backbone)
         return {f.key: TrainResult(model, best_epoch=3 if f.optimizer.seed == 0 else 2) for f in fits}
 
-    monkeypatch.setattr(nodes, "_inputs", lambda *a, **k: (spec, None, None, None, None, "straddle"))
+    monkeypatch.setattr(
+        nodes, "stage_inputs", lambda *a, **k: nodes.StageInputs(spec, None, None, None, None, "straddle")
+    )
     monkeypatch.setattr(nodes, "require_spec", lambda *a, **k: None)
     monkeypatch.setattr(nodes, "run_fits", fake_fits)
     monkeypatch.setattr(nodes, "fit_recalibration", lambda *a, **k: Recalibration())
@@ -281,9 +283,7 @@ def test_train_final_models_warns_for_each_fit_at_its_epoch_limit(monkeypatch, c
                           source="defaults", val_auc=None, val_wrong_step_share=None, feasible=None,
                           max_violation=0.01, study="s", n_trials=0)  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="ccss_pipeline.model.epoch_limit"):
-        models, history = nodes.train_final_models(
-            None, None, spec, None, None, {"dnn": chosen}, Path("."), training, PairsConfig()
-        )
+        models, history = nodes.train_final_models(None, None, spec, None, None, {"dnn": chosen}, Path("."), training)
     warned = sorted(r.getMessage().split(":")[0] for r in caplog.records)
     assert warned == ["dnn baseline seed 0", "dnn ccss seed 0"], warned
     assert history["dnn__ccss__seed0"]["at_epoch_limit"] is True

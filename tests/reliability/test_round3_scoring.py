@@ -25,11 +25,10 @@ import torch
 from ccss_pipeline.config import BackboneConfig, FeatureConfig, TrainingConfig
 from ccss_pipeline.data.history import history_fingerprint
 from ccss_pipeline.data.interactions import build_interactions
-from ccss_pipeline.data.log_features import add_log_features
+from ccss_pipeline.data.relational.in_memory import in_memory
 from ccss_pipeline.data.scoring import ScoreInputError, with_history_log_features
 from ccss_pipeline.data.sources import ChunkedSource, read_table, synthetic_bundle
 from ccss_pipeline.data.synthetic import SyntheticConfig
-from ccss_pipeline.data.transformer import fit_feature_spec, to_model_input
 from ccss_pipeline.data.validation.report import ValidationReport
 from ccss_pipeline.lineage import StaleArtifactError
 from ccss_pipeline.model.backbones import CTRModel
@@ -41,6 +40,7 @@ from ccss_pipeline.tuning.study_storage import SearchStorageError, open_storage,
 from tests.kedro_project import REPO
 from tests.model.conftest import make_inputs, make_spec
 from tests.support.configs import project_schema, tiny_training
+from tests.support.frame_stages import add_log_features, fit_feature_spec, to_model_input
 
 SCHEMA = project_schema("base")
 PASSED = ValidationReport(success=True, title="Scoring data validation")
@@ -62,7 +62,7 @@ class Scoring:
         chunks = score_rows(
             source,
             PASSED,
-            self.history if history is None else history,
+            in_memory(self.history if history is None else history),  # the catalog gives an engine table
             spec or self.spec,
             self.trained,
             SCHEMA,
@@ -78,7 +78,7 @@ def scoring() -> Scoring:
     history = build_interactions(bundle, SCHEMA)
     train = add_log_features(history, SCHEMA.log_features)
     spec = fit_feature_spec(train, SCHEMA, FeatureConfig(n_buckets=8))
-    spec = replace(spec, history=history_fingerprint(history))
+    spec = replace(spec, history=history_fingerprint(in_memory(history)))
     torch.manual_seed(0)
     model = CTRModel(spec, BackboneConfig(hidden_units=[8], embedding_dim=4, embedding_init_std=0.5)).eval()
     training = tiny_training()
@@ -95,7 +95,9 @@ def _csv_round_trip(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _rows(scoring: Scoring, source: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The canonical rows of a labelled source with their log features, ready to encode."""
-    return with_history_log_features(build_interactions(source, SCHEMA, for_scoring=True), scoring.history, SCHEMA)
+    return with_history_log_features(
+        build_interactions(source, SCHEMA, for_scoring=True), in_memory(scoring.history), SCHEMA
+    )
 
 
 def _oov_share(scoring: Scoring, source: dict[str, pd.DataFrame], feature: str) -> float:
@@ -167,7 +169,7 @@ def test_text_ids_where_training_had_integers_are_refused_before_the_engine(scor
         score_rows(
             {**scoring.new, "log": log, "users": users},
             PASSED,
-            scoring.history,
+            in_memory(scoring.history),
             scoring.spec,
             scoring.trained,
             SCHEMA,
@@ -184,7 +186,7 @@ def test_boolean_ids_are_refused_too(scoring):
 # ------------------------------------------------------------------------ 3. stale scoring history
 def test_another_training_log_is_refused_naming_both_fingerprints(scoring):
     other = build_interactions(synthetic_bundle(SyntheticConfig(n_days=4, seed=99, **SYNTH)), SCHEMA)
-    found = history_fingerprint(other)
+    found = history_fingerprint(in_memory(other))
     assert found != scoring.spec.history
     with pytest.raises(StaleArtifactError) as info:
         scoring.score(scoring.new, history=other)
@@ -202,10 +204,14 @@ def test_a_spec_without_a_history_stamp_is_refused_with_the_way_to_stamp_it(scor
 
 def test_the_history_fingerprint_ignores_row_order_but_not_content(scoring):
     history = scoring.history
-    assert history_fingerprint(history.sample(frac=1.0, random_state=1)) == history_fingerprint(history)
+
+    def fingerprint(frame: pd.DataFrame) -> str:
+        return history_fingerprint(in_memory(frame))
+
+    assert fingerprint(history.sample(frac=1.0, random_state=1)) == fingerprint(history)
     relabelled = history.assign(label=lambda f: f[LABEL_COLUMN].where(f.index != 5, 1 - f[LABEL_COLUMN]))
-    assert history_fingerprint(relabelled) != history_fingerprint(history)
-    assert history_fingerprint(history.iloc[:-1]) != history_fingerprint(history)
+    assert fingerprint(relabelled) != fingerprint(history)
+    assert fingerprint(history.iloc[:-1]) != fingerprint(history)
 
 
 def test_the_stamp_survives_the_spec_file_and_leaves_the_spec_fingerprint_alone(scoring):
@@ -219,8 +225,9 @@ def test_feature_engineering_stamps_the_spec_with_the_log_it_read(scoring):
     from ccss_pipeline.pipelines.feature_engineering.pipeline import create_pipeline
 
     train = add_log_features(scoring.history, SCHEMA.log_features)
-    spec = fit_features(train, PASSED, SCHEMA, FeatureConfig(n_buckets=8), scoring.history)
-    assert spec.history == history_fingerprint(scoring.history) and spec.fingerprint == scoring.spec.fingerprint
+    log = in_memory(scoring.history)
+    spec = fit_features(in_memory(train), PASSED, SCHEMA, FeatureConfig(n_buckets=8), log)
+    assert spec.history == history_fingerprint(log) and spec.fingerprint == scoring.spec.fingerprint
     fit = next(n for n in create_pipeline().nodes if n.name.endswith("fit_feature_spec"))
     assert fit.inputs[-1] == "interactions"
 

@@ -151,16 +151,25 @@ def _says_unreadable(message: str, path: Path) -> None:
     assert str(path) in message and "unreadable parquet file" in message and "truncated" in message, message
 
 
-def test_a_truncated_train_table_is_named_by_the_training_node(truncated_train):
+def test_a_truncated_train_table_is_named_before_the_training_node_runs(truncated_train):
+    """The spec check of the training node's inputs (``SpecCheckHooks``, before the node runs) is where the
+    stage first touches the table's footer: it names the file and the pipeline that rebuilds it."""
     from ccss_pipeline.datasets.tables import EngineTableDataset
-    from ccss_pipeline.pipelines.model_training import nodes
+    from ccss_pipeline.hooks import SpecCheckHooks
+    from ccss_pipeline.pipelines.model_training.pipeline import create_pipeline
 
     good, cut = truncated_train
     spec = make_spec()
     train = EngineTableDataset(str(cut), load_as="lazy").load()  # lazy: nothing read yet
     valid = EngineTableDataset(str(good), load_as="lazy").load()
+    node = next(n for n in create_pipeline().nodes if n.name == "model_training.train_ccss_and_baseline")
+    inputs = dict.fromkeys(node.inputs) | {
+        "train_model_input": train,
+        "validation_model_input": valid,
+        "feature_spec": spec,
+    }
     with pytest.raises(ValueError) as info:
-        nodes._inputs(train, valid, spec, None, None, tiny_training(), _pairs_config())
+        SpecCheckHooks().before_node_run(node, inputs)
     _says_unreadable(str(info.value), cut)
     assert "'train_model_input'" in str(info.value)
     assert "kedro run --pipelines=feature_engineering" in str(info.value)
@@ -191,55 +200,81 @@ def _pairs_config(**kw) -> PairsConfig:
 
 
 @pytest.fixture(scope="module")
-def stage_inputs():
-    """A model_training stage's inputs, in memory: the splits, the importances and a pair table drawn with
-    ``decomposed@0.5`` (the configuration's defaults), each stamped for the spec."""
+def stage_inputs(tmp_path_factory):
+    """A model_training stage's inputs as the catalog hands them: the split and a pair table drawn with
+    ``decomposed@0.5`` (the configuration's defaults) as lazy parquet tables, and the importances, each
+    stamped for the spec."""
     from ccss_pipeline.lineage import stamp
     from ccss_pipeline.model.importance import FeatureImportance
+    from ccss_pipeline.parquet_table import ParquetTable
 
     spec = make_spec()
+    folder = tmp_path_factory.mktemp("stage_inputs")
     frame = _model_ready_frame(spec)
+    frame.to_parquet(folder / "train.parquet", index=False)
     p = {f.name: 1.0 / len(spec.directed) for f in spec.directed}
     importance = FeatureImportance(q={f.name: 1.0 for f in spec.numerical}, p=p, spec_fingerprint=spec.fingerprint)
     train = ModelInputs.from_frame(frame, spec)
     drawn = draw_pairs(
         train.bucket, train.dense, train.label, spec, importance.draw_probabilities(spec), seed=0, move="decomposed@0.5"
     )
-    return spec, frame, stamp(drawn.to_frame(), spec), importance
+    stamp(drawn.to_frame(), spec).to_parquet(folder / "pairs.parquet", index=False)
+    return spec, ParquetTable(folder / "train.parquet"), ParquetTable(folder / "pairs.parquet"), importance
+
+
+def _check_pair_move(training, configured: PairsConfig, pairs) -> None:
+    """The pair-move check a run makes before each model_training node (``PairMoveCheckHooks``), with the
+    configured move in the catalog as Kedro holds it."""
+    from kedro.io import DataCatalog
+
+    from ccss_pipeline.hooks import PairMoveCheckHooks
+    from ccss_pipeline.pipelines.model_training.pipeline import create_pipeline
+
+    catalog = DataCatalog()
+    catalog["params:counterfactual_pairs"] = configured.model_dump()
+    for node in create_pipeline().nodes:
+        inputs = dict.fromkeys(node.inputs) | {"counterfactual_pairs": pairs, "params:model_training": training}
+        PairMoveCheckHooks().before_node_run(node, catalog, inputs)
 
 
 @pytest.mark.parametrize("changed", [{"move": "centre"}, {"anchor_share": 0.0}, {"anchor_share": 0.25}])
 def test_pairs_of_another_move_are_refused_for_ccss(stage_inputs, changed):
     from ccss_pipeline.lineage import StaleArtifactError
-    from ccss_pipeline.pipelines.model_training import nodes
 
-    spec, frame, pairs, importance = stage_inputs
+    _, _, pairs, _ = stage_inputs
     configured = _pairs_config(**changed)
     with pytest.raises(StaleArtifactError) as info:
-        nodes._inputs(frame, frame, spec, pairs, importance, tiny_training(), configured)
+        _check_pair_move(tiny_training(), configured, pairs)
     message = str(info.value)
     wanted = move_name(configured.move, configured.anchor_share)
     assert "'decomposed@0.5'" in message and f"'{wanted}'" in message, message
     assert "counterfactual_pairs.move" in message and "kedro run --pipelines=counterfactual_pairs" in message
+    assert str(pairs.path) in message, message
 
 
 def test_pairs_of_the_configured_move_are_used_and_other_methods_never_refuse(stage_inputs):
     from ccss_pipeline.pipelines.model_training import nodes
 
-    spec, frame, pairs, importance = stage_inputs
-    *_, table, _, move = nodes._inputs(frame, frame, spec, pairs, importance, tiny_training(), _pairs_config())
-    assert table is not None and move == table.move == "decomposed@0.5"
+    spec, split, pairs, importance = stage_inputs
+    _check_pair_move(tiny_training(), _pairs_config(), pairs)
+    got = nodes.stage_inputs(split, split, spec, pairs, importance, tiny_training())
+    assert got.pairs is not None and got.move == got.pairs.move == "decomposed@0.5"
     pwl = tiny_training().model_copy(update={"method": "pwl"})  # no pairs: the pair settings do not matter
-    *_, table, _, _ = nodes._inputs(frame, frame, spec, pairs, importance, pwl, _pairs_config(move="centre"))
-    assert table is None
+    _check_pair_move(pwl, _pairs_config(move="centre"), pairs)
+    got = nodes.stage_inputs(split, split, spec, pairs, importance, pwl)
+    assert got.pairs is None
 
 
-def test_the_training_nodes_take_the_pair_settings_and_dvc_tracks_them():
-    from ccss_pipeline.pipelines.model_training.pipeline import create_pipeline
+def test_the_pair_move_is_checked_before_training_and_dvc_tracks_the_pair_settings():
+    """The training nodes no longer take the pair settings: a hook registered for every run reads them
+    from the catalog before each training node runs, after the spec check (pluggy calls the last
+    registered hook first); DVC still reruns model_training when they change."""
+    from ccss_pipeline.hooks import PairMoveCheckHooks, SpecCheckHooks
+    from ccss_pipeline.settings import HOOKS
     from tests.kedro_project import REPO
 
-    for node in create_pipeline().nodes:
-        assert "params:counterfactual_pairs" in node.inputs, node.name
+    kinds = [type(hook) for hook in HOOKS]
+    assert kinds.index(PairMoveCheckHooks) < kinds.index(SpecCheckHooks)
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["model_training"]
     params = {k: v for item in stage["params"] if isinstance(item, dict) for k, v in item.items()}
     assert {"counterfactual_pairs.move", "counterfactual_pairs.anchor_share"} <= set(

@@ -6,14 +6,14 @@ The true click logit rises in ``pos`` and falls in ``neg`` on the whole, with a 
 the other way over part of each range (slope 1 + 2.4·cos 3x dips below 0): a flexible unconstrained
 model learns the wiggle, hence wrong raw-grid steps; a model monotone by construction cannot.
 Dense values and bucket ids are encoded from the raw values by the project's own
-:func:`~ccss_pipeline.data.transformer.encode_numerical`, exactly as the raw-grid sweep encodes its grid.
+:func:`~ccss_pipeline.encoding.encode_numerical`, exactly as the raw-grid sweep encodes its grid.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.spec import QUANTILE_LEVELS, CategoricalFeature, FeatureSpec, ModelInputs, NumericalFeature
 
 N_BUCKETS = 8

@@ -14,7 +14,8 @@ import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, LogFeature, SchemaConfig
 from ccss_pipeline.data.timestamps import to_epoch_ms
-from ccss_pipeline.data.transformer import DENSE_CLIP, apply_transform, categorical_columns, report_unconstrained
+from ccss_pipeline.data.transformer import categorical_columns, report_unconstrained
+from ccss_pipeline.encoding import DENSE_CLIP, apply_transform
 from ccss_pipeline.lineage import stamp
 from ccss_pipeline.spec import (
     GROUP_COLUMN,

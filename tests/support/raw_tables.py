@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ccss_pipeline.config import SchemaConfig
+from ccss_pipeline.config import FeatureConfig, SchemaConfig
 from ccss_pipeline.data.validation import DataValidationError, Failure, ValidationReport, raise_if_failed
 
 LOG_FILE = "data/01_raw/log.csv"
@@ -90,3 +90,13 @@ def validate_splits(
     frames = {"train": train, "validation": validation, "test": test}
     tables = {name: ibis.memtable(frame) for name, frame in frames.items()}
     return validate_split_tables(tables, label_col, time_col, *args, **kwargs)
+
+
+def validate_split_frames(
+    train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, features: FeatureConfig | None = None
+) -> ValidationReport:
+    """The split node on frames: each frame enters as an in-memory engine table, as the catalog hands them."""
+    from ccss_pipeline.data.relational.in_memory import in_memory
+    from ccss_pipeline.data.validation.stages import validate_split
+
+    return validate_split(in_memory(train), in_memory(validation), in_memory(test), features)

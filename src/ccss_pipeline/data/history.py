@@ -53,14 +53,13 @@ def _aggregates(table: ibis.Table) -> dict[str, Any]:
     return out
 
 
-def history_fingerprint(history: Any) -> str:
-    """The fingerprint of a canonical training log (an Ibis table or a frame)."""
-    table = ibis.memtable(history) if isinstance(history, pd.DataFrame) else history
-    row = table.aggregate(**_aggregates(table)).to_pandas().iloc[0]
+def history_fingerprint(history: ibis.Table) -> str:
+    """The fingerprint of a canonical training log (an engine table)."""
+    row = history.aggregate(**_aggregates(history)).to_pandas().iloc[0]
     return content_hash({k: None if pd.isna(v) else int(v) for k, v in row.items()})
 
 
-def require_history(spec: FeatureSpec, history: Any) -> None:
+def require_history(spec: FeatureSpec, history: ibis.Table) -> None:
     """Raise :class:`StaleArtifactError` unless ``history`` is the log ``spec`` was fitted beside.
 
     Both fingerprints and both files are named, with the two ways out: retrain on the current log, or

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig
 from ccss_pipeline.data.relational import interactions as on_engine
+from ccss_pipeline.data.relational.in_memory import in_memory_tables
 from ccss_pipeline.data.timestamps import to_epoch_ms
 
 USER, ITEM = on_engine.USER, on_engine.ITEM
@@ -28,10 +29,8 @@ __all__ = ["ITEM", "ROW_COLUMN", "USER", "build_interactions", "join_tables", "t
 
 
 def _memtables(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> dict:
-    import ibis
-
     names = ["log", *schema.side_tables]
-    return {name: ibis.memtable(bundle[name].reset_index(drop=True)) for name in names if name in bundle}
+    return in_memory_tables({name: bundle[name] for name in names if name in bundle})
 
 
 def join_tables(bundle: dict[str, pd.DataFrame], schema: SchemaConfig) -> pd.DataFrame:

@@ -9,15 +9,16 @@ engine that holds the history.
 
 from __future__ import annotations
 
-from typing import Any
-
+import ibis
 import numpy as np
 import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig
 from ccss_pipeline.data.interactions import ITEM, ROW_COLUMN, USER
+from ccss_pipeline.data.relational.in_memory import in_memory
+from ccss_pipeline.data.relational.log_features import add_log_features
 from ccss_pipeline.data.sources import origin_of
-from ccss_pipeline.data.transformer import integer_vocabulary, integral_ids
+from ccss_pipeline.encoding import integer_vocabulary, integral_ids
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec
 
 _HISTORY = "__history__"
@@ -28,16 +29,16 @@ class ScoreInputError(ValueError):
     file, the column and what training held."""
 
 
-def _history_is_integer(history: Any, column: str) -> bool:
+def _history_is_integer(history: ibis.Table | None, column: str) -> bool:
     """Whether the training log holds ``column`` (a canonical id) as integers."""
     if history is None or column not in history.columns:
         return False
-    if isinstance(history, pd.DataFrame):
-        return bool(pd.api.types.is_integer_dtype(history[column]))
     return bool(history.schema()[column].is_integer())
 
 
-def integer_coded_columns(schema: SchemaConfig, spec: FeatureSpec, history: Any = None) -> dict[str, bool]:
+def integer_coded_columns(
+    schema: SchemaConfig, spec: FeatureSpec, history: ibis.Table | None = None
+) -> dict[str, bool]:
     """Raw column -> whether it is an id that must be an integer, for every column training coded as
     integers: a categorical feature whose vocabulary spells integers, and the user and item ids when the
     training log holds them as integers (its history is joined on them)."""
@@ -99,30 +100,25 @@ def conform_ids(bundle: dict[str, pd.DataFrame], coded: dict[str, bool]) -> dict
     return out
 
 
-def with_history_log_features(rows: pd.DataFrame, history: Any, schema: SchemaConfig) -> pd.DataFrame:
-    """``rows`` (canonical, from ``build_interactions(..., for_scoring=True)``) with the schema's log
-    features computed from ``history`` (the canonical training log: an Ibis table or a frame) strictly
-    before each row.
+def with_history_log_features(rows: pd.DataFrame, history: ibis.Table, schema: SchemaConfig) -> pd.DataFrame:
+    """``rows`` (canonical, from ``build_interactions(..., for_scoring=True)``: a chunk in memory) with
+    the schema's log features computed from ``history`` (the canonical training log, an engine table)
+    strictly before each row.
 
     Without a timestamp the rows come after the whole history (row order). Returns the rows in their
     input order (``row``).
     """
-    import ibis
-
-    from ccss_pipeline.data.relational.log_features import add_log_features
-
     rows = rows.copy()
     if not schema.log_features:
         return rows.sort_values(ROW_COLUMN, kind="stable").reset_index(drop=True)
-    past_table = ibis.memtable(history) if isinstance(history, pd.DataFrame) else history
     if not schema.timestamp:
-        last = int(past_table[TIME_COLUMN].max().to_pandas())
+        last = int(history[TIME_COLUMN].max().to_pandas())
         rows[TIME_COLUMN] = last + 1 + np.arange(len(rows), dtype=np.int64)
-    keys = [c for c in ("user", "item") if c in rows.columns and c in past_table.columns]
-    past = past_table.select(*keys, TIME_COLUMN, LABEL_COLUMN).mutate(
+    keys = [c for c in ("user", "item") if c in rows.columns and c in history.columns]
+    past = history.select(*keys, TIME_COLUMN, LABEL_COLUMN).mutate(
         **{_HISTORY: ibis.literal(1.0), ROW_COLUMN: ibis.literal(-1, type="int64")}
     )
-    new = ibis.memtable(rows[[*keys, TIME_COLUMN, ROW_COLUMN]].assign(**{LABEL_COLUMN: 0, _HISTORY: 0.0}))
+    new = in_memory(rows[[*keys, TIME_COLUMN, ROW_COLUMN]].assign(**{LABEL_COLUMN: 0, _HISTORY: 0.0}))
     new = new.select(*past.columns).cast(past.schema())
     both = add_log_features(past.union(new), schema.log_features, counted=_HISTORY)
     names = [f.name for f in schema.log_features]

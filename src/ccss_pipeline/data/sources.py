@@ -142,12 +142,26 @@ class ChunkedSource:
             yield {"log": chunk, **self.side_tables}
 
 
+def _chunked(source: dict[str, pd.DataFrame] | ChunkedSource) -> ChunkedSource | None:
+    """The source as a :class:`ChunkedSource`, None for a bundle held in memory (the one place the two
+    forms of a source to score are told apart)."""
+    return source if isinstance(source, ChunkedSource) else None
+
+
 def source_bundles(source: dict[str, pd.DataFrame] | ChunkedSource) -> Iterator[dict[str, pd.DataFrame]]:
     """The bundles of a source: one for an in-memory bundle, one per chunk for a :class:`ChunkedSource`."""
-    if isinstance(source, ChunkedSource):
-        yield from source.bundles()
+    chunked = _chunked(source)
+    if chunked is not None:
+        yield from chunked.bundles()
     else:
-        yield source
+        yield cast(dict[str, pd.DataFrame], source)
+
+
+def tables_in_memory(source: dict[str, pd.DataFrame] | ChunkedSource) -> dict[str, pd.DataFrame]:
+    """What a source holds in memory: the whole bundle, or a chunked source's side tables (its log is
+    read chunk by chunk)."""
+    chunked = _chunked(source)
+    return dict(chunked.side_tables) if chunked is not None else cast(dict[str, pd.DataFrame], source)
 
 
 def _check_field_counts(path: Path, sep: str) -> None:

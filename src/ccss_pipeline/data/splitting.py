@@ -13,8 +13,11 @@
   ``validation_fraction`` (of the train rows) in time when the schema has a timestamp, else a seeded
   (stratified) share.
 
-The canonical split column (:data:`ccss_pipeline.spec.SPLIT_COLUMN`) is dropped from every output, so
-it can never become a model feature. :func:`split_config_problems` lists the settings that contradict
+The split runs on the engine (:func:`ccss_pipeline.data.relational.splitting.split_table`): ``time``
+and ``row_order`` there, as filters on cut points; ``random`` and ``column`` by the in-memory rules of
+this module (:func:`split_in_memory`). The canonical split column
+(:data:`ccss_pipeline.spec.SPLIT_COLUMN`) is dropped from every output, so it can never become a model
+feature. :func:`split_config_problems` lists the settings that contradict
 each other across ``schema`` and ``feature_engineering``; the split node calls it before any work.
 """
 
@@ -84,30 +87,37 @@ def split_config_problems(schema: SchemaConfig, features: FeatureConfig) -> list
             )
         )
     if mode == "column":
-        labels = split.labels
-        named = [
-            (k, v)
-            for k, v in (("train", labels.train), ("validation", labels.validation), ("test", labels.test))
-            if v is not None
-        ]
-        values = [v for _, v in named]
-        if len(set(values)) < len(values):
-            problems.append(
-                (
-                    "feature_engineering.split.labels",
-                    "train, validation and test must be different values, got "
-                    + ", ".join(f"{k}={v!r}" for k, v in named),
-                )
+        problems.extend(_column_mode_problems(schema, split))
+    return problems
+
+
+def _column_mode_problems(schema: SchemaConfig, split: SplitConfig) -> list[tuple[str, str]]:
+    """The contradictions of ``mode: column`` alone: labels that name one split twice, and a feature
+    that would shadow the canonical split column."""
+    problems: list[tuple[str, str]] = []
+    labels = split.labels
+    named = [
+        (k, v)
+        for k, v in (("train", labels.train), ("validation", labels.validation), ("test", labels.test))
+        if v is not None
+    ]
+    values = [v for _, v in named]
+    if len(set(values)) < len(values):
+        problems.append(
+            (
+                "feature_engineering.split.labels",
+                "train, validation and test must be different values, got " + ", ".join(f"{k}={v!r}" for k, v in named),
             )
-        features_named = schema.categorical + [n.name for n in schema.all_numerical]
-        if schema.split_column and SPLIT_COLUMN in features_named:
-            problems.append(
-                (
-                    "schema",
-                    f"a feature is named {SPLIT_COLUMN!r}, the canonical split column of the interaction table: "
-                    "rename that feature",
-                )
+        )
+    features_named = schema.categorical + [n.name for n in schema.all_numerical]
+    if schema.split_column and SPLIT_COLUMN in features_named:
+        problems.append(
+            (
+                "schema",
+                f"a feature is named {SPLIT_COLUMN!r}, the canonical split column of the interaction table: "
+                "rename that feature",
             )
+        )
     return problems
 
 
@@ -139,66 +149,27 @@ def split_sentence(split: SplitConfig) -> str:
     )
 
 
-# ----------------------------------------------------------------------------------------- modes
-def split_rows(
-    frame: pd.DataFrame,
-    cfg: SplitConfig,
-    *,
-    has_timestamp: bool = True,
-    split_column: str = SPLIT_COLUMN,
+# ------------------------------------------------------------------------------ in-memory modes
+def split_in_memory(
+    frame: pd.DataFrame, cfg: SplitConfig, *, has_timestamp: bool = True, split_column: str = SPLIT_COLUMN
 ) -> Splits:
-    """Split ``frame`` as ``cfg.mode`` says; the canonical split column is dropped from the outputs.
+    """The ``random`` and ``column`` modes, on the rows read into memory (scikit-learn's stratified draw
+    has no engine equivalent; the engine runs ``time`` and ``row_order``,
+    :mod:`ccss_pipeline.data.relational.splitting`). The canonical split column is dropped.
 
     ``has_timestamp``: whether ``event_ts`` is a time (else the row number); it decides how ``column``
     mode carves validation from train. ``split_column``: the raw column's name, for messages.
     """
     if len(frame) == 0:
         raise ValueError("cannot split an empty interaction table")
-    if cfg.mode == "time":
-        parts = split_by_time(frame, cfg)
-    elif cfg.mode == "row_order":
-        parts = split_by_row_order(frame, cfg)
-    elif cfg.mode == "random":
+    if cfg.mode == "random":
         parts = split_randomly(frame, cfg)
     elif cfg.mode == "column":
         parts = split_by_column(frame, cfg, has_timestamp=has_timestamp, split_column=split_column)
-    else:  # pragma: no cover - SplitConfig allows only the four
-        raise ValueError(f"unknown feature_engineering.split.mode {cfg.mode!r}")
-    return tuple(p.drop(columns=[SPLIT_COLUMN], errors="ignore") for p in parts)  # type: ignore[return-value]
-
-
-def split_by_time(frame: pd.DataFrame, cfg: SplitConfig) -> Splits:
-    """Latest ``test_fraction`` of rows to test, the ``validation_fraction`` before it to validation.
-
-    Cuts are placed on timestamps, so rows sharing a timestamp never straddle two splits and every
-    train event is strictly earlier than every validation event, and those than every test event.
-    """
-    ts = frame[TIME_COLUMN].to_numpy()
-    if len(ts) == 0:
-        raise ValueError("cannot split an empty interaction table")
-    ordered = np.sort(ts, kind="stable")
-    n = len(ordered)
-    test_cut = ordered[min(n - 1, int(np.floor(n * (1.0 - cfg.test_fraction))))]
-    valid_cut = ordered[min(n - 1, int(np.floor(n * (1.0 - cfg.test_fraction - cfg.validation_fraction))))]
-    train = frame[ts < valid_cut]
-    valid = frame[(ts >= valid_cut) & (ts < test_cut)]
-    test = frame[ts >= test_cut]
-    return train.reset_index(drop=True), valid.reset_index(drop=True), test.reset_index(drop=True)
-
-
-def split_by_row_order(frame: pd.DataFrame, cfg: SplitConfig) -> Splits:
-    """The fractions of :func:`split_by_time` by the order of the rows (``event_ts`` is the row number).
-
-    Rows are taken in ``event_ts`` order (stable, so the frame's order where it has no ``event_ts``);
-    with distinct ``event_ts`` the result equals :func:`split_by_time`.
-    """
-    n = len(frame)
-    if n == 0:
-        raise ValueError("cannot split an empty interaction table")
-    order = np.argsort(frame[TIME_COLUMN].to_numpy(), kind="stable") if TIME_COLUMN in frame.columns else np.arange(n)
-    test_at = min(n - 1, int(np.floor(n * (1.0 - cfg.test_fraction))))
-    valid_at = min(n - 1, int(np.floor(n * (1.0 - cfg.test_fraction - cfg.validation_fraction))))
-    return _take(frame, order[:valid_at]), _take(frame, order[valid_at:test_at]), _take(frame, order[test_at:])
+    else:
+        raise ValueError(f"split mode {cfg.mode!r} runs on the engine (data.relational.splitting), not in memory")
+    train, valid, test = (p.drop(columns=[SPLIT_COLUMN], errors="ignore") for p in parts)
+    return train, valid, test
 
 
 def split_randomly(frame: pd.DataFrame, cfg: SplitConfig) -> Splits:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro.io import AbstractDataset
 from kedro.io.core import parse_dataset_definition
@@ -24,28 +24,36 @@ from kedro.io.core import parse_dataset_definition
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.parquet_table import PANDAS_ATTRS
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _round_float(value: float, digits: int) -> float:
     return float(f"{value:.{digits}g}") if math.isfinite(value) else value
 
 
-def round_significant(data: Any, digits: int) -> Any:
-    """``data`` with every float rounded to ``digits`` significant digits: the float columns of a frame
-    (their dtype kept), the floats of a JSON-like dict or list, or a float; anything else unchanged.
+def round_frame(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
+    """A copy of ``frame`` with every float column rounded to ``digits`` significant digits (its dtype kept).
 
     Rounded through the shortest decimal (``format(v, ".10g")``), so two values that differ only in the
     last bits — the same figure computed on two machines — are written as the same bytes."""
     import numpy as np
     import pandas as pd
 
-    if isinstance(data, pd.DataFrame):
-        out = data.copy()
-        for column in out.columns:
-            values = out[column]
-            if pd.api.types.is_float_dtype(values.dtype):
-                rounded = [_round_float(float(v), digits) for v in values.to_numpy(dtype=np.float64)]
-                out[column] = pd.Series(rounded, index=out.index, dtype=np.float64).astype(values.dtype)
-        return out
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_float_dtype(values.dtype):
+            rounded = [_round_float(float(v), digits) for v in values.to_numpy(dtype=np.float64)]
+            out[column] = pd.Series(rounded, index=out.index, dtype=np.float64).astype(values.dtype)
+    return out
+
+
+def round_significant(data: Any, digits: int) -> Any:
+    """``data`` with every float rounded to ``digits`` significant digits, as :func:`round_frame` does: the
+    floats of a JSON-like dict or list, or a float; anything else unchanged."""
+    import numpy as np
+
     if isinstance(data, Mapping):
         return {k: round_significant(v, digits) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
@@ -57,7 +65,9 @@ def round_significant(data: Any, digits: int) -> Any:
 
 class AtomicDataset(AbstractDataset[Any, Any]):
     """Wrap a local file dataset (``dataset: {type: ..., filepath: ...}``) so that saves are atomic;
-    ``significant_digits``: round every float to that many digits before saving (tracked outputs)."""
+    ``significant_digits``: round every float to that many digits before saving (tracked outputs): the
+    float columns of a frame where the wrapped dataset is a pandas one (:func:`round_frame`), else the
+    floats of JSON-like data (:func:`round_significant`)."""
 
     def __init__(
         self,
@@ -78,6 +88,8 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         if significant_digits is not None and not 1 <= significant_digits <= 17:
             raise ValueError(f"AtomicDataset significant_digits must be in 1..17, not {significant_digits!r}")
         self._digits = significant_digits
+        saves_frames = "pandas" in type(self._inner).__module__.split(".")  # kedro_datasets.pandas.*
+        self._round: Callable[[Any, int], Any] = round_frame if saves_frames else round_significant
 
     def _build(self, path: Path) -> AbstractDataset:
         config = dict(self._config, filepath=str(path))
@@ -89,7 +101,7 @@ class AtomicDataset(AbstractDataset[Any, Any]):
 
     def save(self, data: Any) -> None:
         if self._digits is not None:
-            data = round_significant(data, self._digits)
+            data = self._round(data, self._digits)
         atomic_write(self._filepath, lambda tmp: self._build(tmp).save(data))
 
     def _exists(self) -> bool:
@@ -104,7 +116,8 @@ class AtomicDataset(AbstractDataset[Any, Any]):
 
 
 class ParquetChunksDataset(AbstractDataset[Any, Any]):
-    """A parquet file written from a frame or from an iterable of frames (chunks), atomically.
+    """A parquet file written from an iterable of frames (chunks), atomically: its writers (the pair
+    draw, the scoring) produce chunks, so a table of any size is written in bounded memory.
 
     The chunks are consumed one at a time into a temporary file (memory: one chunk) that replaces the
     target only when the last chunk is written; a failure on any chunk leaves the previous file. Every
@@ -126,12 +139,9 @@ class ParquetChunksDataset(AbstractDataset[Any, Any]):
         table = ParquetTable(self._filepath)
         return table if self._load_as == "lazy" else table.frame()
 
-    def save(self, data: Any) -> None:
-        import pandas as pd
+    def save(self, chunks: Iterable[pd.DataFrame]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        chunks = [data] if isinstance(data, pd.DataFrame) else data
 
         def write(tmp: Path) -> None:
             writer, schema = None, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -11,7 +12,21 @@ from ccss_pipeline.evaluation.seeds import paired_difference, summarize_over_see
 from ccss_pipeline.model.epoch_limit import at_epoch_limit
 
 
-def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+@dataclass(frozen=True)
+class SeedAggregate:
+    """The figures over training seeds: ``summary`` (mean ± std per backbone and variant), ``paired``
+    (CCSS − baseline per backbone and metric, with its 95% interval) and ``metrics`` (``metrics.json``)."""
+
+    summary: pd.DataFrame
+    paired: pd.DataFrame
+    metrics: dict[str, float]
+
+    def outputs(self) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+        """The catalog's datasets in the node's order: ``seed_summary``, ``paired_differences``, ``metrics``."""
+        return self.summary, self.paired, self.metrics
+
+
+def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> SeedAggregate:
     """Mean ± std over seeds per backbone and variant, the paired CCSS − baseline difference with a 95%
     Student-t interval per backbone, and the flat ``metrics.json`` of both (what ``dvc metrics`` shows).
 
@@ -29,10 +44,10 @@ def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
         summary.insert(2, "recalibration", summary.pop("recalibration"))
     summary = summary.merge(_epoch_limits(seed_metrics), on=["backbone", "variant"], how="left")
     paired = pd.concat([paired_difference(frame, m) for m in present], ignore_index=True)
-    return (
-        summary,
-        paired.drop(columns=["differences", "seeds"], errors="ignore"),
-        _flat_metrics(summary, paired, present),
+    return SeedAggregate(
+        summary=summary,
+        paired=paired.drop(columns=["differences", "seeds"], errors="ignore"),
+        metrics=_flat_metrics(summary, paired, present),
     )
 
 

@@ -14,11 +14,11 @@ from typing import Any, cast
 
 import pandas as pd
 
+from ccss_pipeline.config import Variant
 from ccss_pipeline.evaluation.seeds import format_mean_std, paired_difference
 
-#: the reference row of every ΔAUC, and the row the reading is about
-BASELINE = "baseline"
-CCSS = "ccss"
+#: the reference row of every ΔAUC, and the row the reading is about: the two variants the training fits
+BASELINE, CCSS = Variant.BASELINE, Variant.CCSS
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

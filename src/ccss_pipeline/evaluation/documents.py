@@ -29,7 +29,7 @@ from ccss_pipeline.evaluation.presentation import (
 )
 from ccss_pipeline.evaluation.report import ReportContext
 from ccss_pipeline.fingerprint import content_hash
-from ccss_pipeline.parquet_table import ParquetTable, as_frame
+from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import TIME_COLUMN
 
 
@@ -100,7 +100,7 @@ def card_context(
     time_ranges = {}
     if (parameters.get("schema") or {}).get("timestamp"):
         time_ranges = split_time_ranges(
-            {k: as_frame(f, [TIME_COLUMN])[TIME_COLUMN] for k, f in splits.items() if TIME_COLUMN in f.columns}
+            {k: f[TIME_COLUMN] for k, f in splits.items() if TIME_COLUMN in f.columns}
         )  # one column of a lazy table
     return ModelCardContext(
         spec=findings.spec,

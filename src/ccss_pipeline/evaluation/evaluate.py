@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ccss_pipeline.config import EvaluationConfig
+from ccss_pipeline.config import EvaluationConfig, Variant
 from ccss_pipeline.evaluation.accuracy import (
     CLASSIFICATION_METRICS,
     accuracy_metrics,
@@ -129,7 +129,7 @@ class _Run:
         mono = monotonicity_report(scorer, test, self.spec, eps=ev.eps, max_rows=ev.max_rows, seed=ev.seed)
         result = ModelEvaluation(
             backbone=trained.backbone_name,
-            variant=trained.variant,
+            variant=Variant.of(trained.variant),
             seed=trained.seed,
             move=trained.move,
             accuracy=accuracy,

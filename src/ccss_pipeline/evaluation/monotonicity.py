@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from ccss_pipeline.spec import FeatureSpec, ModelInputs, NumericalFeature
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -176,6 +176,130 @@ def _spearman(y: np.ndarray) -> float:
     return float(spearmanr(np.arange(y.size), y).statistic)
 
 
+@dataclass(frozen=True)
+class SweepRows:
+    """The rows a report sweeps, as contiguous arrays of the dtypes a scorer takes (every report here
+    and in :mod:`.raw_grid` copies its sample to these once, then moves one column at a time)."""
+
+    cat: np.ndarray
+    dense: np.ndarray
+    bucket: np.ndarray
+
+    @classmethod
+    def of(cls, cat: np.ndarray, dense: np.ndarray, bucket: np.ndarray, spec: FeatureSpec) -> SweepRows:
+        """Contiguous int64 / float32 / int64 copies (views where they already are); refused when the
+        dense inputs do not have one column per numerical feature of ``spec``."""
+        if dense.shape[1] != len(spec.numerical):
+            raise ValueError(f"dense has {dense.shape[1]} columns, spec has {len(spec.numerical)} numerical features")
+        return cls(
+            cat=np.ascontiguousarray(cat, dtype=np.int64),
+            dense=np.ascontiguousarray(dense, dtype=np.float32),
+            bucket=np.ascontiguousarray(bucket, dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return int(self.dense.shape[0])
+
+
+def _sample(inputs: ModelInputs, spec: FeatureSpec, max_rows: int | None, seed: int) -> SweepRows:
+    """All rows of ``inputs``, or a sorted random subset of ``max_rows`` of them drawn with ``seed``."""
+    n_total = len(inputs)
+    if max_rows is not None and max_rows < n_total:
+        idx = np.sort(np.random.default_rng(seed).choice(n_total, size=max_rows, replace=False))
+        return SweepRows.of(inputs.cat[idx], inputs.dense[idx], inputs.bucket[idx], spec)
+    return SweepRows.of(inputs.cat, inputs.dense, inputs.bucket, spec)
+
+
+@dataclass(frozen=True)
+class _FeatureMeasure:
+    """One directed feature's ``per_feature`` row and curve, and what the pooled figures add up."""
+
+    row: dict[str, Any]
+    curve: pd.DataFrame
+    n_pairs: int
+    n_violations: int
+    row_violated: np.ndarray
+
+
+def _measure_feature(
+    scorer: Scorer,
+    rows: SweepRows,
+    fx: np.ndarray,
+    k: int,
+    feat: NumericalFeature,
+    eps: float,
+    chunk_rows: int,
+    quantiles: tuple[float, float],
+) -> _FeatureMeasure:
+    """Sweep directed feature ``k`` over its bucket centres and measure its neighbour violations, ICE
+    monotone share and PD curve (NaN shares for a one-bucket feature: nothing is measurable)."""
+    n = len(rows)
+    d = int(np.sign(feat.direction))
+    ice = ice_matrix(scorer, rows.cat, rows.dense, rows.bucket, k, np.asarray(feat.centres_dense), chunk_rows)
+    n_pairs, n_viol, evaluated, row_viol = neighbour_violations(ice, fx, rows.bucket[:, k], d, eps)
+    monotone, mass = ice_monotone_stats(ice, d, eps)
+    pd_mean = ice.mean(axis=0) if n else np.full(ice.shape[1], np.nan)
+    rho = _spearman(pd_mean)
+    rate = n_viol / n_pairs if n_pairs else float("nan")
+    n_eval = int(evaluated.sum())
+    measurable = feat.n_buckets >= 2
+    row = {
+        "feature": feat.name,
+        "direction": d,
+        "violation_rate": rate,
+        "compliance": 1.0 - rate,
+        "rows_with_violation": float(row_viol.sum() / n_eval) if n_eval and measurable else float("nan"),
+        "ice_monotone_share": float(monotone.mean()) if n and measurable else float("nan"),
+        "mean_violating_mass": float(mass.mean()) if n and measurable else float("nan"),
+        "pd_spearman": rho,
+        "pd_direction_ok": bool(np.isfinite(rho) and np.sign(rho) == d),
+        "n_pairs": n_pairs,
+        "n_violations": n_viol,
+        "n_rows": n_eval,
+    }
+    qlo, qhi = np.quantile(ice, quantiles, axis=0) if n else (pd_mean, pd_mean)
+    curve = pd.DataFrame(
+        {
+            "feature": feat.name,
+            "direction": d,
+            "bucket": np.arange(ice.shape[1]),
+            "centre": np.asarray(feat.centres, dtype=np.float64),
+            "centre_dense": np.asarray(feat.centres_dense, dtype=np.float64),
+            "mean": pd_mean,
+            "q10": qlo,
+            "q90": qhi,
+        }
+    )
+    return _FeatureMeasure(row, curve, n_pairs, n_viol, row_viol)
+
+
+def _pooled(
+    measures: list[_FeatureMeasure], per_feature: pd.DataFrame, spec: FeatureSpec, n: int, eps: float
+) -> dict[str, Any]:
+    """The pooled figures over the directed features; ICE and PD averages leave out one-bucket features."""
+    any_violation = np.zeros(n, dtype=bool)
+    for measure in measures:
+        any_violation |= measure.row_violated
+    total_pairs = sum(m.n_pairs for m in measures)
+    total_viol = sum(m.n_violations for m in measures)
+    one_bucket = {f.name for f in spec.directed if f.n_buckets < 2}
+    measured = per_feature[~per_feature["feature"].isin(one_bucket)]
+    pooled_rate = total_viol / total_pairs if total_pairs else float("nan")
+    return {
+        "violation_rate": pooled_rate,
+        "compliance": 1.0 - pooled_rate,
+        "n_pairs": int(total_pairs),
+        "n_violations": int(total_viol),
+        "rows_with_violation": float(any_violation.mean()) if n and measures else float("nan"),
+        "ice_monotone_share": float(measured["ice_monotone_share"].mean()) if len(measured) else float("nan"),
+        "mean_violating_mass": float(measured["mean_violating_mass"].mean()) if len(measured) else float("nan"),
+        "pd_direction_ok_share": float(measured["pd_direction_ok"].mean()) if len(measured) else float("nan"),
+        "n_rows": int(n),
+        "n_features": len(measures),
+        "eps": float(eps),
+    }
+
+
 def monotonicity_report(
     scorer: Scorer,
     inputs: ModelInputs,
@@ -191,93 +315,19 @@ def monotonicity_report(
     ``max_rows``: evaluate a random subset of that many rows (drawn with ``seed``); ``chunk_rows``:
     the most rows passed to one scorer call. Cost: ``N·(1 + Σ_k B_k)`` scored rows.
     """
-    n_total = len(inputs)
-    if max_rows is not None and max_rows < n_total:
-        idx = np.sort(np.random.default_rng(seed).choice(n_total, size=max_rows, replace=False))
-        cat, dense, bucket = inputs.cat[idx], inputs.dense[idx], inputs.bucket[idx]
-    else:
-        cat, dense, bucket = inputs.cat, inputs.dense, inputs.bucket
-    cat = np.ascontiguousarray(cat, dtype=np.int64)
-    dense = np.ascontiguousarray(dense, dtype=np.float32)
-    bucket = np.ascontiguousarray(bucket, dtype=np.int64)
-    n = dense.shape[0]
-    if dense.shape[1] != len(spec.numerical):
-        raise ValueError(f"dense has {dense.shape[1]} columns, spec has {len(spec.numerical)} numerical features")
-
-    fx = score_batched(scorer, cat, dense, bucket, chunk_rows)
-    rows: list[dict[str, Any]] = []
-    curves: list[pd.DataFrame] = []
-    any_violation = np.zeros(n, dtype=bool)
-    total_pairs = total_viol = 0
-    for k in spec.directed_indices():
-        feat = spec.numerical[k]
-        d = int(np.sign(feat.direction))
-        ice = ice_matrix(scorer, cat, dense, bucket, k, np.asarray(feat.centres_dense), chunk_rows)
-        n_pairs, n_viol, evaluated, row_viol = neighbour_violations(ice, fx, bucket[:, k], d, eps)
-        any_violation |= row_viol
-        total_pairs += n_pairs
-        total_viol += n_viol
-        monotone, mass = ice_monotone_stats(ice, d, eps)
-        pd_mean = ice.mean(axis=0) if n else np.full(ice.shape[1], np.nan)
-        rho = _spearman(pd_mean)
-        rate = n_viol / n_pairs if n_pairs else float("nan")
-        n_eval = int(evaluated.sum())
-        measurable = feat.n_buckets >= 2
-        rows.append(
-            {
-                "feature": feat.name,
-                "direction": d,
-                "violation_rate": rate,
-                "compliance": 1.0 - rate,
-                "rows_with_violation": float(row_viol.sum() / n_eval) if n_eval and measurable else float("nan"),
-                "ice_monotone_share": float(monotone.mean()) if n and measurable else float("nan"),
-                "mean_violating_mass": float(mass.mean()) if n and measurable else float("nan"),
-                "pd_spearman": rho,
-                "pd_direction_ok": bool(np.isfinite(rho) and np.sign(rho) == d),
-                "n_pairs": n_pairs,
-                "n_violations": n_viol,
-                "n_rows": n_eval,
-            }
-        )
-        if n:
-            qlo, qhi = np.quantile(ice, quantiles, axis=0)
-        else:
-            qlo = qhi = pd_mean
-        curves.append(
-            pd.DataFrame(
-                {
-                    "feature": feat.name,
-                    "direction": d,
-                    "bucket": np.arange(ice.shape[1]),
-                    "centre": np.asarray(feat.centres, dtype=np.float64),
-                    "centre_dense": np.asarray(feat.centres_dense, dtype=np.float64),
-                    "mean": pd_mean,
-                    "q10": qlo,
-                    "q90": qhi,
-                }
-            )
-        )
-    per_feature = pd.DataFrame(rows, columns=PER_FEATURE_COLUMNS)
+    rows = _sample(inputs, spec, max_rows, seed)
+    n = len(rows)
+    fx = score_batched(scorer, rows.cat, rows.dense, rows.bucket, chunk_rows)
+    measures = [
+        _measure_feature(scorer, rows, fx, k, spec.numerical[k], eps, chunk_rows, quantiles)
+        for k in spec.directed_indices()
+    ]
+    per_feature = pd.DataFrame([m.row for m in measures], columns=PER_FEATURE_COLUMNS)
+    curves = [m.curve for m in measures]
     curve_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
-    one_bucket = {f.name for f in spec.directed if f.n_buckets < 2}
-    measured = per_feature[~per_feature["feature"].isin(one_bucket)]
-    pooled_rate = total_viol / total_pairs if total_pairs else float("nan")
-    pooled = {
-        "violation_rate": pooled_rate,
-        "compliance": 1.0 - pooled_rate,
-        "n_pairs": int(total_pairs),
-        "n_violations": int(total_viol),
-        "rows_with_violation": float(any_violation.mean()) if n and rows else float("nan"),
-        "ice_monotone_share": float(measured["ice_monotone_share"].mean()) if len(measured) else float("nan"),
-        "mean_violating_mass": float(measured["mean_violating_mass"].mean()) if len(measured) else float("nan"),
-        "pd_direction_ok_share": float(measured["pd_direction_ok"].mean()) if len(measured) else float("nan"),
-        "n_rows": int(n),
-        "n_features": len(rows),
-        "eps": float(eps),
-    }
     return MonotonicityResult(
         per_feature=per_feature,
-        pooled=pooled,
+        pooled=_pooled(measures, per_feature, spec, n, eps),
         curves=curve_df,
         params={"eps": eps, "max_rows": max_rows, "seed": seed, "chunk_rows": chunk_rows},
     )

@@ -12,7 +12,8 @@ schema's label column, ``FeatureSpec.label_name``), e.g. "predicted P(is_click)"
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -193,76 +194,67 @@ def _pct_text(v: float) -> str:
     return f"{p:.2g}%" if p < 1 else f"{p:.1f}%"
 
 
-def plot_violation_bars(
-    per_feature_by_model: Mapping[str, pd.DataFrame],
-    metric: str = "wrong_step_share",
-    error: str | None = None,
-    yscale: str | None = None,
-    features: Sequence[str] | None = None,
-    title: str | None = None,
-    unmeasurable: Sequence[str] = (),
-) -> Figure:
-    """Grouped bars of a share ``metric`` per directed feature, one bar per model, each annotated with
-    its value ("0" for an exact zero, "n/a" where the model has no value).
+@dataclass(frozen=True)
+class _BarLayout:
+    """Bars: a group per feature, one per model; on a log scale bars stop at ``floor`` (no 0 there)."""
 
-    ``per_feature_by_model[label]``: a table with columns ``feature`` and ``metric`` (e.g. means over
-    seeds); ``error``: a column of error-bar half-widths (default ``<metric>_std`` when present; NaN =
-    none). ``yscale``: None picks "log" when the non-zero values span more than a decade (so 0.1% stays
-    visible next to 10%), else "linear". ``features``: display order (default: order of appearance).
-    ``unmeasurable``: features drawn without bars, as a hatched span labelled "not measurable" (gid
-    :data:`UNMEASURABLE_GID`) — a directed feature with one bucket, which must not read as 0.
-    """
-    if features is None:
-        features = list(dict.fromkeys(f for t in per_feature_by_model.values() for f in t["feature"]))
-    features = list(features)
-    skipped = [f in set(unmeasurable) for f in features]
-    n_models = max(1, len(per_feature_by_model))
-    values, errors = {}, {}
+    x: np.ndarray
+    width: float
+    n_models: int
+    measurable: np.ndarray  # per feature: False for the hatched "not measurable" ones
+    yscale: str
+    floor: float
+
+
+def _bar_columns(
+    per_feature_by_model: Mapping[str, pd.DataFrame],
+    pick: Callable[[pd.DataFrame], str | None],
+    features: list[str],
+    skipped: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Each model's column ``pick(its table)`` in ``features`` order; NaN where it has no row, where
+    ``pick`` gives None (a table without error bars) and for the features that are not measurable."""
+    out = {}
     for label, table in per_feature_by_model.items():
         indexed = table.drop_duplicates("feature").set_index("feature")
-        values[label] = indexed[metric].reindex(features).to_numpy(np.float64)
-        col = error or (f"{metric}_std" if f"{metric}_std" in indexed.columns else None)
-        errors[label] = indexed[col].reindex(features).to_numpy(np.float64) if col else np.full(len(features), np.nan)
-        mask = np.asarray(skipped, dtype=bool)
-        values[label] = np.where(mask, np.nan, values[label])
-        errors[label] = np.where(mask, np.nan, errors[label])
-    every = np.concatenate(list(values.values())) if values else np.array([])
-    pos = every[np.isfinite(every) & (every > 0)]
-    if yscale is None:
-        yscale = "log" if pos.size and pos.max() / pos.min() > 10 else "linear"
-    floor = 10 ** np.floor(np.log10(pos.min() / 2)) if pos.size else 1e-4
-    fig, ax = _new_figure((max(6.4, 1.1 * len(features) * n_models / 2 + 3.0), 4.6))
-    x = np.arange(len(features))
-    width = 0.8 / n_models
-    top = 0.0
-    for i, label in enumerate(per_feature_by_model):
-        v, e = values[label], np.nan_to_num(errors[label], nan=0.0)
-        drawn = np.nan_to_num(v, nan=0.0)
-        low = np.minimum(e, np.maximum(drawn - floor, 0.0)) if yscale == "log" else np.minimum(e, drawn)
-        pos_x = x + (i - (n_models - 1) / 2) * width
-        keep = ~np.asarray(skipped, dtype=bool)
-        ax.bar(
-            pos_x[keep],
-            drawn[keep],
-            width,
-            yerr=np.vstack([low, e])[:, keep],
-            capsize=2,
-            label=label,
-            color=_colour(i),
-            error_kw={"elinewidth": 0.8, "ecolor": "#333"},
+        col = pick(indexed)
+        got = indexed[col].reindex(features).to_numpy(np.float64) if col else np.full(len(features), np.nan)
+        out[label] = np.where(skipped, np.nan, got)
+    return out
+
+
+def _draw_model_bars(ax: Axes, layout: _BarLayout, i: int, label: str, v: np.ndarray, err: np.ndarray) -> float:
+    """One model's bars, error bars and value labels; returns the highest bar + error drawn."""
+    drawn, e = np.nan_to_num(v, nan=0.0), np.nan_to_num(err, nan=0.0)
+    low = np.minimum(e, np.maximum(drawn - layout.floor, 0.0)) if layout.yscale == "log" else np.minimum(e, drawn)
+    pos_x = layout.x + (i - (layout.n_models - 1) / 2) * layout.width
+    keep = layout.measurable
+    ax.bar(
+        pos_x[keep],
+        drawn[keep],
+        layout.width,
+        yerr=np.vstack([low, e])[:, keep],
+        capsize=2,
+        label=label,
+        color=_colour(i),
+        error_kw={"elinewidth": 0.8, "ecolor": "#333"},
+    )
+    base = layout.floor if layout.yscale == "log" else 0.0
+    for xi, vi, hi in zip(pos_x[keep], v[keep], (drawn + e)[keep], strict=True):
+        ax.annotate(
+            _pct_text(vi),
+            (xi, max(hi, base)),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=6,
         )
-        top = max(top, float(np.max(drawn + e, initial=0.0)))
-        base = floor if yscale == "log" else 0.0
-        for xi, vi, hi in zip(pos_x[keep], v[keep], (drawn + e)[keep], strict=True):
-            ax.annotate(
-                _pct_text(vi),
-                (xi, max(hi, base)),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=6,
-            )
+    return float(np.max(drawn + e, initial=0.0))
+
+
+def _hatch_unmeasurable(ax: Axes, skipped: np.ndarray) -> None:
+    """A hatched, labelled span over each feature that cannot be measured, so it does not read as 0."""
     for j in np.flatnonzero(skipped):
         ax.axvspan(
             j - 0.4,
@@ -286,19 +278,66 @@ def plot_violation_bars(
             color="#444",
             bbox={"facecolor": "white", "edgecolor": "none", "pad": 2},
         )
-    if yscale == "log":
+
+
+def _set_share_axis(ax: Axes, layout: _BarLayout, top: float) -> None:
+    """The y axis of a share: its scale, limits that fit the highest bar, and ticks in percent."""
+    if layout.yscale == "log":
         ax.set_yscale("log")
-        ax.set_ylim(floor, max(top, floor * 10) * 3)
+        ax.set_ylim(layout.floor, max(top, layout.floor * 10) * 3)
     else:
         ax.set_ylim(0, min(max(top, 1e-3) * 1.3, 1.2))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{100 * y:g}%"))
-    ax.set_xticks(x)
+
+
+def plot_violation_bars(
+    per_feature_by_model: Mapping[str, pd.DataFrame],
+    metric: str = "wrong_step_share",
+    error: str | None = None,
+    yscale: str | None = None,
+    features: Sequence[str] | None = None,
+    title: str | None = None,
+    unmeasurable: Sequence[str] = (),
+) -> Figure:
+    """Grouped bars of a share ``metric`` per directed feature, one bar per model, each annotated with
+    its value ("0" for an exact zero, "n/a" where the model has no value).
+
+    ``per_feature_by_model[label]``: a table with columns ``feature`` and ``metric`` (e.g. means over
+    seeds); ``error``: a column of error-bar half-widths (default ``<metric>_std`` when present; NaN =
+    none). ``yscale``: None picks "log" when the non-zero values span more than a decade (so 0.1% stays
+    visible next to 10%), else "linear". ``features``: display order (default: order of appearance).
+    ``unmeasurable``: features drawn without bars, as a hatched span labelled "not measurable" (gid
+    :data:`UNMEASURABLE_GID`) — a directed feature with one bucket, which must not read as 0.
+    """
+    if features is None:
+        features = list(dict.fromkeys(f for t in per_feature_by_model.values() for f in t["feature"]))
+    features = list(features)
+    skipped = np.asarray([f in set(unmeasurable) for f in features], dtype=bool)
+    n_models = max(1, len(per_feature_by_model))
+    values = _bar_columns(per_feature_by_model, lambda _: metric, features, skipped)
+    std = f"{metric}_std"
+    errors = _bar_columns(
+        per_feature_by_model, lambda indexed: error or (std if std in indexed.columns else None), features, skipped
+    )
+    every = np.concatenate(list(values.values())) if values else np.array([])
+    pos = every[np.isfinite(every) & (every > 0)]
+    if yscale is None:
+        yscale = "log" if pos.size and pos.max() / pos.min() > 10 else "linear"
+    floor = 10 ** np.floor(np.log10(pos.min() / 2)) if pos.size else 1e-4
+    fig, ax = _new_figure((max(6.4, 1.1 * len(features) * n_models / 2 + 3.0), 4.6))
+    layout = _BarLayout(np.arange(len(features)), 0.8 / n_models, n_models, ~skipped, yscale, floor)
+    top = 0.0
+    for i, label in enumerate(per_feature_by_model):
+        top = max(top, _draw_model_bars(ax, layout, i, label, values[label], errors[label]))
+    _hatch_unmeasurable(ax, skipped)
+    _set_share_axis(ax, layout, top)
+    ax.set_xticks(layout.x)
     ax.set_xticklabels(features, rotation=30, ha="right", fontsize=8)
     name = metric.replace("_", " ")
     ax.set_ylabel(f"{name} ({yscale} scale)")
     ax.set_title(title or f"{name} per directed feature", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    if per_feature_by_model or any(skipped):
+    if per_feature_by_model or skipped.any():
         ax.legend(fontsize=8)
     return fig
 

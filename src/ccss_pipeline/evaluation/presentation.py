@@ -22,12 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ccss_pipeline.config import Variant
 from ccss_pipeline.evaluation.render import Figure
 from ccss_pipeline.evaluation.seeds import TOO_FEW_SEEDS, format_mean_std, share_interval
 from ccss_pipeline.spec import FeatureSpec
 
-BASELINE = "baseline"
-CCSS = "ccss"
+#: the variants the report names and orders first (:class:`ccss_pipeline.config.Variant`)
+BASELINE, CCSS = Variant.BASELINE, Variant.CCSS
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 #: Headline rows: (metric, label, is a share). Shown when the summary has the metric. ``{t}`` in a

@@ -21,14 +21,14 @@ most ``chunk_rows`` rows. Cost: ``rows · Σ_k (G_k + 2·E_k)`` scored rows (E =
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ccss_pipeline.data.transformer import encode_numerical
-from ccss_pipeline.evaluation.monotonicity import DEFAULT_CHUNK_ROWS, DEFAULT_EPS, Scorer, flat_metrics
+from ccss_pipeline.encoding import encode_numerical
+from ccss_pipeline.evaluation.monotonicity import DEFAULT_CHUNK_ROWS, DEFAULT_EPS, Scorer, SweepRows, flat_metrics
 from ccss_pipeline.spec import FeatureSpec, NumericalFeature, RowSample
 
 RAW_GRID_COLUMNS = [
@@ -216,6 +216,104 @@ def _feature_stats(ice: np.ndarray, edge_ice: np.ndarray, grid_bucket: np.ndarra
     return row, monotone, wrong_inside, wrong_cross
 
 
+@dataclass(frozen=True)
+class _StepCounts:
+    """What the pooled shares add up over the directed features: grid steps (all, inside one bucket,
+    crossing an edge) and edge-test pairs, each with how many went the wrong way."""
+
+    wrong: int = 0
+    steps: int = 0
+    wrong_inside: int = 0
+    inside: int = 0
+    wrong_crossing: int = 0
+    crossing: int = 0
+    edge_wrong: int = 0
+    edge_pairs: int = 0
+
+    def __add__(self, other: _StepCounts) -> _StepCounts:
+        return _StepCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+@dataclass(frozen=True)
+class _FeatureSweep:
+    """One directed feature's ``per_feature`` record, ICE band, edge rows, monotone rows and counts."""
+
+    record: dict[str, Any]
+    curve: pd.DataFrame
+    edges: pd.DataFrame
+    monotone: np.ndarray
+    counts: _StepCounts
+
+
+def _curve(feat: NumericalFeature, d: int, grid: np.ndarray, grid_bucket: np.ndarray, ice: np.ndarray) -> pd.DataFrame:
+    """The ICE band (mean, 10 % and 90 % quantiles over the rows) of one feature along its grid."""
+    n = ice.shape[0]
+    crosses = np.concatenate([[False], grid_bucket[1:] != grid_bucket[:-1]])
+    qlo, qhi = np.quantile(ice, (0.1, 0.9), axis=0) if n else (np.full(grid.size, NAN),) * 2
+    return pd.DataFrame(
+        {
+            "feature": feat.name,
+            "direction": d,
+            "value": grid,
+            "bucket": grid_bucket,
+            "crosses_edge": crosses,
+            "mean": ice.mean(axis=0) if n else np.full(grid.size, NAN),
+            "q10": qlo,
+            "q90": qhi,
+        }  # fmt: skip
+    )
+
+
+def _sweep_feature(
+    scorer: Scorer, rows: SweepRows, k: int, feat: NumericalFeature, levels: int, eps: float, chunk_rows: int
+) -> _FeatureSweep:
+    """Sweep directed feature ``k`` over its raw grid and its edges (encoded as at inference) and measure both."""
+    d = int(np.sign(feat.direction))
+    grid = raw_grid(feat, levels)
+    g_dense, g_bucket = encode_numerical(grid, feat)
+    ice = sweep_matrix(scorer, rows.cat, rows.dense, rows.bucket, k, g_dense, g_bucket, chunk_rows)
+    below, at = edge_values(feat)
+    e_dense, e_bucket = encode_numerical(np.column_stack([below, at]).reshape(-1), feat)
+    edge_ice = sweep_matrix(scorer, rows.cat, rows.dense, rows.bucket, k, e_dense, e_bucket, chunk_rows)
+    row, monotone, wrong_inside, wrong_cross = _feature_stats(ice, edge_ice, g_bucket, d, eps)
+    edges = _edge_rows(feat, d, below, at, edge_ice, eps)
+    row.update(_worst_edge(edges, feat.is_discrete))
+    counts = _StepCounts(
+        wrong=row["n_wrong_steps"], steps=row["n_steps"], wrong_inside=wrong_inside, inside=row["n_steps_inside"],
+        wrong_crossing=wrong_cross, crossing=row["n_steps_crossing"], edge_wrong=row["edge_wrong"],
+        edge_pairs=row["edge_pairs"],
+    )  # fmt: skip
+    record = {"feature": feat.name, "direction": d, "grid": grid_kind(feat), **row}
+    return _FeatureSweep(record, _curve(feat, d, grid, g_bucket, ice), edges, monotone, counts)
+
+
+def _pooled(sweeps: list[_FeatureSweep], per_feature: pd.DataFrame, n: int, eps: float, levels: int) -> dict[str, Any]:
+    """The shares over all directed features (step counts added up) and the worst feature's share."""
+    tot = sum((s.counts for s in sweeps), _StepCounts())
+    all_monotone = np.ones(n, dtype=bool)
+    for sweep in sweeps:
+        all_monotone &= sweep.monotone
+    shares = per_feature["wrong_step_share"].dropna()
+    return {
+        "wrong_step_share": _share(tot.wrong, tot.steps),
+        "wrong_step_share_inside": _share(tot.wrong_inside, tot.inside),
+        "wrong_step_share_crossing": _share(tot.wrong_crossing, tot.crossing),
+        "monotone_row_share": float(all_monotone.mean()) if n and sweeps else NAN,
+        "mean_wrong_mass": float(per_feature["mean_wrong_mass"].mean()) if sweeps else NAN,
+        "edge_wrong_share": _share(tot.edge_wrong, tot.edge_pairs),
+        "max_feature_wrong_step_share": float(shares.max()) if len(shares) else NAN,
+        "n_rows": int(n),
+        "n_levels": float(per_feature["n_levels"].mean()) if sweeps else NAN,
+        "n_features": len(sweeps),
+        "n_steps": int(tot.steps),
+        "n_wrong_steps": int(tot.wrong),
+        "edge_pairs": int(tot.edge_pairs),
+        "edge_wrong": int(tot.edge_wrong),
+        "eps": float(eps),
+        "levels": int(levels),
+    }
+
+
 def raw_grid_report(
     scorer: Scorer,
     inputs: RowSample,
@@ -237,76 +335,22 @@ def raw_grid_report(
     if rows < n_total:
         idx = np.sort(np.random.default_rng(seed).choice(n_total, size=rows, replace=False))
     sample = inputs.take(idx)  # a table streamed from parquet reads only the row groups holding these rows
-    cat = np.ascontiguousarray(sample.cat, dtype=np.int64)
-    dense = np.ascontiguousarray(sample.dense, dtype=np.float32)
-    bucket = np.ascontiguousarray(sample.bucket, dtype=np.int64)
-    n = dense.shape[0]
-    if dense.shape[1] != len(spec.numerical):
-        raise ValueError(f"dense has {dense.shape[1]} columns, spec has {len(spec.numerical)} numerical features")
-
-    records: list[dict[str, Any]] = []
-    curves: list[pd.DataFrame] = []
-    edges: list[pd.DataFrame] = []
-    all_monotone = np.ones(n, dtype=bool)
-    tot = {"wrong": 0, "steps": 0, "wi": 0, "ni": 0, "wc": 0, "nc": 0, "ew": 0, "ep": 0}
-    for k in spec.directed_indices():
-        feat = spec.numerical[k]
-        d = int(np.sign(feat.direction))
-        grid = raw_grid(feat, levels)
-        g_dense, g_bucket = encode_numerical(grid, feat)
-        ice = sweep_matrix(scorer, cat, dense, bucket, k, g_dense, g_bucket, chunk_rows)
-        below, at = edge_values(feat)
-        e_dense, e_bucket = encode_numerical(np.column_stack([below, at]).reshape(-1), feat)
-        edge_ice = sweep_matrix(scorer, cat, dense, bucket, k, e_dense, e_bucket, chunk_rows)
-        row, monotone, wrong_inside, wrong_cross = _feature_stats(ice, edge_ice, g_bucket, d, eps)
-        edges.append(_edge_rows(feat, d, below, at, edge_ice, eps))
-        row.update(_worst_edge(edges[-1], feat.is_discrete))
-        all_monotone &= monotone
-        for key, v in (("wrong", row["n_wrong_steps"]), ("steps", row["n_steps"]), ("wi", wrong_inside),
-                       ("ni", row["n_steps_inside"]), ("wc", wrong_cross), ("nc", row["n_steps_crossing"]),
-                       ("ew", row["edge_wrong"]), ("ep", row["edge_pairs"])):  # fmt: skip
-            tot[key] += v
-        records.append({"feature": feat.name, "direction": d, "grid": grid_kind(feat), **row})
-        crosses = np.concatenate([[False], g_bucket[1:] != g_bucket[:-1]])
-        qlo, qhi = np.quantile(ice, (0.1, 0.9), axis=0) if n else (np.full(grid.size, NAN),) * 2
-        curves.append(
-            pd.DataFrame(
-                {
-                    "feature": feat.name,
-                    "direction": d,
-                    "value": grid,
-                    "bucket": g_bucket,
-                    "crosses_edge": crosses,
-                    "mean": ice.mean(axis=0) if n else np.full(grid.size, NAN),
-                    "q10": qlo,
-                    "q90": qhi,
-                }  # fmt: skip
-            )
-        )
-    per_feature = pd.DataFrame(records, columns=RAW_GRID_COLUMNS)
+    swept = SweepRows.of(sample.cat, sample.dense, sample.bucket, spec)
+    sweeps = [
+        _sweep_feature(scorer, swept, k, spec.numerical[k], levels, eps, chunk_rows) for k in spec.directed_indices()
+    ]
+    per_feature = pd.DataFrame([s.record for s in sweeps], columns=RAW_GRID_COLUMNS)
+    curves = [s.curve for s in sweeps]
     curve_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
-    shares = per_feature["wrong_step_share"].dropna()
-    pooled = {
-        "wrong_step_share": _share(tot["wrong"], tot["steps"]),
-        "wrong_step_share_inside": _share(tot["wi"], tot["ni"]),
-        "wrong_step_share_crossing": _share(tot["wc"], tot["nc"]),
-        "monotone_row_share": float(all_monotone.mean()) if n and records else NAN,
-        "mean_wrong_mass": float(per_feature["mean_wrong_mass"].mean()) if records else NAN,
-        "edge_wrong_share": _share(tot["ew"], tot["ep"]),
-        "max_feature_wrong_step_share": float(shares.max()) if len(shares) else NAN,
-        "n_rows": int(n),
-        "n_levels": float(per_feature["n_levels"].mean()) if records else NAN,
-        "n_features": len(records),
-        "n_steps": int(tot["steps"]),
-        "n_wrong_steps": int(tot["wrong"]),
-        "edge_pairs": int(tot["ep"]),
-        "edge_wrong": int(tot["ew"]),
-        "eps": float(eps),
-        "levels": int(levels),
-    }
-    params = {"levels": levels, "rows": rows, "seed": seed, "eps": eps, "chunk_rows": chunk_rows}
+    edges = [s.edges for s in sweeps]
     per_edge = pd.concat(edges, ignore_index=True) if edges else pd.DataFrame(columns=EDGE_COLUMNS)
-    return RawGridResult(per_feature=per_feature, pooled=pooled, curves=curve_df, params=params, per_edge=per_edge)
+    return RawGridResult(
+        per_feature=per_feature,
+        pooled=_pooled(sweeps, per_feature, len(swept), eps, levels),
+        curves=curve_df,
+        params={"levels": levels, "rows": rows, "seed": seed, "eps": eps, "chunk_rows": chunk_rows},
+        per_edge=per_edge,
+    )
 
 
 def wrong_step_share(

@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from ccss_pipeline.config import Variant
 from ccss_pipeline.evaluation.accuracy import CLASSIFICATION_METRICS
+from ccss_pipeline.evaluation.outputs import OUTPUTS as OUTPUTS  # the catalog entries of the fields, in order
 
 #: The raw-grid figures of one model that ``seed_metrics`` keeps (pooled over its directed features).
 GRID_METRICS = (
@@ -52,7 +54,7 @@ class ModelEvaluation:
     direction (None without one); ``contrastive``: the CCSS loss settings it was trained with."""
 
     backbone: str
-    variant: str
+    variant: Variant | str  # a Variant for the two the training fits (Variant.of)
     seed: int
     move: str | None = None
     accuracy: dict[str, Any] = field(default_factory=dict)
@@ -71,20 +73,10 @@ class ModelEvaluation:
     def from_record(cls, record: Mapping[str, Any]) -> ModelEvaluation:
         """From a JSON entry; keys it lacks (an older or hand-made record) take their defaults."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in known})
-
-
-#: The evaluation node's outputs, in this order: the catalog entries of :class:`EvaluationResult`'s fields.
-OUTPUTS = (
-    "evaluation_results",
-    "monotonicity_per_feature",
-    "raw_grid_per_feature",
-    "partial_dependence",
-    "raw_grid_curves",
-    "roc_curves",
-    "calibration_curves",
-    "seed_metrics",
-)
+        values = {k: v for k, v in record.items() if k in known}
+        if "variant" in values:
+            values["variant"] = Variant.of(values["variant"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

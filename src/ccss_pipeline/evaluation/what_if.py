@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.evaluation.plots import prob_label
 from ccss_pipeline.evaluation.raw_grid import raw_grid
 from ccss_pipeline.spec import FeatureSpec, ModelInputs

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.model.move_builders import draw_inside
 from ccss_pipeline.spec import FeatureSpec
 

@@ -27,9 +27,9 @@ from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, DistributedC
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.model.methods import MonotonicityMethod
-from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import TrainResult, train_model
+from ccss_pipeline.model.training_data import TrainingData
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ class FitData:
     """What every fit trains and validates on (in memory, or streamed from parquet)."""
 
     spec: FeatureSpec
-    train: ModelInputs | ParquetModelInput
-    valid: ModelInputs | ParquetModelInput
+    train: ModelInputs | TrainingData
+    valid: ModelInputs | TrainingData
     pairs: PairTable | None
     shapley_p: np.ndarray
     move: str

@@ -1,11 +1,12 @@
-"""What one fit is given, what its settings decide before it runs, and the batches it trains on.
+"""What one fit is given and what its settings decide before it runs.
 
-- :class:`FitJob`: the spec, the splits, the three settings blocks, the pair table and the options
-  (:class:`FitSettings`; :class:`FitOptions` is their keyword form, :func:`~ccss_pipeline.model.trainer.train_model`'s);
+- :class:`FitJob`: the spec, the splits (:class:`~ccss_pipeline.model.training_data.TrainingData`, in
+  memory or streamed), the three settings blocks, the pair table and the options (:class:`FitSettings`;
+  :class:`FitOptions` is their keyword form, :func:`~ccss_pipeline.model.trainer.train_model`'s);
 - :class:`FitPlan`: the method, whether the batches carry pairs and the method's term is added, a
-  rank's batch size, and what the fit's checkpoint must match;
-- :class:`BatchSource`: a rank's batches of each epoch, from the split held on the device or streamed
-  from parquet.
+  rank's batch size, what the training split's batches are cut with (:meth:`FitPlan.batch_settings`:
+  the split builds its own :class:`~ccss_pipeline.model.batches.BatchSource` from them) and what the
+  fit's checkpoint must match.
 
 The loop that runs them is :class:`~ccss_pipeline.model.trainer.Trainer`'s.
 """
@@ -13,7 +14,7 @@ The loop that runs them is :class:`~ccss_pipeline.model.trainer.Trainer`'s.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -22,12 +23,12 @@ import numpy as np
 import torch
 
 from ccss_pipeline.config import BackboneConfig, ContrastiveConfig, OptimizerConfig
-from ccss_pipeline.model.batches import Batch, device_batches, device_tensors, streamed_batches
+from ccss_pipeline.model.batches import BatchSettings
 from ccss_pipeline.model.checkpoint import fit_fingerprint, pairs_digest
 from ccss_pipeline.model.methods import CCSS, MonotonicityMethod
-from ccss_pipeline.model.streaming import ParquetModelInput
-from ccss_pipeline.model.synthesis import PairLookup, PairTable, draw_pairs
-from ccss_pipeline.spec import FeatureSpec, ModelInputs
+from ccss_pipeline.model.synthesis import PairTable
+from ccss_pipeline.model.training_data import TrainingData
+from ccss_pipeline.spec import FeatureSpec
 
 
 class FitOptions(TypedDict, total=False):
@@ -66,8 +67,8 @@ class FitJob:
     """Everything one fit is given: the spec, the splits, the three settings blocks, the pairs, the options."""
 
     spec: FeatureSpec
-    train: ModelInputs | ParquetModelInput
-    valid: ModelInputs | ParquetModelInput
+    train: TrainingData
+    valid: TrainingData
     backbone: BackboneConfig
     contrastive: ContrastiveConfig
     optimizer: OptimizerConfig
@@ -76,7 +77,8 @@ class FitJob:
 
     @property
     def streamed(self) -> bool:
-        return isinstance(self.train, ParquetModelInput)
+        """The training split is streamed from parquet (its pairs drawn per batch, no pair table)."""
+        return self.train.streamed
 
 
 # ------------------------------------------------------------------------------------------ the plan
@@ -106,8 +108,7 @@ class FitPlan:
         use_pairs = lam > 0 and method.uses_pairs and (pairs is not None or drawn)
         if o.redraw_pairs_each_epoch and use_pairs and o.shapley_p is None:
             raise ValueError("redraw_pairs_each_epoch needs shapley_p (the feature-draw probabilities)")
-        if job.streamed and use_pairs and o.shapley_p is None:
-            raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
+        job.train.check_pair_options(use_pairs, o.shapley_p)
         n = len(job.train)
         # the global batch: W ranks take batch_size / W rows each per step, so a step (and an epoch's
         # number of steps) means what it means on one process and the optimiser settings carry over
@@ -142,57 +143,20 @@ class FitPlan:
             + ([self.method.fingerprint()] if self.use_term and self.method.fingerprint() else []),  # CCSS: none
         )
 
-
-# --------------------------------------------------------------------------------------- the batches
-@dataclass
-class BatchSource:
-    """A rank's batches of each epoch: slices of a seeded permutation of the split held on the device (its
-    pairs gathered from a lookup, redrawn each epoch where asked), or streamed from parquet with the
-    pairs drawn per block of batches."""
-
-    job: FitJob
-    plan: FitPlan
-    device: torch.device
-    shard: tuple[int, int]  # (rank, world size)
-    tensors: tuple[torch.Tensor, ...] | None = None
-    lookup: PairLookup | None = None
-
-    @classmethod
-    def of(cls, job: FitJob, plan: FitPlan, device: torch.device, shard: tuple[int, int]) -> BatchSource:
-        memory = job.train if isinstance(job.train, ModelInputs) else None
-        tensors = device_tensors(memory, device) if memory is not None else None
-        gathered = plan.pairs if plan.use_pairs and not job.streamed else None  # else drawn per block
-        lookup = PairLookup(gathered, len(job.train), job.spec, device) if gathered is not None else None
-        return cls(job, plan, device, shard, tensors, lookup)
-
-    def redraw(self, epoch: int) -> None:
-        """Redraw the in-memory split's pairs for ``epoch`` (seeded by the run seed and the epoch), if asked."""
-        o, train = self.job.options, self.job.train
-        if not (self.plan.use_pairs and o.redraw_pairs_each_epoch and o.shapley_p is not None):
-            return
-        if isinstance(train, ModelInputs):
-            seed = self.job.optimizer.seed * 100_003 + epoch
-            drawn = draw_pairs(
-                train.bucket, train.dense, train.label, self.job.spec, o.shapley_p, seed=seed, move=self.plan.move
-            )
-            self.lookup = PairLookup(drawn, len(train), self.job.spec, self.device)
-
-    def batches(self, epoch: int) -> Iterator[Batch]:
-        """This rank's batches of ``epoch`` (its permutation, or its stream, seeded by the run seed and the epoch)."""
-        rank, world = self.shard
-        seed, bs = self.job.optimizer.seed, self.plan.batch_size
-        if self.tensors is not None:
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            perm = torch.randperm(len(self.job.train), generator=gen).to(self.device)
-            if world > 1:
-                perm = perm[rank::world]  # this rank's shard of the epoch
-            return device_batches(self.tensors, perm, bs, self.lookup, self.plan.pair_rows)
-        streamed = self.job.train
-        assert isinstance(streamed, ParquetModelInput)  # train is one of the two kinds
-        o = self.job.options
-        pair_rows = self.plan.pair_rows if self.plan.use_pairs else 0
-        buffer = o.stream_buffer_rows
-        spec, move = self.job.spec, self.plan.move
-        return streamed_batches(
-            streamed, spec, bs, seed, epoch, buffer, self.device, pair_rows, o.shapley_p, move, shard=self.shard
+    def batch_settings(self, job: FitJob, device: torch.device, shard: tuple[int, int]) -> BatchSettings:
+        """What the training split cuts a rank's batches with (``shard``: rank, world size)."""
+        o = job.options
+        return BatchSettings(
+            spec=job.spec,
+            seed=job.optimizer.seed,
+            batch_size=self.batch_size,
+            use_pairs=self.use_pairs,
+            pair_rows=self.pair_rows,
+            pairs=self.pairs,
+            shapley_p=o.shapley_p,
+            move=self.move,
+            redraw_each_epoch=o.redraw_pairs_each_epoch,
+            buffer_rows=o.stream_buffer_rows,
+            device=device,
+            shard=shard,
         )

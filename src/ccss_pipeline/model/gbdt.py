@@ -21,7 +21,7 @@ Inputs (the encoded ones every backbone sees, :class:`~ccss_pipeline.spec.ModelI
   and an unconstrained input that jumps at every bucket edge would break the guarantee there (the
   edge test of :mod:`ccss_pipeline.evaluation.raw_grid` isolates exactly that jump).
 
-Why a constraint on ``dense`` is one on the raw value. :func:`ccss_pipeline.data.transformer.encode_numerical`
+Why a constraint on ``dense`` is one on the raw value. :func:`ccss_pipeline.encoding.encode_numerical`
 maps a finite raw value x to ``float32(clip((t(x) − mean) / std, −10, 10))`` with ``t`` the identity or
 ``sign(x)·log1p|x|`` (both strictly increasing) and ``std > 0`` (the fit replaces a zero std by 1.0). That map is
 **non-decreasing, not strictly increasing**: the clip makes it flat beyond ±10 σ and the float32 cast
@@ -58,6 +58,8 @@ from ccss_pipeline.spec import FeatureSpec, ModelInputs
 if TYPE_CHECKING:  # the extra is optional: imported lazily at run time
     import lightgbm
     import optuna
+
+    from ccss_pipeline.model.peer_tuning import StudyPlan
 
 MODEL_FILE = "model.txt"
 META_FILE = "gbdt.json"
@@ -320,28 +322,24 @@ def tune_gbdt(
     spec: FeatureSpec,
     train: ModelInputs,
     valid: ModelInputs,
-    n_trials: int,
+    plan: StudyPlan,
     base: GBDTConfig | None = None,
     space: GBDTSearchSpace | None = None,
-    n_startup_trials: int = 3,
-    storage: optuna.storages.BaseStorage | str | None = None,
-    study_name: str = "gbdt",
 ) -> GBDTSearchResult:
-    """``n_trials`` fits chosen by seeded multivariate TPE (``base.seed``; the first ``n_startup_trials``
-    random), each early-stopped on validation; the one with the best validation AUC is returned, as
-    fitted (no refit). ``n_trials == 0`` fits ``base`` once. The study lives in memory, or under
-    ``study_name`` in ``storage``, where a later call resumes it (:func:`ccss_pipeline.model.tuning.run_trials`);
-    a best trial of an earlier run is fitted again from its parameters (a fit is deterministic)."""
+    """``plan.n_trials`` fits chosen by seeded multivariate TPE (``base.seed``; the first
+    ``plan.n_startup_trials`` random), each early-stopped on validation; the one with the best validation
+    AUC is returned, as fitted (no refit). ``n_trials == 0`` fits ``base`` once. The study lives in
+    memory, or under the plan's name (default ``"gbdt"``) in ``plan.storage``, where a later call resumes
+    it (:meth:`ccss_pipeline.model.peer_tuning.StudyPlan.run`); a best trial of an earlier run is fitted
+    again from its parameters (a fit is deterministic)."""
     import optuna
-
-    from ccss_pipeline.model.tuning import run_trials
 
     base = base or GBDTConfig()
     space = space or GBDTSearchSpace()
-    if n_trials < 0:
-        raise ValueError(f"n_trials must be >= 0, got {n_trials}")
-    if n_trials == 0:
-        study = optuna.create_study(direction="maximize", study_name=study_name)
+    if plan.n_trials < 0:
+        raise ValueError(f"n_trials must be >= 0, got {plan.n_trials}")
+    if plan.n_trials == 0:
+        study = optuna.create_study(direction="maximize", study_name=plan.name_or("gbdt"))
         return GBDTSearchResult(fit_gbdt(spec, train, valid, base), base, study)
     fitted: dict[int, MonotoneGBDT] = {}
 
@@ -360,7 +358,7 @@ def tune_gbdt(
         fitted[trial.number] = model
         return model.val_auc if math.isfinite(model.val_auc) else -math.inf
 
-    study = run_trials(objective, n_trials, base.seed, n_startup_trials, study_name, storage)
+    study = plan.run(objective, base.seed, "gbdt")
     best = study.best_trial
     config = _trial_config(base, best.params)
     model = fitted.get(best.number) or fit_gbdt(spec, train, valid, config)

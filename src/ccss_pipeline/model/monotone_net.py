@@ -51,7 +51,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from ccss_pipeline.config import SearchRange
+from ccss_pipeline.config import SearchRange, StrictConfig
 from ccss_pipeline.files import atomic_write
 from ccss_pipeline.lineage import StaleArtifactError
 from ccss_pipeline.model.checkpoint import EarlyStopping
@@ -60,6 +60,8 @@ from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 if TYPE_CHECKING:  # the tuning study is Optuna's, imported when a study runs
     import optuna
+
+    from ccss_pipeline.model.peer_tuning import StudyPlan
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "monotone_net.json"
@@ -296,6 +298,13 @@ LEARNING_RATE_RANGE = SearchRange(low=1e-3, high=3e-2)
 LIPSCHITZ_RANGE = SearchRange(low=0.1, high=10.0)
 
 
+class MonotoneNetSearchSpace(StrictConfig):
+    """What :func:`tune_monotone_net` searches; everything else comes from the base :class:`MonotoneNetConfig`."""
+
+    learning_rate: SearchRange = LEARNING_RATE_RANGE
+    lipschitz: SearchRange = LIPSCHITZ_RANGE
+
+
 @dataclass
 class MonotoneNetSearchResult:
     """The chosen configuration (best validation AUC) and the study (one fit per trial)."""
@@ -308,26 +317,24 @@ def tune_monotone_net(
     spec: FeatureSpec,
     train: ModelInputs,
     valid: ModelInputs,
-    n_trials: int,
+    plan: StudyPlan,
     base: MonotoneNetConfig | None = None,
-    learning_rate: SearchRange = LEARNING_RATE_RANGE,
-    lipschitz: SearchRange = LIPSCHITZ_RANGE,
-    n_startup_trials: int = 3,
-    storage: optuna.storages.BaseStorage | str | None = None,
-    study_name: str = "monotone_net",
+    space: MonotoneNetSearchSpace | None = None,
     device: str | torch.device = "cpu",
 ) -> MonotoneNetSearchResult:
-    """``n_trials`` fits of ``base`` (its ``max_epochs`` is each trial's budget) over the learning rate and
-    the Lipschitz bound, chosen by seeded multivariate TPE (``base.seed``) on validation AUC; the study
-    lives in memory, or under ``study_name`` in ``storage``, where a later call resumes it
-    (:func:`ccss_pipeline.model.tuning.run_trials`). ``n_trials == 0`` returns ``base``."""
+    """``plan.n_trials`` fits of ``base`` (its ``max_epochs`` is each trial's budget) over the learning
+    rate and the Lipschitz bound, chosen by seeded multivariate TPE (``base.seed``) on validation AUC; the
+    study lives in memory, or under the plan's name (default ``"monotone_net"``) in ``plan.storage``,
+    where a later call resumes it (:meth:`ccss_pipeline.model.peer_tuning.StudyPlan.run`).
+    ``n_trials == 0`` returns ``base``."""
     import optuna
 
-    from ccss_pipeline.model.tuning import run_trials
-
     base = base or MonotoneNetConfig()
-    if n_trials == 0:
-        return MonotoneNetSearchResult(base, optuna.create_study(direction="maximize", study_name=study_name))
+    space = space or MonotoneNetSearchSpace()
+    if plan.n_trials == 0:
+        study = optuna.create_study(direction="maximize", study_name=plan.name_or("monotone_net"))
+        return MonotoneNetSearchResult(base, study)
+    learning_rate, lipschitz = space.learning_rate, space.lipschitz
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_float("learning_rate", learning_rate.low, learning_rate.high, log=learning_rate.log)
@@ -336,7 +343,7 @@ def tune_monotone_net(
         trial.set_user_attr("best_epoch", fit.best_epoch)
         return fit.best_auc if math.isfinite(fit.best_auc) else -math.inf
 
-    study = run_trials(objective, n_trials, base.seed, n_startup_trials, study_name, storage)
+    study = plan.run(objective, base.seed, "monotone_net")
     return MonotoneNetSearchResult(_trial_config(base, study.best_trial.params), study)
 
 

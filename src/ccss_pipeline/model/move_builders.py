@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ccss_pipeline.data.transformer import encode_numerical
+from ccss_pipeline.encoding import encode_numerical
 from ccss_pipeline.spec import FeatureSpec
 
 

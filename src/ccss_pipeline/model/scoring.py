@@ -1,8 +1,9 @@
 """Scoring a trained model: logits and probabilities in batches, always in float32, and the AUC.
 
 Validation, evaluation and the search all score through here: bf16 (used for training on CUDA) would
-hide wrong monotonicity steps below its resolution, so scoring never autocasts. A split streamed from
-parquet (:class:`ccss_pipeline.model.streaming.ParquetModelInput`) is scored a row group at a time.
+hide wrong monotonicity steps below its resolution, so scoring never autocasts. A split is scored a chunk
+at a time (:meth:`~ccss_pipeline.model.training_data.TrainingData.chunks`: the arrays in memory whole,
+a split streamed from parquet a row group at a time).
 Every logit is the module's :meth:`~ccss_pipeline.model.backbones.CTRModel.served_logit`: the model's
 monotone recalibration, when it has one, is applied here for every caller (the raw network runs in
 float32; the recalibration's affine map in float64).
@@ -18,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.device import resolve_device
-from ccss_pipeline.model.streaming import ParquetModelInput
+from ccss_pipeline.model.training_data import TrainingData, training_data
 from ccss_pipeline.spec import ModelInputs
 
 
@@ -52,17 +53,18 @@ def _logits_np(
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
-def predict_logits(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batch_size: int = 8192) -> np.ndarray:
+def predict_logits(model: CTRModel, inputs: ModelInputs | TrainingData, batch_size: int = 8192) -> np.ndarray:
     """Logits for every row (eval mode, no grad, batched; recalibrated when the model carries a
-    recalibration); a table streamed from parquet is scored a row group at a time (memory: one row
-    group and the logits)."""
-    if isinstance(inputs, ParquetModelInput):
-        parts = [predict_logits(model, group, batch_size) for group in inputs.iter_row_groups()]
-        return np.concatenate(parts) if parts else np.zeros(0)
-    return _logits_np(model, inputs.cat, inputs.dense, inputs.bucket, batch_size)
+    recalibration), a chunk of the split at a time (streamed from parquet: memory of one row group and
+    the logits)."""
+    chunks = training_data(inputs).chunks()
+    parts = [_logits_np(model, c.cat, c.dense, c.bucket, batch_size) for c in chunks]
+    if len(parts) == 1:
+        return parts[0]  # a split in memory is one chunk: no copy
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def predict_proba(model: CTRModel, inputs: ModelInputs | ParquetModelInput, batch_size: int = 8192) -> np.ndarray:
+def predict_proba(model: CTRModel, inputs: ModelInputs | TrainingData, batch_size: int = 8192) -> np.ndarray:
     """Click probabilities for every row."""
     return 1.0 / (1.0 + np.exp(-predict_logits(model, inputs, batch_size)))
 

@@ -5,6 +5,9 @@ table, and whose order is still random and reproducible. As tf.data and WebDatas
 epoch visits the row groups (shards) in an order drawn from ``(seed, epoch)``, pours them into a
 shuffle buffer of ``buffer_rows`` rows, and emits batches of rows drawn from the buffer. Every row is
 visited exactly once per epoch; the resident set is about ``buffer_rows`` plus one row group.
+
+:class:`ParquetModelInput` is the streamed form of
+:class:`~ccss_pipeline.model.training_data.TrainingData`; :func:`model_source` chooses the form of a split.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ccss_pipeline.fingerprint import content_hash
+from ccss_pipeline.model.batches import Batch, BatchSettings, streamed_batches
+from ccss_pipeline.model.training_data import TrainingData, training_data
 from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import GROUP_COLUMN, LABEL_COLUMN, ORACLE_COLUMN, FeatureSpec, ModelInputs
 
@@ -28,17 +33,18 @@ logger = logging.getLogger(__name__)
 class ParquetModelInput:
     """A model-ready parquet table (a file, or a folder of part files) that is never loaded whole.
 
-    Offers what training and validation need of a split without holding it: its length, its row
-    groups as :class:`ModelInputs`, its labels, and any rows by index (:meth:`take`, a row group at a
-    time), so code written for :class:`ModelInputs` (``len``, ``take``, ``label``) works on both.
+    Offers what training and validation need of a split without holding it
+    (:class:`~ccss_pipeline.model.training_data.TrainingData`): its length, its row groups as
+    :class:`ModelInputs` (the chunks scoring reads), its labels, any rows by index (:meth:`take`, a row
+    group at a time), and a fit's batches read through a shuffle buffer (:class:`StreamedBatches`).
     """
 
     table: ParquetTable
     spec: FeatureSpec
     _columns: tuple[str, ...] = field(init=False, repr=False)
 
-    def __init__(self, table: ParquetTable | Path | str, spec: FeatureSpec) -> None:
-        object.__setattr__(self, "table", table if isinstance(table, ParquetTable) else ParquetTable(Path(table)))
+    def __init__(self, table: ParquetTable, spec: FeatureSpec) -> None:
+        object.__setattr__(self, "table", table)
         object.__setattr__(self, "spec", spec)
         needed = (
             [LABEL_COLUMN, GROUP_COLUMN]
@@ -84,6 +90,22 @@ class ParquetModelInput:
         for i in range(len(self.table.row_groups)):
             yield self.read_row_group(i)
 
+    @property
+    def streamed(self) -> bool:
+        return True
+
+    def chunks(self) -> Iterator[ModelInputs]:
+        """The row groups in order (memory: one row group)."""
+        return self.iter_row_groups()
+
+    def check_pair_options(self, use_pairs: bool, shapley_p: np.ndarray | None) -> None:
+        """A streamed split has no pair table: the pairs of its batches are drawn from ``shapley_p``."""
+        if use_pairs and shapley_p is None:
+            raise ValueError("training streamed from parquet draws its pairs per batch: it needs shapley_p")
+
+    def batch_source(self, settings: BatchSettings) -> StreamedBatches:
+        return StreamedBatches(self, settings)
+
     def take(self, index: np.ndarray | slice) -> ModelInputs:
         """Rows ``index`` (in that order) read from the row groups that hold them, one at a time."""
         n = len(self)
@@ -114,6 +136,24 @@ def _concat(parts: list[ModelInputs]) -> ModelInputs:
         group=np.concatenate([p.group for p in parts]),
         oracle=oracle,
     )
+
+
+@dataclass(frozen=True)
+class StreamedBatches:
+    """A streamed split's batches of each epoch: read through the shuffle buffer (this rank's share of the
+    row groups), their pairs drawn per block of batches as they come (:func:`streamed_batches`)."""
+
+    source: ParquetModelInput
+    settings: BatchSettings
+
+    def redraw(self, epoch: int) -> None:
+        """Nothing to prepare: every batch's pairs are drawn as the batch is read."""
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        s = self.settings
+        buffer = max(s.buffer_rows, s.batch_size)
+        rows = shuffled_batches(self.source, s.batch_size, s.seed, epoch, buffer, shard=s.shard)
+        return streamed_batches(rows, s, epoch)
 
 
 def shuffled_batches(
@@ -149,19 +189,17 @@ def shuffled_batches(
         buffer = buffer.take(slice(n_out, len(buffer)))
 
 
-def model_source(
-    table: ParquetTable | pd.DataFrame, spec: FeatureSpec, max_rows_in_memory: int | None, name: str
-) -> ModelInputs | ParquetModelInput:
-    """A split as training takes it: in memory when it has at most ``max_rows_in_memory`` rows (or the
-    limit is None, or it is already a frame), else streamed from its parquet file; the choice is logged."""
-    if isinstance(table, pd.DataFrame):
-        return ModelInputs.from_frame(table, spec)
+def model_source(table: ParquetTable, spec: FeatureSpec, max_rows_in_memory: int | None, name: str) -> TrainingData:
+    """A split as training takes it (the catalog hands it lazily, ``load_as: lazy``): in memory when it has
+    at most ``max_rows_in_memory`` rows (or the limit is None), else streamed from its parquet file; the
+    choice is logged. A caller that already holds the split in memory wraps it with
+    :func:`~ccss_pipeline.model.training_data.training_data`."""
     rows = table.num_rows
     if max_rows_in_memory is None or rows <= max_rows_in_memory:
         logger.info(
             "%s: %d rows, at most streaming.max_rows_in_memory=%s: held in memory", name, rows, max_rows_in_memory
         )
-        return ModelInputs.from_frame(table.frame(), spec)
+        return training_data(ModelInputs.from_frame(table.frame(), spec))
     logger.info(
         "%s: %d rows, more than streaming.max_rows_in_memory=%d: streamed from %s a row group at a time "
         "(%d row groups)",

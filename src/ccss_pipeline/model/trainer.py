@@ -4,11 +4,13 @@ The term added to BCE is the monotonicity method's (:mod:`ccss_pipeline.model.me
 default, or ``pwl``/``hints``): the loop asks the method, bound to the fit, for each batch's logits and
 term, and never branches on which method it is.
 Shape (as FuxiCTR's ``rank_model``): :func:`train_model` hands a :class:`FitJob` to a :class:`Trainer`,
-whose ``fit`` runs the epochs; an epoch is its batches (:class:`BatchSource`), each one
+whose ``fit`` runs the epochs; an epoch is its batches (the training split's
+:class:`~ccss_pipeline.model.batches.BatchSource`), each one
 :class:`TrainStep` (:func:`train_epoch`), then validation on rank 0, early stopping and the checkpoint.
 What the settings decide before anything runs (the method, whether pairs are used, batch sizes) is a
 :class:`FitPlan`.
-The pieces live beside it: the job, its plan and its batch source (:mod:`ccss_pipeline.model.fit_plan`),
+The pieces live beside it: the job and its plan (:mod:`ccss_pipeline.model.fit_plan`), the splits
+(:mod:`ccss_pipeline.model.training_data`, in memory, or :mod:`ccss_pipeline.model.streaming`),
 a step, an epoch and the validations inside one (:mod:`ccss_pipeline.model.train_step`), batches and
 their pairs (:mod:`ccss_pipeline.model.batches`), the state a checkpoint saves and the early-stopping
 rule (:mod:`ccss_pipeline.model.checkpoint`), scoring (:mod:`ccss_pipeline.model.scoring`, always float32). bf16 autocast is used for training on CUDA only.
@@ -40,9 +42,8 @@ from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.calibration import Recalibration
 from ccss_pipeline.model.checkpoint import CHECKPOINT_NAME, EarlyStopping, FitState, read_checkpoint
 from ccss_pipeline.model.device import resolve_device, seed_everything
-from ccss_pipeline.model.fit_plan import BatchSource, FitJob, FitOptions, FitPlan, FitSettings
+from ccss_pipeline.model.fit_plan import FitJob, FitOptions, FitPlan, FitSettings
 from ccss_pipeline.model.scoring import predict_logits, safe_auc
-from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.train_step import (
     InEpochValidation,
@@ -51,6 +52,7 @@ from ccss_pipeline.model.train_step import (
     train_epoch,
     validations_per_epoch,
 )
+from ccss_pipeline.model.training_data import TrainingData, training_data
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
 logger = logging.getLogger(__name__)
@@ -83,8 +85,8 @@ class TrainResult:
 
 def train_model(
     spec: FeatureSpec,
-    train: ModelInputs | ParquetModelInput,
-    valid: ModelInputs | ParquetModelInput,
+    train: ModelInputs | TrainingData,
+    valid: ModelInputs | TrainingData,
     backbone_cfg: BackboneConfig,
     contrastive_cfg: ContrastiveConfig,
     optim_cfg: OptimizerConfig,
@@ -102,11 +104,12 @@ def train_model(
     skipped entirely). ``on_epoch(epoch, val_auc)`` runs after each epoch's checkpoint
     and may raise (e.g. ``optuna.TrialPruned``) to stop. The options: :class:`FitSettings`.
 
-    ``train`` may be a :class:`ParquetModelInput`: the table is then streamed a row group at a time
-    through a shuffle buffer of ``stream_buffer_rows`` rows (``model.streaming``), and each batch's
-    pairs are drawn for its first ``pair_fraction`` rows from ``shapley_p`` (seeded by seed, epoch and
-    block of batches) instead of gathered from a table of the whole split; memory stays bounded by the
-    buffer. ``valid`` may be one too: it is then scored a row group at a time after each epoch.
+    ``train`` and ``valid``: :class:`~ccss_pipeline.model.training_data.TrainingData` (or bare arrays in
+    memory). A streamed ``train`` (:class:`~ccss_pipeline.model.streaming.ParquetModelInput`) is read a
+    row group at a time through a shuffle buffer of ``stream_buffer_rows`` rows (``model.streaming``),
+    and each batch's pairs are drawn for its first ``pair_fraction`` rows from ``shapley_p`` (seeded by
+    seed, epoch and block of batches) instead of gathered from a table of the whole split; memory stays
+    bounded by the buffer. ``valid`` may be one too: it is then scored a row group at a time after each epoch.
 
     Inside a process group (a worker of :mod:`ccss_pipeline.model.distributed`) the model is wrapped in
     DistributedDataParallel and each rank trains on its own shard of every epoch (its slice of the
@@ -114,7 +117,8 @@ def train_model(
     validation and broadcasts the result, so every rank stops at the same epoch, and rank 0 alone
     writes the checkpoint (atomically). On CUDA each rank uses the device of its ``LOCAL_RANK``.
     """
-    job = FitJob(spec, train, valid, backbone_cfg, contrastive_cfg, optim_cfg, pairs, FitSettings(**options))
+    splits = training_data(train), training_data(valid)
+    job = FitJob(spec, *splits, backbone_cfg, contrastive_cfg, optim_cfg, pairs, FitSettings(**options))
     return Trainer(job).fit()
 
 
@@ -177,7 +181,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             forward = DistributedDataParallel(forward, device_ids=ids)
         self.plan = plan = FitPlan.of(job, self.world)
-        self.source = BatchSource.of(job, plan, self.device, (self.rank, self.world))
+        self.source = job.train.batch_source(plan.batch_settings(job, self.device, (self.rank, self.world)))
         term = plan.method.bind(job.spec, self.device, plan.pair_rows) if plan.use_term else None
         self.step = TrainStep(
             forward, self.state.optimizer, term, float(job.contrastive.weight), job.contrastive, self.device
@@ -300,7 +304,7 @@ class Trainer:
 
 
 def fit_recalibration(
-    model: CTRModel, valid: ModelInputs | ParquetModelInput, kind: str, name: str = "model"
+    model: CTRModel, valid: ModelInputs | TrainingData, kind: str, name: str = "model"
 ) -> Recalibration:
     """The monotone recalibration of ``kind`` for a model just trained, fitted on ``valid`` — the split
     its early stopping used — by minimising the validation LogLoss of its raw logits

@@ -29,6 +29,7 @@ import io
 import json
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,7 +59,71 @@ class OnnxCheckError(RuntimeError):
     """The exported graph does not reproduce the torch model (or onnxruntime cannot run it)."""
 
 
+@dataclass(frozen=True)
+class OnnxCheck:
+    """How every export is checked: onnxruntime scores ``rows`` seeded random rows of the spec's
+    encoding, and a probability further than ``tolerance`` from torch's fails the export."""
+
+    rows: int = 512
+    tolerance: float = 1e-5
+
+
 # ------------------------------------------------------------------------------------ description
+def _input_entries(spec: FeatureSpec) -> list[dict[str, Any]]:
+    """The three inputs of the graph: dtype, shape, the model-ready column behind every position, id ranges."""
+    cat_cols = [c.column for c in spec.categorical]
+    return [
+        {
+            "name": "cat",
+            "dtype": _DTYPES["cat"],
+            "shape": [BATCH, len(cat_cols)],
+            "columns": cat_cols,
+            "features": [c.name for c in spec.categorical],
+            "cardinalities": [int(c.vocab_size) for c in spec.categorical],
+            "meaning": "categorical ids from the feature spec's vocabularies; 0 = out of vocabulary; "
+            "valid ids are 0 .. cardinality - 1",
+        },
+        {
+            "name": "dense",
+            "dtype": _DTYPES["dense"],
+            "shape": [BATCH, len(spec.numerical)],
+            "columns": [n.dense_column for n in spec.numerical],
+            "features": [n.name for n in spec.numerical],
+            "meaning": "numerical values after the feature spec's transform and standardization; 0 when missing",
+        },
+        {
+            "name": "bucket",
+            "dtype": _DTYPES["bucket"],
+            "shape": [BATCH, len(spec.numerical)],
+            "columns": [n.bucket_column for n in spec.numerical],
+            "features": [n.name for n in spec.numerical],
+            "cardinalities": [int(n.n_buckets) + 1 for n in spec.numerical],
+            "missing_bucket": [int(n.missing_bucket) for n in spec.numerical],
+            "meaning": "bucket ids of the same numerical values (feature spec boundaries); "
+            "id n_buckets (= cardinality - 1) is the missing-value bucket",
+        },
+    ]
+
+
+def _output_entries() -> list[dict[str, Any]]:
+    """The two outputs of the graph (the same for every model)."""
+    return [
+        {
+            "name": "probability",
+            "dtype": "float32",
+            "shape": [BATCH],
+            "meaning": "click probability, sigmoid(logit)",
+        },
+        {
+            "name": "logit",
+            "dtype": "float32",
+            "shape": [BATCH],
+            "meaning": "the model's logit after its recalibration (scale * raw logit + shift; "
+            "a strictly increasing map, so rankings are those of the raw logit)",
+        },
+    ]
+
+
 def encoding_description(
     spec: FeatureSpec,
     backbone: str,
@@ -70,7 +135,6 @@ def encoding_description(
 ) -> dict[str, Any]:
     """The JSON-able description of the graph's inputs and outputs for a model built on ``spec``;
     ``recalibration``: the map the graph applies to the logit (none when not given)."""
-    cat_cols = [c.column for c in spec.categorical]
     recalibration = recalibration or Recalibration()
     return {
         "format": ENCODING_FORMAT,
@@ -83,52 +147,8 @@ def encoding_description(
         "opset": opset,
         "exporter": f"torch.onnx.export (TorchScript, dynamo=False), torch {torch.__version__}",
         "batch_dimension": BATCH,
-        "inputs": [
-            {
-                "name": "cat",
-                "dtype": _DTYPES["cat"],
-                "shape": [BATCH, len(cat_cols)],
-                "columns": cat_cols,
-                "features": [c.name for c in spec.categorical],
-                "cardinalities": [int(c.vocab_size) for c in spec.categorical],
-                "meaning": "categorical ids from the feature spec's vocabularies; 0 = out of vocabulary; "
-                "valid ids are 0 .. cardinality - 1",
-            },
-            {
-                "name": "dense",
-                "dtype": _DTYPES["dense"],
-                "shape": [BATCH, len(spec.numerical)],
-                "columns": [n.dense_column for n in spec.numerical],
-                "features": [n.name for n in spec.numerical],
-                "meaning": "numerical values after the feature spec's transform and standardization; 0 when missing",
-            },
-            {
-                "name": "bucket",
-                "dtype": _DTYPES["bucket"],
-                "shape": [BATCH, len(spec.numerical)],
-                "columns": [n.bucket_column for n in spec.numerical],
-                "features": [n.name for n in spec.numerical],
-                "cardinalities": [int(n.n_buckets) + 1 for n in spec.numerical],
-                "missing_bucket": [int(n.missing_bucket) for n in spec.numerical],
-                "meaning": "bucket ids of the same numerical values (feature spec boundaries); "
-                "id n_buckets (= cardinality - 1) is the missing-value bucket",
-            },
-        ],
-        "outputs": [
-            {
-                "name": "probability",
-                "dtype": "float32",
-                "shape": [BATCH],
-                "meaning": "click probability, sigmoid(logit)",
-            },
-            {
-                "name": "logit",
-                "dtype": "float32",
-                "shape": [BATCH],
-                "meaning": "the model's logit after its recalibration (scale * raw logit + shift; "
-                "a strictly increasing map, so rankings are those of the raw logit)",
-            },
-        ],
+        "inputs": _input_entries(spec),
+        "outputs": _output_entries(),
         "recalibration": recalibration.to_dict(),
         "note": "inputs are the model-ready encoding (data/05_model_input/*.parquet); raw values are encoded "
         "with the feature spec whose fingerprint is spec_fingerprint (data/04_feature/feature_spec.json)",
@@ -286,24 +306,23 @@ def export_onnx(
     model_name: str | None = None,
     opset: int = OPSET,
     extra: Mapping[str, Any] | None = None,
-    check_rows: int = 512,
-    tolerance: float = 1e-5,
+    check: OnnxCheck = OnnxCheck(),
 ) -> dict[str, Any]:
     """Export ``model`` (built on ``spec``) to ONNX; returns the encoding description.
 
     ``path_or_buffer``: a file path (``<name>.onnx``; the description is written beside it as
     ``<name>.json``, both atomically) or a binary buffer (only the ONNX bytes are written). The model is
     exported from a float32 CPU copy in eval mode; the caller's model is left as it was. The graph is
-    checked with ``onnx.checker`` and scored with onnxruntime on ``check_rows`` seeded random rows; a
-    probability differing from torch's by more than ``tolerance`` raises :class:`OnnxCheckError`. The
-    result of that check is the description's ``check`` entry.
+    checked with ``onnx.checker`` and scored with onnxruntime on ``check.rows`` seeded random rows; a
+    probability differing from torch's by more than ``check.tolerance`` raises :class:`OnnxCheckError`.
+    The result of that check is the description's ``check`` entry.
     """
     if opset < OPSET:
         raise ValueError(f"opset must be at least {OPSET}, got {opset}")
     description = encoding_description(spec, model.cfg.name, variant, model_name, opset, extra, model.recalibration)
     scorer = _Scorer(copy.deepcopy(model).cpu().float().eval()).eval()
     data = _finish(_export_bytes(scorer, spec, opset), description)
-    description["check"] = _check_with_onnxruntime(data, scorer, spec, max(int(check_rows), 1), tolerance)
+    description["check"] = _check_with_onnxruntime(data, scorer, spec, max(int(check.rows), 1), check.tolerance)
     if isinstance(path_or_buffer, (str, Path)):
         path = Path(path_or_buffer)
         atomic_write(path, lambda tmp: tmp.write_bytes(data))

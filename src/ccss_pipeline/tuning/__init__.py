@@ -15,5 +15,5 @@
   monotonicity method tuned, fitted and measured under one protocol.
 
 The models' own single-objective loop (LightGBM, the Lipschitz network) stays with them
-(:mod:`ccss_pipeline.model.tuning`): it uses Optuna's public API only.
+(:mod:`ccss_pipeline.model.peer_tuning`): it uses Optuna's public API only.
 """

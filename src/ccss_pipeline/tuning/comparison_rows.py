@@ -3,7 +3,7 @@ is tuned on validation (step 1 of the protocol) and fitted for a seed (step 2).
 
 ``ccss``, ``pwl``, ``hints``: :func:`~ccss_pipeline.tuning.search.run_search` over the method's own
 space, then :func:`~ccss_pipeline.tuning.selection.best_parameters`, and the training's final fit;
-``monotone_net`` and ``gbdt``: their own single-objective studies (:mod:`ccss_pipeline.model.tuning`);
+``monotone_net`` and ``gbdt``: their own single-objective studies (:mod:`ccss_pipeline.model.peer_tuning`);
 the baseline: the configured network with λ = 0, not tuned.
 """
 
@@ -24,10 +24,10 @@ from ccss_pipeline.model.chosen_params import ChosenParams
 from ccss_pipeline.model.device import resolve_device
 from ccss_pipeline.model.distributed import Fit, FitData, run_fits
 from ccss_pipeline.model.methods import method_of
+from ccss_pipeline.model.peer_tuning import StudyPlan, completed
 from ccss_pipeline.model.persistence import model_key
 from ccss_pipeline.model.scoring import logit_fn
 from ccss_pipeline.model.synthesis import PairTable
-from ccss_pipeline.model.tuning import completed
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from ccss_pipeline.tuning.study_storage import open_storage
 
@@ -172,8 +172,11 @@ def _study_name(run: ComparisonRun, method: str, settings: list[Any]) -> str:
     return f"{search.study_name}-{method}-{run.backbone}-{payload}"
 
 
-def _storage(run: ComparisonRun) -> Any:
-    return open_storage(run.storage_root, run.training.search, run.database_url)
+def _study_plan(run: ComparisonRun, name: str) -> StudyPlan:
+    """A peer's study: the search's trial budget and random start-up, under ``name`` in the comparison's storage."""
+    search = run.training.search
+    storage = open_storage(run.storage_root, search, run.database_url)
+    return StudyPlan(search.n_trials, search.n_startup_trials, storage, name)
 
 
 def _monotone_net_base(run: ComparisonRun) -> Any:
@@ -195,25 +198,20 @@ def _monotone_net_base(run: ComparisonRun) -> Any:
 
 
 def _tune_monotone_net(run: ComparisonRun) -> Tuned:
-    from ccss_pipeline.model.monotone_net import tune_monotone_net
+    from ccss_pipeline.model.monotone_net import MonotoneNetSearchSpace, tune_monotone_net
 
-    base, search, compare = _monotone_net_base(run), run.training.search, run.compare
-    learning_rate, lipschitz = compare.monotone_net_learning_rate, compare.monotone_net_lipschitz
-    name = _study_name(
-        run, "monotone_net", [base.model_dump(mode="json"), learning_rate.model_dump(), lipschitz.model_dump()]
+    base, compare = _monotone_net_base(run), run.compare
+    space = MonotoneNetSearchSpace(
+        learning_rate=compare.monotone_net_learning_rate, lipschitz=compare.monotone_net_lipschitz
     )
+    name = _study_name(
+        run,
+        "monotone_net",
+        [base.model_dump(mode="json"), space.learning_rate.model_dump(), space.lipschitz.model_dump()],
+    )
+    device = resolve_device(run.training.optimizer.device)
     result = tune_monotone_net(
-        run.data.spec,
-        run.data.train,
-        run.data.valid,
-        search.n_trials,
-        base,
-        learning_rate,
-        lipschitz,
-        n_startup_trials=search.n_startup_trials,
-        storage=_storage(run),
-        study_name=name,
-        device=resolve_device(run.training.optimizer.device),
+        run.data.spec, run.data.train, run.data.valid, _study_plan(run, name), base, space, device
     )
     return Tuned(name, completed(result.study), result.config)
 
@@ -221,19 +219,9 @@ def _tune_monotone_net(run: ComparisonRun) -> Tuned:
 def _tune_gbdt(run: ComparisonRun) -> Tuned:
     from ccss_pipeline.model.gbdt import GBDTConfig, GBDTSearchSpace, tune_gbdt
 
-    base, space, search = GBDTConfig(seed=run.training.optimizer.seed), GBDTSearchSpace(), run.training.search
+    base, space = GBDTConfig(seed=run.training.optimizer.seed), GBDTSearchSpace()
     name = _study_name(run, "gbdt", [base.model_dump(), space.model_dump()])
-    result = tune_gbdt(
-        run.data.spec,
-        run.data.train,
-        run.data.valid,
-        search.n_trials,
-        base,
-        space,
-        n_startup_trials=search.n_startup_trials,
-        storage=_storage(run),
-        study_name=name,
-    )
+    result = tune_gbdt(run.data.spec, run.data.train, run.data.valid, _study_plan(run, name), base, space)
     return Tuned(name, completed(result.study), result.config)
 
 

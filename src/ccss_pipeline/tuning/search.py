@@ -63,9 +63,9 @@ from ccss_pipeline.config import (
 from ccss_pipeline.evaluation.raw_grid import raw_grid_report
 from ccss_pipeline.model.methods import MonotonicityMethod, method_of
 from ccss_pipeline.model.scoring import score_fn
-from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import PairTable
 from ccss_pipeline.model.trainer import TrainResult, train_model
+from ccss_pipeline.model.training_data import TrainingData
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from ccss_pipeline.tuning.refinement import REFINEMENT_ATTR, propose
 from ccss_pipeline.tuning.selection import AUC_ATTR, EDGE_ATTR, SHARE_ATTR, target_excess
@@ -97,8 +97,8 @@ class SearchData:
     parquet), the fixed pair table (None: pairs drawn per batch from ``shapley_p`` with ``move``)."""
 
     spec: FeatureSpec
-    train: ModelInputs | ParquetModelInput
-    valid: ModelInputs | ParquetModelInput
+    train: ModelInputs | TrainingData
+    valid: ModelInputs | TrainingData
     pairs: PairTable | None
     shapley_p: np.ndarray | None = None
     move: str = "centre"

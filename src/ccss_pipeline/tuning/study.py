@@ -27,8 +27,8 @@ from ccss_pipeline.config import BackboneConfig, SearchConfig, TrainingConfig
 from ccss_pipeline.fingerprint import content_hash
 from ccss_pipeline.model.checkpoint import pairs_digest
 from ccss_pipeline.model.methods import method_of
-from ccss_pipeline.model.streaming import ParquetModelInput
 from ccss_pipeline.model.synthesis import PairTable
+from ccss_pipeline.model.training_data import TrainingData, training_data
 from ccss_pipeline.spec import FeatureSpec, ModelInputs
 from ccss_pipeline.tuning.study_storage import SearchStorageError, open_storage, redact, safe_url
 from ccss_pipeline.tuning.workers import fail_dead_trials
@@ -93,14 +93,14 @@ def study_name(training: TrainingConfig, spec: FeatureSpec, data_digest: str, ba
 
 
 def search_digest(
-    train: ModelInputs | ParquetModelInput,
-    valid: ModelInputs | ParquetModelInput,
+    train: ModelInputs | TrainingData,
+    valid: ModelInputs | TrainingData,
     pairs: PairTable | None,
     stream_buffer_rows: int | None = None,
 ) -> str:
     """Content hash of what every trial trains and validates on (a streamed split: its files; its
     pairs are drawn per batch, so the buffer that shapes the batches stands in for the pair table)."""
-    drawn = f"stream{stream_buffer_rows}" if isinstance(train, ParquetModelInput) else ""
+    drawn = f"stream{stream_buffer_rows}" if training_data(train).streamed else ""
     return "-".join([train.digest(), valid.digest(), pairs_digest(pairs) or drawn])
 
 

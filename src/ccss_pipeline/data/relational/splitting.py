@@ -1,9 +1,10 @@
-"""Train / validation / test split of an interaction table on the engine.
+"""Train / validation / test split of an interaction table on the engine: one implementation per mode.
 
 ``time`` and ``row_order`` (the modes of large logs) are filters on cut points found by the engine:
-the value of ``event_ts`` at a sorted position, exactly as :mod:`ccss_pipeline.data.splitting` places
-them. ``random`` and ``column`` splits read the table into memory and use those in-memory rules
-(scikit-learn's stratified draw has no engine equivalent); the outputs go back on the same engine.
+the value of ``event_ts`` at a sorted position (the latest ``test_fraction`` of events is test, the
+``validation_fraction`` before it validation). ``random`` and ``column`` splits read the table into
+memory and use the rules of :func:`ccss_pipeline.data.splitting.split_in_memory` (scikit-learn's
+stratified draw has no engine equivalent); their outputs come back as in-memory engine tables.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ import ibis
 import ibis.expr.datatypes as dt
 
 from ccss_pipeline.config import SplitConfig
-from ccss_pipeline.data import splitting as in_memory
+from ccss_pipeline.data.relational import interactions
 from ccss_pipeline.data.relational.backends import backend_name
+from ccss_pipeline.data.relational.in_memory import in_memory
 from ccss_pipeline.data.relational.literals import real
+from ccss_pipeline.data.splitting import split_in_memory
 from ccss_pipeline.spec import SPLIT_COLUMN, TIME_COLUMN
 
 #: Each row's position in the canonical interaction table (time order, stable): a total order of rows.
-ROW = "row"
+ROW = interactions.ROW
 
 Splits = tuple[ibis.Table, ibis.Table, ibis.Table]
 
 
 def _cut_positions(n: int, cfg: SplitConfig) -> tuple[int, int]:
-    """(validation start, test start) as sorted positions — the in-memory rule, shared."""
+    """(validation start, test start) as positions of the sorted rows, shared by both engine modes."""
     test_at = min(n - 1, int(math.floor(n * (1.0 - cfg.test_fraction))))
     valid_at = min(n - 1, int(math.floor(n * (1.0 - cfg.test_fraction - cfg.validation_fraction))))
     return valid_at, test_at
@@ -68,7 +71,8 @@ def _values_at(table: ibis.Table, n: int, positions: tuple[int, int]) -> tuple[i
 
 
 def split_by_time(table: ibis.Table, cfg: SplitConfig) -> Splits:
-    """Cuts on timestamps (rows sharing one never straddle two splits), as the in-memory split."""
+    """Cuts on timestamps, so rows sharing a timestamp never straddle two splits and every train event
+    is strictly earlier than every validation event, and those than every test event."""
     n = int(table.count().to_pandas())
     if n == 0:
         raise ValueError("cannot split an empty interaction table")
@@ -102,12 +106,12 @@ def split_by_row_order(table: ibis.Table, cfg: SplitConfig) -> Splits:
 def split_table(
     table: ibis.Table, cfg: SplitConfig, *, has_timestamp: bool = True, split_column: str = SPLIT_COLUMN
 ) -> Splits:
-    """Split as ``cfg.mode`` says; the canonical split column is dropped from the outputs."""
-    if cfg.mode == "time":
-        parts = split_by_time(table, cfg)
-    elif cfg.mode == "row_order":
-        parts = split_by_row_order(table, cfg)
-    else:  # random / column: the in-memory rules (see the module docstring)
-        frames = in_memory.split_rows(table.to_pandas(), cfg, has_timestamp=has_timestamp, split_column=split_column)
-        return tuple(ibis.memtable(frame) for frame in frames)
-    return tuple(p.drop(SPLIT_COLUMN) if SPLIT_COLUMN in p.columns else p for p in parts)
+    """Split as ``cfg.mode`` says; the canonical split column is dropped from the outputs.
+
+    ``has_timestamp`` and ``split_column``: see :func:`ccss_pipeline.data.splitting.split_in_memory`."""
+    if cfg.mode in ("random", "column"):  # the in-memory rules (see the module docstring)
+        frames = split_in_memory(table.to_pandas(), cfg, has_timestamp=has_timestamp, split_column=split_column)
+        return in_memory(frames[0]), in_memory(frames[1]), in_memory(frames[2])
+    parts = split_by_time(table, cfg) if cfg.mode == "time" else split_by_row_order(table, cfg)
+    train, valid, test = (p.drop(SPLIT_COLUMN) if SPLIT_COLUMN in p.columns else p for p in parts)
+    return train, valid, test

@@ -2,8 +2,10 @@
 
 Modules: ``rules`` (rule names), ``report`` (failures, reports, the error), ``suites`` (one GX suite per
 table, as code), ``gx_run`` (GX's lifecycle and result parsing), ``gates`` (validate a source, a split),
-``table_gate`` (the same gate on engine tables, a batch at a time), ``gx_import`` (GX itself, imported
-without PySpark unless the Spark engine runs: every module takes GX from there).
+``table_gate`` (the same gate on engine tables, a batch at a time), ``split_gate`` (the split's checks),
+``stages`` (what the pipeline's nodes call: the one place that picks ``gates`` or ``table_gate``, and
+why both exist), ``gx_import`` (GX itself, imported without PySpark unless the Spark engine runs: every
+module takes GX from there).
 
 A raw source is a dict of pandas DataFrames: ``"log"`` (one row per impression) and optional side tables
 named in ``schema.side_tables``. Each table has a human-readable origin (the file it came from) so that
@@ -15,6 +17,7 @@ Public API
 - :func:`validate_source` — runs every table's suite, plus the checks of each side table's join key
   against the log, and returns a :class:`ValidationReport`.
 - :func:`validate_split_tables` — checks of the train / validation / test split (engine tables).
+- :func:`validate_raw_source` / :func:`validate_split` — the raw and split gates as the stages call them.
 - :func:`raise_if_failed` — raises :class:`DataValidationError` with ONE message listing every failure.
 
 Notes on GX 1.x behaviour relied upon here
@@ -66,10 +69,11 @@ _HOME = {
             "key_types_detail",
             "missing_tables",
             "validate_source",
-            "validate_split_tables",
         ],
         "gates",
     ),
+    "validate_split_tables": "split_gate",
+    **dict.fromkeys(["is_engine_source", "validate_raw_source", "validate_split"], "stages"),
     **dict.fromkeys(
         [
             "DataValidationError",
@@ -127,6 +131,7 @@ __all__ = [
     "ValidationReport",
     "build_table_suite",
     "combine_reports",
+    "is_engine_source",
     "key_coverage_column",
     "key_coverage_detail",
     "key_types_detail",
@@ -134,6 +139,8 @@ __all__ = [
     "prepare_table",
     "raise_if_failed",
     "timestamp_epoch_column",
+    "validate_raw_source",
     "validate_source",
+    "validate_split",
     "validate_split_tables",
 ]

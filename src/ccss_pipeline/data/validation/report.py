@@ -34,11 +34,12 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """How a value reads in a message: text quoted, numpy scalars as Python numbers, a row as (k=v, ...)."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, dict):
-        return "(" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + ")"
+        return "(" + ", ".join(f"{k}={format_value(v)}" for k, v in value.items()) + ")"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -56,7 +57,7 @@ class DatedTimestamp:
         self.raw, self.epoch_ms = raw, epoch_ms
 
     def __str__(self) -> str:
-        return f"{_fmt(self.raw)} (= {iso_utc(self.epoch_ms)})"
+        return f"{format_value(self.raw)} (= {iso_utc(self.epoch_ms)})"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report's form; :meth:`from_saved` reads it back (the message stays the same)."""
@@ -117,7 +118,7 @@ class Failure:
         if self.unexpected_count is not None:
             parts.append(f" for {self.unexpected_count} row(s)")
         if self.examples:
-            parts.append("; e.g. " + ", ".join(_fmt(v) for v in self.examples))
+            parts.append("; e.g. " + ", ".join(format_value(v) for v in self.examples))
         if self.detail:
             parts.append(f" ({self.detail})")
         return "".join(parts)
@@ -276,7 +277,7 @@ def combine_reports(reports: Iterable[ValidationReport], title: str, max_example
                 failures[failure_key] = f
             else:
                 count = None if f.unexpected_count is None else (seen_f.unexpected_count or 0) + f.unexpected_count
-                examples = _distinct([*seen_f.examples, *f.examples])[:max_examples]
+                examples = distinct_values([*seen_f.examples, *f.examples])[:max_examples]
                 failures[failure_key] = Failure(f.dataset, f.table, f.column, f.rule, count, examples, seen_f.detail)
         for name, st in report.tables.items():
             rows = st.rows + (tables[name].rows if name in tables else 0)
@@ -301,7 +302,7 @@ def _observed(value: Any, width: int = 80) -> str:
     if isinstance(value, float) or isinstance(value, np.floating):
         text = f"{float(value):.6g}"
     else:
-        text = _fmt(value)
+        text = format_value(value)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -321,7 +322,8 @@ def raise_if_failed(report: ValidationReport) -> ValidationReport:
     return report
 
 
-def _distinct(values: list[Any]) -> list[Any]:
+def distinct_values(values: list[Any]) -> list[Any]:
+    """``values`` without repeats (compared by ``repr``: examples may be unhashable rows), first seen first."""
     seen: set[str] = set()
     out = []
     for v in values:

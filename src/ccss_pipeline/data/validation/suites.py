@@ -12,7 +12,7 @@ import pandas as pd
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
 from ccss_pipeline.data.timestamps import ISO_EXAMPLES, epoch_ms
 from ccss_pipeline.data.validation.gx_import import ExpectationSuite, gx  # GX without PySpark
-from ccss_pipeline.data.validation.gx_run import _context
+from ccss_pipeline.data.validation.gx_run import gx_context
 from ccss_pipeline.data.validation.rules import (
     LOG_TABLE,
     RULE_COUNT,
@@ -95,7 +95,7 @@ def _column_owners(schema: SchemaConfig, columns: Mapping[str, Iterable[str]]) -
     return owners
 
 
-def _join_columns(schema: SchemaConfig, columns: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+def join_columns(schema: SchemaConfig, columns: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     """Side table -> the schema columns the left join takes from it (as ``join_tables`` does)."""
     owners = _column_owners(schema, columns)
     out: dict[str, list[str]] = {name: [] for name in schema.side_tables if name in columns}
@@ -112,12 +112,17 @@ def _table_key_columns(table_name: str, schema: SchemaConfig, label: bool = True
     return [side.key] if side else []
 
 
-def _E(cls: Any, rule: str, report_column: str | None, /, **kwargs: Any) -> Any:
+def tagged(cls: Any, rule: str, report_column: str | None, /, **kwargs: Any) -> Any:
     """A GX expectation tagged with its readable rule and the column to name in messages."""
     meta = {"rule": rule, "column": report_column}
     if "meta" in kwargs:
         meta.update(kwargs.pop("meta"))
     return cls(meta=meta, **kwargs)
+
+
+def _exists(column: str, detail: str | None = None) -> Any:
+    extra = {"meta": {"detail": detail}} if detail is not None else {}
+    return tagged(gx.expectations.ExpectColumnToExist, RULE_EXISTS, column, column=column, **extra)
 
 
 def build_table_suite(
@@ -140,139 +145,183 @@ def build_table_suite(
     Validate the suite on :func:`prepare_table` (it adds the derived timestamp column).
     ``label_required=False`` (rows to score): the label must not exist; when it does, its rules apply.
     """
-    _context()  # GX needs an active context to add expectations to a suite
-    E = gx.expectations
+    gx_context()  # GX needs an active context to add expectations to a suite
     cols = list(frame_columns)
     present = set(cols)
-    skip_values = set(non_numeric)
-    suite = ExpectationSuite(name=f"ccss_raw_{table_name}")
-    add = suite.add_expectation
-
-    add(_E(E.ExpectTableRowCountToBeBetween, RULE_ROWS, None, min_value=1))
-
-    # required columns of this table
-    required = _table_key_columns(table_name, schema, label=label_required)
-    for col in required:
-        add(_E(E.ExpectColumnToExist, RULE_EXISTS, col, column=col))
-
-    # schema feature columns: checked where present; a column in no table is reported against the log
     searched = dict(all_columns or {table_name: cols})
     searched[table_name] = cols
-    feature_cols = [n.name for n in schema.numerical] + list(schema.categorical)
-    if table_name == LOG_TABLE:
-        for col in feature_cols:
-            if not any(col in set(c) for c in searched.values()):
-                add(
-                    _E(
-                        E.ExpectColumnToExist,
-                        RULE_EXISTS,
-                        col,
-                        column=col,
-                        meta={"detail": f"not found in any of the tables searched: {', '.join(searched)}"},
-                    )
-                )
-        # the join key of every side table loaded must be in the log too (else the join has nothing to match)
-        join_keys: dict[str, list[str]] = {}
-        for name, side in schema.side_tables.items():
-            if name in searched and side.key not in required:
-                join_keys.setdefault(side.key, []).append(name)
-        for key, names in join_keys.items():
-            add(
-                _E(
-                    E.ExpectColumnToExist,
-                    RULE_EXISTS,
-                    key,
-                    column=key,
-                    meta={
-                        "detail": f"join key of side table(s) {', '.join(repr(n) for n in names)}: the log "
-                        "must hold it for the side table to be joined"
-                    },
-                )
-            )
+    required = _table_key_columns(table_name, schema, label=label_required)
+    expectations = [
+        tagged(gx.expectations.ExpectTableRowCountToBeBetween, RULE_ROWS, None, min_value=1),
+        *(_exists(col) for col in required),
+        *(_columns_the_log_must_hold(schema, searched, required) if table_name == LOG_TABLE else []),
+        *_not_entirely_null(table_name, schema, searched),
+        *_table_rules(table_name, present, schema, cfg),
+        *_numeric_rules(present, required, set(non_numeric), schema),
+    ]
+    suite = ExpectationSuite(name=f"ccss_raw_{table_name}")
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    return suite
 
-    # every schema feature column holds at least one value, checked where the join takes it from
+
+def _feature_columns(schema: SchemaConfig) -> list[str]:
+    return [n.name for n in schema.numerical] + list(schema.categorical)
+
+
+def _columns_the_log_must_hold(
+    schema: SchemaConfig, searched: Mapping[str, Iterable[str]], required: list[str]
+) -> list[Any]:
+    """ "column exists" in the log for a schema column found in no table searched, and for the join key
+    of every side table loaded (else the join has nothing to match)."""
+    out = [
+        _exists(col, f"not found in any of the tables searched: {', '.join(searched)}")
+        for col in _feature_columns(schema)
+        if not any(col in set(c) for c in searched.values())
+    ]
+    join_keys: dict[str, list[str]] = {}
+    for name, side in schema.side_tables.items():
+        if name in searched and side.key not in required:
+            join_keys.setdefault(side.key, []).append(name)
+    for key, names in join_keys.items():
+        detail = (
+            f"join key of side table(s) {', '.join(repr(n) for n in names)}: the log "
+            "must hold it for the side table to be joined"
+        )
+        out.append(_exists(key, detail))
+    return out
+
+
+def _not_entirely_null(table_name: str, schema: SchemaConfig, searched: Mapping[str, Iterable[str]]) -> list[Any]:
+    """Every schema feature column holds at least one value, checked where the join takes it from."""
     owners = _column_owners(schema, searched)
-    for col in feature_cols:
-        if owners.get(col) == table_name:
-            add(_E(E.ExpectColumnUniqueValueCountToBeBetween, RULE_NOT_ALL_NULL, col, column=col, min_value=1))
+    E = gx.expectations
+    return [
+        tagged(E.ExpectColumnUniqueValueCountToBeBetween, RULE_NOT_ALL_NULL, col, column=col, min_value=1)
+        for col in _feature_columns(schema)
+        if owners.get(col) == table_name
+    ]
 
+
+def _table_rules(table_name: str, present: set[str], schema: SchemaConfig, cfg: ValidationConfig) -> list[Any]:
+    """The log's ids, label, timestamp and duplicate rules; a side table's key rules."""
     if table_name == LOG_TABLE:
-        for id_col in (schema.user, schema.item):
-            if id_col is not None and id_col in present:
-                add(_E(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, id_col, column=id_col))
-        if schema.label in present:
-            add(_E(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, schema.label, column=schema.label))
-            add(_E(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, schema.label, column=schema.label, value_set=[0, 1]))
-        ts = schema.timestamp
-        if ts and ts in present:
-            derived = timestamp_epoch_column(ts)
-            meta = {"source_column": ts, "unit": schema.timestamp_unit}
-            if schema.timestamp_unit in ("ms", "s"):
-                add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, ts, column=ts, type_list=_NUMERIC_TYPES))
-            add(
-                _E(
-                    E.ExpectColumnValuesToNotBeNull,
-                    RULE_TS_PARSEABLE,
-                    ts,
-                    column=derived,
-                    meta={**meta, "detail": _ts_parse_detail(schema)},
-                )
-            )
-            add(
-                _E(
-                    E.ExpectColumnValuesToBeBetween,
-                    RULE_TS_RANGE,
-                    ts,
-                    column=derived,
-                    min_value=_epoch_ms_bound(cfg.timestamp_min),
-                    max_value=_epoch_ms_bound(cfg.timestamp_max),
-                    meta={
-                        **meta,
-                        "detail": f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]; older or newer "
-                        "data: set data_validation.timestamp_min / timestamp_max in your "
-                        "environment's parameters_data_validation.yml (conf/<env>/, "
-                        "e.g. conf/own_table/)",
-                    },
-                )
-            )
-        keys = [c for c in (schema.user, schema.item, ts) if c]
-        if ts and schema.user and schema.item and all(c in present for c in keys):
-            # compared on the parsed instant, so one instant written two ways is still a duplicate; rows with
-            # a missing id or an unparseable timestamp are reported by their own rules, not here
-            frac = float(getattr(cfg, "max_duplicate_impression_fraction", 0.0))
-            extra: dict[str, Any] = {"mostly": 1.0 - frac} if frac > 0 else {}
-            detail = "same user, item and timestamp instant"
-            if frac:
-                detail += f"; at most {frac:.2%} of rows may be duplicated"
-            add(
-                _E(
-                    E.ExpectCompoundColumnsToBeUnique,
-                    RULE_DUP_IMPRESSIONS,
-                    ", ".join(keys),
-                    column_list=[schema.user, schema.item, timestamp_epoch_column(ts)],
-                    ignore_row_if="any_value_is_missing",
-                    meta={"detail": detail, "source_columns": keys},
-                    **extra,
-                )
-            )
-    elif table_name in schema.side_tables:
-        key = schema.side_tables[table_name].key
-        if key in present:
-            add(_E(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, key, column=key))
-            add(_E(E.ExpectColumnValuesToBeUnique, RULE_UNIQUE_KEY, key, column=key))
+        return [
+            *_id_and_label_rules(present, schema),
+            *_timestamp_rules(present, schema, cfg),
+            *_duplicate_rule(present, schema, cfg),
+        ]
+    side = schema.side_tables.get(table_name)
+    if side is None or side.key not in present:
+        return []
+    E = gx.expectations
+    return [
+        tagged(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, side.key, column=side.key),
+        tagged(E.ExpectColumnValuesToBeUnique, RULE_UNIQUE_KEY, side.key, column=side.key),
+    ]
 
+
+def _id_and_label_rules(present: set[str], schema: SchemaConfig) -> list[Any]:
+    E = gx.expectations
+    out = [
+        tagged(E.ExpectColumnValuesToNotBeNull, RULE_ID_NOT_NULL, id_col, column=id_col)
+        for id_col in (schema.user, schema.item)
+        if id_col is not None and id_col in present
+    ]
+    if schema.label in present:
+        label = schema.label
+        out.append(tagged(E.ExpectColumnValuesToNotBeNull, RULE_LABEL_NOT_NULL, label, column=label))
+        out.append(tagged(E.ExpectColumnValuesToBeInSet, RULE_LABEL_SET, label, column=label, value_set=[0, 1]))
+    return out
+
+
+def _timestamp_rules(present: set[str], schema: SchemaConfig, cfg: ValidationConfig) -> list[Any]:
+    """Numeric dtype (epoch units), parseable and in range, on the derived epoch-ms column."""
+    ts = schema.timestamp
+    if not (ts and ts in present):
+        return []
+    E = gx.expectations
+    derived = timestamp_epoch_column(ts)
+    meta = {"source_column": ts, "unit": schema.timestamp_unit}
+    out = []
+    if schema.timestamp_unit in ("ms", "s"):
+        out.append(
+            tagged(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, ts, column=ts, type_list=_NUMERIC_TYPES)
+        )
+    out.append(
+        tagged(
+            E.ExpectColumnValuesToNotBeNull,
+            RULE_TS_PARSEABLE,
+            ts,
+            column=derived,
+            meta={**meta, "detail": _ts_parse_detail(schema)},
+        )
+    )
+    range_detail = (
+        f"allowed [{cfg.timestamp_min}, {cfg.timestamp_max}]; older or newer "
+        "data: set data_validation.timestamp_min / timestamp_max in your "
+        "environment's parameters_data_validation.yml (conf/<env>/, "
+        "e.g. conf/own_table/)"
+    )
+    out.append(
+        tagged(
+            E.ExpectColumnValuesToBeBetween,
+            RULE_TS_RANGE,
+            ts,
+            column=derived,
+            min_value=_epoch_ms_bound(cfg.timestamp_min),
+            max_value=_epoch_ms_bound(cfg.timestamp_max),
+            meta={**meta, "detail": range_detail},
+        )
+    )
+    return out
+
+
+def _duplicate_rule(present: set[str], schema: SchemaConfig, cfg: ValidationConfig) -> list[Any]:
+    """No duplicated impressions, compared on the parsed instant, so one instant written two ways is still
+    a duplicate; rows with a missing id or an unparseable timestamp are reported by their own rules."""
+    ts = schema.timestamp
+    keys = [c for c in (schema.user, schema.item, ts) if c]
+    if not (ts and schema.user and schema.item and all(c in present for c in keys)):
+        return []
+    frac = float(getattr(cfg, "max_duplicate_impression_fraction", 0.0))
+    extra: dict[str, Any] = {"mostly": 1.0 - frac} if frac > 0 else {}
+    detail = "same user, item and timestamp instant"
+    if frac:
+        detail += f"; at most {frac:.2%} of rows may be duplicated"
+    rule = tagged(
+        gx.expectations.ExpectCompoundColumnsToBeUnique,
+        RULE_DUP_IMPRESSIONS,
+        ", ".join(keys),
+        column_list=[schema.user, schema.item, timestamp_epoch_column(ts)],
+        ignore_row_if="any_value_is_missing",
+        meta={"detail": detail, "source_columns": keys},
+        **extra,
+    )
+    return [rule]
+
+
+def _numeric_rules(present: set[str], required: list[str], skip_values: set[str], schema: SchemaConfig) -> list[Any]:
+    """Numeric dtype, finite (no NaN, no ±inf) and counts >= 0 of the schema's numerical columns present;
+    a column known to hold non-numbers gets the dtype rule only."""
+    E = gx.expectations
+    out = []
     for num in schema.numerical:
         col = num.name
         if col not in present or col in required:
             continue
-        add(_E(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, col, column=col, type_list=_NUMERIC_TYPES))
+        out.append(
+            tagged(E.ExpectColumnValuesToBeInTypeList, RULE_NUMERIC_DTYPE, col, column=col, type_list=_NUMERIC_TYPES)
+        )
         if col in skip_values:
             continue
-        add(_E(E.ExpectColumnValuesToNotBeNull, RULE_FINITE_NAN, col, column=col))
-        add(_E(E.ExpectColumnValuesToBeBetween, RULE_FINITE_INF, col, column=col, min_value=-_FMAX, max_value=_FMAX))
+        out.append(tagged(E.ExpectColumnValuesToNotBeNull, RULE_FINITE_NAN, col, column=col))
+        out.append(
+            tagged(E.ExpectColumnValuesToBeBetween, RULE_FINITE_INF, col, column=col, min_value=-_FMAX, max_value=_FMAX)
+        )
         if num.count:
-            add(_E(E.ExpectColumnValuesToBeBetween, RULE_COUNT, col, column=col, min_value=0))
-    return suite
+            out.append(tagged(E.ExpectColumnValuesToBeBetween, RULE_COUNT, col, column=col, min_value=0))
+    return out
 
 
 def prepare_table(table_name: str, frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:

@@ -16,6 +16,7 @@ as :func:`~ccss_pipeline.data.validation.validate_source` on frames, split by wh
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
@@ -24,8 +25,8 @@ import pandas as pd
 from ccss_pipeline.config import SchemaConfig, ValidationConfig
 from ccss_pipeline.data.relational.timestamps import epoch_ms
 from ccss_pipeline.data.sources import engine_errors
-from ccss_pipeline.data.validation.gates import _batches, key_coverage_detail, key_types_detail, missing_tables
-from ccss_pipeline.data.validation.gx_run import _collect, _run_suites
+from ccss_pipeline.data.validation.gates import key_coverage_detail, key_types_detail, missing_tables
+from ccss_pipeline.data.validation.gx_run import collect_results, engine_batches, run_suites
 from ccss_pipeline.data.validation.report import (
     ExpectationOutcome,
     Failure,
@@ -42,7 +43,7 @@ from ccss_pipeline.data.validation.rules import (
     RULE_ROWS,
     RULE_UNIQUE_KEY,
 )
-from ccss_pipeline.data.validation.suites import _join_columns, build_table_suite, prepare_table
+from ccss_pipeline.data.validation.suites import build_table_suite, join_columns, prepare_table
 
 #: Rules a batch cannot decide; the engine evaluates them on the whole table.
 WHOLE_TABLE_RULES = frozenset({RULE_ROWS, RULE_NOT_ALL_NULL, RULE_UNIQUE_KEY, RULE_DUP_IMPRESSIONS})
@@ -81,45 +82,56 @@ def _smallest(values: ibis.Table, column: str, limit: int) -> list[Any]:
     return frame[column].tolist()
 
 
-class _Checks:
-    """Outcomes and failures of the whole-table rules, in the report's own types."""
+@dataclass(frozen=True)
+class EngineCheck:
+    """One whole-table rule's verdict, computed by the engine (reported as type ``engine:<kind>``)."""
 
-    def __init__(self, report: ValidationReport) -> None:
-        self.report = report
+    dataset: str
+    table: str
+    column: str | None
+    rule: str
+    ok: bool
+    kind: str
+    unexpected: int | None = None
+    observed: Any = None
+    examples: list[Any] = field(default_factory=list)
+    detail: str = ""
 
-    def add(
-        self,
-        dataset: str,
-        table: str,
-        column: str | None,
-        rule: str,
-        ok: bool,
-        *,
-        kind: str,
-        unexpected: int | None = None,
-        observed: Any = None,
-        examples: list[Any] | None = None,
-        detail: str = "",
-    ) -> None:
-        self.report.outcomes.append(
-            ExpectationOutcome(dataset, table, column, rule, f"engine:{kind}", ok, unexpected, observed)
+
+@dataclass(frozen=True)
+class SourceRun:
+    """What every table of one source is validated with."""
+
+    schema: SchemaConfig
+    cfg: ValidationConfig
+    all_columns: Mapping[str, list[str]]
+    label_required: bool
+    batch_rows: int
+
+
+class _Findings:
+    """The reports of one source's validation: one per batch of row rules (``parts``) and the whole-table
+    rules and table sizes (``whole``), combined at the end."""
+
+    def __init__(self, title: str) -> None:
+        self.whole = ValidationReport(success=True, title=title)
+        self.parts: list[ValidationReport] = []
+
+    def add(self, check: EngineCheck) -> None:
+        c = check
+        self.whole.outcomes.append(
+            ExpectationOutcome(c.dataset, c.table, c.column, c.rule, f"engine:{c.kind}", c.ok, c.unexpected, c.observed)
         )
-        if not ok:
-            self.report.failures.append(Failure(dataset, table, column, rule, unexpected, list(examples or []), detail))
+        if not c.ok:
+            self.whole.failures.append(
+                Failure(c.dataset, c.table, c.column, c.rule, c.unexpected, list(c.examples or []), c.detail)
+            )
 
 
 def _whole_table_rules(
-    name: str,
-    table: ibis.Table,
-    rows: int,
-    dataset: str,
-    suite: Any,
-    schema: SchemaConfig,
-    cfg: ValidationConfig,
-    checks: _Checks,
+    name: str, table: ibis.Table, rows: int, dataset: str, suite: Any, run: SourceRun, findings: _Findings
 ) -> None:
     """The engine's verdict on the suite's whole-table expectations of one table."""
-    limit = cfg.max_offending_values
     for expectation in suite.expectations:
         meta = expectation.meta or {}
         rule = meta.get("rule")
@@ -127,51 +139,38 @@ def _whole_table_rules(
             continue
         column = meta.get("column")
         if rule == RULE_ROWS:
-            checks.add(
-                dataset, name, None, rule, rows >= 1, kind="row_count", observed=rows, detail=f"observed {rows} rows"
-            )
-        elif rule == RULE_NOT_ALL_NULL and column in table.columns:
-            n = int(_scalar(table[column].nunique(where=_present(table[column]))) or 0)
-            if rows:  # an empty table fails "row count" once
-                checks.add(
-                    dataset,
-                    name,
-                    column,
-                    rule,
-                    n >= 1,
-                    kind="distinct_count",
-                    observed=n,
-                    detail=f"observed {n} distinct value(s): every value is missing",
+            findings.add(
+                EngineCheck(
+                    dataset, name, None, rule, rows >= 1, "row_count", observed=rows, detail=f"observed {rows} rows"
                 )
-        elif rule == RULE_UNIQUE_KEY and column is not None and column in table.columns:
-            key = table[column]
-            counts = table.filter(key.notnull()).group_by(column).aggregate(n=lambda t: t.count())
-            repeated = counts.filter(counts.n > 1)
-            bad = int(_scalar(repeated.n.sum()) or 0)
-            checks.add(
-                dataset,
-                name,
-                column,
-                rule,
-                bad == 0,
-                kind="unique",
-                unexpected=bad,
-                examples=_smallest(repeated, column, limit) if bad else [],
             )
+        elif rule == RULE_NOT_ALL_NULL and column is not None and column in table.columns:
+            if rows:  # an empty table fails "row count" once
+                findings.add(_not_entirely_null(dataset, name, table, column))
+        elif rule == RULE_UNIQUE_KEY and column is not None and column in table.columns:
+            findings.add(_unique_key(dataset, name, table, column, run.cfg.max_offending_values))
         elif rule == RULE_DUP_IMPRESSIONS:
-            _duplicate_impressions(name, table, dataset, expectation, schema, cfg, checks)
+            findings.add(_duplicate_impressions(name, table, dataset, expectation, run))
 
 
-def _duplicate_impressions(
-    name: str,
-    table: ibis.Table,
-    dataset: str,
-    expectation: Any,
-    schema: SchemaConfig,
-    cfg: ValidationConfig,
-    checks: _Checks,
-) -> None:
+def _not_entirely_null(dataset: str, name: str, table: ibis.Table, column: str) -> EngineCheck:
+    n = int(_scalar(table[column].nunique(where=_present(table[column]))) or 0)
+    detail = f"observed {n} distinct value(s): every value is missing"
+    return EngineCheck(dataset, name, column, RULE_NOT_ALL_NULL, n >= 1, "distinct_count", observed=n, detail=detail)
+
+
+def _unique_key(dataset: str, name: str, table: ibis.Table, column: str, limit: int) -> EngineCheck:
+    """Rows whose (non-null) key another row shares; examples are the smallest repeated keys."""
+    counts = table.filter(table[column].notnull()).group_by(column).aggregate(n=lambda t: t.count())
+    repeated = counts.filter(counts.n > 1)
+    bad = int(_scalar(repeated.n.sum()) or 0)
+    examples = _smallest(repeated, column, limit) if bad else []
+    return EngineCheck(dataset, name, column, RULE_UNIQUE_KEY, bad == 0, "unique", unexpected=bad, examples=examples)
+
+
+def _duplicate_impressions(name: str, table: ibis.Table, dataset: str, expectation: Any, run: SourceRun) -> EngineCheck:
     """Rows sharing user, item and timestamp instant (parsed by the one parser), among rows with all three."""
+    schema, cfg = run.schema, run.cfg
     meta = expectation.meta or {}
     ts = schema.timestamp
     instant = "__ccss_instant"
@@ -189,13 +188,13 @@ def _duplicate_impressions(
         rows = keyed.semi_join(first, [schema.user, schema.item, instant])
         shown = rows.select(*meta.get("source_columns", [])).order_by(meta.get("source_columns", [])).distinct()
         examples = shown.limit(cfg.max_offending_values).to_pandas().to_dict("records")
-    checks.add(
+    return EngineCheck(
         dataset,
         name,
         meta.get("column"),
         RULE_DUP_IMPRESSIONS,
         ok,
-        kind="compound_unique",
+        "compound_unique",
         unexpected=bad,
         examples=examples,
         detail=str(meta.get("detail", "")),
@@ -208,67 +207,85 @@ def _join_rules(
     schema: SchemaConfig,
     cfg: ValidationConfig,
     log_rows: int,
-    checks: _Checks,
+    findings: _Findings,
 ) -> None:
     """Each side table's key against the log: types that can match, and the share of log rows found."""
     if LOG_TABLE not in present:
         return
     log = present[LOG_TABLE]
-    log_origin = origins.get(LOG_TABLE, LOG_TABLE)
-    taken = _join_columns(schema, {n: list(t.columns) for n, t in present.items()})
+    taken = join_columns(schema, {n: list(t.columns) for n, t in present.items()})
     for name, side in schema.side_tables.items():
         key = side.key
         if name not in present or key not in log.columns or key not in present[name].columns:
             continue
-        side_table, side_origin = present[name], origins.get(name, name)
-        lt, st = log[key].type(), side_table[key].type()
-        kinds = (_kind(lt), _kind(st))
-        ok = None in kinds or kinds[0] == kinds[1]
-        examples = [] if ok else [*_first_value(log, key), *_first_value(side_table, key)]
-        checks.add(
-            log_origin,
-            LOG_TABLE,
-            key,
-            RULE_KEY_TYPES,
-            ok,
-            kind="join_key_types",
-            observed={LOG_TABLE: str(lt), name: str(st)},
-            examples=examples,
-            detail=key_types_detail(key, name, side_origin, kinds, (lt, st)),
+        types = _key_types(key, name, present, origins)
+        findings.add(types)
+        if types.ok:
+            findings.add(_key_coverage(key, name, (log, present[name]), origins, log_rows, taken.get(name, []), cfg))
+
+
+def _key_types(key: str, name: str, present: Mapping[str, ibis.Table], origins: Mapping[str, str]) -> EngineCheck:
+    """ "join key types match": both keys numbers, or both strings, or both datetimes (from the schemas)."""
+    log, side_table = present[LOG_TABLE], present[name]
+    lt, st = log[key].type(), side_table[key].type()
+    kinds = (_kind(lt), _kind(st))
+    ok = None in kinds or kinds[0] == kinds[1]
+    return EngineCheck(
+        origins.get(LOG_TABLE, LOG_TABLE),
+        LOG_TABLE,
+        key,
+        RULE_KEY_TYPES,
+        ok,
+        "join_key_types",
+        observed={LOG_TABLE: str(lt), name: str(st)},
+        examples=[] if ok else [*_first_value(log, key), *_first_value(side_table, key)],
+        detail=key_types_detail(key, name, origins.get(name, name), kinds, (lt, st)),
+    )
+
+
+def _key_coverage(
+    key: str,
+    name: str,
+    tables: tuple[ibis.Table, ibis.Table],
+    origins: Mapping[str, str],
+    log_rows: int,
+    taken: list[str],
+    cfg: ValidationConfig,
+) -> EngineCheck:
+    """ "key found in side table": the share of log rows whose key the side table holds (an anti-join),
+    gated when the join takes a schema column (``taken``) from the side table."""
+    log, side_table = tables
+    side_origin = origins.get(name, name)
+    keys = side_table.select(key).filter(side_table[key].notnull()).distinct()
+    missing = log.anti_join(keys, key) if log_rows else log.limit(0)
+    not_found = int(_scalar(missing.count()) or 0)
+    coverage = (log_rows - not_found) / log_rows if log_rows else None
+    gated = bool(taken)
+    ok = not gated or coverage is None or coverage >= cfg.min_key_coverage
+    observed = {
+        "side_table": name,
+        "coverage": None if coverage is None else round(coverage, 6),
+        "min_key_coverage": cfg.min_key_coverage if gated else "not gated",
+    }
+    detail = (
+        ""
+        if coverage is None
+        else key_coverage_detail(key, name, side_origin, cfg.min_key_coverage, taken).replace(
+            "{coverage}", f"{coverage:.2%}"
         )
-        if not ok:
-            continue
-        keys = side_table.select(key).filter(side_table[key].notnull()).distinct()
-        missing = log.anti_join(keys, key) if log_rows else log.limit(0)
-        not_found = int(_scalar(missing.count()) or 0)
-        coverage = (log_rows - not_found) / log_rows if log_rows else None
-        columns = taken.get(name, [])
-        gated = bool(columns)
-        ok = not gated or coverage is None or coverage >= cfg.min_key_coverage
-        observed = {
-            "side_table": name,
-            "coverage": None if coverage is None else round(coverage, 6),
-            "min_key_coverage": cfg.min_key_coverage if gated else "not gated",
-        }
-        detail = (
-            ""
-            if coverage is None
-            else key_coverage_detail(key, name, side_origin, cfg.min_key_coverage, columns).replace(
-                "{coverage}", f"{coverage:.2%}"
-            )
-        )
-        checks.add(
-            log_origin,
-            LOG_TABLE,
-            key,
-            RULE_KEY_COVERAGE,
-            ok,
-            kind="key_coverage",
-            unexpected=not_found,
-            observed=observed,
-            examples=[] if ok else _smallest(missing.filter(missing[key].notnull()), key, cfg.max_offending_values),
-            detail=detail,
-        )
+    )
+    return EngineCheck(
+        dataset=origins.get(LOG_TABLE, LOG_TABLE),
+        table=LOG_TABLE,
+        column=key,
+        rule=RULE_KEY_COVERAGE,
+        ok=ok,
+        kind="key_coverage",
+        unexpected=not_found,
+        observed=observed,
+        examples=[] if ok else _smallest(missing.filter(missing[key].notnull()), key, cfg.max_offending_values),
+        detail=detail,
+    )
 
 
 def _first_value(table: ibis.Table, column: str) -> list[Any]:
@@ -300,57 +317,43 @@ def validate_source_tables(
     cfg = cfg or ValidationConfig()
     head = ValidationReport(success=True, title=title, failures=missing_tables(tables, origins, schema))
     present = {n: tables[n] for n in [LOG_TABLE, *schema.side_tables] if n in tables}
-    all_columns = {n: list(t.columns) for n, t in present.items()}
-    whole = ValidationReport(success=True, title=title)
-    checks = _Checks(whole)
-    parts: list[ValidationReport] = []
+    run = SourceRun(schema, cfg, {n: list(t.columns) for n, t in present.items()}, label_required, batch_rows)
+    findings = _Findings(title)
     rows_of: dict[str, int] = {}
     for name, table in present.items():
         dataset = origins.get(name, name)
         with engine_errors(dataset):  # a file the engine scans lazily fails here, naming it
-            rows_of[name] = _validate_table(
-                name, table, dataset, all_columns, schema, cfg, label_required, batch_rows, parts, whole, checks
-            )
+            rows_of[name] = _validate_table(name, table, dataset, run, findings)
     with engine_errors(origins.get(LOG_TABLE, LOG_TABLE)):
-        _join_rules(present, origins, schema, cfg, rows_of.get(LOG_TABLE, 0), checks)
-    report = combine_reports([head, *parts, whole], title, cfg.max_offending_values)
-    report.tables = whole.tables
+        _join_rules(present, origins, schema, cfg, rows_of.get(LOG_TABLE, 0), findings)
+    report = combine_reports([head, *findings.parts, findings.whole], title, cfg.max_offending_values)
+    report.tables = findings.whole.tables
     report.success = not report.failures
     return report
 
 
-def _validate_table(
-    name: str,
-    table: ibis.Table,
-    dataset: str,
-    all_columns: dict[str, list[str]],
-    schema: SchemaConfig,
-    cfg: ValidationConfig,
-    label_required: bool,
-    batch_rows: int,
-    parts: list[ValidationReport],
-    whole: ValidationReport,
-    checks: _Checks,
-) -> int:
-    """One table: its row rules batch by batch (appended to ``parts``), its whole-table rules; its rows."""
+def _validate_table(name: str, table: ibis.Table, dataset: str, run: SourceRun, findings: _Findings) -> int:
+    """One table: its row rules batch by batch (one report each in ``findings.parts``), its whole-table
+    rules; returns its rows."""
+    schema, cfg = run.schema, run.cfg
     suite = build_table_suite(
         name,
-        all_columns[name],
+        run.all_columns[name],
         schema,
         cfg,
-        all_columns=all_columns,
+        all_columns=run.all_columns,
         non_numeric=_non_numeric(table, [n.name for n in schema.numerical]),
-        label_required=label_required,
+        label_required=run.label_required,
     )
     rows = int(_scalar(table.count()) or 0)
-    whole.tables[name] = TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
+    findings.whole.tables[name] = TableStats(dataset=dataset, table=name, rows=rows, columns=len(table.columns))
     row_suite = _row_rules_suite(suite)
-    for batch in _batches(table, list(table.columns), batch_rows):
+    for batch in engine_batches(table, list(table.columns), run.batch_rows):
         frame = prepare_table(name, batch, schema)
-        part = ValidationReport(success=True, title=whole.title)
-        for table_name, result in _run_suites([(name, frame, row_suite)], cfg.max_offending_values).items():
-            _collect(dataset, table_name, frame, result, cfg.max_offending_values, part)
-        parts.append(part)
-        del batch, frame  # _batches collects GX's reference cycles between batches
-    _whole_table_rules(name, table, rows, dataset, suite, schema, cfg, checks)
+        part = ValidationReport(success=True, title=findings.whole.title)
+        for table_name, result in run_suites([(name, frame, row_suite)], cfg.max_offending_values).items():
+            collect_results(dataset, table_name, frame, result, cfg.max_offending_values, part)
+        findings.parts.append(part)
+        del batch, frame  # engine_batches collects GX's reference cycles between batches
+    _whole_table_rules(name, table, rows, dataset, suite, run, findings)
     return rows

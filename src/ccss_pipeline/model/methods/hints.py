@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ccss_pipeline.config import ContrastiveConfig, HintsConfig, SearchRange, TrainingConfig
-from ccss_pipeline.data.transformer import DENSE_CLIP
+from ccss_pipeline.encoding import DENSE_CLIP
 from ccss_pipeline.model.batches import Batch
 from ccss_pipeline.model.methods.base import BatchTerm, MonotonicityMethod, plain_term, register
 from ccss_pipeline.spec import FeatureSpec, NumericalFeature
@@ -57,7 +57,7 @@ def quantile_span(feature: NumericalFeature, low: float = 0.01, high: float = 0.
 
 
 class TorchNumericalEncoder:
-    """``data.transformer.encode_numerical`` for a set of numerical features, vectorized in torch on the
+    """``encoding.encode_numerical`` for a set of numerical features, vectorized in torch on the
     training device (float64 inside, as the NumPy encoder), plus the inverse of the dense transform.
 
     ``features[j]`` is addressed by j: ``encode(raw, j)`` encodes each raw value with its own feature.

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                nodes.compare_monotonicity_methods,
+                nodes.comparison_data,
                 inputs=[
                     "train_model_input",
                     "validation_model_input",
@@ -24,6 +24,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "feature_spec",
                     "counterfactual_pairs",
                     "feature_importance",
+                    "params:compare",
+                ],
+                outputs="compare_data",
+                name="comparison_data",
+            ),
+            Node(
+                nodes.compare_monotonicity_methods,
+                inputs=[
+                    "compare_data",
                     "search_storage",
                     "project_folder",
                     "params:model_training",

@@ -18,12 +18,10 @@ from ccss_pipeline.model.trainer import train_model
 from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import FeatureSpec
 
-Table = ParquetTable | pd.DataFrame  # the catalog hands a lazy table; tests may hand a frame
-
 
 def estimate_feature_importance(
-    train_model_input: Table,
-    validation_model_input: Table,
+    train_model_input: ParquetTable,
+    validation_model_input: ParquetTable,
     spec: FeatureSpec,
     counterfactual_pairs: PairsConfig,
     model_training: TrainingConfig,
@@ -60,7 +58,7 @@ def estimate_feature_importance(
 
 
 def materialize_pairs(
-    train_model_input: Table,
+    train_model_input: ParquetTable,
     spec: FeatureSpec,
     feature_importance: FeatureImportance,
     counterfactual_pairs: PairsConfig,
@@ -69,9 +67,8 @@ def materialize_pairs(
     F side); drawn ``chunk_rows`` rows at a time (:mod:`ccss_pipeline.model.pair_stream`) from the table's
     row groups and written chunk by chunk (memory: one chunk, whatever the table's size)."""
     p = feature_importance.draw_probabilities(spec)
-    batches = train_model_input.iter_frames() if isinstance(train_model_input, ParquetTable) else [train_model_input]
     chunks = pair_chunks(
-        batches,
+        train_model_input.iter_frames(),
         spec,
         p,
         counterfactual_pairs.seed,

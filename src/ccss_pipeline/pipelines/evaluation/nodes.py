@@ -4,8 +4,8 @@ Each node reads its datasets, calls the library and hands the result back in the
 :func:`evaluate_models` unpacks the typed :class:`~ccss_pipeline.evaluation.results.EvaluationResult`
 into its eight tracked outputs; :func:`plot_evaluation` gives the plot files and the figure set both
 documents embed; :func:`collect_findings` (the library's, wired as a node) gives what both documents
-read; :func:`write_report` and :func:`write_model_card` render them. The seed aggregation is the
-library's :func:`~ccss_pipeline.evaluation.aggregate.aggregate_over_seeds`.
+read; :func:`write_report` and :func:`write_model_card` render them; :func:`aggregate_over_seeds` unpacks
+the library's :class:`~ccss_pipeline.evaluation.aggregate.SeedAggregate` into its three outputs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ccss_pipeline.config import EvaluationConfig, FeatureConfig
-from ccss_pipeline.evaluation import evaluate
-from ccss_pipeline.evaluation.aggregate import aggregate_over_seeds as aggregate_over_seeds  # a node as it is
+from ccss_pipeline.evaluation import aggregate, evaluate
 from ccss_pipeline.evaluation.documents import card_context, report_context
 from ccss_pipeline.evaluation.figures import FigureSet, draw_evaluation_figures
 from ccss_pipeline.evaluation.findings import EvaluationFindings
@@ -29,6 +28,11 @@ from ccss_pipeline.evaluation.report import render_report
 from ccss_pipeline.model.persistence import TrainedModel
 from ccss_pipeline.parquet_table import ParquetTable
 from ccss_pipeline.spec import FeatureSpec
+
+
+def aggregate_over_seeds(seed_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """``seed_summary``, ``paired_differences`` and ``metrics`` (:func:`.aggregate.aggregate_over_seeds`)."""
+    return aggregate.aggregate_over_seeds(seed_metrics).outputs()
 
 
 def evaluate_models(

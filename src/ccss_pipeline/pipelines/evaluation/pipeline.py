@@ -2,24 +2,12 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from ccss_pipeline.evaluation.outputs import OUTPUTS  # the fields of the typed EvaluationResult, in order
 from ccss_pipeline.pipelines.node_functions import NodeFunctions
 
 #: kedro-viz groups the nodes of this stage under this name; datasets keep their catalog names.
 NAMESPACE = "evaluation"
 nodes = NodeFunctions(f"{__package__}.nodes")  # imported when a node runs (PyTorch, scikit-learn, matplotlib)
-
-#: the fields of the typed EvaluationResult, in order (``ccss_pipeline.evaluation.results.OUTPUTS``, not
-#: imported here: scikit-learn; tests/evaluation/test_presentation.py checks they agree)
-EVALUATION_OUTPUTS = [
-    "evaluation_results",
-    "monotonicity_per_feature",
-    "raw_grid_per_feature",
-    "partial_dependence",
-    "raw_grid_curves",
-    "roc_curves",
-    "calibration_curves",
-    "seed_metrics",
-]
 
 #: the tables the figures are drawn from, then the spec (axes name its label)
 PLOT_INPUTS = [
@@ -75,7 +63,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.evaluate_models,
                 inputs=["test_model_input", "feature_spec", "trained_models", "source_truth", "params:evaluation"],
-                outputs=EVALUATION_OUTPUTS,
+                outputs=list(OUTPUTS),
                 name="evaluate_accuracy_and_monotonicity",
             ),
             Node(

@@ -1,33 +1,28 @@
-"""Feature engineering nodes: thin wrappers over :mod:`ccss_pipeline.data.relational` (engine tables
-in, engine tables out; the catalog's EngineTableDataset runs them into parquet). A frame passed in
-(a notebook, a test) runs the same rules in memory and gives frames back."""
+"""Feature engineering nodes: thin wrappers over :mod:`ccss_pipeline.data.relational`, engine tables in
+and engine tables out (the catalog's EngineTableDataset runs them into parquet). A caller holding frames
+(a notebook, a test) turns them into in-memory tables first (:mod:`ccss_pipeline.data.relational.in_memory`)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import ibis
-import pandas as pd
 
 from ccss_pipeline.config import FeatureConfig, SchemaConfig
-from ccss_pipeline.data import log_features, transformer
 from ccss_pipeline.data.history import history_fingerprint
-from ccss_pipeline.data.relational import log_features as engine_log_features
-from ccss_pipeline.data.relational import transformer as engine_transformer
+from ccss_pipeline.data.relational import encoding, log_features, transformer
 from ccss_pipeline.data.relational.splitting import split_table
-from ccss_pipeline.data.splitting import check_split_config, split_rows
+from ccss_pipeline.data.splitting import check_split_config
 from ccss_pipeline.data.validation.report import ValidationReport
-from ccss_pipeline.lineage import StampedTable, stamp
-from ccss_pipeline.pipelines.data_validation.nodes import gate
-from ccss_pipeline.pipelines.data_validation.nodes import validate_split as validate_split  # a node as it is
+from ccss_pipeline.data.validation.report import raise_if_failed as gate
+from ccss_pipeline.data.validation.stages import validate_split as validate_split  # a node as it is
+from ccss_pipeline.lineage import StampedTable, stamp_table
 from ccss_pipeline.spec import SPLIT_COLUMN, FeatureSpec
 
 
 def engineer_log_features(interactions: ibis.Table, schema: SchemaConfig) -> ibis.Table:
     """Leak-free prior counts and click-through of users and videos (see data.relational.log_features)."""
-    if isinstance(interactions, pd.DataFrame):
-        return log_features.add_log_features(interactions, schema.log_features)
-    return engine_log_features.add_log_features(interactions, schema.log_features)
+    return log_features.add_log_features(interactions, schema.log_features)
 
 
 def split_interactions(
@@ -40,8 +35,7 @@ def split_interactions(
     """
     if schema is not None:
         check_split_config(schema, features)
-    split = split_rows if isinstance(interactions, pd.DataFrame) else split_table
-    return split(
+    return split_table(
         interactions,
         features.split,
         has_timestamp=schema.timestamp is not None if schema is not None else True,
@@ -54,7 +48,7 @@ def fit_features(
     split_report: ValidationReport,
     schema: SchemaConfig,
     features: FeatureConfig,
-    interactions: ibis.Table | pd.DataFrame | None = None,
+    interactions: ibis.Table | None = None,
 ) -> FeatureSpec:
     """Fit buckets, scaling and vocabularies on train only; the spec is the persisted transformer,
     stamped with the fingerprint of the training log (``interactions``) that scoring reads its history
@@ -63,13 +57,10 @@ def fit_features(
     Gated on the split validation report: a bad split stops the run before any feature is written.
     """
     gate(split_report)
-    fit = transformer.fit_feature_spec if isinstance(train, pd.DataFrame) else engine_transformer.fit_feature_spec
-    spec = fit(train, schema, features)
+    spec = transformer.fit_feature_spec(train, schema, features)
     return spec if interactions is None else replace(spec, history=history_fingerprint(interactions))
 
 
-def make_model_input(split: ibis.Table, spec: FeatureSpec) -> StampedTable | pd.DataFrame:
+def make_model_input(split: ibis.Table, spec: FeatureSpec) -> StampedTable:
     """Encode one split with the fitted spec into the model-ready table (stamped with the spec)."""
-    if isinstance(split, pd.DataFrame):
-        return transformer.to_model_input(split, spec)
-    return stamp(engine_transformer.to_model_input(split, spec), spec)
+    return stamp_table(encoding.to_model_input(split, spec), spec)

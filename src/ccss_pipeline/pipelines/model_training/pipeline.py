@@ -30,7 +30,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "search_storage",
                     "project_folder",
                     "params:model_training",
-                    "params:counterfactual_pairs",  # the pair table must be drawn with the configured move
                 ],
                 outputs=["best_params", "optuna_trials", "optuna_plots"],
                 name="tune_contrastive_loss",
@@ -47,7 +46,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "best_params",
                     "project_folder",
                     "params:model_training",
-                    "params:counterfactual_pairs",  # the pair table must be drawn with the configured move
                 ],
                 outputs=["trained_models", "training_history"],
                 name="train_ccss_and_baseline",

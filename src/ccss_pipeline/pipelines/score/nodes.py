@@ -9,21 +9,22 @@ written chunk by chunk to a temporary file that replaces ``scores.parquet`` only
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
+import ibis
 import pandas as pd
 
 from ccss_pipeline.config import SchemaConfig, TrainingConfig, ValidationConfig
 from ccss_pipeline.data.history import require_history
 from ccss_pipeline.data.interactions import ROW_COLUMN, build_interactions
+from ccss_pipeline.data.relational.encoding import ROW, to_model_input
+from ccss_pipeline.data.relational.in_memory import in_memory
 from ccss_pipeline.data.scoring import conform_ids, integer_coded_columns, with_history_log_features
-from ccss_pipeline.data.sources import ChunkedSource, origin_of, source_bundles
-from ccss_pipeline.data.transformer import to_model_input
+from ccss_pipeline.data.sources import ChunkedSource, source_bundles, tables_in_memory
 from ccss_pipeline.data.validation.report import ValidationReport
+from ccss_pipeline.data.validation.report import raise_if_failed as gate
 from ccss_pipeline.model.backbones import CTRModel
 from ccss_pipeline.model.persistence import TrainedModel, chosen_models
 from ccss_pipeline.model.scoring import predict_proba
-from ccss_pipeline.pipelines.data_validation.nodes import gate
 from ccss_pipeline.spec import LABEL_COLUMN, TIME_COLUMN, FeatureSpec, ModelInputs
 
 Source = dict[str, pd.DataFrame] | ChunkedSource
@@ -34,18 +35,12 @@ def validate_rows_to_score(
 ) -> ValidationReport:
     """The raw gate's suites on the rows to score (every chunk); the label rules apply only when the
     label is there."""
-    from ccss_pipeline.data.validation import combine_reports, validate_source  # GX: ~8 s to import
+    from ccss_pipeline.data.validation import combine_reports  # GX: ~8 s to import
+    from ccss_pipeline.data.validation.stages import validate_raw_source
 
     title = "Scoring data validation"
     reports = (
-        validate_source(
-            bundle,
-            {name: origin_of(frame, name) for name, frame in bundle.items()},
-            schema,
-            data_validation,
-            label_required=False,
-            title=title,
-        )
+        validate_raw_source(bundle, schema, data_validation, label_required=False, title=title)
         for bundle in source_bundles(score_source)
     )
     return combine_reports(reports, title, data_validation.max_offending_values)
@@ -55,7 +50,8 @@ def score_frame(rows: pd.DataFrame, spec: FeatureSpec, models: dict[str, CTRMode
     """``row``, the ids and time, the label when given, and ``p_<backbone>`` per model, in ``row`` order."""
     labelled = LABEL_COLUMN in rows.columns
     frame = rows if labelled else rows.assign(**{LABEL_COLUMN: 0})  # the encoding needs a label column
-    inputs = ModelInputs.from_frame(to_model_input(frame, spec), spec)
+    encoded = to_model_input(in_memory(frame, positions=ROW), spec).to_pandas()  # in the rows' order
+    inputs = ModelInputs.from_frame(encoded, spec)
     keys = [c for c in (ROW_COLUMN, "user", "item", TIME_COLUMN) if c in rows.columns]
     out = rows[keys].copy()
     if labelled:
@@ -69,13 +65,13 @@ def _check_ids_in_memory(score_source: Source, coded: dict[str, bool]) -> None:
     """Conform the ids of what is already in memory (the whole bundle, or a chunked source's side tables),
     so a column the engine cannot join fails the node with its name, not as a failure to save the first
     chunk. A chunked log is checked chunk by chunk as it is read (no extra pass over a large file)."""
-    conform_ids(score_source.side_tables if isinstance(score_source, ChunkedSource) else score_source, coded)
+    conform_ids(tables_in_memory(score_source), coded)
 
 
 def score_rows(
     score_source: Source,
     score_validation_report: ValidationReport,
-    interactions: Any,
+    interactions: ibis.Table,
     spec: FeatureSpec,
     trained_models: Mapping[str, TrainedModel],
     schema: SchemaConfig,

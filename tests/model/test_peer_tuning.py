@@ -1,11 +1,11 @@
-"""The resumable single-objective study of the monotone-by-construction models (``model/tuning.py``; the search itself is ``ccss_pipeline.tuning``)."""
+"""The resumable single-objective study of the monotone-by-construction models (``model/peer_tuning.py``; the search itself is ``ccss_pipeline.tuning``)."""
 
 from __future__ import annotations
 
 import optuna
 import pytest
 
-from ccss_pipeline.model.tuning import completed, run_trials
+from ccss_pipeline.model.peer_tuning import StudyPlan, completed, run_trials
 
 
 def _objective(trial: optuna.Trial) -> float:
@@ -32,3 +32,15 @@ def test_a_fresh_study_is_seeded_and_zero_trials_runs_nothing():
     assert completed(run_trials(_objective, 0, seed=1)) == 0
     with pytest.raises(ValueError):
         run_trials(_objective, -1, seed=1)
+
+
+def test_a_study_plan_runs_the_same_study_as_run_trials_under_the_peers_name(tmp_path):
+    """A peer (``tune_gbdt``, ``tune_monotone_net``) runs its study through a :class:`StudyPlan`: the
+    plan's name when it has one, else the peer's; the same trials as :func:`run_trials` itself."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direct = run_trials(_objective, 4, seed=1, n_startup_trials=2, study_name="gbdt")
+    planned = StudyPlan(n_trials=4, n_startup_trials=2).run(_objective, seed=1, default_name="gbdt")
+    assert planned.study_name == "gbdt" and [t.params for t in planned.trials] == [t.params for t in direct.trials]
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    named = StudyPlan(n_trials=2, storage=storage, study_name="mine").run(_objective, seed=0, default_name="gbdt")
+    assert named.study_name == "mine" and completed(optuna.load_study(study_name="mine", storage=storage)) == 2

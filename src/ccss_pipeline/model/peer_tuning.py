@@ -1,4 +1,5 @@
-"""A single-objective Optuna study that resumes: the tuning loop of the models monotone by construction.
+"""A single-objective Optuna study that resumes: the tuning loop of the comparison's peers, the models
+monotone by construction (named apart from :mod:`ccss_pipeline.tuning`, the CCSS search).
 
 :func:`ccss_pipeline.model.gbdt.tune_gbdt` and :func:`ccss_pipeline.model.monotone_net.tune_monotone_net`
 maximise the validation AUC of one fit per trial. :func:`run_trials` creates the study — in memory, or
@@ -15,6 +16,7 @@ search) are :mod:`ccss_pipeline.tuning.search`'s.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import optuna
@@ -59,3 +61,25 @@ def run_trials(
     if remaining > 0:  # an error in a trial is raised (it fails that trial; the next call runs it again)
         study.optimize(objective, n_trials=remaining)
     return study
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What a peer's study must hold and where it lives: ``n_trials`` COMPLETE trials, the first
+    ``n_startup_trials`` random draws; in memory without ``storage``, else under ``study_name`` there,
+    where a later run of the same plan resumes it. ``study_name`` None: the peer's own name."""
+
+    n_trials: int
+    n_startup_trials: int = 3
+    storage: optuna.storages.BaseStorage | str | None = None
+    study_name: str | None = None
+
+    def name_or(self, default: str) -> str:
+        """The study's name: ``study_name``, else the peer's ``default``."""
+        return default if self.study_name is None else self.study_name
+
+    def run(self, objective: Callable[[optuna.Trial], float], seed: int, default_name: str) -> optuna.Study:
+        """:func:`run_trials` of this plan (the study named :meth:`name_or` ``default_name``)."""
+        return run_trials(
+            objective, self.n_trials, seed, self.n_startup_trials, self.name_or(default_name), self.storage
+        )
