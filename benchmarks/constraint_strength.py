@@ -43,7 +43,7 @@ def _load(project: Path) -> dict[str, Any]:
     from ccss_pipeline.config import TrainingConfig
     from ccss_pipeline.model.streaming import model_source
     from ccss_pipeline.model.synthesis import PairTable
-    from ccss_pipeline.parquet_table import as_frame
+    from ccss_pipeline.spec import ModelInputs
 
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
@@ -56,8 +56,9 @@ def _load(project: Path) -> dict[str, Any]:
             "evaluation": context.params["evaluation"],
             "train": model_source(catalog.load("train_model_input"), spec, None, "train_model_input"),
             "valid": model_source(catalog.load("validation_model_input"), spec, None, "validation_model_input"),
-            "test": model_source(catalog.load("test_model_input"), spec, None, "test_model_input"),
-            "pairs": PairTable.from_frame(as_frame(catalog.load("counterfactual_pairs"))),
+            # the catalog holds the test split in memory (evaluation's), the pairs lazily
+            "test": ModelInputs.from_frame(catalog.load("test_model_input"), spec),
+            "pairs": PairTable.from_frame(catalog.load("counterfactual_pairs").frame()),
             "chosen": catalog.load("best_params"),
         }
 

@@ -67,6 +67,7 @@ def child(mode: str, table: Path, memory_rows: int, epochs: int) -> dict[str, An
     from ccss_pipeline.model.streaming import ParquetModelInput
     from ccss_pipeline.model.synthesis import draw_pairs
     from ccss_pipeline.model.trainer import train_model
+    from ccss_pipeline.parquet_table import ParquetTable
     from ccss_pipeline.spec import FeatureSpec, ModelInputs
 
     spec = FeatureSpec.from_dict(json.loads((ROOT / "data" / "04_feature" / "feature_spec.json").read_text()))
@@ -91,7 +92,7 @@ def child(mode: str, table: Path, memory_rows: int, epochs: int) -> dict[str, An
         pairs = draw_pairs(train.bucket, train.dense, train.label, spec, p, seed=0, move="decomposed")
         result = train_model(spec, train, valid, backbone, training.contrastive, optim, pairs=pairs)
     else:
-        train = ParquetModelInput(table, spec)
+        train = ParquetModelInput(ParquetTable(table), spec)
         result = train_model(spec, train, valid, backbone, training.contrastive, optim, shapley_p=p, move="decomposed")
     return {
         "mode": mode,
