@@ -306,6 +306,11 @@ def _method(ctx: ReportContext) -> Part:
         "Every model is scored in float32 on the test split (how the rows were split: see Splits above). Figures "
         "are mean ± standard deviation over the training seeds; the paired difference subtracts the baseline from "
         "CCSS seed by seed, with a two-sided 95% Student-t interval.",
+        "Other ways to keep the declared directions — the point-wise gradient penalty, monotonicity hints, a "
+        "Lipschitz monotonic network and LightGBM with monotone constraints — are run under this protocol by "
+        '`kedro run --pipelines=compare`, which writes the "Methods compared" section (the table and its plain '
+        "reading) to methods_compared.md beside this report: a pipeline of its own, so this report does not wait "
+        "for it.",
     ]
     label, t = ctx.label_name or "label", _threshold(ctx)
     notes.append(
