@@ -57,3 +57,15 @@ class SearchRange(StrictConfig):
         if self.log and self.low <= 0:
             raise ValueError(f"a log-scale search range needs low > 0, got {self.low}")
         return self
+
+
+def sqlite_file_inside_data(value: str, field: str) -> str:
+    """A study's storage from parameters: an SQLite file inside the project's data/ folder (the search's and
+    the comparison's studies both resume from one)."""
+    inside_data_folder(value, field)
+    if not value.lower().endswith(SQLITE_SUFFIXES):
+        raise ValueError(
+            f"{field} must name an SQLite file ending in {', '.join(SQLITE_SUFFIXES)} "
+            f"(e.g. 'data/06_models/optuna.db'), got {value!r}"
+        )
+    return value

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from ccss_pipeline.config.base import SQLITE_SUFFIXES, SearchRange, Seed, StrictConfig, inside_data_folder
+from ccss_pipeline.config.base import SearchRange, Seed, StrictConfig, sqlite_file_inside_data
 
 
 class WhatIfConfig(StrictConfig):
@@ -82,7 +82,4 @@ class CompareConfig(StrictConfig):
     @field_validator("storage_path")
     @classmethod
     def _sqlite_inside_data(cls, value: str) -> str:
-        inside_data_folder(value, "compare.storage_path")
-        if not value.lower().endswith(SQLITE_SUFFIXES):
-            raise ValueError(f"compare.storage_path must name an SQLite file ending in {', '.join(SQLITE_SUFFIXES)}")
-        return value
+        return sqlite_file_inside_data(value, "compare.storage_path")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from ccss_pipeline.config.base import SQLITE_SUFFIXES, SearchRange, Seed, StrictConfig, inside_data_folder
+from ccss_pipeline.config.base import SearchRange, Seed, StrictConfig, sqlite_file_inside_data
 
 
 class PrunerConfig(StrictConfig):
@@ -96,10 +96,4 @@ class SearchConfig(StrictConfig):
     @field_validator("storage_path")
     @classmethod
     def _inside_data(cls, value: str) -> str:
-        inside_data_folder(value, "storage_path")
-        if not value.lower().endswith(SQLITE_SUFFIXES):
-            raise ValueError(
-                f"storage_path must name an SQLite file ending in {', '.join(SQLITE_SUFFIXES)} "
-                f"(e.g. 'data/06_models/optuna.db'), got {value!r}"
-            )
-        return value
+        return sqlite_file_inside_data(value, "storage_path")
